@@ -1,0 +1,76 @@
+# socketpool: five small programs for network plumbing in shell scripts.
+.POSIX:
+
+PREFIX    = /usr/local
+MANPREFIX = $(PREFIX)/share/man
+DESTDIR   =
+CC        = cc
+OPT       = -O2 -g
+WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
+CFLAGS    = -std=c11 -D_XOPEN_SOURCE=700 $(OPT) $(WARN)
+LDFLAGS   =
+LDLIBS    =
+# Where objects and programs go; the sanitizer build of `make check` uses another pair.
+BUILD     = build
+BIN       = bin
+
+PROGS   = socket bind-input bind-output pool master
+LIBSRC  = $(sort $(wildcard src/lib/*.c))
+LIBOBJ  = $(LIBSRC:src/lib/%.c=$(BUILD)/lib/%.o)
+TOOLSRC = $(sort $(wildcard tests/tools/*.c))
+EXIST   = $(foreach p,$(PROGS),$(if $(wildcard src/$(p).c),$(p)))
+TARGETS = $(EXIST:%=$(BIN)/%)
+MANS    = $(sort $(wildcard man/*.1 man/*.7))
+
+all: $(TARGETS)
+
+$(BUILD)/lib/%.o: src/lib/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/libsp.a: $(LIBOBJ)
+	rm -f $@
+	ar rcs $@ $(LIBOBJ)
+
+$(BIN)/%: $(BUILD)/%.o $(BUILD)/libsp.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libsp.a $(LDLIBS)
+
+# Small programs the tests and benchmarks drive (free ports, load, activation).
+tools: $(TOOLSRC:tests/tools/%.c=tests/bin/%)
+
+tests/bin/%: tests/tools/%.c $(BUILD)/libsp.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -pthread -Isrc -o $@ $< $(BUILD)/libsp.a
+
+check:
+	sh scripts/check.sh
+
+demo: all
+	sh scripts/demo.sh
+
+bench: all tools
+	sh scripts/bench.sh
+
+install: all
+	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(MANPREFIX)/man1 $(DESTDIR)$(MANPREFIX)/man7
+	for p in $(EXIST); do cp -f $(BIN)/$$p $(DESTDIR)$(PREFIX)/bin/$$p; \
+		chmod 755 $(DESTDIR)$(PREFIX)/bin/$$p; done
+	for m in $(MANS); do s=$${m##*.}; cp -f $$m $(DESTDIR)$(MANPREFIX)/man$$s/; \
+		chmod 644 $(DESTDIR)$(MANPREFIX)/man$$s/$${m##*/}; done
+
+uninstall:
+	for p in $(PROGS); do rm -f $(DESTDIR)$(PREFIX)/bin/$$p; done
+	for m in $(MANS); do s=$${m##*.}; rm -f $(DESTDIR)$(MANPREFIX)/man$$s/$${m##*/}; done
+
+clean:
+	rm -rf build bin tests/bin
+
+.PHONY: all tools check demo bench install uninstall clean
+.PRECIOUS: $(BUILD)/%.o $(BUILD)/lib/%.o
+
+-include $(wildcard $(BUILD)/*.d $(BUILD)/lib/*.d)

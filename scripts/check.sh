@@ -1,0 +1,40 @@
+#!/bin/sh
+# `make check`: install test needs, build, run the bats suite on the normal
+# build and again on an ASan/UBSan build, and end with "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+sh scripts/deps.sh test || { echo "check: cannot install test dependencies" >&2; exit 1; }
+
+MAKE=${MAKE:-make}
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT INT TERM
+status=0
+
+$MAKE -s all tools || exit 1
+# Both compilers must build warning-free; clang only compiles here.
+if command -v clang >/dev/null 2>&1; then
+	$MAKE -s CC=clang BUILD=build/clang BIN=build/clang/bin all || exit 1
+fi
+
+run_suite() { # name bin-dir
+	echo "== $1 build: bats tests/"
+	SP_BIN=$2 bats --tap tests/ >"$out/$1.tap" 2>&1
+	rc=$?
+	cat "$out/$1.tap"
+	[ $rc -eq 0 ] || status=1
+}
+
+run_suite plain "$PWD/bin"
+
+san="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+$MAKE -s BUILD=build/san BIN=build/san/bin OPT="-O1 -g $san" LDFLAGS="$san" all || exit 1
+ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:exitcode=86 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	run_suite sanitized "$PWD/build/san/bin"
+
+passed=$(cat "$out"/*.tap | grep -c '^ok ')
+failed=$(cat "$out"/*.tap | grep -c '^not ok ')
+[ "$failed" -eq 0 ] || status=1
+[ "$passed" -gt 0 ] || status=1
+echo "$passed passed, $failed failed"
+exit $status

@@ -1,0 +1,111 @@
+#define _GNU_SOURCE /* splice, pipe2 */
+#include "io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <time.h>
+#include <unistd.h>
+
+ssize_t io_read(int fd, void *buf, size_t n)
+{
+	ssize_t r;
+
+	do
+		r = read(fd, buf, n);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
+int io_write_all(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+
+				poll(&pfd, 1, -1);
+				continue;
+			}
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int io_set_nonblock(int fd, int on)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0)
+		return -1;
+	fl = on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
+	return fcntl(fd, F_SETFL, fl);
+}
+
+int io_set_cloexec(int fd, int on)
+{
+	int fl = fcntl(fd, F_GETFD);
+
+	if (fl < 0)
+		return -1;
+	fl = on ? fl | FD_CLOEXEC : fl & ~FD_CLOEXEC;
+	return fcntl(fd, F_SETFD, fl);
+}
+
+int io_pipe(int fds[2])
+{
+	return pipe2(fds, O_CLOEXEC);
+}
+
+ssize_t io_splice(int in, int out, size_t n, int nonblock)
+{
+	ssize_t r;
+
+	do
+		r = splice(in, NULL, out, NULL, n,
+			   SPLICE_F_MOVE | (nonblock ? SPLICE_F_NONBLOCK : 0));
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
+int io_devnull(int fd, int flags)
+{
+	int nfd = open("/dev/null", flags | O_CLOEXEC);
+
+	if (nfd < 0)
+		return -1;
+	if (nfd != fd) {
+		if (dup2(nfd, fd) < 0) {
+			close(nfd);
+			return -1;
+		}
+		close(nfd);
+	} else {
+		io_set_cloexec(fd, 0);
+	}
+	return 0;
+}
+
+void io_sanitize_std(void)
+{
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0)
+			io_devnull(fd, fd == 0 ? O_RDONLY : O_WRONLY);
+}
+
+long long io_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

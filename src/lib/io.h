@@ -1,0 +1,39 @@
+/* io: whole reads and writes, descriptor flags, and the splice wrapper. */
+#ifndef SP_IO_H
+#define SP_IO_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* read(2) retrying EINTR. */
+ssize_t io_read(int fd, void *buf, size_t n);
+
+/*
+ * Write all n bytes, retrying EINTR and short writes (and waiting in
+ * poll on EAGAIN). Returns 0, or -1 with errno set.
+ */
+int io_write_all(int fd, const void *buf, size_t n);
+
+int io_set_nonblock(int fd, int on);
+int io_set_cloexec(int fd, int on);
+
+/* pipe2(O_CLOEXEC) */
+int io_pipe(int fds[2]);
+
+/*
+ * Move up to n bytes from in to out without copying through user space,
+ * where one of them is a pipe (Linux splice). Returns bytes moved, 0 at
+ * EOF, or -1 with errno; ENOSYS/EINVAL mean "fall back to read/write".
+ */
+ssize_t io_splice(int in, int out, size_t n, int nonblock);
+
+/* Reopen fds 0, 1 and 2 on /dev/null where they are closed. */
+void io_sanitize_std(void);
+
+/* Point fd at /dev/null. Returns 0 or -1. */
+int io_devnull(int fd, int flags);
+
+/* Duration in milliseconds from CLOCK_MONOTONIC. */
+long long io_now_ms(void);
+
+#endif

@@ -1,0 +1,62 @@
+/* net: addresses, listening and connecting for TCP and UNIX stream sockets. */
+#ifndef SP_NET_H
+#define SP_NET_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#define NET_IPLEN 64
+#define NET_PORTLEN 8
+
+/* An operand containing '/' names a UNIX socket. */
+int net_is_path(const char *s);
+
+/*
+ * Check a port operand: a decimal number 0-65535 or a known TCP service.
+ * Returns 0, or -1 with errno EINVAL (malformed, out of range), ENOENT
+ * (unknown service) or ENAMETOOLONG (UNIX path longer than sun_path).
+ */
+int net_check_port(const char *port);
+int net_check_path(const char *path);
+
+/*
+ * Resolver failures are not errno values: functions that resolve take
+ * int *gai and set it to the getaddrinfo code (0 when the failure is in
+ * errno instead). net_strerror() gives the text for either.
+ */
+const char *net_strerror(int gai);
+
+/*
+ * Listen on host (NULL: every address, IPv6 dual-stack where available)
+ * and port with the given backlog. Returns a close-on-exec descriptor,
+ * or -1 with errno / *gai set.
+ */
+int net_listen(const char *host, const char *port, int backlog, int *gai);
+
+/*
+ * Listen on a UNIX socket path. An existing path is taken over only if it
+ * is a socket nobody answers on; a live socket gives EADDRINUSE and any
+ * other file EEXIST, and neither is touched.
+ */
+int net_listen_unix(const char *path, int backlog);
+
+/*
+ * Connect to host and port, optionally from bindhost. Returns a
+ * close-on-exec descriptor, or -1 with errno / *gai set.
+ */
+int net_connect(const char *host, const char *port, const char *bindhost, int *gai);
+int net_connect_unix(const char *path);
+
+/* accept(2) giving a close-on-exec descriptor; retries EINTR. */
+int net_accept(int lfd);
+
+/*
+ * Numeric text of a socket's local (peer == 0) or remote address. For a
+ * UNIX socket ip is "" and port "". Returns the family, or -1.
+ */
+int net_name(int fd, int peer, char ip[NET_IPLEN], char port[NET_PORTLEN]);
+
+/* The local port of a TCP socket, or -1. */
+int net_local_port(int fd);
+
+#endif

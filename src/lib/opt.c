@@ -1,0 +1,93 @@
+#include "opt.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+
+static int takes_arg(const char *optstring, char c)
+{
+	const char *p = strchr(optstring, c);
+
+	return c != ':' && p && p[1] == ':';
+}
+
+void opt_common(int argc, char **argv, const char *optstring, const char *usage)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "--") == 0)
+			break;
+		if (!strcmp(a, "-h") || !strcmp(a, "-help") || !strcmp(a, "--help")) {
+			fputs(usage, stdout);
+			exit(0);
+		}
+		if (!strcmp(a, "-V") || !strcmp(a, "-version") || !strcmp(a, "--version")) {
+			printf("%s %s\n", err_progname(), SP_VERSION);
+			exit(0);
+		}
+		/* Skip the argument of a cluster like "-fp" whose last option wants one. */
+		if (a[0] == '-' && a[1] && a[1] != '-') {
+			for (const char *c = a + 1; *c; c++) {
+				if (takes_arg(optstring, *c)) {
+					if (c[1] == '\0')
+						i++;
+					break;
+				}
+			}
+		}
+	}
+}
+
+int opt_long(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	if (!s || !*s || isspace((unsigned char)*s)) {
+		errno = EINVAL;
+		return -1;
+	}
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (*end != '\0') {
+		errno = EINVAL;
+		return -1;
+	}
+	if (errno == ERANGE || v < min || v > max) {
+		errno = ERANGE;
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+long opt_long_or_die(const char *s, long min, long max, const char *what, const char *synopsis)
+{
+	long v;
+
+	if (opt_long(s, min, max, &v) < 0) {
+		if (errno == ERANGE)
+			usage_error(synopsis, "%s: '%s' is out of range (%ld-%ld)", what, s, min, max);
+		usage_error(synopsis, "%s: '%s' is not a number", what, s);
+	}
+	return v;
+}
+
+long opt_seconds_ms(const char *s, long max)
+{
+	char *end;
+	double d;
+
+	if (!s || !*s || !(isdigit((unsigned char)*s) || *s == '.'))
+		return -1;
+	errno = 0;
+	d = strtod(s, &end);
+	if (*end != '\0' || errno || d < 0 || d > (double)max)
+		return -1;
+	return (long)(d * 1000.0 + 0.5);
+}

@@ -1,0 +1,27 @@
+/* opt: the options every tool shares, and range-checked numbers. */
+#ifndef SP_OPT_H
+#define SP_OPT_H
+
+/*
+ * Handle -h/-help/--help (print usage to stdout, exit 0) and
+ * -V/-version/--version ("NAME VERSION", exit 0) anywhere before "--".
+ * optstring is the tool's getopt string, so option arguments are skipped.
+ */
+void opt_common(int argc, char **argv, const char *optstring, const char *usage);
+
+/*
+ * Parse s as a whole decimal number in [min, max]. Returns 0, or -1 with
+ * errno EINVAL (not a number) or ERANGE (out of range).
+ */
+int opt_long(const char *s, long min, long max, long *out);
+
+/* Like opt_long, but exits with a usage error naming the option. */
+long opt_long_or_die(const char *s, long min, long max, const char *what, const char *synopsis);
+
+/*
+ * Parse a duration in seconds, with an optional fraction ("2", "0.5"),
+ * in [0, max]; returns milliseconds or -1.
+ */
+long opt_seconds_ms(const char *s, long max);
+
+#endif

@@ -1,0 +1,201 @@
+#define _GNU_SOURCE /* prctl */
+#include "proc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "io.h"
+#include "sig.h"
+
+#define MAX_ARGS 64
+
+/* Anything the shell would treat specially sends the command through sh -c. */
+static const char shell_meta[] = "|&;<>()$`\\\"'*?[]#~=%{}!\n";
+
+void proc_exec_cmd(const char *cmd)
+{
+	char *argv[MAX_ARGS + 1], *copy, *tok, *save;
+	int argc = 0;
+
+	if (strpbrk(cmd, shell_meta) == NULL && (copy = strdup(cmd)) != NULL) {
+		for (tok = strtok_r(copy, " \t", &save); tok && argc < MAX_ARGS;
+		     tok = strtok_r(NULL, " \t", &save))
+			argv[argc++] = tok;
+		argv[argc] = NULL;
+		if (argc > 0 && !strtok_r(NULL, " \t", &save)) {
+			execvp(argv[0], argv);
+			int saved = errno;
+			free(copy);
+			errno = saved;
+			return;
+		}
+		free(copy);
+	}
+	execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+}
+
+static int place_fd(int fd, int target)
+{
+	if (fd < 0)
+		return io_devnull(target, target == 0 ? O_RDONLY : O_WRONLY);
+	if (fd == target)
+		return io_set_cloexec(fd, 0);
+	return dup2(fd, target) < 0 ? -1 : 0;
+}
+
+int proc_child_setup(int fd0, int fd1, int fd2, const struct proc_env *env, unsigned flags)
+{
+	int fds[3] = {fd0, fd1, fd2};
+
+	sig_child_reset();
+	if (flags & PROC_NEWPGRP)
+		setpgid(0, 0);
+	if (flags & PROC_PDEATHSIG)
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+	/* Move sources out of 0..2 first so one dup2 cannot clobber another. */
+	for (int i = 0; i < 3; i++) {
+		if (fds[i] >= 0 && fds[i] < 3 && fds[i] != i) {
+			int nfd = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+			if (nfd < 0)
+				return -1;
+			for (int j = i + 1; j < 3; j++)
+				if (fds[j] == fds[i])
+					fds[j] = nfd;
+			fds[i] = nfd;
+		}
+	}
+	for (int i = 0; i < 3; i++)
+		if (place_fd(fds[i], i) < 0)
+			return -1;
+	if (env) {
+		for (const char *const *u = env->unset; u && *u; u++)
+			unsetenv(*u);
+		for (char *const *s = env->set; s && *s; s++)
+			if (putenv(*s) != 0)
+				return -1;
+	}
+	return 0;
+}
+
+pid_t proc_spawn(const char *cmd, int fd0, int fd1, int fd2, const struct proc_env *env,
+		 unsigned flags)
+{
+	int ep[2], err = 0;
+	ssize_t n;
+	pid_t pid;
+
+	if (io_pipe(ep) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		err = errno;
+		close(ep[0]);
+		close(ep[1]);
+		errno = err;
+		return -1;
+	}
+	if (pid == 0) {
+		close(ep[0]);
+		if (proc_child_setup(fd0, fd1, fd2, env, flags) == 0)
+			proc_exec_cmd(cmd);
+		err = errno;
+		if (write(ep[1], &err, sizeof err) < 0) {
+			/* the parent sees EOF and a child that exited 127 */
+		}
+		_exit(127);
+	}
+	close(ep[1]);
+	/* Avoid the race where the child's group does not exist yet when we signal it. */
+	if (flags & PROC_NEWPGRP)
+		setpgid(pid, pid);
+	n = io_read(ep[0], &err, sizeof err);
+	close(ep[0]);
+	if (n == (ssize_t)sizeof err) {
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		errno = err;
+		return -1;
+	}
+	return pid;
+}
+
+pid_t proc_reap(int *status)
+{
+	pid_t pid;
+
+	do
+		pid = waitpid(-1, status, WNOHANG);
+	while (pid < 0 && errno == EINTR);
+	return pid;
+}
+
+int proc_status_code(int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return 1;
+}
+
+static size_t live_count(const pid_t *live, size_t n)
+{
+	size_t c = 0;
+
+	for (size_t i = 0; i < n; i++)
+		c += live[i] > 0;
+	return c;
+}
+
+void proc_end_groups(const pid_t *pids, size_t n, long grace_ms, int sigfd,
+		     void (*on_reap)(pid_t pid, int status, void *arg), void *arg)
+{
+	pid_t *live = calloc(n ? n : 1, sizeof *live);
+	long long deadline = io_now_ms() + grace_ms;
+	int status;
+	pid_t pid;
+
+	if (!live)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		live[i] = pids[i];
+		if (pids[i] > 0)
+			kill(-pids[i], SIGTERM);
+	}
+	while (live_count(live, n) > 0) {
+		while ((pid = proc_reap(&status)) > 0) {
+			for (size_t i = 0; i < n; i++)
+				if (live[i] == pid)
+					live[i] = 0;
+			if (on_reap)
+				on_reap(pid, status, arg);
+		}
+		long long left = deadline - io_now_ms();
+		if (live_count(live, n) == 0 || left <= 0)
+			break;
+		struct pollfd pfd = {.fd = sigfd, .events = POLLIN};
+		/* Wake on SIGCHLD; a short cap also covers a missing self-pipe. */
+		if (poll(&pfd, sigfd >= 0 ? 1 : 0, left > 50 ? 50 : (int)left) > 0)
+			sig_drain(NULL, NULL);
+	}
+	/* Whatever is left of any group, leader gone or not, ends now. */
+	for (size_t i = 0; i < n; i++)
+		if (pids[i] > 0)
+			kill(-pids[i], SIGKILL);
+	for (size_t i = 0; i < n; i++) {
+		if (live[i] <= 0)
+			continue;
+		while ((pid = waitpid(live[i], &status, 0)) < 0 && errno == EINTR)
+			;
+		if (pid > 0 && on_reap)
+			on_reap(pid, status, arg);
+	}
+	free(live);
+}

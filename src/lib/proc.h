@@ -1,0 +1,57 @@
+/* proc: starting programs with their descriptors set, and ending them. */
+#ifndef SP_PROC_H
+#define SP_PROC_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define PROC_NEWPGRP 1u   /* the child leads a process group of its own */
+#define PROC_PDEATHSIG 2u /* the child gets SIGTERM when its parent dies (Linux) */
+
+/*
+ * Exec cmd in this process: directly (split at blanks, PATH search) when
+ * it has no shell metacharacters, else through /bin/sh -c. Returns only
+ * on failure, with errno set.
+ */
+void proc_exec_cmd(const char *cmd);
+
+/*
+ * The variables to set ("NAME=VALUE") and to remove before exec; either
+ * list may be NULL, both are NULL-terminated.
+ */
+struct proc_env {
+	char *const *set;
+	const char *const *unset;
+};
+
+/*
+ * Fork and exec cmd with fd0, fd1 and fd2 as its standard descriptors
+ * (-1: /dev/null). Signal dispositions and mask are reset. Returns the
+ * pid once the exec has happened, or -1 with errno set to why the exec
+ * failed (the child is reaped then).
+ */
+pid_t proc_spawn(const char *cmd, int fd0, int fd1, int fd2, const struct proc_env *env,
+		 unsigned flags);
+
+/*
+ * Put fds 0, 1, 2 in place in a freshly forked child and apply env and
+ * flags; -1 means /dev/null. Returns 0 or -1.
+ */
+int proc_child_setup(int fd0, int fd1, int fd2, const struct proc_env *env, unsigned flags);
+
+/* waitpid(-1, WNOHANG) retrying EINTR: a pid, 0 when none is ready, -1. */
+pid_t proc_reap(int *status);
+
+/* The exit status a shell would show: code, or 128+signal. */
+int proc_status_code(int status);
+
+/*
+ * End process groups: SIGTERM to each -pids[i], wait up to grace_ms for
+ * the leaders (waking on sigfd, the self-pipe), then SIGKILL whatever is
+ * left of every group and reap the leaders. on_reap, if not NULL, is
+ * told of every child reaped meanwhile, listed or not.
+ */
+void proc_end_groups(const pid_t *pids, size_t n, long grace_ms, int sigfd,
+		     void (*on_reap)(pid_t pid, int status, void *arg), void *arg);
+
+#endif

@@ -1,0 +1,205 @@
+#include "pump.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io.h"
+#include "sig.h"
+
+static int is_sock(int fd)
+{
+	struct stat st;
+
+	return fd >= 0 && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+void pump_flow_init(struct pump_flow *f, int in, int out, enum pump_conv conv)
+{
+	f->in = in;
+	f->out = out;
+	f->conv = conv;
+	f->in_sock = is_sock(in);
+	f->out_sock = is_sock(out);
+	f->done = in < 0;
+	f->eof = f->held_cr = f->last_cr = 0;
+	f->off = f->len = 0;
+	f->bytes = 0;
+}
+
+size_t pump_convert(struct pump_flow *f, const char *src, size_t n, char *dst)
+{
+	size_t o = 0;
+
+	if (f->conv == PUMP_LF_TO_CRLF) {
+		for (size_t i = 0; i < n; i++) {
+			if (src[i] == '\n' && !f->last_cr)
+				dst[o++] = '\r';
+			dst[o++] = src[i];
+			f->last_cr = src[i] == '\r';
+		}
+	} else if (f->conv == PUMP_CRLF_TO_LF) {
+		if (n == 0 && f->held_cr) /* EOF: a lone CR stays */
+			dst[o++] = '\r';
+		for (size_t i = 0; i < n; i++) {
+			if (f->held_cr && src[i] != '\n')
+				dst[o++] = '\r';
+			f->held_cr = src[i] == '\r';
+			if (!f->held_cr)
+				dst[o++] = src[i];
+		}
+		if (n == 0)
+			f->held_cr = 0;
+	} else {
+		memcpy(dst, src, n);
+		o = n;
+	}
+	return o;
+}
+
+static ssize_t flow_read(struct pump_flow *f, char *raw, size_t n)
+{
+	ssize_t r;
+
+	do
+		r = f->in_sock ? recv(f->in, raw, n, MSG_DONTWAIT) : read(f->in, raw, n);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
+static ssize_t flow_write(struct pump_flow *f)
+{
+	ssize_t w;
+
+	do
+		w = f->out_sock ? send(f->out, f->buf + f->off, f->len - f->off,
+				       MSG_DONTWAIT | MSG_NOSIGNAL)
+				: write(f->out, f->buf + f->off, f->len - f->off);
+	while (w < 0 && errno == EINTR);
+	return w;
+}
+
+/* Everything read is written: pass the EOF on. */
+static void flow_finish(struct pump_flow *f)
+{
+	f->done = 1;
+	if (f->out < 0)
+		return;
+	if (f->out_sock)
+		shutdown(f->out, SHUT_WR);
+	else
+		close(f->out);
+	f->out = -1;
+}
+
+static void note_error(struct pump *p, int err)
+{
+	if (!p->error)
+		p->error = err;
+}
+
+static void flow_input(struct pump *p, struct pump_flow *f)
+{
+	char raw[PUMP_CHUNK];
+	ssize_t r = flow_read(f, raw, sizeof raw);
+
+	if (r < 0 && errno == EAGAIN)
+		return;
+	if (r < 0 && f->in_sock)
+		note_error(p, errno);
+	if (r <= 0) {
+		f->eof = 1;
+		f->len = pump_convert(f, raw, 0, f->buf);
+		f->off = 0;
+	} else {
+		f->bytes += (unsigned long long)r;
+		f->len = pump_convert(f, raw, (size_t)r, f->buf);
+		f->off = 0;
+	}
+	if (f->out < 0) /* discarding */
+		f->len = 0;
+	if (f->eof && f->len == 0)
+		flow_finish(f);
+}
+
+static void flow_output(struct pump *p, struct pump_flow *f)
+{
+	ssize_t w = flow_write(f);
+
+	if (w < 0 && errno == EAGAIN)
+		return;
+	if (w < 0) {
+		/* The reader is gone: nothing more of this flow can arrive. */
+		if (f->out_sock)
+			note_error(p, errno);
+		f->len = f->off = 0;
+		f->done = 1;
+		if (!f->out_sock)
+			close(f->out);
+		f->out = -1;
+		return;
+	}
+	f->off += (size_t)w;
+	if (f->off == f->len) {
+		f->off = f->len = 0;
+		if (f->eof)
+			flow_finish(f);
+	}
+}
+
+static int finished(const struct pump *p)
+{
+	int all = 1;
+
+	for (int i = 0; i < 2; i++) {
+		if (p->flow[i].done && (p->stop_mask & (1u << i)))
+			return 1;
+		all &= p->flow[i].done;
+	}
+	return all;
+}
+
+int pump_run(struct pump *p)
+{
+	while (!finished(p)) {
+		struct pollfd pfd[3];
+		int slot[2] = {-1, -1}, n = 0;
+
+		for (int i = 0; i < 2; i++) {
+			struct pump_flow *f = &p->flow[i];
+
+			if (f->done)
+				continue;
+			slot[i] = n;
+			if (f->len > f->off)
+				pfd[n++] = (struct pollfd){.fd = f->out, .events = POLLOUT};
+			else
+				pfd[n++] = (struct pollfd){.fd = f->in, .events = POLLIN};
+		}
+		pfd[n++] = (struct pollfd){.fd = p->sigfd, .events = POLLIN};
+		if (poll(pfd, (nfds_t)n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (p->sigfd >= 0 && pfd[n - 1].revents) {
+			int sig = sig_drain(NULL, NULL);
+			if (sig)
+				return sig;
+		}
+		for (int i = 0; i < 2; i++) {
+			struct pump_flow *f = &p->flow[i];
+
+			if (slot[i] < 0 || !pfd[slot[i]].revents)
+				continue;
+			if (f->len > f->off)
+				flow_output(p, f);
+			else
+				flow_input(p, f);
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,50 @@
+/* pump: relay bytes both ways between descriptors, with half-close. */
+#ifndef SP_PUMP_H
+#define SP_PUMP_H
+
+#include <stddef.h>
+
+#define PUMP_CHUNK 32768
+
+enum pump_conv { PUMP_RAW, PUMP_LF_TO_CRLF, PUMP_CRLF_TO_LF };
+
+/*
+ * One direction: bytes read from in are written to out. out == -1
+ * discards them (they are still read, so the peer is never reset). At EOF
+ * on in, once everything is written, out is shut down for writing when
+ * it is a socket and closed otherwise. A flow with in == -1 is off.
+ */
+struct pump_flow {
+	int in, out;
+	enum pump_conv conv;
+	/* state, zeroed by pump_flow_init */
+	int in_sock, out_sock, done, eof, held_cr, last_cr;
+	size_t off, len;
+	unsigned long long bytes;
+	char buf[2 * PUMP_CHUNK + 2];
+};
+
+struct pump {
+	struct pump_flow flow[2];
+	int sigfd;	     /* self-pipe; a terminating signal ends the pump */
+	unsigned stop_mask;  /* bit i: when flow i is done the pump ends */
+	int error;	     /* first errno met on a socket, or 0 */
+};
+
+void pump_flow_init(struct pump_flow *f, int in, int out, enum pump_conv conv);
+
+/*
+ * Relay until every flow is done, or a flow in stop_mask is. Returns 0,
+ * the terminating signal number when one arrived, or -1 with errno when
+ * poll itself fails.
+ */
+int pump_run(struct pump *p);
+
+/*
+ * Convert n bytes of src into dst (room for 2n+1) per conv, keeping the
+ * CR state of the flow across calls; returns the bytes written. At
+ * end of input call with n == 0 to flush a held CR.
+ */
+size_t pump_convert(struct pump_flow *f, const char *src, size_t n, char *dst);
+
+#endif

@@ -1,0 +1,52 @@
+#!/usr/bin/env bats
+# The contract every program shares: help, version, usage errors.
+load helpers
+
+setup() { common_setup; }
+teardown() { common_teardown; }
+
+progs() {
+	local p
+	for p in socket bind-input bind-output pool master; do
+		[ -x "$SP_BIN/$p" ] && echo "$p"
+	done
+}
+
+@test "every program prints usage on -h, -help and --help, exit 0" {
+	for p in $(progs); do
+		for h in -h -help --help; do
+			run --separate-stderr "$SP_BIN/$p" "$h"
+			[ "$status" -eq 0 ]
+			[[ "${lines[0]}" == "usage: $p "* ]]
+			[ -z "$stderr" ]
+		done
+	done
+}
+
+@test "every program prints NAME VERSION on -V, -version and --version" {
+	for p in $(progs); do
+		for v in -V -version --version; do
+			run --separate-stderr "$SP_BIN/$p" "$v"
+			[ "$status" -eq 0 ]
+			[[ "$output" =~ ^$p\ [0-9]+\.[0-9]+\.[0-9]+$ ]]
+		done
+	done
+}
+
+@test "every program rejects an unknown option with exit 2 and a usage hint" {
+	for p in $(progs); do
+		run --separate-stderr "$SP_BIN/$p" -Z
+		[ "$status" -eq 2 ]
+		[ -z "$output" ]
+		[[ "$stderr" == "$p: "* ]]
+		[[ "$stderr" == *"usage: $p"* ]]
+	done
+}
+
+@test "every man page renders without warnings" {
+	for m in "$BATS_TEST_DIRNAME"/../man/*.[17]; do
+		run --separate-stderr env MANWIDTH=80 man --warnings -l "$m"
+		[ "$status" -eq 0 ]
+		[ -z "$stderr" ]
+	done
+}

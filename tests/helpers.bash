@@ -1,0 +1,74 @@
+# Shared helpers for the bats suite. Every wait is a bounded poll on a condition.
+
+common_setup() {
+	SP_BIN=${SP_BIN:-$BATS_TEST_DIRNAME/../bin}
+	TOOLS=$BATS_TEST_DIRNAME/bin
+	export SP_BIN TOOLS
+	PIDFILE=$BATS_TEST_TMPDIR/tracked.pids
+	: >"$PIDFILE"
+	cd "$BATS_TEST_TMPDIR" || return 1
+}
+
+# Kill what the test started, by PID and process group, also when it failed.
+common_teardown() {
+	local pid
+	[ -f "$PIDFILE" ] || return 0
+	while read -r pid; do
+		[ -n "$pid" ] || continue
+		kill -TERM "$pid" 2>/dev/null || true
+	done <"$PIDFILE"
+	while read -r pid; do
+		[ -n "$pid" ] || continue
+		wait_gone "$pid" 6 || { kill -KILL "$pid" 2>/dev/null; kill -KILL -- "-$pid" 2>/dev/null; }
+	done <"$PIDFILE"
+	return 0
+}
+
+track() { # PID...
+	local p
+	for p in "$@"; do echo "$p" >>"$PIDFILE"; done
+}
+
+# wait_for SECONDS CMD...: run CMD every 20 ms until it succeeds; 1 on timeout.
+wait_for() {
+	local limit=$1 i=0
+	shift
+	local tries=$((limit * 50))
+	while ! "$@"; do
+		i=$((i + 1))
+		[ "$i" -lt "$tries" ] || return 1
+		sleep 0.02
+	done
+}
+
+alive() { kill -0 "$1" 2>/dev/null && ! is_zombie "$1"; }
+is_zombie() { [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" = Z ]; }
+gone() { ! alive "$1"; }
+wait_gone() { wait_for "${2:-5}" gone "$1"; }
+
+listening() { # PORT: something listens on that TCP port
+	[ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]
+}
+wait_listening() { wait_for "${2:-5}" listening "$1"; }
+not_listening() { ! listening "$1"; }
+
+unix_listening() { # PATH
+	ss -Hlx 2>/dev/null | grep -qF " $1 "
+}
+
+file_has() { [ -s "$1" ]; }
+wait_file() { wait_for "${2:-5}" file_has "$1"; }
+exists() { [ -e "$1" ]; }
+wait_exists() { wait_for "${2:-5}" exists "$1"; }
+
+# lines_in FILE N: FILE has at least N lines
+lines_in() { [ -f "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ]; }
+
+free_port() { "$TOOLS/freeport" "$@"; }
+
+fd_count() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
+zombies_of() { ps --ppid "$1" -o stat= 2>/dev/null | grep -c '^Z' || true; }
+children_of() { ps --ppid "$1" -o pid= 2>/dev/null | tr -d ' '; }
+# Processes in process group PGID.
+group_members() { ps -e -o pgid=,pid= | awk -v g="$1" '$1 == g { print $2 }'; }
+no_group() { [ -z "$(group_members "$1")" ]; }
