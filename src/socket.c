@@ -3,6 +3,7 @@
  * program per connection. A fixed successor of Juergen Nickelsen's
  * socket-1.1: same options, no lost bytes around half-close.
  */
+#define _GNU_SOURCE /* accept4 in the workers */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -19,18 +20,24 @@
 #include "lib/io.h"
 #include "lib/net.h"
 #include "lib/opt.h"
+#include "lib/prefork.h"
 #include "lib/proc.h"
 #include "lib/pump.h"
 #include "lib/sig.h"
 
 #define LINGER_MS 2000 /* how long a finished connection may drain the peer's bytes */
-#define GRACE_MS 5000  /* SIGTERM to SIGKILL at teardown */
+#define GRACE_MS 5000  /* SIGTERM to SIGKILL at teardown, unless -g */
+#define IDLE_MS 10000  /* -I: an idle worker beyond the -W minimum retires */
+#define WORKERS_MAX 4096
 
 static const char usage_text[] =
 	"usage: socket [-bcfqrvw] [-p command] [-B local address] [-L file] host port\n"
 	"       socket [-bcfqrvw] [-p command] [-L file] /path\n"
-	"       socket [-bcfqrvw] [-p command] [-B local address] [-C max] [-L file] -s [-l] port\n"
-	"       socket [-bcfqrvw] [-p command] [-C max] [-L file] -s [-l] /path\n"
+	"       socket [-bcfqrvw] [-p command] [-B local address] [-C max] [-g secs] [-L file]\n"
+	"              -s [-l] port\n"
+	"       socket [-bcfqrvw] [-p command] [-C max] [-g secs] [-L file] -s [-l] /path\n"
+	"       socket [-bcfqrvw] [-P] [-I secs] [-g secs] [-B local address] [-C max] [-L file]\n"
+	"              -W n | -W min:max -p command -s port | /path\n"
 	"       socket -version | -help\n"
 	"\n"
 	"  -b      background once ready; print the daemon's PID\n"
@@ -38,20 +45,31 @@ static const char usage_text[] =
 	"  -c      convert LF to CRLF towards the socket and CRLF to LF from it\n"
 	"  -C MAX  with -f, serve at most MAX connections at once\n"
 	"  -f      fork: serve each connection in a child process\n"
+	"  -g SECS at teardown, SIGKILL what SIGTERM left after SECS (default 5)\n"
+	"  -I SECS with -W MIN:MAX, a ready worker beyond MIN idle SECS retires (default 10)\n"
 	"  -l      loop: keep accepting connections (needs -s)\n"
 	"  -L FILE diagnostics to FILE instead of syslog once backgrounded\n"
 	"  -p CMD  run CMD with the connection as its stdin, stdout and stderr\n"
+	"  -P      with -W, each ready worker has CMD already started (prestart)\n"
 	"  -q      close the connection at once when stdin ends\n"
 	"  -r      read only: nothing is sent to the socket\n"
 	"  -s      server: listen on port or path\n"
 	"  -v      report events on stderr\n"
-	"  -w      write only: nothing received is passed on\n";
+	"  -w      write only: nothing received is passed on\n"
+	"  -W N    keep N preforked workers ready to accept (implies -l; needs -p)\n"
+	"  -W MIN:MAX\n"
+	"          at least MIN ready, at most MAX alive; ramp up under load, retire idle ones\n";
 
-static const char synopsis[] = "socket [-bcfqrvw] [-p command] [-B address] [-s [-l]] host port | /path";
+static const char synopsis[] =
+	"socket [-bcfqrvw] [-p command] [-B address] [-W n|min:max] [-s [-l]] host port | /path";
 
 struct opts {
 	int background, crlf, fork, loop, quit, ronly, wonly, server, verbose;
 	long maxconn; /* -C; 0: unlimited */
+	long grace_ms;			/* -g */
+	long wmin, wmax;		/* -W: 0 without; wmax 0 for a fixed N */
+	long idle_ms;			/* -I */
+	int prestart, idle_set;		/* -P; -I given */
 	const char *program, *bindaddr, *logfile;
 	const char *host, *port, *path; /* path set: UNIX socket */
 	int activated;			/* serving systemd's fd 3 */
@@ -73,6 +91,11 @@ struct server {
 	size_t nconns, cap;
 	size_t running; /* conns with a live child */
 	int status;	/* exit status when not looping */
+	/* -W: the preforked workers and the channel they report on */
+	int pooled;
+	struct prefork pool;
+	int chan[2];
+	long long fork_pause_until; /* fork(2) failed: try again later */
 };
 
 static int has_env_activation(void)
@@ -84,9 +107,33 @@ static int has_env_activation(void)
 	       strcmp(fds, "1") == 0;
 }
 
+/* -W N or -W MIN:MAX */
+static void parse_workers(const char *arg, struct opts *o)
+{
+	const char *colon = strchr(arg, ':');
+	char min[24];
+	size_t len;
+
+	if (!colon) {
+		o->wmin = opt_long_or_die(arg, 1, WORKERS_MAX, "-W", synopsis);
+		o->wmax = 0;
+		return;
+	}
+	len = (size_t)(colon - arg);
+	if (len >= sizeof min)
+		len = sizeof min - 1;
+	memcpy(min, arg, len);
+	min[len] = '\0';
+	if (opt_long(min, 1, WORKERS_MAX, &o->wmin) < 0 ||
+	    opt_long(colon + 1, 1, WORKERS_MAX, &o->wmax) < 0)
+		usage_error(synopsis, "-W: '%s' is not N or MIN:MAX (each 1-%d)", arg, WORKERS_MAX);
+	if (o->wmax < o->wmin)
+		usage_error(synopsis, "-W: MIN %ld is above MAX %ld", o->wmin, o->wmax);
+}
+
 static void parse(int argc, char **argv, struct opts *o)
 {
-	static const char optstring[] = "B:bC:cfhL:lp:qrsVvw";
+	static const char optstring[] = "B:bC:cfg:hI:L:lPp:qrsVvW:w";
 	int c, nops;
 
 	opt_common(argc, argv, optstring, usage_text);
@@ -97,14 +144,29 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'C': o->maxconn = opt_long_or_die(optarg, 1, 1000000, "-C", synopsis); break;
 		case 'c': o->crlf = 1; break;
 		case 'f': o->fork = 1; break;
+		case 'g':
+			o->grace_ms = opt_seconds_ms(optarg, 3600);
+			if (o->grace_ms < 0)
+				usage_error(synopsis, "-g: '%s' is not a number of seconds (0-3600)",
+					    optarg);
+			break;
+		case 'I':
+			o->idle_ms = opt_seconds_ms(optarg, 86400);
+			if (o->idle_ms < 0)
+				usage_error(synopsis, "-I: '%s' is not a number of seconds (0-86400)",
+					    optarg);
+			o->idle_set = 1;
+			break;
 		case 'L': o->logfile = optarg; break;
 		case 'l': o->loop = 1; break;
 		case 'p': o->program = optarg; break;
+		case 'P': o->prestart = 1; break;
 		case 'q': o->quit = 1; break;
 		case 'r': o->ronly = 1; break;
 		case 's': o->server = 1; break;
 		case 'v': o->verbose = 1; break;
 		case 'w': o->wonly = 1; break;
+		case 'W': parse_workers(optarg, o); break;
 		default: usage_error(synopsis, "unknown option or missing argument");
 		}
 	}
@@ -117,8 +179,22 @@ static void parse(int argc, char **argv, struct opts *o)
 		usage_error(synopsis, "-r and -w exclude each other");
 	if (o->fork && !o->server)
 		usage_error(synopsis, "-f needs -s");
-	if (o->maxconn && !o->fork)
-		usage_error(synopsis, "-C needs -f");
+	if (o->wmin) {
+		if (!o->server)
+			usage_error(synopsis, "-W needs -s");
+		if (!o->program)
+			usage_error(synopsis, "-W needs -p: workers run a program");
+		if (o->maxconn && o->maxconn < o->wmin)
+			usage_error(synopsis, "-C %ld is below the -W minimum %ld", o->maxconn,
+				    o->wmin);
+		o->loop = 1;
+	}
+	if (o->prestart && !o->wmin)
+		usage_error(synopsis, "-P needs -W");
+	if (o->idle_set && !o->wmax)
+		usage_error(synopsis, "-I needs -W MIN:MAX");
+	if (o->maxconn && !o->fork && !o->wmin)
+		usage_error(synopsis, "-C needs -f or -W");
 	if (o->program && !*o->program)
 		usage_error(synopsis, "-p: empty command");
 
@@ -204,36 +280,62 @@ static void drain_peer(int fd, long ms)
 }
 
 /*
- * The relay for -c (and for the plain stdin/stdout server): runs in the
- * connection's child, which leads the process group.
+ * Start the program a relay talks to: *in gets the pipe carrying its output,
+ * *out the one to its input (-1 where -r or -w leaves a direction out).
+ * Returns its pid, or -1 with errno set (nothing left open).
  */
-static _Noreturn void relay_child(const struct opts *o, int conn, const struct proc_env *env)
+static pid_t relay_spawn(const struct opts *o, const struct proc_env *env, int *in, int *out)
+{
+	int to_prog[2] = {-1, -1}, from_prog[2] = {-1, -1}, saved;
+	pid_t prog;
+
+	if ((!o->wonly && io_pipe(to_prog) < 0) || (!o->ronly && io_pipe(from_prog) < 0))
+		goto out_close;
+	prog = proc_spawn(o->program, o->wonly ? STDIN_FILENO : to_prog[0],
+			  o->ronly ? STDOUT_FILENO : from_prog[1],
+			  o->ronly ? STDERR_FILENO : from_prog[1], env, 0);
+	if (prog < 0)
+		goto out_close;
+	if (to_prog[0] >= 0)
+		close(to_prog[0]);
+	if (from_prog[1] >= 0)
+		close(from_prog[1]);
+	/* Our ends only: a blocking write of a full chunk into a pipe whose reader is
+	 * itself blocked writing to us would deadlock the pump. */
+	if (to_prog[1] >= 0)
+		io_set_nonblock(to_prog[1], 1);
+	if (from_prog[0] >= 0)
+		io_set_nonblock(from_prog[0], 1);
+	*in = from_prog[0];
+	*out = to_prog[1];
+	return prog;
+out_close:
+	saved = errno;
+	for (int i = 0; i < 2; i++) {
+		if (to_prog[i] >= 0)
+			close(to_prog[i]);
+		if (from_prog[i] >= 0)
+			close(from_prog[i]);
+	}
+	errno = saved;
+	return -1;
+}
+
+/*
+ * Relay between the connection and in/out (the program's pipes, or our own
+ * stdin/stdout) until the program's output ends, then close the connection
+ * gracefully and wait for the program (prog 0: none, or already reaped).
+ */
+static _Noreturn void relay_run(const struct opts *o, int conn, int in, int out, pid_t prog)
 {
 	struct pump *p = calloc(1, sizeof *p);
-	int to_prog[2] = {-1, -1}, from_prog[2] = {-1, -1};
-	int in = STDIN_FILENO, out = STDOUT_FILENO, sig;
-	pid_t prog = 0;
+	int sig;
 
 	if (!p)
 		die(EXIT_RUNTIME, "relay:");
 	/* A self-pipe of our own: the server's would mix our SIGCHLD into its own. */
 	sig_child_reset();
 	p->sigfd = sig_init(0);
-	if (o->program) {
-		if ((!o->wonly && io_pipe(to_prog) < 0) || (!o->ronly && io_pipe(from_prog) < 0))
-			die(EXIT_RUNTIME, "pipe:");
-		prog = proc_spawn(o->program, o->wonly ? STDIN_FILENO : to_prog[0],
-				  o->ronly ? STDOUT_FILENO : from_prog[1],
-				  o->ronly ? STDERR_FILENO : from_prog[1], env, 0);
-		if (prog < 0)
-			die(EXIT_RUNTIME, "exec %s:", o->program);
-		if (to_prog[0] >= 0)
-			close(to_prog[0]);
-		if (from_prog[1] >= 0)
-			close(from_prog[1]);
-		in = from_prog[0];
-		out = to_prog[1];
-	}
 	pump_flow_init(&p->flow[0], o->wonly ? -1 : conn, o->wonly ? -1 : out,
 		       o->crlf ? PUMP_CRLF_TO_LF : PUMP_RAW);
 	pump_flow_init(&p->flow[1], o->ronly ? -1 : in, o->ronly ? -1 : conn,
@@ -259,6 +361,25 @@ static _Noreturn void relay_child(const struct opts *o, int conn, const struct p
 	_exit(0);
 }
 
+/*
+ * The relay for -c (and for the plain stdin/stdout server): runs in the
+ * connection's child, which leads the process group.
+ */
+static _Noreturn void relay_child(const struct opts *o, int conn, const struct proc_env *env)
+{
+	int in = STDIN_FILENO, out = STDOUT_FILENO;
+	pid_t prog = 0;
+
+	/* The server's handlers must not run in here while the program starts. */
+	sig_child_reset();
+	if (o->program) {
+		prog = relay_spawn(o, env, &in, &out);
+		if (prog < 0)
+			die(EXIT_RUNTIME, "exec %s:", o->program);
+	}
+	relay_run(o, conn, in, out, prog);
+}
+
 /* ---- the server's bookkeeping ---- */
 
 static struct conn *conn_add(struct server *s)
@@ -281,16 +402,33 @@ static void conn_drop(struct server *s, size_t i)
 	s->conns[i] = s->conns[--s->nconns];
 }
 
+/* Name the peer of fd in c for -v, and say it; returns the address family. */
+static int conn_name(const struct server *s, struct conn *c, int fd)
+{
+	char lip[NET_IPLEN], lport[NET_PORTLEN];
+	int family = net_name(fd, 0, lip, lport);
+
+	if (family == AF_UNIX) {
+		snprintf(c->peer, sizeof c->peer, "UNIX");
+	} else {
+		char rip[NET_IPLEN], rport[NET_PORTLEN];
+		net_name(fd, 1, rip, rport);
+		snprintf(c->peer, sizeof c->peer, "%s %s", rip, rport);
+	}
+	if (s->o->verbose)
+		warnx("connection from %s", c->peer);
+	return family;
+}
+
 /* Start serving fd: the program itself, or a relay child. The conn keeps fd when the
  * program holds it directly, for the lingering close. */
 static void serve(struct server *s, int fd)
 {
 	const struct opts *o = s->o;
-	char lip[NET_IPLEN], lport[NET_PORTLEN];
 	char bufs[5][96], *set[6];
 	struct proc_env env = {set, unset_vars};
 	struct conn *c = conn_add(s);
-	int family = net_name(fd, 0, lip, lport);
+	int family;
 	pid_t pid;
 
 	if (!c) {
@@ -299,15 +437,7 @@ static void serve(struct server *s, int fd)
 		return;
 	}
 	c->fd = -1;
-	if (family == AF_UNIX) {
-		snprintf(c->peer, sizeof c->peer, "UNIX");
-	} else {
-		char rip[NET_IPLEN], rport[NET_PORTLEN];
-		net_name(fd, 1, rip, rport);
-		snprintf(c->peer, sizeof c->peer, "%s %s", rip, rport);
-	}
-	if (o->verbose)
-		warnx("connection from %s", c->peer);
+	family = conn_name(s, c, fd);
 	env_for(fd, family, bufs, set);
 
 	if (o->program && !o->crlf) {
@@ -353,6 +483,10 @@ static void serve(struct server *s, int fd)
 
 static void on_reaped(struct server *s, pid_t pid, int status)
 {
+	if (s->pooled && prefork_gone(&s->pool, pid, io_now_ms()) == 2)
+		warnx("workers end faster than %d a second without serving; "
+		      "pausing forks for %lld ms", PREFORK_DEATHS,
+		      s->pool.backoff_until - io_now_ms());
 	for (size_t i = 0; i < s->nconns; i++) {
 		struct conn *c = &s->conns[i];
 
@@ -374,13 +508,19 @@ static void on_reaped(struct server *s, pid_t pid, int status)
 	}
 }
 
+static void pool_notes(struct server *s);
+
 static void reap_all(struct server *s)
 {
 	int status;
 	pid_t pid;
 
-	while ((pid = proc_reap(&status)) > 0)
+	while ((pid = proc_reap(&status)) > 0) {
+		/* A worker's note is queued before it exits: take it first. */
+		if (s->pooled)
+			pool_notes(s);
 		on_reaped(s, pid, status);
+	}
 }
 
 static void reaped_cb(pid_t pid, int status, void *arg)
@@ -390,7 +530,8 @@ static void reaped_cb(pid_t pid, int status, void *arg)
 
 static _Noreturn void teardown(struct server *s, int sig)
 {
-	pid_t *pids = calloc(s->nconns + 1, sizeof *pids);
+	size_t room = s->nconns + (s->pooled ? s->pool.n : 0) + 1;
+	pid_t *pids = calloc(room, sizeof *pids);
 	size_t n = 0;
 
 	if (s->lfd >= 0)
@@ -399,10 +540,23 @@ static _Noreturn void teardown(struct server *s, int sig)
 		unlink(s->o->path);
 	if (s->o->verbose)
 		warnx("signal %d: ending %zu connection(s)", sig, s->running);
-	for (size_t i = 0; pids && i < s->nconns; i++)
-		if (s->conns[i].pid > 0)
+	if (s->pooled) {
+		/* Every worker, busy or ready, leads a group: the busy ones are in conns too. */
+		if (pids)
+			n = prefork_pids(&s->pool, pids);
+		prefork_free(&s->pool);
+		s->pooled = 0;
+		close(s->chan[0]);
+		close(s->chan[1]);
+	}
+	for (size_t i = 0; pids && i < s->nconns; i++) {
+		int dup = 0;
+		for (size_t k = 0; k < n; k++)
+			dup |= pids[k] == s->conns[i].pid;
+		if (s->conns[i].pid > 0 && !dup)
 			pids[n++] = s->conns[i].pid;
-	proc_end_groups(pids, n, GRACE_MS, s->sigfd, reaped_cb, s);
+	}
+	proc_end_groups(pids, n, s->o->grace_ms, s->sigfd, reaped_cb, s);
 	free(pids);
 	while (s->nconns)
 		conn_drop(s, 0);
@@ -510,6 +664,258 @@ static void loop(struct server *s)
 	free(s->conns);
 }
 
+/* ---- -W: preforked workers ---- */
+
+/* A worker's flags: SIGWINCH asks a ready worker to retire (a program ignores it by
+ * default, should one arrive after the exec); SIGCHLD tells a -P worker its program ended. */
+static volatile sig_atomic_t worker_retire, worker_chld;
+
+static void worker_on_signal(int sig)
+{
+	if (sig == SIGWINCH)
+		worker_retire = 1;
+	else
+		worker_chld = 1;
+}
+
+/* The environment a -P program gets: no peer yet, only what the listener tells. */
+static void prestart_env(int lfd, char bufs[5][96], char *set[6])
+{
+	char ip[NET_IPLEN], port[NET_PORTLEN];
+	int n = 0;
+
+	if (net_name(lfd, 0, ip, port) == AF_UNIX) {
+		snprintf(bufs[n], 96, "PROTO=UNIX");
+		set[n] = bufs[n];
+		n++;
+	} else {
+		snprintf(bufs[n], 96, "PROTO=TCP");
+		set[n] = bufs[n];
+		n++;
+		/* A wildcard listener's local address is only known per connection. */
+		if (strcmp(ip, "::") != 0 && strcmp(ip, "0.0.0.0") != 0) {
+			snprintf(bufs[n], 96, "TCPLOCALIP=%s", ip);
+			set[n] = bufs[n];
+			n++;
+		}
+		snprintf(bufs[n], 96, "TCPLOCALPORT=%s", port);
+		set[n] = bufs[n];
+		n++;
+	}
+	set[n] = NULL;
+}
+
+/*
+ * Wait in accept(2) on the shared listener. A blocking accept wakes one
+ * waiter per connection (the kernel queues accepting processes exclusively),
+ * so N workers cause no thundering herd. Returns the connection, or exits.
+ */
+static int worker_accept(int lfd, pid_t *prog)
+{
+	for (;;) {
+		int fd;
+
+		if (worker_retire)
+			_exit(0);
+		if (worker_chld && *prog > 0) {
+			int st;
+			worker_chld = 0;
+			if (waitpid(*prog, &st, WNOHANG) == *prog)
+				*prog = 0; /* its output, if any, waits in the pipe */
+		}
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0)
+			return fd;
+		if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) { /* someone set O_NONBLOCK */
+			struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+			poll(&pfd, 1, -1);
+			continue;
+		}
+		_exit(EXIT_RUNTIME); /* EMFILE and the like: the master sees a worker die */
+	}
+}
+
+static _Noreturn void worker(struct server *s)
+{
+	const struct opts *o = s->o;
+	struct prefork_note note = {.pid = getpid()};
+	char bufs[5][96], *set[6];
+	struct proc_env env = {set, unset_vars};
+	struct sigaction sa;
+	int chan = s->chan[1], fd, in = -1, out = -1, family;
+	pid_t prog = 0;
+
+	setpgid(0, 0);
+	sig_child_reset();
+	close(s->chan[0]);
+	for (size_t i = 0; i < s->nconns; i++)
+		if (s->conns[i].fd >= 0)
+			close(s->conns[i].fd);
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = worker_on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0; /* no SA_RESTART: the signal must interrupt accept */
+	sigaction(SIGWINCH, &sa, NULL);
+	if (o->prestart) {
+		sigaction(SIGCHLD, &sa, NULL);
+		prestart_env(s->lfd, bufs, set);
+		prog = relay_spawn(o, &env, &in, &out);
+		if (prog < 0) {
+			note.kind = PREFORK_NOTE_EXECFAIL;
+			note.err = errno;
+			prefork_send(chan, &note, -1);
+			prog = 0;
+		}
+	}
+	fd = worker_accept(s->lfd, &prog);
+	close(s->lfd);
+	if (o->prestart && note.kind == PREFORK_NOTE_EXECFAIL) {
+		prefork_send(chan, &(struct prefork_note){.pid = note.pid,
+							  .kind = PREFORK_NOTE_ACCEPTED}, fd);
+		close(fd);
+		_exit(EXIT_RUNTIME);
+	}
+	/* Tell the master at once, so the replacement forks while we serve. The master
+	 * keeps a copy of the connection for -v and for the lingering close. */
+	note.kind = PREFORK_NOTE_ACCEPTED;
+	prefork_send(chan, &note, fd);
+	if (o->prestart) {
+		relay_run(o, fd, in, out, prog);
+	}
+	family = net_name(fd, 0, bufs[0], bufs[1]);
+	env_for(fd, family, bufs, set);
+	if (o->crlf)
+		relay_child(o, fd, &env);
+	/* As serve(): the program's descriptors are the connection itself. */
+	if (proc_child_setup(o->wonly ? STDIN_FILENO : fd, o->ronly ? STDOUT_FILENO : fd,
+			     o->ronly ? STDERR_FILENO : fd, &env, 0) == 0)
+		proc_exec_cmd(o->program);
+	note.kind = PREFORK_NOTE_EXECFAIL;
+	note.err = errno;
+	prefork_send(chan, &note, -1);
+	_exit(127);
+}
+
+/* Fork workers up to what the pool wants now. */
+static void pool_fill(struct server *s)
+{
+	long long now = io_now_ms();
+	size_t k;
+
+	if (now < s->fork_pause_until)
+		return;
+	for (k = prefork_wanted(&s->pool, now); k > 0; k--) {
+		pid_t pid = fork();
+
+		if (pid < 0) {
+			warnx("fork:");
+			s->fork_pause_until = now + 1000;
+			return;
+		}
+		if (pid == 0)
+			worker(s);
+		setpgid(pid, pid); /* so a TERM to its group cannot miss */
+		if (prefork_add(&s->pool, pid, now) < 0) {
+			warnx("worker pool:");
+			kill(pid, SIGKILL);
+			s->fork_pause_until = now + 1000;
+			return;
+		}
+	}
+}
+
+/* Take every note the workers sent. */
+static void pool_notes(struct server *s)
+{
+	struct prefork_note note;
+	int fd, r;
+
+	while ((r = prefork_recv(s->chan[0], &note, &fd)) > 0) {
+		if (note.kind == PREFORK_NOTE_EXECFAIL) {
+			if (prefork_failed(&s->pool, note.pid, note.err) == 1)
+				warnx("exec %s: %s", s->o->program, strerror(note.err));
+		} else if (note.kind == PREFORK_NOTE_ACCEPTED &&
+			   prefork_accepted(&s->pool, note.pid) == 0 && fd >= 0) {
+			struct conn *c = conn_add(s);
+			if (c) {
+				c->pid = note.pid;
+				conn_name(s, c, fd);
+				/* Only a program holding the connection itself needs our FIN. */
+				c->fd = s->o->prestart || s->o->crlf ? -1 : fd;
+				if (c->fd >= 0)
+					fd = -1;
+				s->running++;
+			}
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	if (r < 0)
+		warnx("worker notes:");
+}
+
+static void pool_status(const struct server *s)
+{
+	warnx("status: ready %zu busy %zu served %llu errors %llu", s->pool.ready, s->pool.busy,
+	      s->pool.served, s->pool.errors);
+}
+
+/* The master of -W: keep the pool, take notes, reap, linger; it never accepts. */
+static void pool_loop(struct server *s)
+{
+	struct pollfd *pfd = NULL;
+	size_t pcap = 0;
+	int timeout = -1;
+
+	for (;;) {
+		size_t n = 0, nl;
+		int usr1 = 0, sig, t;
+		long long now;
+		pid_t pid;
+
+		pool_fill(s);
+		if (pcap < s->nconns + 2) {
+			pcap = s->nconns + 16;
+			free(pfd);
+			pfd = calloc(pcap, sizeof *pfd);
+			if (!pfd)
+				die(EXIT_RUNTIME, "poll set:");
+		}
+		for (size_t i = 0; i < s->nconns; i++)
+			if (s->conns[i].linger_by)
+				pfd[n++] = (struct pollfd){.fd = s->conns[i].fd, .events = POLLIN};
+		nl = n;
+		pfd[n++] = (struct pollfd){.fd = s->sigfd, .events = POLLIN};
+		pfd[n++] = (struct pollfd){.fd = s->chan[0], .events = POLLIN};
+		now = io_now_ms();
+		t = prefork_timeout(&s->pool, now);
+		if (t >= 0 && (timeout < 0 || t < timeout))
+			timeout = t;
+		if (s->fork_pause_until > now &&
+		    (timeout < 0 || s->fork_pause_until - now < timeout))
+			timeout = (int)(s->fork_pause_until - now);
+		if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR)
+			die(EXIT_RUNTIME, "poll:");
+		if (pfd[nl].revents) {
+			sig = sig_drain(NULL, &usr1);
+			if (sig) {
+				free(pfd);
+				teardown(s, sig);
+			}
+		}
+		pool_notes(s);
+		reap_all(s);
+		if (usr1)
+			pool_status(s);
+		now = io_now_ms();
+		while ((pid = prefork_retire(&s->pool, now)) > 0)
+			kill(pid, SIGWINCH);
+		timeout = linger_step(s, pfd, nl);
+	}
+}
+
 static int open_listener(const struct opts *o, int *created)
 {
 	int fd, gai = 0;
@@ -544,11 +950,12 @@ static int run_server(const struct opts *o, struct daemon *d)
 	struct server s = {.o = o};
 	char ip[NET_IPLEN], port[NET_PORTLEN];
 
-	s.sigfd = sig_init(0);
+	s.sigfd = sig_init(o->wmin > 0);
 	if (s.sigfd < 0)
 		die(EXIT_RUNTIME, "signals:");
 	s.lfd = open_listener(o, &s.unlink_path);
-	io_set_nonblock(s.lfd, 1);
+	/* Workers block in accept(2): that is what keeps a herd from waking. */
+	io_set_nonblock(s.lfd, !o->wmin);
 	if (o->verbose) {
 		if (net_name(s.lfd, 0, ip, port) == AF_UNIX)
 			warnx("listening on %s", o->path ? o->path : "UNIX socket");
@@ -561,6 +968,16 @@ static int run_server(const struct opts *o, struct daemon *d)
 			unlink(o->path);
 		errno = saved;
 		die(EXIT_RUNTIME, "%s:", o->logfile);
+	}
+	if (o->wmin) {
+		size_t max = o->wmax ? (size_t)o->wmax : PREFORK_UNLIMITED;
+		if (o->maxconn && (size_t)o->maxconn < max)
+			max = (size_t)o->maxconn;
+		if (prefork_channel(s.chan) < 0)
+			die(EXIT_RUNTIME, "worker channel:");
+		prefork_init(&s.pool, (size_t)o->wmin, max, o->wmax > 0, o->idle_ms);
+		s.pooled = 1;
+		pool_loop(&s);
 	}
 	loop(&s);
 	return s.status;
@@ -615,7 +1032,7 @@ static int run_client(const struct opts *o, struct daemon *d)
 
 int main(int argc, char **argv)
 {
-	struct opts o = {0};
+	struct opts o = {.grace_ms = GRACE_MS, .idle_ms = IDLE_MS};
 	struct daemon d;
 
 	err_init(argv[0]);
