@@ -1,0 +1,322 @@
+#!/usr/bin/env bats
+# socket -W: the preforked worker pool (issue 3).
+load helpers
+bats_require_minimum_version 1.5.0
+
+setup() {
+	common_setup
+	P=$(free_port)
+}
+teardown() { common_teardown; }
+
+# Start socket in the background, stderr to ./err; M is its pid.
+start() {
+	"$SP_BIN/socket" "$@" 2>err >out &
+	M=$!
+	track "$M"
+}
+
+nchildren() { children_of "$1" | wc -l; }
+has_children() { [ "$(nchildren "$1")" -eq "$2" ]; }
+status_lines() { grep -c 'status:' "$1" || true; }
+more_status() { [ "$(status_lines "$1")" -gt "$2" ]; }
+
+# pool_status PID LOG: ask for a status line; print "READY BUSY SERVED ERRORS".
+pool_status() {
+	local before
+	before=$(status_lines "$2")
+	kill -USR1 "$1" || return 1
+	wait_for 5 more_status "$2" "$before" || return 1
+	grep 'status:' "$2" | tail -n 1 | awk '{ print $4, $6, $8, $10 }'
+}
+# status_is PID LOG "READY BUSY": the pool has that many ready and busy workers.
+status_is() { [[ "$(pool_status "$1" "$2")" == "$3"* ]]; }
+
+reply() { printf '%s\n' "$1" | nc -N 127.0.0.1 "$P"; }
+
+# A long connection: nc keeps it open after its stdin ends, until killed.
+long_client() { # OUTFILE
+	nc 127.0.0.1 "$P" </dev/null >"$1" &
+	track $!
+	LAST=$!
+}
+
+@test "-W N: N workers, each leading its own process group, right after start" {
+	start -W 3 -s -p 'head -n1' "$P"
+	wait_listening "$P"
+	wait_for 5 has_children "$M" 3
+	for w in $(children_of "$M"); do
+		[ "$(ps -o pgid= -p "$w" | tr -d ' ')" = "$w" ]
+	done
+	run --separate-stderr reply hello
+	[ "$status" -eq 0 ]
+	[ "$output" = hello ]
+}
+
+@test "-W N: a replacement follows each connection" {
+	start -W 2 -s -p 'head -n1' "$P"
+	wait_listening "$P"
+	wait_for 5 has_children "$M" 2
+	before=$(children_of "$M" | sort)
+	for n in 1 2 3 4 5; do
+		run --separate-stderr reply "line $n"
+		[ "$status" -eq 0 ]
+		[ "$output" = "line $n" ]
+	done
+	wait_for 5 has_children "$M" 2
+	wait_for 5 status_is "$M" err "2 0 5 0"
+	after=$(children_of "$M" | sort)
+	# Five connections used up five workers: at most one of the first two is left.
+	[ "$(comm -12 <(echo "$before") <(echo "$after") | wc -l)" -le 1 ]
+}
+
+@test "-W N: the replacement is forked while the first connection still runs" {
+	start -W 1 -s -p cat "$P"
+	wait_listening "$P"
+	wait_for 5 has_children "$M" 1
+	long_client c1
+	wait_for 5 status_is "$M" err "1 1"
+	# A second connection is served while the first is still open.
+	run --separate-stderr reply second
+	[ "$output" = second ]
+	alive "$LAST"
+}
+
+@test "-W MIN:MAX ramps up under long connections, caps at MAX, retires back to MIN" {
+	start -W 1:4 -I 1 -s -p cat "$P"
+	wait_listening "$P"
+	wait_for 5 status_is "$M" err "1 0"
+	long_client c1
+	# The accept left no worker ready: two new ones instead of one.
+	wait_for 5 status_is "$M" err "2 1"
+	pids="$LAST"
+	for n in 2 3 4; do
+		long_client "c$n"
+		pids="$pids $LAST"
+	done
+	wait_for 5 status_is "$M" err "0 4"
+	[ "$(nchildren "$M")" -eq 4 ]
+	# A fifth waits in the backlog: no worker may be forked beyond MAX.
+	mkfifo f5
+	nc -N 127.0.0.1 "$P" <f5 >c5 &
+	track $!
+	exec 7>f5
+	echo waiting >&7
+	! wait_for 1 file_has c5
+	[ "$(nchildren "$M")" -eq 4 ]
+	kill $pids
+	wait_for 5 file_has c5
+	[ "$(cat c5)" = waiting ]
+	exec 7>&-
+	# All idle now: the extra ready workers retire after -I 1, down to MIN.
+	wait_for 10 status_is "$M" err "1 0" || { tail -n 3 err >&3; false; }
+	wait_for 5 has_children "$M" 1
+	alive "$M"
+}
+
+@test "-P: prestarted program serves, without TCPREMOTE*, with half-close and large data" {
+	start -W 2 -P -s -p 'sh -c "echo proto=\$PROTO remote=\${TCPREMOTEIP-unset}; exec cat"' "$P"
+	wait_listening "$P"
+	wait_for 5 has_children "$M" 2
+	# The program runs before any connection: each worker already has a child.
+	for w in $(children_of "$M"); do
+		wait_for 5 test -n "$(children_of "$w")"
+	done
+	run --separate-stderr reply hello
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "proto=TCP remote=unset" ]
+	[ "${lines[1]}" = hello ]
+	# 8 MB through cat: the client half-closes, cat ends, everything comes back.
+	head -c 8000000 /dev/urandom >big
+	nc -N 127.0.0.1 "$P" <big >back
+	tail -n +2 back >body
+	cmp big <(head -c 8000000 body)
+	[ "$(stat -c %s back)" -eq $((8000000 + 23)) ]
+}
+
+@test "-P: a program that writes and exits before the connection still delivers" {
+	start -W 1 -P -s -p 'echo early' "$P"
+	wait_listening "$P"
+	wait_for 5 has_children "$M" 1
+	# The server side ends first (half-close towards the client) while it still sends.
+	run --separate-stderr reply ignored
+	[ "$status" -eq 0 ]
+	[ "$output" = early ]
+	wait_for 5 has_children "$M" 1
+	[ "$(zombies_of "$(children_of "$M")")" -eq 0 ]
+}
+
+@test "-W with -c converts line ends; with a UNIX socket it serves and removes the path" {
+	start -W 2 -c -s -p 'head -n1' "$BATS_TEST_TMPDIR/w.sock"
+	wait_for 5 unix_listening "$BATS_TEST_TMPDIR/w.sock"
+	run --separate-stderr sh -c 'printf "dos\r\n" | nc -N -U w.sock | od -c | head -n1'
+	[[ "$output" == *"d   o   s  \r  \n"* ]]
+	kill -TERM "$M"
+	wait "$M" || rc=$?
+	[ "$rc" -eq 143 ]
+	[ ! -e w.sock ]
+}
+
+@test "exec failure: reported once per distinct error, connections closed, serving goes on" {
+	start -W 2 -s -p /nonexistent/program "$P"
+	wait_listening "$P"
+	for n in 1 2 3 4; do
+		run --separate-stderr reply "x$n"
+		[ "$status" -eq 0 ]
+		[ -z "$output" ]
+	done
+	wait_for 5 status_is "$M" err "2 0 0 4"
+	[ "$(grep -c 'exec /nonexistent/program: No such file or directory' err)" -eq 1 ]
+	alive "$M"
+	wait_for 5 has_children "$M" 2
+}
+
+@test "exec failure with -P: reported once, the connection closed, the master goes on" {
+	start -W 2 -P -s -p /nonexistent/program "$P"
+	wait_listening "$P"
+	run --separate-stderr reply x
+	[ -z "$output" ]
+	wait_for 5 grep -q 'exec /nonexistent/program: No such file' err
+	run --separate-stderr reply y
+	[ -z "$output" ]
+	[ "$(grep -c 'exec /nonexistent/program' err)" -eq 1 ]
+	alive "$M"
+}
+
+@test "workers dying without serving make the master back off instead of fork-bombing" {
+	start -W 4 -s -p cat "$P"
+	wait_listening "$P"
+	wait_for 5 has_children "$M" 4
+	for round in 1 2 3 4 5; do
+		kill -KILL $(children_of "$M") 2>/dev/null || true
+	done
+	wait_for 5 grep -q 'without serving; pausing forks' err
+	alive "$M"
+	# After the pause the pool is whole again.
+	wait_for 10 has_children "$M" 4
+	run --separate-stderr reply after
+	[ "$output" = after ]
+}
+
+@test "bad -W values and combinations are usage errors, exit 2, nothing left" {
+	for bad in 0 5:2 abc 3: :3 1:0 4097 -1; do
+		run --separate-stderr "$SP_BIN/socket" -W "$bad" -s -p cat "$P"
+		[ "$status" -eq 2 ]
+		[[ "$stderr" == "socket: -W"* ]]
+		[ -z "$output" ]
+	done
+	run --separate-stderr "$SP_BIN/socket" -W 2 -s "$P"
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"-W needs -p"* ]]
+	run --separate-stderr "$SP_BIN/socket" -W 2 -p cat 127.0.0.1 "$P"
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"-W needs -s"* ]]
+	run --separate-stderr "$SP_BIN/socket" -P -s -p cat "$P"
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"-P needs -W"* ]]
+	run --separate-stderr "$SP_BIN/socket" -W 2 -I 1 -s -p cat "$P"
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"-I needs -W MIN:MAX"* ]]
+	run --separate-stderr "$SP_BIN/socket" -W 1:4 -I soon -s -p cat "$P"
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"-I: 'soon'"* ]]
+	run --separate-stderr "$SP_BIN/socket" -g -1 -W 2 -s -p cat "$P"
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"-g: '-1'"* ]]
+	run --separate-stderr "$SP_BIN/socket" -W 4 -C 2 -s -p cat "$P"
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"-C 2 is below the -W minimum 4"* ]]
+	not_listening "$P"
+	[ -z "$(pgrep -f "socket -W .* $P\$" || true)" ]
+}
+
+@test "teardown: TERM ends every worker's process group, busy and ready" {
+	start -W 2 -s -p 'sh -c "sleep 60 & cat"' "$P"
+	wait_listening "$P"
+	wait_for 5 has_children "$M" 2
+	long_client c1
+	wait_for 5 status_is "$M" err "2 1"
+	groups=$(children_of "$M")
+	[ "$(echo "$groups" | wc -l)" -eq 3 ]
+	kill -TERM "$M"
+	wait "$M" || rc=$?
+	[ "$rc" -eq 143 ]
+	for g in $groups; do
+		wait_for 5 no_group "$g"
+	done
+	not_listening "$P"
+}
+
+@test "teardown: -g bounds the wait for a program that ignores TERM" {
+	start -W 1 -g 0.5 -s -p 'sh -c "trap \"\" TERM; echo up; while :; do sleep 1; done"' "$P"
+	wait_listening "$P"
+	long_client c1
+	wait_for 5 file_has c1
+	g=$(children_of "$M" | head -n 1)
+	kill -INT "$M"
+	# The grace is half a second: well before the 5 s default, everything is gone.
+	wait_for 3 gone "$M"
+	wait "$M" || rc=$?
+	[ "$rc" -eq 130 ]
+	wait_for 2 no_group "$g"
+}
+
+@test "1000 connections leave no zombie and no descriptor growth in the master" {
+	start -W 4 -s -p 'head -n1' "$P"
+	wait_listening "$P"
+	wait_for 5 has_children "$M" 4
+	"$TOOLS/loadgen" -c 1 -n 20 127.0.0.1 "$P" >/dev/null
+	wait_for 5 status_is "$M" err "4 0"
+	fds=$(fd_count "$M")
+	run --separate-stderr "$TOOLS/loadgen" -c 4 -n 1000 127.0.0.1 "$P"
+	[ "$status" -eq 0 ]
+	[[ "$output" == "conns=1000 ok=1000 errors=0 "* ]]
+	wait_for 5 status_is "$M" err "4 0 1020 0"
+	same_fds() { [ "$(fd_count "$M")" -eq "$fds" ]; }
+	wait_for 5 same_fds
+	[ "$(zombies_of "$M")" -eq 0 ]
+}
+
+@test "the SCGI launch line works with -W 4 added, in the background" {
+	cat >wrapper <<-'EOF'
+	#!/bin/sh
+	exec "$@"
+	EOF
+	chmod +x wrapper
+	run --separate-stderr "$SP_BIN/socket" -B 127.0.0.1 -s "$P" -b -f -q -l \
+		-p "$BATS_TEST_TMPDIR/wrapper head -n1" -W 4
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+	[[ "$output" =~ ^[0-9]+$ ]]
+	M=$output
+	track "$M"
+	listening "$P"
+	wait_for 5 has_children "$M" 4
+	run --separate-stderr reply scgi
+	[ "$output" = scgi ]
+	kill -TERM "$M"
+	wait_gone "$M"
+	not_listening "$P"
+}
+
+@test "-W serves a socket-activated listener on fd 3" {
+	"$TOOLS/activate" portfile "$SP_BIN/socket" -W 2 -s -p 'head -n1' 2>err &
+	M=$!
+	track "$M"
+	wait_file portfile
+	P=$(cat portfile)
+	wait_for 5 has_children "$M" 2
+	run --separate-stderr reply activated
+	[ "$output" = activated ]
+}
+
+@test "SIGUSR1 writes one status line to the -L log of a background pool" {
+	run --separate-stderr "$SP_BIN/socket" -b -L "$BATS_TEST_TMPDIR/log" -W 3 -s -p 'head -n1' "$P"
+	[ "$status" -eq 0 ]
+	M=$output
+	track "$M"
+	reply one >/dev/null
+	wait_for 5 status_is "$M" log "3 0 1 0"
+	[ "$(grep -c status: log)" -ge 1 ]
+	[ "$(grep status: log | tail -n 1)" = "socket: status: ready 3 busy 0 served 1 errors 0" ]
+}
