@@ -272,9 +272,13 @@ static void drain_peer(int fd, long ms)
 		long long left = by - io_now_ms();
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
 
+		ssize_t r;
+
 		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
 			return;
-		if (recv(fd, buf, sizeof buf, MSG_DONTWAIT) <= 0 && errno != EAGAIN)
+		/* EOF must end it too: errno is stale then, and the loop would spin. */
+		r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+		if (r == 0 || (r < 0 && errno != EAGAIN))
 			return;
 	}
 }
