@@ -1,7 +1,6 @@
 #!/usr/bin/env bats
 # socket -W: the preforked worker pool (issue 3).
 load helpers
-bats_require_minimum_version 1.5.0
 
 setup() {
 	common_setup
@@ -147,8 +146,8 @@ long_client() { # OUTFILE
 }
 
 @test "-W with -c converts line ends; with a UNIX socket it serves and removes the path" {
-	start -W 2 -c -s -p 'head -n1' "$BATS_TEST_TMPDIR/w.sock"
-	wait_for 5 unix_listening "$BATS_TEST_TMPDIR/w.sock"
+	start -W 2 -c -s -p 'head -n1' "$PWD/w.sock"
+	wait_for 5 unix_listening "$PWD/w.sock"
 	run --separate-stderr sh -c 'printf "dos\r\n" | nc -N -U w.sock | od -c | head -n1'
 	[[ "$output" == *"d   o   s  \r  \n"* ]]
 	kill -TERM "$M"
@@ -226,7 +225,11 @@ long_client() { # OUTFILE
 	run --separate-stderr "$SP_BIN/socket" -W 4 -C 2 -s -p cat "$P"
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == *"-C 2 is below the -W minimum 4"* ]]
+	run --separate-stderr "$SP_BIN/socket" -W 3:1 -s -p cat "$PWD/bad.sock"
+	[ "$status" -eq 2 ]
+	[ "$stderr" != "${stderr#socket: -W: MIN 3 is above MAX 1}" ]
 	not_listening "$P"
+	[ -z "$(ls -A)" ]
 	[ -z "$(pgrep -f "socket -W .* $P\$" || true)" ]
 }
 
@@ -284,7 +287,7 @@ long_client() { # OUTFILE
 	EOF
 	chmod +x wrapper
 	run --separate-stderr "$SP_BIN/socket" -B 127.0.0.1 -s "$P" -b -f -q -l \
-		-p "$BATS_TEST_TMPDIR/wrapper head -n1" -W 4
+		-p "$PWD/wrapper head -n1" -W 4
 	[ "$status" -eq 0 ]
 	[ -z "$stderr" ]
 	[[ "$output" =~ ^[0-9]+$ ]]
@@ -311,7 +314,7 @@ long_client() { # OUTFILE
 }
 
 @test "SIGUSR1 writes one status line to the -L log of a background pool" {
-	run --separate-stderr "$SP_BIN/socket" -b -L "$BATS_TEST_TMPDIR/log" -W 3 -s -p 'head -n1' "$P"
+	run --separate-stderr "$SP_BIN/socket" -b -L "$PWD/log" -W 3 -s -p 'head -n1' "$P"
 	[ "$status" -eq 0 ]
 	M=$output
 	track "$M"
