@@ -336,9 +336,9 @@ out_close:
  * stdin/stdout) until the program's output ends, then close the connection
  * gracefully and wait for the program (prog 0: none, or already reaped).
  */
-static _Noreturn void relay_run(const struct opts *o, int conn, int in, int out, pid_t prog)
+static _Noreturn void relay_run(const struct opts *o, struct pump *p, int conn, int in, int out,
+				pid_t prog)
 {
-	struct pump *p = calloc(1, sizeof *p);
 	int sig;
 
 	if (!p)
@@ -389,7 +389,7 @@ static _Noreturn void relay_child(const struct opts *o, int conn, const struct p
 		if (prog < 0)
 			die(EXIT_RUNTIME, "exec %s:", o->program);
 	}
-	relay_run(o, conn, in, out, prog);
+	relay_run(o, calloc(1, sizeof(struct pump)), conn, in, out, prog);
 }
 
 /* ---- the server's bookkeeping ---- */
@@ -759,6 +759,7 @@ static _Noreturn void worker(struct server *s)
 	struct proc_env env = {set, unset_vars};
 	struct sigaction sa;
 	int chan = s->chan[1], fd, in = -1, out = -1, family;
+	struct pump *pump = NULL;
 	pid_t prog = 0;
 
 	setpgid(0, 0);
@@ -773,6 +774,10 @@ static _Noreturn void worker(struct server *s)
 	sa.sa_flags = 0; /* no SA_RESTART: the signal must interrupt accept */
 	sigaction(SIGWINCH, &sa, NULL);
 	if (o->prestart) {
+		/* Allocated and touched now: page faults off the connection's path. */
+		pump = malloc(sizeof *pump);
+		if (pump)
+			memset(pump, 0, sizeof *pump);
 		sigaction(SIGCHLD, &sa, NULL);
 		prestart_env(s->lfd, bufs, set);
 		prog = relay_spawn(o, &env, &in, &out);
@@ -796,7 +801,7 @@ static _Noreturn void worker(struct server *s)
 	note.kind = PREFORK_NOTE_ACCEPTED;
 	prefork_send(chan, &note, fd);
 	if (o->prestart) {
-		relay_run(o, fd, in, out, prog);
+		relay_run(o, pump, fd, in, out, prog);
 	}
 	family = net_name(fd, 0, bufs[0], bufs[1]);
 	env_for(fd, family, bufs, set);
