@@ -106,6 +106,30 @@ echo "  p50@1   socket -W 4 / tcpserver      $(ratio "${p50_socket__W_4:-0}" "${
 echo "  herd:   p50@1  -W 64 / -W 4          $(ratio "${p50_socket__W_64:-0}" "${p50_socket__W_4:-0}")  [~1: no herd]"
 echo "  herd:   conn/s -W 64 / -W 4          $(ratio "${rate_socket__W_64:-0}" "${rate_socket__W_4:-0}")  [~1: no herd]"
 
+# Thundering herd, counted rather than timed: at -W 64, do the workers that stay idle
+# wake up when another one gets a connection? A herd shows as about one voluntary
+# context switch per idle worker per connection.
+PORT=$(tests/bin/freeport)
+if start "socket -W 64"; then
+	sleep 1 # all 64 in accept; a report, not a test
+	ws=$(ps --ppid "$SRV" -o pid=)
+	csw() { awk '/^voluntary_ctxt_switches/ { print $2 }' /proc/"$1"/status 2>/dev/null; }
+	for w in $ws; do eval "csw0_$w=\$(csw $w)"; done
+	$LOADGEN -c 1 -n 32 127.0.0.1 "$PORT" >/dev/null 2>&1
+	idle=0 wakes=0
+	for w in $ws; do
+		c=$(csw "$w")
+		[ -n "$c" ] || continue # it served a connection and is gone
+		eval "c0=\$csw0_$w"
+		idle=$((idle + 1))
+		wakes=$((wakes + c - c0))
+	done
+	stop
+	echo
+	echo "herd: 32 connections at -W 64: $idle workers stayed idle and woke $wakes times" \
+		"in all (a herd would be about $((idle * 32)))"
+fi
+
 # The master after many connections: same RSS and descriptors as before.
 echo
 for row in "socket -W 4" "socket -W 4 -P"; do

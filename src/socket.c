@@ -43,7 +43,7 @@ static const char usage_text[] =
 	"  -b      background once ready; print the daemon's PID\n"
 	"  -B ADDR bind to this local address\n"
 	"  -c      convert LF to CRLF towards the socket and CRLF to LF from it\n"
-	"  -C MAX  with -f, serve at most MAX connections at once\n"
+	"  -C MAX  with -f or -W, serve at most MAX connections at once\n"
 	"  -f      fork: serve each connection in a child process\n"
 	"  -g SECS at teardown, SIGKILL what SIGTERM left after SECS (default 5)\n"
 	"  -I SECS with -W MIN:MAX, a ready worker beyond MIN idle SECS retires (default 10)\n"
