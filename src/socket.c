@@ -198,7 +198,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	if (o->idle_set && !o->wmax)
 		usage_error(synopsis, "-I needs -W MIN:MAX");
 	if (o->maxconn && !o->fork && !o->wmin)
-		usage_error(synopsis, "-C needs -f or -W");
+		usage_error(synopsis, "-C needs -f"); /* or -W */
 	if (o->program && !*o->program)
 		usage_error(synopsis, "-p: empty command");
 
