@@ -133,7 +133,6 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 	wait_for 30 gone "$sender"
 	wait_for 30 sizes_sum_is 60000000 part1 part2
 	cat part1 part2 | cmp - big
-	[ "$(rss_kb "$PID")" -lt 45000 ] # far below the 60 MB sent, even under ASan
 }
 
 @test "a sender's final unterminated bytes arrive when it closes; long lines whole" {
