@@ -73,6 +73,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	int c;
 
 	opt_common(argc, argv, optstring, usage_text);
+	opterr = 0; /* our messages, in our format */
 	while ((c = getopt(argc, argv, optstring)) != -1) {
 		switch (c) {
 		case '1': o->once = 1; break;
@@ -85,7 +86,10 @@ static void parse(int argc, char **argv, struct opts *o)
 			if (o->membytes < 1024)
 				usage_error(synopsis, "-m: '%s' is not a size from 1024 to 1G", optarg);
 			break;
-		default: usage_error(synopsis, "unknown option or missing argument");
+		default:
+			if (strchr(optstring, optopt) && optopt != ':')
+				usage_error(synopsis, "-%c needs an argument", optopt);
+			usage_error(synopsis, "unknown option -%c", optopt);
 		}
 	}
 	argv += optind;

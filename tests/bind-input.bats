@@ -1,7 +1,6 @@
 #!/usr/bin/env bats
 # bind-input: a TCP port poured into a FIFO the shell reads.
 load helpers
-bats_require_minimum_version 1.5.0
 
 setup() {
 	common_setup
@@ -223,7 +222,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 	done
 	run --separate-stderr BI -- -x "$PORT"
 	[ "$status" -eq 2 ]
-	[ -z "$(ls -A | grep -v -e '^tracked.pids$' -e '^separate-stderr-')" ]
+	[ -z "$(ls -A)" ]
 	not_listening "$PORT"
 	# the longest name is fine
 	start "${long:1}" "$PORT"
@@ -414,4 +413,15 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 	for fd in 0 1 2; do
 		[ "$(readlink "/proc/$output/fd/$fd")" = /dev/null ]
 	done
+}
+
+@test "an option missing its argument, or unknown, is a usage error" {
+	run --separate-stderr "$SP_BIN/bind-input" -c
+	[ "$status" -eq 2 ]
+	[ "${stderr_lines[0]}" = "bind-input: -c needs an argument" ]
+	[ "${stderr_lines[1]}" = "usage: $(sed -n 's/^usage: //p' <<<"$("$SP_BIN/bind-input" -h)" | head -1) (try 'bind-input --help')" ]
+	run --separate-stderr "$SP_BIN/bind-input" -Q x y z
+	[ "$status" -eq 2 ]
+	[ "${stderr_lines[0]}" = "bind-input: unknown option -Q" ]
+	[ -z "$(ls -A)" ]
 }

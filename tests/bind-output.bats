@@ -1,7 +1,6 @@
 #!/usr/bin/env bats
 # bind-output: whatever is written into a FIFO goes out on one TCP connection.
 load helpers
-bats_require_minimum_version 1.5.0
 
 setup() {
 	common_setup
@@ -287,7 +286,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 	done
 	run --separate-stderr BO -L '' out1 127.0.0.1 "$PORT"
 	[ "$status" -eq 2 ]
-	[ -z "$(ls -A | grep -v -e '^tracked.pids$' -e '^separate-stderr-')" ]
+	[ -z "$(ls -A)" ]
 }
 
 @test "a path that is not a FIFO is refused and untouched; '/' IDs and BIND_DIR" {
@@ -318,4 +317,15 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 	receiver got2
 	start -L log out1 127.0.0.1 "$PORT"
 	grep -q "^bind-output: out1: connected to 127.0.0.1 $PORT" log
+}
+
+@test "an option missing its argument, or unknown, is a usage error" {
+	run --separate-stderr "$SP_BIN/bind-output" -m
+	[ "$status" -eq 2 ]
+	[ "${stderr_lines[0]}" = "bind-output: -m needs an argument" ]
+	[ "${stderr_lines[1]}" = "usage: $(sed -n 's/^usage: //p' <<<"$("$SP_BIN/bind-output" -h)" | head -1) (try 'bind-output --help')" ]
+	run --separate-stderr "$SP_BIN/bind-output" -Q x y z
+	[ "$status" -eq 2 ]
+	[ "${stderr_lines[0]}" = "bind-output: unknown option -Q" ]
+	[ -z "$(ls -A)" ]
 }
