@@ -29,6 +29,7 @@
 #define BACKOFF_MAX_MS 30000
 #define TEARDOWN_MS 5000 /* how long teardown keeps sending what was written */
 #define MEM_DEFAULT (1L << 20)
+#define PIPE_SIZE (1u << 20) /* fewer wake-ups for bulk writers; best effort */
 
 static const char usage_text[] =
 	"usage: bind-output [-rF] [-m bytes] [-L file] id host port\n"
@@ -495,6 +496,7 @@ int main(int argc, char **argv)
 			die(EXIT_RUNTIME, "%s: exists and is not a FIFO; not touching it", o.path);
 		die(EXIT_RUNTIME, "%s:", o.path);
 	}
+	fifo_set_size(&s.fifo, PIPE_SIZE);
 	gai = getaddrinfo(o.host, o.port, &hints, &s.addrs);
 	if (gai == 0)
 		s.sock = net_connect(o.host, o.port, NULL, &gai);

@@ -174,18 +174,18 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 	start -r -m 4K -L log out1 127.0.0.1 "$PORT"
 	kill "$RECV"
 	wait_for 5 logged log "closed the connection"
-	head -c 300000 /dev/zero | tr '\0' q >sent
+	head -c 3000000 /dev/zero | tr "\\0" q >sent
 	cat sent >out1 &
 	writer=$!
 	track "$writer"
-	# 4 KiB queued plus one pipe: a 300 KB writer cannot finish
+	# 4 KiB queued plus one pipe (up to 1 MiB): a 3 MB writer cannot finish
 	run timeout 0.5 tail --pid="$writer" -f /dev/null
 	[ "$status" -eq 124 ]
 	alive "$writer"
 	[ "$(awk '/^VmRSS/ { print $2 }' "/proc/$PID/status")" -lt 45000 ]
 	receiver got2
 	wait_for 10 gone "$writer"
-	wait_for 10 size_is got2 300000
+	wait_for 10 size_is got2 3000000
 	cmp sent got2
 }
 

@@ -21,6 +21,8 @@
 #define DRAIN_MIN_MS 10		/* once mode: first look at the pipe after the sender left */
 #define DRAIN_MAX_MS 250	/* ... backing off to this while nobody reads */
 #define PEER_LEN (NET_IPLEN + NET_PORTLEN + 2)
+#define BULK_MIN 65536		/* a lone sender with this much waiting is spliced */
+#define TAIL_WAIT_MS 1000	/* others wait this long for a stalled spliced line */
 
 enum conn_state { CONN_AUTH, CONN_DATA };
 
@@ -53,7 +55,16 @@ struct binding {
 	size_t held; /* qlen + every conn's plen: what -m limits */
 
 	int single;	  /* one sender at a time: pass bytes through, no line assembly */
-	int splice_ok;	  /* single, a FIFO, and splice has not failed */
+	int splice_ok;	  /* a FIFO, and splice has not failed */
+	size_t ndata;	  /* conns in CONN_DATA */
+	/*
+	 * Splicing moves a lone bulk sender's bytes without looking at them,
+	 * so the pipe may end mid-line. Until that sender's next newline has
+	 * gone in, it owns the pipe's tail and nobody else writes.
+	 */
+	int tail_owner;	    /* fd, or -1 */
+	size_t tail_bytes;  /* continuation written since splicing stopped */
+	long long tail_at;  /* last progress of the owner */
 	int fifo_full;	  /* the pipe refused bytes: wait for POLLOUT */
 	int passed;	  /* once mode: the sender was accepted */
 	int done;
@@ -231,6 +242,22 @@ static int take_lines(struct binding *b, struct conn *c, const char *p, size_t n
 
 	if (b->single)
 		return emit(b, p, n);
+	if (b->tail_owner == c->fd) {
+		/* The rest of the line we spliced goes first, straight after it. */
+		nl = memchr(p, '\n', n);
+		size_t k = nl ? (size_t)(nl + 1 - p) : n;
+
+		if (emit(b, p, k) < 0)
+			return -1;
+		b->tail_bytes += k;
+		b->tail_at = io_now_ms();
+		if (nl || b->tail_bytes >= BINDING_LINE_MAX)
+			b->tail_owner = -1;
+		p += k;
+		n -= k;
+		if (!n)
+			return 0;
+	}
 	if (c->plen) {
 		nl = memchr(p, '\n', n);
 		if (!nl) {
@@ -271,6 +298,10 @@ static void conn_drop(struct binding *b, size_t i)
 	struct conn *c = &b->conns[i];
 
 	part_clear(b, c);
+	if (c->state == CONN_DATA)
+		b->ndata--;
+	if (c->fd == b->tail_owner)
+		b->tail_owner = -1;
 	if (c->fd >= 0)
 		close(c->fd);
 	b->conns[i] = b->conns[--b->nconns];
@@ -362,6 +393,7 @@ static int conn_admit(struct binding *b, size_t i, const char *rest, size_t n)
 	struct conn *c;
 
 	b->conns[i].state = CONN_DATA;
+	b->ndata++;
 	report(b, BINDING_EV_ACCEPT, b->conns[i].peer, NULL, 0, 0);
 	if (b->flags & BINDING_ONCE) {
 		b->passed = 1;
@@ -458,6 +490,13 @@ static int data_splice(struct binding *b, size_t i)
 
 		if (r > 0) {
 			c->bytes += (size_t)r;
+			if (!b->single) {
+				b->tail_owner = c->fd;
+				b->tail_bytes = 0;
+				b->tail_at = io_now_ms();
+			}
+			if (b->ndata > 1)
+				return 0; /* someone else arrived: finish this line by reading */
 			continue;
 		}
 		if (r == 0)
@@ -476,12 +515,31 @@ static int data_splice(struct binding *b, size_t i)
 	return 0;
 }
 
+/*
+ * Splice a sender's bytes unseen when line atomicity cannot suffer: it is
+ * the only sender and, unless it is the only one there can be, it has bulk
+ * waiting (an interactive sender is read, so that it never holds the
+ * pipe's tail while others wait).
+ */
+static int can_splice(const struct binding *b, const struct conn *c)
+{
+	if (!b->splice_ok || b->qlen || c->plen || b->ndata != 1 || c->state != CONN_DATA)
+		return 0;
+	if (b->single)
+		return 1;
+	return (b->tail_owner < 0 || b->tail_owner == c->fd) && sock_pending(c->fd) >= BULK_MIN;
+}
+
 static int wants_read(const struct binding *b, const struct conn *c)
 {
 	if (c->state == CONN_AUTH)
 		return 1;
-	if (b->splice_ok && b->qlen == 0)
+	if (b->tail_owner >= 0 && b->tail_owner != c->fd)
+		return 0; /* the owner's line must end first */
+	if (b->splice_ok && b->single && b->qlen == 0)
 		return !b->fifo_full;
+	if (b->fifo_full && can_splice(b, c))
+		return 0;
 	return read_room(b, c) > 0;
 }
 
@@ -543,7 +601,8 @@ struct binding *binding_open(const struct binding_config *cfg, pid_t *holder, in
 	b->on_event = cfg->on_event;
 	b->arg = cfg->arg;
 	b->single = (cfg->flags & BINDING_ONCE) || b->max_conns == 1;
-	b->splice_ok = b->single && !(cfg->flags & BINDING_SPOOL);
+	b->splice_ok = !(cfg->flags & BINDING_SPOOL);
+	b->tail_owner = -1;
 	b->guarded = cfg->token || cfg->peer_addr;
 	if ((cfg->token && !(b->token = strdup(cfg->token))) ||
 	    (cfg->peer_addr && !(b->peer_addr = strdup(cfg->peer_addr))))
@@ -563,6 +622,8 @@ struct binding *binding_open(const struct binding_config *cfg, pid_t *holder, in
 		goto fail;
 	if (fifo_create(&b->fifo, cfg->path, !!(cfg->flags & BINDING_SPOOL), holder) < 0)
 		goto fail;
+	if (cfg->pipe_size && !b->fifo.spool)
+		fifo_set_size(&b->fifo, cfg->pipe_size); /* a hint: the default pipe works too */
 	return b;
 fail:
 	saved = errno;
@@ -626,6 +687,8 @@ int binding_timeout(const struct binding *b)
 			at = b->conns[i].auth_by;
 	if (draining(b) && (at < 0 || b->drain_at < at))
 		at = b->drain_at;
+	if (b->tail_owner >= 0 && b->ndata > 1 && (at < 0 || b->tail_at + TAIL_WAIT_MS < at))
+		at = b->tail_at + TAIL_WAIT_MS;
 	if (at < 0)
 		return -1;
 	return at <= now ? 0 : (int)(at - now > 0x7fffffff ? 0x7fffffff : at - now);
@@ -695,7 +758,7 @@ int binding_handle(struct binding *b, const struct pollfd *pfd, size_t n)
 			continue;
 		if (c->state == CONN_AUTH)
 			r = auth_read(b, i);
-		else if (b->splice_ok && b->qlen == 0)
+		else if (can_splice(b, c))
 			r = data_splice(b, i);
 		else
 			r = data_read(b, i);
@@ -708,6 +771,9 @@ int binding_handle(struct binding *b, const struct pollfd *pfd, size_t n)
 	for (size_t i = b->nconns; i-- > 0;)
 		if (b->conns[i].state == CONN_AUTH && b->conns[i].auth_by <= now)
 			reject(b, i, "no token in time");
+	/* A spliced line that stalls does not hold the others forever. */
+	if (b->tail_owner >= 0 && b->ndata > 1 && b->tail_at + TAIL_WAIT_MS <= now)
+		b->tail_owner = -1;
 	if (listener_ready)
 		accept_new(b);
 	check_drained(b);

@@ -223,6 +223,15 @@ pid_t fifo_owner(const char *path)
 	return who;
 }
 
+int fifo_set_size(struct fifo *f, size_t size)
+{
+	if (f->spool || f->fd < 0 || size > 0x7fffffff) {
+		errno = EINVAL;
+		return -1;
+	}
+	return fcntl(f->fd, F_SETPIPE_SZ, (int)size) < 0 ? -1 : 0;
+}
+
 size_t fifo_pending(const struct fifo *f)
 {
 	int n = 0;

@@ -65,6 +65,9 @@ int fifo_create(struct fifo *f, const char *path, int spool, pid_t *holder);
  */
 pid_t fifo_owner(const char *path);
 
+/* Ask for a pipe of size bytes (F_SETPIPE_SZ); 0 or -1 with errno. */
+int fifo_set_size(struct fifo *f, size_t size);
+
 /* Bytes sitting in the FIFO's pipe now (0 for a spool or on error). */
 size_t fifo_pending(const struct fifo *f);
 
