@@ -112,6 +112,30 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 	wait_for 5 logged log "closed after"
 }
 
+@test "senders joining a spliced bulk stream mid-line still give whole lines" {
+	pad=the-quick-brown-fox-jumps-over-the-lazy-dog-the-quick-brown-fox-jumps-over
+	seq -f "A-%07g-$pad" 1 400000 >a.sent
+	start -L log in1 "$PORT"
+	rss0=$(rss_kb "$PID")
+	(cat a.sent >"/dev/tcp/127.0.0.1/$PORT") &
+	track $!
+	wait_for 10 recvq_full "$PORT" # bulk waiting: the lone sender is spliced
+	# 40 MB sent, nobody reads: the daemon holds about -m (1 MiB), not the stream
+	[ $(($(rss_kb "$PID") - rss0)) -lt 8192 ]
+	cat in1 >out &
+	track $!
+	for s in B C; do
+		(seq -f "$s-%07g-$pad" 1 3000 >"/dev/tcp/127.0.0.1/$PORT") &
+		track $!
+	done
+	wait_for 30 lines_in out 406000
+	[ "$(wc -l <out)" -eq 406000 ]
+	[ "$(grep -cvE "^[ABC]-[0-9]{7}-$pad\$" out)" -eq 0 ]
+	grep '^A-' out | cmp - a.sent
+	[ "$(grep -c '^B-' out)" -eq 3000 ]
+	[ "$(grep -c '^C-' out)" -eq 3000 ]
+}
+
 @test "a slow reader holds a 60 MB binary sender back and every byte arrives" {
 	head -c 60000000 /dev/urandom >big
 	start -m 64K in1 "$PORT"
@@ -381,7 +405,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 
 @test "-L FILE gets the diagnostics; an unwritable -L fails and leaves nothing" {
 	start -L log in1 "$PORT"
-	grep -q "^bind-input: in1: listening on port $PORT" log
+	wait_for 5 logged log "^bind-input: in1: listening on port $PORT"
 	port2=$(free_port 1024 49151)
 	run --separate-stderr BI -L /nonexistent/dir/log in2 "$port2"
 	[ "$status" -eq 1 ]

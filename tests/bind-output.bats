@@ -316,7 +316,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 	[ ! -e out1 ]
 	receiver got2
 	start -L log out1 127.0.0.1 "$PORT"
-	grep -q "^bind-output: out1: connected to 127.0.0.1 $PORT" log
+	wait_for 5 logged log "^bind-output: out1: connected to 127.0.0.1 $PORT"
 }
 
 @test "an option missing its argument, or unknown, is a usage error" {

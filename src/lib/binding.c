@@ -23,6 +23,7 @@
 #define PEER_LEN (NET_IPLEN + NET_PORTLEN + 2)
 #define BULK_MIN 65536		/* a lone sender with this much waiting is spliced */
 #define TAIL_WAIT_MS 1000	/* others wait this long for a stalled spliced line */
+#define SPLICE_MIN 16384	/* pipe room worth a splice */
 
 enum conn_state { CONN_AUTH, CONN_DATA };
 
@@ -56,6 +57,7 @@ struct binding {
 
 	int single;	  /* one sender at a time: pass bytes through, no line assembly */
 	int splice_ok;	  /* a FIFO, and splice has not failed */
+	size_t pipe_cap;  /* the pipe's nominal size: splicing keeps within it */
 	size_t ndata;	  /* conns in CONN_DATA */
 	/*
 	 * Splicing moves a lone bulk sender's bytes without looking at them,
@@ -448,9 +450,13 @@ static size_t read_room(const struct binding *b, const struct conn *c)
 {
 	size_t room = b->held < b->mem_cap ? b->mem_cap - b->held : 0;
 
-	/* Finishing a line in progress is always allowed, or partial lines
-	 * filling the cap would wait for each other forever. */
-	if (c->plen && room < BINDING_LINE_MAX - c->plen)
+	/*
+	 * When unfinished lines alone fill the cap, nothing could ever be
+	 * written and they would wait for each other forever: then a sender
+	 * may read on to finish its line. Once whole lines are queued, the
+	 * reader's progress frees room instead.
+	 */
+	if (c->plen && b->qlen == 0 && room < BINDING_LINE_MAX - c->plen)
 		room = BINDING_LINE_MAX - c->plen;
 	return room < SCRATCH ? room : SCRATCH;
 }
@@ -481,12 +487,29 @@ static int sock_pending(int fd)
 	return ioctl(fd, SIOCINQ, &n) < 0 ? 0 : n;
 }
 
+/*
+ * Room for spliced bytes. A spliced pipe slot holds a socket buffer's
+ * whole fragment, up to 64 KiB rather than a page, so a pipe fed by
+ * splice alone would hold many times its size: we count the bytes.
+ */
+static size_t splice_room(const struct binding *b)
+{
+	size_t pending = fifo_pending(&b->fifo);
+
+	return pending < b->pipe_cap ? b->pipe_cap - pending : 0;
+}
+
 static int data_splice(struct binding *b, size_t i)
 {
 	struct conn *c = &b->conns[i];
 
 	for (int rounds = 0; rounds < 16; rounds++) {
-		ssize_t r = io_splice(c->fd, b->fifo.fd, SPLICE_MAX, 1);
+		size_t room = splice_room(b);
+		ssize_t r;
+
+		if (room < SPLICE_MIN)
+			return 0;
+		r = io_splice(c->fd, b->fifo.fd, room < SPLICE_MAX ? room : SPLICE_MAX, 1);
 
 		if (r > 0) {
 			c->bytes += (size_t)r;
@@ -525,6 +548,8 @@ static int can_splice(const struct binding *b, const struct conn *c)
 {
 	if (!b->splice_ok || b->qlen || c->plen || b->ndata != 1 || c->state != CONN_DATA)
 		return 0;
+	if (splice_room(b) < SPLICE_MIN)
+		return 0; /* plain writes fill the rest, and block as pipes should */
 	if (b->single)
 		return 1;
 	return (b->tail_owner < 0 || b->tail_owner == c->fd) && sock_pending(c->fd) >= BULK_MIN;
@@ -536,10 +561,8 @@ static int wants_read(const struct binding *b, const struct conn *c)
 		return 1;
 	if (b->tail_owner >= 0 && b->tail_owner != c->fd)
 		return 0; /* the owner's line must end first */
-	if (b->splice_ok && b->single && b->qlen == 0)
+	if (can_splice(b, c))
 		return !b->fifo_full;
-	if (b->fifo_full && can_splice(b, c))
-		return 0;
 	return read_room(b, c) > 0;
 }
 
@@ -624,6 +647,7 @@ struct binding *binding_open(const struct binding_config *cfg, pid_t *holder, in
 		goto fail;
 	if (cfg->pipe_size && !b->fifo.spool)
 		fifo_set_size(&b->fifo, cfg->pipe_size); /* a hint: the default pipe works too */
+	b->pipe_cap = fifo_capacity(&b->fifo);
 	return b;
 fail:
 	saved = errno;

@@ -232,6 +232,13 @@ int fifo_set_size(struct fifo *f, size_t size)
 	return fcntl(f->fd, F_SETPIPE_SZ, (int)size) < 0 ? -1 : 0;
 }
 
+size_t fifo_capacity(const struct fifo *f)
+{
+	int n = f->fd >= 0 && !f->spool ? fcntl(f->fd, F_GETPIPE_SZ) : -1;
+
+	return n > 0 ? (size_t)n : 65536;
+}
+
 size_t fifo_pending(const struct fifo *f)
 {
 	int n = 0;

@@ -68,6 +68,9 @@ pid_t fifo_owner(const char *path);
 /* Ask for a pipe of size bytes (F_SETPIPE_SZ); 0 or -1 with errno. */
 int fifo_set_size(struct fifo *f, size_t size);
 
+/* The pipe's nominal size (F_GETPIPE_SZ); 64 KiB when it cannot be told. */
+size_t fifo_capacity(const struct fifo *f);
+
 /* Bytes sitting in the FIFO's pipe now (0 for a spool or on error). */
 size_t fifo_pending(const struct fifo *f);
 
