@@ -449,3 +449,30 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 	[ "${stderr_lines[0]}" = "bind-input: unknown option -Q" ]
 	[ -z "$(ls -A)" ]
 }
+
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+@test "out of descriptors: accept errors are logged, and the daemon does not spin" {
+	# 0-2, the self-pipe, the listener, the FIFO and the log take 8: no room to accept
+	(
+		for fd in /proc/self/fd/*; do
+			fd=${fd##*/}
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		ulimit -n 8 && exec "$SP_BIN/bind-input" -F -L log in1 "$PORT" >pid 2>err
+	) &
+	track $!
+	wait_for 5 file_has pid
+	pid=$(cat pid)
+	track "$pid"
+	exec 7<>"/dev/tcp/127.0.0.1/$PORT"
+	wait_for 5 logged log "in1: sender (accept): Too many open files"
+	t0=$(cpu_ticks "$pid")
+	run timeout 0.5 tail --pid="$pid" -f /dev/null # half a second of wall time
+	[ "$status" -eq 124 ]
+	[ $(($(cpu_ticks "$pid") - t0)) -lt 10 ]
+	exec 7>&-
+	kill "$pid"
+	wait_gone "$pid"
+	[ ! -e in1 ]
+}

@@ -24,6 +24,7 @@
 #define BULK_MIN 65536		/* a lone sender with this much waiting is spliced */
 #define TAIL_WAIT_MS 1000	/* others wait this long for a stalled spliced line */
 #define SPLICE_MIN 16384	/* pipe room worth a splice */
+#define ACCEPT_PAUSE_MS 100	/* out of descriptors: leave the backlog alone this long */
 
 enum conn_state { CONN_AUTH, CONN_DATA };
 
@@ -70,7 +71,8 @@ struct binding {
 	int fifo_full;	  /* the pipe refused bytes: wait for POLLOUT */
 	int passed;	  /* once mode: the sender was accepted */
 	int done;
-	long long drain_at; /* once mode, sender gone: when to look at the pipe again */
+	long long accept_at; /* accept() ran out of descriptors: not before this */
+	long long drain_at;  /* once mode, sender gone: when to look at the pipe again */
 	int drain_step;
 	size_t drain_last;
 };
@@ -574,6 +576,9 @@ static void accept_new(struct binding *b)
 		int fd = net_accept(b->lfd);
 
 		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				/* The listener stays readable: polling it now would spin. */
+				b->accept_at = io_now_ms() + ACCEPT_PAUSE_MS;
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED)
 				report(b, BINDING_EV_ERROR, "", NULL, 0, errno);
 			return;
@@ -687,7 +692,7 @@ size_t binding_pollfds(struct binding *b, struct pollfd *pfd)
 		return 0;
 	if (b->fifo_full)
 		pfd[n++] = (struct pollfd){.fd = b->fifo.fd, .events = POLLOUT};
-	if (b->lfd >= 0 && b->nconns < b->max_conns)
+	if (b->lfd >= 0 && b->nconns < b->max_conns && io_now_ms() >= b->accept_at)
 		pfd[n++] = (struct pollfd){.fd = b->lfd, .events = POLLIN};
 	for (size_t i = 0; i < b->nconns; i++)
 		if (wants_read(b, &b->conns[i]))
@@ -711,6 +716,8 @@ int binding_timeout(const struct binding *b)
 			at = b->conns[i].auth_by;
 	if (draining(b) && (at < 0 || b->drain_at < at))
 		at = b->drain_at;
+	if (b->lfd >= 0 && b->accept_at > now && (at < 0 || b->accept_at < at))
+		at = b->accept_at;
 	if (b->tail_owner >= 0 && b->ndata > 1 && (at < 0 || b->tail_at + TAIL_WAIT_MS < at))
 		at = b->tail_at + TAIL_WAIT_MS;
 	if (at < 0)
