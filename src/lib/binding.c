@@ -629,7 +629,12 @@ struct binding *binding_open(const struct binding_config *cfg, pid_t *holder, in
 	b->on_event = cfg->on_event;
 	b->arg = cfg->arg;
 	b->single = (cfg->flags & BINDING_ONCE) || b->max_conns == 1;
-	b->splice_ok = !(cfg->flags & BINDING_SPOOL);
+	/*
+	 * A guarded sender's first data comes with its token line, possibly
+	 * while another sender owns the pipe's tail: with several senders and
+	 * a token, keep to reading.
+	 */
+	b->splice_ok = !(cfg->flags & BINDING_SPOOL) && (b->single || !cfg->token);
 	b->tail_owner = -1;
 	b->guarded = cfg->token || cfg->peer_addr;
 	if ((cfg->token && !(b->token = strdup(cfg->token))) ||
@@ -786,6 +791,9 @@ int binding_handle(struct binding *b, const struct pollfd *pfd, size_t n)
 		}
 		c = conn_by_fd(b, pfd[k].fd, &i);
 		if (!c)
+			continue;
+		/* An earlier conn in this round may have just spliced a line's start. */
+		if (c->state == CONN_DATA && b->tail_owner >= 0 && b->tail_owner != c->fd)
 			continue;
 		if (c->state == CONN_AUTH)
 			r = auth_read(b, i);
