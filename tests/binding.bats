@@ -79,3 +79,10 @@ logged_times() { [ "$(grep -c -- "$1" events)" -ge "$2" ]; } # PATTERN N
 	[ -z "$(find . -type p)" ]
 	grep -q "^saved b2 0$" events
 }
+
+@test "one process cannot bind one buffer twice (the lock holds within a process)" {
+	run --separate-stderr "$TOOLS/bindguard" b1 b1
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "bindguard: b1: Device or resource busy" ]
+	[ ! -e b1 ]
+}

@@ -66,8 +66,14 @@ int main(int argc, char **argv)
 		cfg.path = argv[optind + (int)i];
 		cfg.arg = argv[optind + (int)i];
 		b[i] = binding_open(&cfg, &holder, &gai);
-		if (!b[i])
+		if (!b[i]) {
+			int saved = errno;
+
+			while (i-- > 0)
+				binding_close(b[i], 0);
+			errno = saved;
 			die(1, "%s:", cfg.path);
+		}
 		room += binding_nfds(b[i]);
 		printf("%d\n", binding_port(b[i]));
 	}
