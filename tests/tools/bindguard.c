@@ -105,6 +105,10 @@ int main(int argc, char **argv)
 				if (b[i])
 					fprintf(stderr, "saved %s %lld\n", argv[optind + (int)i],
 						binding_close(b[i], 1));
+			free(pfd);
+			free(b);
+			free(at);
+			free(cnt);
 			return EXIT_SIGNAL(sig);
 		}
 		for (size_t i = 0; i < nb; i++) {
