@@ -492,7 +492,8 @@ static int sock_pending(int fd)
 /*
  * Room for spliced bytes. A spliced pipe slot holds a socket buffer's
  * whole fragment, up to 64 KiB rather than a page, so a pipe fed by
- * splice alone would hold many times its size: we count the bytes.
+ * splice holds many times its nominal size: we count the bytes, up to
+ * pipe_cap (see binding_open).
  */
 static size_t splice_room(const struct binding *b)
 {
@@ -657,7 +658,12 @@ struct binding *binding_open(const struct binding_config *cfg, pid_t *holder, in
 		goto fail;
 	if (cfg->pipe_size && !b->fifo.spool)
 		fifo_set_size(&b->fifo, cfg->pipe_size); /* a hint: the default pipe works too */
-	b->pipe_cap = fifo_capacity(&b->fifo);
+	/*
+	 * The kernel bounds a pipe by slots, and a spliced slot holds up to a
+	 * 64 KiB fragment: allow what writes of whole fragments would fill,
+	 * so that it is the kernel that says "full" (and POLLOUT "room").
+	 */
+	b->pipe_cap = fifo_capacity(&b->fifo) / 4096 * 65536;
 	return b;
 fail:
 	saved = errno;
