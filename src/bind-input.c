@@ -43,28 +43,6 @@ struct opts {
 	char *path; /* the buffer, resolved */
 };
 
-/* A byte count with an optional binary suffix; -1 when malformed. */
-static long parse_bytes(const char *s)
-{
-	char buf[32];
-	size_t len = strlen(s);
-	long v, mul = 1;
-
-	if (len == 0 || len >= sizeof buf)
-		return -1;
-	memcpy(buf, s, len + 1);
-	switch (buf[len - 1]) {
-	case 'k': case 'K': mul = 1L << 10; break;
-	case 'm': case 'M': mul = 1L << 20; break;
-	case 'g': case 'G': mul = 1L << 30; break;
-	}
-	if (mul > 1)
-		buf[len - 1] = '\0';
-	if (opt_long(buf, 1, (1L << 30) / mul, &v) < 0)
-		return -1;
-	return v * mul;
-}
-
 static void parse(int argc, char **argv, struct opts *o)
 {
 	static const char optstring[] = "1aFc:hL:m:V";
@@ -82,8 +60,8 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'F': o->foreground = 1; break;
 		case 'L': o->logfile = optarg; break;
 		case 'm':
-			o->membytes = parse_bytes(optarg);
-			if (o->membytes < 1024)
+			o->membytes = opt_bytes(optarg, 1024, 1L << 30);
+			if (o->membytes < 0)
 				usage_error(synopsis, "-m: '%s' is not a size from 1024 to 1G", optarg);
 			break;
 		default:
