@@ -173,8 +173,12 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 @test "SIGTERM with unread data leaves ID.unread with exactly the missing bytes" {
 	seq -f 'line %07g of the unread test' 1 20000 >sent
 	start -L log in1 "$PORT"
+	# A second, silent sender: with two, nobody is spliced, so the daemon
+	# reads all 640 KB (under -m) and every byte is surely accepted.
+	exec 7<>"/dev/tcp/127.0.0.1/$PORT"
 	(cat sent >"/dev/tcp/127.0.0.1/$PORT") &
-	track $!
+	sender=$!
+	track "$sender"
 	wait_for 10 logged log "closed after $(stat -c %s sent) bytes"
 	dd if=in1 of=read bs=4096 count=5 iflag=fullblock status=none
 	kill -TERM "$PID"
@@ -184,6 +188,25 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 	cat read in1.unread | cmp - sent
 	n=$(($(stat -c %s sent) - 20480))
 	grep -q "$n unread bytes saved to in1.unread" log
+	exec 7>&-
+}
+
+@test "SIGTERM while a bulk sender is spliced and held back: what was taken is saved, in order" {
+	seq -f 'line %07g of the spliced unread test' 1 150000 >sent
+	start -L log in1 "$PORT"
+	(cat sent >"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null &
+	track $!
+	wait_for 10 recvq_full "$PORT" # pipe full, the socket holding more
+	dd if=in1 of=read bs=4096 count=5 iflag=fullblock status=none
+	wait_for 10 recvq_full "$PORT"
+	kill -TERM "$PID"
+	wait_gone "$PID"
+	[ ! -e in1 ]
+	# the pipe, then the socket's bytes: no hole, no reordering
+	total=$(($(stat -c %s read) + $(stat -c %s in1.unread)))
+	[ "$total" -gt 20480 ]
+	head -c "$total" sent | cmp - <(cat read in1.unread)
+	grep -q "$((total - 20480)) unread bytes saved to in1.unread" log
 }
 
 @test "SIGINT, SIGHUP and SIGTERM tear down with 128+signal; unread saved (-F)" {
