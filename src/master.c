@@ -24,8 +24,7 @@
 #include "lib/sha256.h"
 #include "lib/sig.h"
 
-#define WINDOW 32     /* PORT requests in flight: enough to hide the round trips */
-#define KEY_MAX 4096  /* an @FILE key longer than this is surely the wrong file */
+#define WINDOW 32 /* PORT requests in flight: enough to hide the round trips */
 
 static const char usage_text[] =
 	"usage: master [-b] [-g SECONDS] [-L FILE] KEY HOST PORT DDIR\n"
@@ -67,52 +66,24 @@ struct master {
 	enum mstate state;
 	int bye;     /* the pool said all our bindings ended */
 	int failed;  /* something to exit 1 for */
+	int ending;  /* tearing down: the daemons' deaths are ours, not failures */
 	char peer_ip[NET_IPLEN], local_ip[NET_IPLEN];
 	struct proto_in in;
 };
 
 /* ---- options ---- */
 
+/* KEY or @FILE; an empty key is a usage error, an unreadable file a runtime one. */
 static void load_key(struct opts *o, const char *arg)
 {
-	char buf[KEY_MAX + 2];
-	size_t n = 0;
-	ssize_t r;
-	int fd;
-
-	if (arg[0] != '@') {
-		o->key = strdup(arg);
-		o->keylen = strlen(arg);
-	} else {
-		fd = open(arg + 1, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			die(EXIT_RUNTIME, "key file %s:", arg + 1);
-		while (n < sizeof buf && (r = io_read(fd, buf + n, sizeof buf - n)) > 0)
-			n += (size_t)r;
-		if (n >= sizeof buf || r < 0) {
-			if (r < 0)
-				die(EXIT_RUNTIME, "key file %s:", arg + 1);
-			die(EXIT_RUNTIME, "key file %s: longer than %d bytes", arg + 1, KEY_MAX);
-		}
-		close(fd);
-		/* A file written by echo ends in a newline that is not part of the key. */
-		if (n && buf[n - 1] == '\n')
-			n--;
-		if (n && buf[n - 1] == '\r')
-			n--;
-		o->key = malloc(n + 1);
-		if (o->key) {
-			memcpy(o->key, buf, n);
-			o->key[n] = '\0';
-		}
-		o->keylen = n;
-		sha256_wipe(buf, sizeof buf);
-	}
-	if (!o->key)
-		die(EXIT_RUNTIME, "key:");
-	if (o->keylen == 0)
+	if (proto_load_key(arg, &o->key, &o->keylen) == 0)
+		return;
+	if (errno == ENODATA)
 		usage_error(synopsis, "empty key%s%s", arg[0] == '@' ? " in " : "",
 			    arg[0] == '@' ? arg + 1 : "");
+	if (errno == EFBIG)
+		die(EXIT_RUNTIME, "key file %s: longer than %d bytes", arg + 1, PROTO_KEY_MAX);
+	die(EXIT_RUNTIME, "key file %s:", arg + 1);
 }
 
 static void parse(int argc, char **argv, struct opts *o)
@@ -218,7 +189,7 @@ static void reaped(pid_t pid, int status, void *arg)
 			continue;
 		d->state = D_DONE;
 		m->running--;
-		if (code == 0)
+		if (code == 0 || m->ending)
 			return;
 		m->failed = 1;
 		if (code > 128)
@@ -234,6 +205,7 @@ static _Noreturn void finish(struct master *m, int code)
 	pid_t *pids = calloc(m->nd + 1, sizeof *pids);
 	size_t n = 0;
 
+	m->ending = 1;
 	for (size_t i = 0; pids && i < m->nd; i++)
 		if (m->d[i].state == D_RUNNING)
 			pids[n++] = m->d[i].pid;

@@ -281,3 +281,53 @@ int proto_mac_ok(const char *key, size_t keylen, const char *nonce, const char *
 	sha256_wipe(want, sizeof want);
 	return ok;
 }
+
+int proto_load_key(const char *arg, char **key, size_t *len)
+{
+	char buf[PROTO_KEY_MAX + 2];
+	size_t n = 0;
+	ssize_t r = 0;
+	int fd, saved;
+
+	if (arg[0] != '@') {
+		if (!*arg) {
+			errno = ENODATA;
+			return -1;
+		}
+		*key = strdup(arg);
+		*len = strlen(arg);
+		return *key ? 0 : -1;
+	} else {
+		fd = open(arg + 1, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -1;
+		while (n < sizeof buf && (r = io_read(fd, buf + n, sizeof buf - n)) > 0)
+			n += (size_t)r;
+		saved = r < 0 ? errno : EFBIG;
+		close(fd);
+		if (r < 0 || n > PROTO_KEY_MAX) {
+			sha256_wipe(buf, sizeof buf);
+			errno = saved;
+			return -1;
+		}
+		/* A file written by echo ends in a newline that is not part of the key. */
+		if (n && buf[n - 1] == '\n')
+			n--;
+		if (n && buf[n - 1] == '\r')
+			n--;
+	}
+	if (n == 0) {
+		errno = ENODATA;
+		return -1;
+	}
+	*key = malloc(n + 1);
+	if (!*key) {
+		sha256_wipe(buf, sizeof buf);
+		return -1;
+	}
+	memcpy(*key, buf, n);
+	(*key)[n] = '\0';
+	*len = n;
+	sha256_wipe(buf, sizeof buf);
+	return 0;
+}

@@ -93,6 +93,17 @@ void proto_mac(const char *key, size_t keylen, const char *nonce,
  */
 int proto_mac_ok(const char *key, size_t keylen, const char *nonce, const char *mac);
 
+#define PROTO_KEY_MAX 4096 /* an @FILE key longer than this is surely the wrong file */
+
+/*
+ * The key from an operand: the text itself, or with a leading '@' the
+ * contents of that file less one trailing newline (so it never shows in
+ * ps). *key is malloc'd and NUL-terminated. Returns 0, or -1 with errno:
+ * ENODATA (the key is empty), EFBIG (file over PROTO_KEY_MAX bytes), or
+ * the file's open/read error.
+ */
+int proto_load_key(const char *arg, char **key, size_t *len);
+
 /* Same length, constant-time comparison of two strings of length n: 1 if equal. */
 int proto_equal(const char *a, const char *b, size_t n);
 
