@@ -88,7 +88,7 @@ static void load_key(struct opts *o, const char *arg)
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	static const char optstring[] = "bg:hL:V";
+	static const char optstring[] = ":bg:hL:V";
 	long ms;
 	int c;
 
@@ -105,7 +105,8 @@ static void parse(int argc, char **argv, struct opts *o)
 			o->grace_ms = ms;
 			break;
 		case 'L': o->logfile = optarg; break;
-		default: usage_error(synopsis, "unknown option or missing argument");
+		case ':': usage_error(synopsis, "-%c: missing argument", optopt);
+		default: usage_error(synopsis, "-%c: unknown option", optopt);
 		}
 	}
 	argv += optind;
@@ -326,7 +327,8 @@ static void handle(struct master *m, char *line)
 		if (m->state == M_AUTH)
 			warnx("the pool at %s %s rejected the key", m->o->host, m->o->port);
 		else
-			warnx("pool: %s", msg.text);
+			warnx("the pool ended the session: %s%s", msg.text,
+			      m->running ? "; ending the daemons" : "");
 		finish(m, EXIT_RUNTIME);
 	}
 	switch (m->state) {

@@ -121,7 +121,7 @@ static void parse_range(struct opts *o, const char *arg)
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	static const char optstring[] = "A:bd:hL:lr:t:V";
+	static const char optstring[] = ":A:bd:hL:lr:t:V";
 	long v;
 	int c;
 
@@ -141,7 +141,8 @@ static void parse(int argc, char **argv, struct opts *o)
 				usage_error(synopsis, "-t: '%s' is not a duration in seconds (0-86400]",
 					    optarg);
 			break;
-		default: usage_error(synopsis, "unknown option or missing argument");
+		case ':': usage_error(synopsis, "-%c: missing argument", optopt);
+		default: usage_error(synopsis, "-%c: unknown option", optopt);
 		}
 	}
 	argv += optind;
@@ -431,7 +432,7 @@ static void line_in(struct pool *p, struct session *s, char *line)
 	struct proto_msg m;
 
 	if (proto_parse(line, &m) < 0) {
-		if (errno == EINVAL && strncmp(line, "PORT ", 5) == 0) {
+		if (errno == EINVAL && m.cmd == PROTO_PORT) {
 			warnx("%s: bad daemon name; dropped", s->peer);
 			refuse(s, "bad daemon name");
 		} else {

@@ -67,7 +67,8 @@ struct proto_msg {
  * Parse one line (as proto_next gives it; it is modified in place: words
  * are NUL-terminated) into m. Words are separated by one space. Returns
  * 0, or -1 with errno ENOMSG (unknown command word) or EINVAL (a known
- * command with wrong arguments: count, hex length, name, port).
+ * command with wrong arguments: count, hex length, name, port; m->cmd
+ * still tells which command it was).
  */
 int proto_parse(char *line, struct proto_msg *m);
 
