@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -668,6 +669,7 @@ int main(int argc, char **argv)
 {
 	struct opts o = {0};
 	struct pool p = {.o = &o, .lfd = -1};
+	struct rlimit rl;
 	struct stat st;
 	int gai = 0;
 
@@ -678,6 +680,11 @@ int main(int argc, char **argv)
 		die(EXIT_RUNTIME, "%s:", o.dir);
 	if (o.dir && !S_ISDIR(st.st_mode))
 		die(EXIT_RUNTIME, "%s: not a directory", o.dir);
+	/* Each grant holds a listener, a FIFO and a connection: take every descriptor allowed. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	if (daemon_start(&p.dm, o.background, 0) < 0)
 		die(EXIT_RUNTIME, "fork:");
 	p.sigfd = sig_init(0);
