@@ -236,6 +236,12 @@ foreign with stolen token"
 	ctl_read r2
 	[[ "$r1" == "GRANT g2 "* ]]
 	[ "$r2" = "FAIL g2 already bound" ]
+	# The master leaves before connecting to g2: its grant is cancelled, the FIFO removed.
+	[ -p g2 ]
+	exec 5>&-
+	wait_for 5 test ! -e g2
+	grep -q "g2: its master left before connecting; cancelled" pool.err
+	alive "$POOL"
 }
 
 @test "two masters at once with -l; the pool keeps serving until signalled" {
@@ -327,6 +333,14 @@ foreign with stolen token"
 	[ "$err" = "ERR bad daemon name" ]
 	eof_on_5
 	[ ! -e ../etc ]
+	# A request before the proof is out of turn.
+	ctl_open "$PORT"
+	ctl_read greet
+	printf 'PORT early\n' >&5
+	ctl_read err
+	[ "$err" = "ERR command out of turn" ]
+	eof_on_5
+	[ ! -e early ]
 	grep -q 'idle for 1000 ms; dropped' pool.err
 	grep -q 'line too long; dropped' pool.err
 	grep -q 'unknown command; dropped' pool.err
@@ -546,6 +560,8 @@ mk_forever() { # NAME...: daemons that record their PID and print a line a secon
 	wait_for 5 test -s pids/s1 -a -s pids/s2
 	IFS= read -r l <s1
 	[ "$l" = s1 ]
+	# END was sent: without -l the pool takes no new master.
+	wait_for 5 not_listening "$PORT"
 	# Nobody reads s2: its 1000 lines wait in the pool.
 	kill -TERM "$POOL"
 	wait_status "$POOL"
