@@ -11,6 +11,11 @@ tmp=$(mktemp -d)
 pool="" master="" readers=""
 cleanup() {
 	for p in $readers $master $pool; do kill "$p" 2>/dev/null || true; done
+	# The daemons tear down on SIGTERM (the pool saves unread bytes): let them finish.
+	for p in $master $pool; do
+		i=0
+		while kill -0 "$p" 2>/dev/null && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.05; done
+	done
 	rm -rf "$tmp"
 }
 trap cleanup EXIT

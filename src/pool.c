@@ -280,10 +280,26 @@ static void session_new(struct pool *p, int fd)
 	flush(s);
 }
 
+static void grant_end(struct pool *p, size_t i, int save);
+
+/* Cancel the grants no sender took yet: their master is gone. */
+static void orphan(struct pool *p, struct session *s)
+{
+	for (size_t i = 0; i < p->ng; i++) {
+		if (p->g[i]->s != s || p->g[i]->connected)
+			continue;
+		warnx("%s: its master left before connecting; cancelled", p->g[i]->name);
+		p->g[i]->s = NULL;
+		grant_end(p, i--, 0);
+	}
+}
+
+/* Close a control connection; the grants it got and did not use go with it. */
 static void session_free(struct pool *p, size_t i)
 {
 	struct session *s = p->s[i];
 
+	orphan(p, s);
 	for (size_t k = 0; k < p->ng; k++)
 		if (p->g[k]->s == s)
 			p->g[k]->s = NULL;
@@ -481,19 +497,6 @@ static void line_in(struct pool *p, struct session *s, char *line)
 	refuse(s, "command out of turn");
 }
 
-/* Cancel the grants no sender took yet: their master is gone. */
-static void orphan(struct pool *p, struct session *s)
-{
-	for (size_t i = 0; i < p->ng; i++) {
-		if (p->g[i]->s != s)
-			continue;
-		if (!p->g[i]->connected) {
-			warnx("%s: its master left before connecting; cancelled", p->g[i]->name);
-			grant_end(p, i--, 0);
-		}
-	}
-}
-
 /* Returns 0, or -1 when the session is over and must be freed. */
 static int session_io(struct pool *p, struct session *s, short revents)
 {
@@ -517,7 +520,6 @@ static int session_io(struct pool *p, struct session *s, short revents)
 		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
 			if (s->state == S_AUTHED)
 				warnx("%s: closed the connection before END", s->peer);
-			orphan(p, s);
 			return -1;
 		}
 		if (r > 0 && s->state != S_ENDED)
