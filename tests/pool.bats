@@ -626,6 +626,20 @@ mk_forever() { # NAME...: daemons that record their PID and print a line a secon
 	no_fifo_left
 }
 
+@test "IPv6: a master on ::1 is granted and guarded on ::1" {
+	[ -n "$(ip -6 addr show dev lo 2>/dev/null | grep -F '::1')" ] || skip "no IPv6 loopback here"
+	daemon d six 'echo over-v6'
+	start_pool "$KEY" "$PORT"
+	start_master "$KEY" ::1 "$PORT" d
+	wait_for 5 test -p six
+	[ "$(cat six)" = over-v6 ]
+	wait_status "$MASTER"
+	[ "$RC" -eq 0 ]
+	[ ! -s master.err ]
+	wait_status "$POOL"
+	[ "$RC" -eq 0 ]
+}
+
 @test "a version word the master does not speak is reported" {
 	socat "TCP-LISTEN:$PORT,reuseaddr" SYSTEM:'echo SOCKETPOOL 2 whatever; sleep 5' &
 	track $!
