@@ -354,16 +354,18 @@ foreign with stolen token"
 
 # ---- bad arguments ----
 
+usage_fails() { # PROG EXPECTED-MESSAGE ARGS...: exit 2, the message, the usage hint
+	local prog=$1 want=$2
+	shift 2
+	run --separate-stderr "$SP_BIN/$prog" "$@"
+	[ "$status" -eq 2 ]
+	[ -z "$output" ]
+	[[ "${stderr_lines[0]}" == "$prog: $want" ]]
+	[[ "${stderr_lines[1]}" == "usage: $prog "* ]]
+}
+
 @test "pool: every bad argument is a usage error (exit 2) and leaves nothing" {
-	bad() { # EXPECTED-MESSAGE ARGS...
-		local want=$1
-		shift
-		run --separate-stderr "$SP_BIN/pool" "$@"
-		[ "$status" -eq 2 ]
-		[ -z "$output" ]
-		[[ "${stderr_lines[0]}" == "pool: $want" ]]
-		[[ "${stderr_lines[1]}" == "usage: pool "* ]]
-	}
+	bad() { usage_fails pool "$@"; }
 	: >empty
 	bad "missing operand"
 	bad "missing operand" "$KEY"
@@ -405,15 +407,7 @@ foreign with stolen token"
 }
 
 @test "master: every bad argument is a usage error (exit 2); a missing DDIR fails before connecting" {
-	bad() {
-		local want=$1
-		shift
-		run --separate-stderr "$SP_BIN/master" "$@"
-		[ "$status" -eq 2 ]
-		[ -z "$output" ]
-		[[ "${stderr_lines[0]}" == "master: $want" ]]
-		[[ "${stderr_lines[1]}" == "usage: master "* ]]
-	}
+	bad() { usage_fails master "$@"; }
 	: >empty
 	bad "missing operand" "$KEY" 127.0.0.1 "$PORT"
 	bad "too many operands" "$KEY" 127.0.0.1 "$PORT" d extra
