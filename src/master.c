@@ -216,6 +216,7 @@ static _Noreturn void finish(struct master *m, int code)
 	if (m->ctl >= 0)
 		close(m->ctl);
 	sha256_wipe(m->o->key, m->o->keylen);
+	free(m->o->key);
 	free(m->d);
 	exit(code);
 }

@@ -567,6 +567,7 @@ static _Noreturn void teardown(struct pool *p, int sig)
 	free(p->g);
 	free(p->pfd);
 	sha256_wipe(p->o->key, p->o->keylen);
+	free(p->o->key);
 	exit(EXIT_SIGNAL(sig));
 }
 
@@ -705,5 +706,6 @@ int main(int argc, char **argv)
 	free(p.g);
 	free(p.pfd);
 	sha256_wipe(o.key, o.keylen);
+	free(o.key);
 	return 0;
 }

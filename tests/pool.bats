@@ -460,10 +460,11 @@ usage_fails() { # PROG EXPECTED-MESSAGE ARGS...: exit 2, the message, the usage 
 	[ ! -e noexec ] && [ ! -e .hidden ] && [ ! -e subdir ]
 }
 
-@test "master: each daemon runs in DDIR with stdin /dev/null, its own process group and the POOL_* variables" {
+@test "master: each daemon runs in DDIR with stdin /dev/null, stdout its connection only, its own process group and the POOL_* variables" {
 	daemon d env1 'echo "cwd=$PWD"; echo "host=$POOL_HOST port=$POOL_PORT name=$DAEMON_NAME"
 if read -r x; then echo "stdin=data"; else echo "stdin=eof"; fi
 echo "pgid=$(ps -o pgid= -p $$ | tr -d " ") pid=$$"
+echo "sockets=$(for f in /proc/$$/fd/*; do readlink "$f"; done | grep -c "^socket:")"
 echo "to-stderr" >&2'
 	start_pool "$KEY" "$PORT"
 	echo "should not be read" | "$SP_BIN/master" "$KEY" localhost "$PORT" d >master.out 2>master.err &
@@ -476,6 +477,7 @@ echo "to-stderr" >&2'
 	grep -qx "cwd=$PWD/d" env.got
 	grep -qx "host=localhost port=$PORT name=env1" env.got
 	grep -qx "stdin=eof" env.got
+	grep -qx "sockets=1" env.got # its stdout only: no control connection leaked
 	pg=$(sed -n 's/^pgid=\([0-9]*\) pid=.*/\1/p' env.got)
 	pid=$(sed -n 's/^pgid=[0-9]* pid=\([0-9]*\)$/\1/p' env.got)
 	[ -n "$pg" ] && [ "$pg" = "$pid" ]
