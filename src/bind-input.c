@@ -19,6 +19,9 @@
 #include "lib/opt.h"
 #include "lib/sig.h"
 
+/* One binding per process: a 1 MiB pipe costs little and saves wake-ups. */
+#define PIPE_SIZE (1u << 20)
+
 static const char usage_text[] =
 	"usage: bind-input [-1aF] [-c max] [-m bytes] [-L file] id port\n"
 	"       bind-input -version | -help\n"
@@ -73,6 +76,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	int c;
 
 	opt_common(argc, argv, optstring, usage_text);
+	opterr = 0; /* our messages, in our format */
 	while ((c = getopt(argc, argv, optstring)) != -1) {
 		switch (c) {
 		case '1': o->once = 1; break;
@@ -85,7 +89,10 @@ static void parse(int argc, char **argv, struct opts *o)
 			if (o->membytes < 1024)
 				usage_error(synopsis, "-m: '%s' is not a size from 1024 to 1G", optarg);
 			break;
-		default: usage_error(synopsis, "unknown option or missing argument");
+		default:
+			if (strchr(optstring, optopt) && optopt != ':')
+				usage_error(synopsis, "-%c needs an argument", optopt);
+			usage_error(synopsis, "unknown option -%c", optopt);
 		}
 	}
 	argv += optind;
@@ -135,6 +142,7 @@ static struct binding *open_binding(struct opts *o)
 		.mem_cap = (size_t)o->membytes,
 		.on_event = on_event,
 		.arg = o,
+		.pipe_size = PIPE_SIZE,
 	};
 	struct binding *b;
 	pid_t holder = 0;

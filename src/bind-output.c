@@ -29,6 +29,7 @@
 #define BACKOFF_MAX_MS 30000
 #define TEARDOWN_MS 5000 /* how long teardown keeps sending what was written */
 #define MEM_DEFAULT (1L << 20)
+#define PIPE_SIZE (1u << 20) /* fewer wake-ups for bulk writers; best effort */
 
 static const char usage_text[] =
 	"usage: bind-output [-rF] [-m bytes] [-L file] id host port\n"
@@ -95,6 +96,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	int c;
 
 	opt_common(argc, argv, optstring, usage_text);
+	opterr = 0; /* our messages, in our format */
 	while ((c = getopt(argc, argv, optstring)) != -1) {
 		switch (c) {
 		case 'F': o->foreground = 1; break;
@@ -105,7 +107,10 @@ static void parse(int argc, char **argv, struct opts *o)
 				usage_error(synopsis, "-m: '%s' is not a size from 1024 to 1G", optarg);
 			break;
 		case 'r': o->reconnect = 1; break;
-		default: usage_error(synopsis, "unknown option or missing argument");
+		default:
+			if (strchr(optstring, optopt) && optopt != ':')
+				usage_error(synopsis, "-%c needs an argument", optopt);
+			usage_error(synopsis, "unknown option -%c", optopt);
 		}
 	}
 	argv += optind;
@@ -491,6 +496,7 @@ int main(int argc, char **argv)
 			die(EXIT_RUNTIME, "%s: exists and is not a FIFO; not touching it", o.path);
 		die(EXIT_RUNTIME, "%s:", o.path);
 	}
+	fifo_set_size(&s.fifo, PIPE_SIZE);
 	gai = getaddrinfo(o.host, o.port, &hints, &s.addrs);
 	if (gai == 0)
 		s.sock = net_connect(o.host, o.port, NULL, &gai);

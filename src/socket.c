@@ -90,6 +90,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	int c, nops;
 
 	opt_common(argc, argv, optstring, usage_text);
+	opterr = 0; /* our messages, in our format */
 	while ((c = getopt(argc, argv, optstring)) != -1) {
 		switch (c) {
 		case 'B': o->bindaddr = optarg; break;
@@ -105,7 +106,10 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 's': o->server = 1; break;
 		case 'v': o->verbose = 1; break;
 		case 'w': o->wonly = 1; break;
-		default: usage_error(synopsis, "unknown option or missing argument");
+		default:
+			if (strchr(optstring, optopt) && optopt != ':')
+				usage_error(synopsis, "-%c needs an argument", optopt);
+			usage_error(synopsis, "unknown option -%c", optopt);
 		}
 	}
 	argv += optind;
@@ -123,6 +127,8 @@ static void parse(int argc, char **argv, struct opts *o)
 		usage_error(synopsis, "-p: empty command");
 
 	o->activated = o->server && has_env_activation();
+	if (o->activated) /* ours now: kept through backgrounding, not passed to programs */
+		io_set_cloexec(3, 1);
 	if (o->server) {
 		if (nops > 1)
 			usage_error(synopsis, "too many operands");
@@ -240,6 +246,8 @@ static _Noreturn void relay_child(const struct opts *o, int conn, const struct p
 		       o->crlf ? PUMP_LF_TO_CRLF : PUMP_RAW);
 	if (o->wonly) /* still read the peer, so closing never resets it */
 		pump_flow_init(&p->flow[0], conn, -1, PUMP_RAW);
+	if (o->ronly) /* nothing will ever be sent: say so at once */
+		shutdown(conn, SHUT_WR);
 	/* With a program, its output ending ends the connection; else -q's rule. */
 	p->stop_mask = o->program && !o->ronly ? 2u : o->quit ? 2u : 0u;
 	sig = pump_run(p);
@@ -316,6 +324,8 @@ static void serve(struct server *s, int fd)
 		int out = o->ronly ? STDOUT_FILENO : fd;
 		int errfd = o->ronly ? STDERR_FILENO : fd;
 
+		if (o->ronly)
+			shutdown(fd, SHUT_WR);
 		pid = proc_spawn(o->program, in, out, errfd, &env, PROC_NEWPGRP);
 		if (pid < 0) {
 			warnx("exec %s:", o->program);
@@ -515,10 +525,8 @@ static int open_listener(const struct opts *o, int *created)
 	int fd, gai = 0;
 
 	*created = 0;
-	if (o->activated) {
-		io_set_cloexec(3, 1);
+	if (o->activated)
 		return 3;
-	}
 	if (o->path) {
 		fd = net_listen_unix(o->path, SOMAXCONN);
 		if (fd < 0) {
@@ -600,6 +608,8 @@ static int run_client(const struct opts *o, struct daemon *d)
 		       o->crlf ? PUMP_LF_TO_CRLF : PUMP_RAW);
 	pump_flow_init(&p->flow[1], fd, o->wonly ? -1 : STDOUT_FILENO,
 		       o->crlf ? PUMP_CRLF_TO_LF : PUMP_RAW);
+	if (o->ronly)
+		shutdown(fd, SHUT_WR);
 	p->stop_mask = o->quit ? 1u : 0u;
 	sig = pump_run(p);
 	if (sig)

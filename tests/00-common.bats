@@ -38,7 +38,7 @@ progs() {
 		run --separate-stderr "$SP_BIN/$p" -Z
 		[ "$status" -eq 2 ]
 		[ -z "$output" ]
-		[[ "$stderr" == "$p: "* ]]
+		[ "${stderr_lines[0]}" = "$p: unknown option -Z" ]
 		[[ "$stderr" == *"usage: $p"* ]]
 	done
 }

@@ -1,4 +1,5 @@
 # Shared helpers for the bats suite. Every wait is a bounded poll on a condition.
+bats_require_minimum_version 1.5.0
 
 common_setup() {
 	SP_BIN=${SP_BIN:-$BATS_TEST_DIRNAME/../bin}
@@ -6,7 +7,9 @@ common_setup() {
 	export SP_BIN TOOLS
 	PIDFILE=$BATS_TEST_TMPDIR/tracked.pids
 	: >"$PIDFILE"
-	cd "$BATS_TEST_TMPDIR" || return 1
+	# Tests work in a directory of their own, so "nothing was left" is an empty ls.
+	mkdir -p "$BATS_TEST_TMPDIR/w"
+	cd "$BATS_TEST_TMPDIR/w" || return 1
 }
 
 # Kill what the test started, by PID and process group, also when it failed.
@@ -72,3 +75,5 @@ children_of() { ps --ppid "$1" -o pid= 2>/dev/null | tr -d ' '; }
 # Processes in process group PGID.
 group_members() { ps -e -o pgid=,pid= | awk -v g="$1" '$1 == g { print $2 }'; }
 no_group() { [ -z "$(group_members "$1")" ]; }
+no_children() { [ -z "$(children_of "$1")" ]; }
+fds_are() { [ "$(fd_count "$1")" -eq "$2" ]; } # PID N

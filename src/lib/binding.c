@@ -21,6 +21,10 @@
 #define DRAIN_MIN_MS 10		/* once mode: first look at the pipe after the sender left */
 #define DRAIN_MAX_MS 250	/* ... backing off to this while nobody reads */
 #define PEER_LEN (NET_IPLEN + NET_PORTLEN + 2)
+#define BULK_MIN 65536		/* a lone sender with this much waiting is spliced */
+#define TAIL_WAIT_MS 1000	/* others wait this long for a stalled spliced line */
+#define SPLICE_MIN 16384	/* pipe room worth a splice */
+#define ACCEPT_PAUSE_MS 100	/* out of descriptors: leave the backlog alone this long */
 
 enum conn_state { CONN_AUTH, CONN_DATA };
 
@@ -53,11 +57,22 @@ struct binding {
 	size_t held; /* qlen + every conn's plen: what -m limits */
 
 	int single;	  /* one sender at a time: pass bytes through, no line assembly */
-	int splice_ok;	  /* single, a FIFO, and splice has not failed */
+	int splice_ok;	  /* a FIFO, and splice has not failed */
+	size_t pipe_cap;  /* the pipe's nominal size: splicing keeps within it */
+	size_t ndata;	  /* conns in CONN_DATA */
+	/*
+	 * Splicing moves a lone bulk sender's bytes without looking at them,
+	 * so the pipe may end mid-line. Until that sender's next newline has
+	 * gone in, it owns the pipe's tail and nobody else writes.
+	 */
+	int tail_owner;	    /* fd, or -1 */
+	size_t tail_bytes;  /* continuation written since splicing stopped */
+	long long tail_at;  /* last progress of the owner */
 	int fifo_full;	  /* the pipe refused bytes: wait for POLLOUT */
 	int passed;	  /* once mode: the sender was accepted */
 	int done;
-	long long drain_at; /* once mode, sender gone: when to look at the pipe again */
+	long long accept_at; /* accept() ran out of descriptors: not before this */
+	long long drain_at;  /* once mode, sender gone: when to look at the pipe again */
 	int drain_step;
 	size_t drain_last;
 };
@@ -231,6 +246,22 @@ static int take_lines(struct binding *b, struct conn *c, const char *p, size_t n
 
 	if (b->single)
 		return emit(b, p, n);
+	if (b->tail_owner == c->fd) {
+		/* The rest of the line we spliced goes first, straight after it. */
+		nl = memchr(p, '\n', n);
+		size_t k = nl ? (size_t)(nl + 1 - p) : n;
+
+		if (emit(b, p, k) < 0)
+			return -1;
+		b->tail_bytes += k;
+		b->tail_at = io_now_ms();
+		if (nl || b->tail_bytes >= BINDING_LINE_MAX)
+			b->tail_owner = -1;
+		p += k;
+		n -= k;
+		if (!n)
+			return 0;
+	}
 	if (c->plen) {
 		nl = memchr(p, '\n', n);
 		if (!nl) {
@@ -271,6 +302,10 @@ static void conn_drop(struct binding *b, size_t i)
 	struct conn *c = &b->conns[i];
 
 	part_clear(b, c);
+	if (c->state == CONN_DATA)
+		b->ndata--;
+	if (c->fd == b->tail_owner)
+		b->tail_owner = -1;
 	if (c->fd >= 0)
 		close(c->fd);
 	b->conns[i] = b->conns[--b->nconns];
@@ -362,6 +397,7 @@ static int conn_admit(struct binding *b, size_t i, const char *rest, size_t n)
 	struct conn *c;
 
 	b->conns[i].state = CONN_DATA;
+	b->ndata++;
 	report(b, BINDING_EV_ACCEPT, b->conns[i].peer, NULL, 0, 0);
 	if (b->flags & BINDING_ONCE) {
 		b->passed = 1;
@@ -416,9 +452,13 @@ static size_t read_room(const struct binding *b, const struct conn *c)
 {
 	size_t room = b->held < b->mem_cap ? b->mem_cap - b->held : 0;
 
-	/* Finishing a line in progress is always allowed, or partial lines
-	 * filling the cap would wait for each other forever. */
-	if (c->plen && room < BINDING_LINE_MAX - c->plen)
+	/*
+	 * When unfinished lines alone fill the cap, nothing could ever be
+	 * written and they would wait for each other forever: then a sender
+	 * may read on to finish its line. Once whole lines are queued, the
+	 * reader's progress frees room instead.
+	 */
+	if (c->plen && b->qlen == 0 && room < BINDING_LINE_MAX - c->plen)
 		room = BINDING_LINE_MAX - c->plen;
 	return room < SCRATCH ? room : SCRATCH;
 }
@@ -449,15 +489,39 @@ static int sock_pending(int fd)
 	return ioctl(fd, SIOCINQ, &n) < 0 ? 0 : n;
 }
 
+/*
+ * Room for spliced bytes. A spliced pipe slot holds a socket buffer's
+ * whole fragment, up to 64 KiB rather than a page, so a pipe fed by
+ * splice alone would hold many times its size: we count the bytes.
+ */
+static size_t splice_room(const struct binding *b)
+{
+	size_t pending = fifo_pending(&b->fifo);
+
+	return pending < b->pipe_cap ? b->pipe_cap - pending : 0;
+}
+
 static int data_splice(struct binding *b, size_t i)
 {
 	struct conn *c = &b->conns[i];
 
 	for (int rounds = 0; rounds < 16; rounds++) {
-		ssize_t r = io_splice(c->fd, b->fifo.fd, SPLICE_MAX, 1);
+		size_t room = splice_room(b);
+		ssize_t r;
+
+		if (room < SPLICE_MIN)
+			return 0;
+		r = io_splice(c->fd, b->fifo.fd, room < SPLICE_MAX ? room : SPLICE_MAX, 1);
 
 		if (r > 0) {
 			c->bytes += (size_t)r;
+			if (!b->single) {
+				b->tail_owner = c->fd;
+				b->tail_bytes = 0;
+				b->tail_at = io_now_ms();
+			}
+			if (b->ndata > 1)
+				return 0; /* someone else arrived: finish this line by reading */
 			continue;
 		}
 		if (r == 0)
@@ -476,11 +540,30 @@ static int data_splice(struct binding *b, size_t i)
 	return 0;
 }
 
+/*
+ * Splice a sender's bytes unseen when line atomicity cannot suffer: it is
+ * the only sender and, unless it is the only one there can be, it has bulk
+ * waiting (an interactive sender is read, so that it never holds the
+ * pipe's tail while others wait).
+ */
+static int can_splice(const struct binding *b, const struct conn *c)
+{
+	if (!b->splice_ok || b->qlen || c->plen || b->ndata != 1 || c->state != CONN_DATA)
+		return 0;
+	if (splice_room(b) < SPLICE_MIN)
+		return 0; /* plain writes fill the rest, and block as pipes should */
+	if (b->single)
+		return 1;
+	return (b->tail_owner < 0 || b->tail_owner == c->fd) && sock_pending(c->fd) >= BULK_MIN;
+}
+
 static int wants_read(const struct binding *b, const struct conn *c)
 {
 	if (c->state == CONN_AUTH)
 		return 1;
-	if (b->splice_ok && b->qlen == 0)
+	if (b->tail_owner >= 0 && b->tail_owner != c->fd)
+		return 0; /* the owner's line must end first */
+	if (can_splice(b, c))
 		return !b->fifo_full;
 	return read_room(b, c) > 0;
 }
@@ -493,6 +576,9 @@ static void accept_new(struct binding *b)
 		int fd = net_accept(b->lfd);
 
 		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				/* The listener stays readable: polling it now would spin. */
+				b->accept_at = io_now_ms() + ACCEPT_PAUSE_MS;
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED)
 				report(b, BINDING_EV_ERROR, "", NULL, 0, errno);
 			return;
@@ -543,7 +629,13 @@ struct binding *binding_open(const struct binding_config *cfg, pid_t *holder, in
 	b->on_event = cfg->on_event;
 	b->arg = cfg->arg;
 	b->single = (cfg->flags & BINDING_ONCE) || b->max_conns == 1;
-	b->splice_ok = b->single && !(cfg->flags & BINDING_SPOOL);
+	/*
+	 * A guarded sender's first data comes with its token line, possibly
+	 * while another sender owns the pipe's tail: with several senders and
+	 * a token, keep to reading.
+	 */
+	b->splice_ok = !(cfg->flags & BINDING_SPOOL) && (b->single || !cfg->token);
+	b->tail_owner = -1;
 	b->guarded = cfg->token || cfg->peer_addr;
 	if ((cfg->token && !(b->token = strdup(cfg->token))) ||
 	    (cfg->peer_addr && !(b->peer_addr = strdup(cfg->peer_addr))))
@@ -563,6 +655,9 @@ struct binding *binding_open(const struct binding_config *cfg, pid_t *holder, in
 		goto fail;
 	if (fifo_create(&b->fifo, cfg->path, !!(cfg->flags & BINDING_SPOOL), holder) < 0)
 		goto fail;
+	if (cfg->pipe_size && !b->fifo.spool)
+		fifo_set_size(&b->fifo, cfg->pipe_size); /* a hint: the default pipe works too */
+	b->pipe_cap = fifo_capacity(&b->fifo);
 	return b;
 fail:
 	saved = errno;
@@ -602,7 +697,7 @@ size_t binding_pollfds(struct binding *b, struct pollfd *pfd)
 		return 0;
 	if (b->fifo_full)
 		pfd[n++] = (struct pollfd){.fd = b->fifo.fd, .events = POLLOUT};
-	if (b->lfd >= 0 && b->nconns < b->max_conns)
+	if (b->lfd >= 0 && b->nconns < b->max_conns && io_now_ms() >= b->accept_at)
 		pfd[n++] = (struct pollfd){.fd = b->lfd, .events = POLLIN};
 	for (size_t i = 0; i < b->nconns; i++)
 		if (wants_read(b, &b->conns[i]))
@@ -626,6 +721,10 @@ int binding_timeout(const struct binding *b)
 			at = b->conns[i].auth_by;
 	if (draining(b) && (at < 0 || b->drain_at < at))
 		at = b->drain_at;
+	if (b->lfd >= 0 && b->accept_at > now && (at < 0 || b->accept_at < at))
+		at = b->accept_at;
+	if (b->tail_owner >= 0 && b->ndata > 1 && (at < 0 || b->tail_at + TAIL_WAIT_MS < at))
+		at = b->tail_at + TAIL_WAIT_MS;
 	if (at < 0)
 		return -1;
 	return at <= now ? 0 : (int)(at - now > 0x7fffffff ? 0x7fffffff : at - now);
@@ -693,9 +792,12 @@ int binding_handle(struct binding *b, const struct pollfd *pfd, size_t n)
 		c = conn_by_fd(b, pfd[k].fd, &i);
 		if (!c)
 			continue;
+		/* An earlier conn in this round may have just spliced a line's start. */
+		if (c->state == CONN_DATA && b->tail_owner >= 0 && b->tail_owner != c->fd)
+			continue;
 		if (c->state == CONN_AUTH)
 			r = auth_read(b, i);
-		else if (b->splice_ok && b->qlen == 0)
+		else if (can_splice(b, c))
 			r = data_splice(b, i);
 		else
 			r = data_read(b, i);
@@ -708,6 +810,9 @@ int binding_handle(struct binding *b, const struct pollfd *pfd, size_t n)
 	for (size_t i = b->nconns; i-- > 0;)
 		if (b->conns[i].state == CONN_AUTH && b->conns[i].auth_by <= now)
 			reject(b, i, "no token in time");
+	/* A spliced line that stalls does not hold the others forever. */
+	if (b->tail_owner >= 0 && b->ndata > 1 && b->tail_at + TAIL_WAIT_MS <= now)
+		b->tail_owner = -1;
 	if (listener_ready)
 		accept_new(b);
 	check_drained(b);

@@ -73,6 +73,13 @@ struct binding_config {
 	long auth_ms; /* time a guarded sender has to send the token; 0: BINDING_AUTH_MS */
 	void (*on_event)(const struct binding_event *ev, void *arg); /* may be NULL */
 	void *arg;
+	/*
+	 * Pipe capacity to ask for (F_SETPIPE_SZ), best effort; 0 keeps the
+	 * kernel's default (64 KiB). A bigger pipe means fewer wake-ups for
+	 * bulk data, but counts against the user's pipe-user-pages limits:
+	 * leave it 0 when running many bindings.
+	 */
+	size_t pipe_size;
 };
 
 /*

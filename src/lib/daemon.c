@@ -55,6 +55,8 @@ int daemon_start(struct daemon *d, int background, int print_pid)
 	}
 	close(p[0]);
 	d->notify_fd = p[1];
+	/* What the caller left open without close-on-exec is the caller's; ours all are. */
+	io_close_inherited(3);
 	/* Out of the caller's session: no terminal signals reach the daemon. */
 	setsid();
 	return 0;

@@ -15,6 +15,9 @@ struct daemon {
  * prints the child's PID as the only line on stdout and exits 0; if the
  * child exits first, the parent exits with the child's status (its error
  * message went straight to the caller's stderr). Only the child returns.
+ * The child closes every descriptor from 3 up that is not close-on-exec:
+ * those are the caller's (a descriptor the tool must keep, such as a
+ * socket-activation fd, is made close-on-exec first).
  * In the foreground nothing happens yet. Returns 0, or -1 with errno.
  */
 int daemon_start(struct daemon *d, int background, int print_pid);

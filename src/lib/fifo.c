@@ -70,23 +70,55 @@ char *fifo_resolve(const char *id, const char *dir)
 	return p;
 }
 
-/* The PID holding a POSIX lock on fd's inode: >0, 0 when unlocked, -1. */
+/*
+ * Two locks on two bytes of the inode. Byte 0: an open file description
+ * (OFD) lock, the guard itself: it conflicts with every other open of the
+ * file, in this process too, and stays until the last descriptor of our
+ * open is closed, which dying does. Byte 1: a classic POSIX lock, only so
+ * that F_GETLK can name the owner's PID (OFD locks report none). Kernels
+ * without OFD locks (before 3.15) get the POSIX lock on byte 0 instead.
+ */
+#define LOCK_GUARD 0
+#define LOCK_PID 1
+
+static int lock_cmd(int ofd_cmd, int posix_cmd, int fd, struct flock *l)
+{
+	int r = fcntl(fd, ofd_cmd, l);
+
+	if (r < 0 && errno == EINVAL) {
+		l->l_pid = 0;
+		r = fcntl(fd, posix_cmd, l);
+	}
+	return r;
+}
+
+/* The PID holding fd's inode: >0; 0 when free; -1 with EBUSY when held by an owner we cannot name. */
 static pid_t lock_owner(int fd)
 {
-	struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	struct flock g = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = LOCK_GUARD, .l_len = 1};
+	struct flock p = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = LOCK_PID, .l_len = 1};
 
-	if (fcntl(fd, F_GETLK, &l) < 0)
+	if (lock_cmd(F_OFD_GETLK, F_GETLK, fd, &g) < 0)
 		return -1;
-	if (l.l_type == F_UNLCK)
+	if (g.l_type == F_UNLCK)
 		return 0;
-	return l.l_pid > 0 ? l.l_pid : 1; /* locked, owner not visible to us */
+	if (g.l_pid > 0)
+		return g.l_pid;
+	if (fcntl(fd, F_GETLK, &p) == 0 && p.l_type != F_UNLCK && p.l_pid > 0)
+		return p.l_pid;
+	errno = EBUSY; /* held (by this very process, or its PID lock was lost) */
+	return -1;
 }
 
 static int lock_fd(int fd)
 {
-	struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	struct flock g = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = LOCK_GUARD, .l_len = 1};
+	struct flock p = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = LOCK_PID, .l_len = 1};
 
-	return fcntl(fd, F_SETLK, &l);
+	if (lock_cmd(F_OFD_SETLK, F_SETLK, fd, &g) < 0)
+		return -1;
+	fcntl(fd, F_SETLK, &p); /* for the PID only: the guard is held either way */
+	return 0;
 }
 
 /* Open and lock what is at path; EBUSY with *holder when someone holds it. */
@@ -214,13 +246,35 @@ pid_t fifo_owner(const char *path)
 {
 	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	pid_t who;
+	int saved;
 
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -1;
 	who = lock_owner(fd);
-	/* Closing drops our own locks on this inode: we hold none, so no harm. */
+	/*
+	 * Closing drops this process's POSIX locks on the inode, so when we
+	 * own it we no longer report our PID; the guard (OFD) stays.
+	 */
+	saved = errno;
 	close(fd);
+	errno = saved;
 	return who;
+}
+
+int fifo_set_size(struct fifo *f, size_t size)
+{
+	if (f->spool || f->fd < 0 || size > 0x7fffffff) {
+		errno = EINVAL;
+		return -1;
+	}
+	return fcntl(f->fd, F_SETPIPE_SZ, (int)size) < 0 ? -1 : 0;
+}
+
+size_t fifo_capacity(const struct fifo *f)
+{
+	int n = f->fd >= 0 && !f->spool ? fcntl(f->fd, F_GETPIPE_SZ) : -1;
+
+	return n > 0 ? (size_t)n : 65536;
 }
 
 size_t fifo_pending(const struct fifo *f)

@@ -2,12 +2,14 @@
  * fifo: the buffers that bindings expose to the shell. A buffer is a FIFO
  * (or, for spooling, a regular file) named by an ID.
  *
- * Liveness: the owner holds a POSIX write lock (fcntl F_SETLK) on the
- * buffer's own inode, through the descriptor it keeps open. The kernel
- * drops the lock when the owner dies, even by SIGKILL, so a FIFO without a
- * lock is stale and may be reclaimed; F_GETLK names the live owner's PID.
- * POSIX locks are per process and end when the process closes ANY
- * descriptor of that inode: the owner must never open its buffer twice.
+ * Liveness: the owner holds an open-file-description write lock
+ * (F_OFD_SETLK) on byte 0 of the buffer's own inode, through the
+ * descriptor it keeps open. The kernel drops it when the owner dies, even
+ * by SIGKILL, so a FIFO without it is stale and may be reclaimed. It
+ * conflicts within one process too, so one process (pool) can never bind
+ * a buffer twice. A classic POSIX lock on byte 1 is there only so that
+ * F_GETLK can name the owner's PID; POSIX locks end when the process
+ * closes any descriptor of the inode, which costs only the name.
  */
 #ifndef SP_FIFO_H
 #define SP_FIFO_H
@@ -52,7 +54,8 @@ char *fifo_resolve(const char *id, const char *dir);
  * a dead owner is removed and recreated. Mode 0600. With spool, a regular
  * file is opened for append (created if missing) instead.
  * Returns 0, or -1 with errno:
- *   EBUSY   a live owner holds it; *holder gets its PID (0 if unknown)
+ *   EBUSY   a live owner holds it (this process too); *holder gets its
+ *           PID, or 0 when it cannot be named
  *   EEXIST  the path exists and is not a FIFO (spool: not a regular
  *           file); it was not touched
  *   other   from mkfifo/open (ENOENT: the directory does not exist)
@@ -61,9 +64,17 @@ int fifo_create(struct fifo *f, const char *path, int spool, pid_t *holder);
 
 /*
  * The PID of the live owner of the buffer at path: >0, 0 when nobody
- * holds it (or it does not exist), -1 with errno when it cannot be told.
+ * holds it (or it does not exist), -1 with errno when it cannot be told
+ * (EBUSY: it is held, but the owner cannot be named, as when it is this
+ * process).
  */
 pid_t fifo_owner(const char *path);
+
+/* Ask for a pipe of size bytes (F_SETPIPE_SZ); 0 or -1 with errno. */
+int fifo_set_size(struct fifo *f, size_t size);
+
+/* The pipe's nominal size (F_GETPIPE_SZ); 64 KiB when it cannot be told. */
+size_t fifo_capacity(const struct fifo *f);
 
 /* Bytes sitting in the FIFO's pipe now (0 for a spool or on error). */
 size_t fifo_pending(const struct fifo *f);

@@ -1,8 +1,10 @@
 #define _GNU_SOURCE /* splice, pipe2 */
 #include "io.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <poll.h>
 #include <time.h>
 #include <unistd.h>
@@ -108,4 +110,28 @@ long long io_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void io_close_inherited(int lowfd)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int dfd, fds[256], n = 0;
+
+	if (!d)
+		return;
+	dfd = dirfd(d);
+	/* Collect first: closing while reading the directory would skip entries. */
+	while ((e = readdir(d)) != NULL && n < (int)(sizeof fds / sizeof fds[0])) {
+		int fd = atoi(e->d_name), fl;
+
+		if (e->d_name[0] == '.' || fd < lowfd || fd == dfd)
+			continue;
+		fl = fcntl(fd, F_GETFD);
+		if (fl >= 0 && !(fl & FD_CLOEXEC))
+			fds[n++] = fd;
+	}
+	closedir(d);
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
 }

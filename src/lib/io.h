@@ -33,6 +33,9 @@ void io_sanitize_std(void);
 /* Point fd at /dev/null. Returns 0 or -1. */
 int io_devnull(int fd, int flags);
 
+/* Close every descriptor from lowfd up that is not close-on-exec. */
+void io_close_inherited(int lowfd);
+
 /* Duration in milliseconds from CLOCK_MONOTONIC. */
 long long io_now_ms(void);
 
