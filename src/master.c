@@ -47,12 +47,15 @@ struct opts {
 	size_t keylen;
 };
 
-enum dstate { D_WAITING, D_ASKED, D_RUNNING, D_DONE };
+/* D_STARTING: forked, its exec's outcome not read yet (execfd). */
+enum dstate { D_WAITING, D_ASKED, D_STARTING, D_RUNNING, D_DONE };
 
 struct dmn {
 	char name[PROTO_NAME_MAX + 1];
 	enum dstate state;
 	pid_t pid;
+	int execfd;   /* D_STARTING: proc_spawn_start's pipe */
+	int unstarted; /* its exec failed: the 127 it exits with is not news */
 };
 
 enum mstate { M_HELLO, M_AUTH, M_RUN, M_ENDED };
@@ -105,8 +108,8 @@ static void parse(int argc, char **argv, struct opts *o)
 			o->grace_ms = ms;
 			break;
 		case 'L': o->logfile = optarg; break;
-		case ':': usage_error(synopsis, "-%c: missing argument", optopt);
-		default: usage_error(synopsis, "-%c: unknown option", optopt);
+		case ':': usage_error(synopsis, "-%c needs an argument", optopt);
+		default: usage_error(synopsis, "unknown option -%c", optopt);
 		}
 	}
 	argv += optind;
@@ -178,6 +181,21 @@ static void list_daemons(struct master *m)
 		qsort(m->d, m->nd, sizeof m->d[0], by_name);
 }
 
+/* Read whether d's exec happened; a failure is reported here, once. */
+static void exec_outcome(struct master *m, struct dmn *d)
+{
+	int err = proc_spawn_result(d->execfd);
+
+	d->execfd = -1;
+	d->state = D_RUNNING;
+	if (err) {
+		errno = err;
+		warnx("%s: cannot start:", d->name);
+		d->unstarted = 1;
+		m->failed = 1;
+	}
+}
+
 static void reaped(pid_t pid, int status, void *arg)
 {
 	struct master *m = arg;
@@ -186,11 +204,13 @@ static void reaped(pid_t pid, int status, void *arg)
 		struct dmn *d = &m->d[i];
 		int code = proc_status_code(status);
 
-		if (d->pid != pid || d->state != D_RUNNING)
+		if (d->pid != pid || (d->state != D_RUNNING && d->state != D_STARTING))
 			continue;
+		if (d->state == D_STARTING) /* dead, so its pipe has said all it will */
+			exec_outcome(m, d);
 		d->state = D_DONE;
 		m->running--;
-		if (code == 0 || m->ending)
+		if (code == 0 || m->ending || d->unstarted)
 			return;
 		m->failed = 1;
 		if (code > 128)
@@ -207,9 +227,14 @@ static _Noreturn void finish(struct master *m, int code)
 	size_t n = 0;
 
 	m->ending = 1;
-	for (size_t i = 0; pids && i < m->nd; i++)
+	for (size_t i = 0; pids && i < m->nd; i++) {
+		if (m->d[i].state == D_STARTING) {
+			close(m->d[i].execfd);
+			m->d[i].state = D_RUNNING;
+		}
 		if (m->d[i].state == D_RUNNING)
 			pids[n++] = m->d[i].pid;
+	}
 	if (n)
 		proc_end_groups(pids, n, m->o->grace_ms, m->sigfd, reaped, m);
 	free(pids);
@@ -262,8 +287,10 @@ static void start(struct master *m, struct dmn *d, const struct proto_msg *msg)
 		d->state = D_DONE;
 		return;
 	}
-	pid = proc_spawn(cmd, -1, fd, err_file_fd() >= 0 ? err_file_fd() : STDERR_FILENO, &env,
-			 PROC_NEWPGRP | PROC_PDEATHSIG);
+	/* Not waiting for the exec here lets many daemons start at once. */
+	pid = proc_spawn_start(cmd, -1, fd,
+			       err_file_fd() >= 0 ? err_file_fd() : STDERR_FILENO, &env,
+			       PROC_NEWPGRP | PROC_PDEATHSIG, &d->execfd);
 	if (fchdir(m->cwdfd) < 0)
 		warnx("cd back:");
 	close(fd);
@@ -274,7 +301,7 @@ static void start(struct master *m, struct dmn *d, const struct proto_msg *msg)
 		return;
 	}
 	d->pid = pid;
-	d->state = D_RUNNING;
+	d->state = D_STARTING;
 	m->running++;
 }
 
@@ -427,19 +454,36 @@ static void connect_pool(struct master *m)
 
 static void loop(struct master *m)
 {
+	struct pollfd *pfd = calloc(m->nd + 2, sizeof *pfd);
+
+	if (!pfd)
+		die(EXIT_RUNTIME, "poll set:");
 	for (;;) {
-		struct pollfd pfd[2] = {{.fd = m->sigfd, .events = POLLIN},
-					{.fd = m->ctl, .events = POLLIN}};
+		size_t n = 0;
 		int chld = 0, sig, status;
 		pid_t pid;
 
-		if (m->state == M_ENDED && m->running == 0)
+		if (m->state == M_ENDED && m->running == 0) {
+			free(pfd);
 			finish(m, m->failed ? EXIT_RUNTIME : 0);
-		if (poll(pfd, m->ctl >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
+		}
+		pfd[n++] = (struct pollfd){.fd = m->sigfd, .events = POLLIN};
+		pfd[n++] = (struct pollfd){.fd = m->ctl, .events = POLLIN}; /* -1: ignored */
+		for (size_t i = 0; i < m->nd; i++)
+			if (m->d[i].state == D_STARTING)
+				pfd[n++] = (struct pollfd){.fd = m->d[i].execfd, .events = POLLIN};
+		if (poll(pfd, n, -1) < 0 && errno != EINTR)
 			die(EXIT_RUNTIME, "poll:");
 		if (pfd[0].revents && (sig = sig_drain(&chld, NULL)) != 0) {
 			warnx("signal %d: ending %zu daemon(s)", sig, m->running);
+			free(pfd);
 			finish(m, EXIT_SIGNAL(sig));
+		}
+		for (size_t k = 2, i = 0; k < n; k++) {
+			while (m->d[i].state != D_STARTING || m->d[i].execfd != pfd[k].fd)
+				i++;
+			if (pfd[k].revents)
+				exec_outcome(m, &m->d[i]);
 		}
 		while ((pid = proc_reap(&status)) > 0)
 			reaped(pid, status, m);

@@ -142,8 +142,8 @@ static void parse(int argc, char **argv, struct opts *o)
 				usage_error(synopsis, "-t: '%s' is not a duration in seconds (0-86400]",
 					    optarg);
 			break;
-		case ':': usage_error(synopsis, "-%c: missing argument", optopt);
-		default: usage_error(synopsis, "-%c: unknown option", optopt);
+		case ':': usage_error(synopsis, "-%c needs an argument", optopt);
+		default: usage_error(synopsis, "unknown option -%c", optopt);
 		}
 	}
 	argv += optind;

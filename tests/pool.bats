@@ -384,8 +384,8 @@ usage_fails() { # PROG EXPECTED-MESSAGE ARGS...: exit 2, the message, the usage 
 	bad "-A: empty address" -A "" "$KEY" "$PORT"
 	bad "-d: empty directory" -d "" "$KEY" "$PORT"
 	bad "-L: empty file name" -L "" "$KEY" "$PORT"
-	bad "-t: missing argument" -t
-	bad "-Z: unknown option" -Z "$KEY" "$PORT"
+	bad "-t needs an argument" -t
+	bad "unknown option -Z" -Z "$KEY" "$PORT"
 	not_listening "$PORT"
 	[ -z "$(pgrep -f "pool .*$PORT")" ]
 	# Runtime failures: exit 1.
@@ -419,8 +419,8 @@ usage_fails() { # PROG EXPECTED-MESSAGE ARGS...: exit 2, the message, the usage 
 	bad "empty daemon directory" "$KEY" 127.0.0.1 "$PORT" ""
 	bad "-g: 'x' is not a duration in seconds (0-3600)" -g x "$KEY" 127.0.0.1 "$PORT" d
 	bad "-L: empty file name" -L "" "$KEY" 127.0.0.1 "$PORT" d
-	bad "-g: missing argument" -g
-	bad "-Z: unknown option" -Z "$KEY" 127.0.0.1 "$PORT" d
+	bad "-g needs an argument" -g
+	bad "unknown option -Z" -Z "$KEY" 127.0.0.1 "$PORT" d
 	# DDIR is checked before connecting: nothing listens on PORT, yet the error is about DDIR.
 	run --separate-stderr "$SP_BIN/master" "$KEY" 127.0.0.1 "$PORT" nodir
 	[ "$status" -eq 1 ]
@@ -489,14 +489,18 @@ echo "to-stderr" >&2'
 	daemon d ok1 'echo fine'
 	daemon d bad3 'echo failing; exit 3'
 	daemon d sig9 'kill -KILL $$'
+	printf '#!/nonexistent/interpreter\n' >d/badexec
+	chmod +x d/badexec
 	start_pool "$KEY" "$PORT"
 	start_master "$KEY" 127.0.0.1 "$PORT" d
 	wait_for 5 test -p ok1
-	drain ok1 bad3 sig9
+	drain ok1 bad3 sig9 badexec
 	wait_status "$MASTER"
 	[ "$RC" -eq 1 ]
 	sort master.err >got
-	printf '%s\n' "master: bad3: exited with status 3" "master: sig9: killed by signal 9" | cmp - got
+	printf '%s\n' "master: bad3: exited with status 3" \
+		"master: badexec: cannot start: No such file or directory" \
+		"master: sig9: killed by signal 9" | cmp - got
 	wait_status "$POOL"
 	[ "$RC" -eq 0 ]
 	# Empty: the pool still sees END (without -l it then exits 0).
