@@ -296,7 +296,7 @@ foreign with stolen token"
 
 @test "idle, oversized, unknown and bad-name control connections are dropped while a real master is served" {
 	daemon d x1 'echo x1-data; sleep 1; echo x1-more'
-	start_pool -l -t 1 "$KEY" "$PORT"
+	start_pool -l -t 2 "$KEY" "$PORT"
 	# Idle: greeted, then dropped after -t.
 	exec 6<>"/dev/tcp/127.0.0.1/$PORT"
 	IFS= read -r -t 5 -u 6 greet
@@ -341,7 +341,7 @@ foreign with stolen token"
 	[ "$err" = "ERR command out of turn" ]
 	eof_on_5
 	[ ! -e early ]
-	grep -q 'idle for 1000 ms; dropped' pool.err
+	grep -q 'idle for 2000 ms; dropped' pool.err
 	grep -q 'line too long; dropped' pool.err
 	grep -q 'unknown command; dropped' pool.err
 	grep -q 'bad daemon name; dropped' pool.err
