@@ -113,7 +113,7 @@ wait
 senders="" peers=""
 
 goal() { if [ "$1" -eq 1 ]; then echo "goal met"; else echo "GOAL MISSED"; fi; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b ? a / b : 0 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3g", b ? a / b : 0 }'; }
 [ "$pool_ms" -gt 0 ] || pool_ms=1
 [ "$peer_ms" -gt 0 ] || peer_ms=1
 pool_lps=$((pool_got * 1000 / pool_ms)) peer_lps=$((peer_got * 1000 / peer_ms))
