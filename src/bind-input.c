@@ -199,6 +199,7 @@ int main(int argc, char **argv)
 	}
 	if (daemon_ready(&d, o.logfile) < 0) {
 		int saved = errno;
+		free(pfd);
 		binding_close(b, 0);
 		errno = saved;
 		die(EXIT_RUNTIME, "%s:", o.logfile);
