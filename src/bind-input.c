@@ -19,6 +19,9 @@
 #include "lib/opt.h"
 #include "lib/sig.h"
 
+/* One binding per process: a 1 MiB pipe costs little and saves wake-ups. */
+#define PIPE_SIZE (1u << 20)
+
 static const char usage_text[] =
 	"usage: bind-input [-1aF] [-c max] [-m bytes] [-L file] id port\n"
 	"       bind-input -version | -help\n"
@@ -117,6 +120,7 @@ static struct binding *open_binding(struct opts *o)
 		.mem_cap = (size_t)o->membytes,
 		.on_event = on_event,
 		.arg = o,
+		.pipe_size = PIPE_SIZE,
 	};
 	struct binding *b;
 	pid_t holder = 0;

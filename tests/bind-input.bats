@@ -192,7 +192,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 }
 
 @test "SIGTERM while a bulk sender is spliced and held back: what was taken is saved, in order" {
-	seq -f 'line %07g of the spliced unread test' 1 150000 >sent
+	seq -f 'line %07g of the spliced unread test' 1 600000 >sent
 	start -L log in1 "$PORT"
 	(cat sent >"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null &
 	track $!

@@ -660,10 +660,11 @@ struct binding *binding_open(const struct binding_config *cfg, pid_t *holder, in
 		fifo_set_size(&b->fifo, cfg->pipe_size); /* a hint: the default pipe works too */
 	/*
 	 * The kernel bounds a pipe by slots, and a spliced slot holds up to a
-	 * 64 KiB fragment: allow what writes of whole fragments would fill,
-	 * so that it is the kernel that says "full" (and POLLOUT "room").
+	 * 64 KiB fragment: splicing stops at the pipe's size in bytes, and
+	 * plain writes (which fill slots page by page) take over from there,
+	 * so the kernel says "full" and POLLOUT "room" as for any writer.
 	 */
-	b->pipe_cap = fifo_capacity(&b->fifo) / 4096 * 65536;
+	b->pipe_cap = fifo_capacity(&b->fifo);
 	return b;
 fail:
 	saved = errno;

@@ -75,10 +75,10 @@ struct binding_config {
 	void *arg;
 	/*
 	 * Pipe capacity to ask for (F_SETPIPE_SZ), best effort; 0 keeps the
-	 * kernel's default (64 KiB). Spliced data fills a pipe's slots with
-	 * whole socket fragments, so a pipe of N bytes may hold up to 16 N:
-	 * the default (up to 1 MiB) is the right size for bulk senders; a
-	 * bigger pipe also counts against the user's pipe-user-pages limits.
+	 * kernel's default (64 KiB). A bigger pipe means fewer wake-ups for
+	 * bulk data (bind-input asks for 1 MiB), but counts against the
+	 * user's pipe-user-pages limits: leave it 0 when running many
+	 * bindings.
 	 */
 	size_t pipe_size;
 };
