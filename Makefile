@@ -56,6 +56,18 @@ demo: all
 bench: all tools
 	sh scripts/bench.sh
 
+# libFuzzer on the pool protocol parser for FUZZTIME seconds (needs clang's fuzzer runtime).
+FUZZCC   = clang
+FUZZTIME = 60
+FUZZSAN  = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+fuzz:
+	sh scripts/deps.sh fuzz
+	@mkdir -p build/fuzz/corpus
+	$(FUZZCC) -std=c11 -D_XOPEN_SOURCE=700 -g -O1 $(WARN) $(FUZZSAN) -Isrc \
+		-o build/fuzz/proto tests/fuzz/proto.c src/lib/proto.c src/lib/sha256.c src/lib/io.c
+	build/fuzz/proto -max_total_time=$(FUZZTIME) -max_len=4096 -print_final_stats=1 \
+		build/fuzz/corpus tests/fuzz/seeds
+
 install: all
 	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(MANPREFIX)/man1 $(DESTDIR)$(MANPREFIX)/man7
 	for p in $(EXIST); do cp -f $(BIN)/$$p $(DESTDIR)$(PREFIX)/bin/$$p; \
@@ -70,7 +82,7 @@ uninstall:
 clean:
 	rm -rf build bin tests/bin
 
-.PHONY: all tools check demo bench install uninstall clean
+.PHONY: all tools check demo bench fuzz install uninstall clean
 .PRECIOUS: $(BUILD)/%.o $(BUILD)/lib/%.o
 
 -include $(wildcard $(BUILD)/*.d $(BUILD)/lib/*.d)

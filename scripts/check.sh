@@ -22,7 +22,7 @@ run_suite() { # name bin-dir files...
 	echo "== $name build: bats $*"
 	SP_BIN=$bin bats --tap "$@" >"$out/$name.tap" 2>&1
 	rc=$?
-	cat "$out/$1.tap"
+	cat "$out/$name.tap"
 	[ $rc -eq 0 ] || status=1
 }
 

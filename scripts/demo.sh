@@ -1,26 +1,57 @@
 #!/bin/sh
-# A short live demo of what exists so far: an echo server and a remote-processing pipeline.
+# `make demo`: a pool and a master on loopback. The master pushes the sample
+# daemons of examples/daemons/ to the pool; their lines arrive in the pool's
+# buffers (FIFOs named after them), which we read for a few seconds with cat.
+# Then everything is torn down.
 set -eu
 cd "$(dirname "$0")/.."
 B=$PWD/bin
+D=$PWD/examples/daemons
 tmp=$(mktemp -d)
-pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT INT TERM
+pool="" master="" readers=""
+cleanup() {
+	for p in $readers $master $pool; do kill "$p" 2>/dev/null || true; done
+	# The daemons tear down on SIGTERM (the pool saves unread bytes): let them finish.
+	for p in $master $pool; do
+		i=0
+		while kill -0 "$p" 2>/dev/null && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.05; done
+	done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-echo "== socket: an echo server in the background (socket -b -v -s -l -f -p cat 0)"
-pid=$("$B/socket" -b -v -s -l -f -p cat 0 2>"$tmp/err")
-port=$(sed -n 's/.*listening on .* \([0-9]*\)$/\1/p' "$tmp/err")
-echo "   daemon PID $pid, port $port"
-for w in hello socket pool; do
-	printf '   sent %-7s got ' "$w"
-	echo "$w" | "$B/socket" 127.0.0.1 "$port"
+# A free port for the pool: try a few at random (pool fails at once if taken).
+for try in 1 2 3 4 5 6 7 8; do
+	port=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 12000))
+	pool=$("$B/pool" -b -d "$tmp" -L "$tmp/pool.log" k12 "$port" 2>/dev/null) && break
+	pool=""
 done
-echo "== remote processing: tr a-z A-Z on the server side, reply after half-close"
-kill "$pid"
-pid=$("$B/socket" -b -v -s -l -f -p 'tr a-z A-Z' 0 2>"$tmp/err")
-port=$(sed -n 's/.*listening on .* \([0-9]*\)$/\1/p' "$tmp/err")
-printf 'the quick brown fox\n' | "$B/socket" localhost "$port" | sed 's/^/   /'
-kill "$pid"
-pid=""
-echo "== torn down"
+[ -n "$pool" ] || { echo "demo: no free port for the pool" >&2; exit 1; }
+echo "== pool -b -d BUFDIR k12 $port              -> PID $pool"
+master=$("$B/master" -b -L "$tmp/master.log" k12 127.0.0.1 "$port" "$D")
+echo "== master -b k12 127.0.0.1 $port $D  -> PID $master"
+echo "   the key never crosses the wire: HMAC-SHA-256 over the pool's nonce"
+i=0
+until [ -p "$tmp/dem1" ] && [ -p "$tmp/dem2" ]; do
+	i=$((i + 1)); [ $i -lt 100 ] || { echo "demo: buffers did not appear" >&2; exit 1; }
+	sleep 0.05
+done
+echo "== buffers on the pool side: $(cd "$tmp" && ls -p | grep -v / | grep -v log | tr '\n' ' ')"
+echo "== reading them for 4 seconds (while read -r line; do ...; done < dem1)"
+for b in dem1 dem2; do
+	(while read -r line; do echo "   [$b buffer] $line"; done <"$tmp/$b") &
+	readers="$readers $!"
+done
+sleep 4
+echo "== SIGTERM to the master: it ends its daemons; the bindings drain and end"
+kill "$master"
+for r in $readers; do wait "$r" 2>/dev/null || true; done
+readers=""
+i=0
+while kill -0 "$pool" 2>/dev/null; do
+	i=$((i + 1)); [ $i -lt 100 ] || { echo "demo: pool still running" >&2; exit 1; }
+	sleep 0.05
+done
+echo "== the pool exited on its own; left behind in the buffer directory: $(ls "$tmp" | grep -v log || echo nothing)"
+pool="" master=""

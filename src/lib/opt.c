@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,4 +91,31 @@ long opt_seconds_ms(const char *s, long max)
 	if (*end != '\0' || errno || d < 0 || d > (double)max)
 		return -1;
 	return (long)(d * 1000.0 + 0.5);
+}
+
+long opt_bytes(const char *s, long min, long max)
+{
+	char buf[32];
+	size_t len = strlen(s);
+	long v, mul = 1;
+
+	if (len == 0 || len >= sizeof buf) {
+		errno = EINVAL;
+		return -1;
+	}
+	memcpy(buf, s, len + 1);
+	switch (buf[len - 1]) {
+	case 'k': case 'K': mul = 1L << 10; break;
+	case 'm': case 'M': mul = 1L << 20; break;
+	case 'g': case 'G': mul = 1L << 30; break;
+	}
+	if (mul > 1)
+		buf[len - 1] = '\0';
+	if (opt_long(buf, 0, LONG_MAX / mul, &v) < 0)
+		return -1;
+	if (v * mul < min || v * mul > max) {
+		errno = ERANGE;
+		return -1;
+	}
+	return v * mul;
 }

@@ -15,6 +15,13 @@ void opt_common(int argc, char **argv, const char *optstring, const char *usage)
  */
 int opt_long(const char *s, long min, long max, long *out);
 
+/*
+ * Parse a byte count: a decimal number with an optional suffix K, M or G
+ * (times 1024, 1024^2, 1024^3), in [min, max]. Returns it, or -1 with
+ * errno EINVAL (malformed) or ERANGE (out of range).
+ */
+long opt_bytes(const char *s, long min, long max);
+
 /* Like opt_long, but exits with a usage error naming the option. */
 long opt_long_or_die(const char *s, long min, long max, const char *what, const char *synopsis);
 

@@ -84,11 +84,10 @@ int proc_child_setup(int fd0, int fd1, int fd2, const struct proc_env *env, unsi
 	return 0;
 }
 
-pid_t proc_spawn(const char *cmd, int fd0, int fd1, int fd2, const struct proc_env *env,
-		 unsigned flags)
+pid_t proc_spawn_start(const char *cmd, int fd0, int fd1, int fd2, const struct proc_env *env,
+		       unsigned flags, int *errfd)
 {
 	int ep[2], err = 0;
-	ssize_t n;
 	pid_t pid;
 
 	if (io_pipe(ep) < 0)
@@ -115,9 +114,29 @@ pid_t proc_spawn(const char *cmd, int fd0, int fd1, int fd2, const struct proc_e
 	/* Avoid the race where the child's group does not exist yet when we signal it. */
 	if (flags & PROC_NEWPGRP)
 		setpgid(pid, pid);
-	n = io_read(ep[0], &err, sizeof err);
-	close(ep[0]);
-	if (n == (ssize_t)sizeof err) {
+	*errfd = ep[0];
+	return pid;
+}
+
+int proc_spawn_result(int errfd)
+{
+	int err = 0;
+	ssize_t n = io_read(errfd, &err, sizeof err);
+
+	close(errfd);
+	return n == (ssize_t)sizeof err ? err : 0;
+}
+
+pid_t proc_spawn(const char *cmd, int fd0, int fd1, int fd2, const struct proc_env *env,
+		 unsigned flags)
+{
+	int errfd, err;
+	pid_t pid = proc_spawn_start(cmd, fd0, fd1, fd2, env, flags, &errfd);
+
+	if (pid < 0)
+		return -1;
+	err = proc_spawn_result(errfd);
+	if (err) {
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
 		errno = err;

@@ -34,6 +34,23 @@ pid_t proc_spawn(const char *cmd, int fd0, int fd1, int fd2, const struct proc_e
 		 unsigned flags);
 
 /*
+ * proc_spawn in two halves, so a caller starting many programs need not
+ * wait for each exec in turn. proc_spawn_start forks and returns at once:
+ * the pid, and in *errfd the read end of a close-on-exec pipe that reaches
+ * end of file once the exec has happened, or carries the errno of a failed
+ * one (that child exits 127 and is the caller's to reap). Returns -1 with
+ * errno when the pipe or fork fails.
+ */
+pid_t proc_spawn_start(const char *cmd, int fd0, int fd1, int fd2, const struct proc_env *env,
+		       unsigned flags, int *errfd);
+
+/*
+ * The outcome in errfd (waits for it; poll errfd for POLLIN to avoid
+ * that), which is closed: 0 when the exec happened, else its errno.
+ */
+int proc_spawn_result(int errfd);
+
+/*
  * Put fds 0, 1, 2 in place in a freshly forked child and apply env and
  * flags; -1 means /dev/null. Returns 0 or -1.
  */

@@ -1,0 +1,215 @@
+/*
+ * bind-input: listen on a TCP port and pour what senders send into a FIFO
+ * that the shell reads with its own `read`. A thin main over the binding
+ * engine (src/lib/binding.c), which pool embeds too.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lib/binding.h"
+#include "lib/daemon.h"
+#include "lib/err.h"
+#include "lib/fifo.h"
+#include "lib/net.h"
+#include "lib/opt.h"
+#include "lib/sig.h"
+
+/* One binding per process: a 1 MiB pipe costs little and saves wake-ups. */
+#define PIPE_SIZE (1u << 20)
+
+static const char usage_text[] =
+	"usage: bind-input [-1aF] [-c max] [-m bytes] [-L file] id port\n"
+	"       bind-input -version | -help\n"
+	"\n"
+	"  -1       once: one sender; end when it closed and a reader took everything\n"
+	"  -a       spool: append to a regular file at the buffer path, kept afterwards\n"
+	"  -c MAX   serve at most MAX senders at once (default 64); more wait\n"
+	"  -F       stay in the foreground; still print the PID once listening\n"
+	"  -L FILE  diagnostics to FILE instead of syslog\n"
+	"  -m BYTES hold at most BYTES beyond the pipe while nobody reads (default 1M;\n"
+	"           suffixes K, M, G)\n"
+	"\n"
+	"  ID names a FIFO in $BIND_DIR (default: the current directory); an ID\n"
+	"  containing '/' is the FIFO's path. PORT is 1024-49151.\n";
+
+static const char synopsis[] = "bind-input [-1aF] [-c max] [-m bytes] [-L file] id port";
+
+struct opts {
+	int once, spool, foreground;
+	long maxconn, membytes;
+	const char *logfile, *id, *port;
+	char *path; /* the buffer, resolved */
+};
+
+static void parse(int argc, char **argv, struct opts *o)
+{
+	static const char optstring[] = "1aFc:hL:m:V";
+	const char *dir = getenv("BIND_DIR");
+	long port;
+	int c;
+
+	opt_common(argc, argv, optstring, usage_text);
+	opterr = 0; /* our messages, in our format */
+	while ((c = getopt(argc, argv, optstring)) != -1) {
+		switch (c) {
+		case '1': o->once = 1; break;
+		case 'a': o->spool = 1; break;
+		case 'c': o->maxconn = opt_long_or_die(optarg, 1, 4096, "-c", synopsis); break;
+		case 'F': o->foreground = 1; break;
+		case 'L': o->logfile = optarg; break;
+		case 'm':
+			o->membytes = opt_bytes(optarg, 1024, 1L << 30);
+			if (o->membytes < 0)
+				usage_error(synopsis, "-m: '%s' is not a size from 1024 to 1G", optarg);
+			break;
+		default:
+			if (strchr(optstring, optopt) && optopt != ':')
+				usage_error(synopsis, "-%c needs an argument", optopt);
+			usage_error(synopsis, "unknown option -%c", optopt);
+		}
+	}
+	argv += optind;
+	argc -= optind;
+	if (argc < 2)
+		usage_error(synopsis, argc ? "missing port" : "missing id and port");
+	if (argc > 2)
+		usage_error(synopsis, "too many operands");
+	o->id = argv[0];
+	o->port = argv[1];
+	if (o->logfile && !*o->logfile)
+		usage_error(synopsis, "-L: empty file name");
+	if (fifo_check_id(o->id) < 0)
+		usage_error(synopsis, "bad id: 1-64 characters of A-Za-z0-9._- not starting "
+				      "with '.' or '-', or a path");
+	if (opt_long(o->port, 1024, 49151, &port) < 0)
+		usage_error(synopsis, "port: '%s' is not a number from 1024 to 49151", o->port);
+	o->path = fifo_resolve(o->id, dir);
+	if (!o->path)
+		die(EXIT_RUNTIME, "%s:", o->id);
+}
+
+static void on_event(const struct binding_event *ev, void *arg)
+{
+	const struct opts *o = arg;
+
+	switch (ev->type) {
+	case BINDING_EV_ACCEPT: warnx("%s: sender %s connected", o->id, ev->peer); break;
+	case BINDING_EV_CLOSE:
+		warnx("%s: sender %s closed after %llu bytes", o->id, ev->peer, ev->bytes);
+		break;
+	case BINDING_EV_REJECT: warnx("%s: refused %s: %s", o->id, ev->peer, ev->why); break;
+	case BINDING_EV_ERROR:
+		errno = ev->err;
+		warnx("%s: sender %s:", o->id, *ev->peer ? ev->peer : "(accept)");
+		break;
+	case BINDING_EV_DONE: warnx("%s: drained; closing", o->id); break;
+	}
+}
+
+static struct binding *open_binding(struct opts *o)
+{
+	struct binding_config cfg = {
+		.path = o->path,
+		.flags = (o->once ? BINDING_ONCE : 0) | (o->spool ? BINDING_SPOOL : 0),
+		.max_conns = (size_t)o->maxconn,
+		.mem_cap = (size_t)o->membytes,
+		.on_event = on_event,
+		.arg = o,
+		.pipe_size = PIPE_SIZE,
+	};
+	struct binding *b;
+	pid_t holder = 0;
+	int gai = 0;
+
+	cfg.listen_fd = net_listen(NULL, o->port, SOMAXCONN, &gai);
+	if (cfg.listen_fd < 0)
+		die(EXIT_RUNTIME, "listen on port %s: %s", o->port, net_strerror(gai));
+	b = binding_open(&cfg, &holder, &gai);
+	if (b)
+		return b;
+	if (errno == EBUSY && holder > 0)
+		die(EXIT_RUNTIME, "%s: in use by PID %ld", o->path, (long)holder);
+	if (errno == EBUSY)
+		die(EXIT_RUNTIME, "%s: in use by another binding", o->path);
+	if (errno == EEXIST)
+		die(EXIT_RUNTIME, "%s: exists and is not a %s; not touching it", o->path,
+		    o->spool ? "regular file" : "FIFO");
+	die(EXIT_RUNTIME, "%s:", o->path);
+}
+
+static _Noreturn void finish(struct opts *o, struct binding *b, int code)
+{
+	long long saved = binding_close(b, 1);
+
+	if (saved < 0)
+		warnx("%s: saving unread bytes to %s%s:", o->id, o->path, FIFO_UNREAD);
+	else if (saved > 0)
+		warnx("%s: %lld unread bytes saved to %s%s", o->id, saved, o->path, FIFO_UNREAD);
+	free(o->path);
+	exit(saved < 0 && code == 0 ? EXIT_RUNTIME : code);
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = {0};
+	struct daemon d;
+	struct binding *b;
+	struct pollfd *pfd;
+	int sigfd;
+
+	err_init(argv[0]);
+	parse(argc, argv, &o);
+	if (daemon_start(&d, !o.foreground, 1) < 0)
+		die(EXIT_RUNTIME, "fork:");
+	sigfd = sig_init(0);
+	if (sigfd < 0)
+		die(EXIT_RUNTIME, "signals:");
+	b = open_binding(&o);
+	pfd = calloc(binding_nfds(b) + 1, sizeof *pfd);
+	if (!pfd) {
+		binding_close(b, 0);
+		die(EXIT_RUNTIME, "memory:");
+	}
+	if (daemon_ready(&d, o.logfile) < 0) {
+		int saved = errno;
+		free(pfd);
+		binding_close(b, 0);
+		errno = saved;
+		die(EXIT_RUNTIME, "%s:", o.logfile);
+	}
+	warnx("%s: listening on port %s, buffer %s", o.id, o.port, o.path);
+
+	for (;;) {
+		size_t n = 1;
+		int sig;
+
+		pfd[0] = (struct pollfd){.fd = sigfd, .events = POLLIN};
+		n += binding_pollfds(b, pfd + 1);
+		if (poll(pfd, (nfds_t)n, binding_timeout(b)) < 0) {
+			if (errno == EINTR)
+				continue;
+			warnx("poll:");
+			free(pfd);
+			finish(&o, b, EXIT_RUNTIME);
+		}
+		if (pfd[0].revents && (sig = sig_drain(NULL, NULL))) {
+			warnx("%s: signal %d: tearing down", o.id, sig);
+			free(pfd);
+			finish(&o, b, EXIT_SIGNAL(sig));
+		}
+		if (binding_handle(b, pfd + 1, n - 1) < 0) {
+			warnx("%s: writing %s:", o.id, o.path);
+			free(pfd);
+			finish(&o, b, EXIT_RUNTIME);
+		}
+		if (binding_done(b)) {
+			free(pfd);
+			finish(&o, b, 0);
+		}
+	}
+}

@@ -1,0 +1,139 @@
+/*
+ * binding: an input binding as an embeddable, poll-driven engine. It
+ * accepts TCP senders on a listening socket and writes what they send
+ * into a buffer (see fifo.h), whole lines at a time, holding at most
+ * mem_cap bytes beyond the pipe before it stops reading its sockets.
+ *
+ * bind-input runs one of these; pool runs many in one poll loop:
+ *
+ *	b = binding_open(&cfg, &holder, &gai);
+ *	for (;;) {
+ *		n = binding_pollfds(b, pfd);	(append; at most binding_nfds(b))
+ *		poll(pfd, n, binding_timeout(b));
+ *		binding_handle(b, pfd, n);	(the same slice, revents filled)
+ *		if (binding_done(b))
+ *			break;
+ *	}
+ *	saved = binding_close(b, 1);
+ *
+ * The engine never prints, exits or blocks (a spool file's writes
+ * aside), keeps no global state, and ignores signals: they are the
+ * caller's. It reports what happens through cfg.on_event.
+ */
+#ifndef SP_BINDING_H
+#define SP_BINDING_H
+
+#include <poll.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define BINDING_ONCE 1u	 /* -1: one sender, then end once a reader took everything */
+#define BINDING_SPOOL 2u /* -a: append to a regular file, kept afterwards */
+
+#define BINDING_MAX_CONNS 64	     /* default senders served at once */
+#define BINDING_MEM_CAP (1u << 20) /* default bytes held beyond the pipe */
+#define BINDING_LINE_MAX 65536	     /* longer lines may be split at this size */
+#define BINDING_AUTH_MS 10000	     /* default time a guarded sender has for its token */
+
+enum binding_ev {
+	BINDING_EV_ACCEPT, /* a sender connected (and passed the guard, if any) */
+	BINDING_EV_CLOSE,  /* a sender closed; bytes: what it sent */
+	BINDING_EV_REJECT, /* a connection failed the guard and was closed; why says how */
+	BINDING_EV_ERROR,  /* a sender's connection or accept() failed; err is errno */
+	BINDING_EV_DONE	   /* once mode: finished, the buffer was drained */
+};
+
+struct binding_event {
+	enum binding_ev type;
+	const char *peer;	  /* "ADDRESS PORT" of the sender, or "" */
+	const char *why;	  /* BINDING_EV_REJECT: a short reason; else NULL */
+	unsigned long long bytes; /* BINDING_EV_CLOSE */
+	int err;		  /* BINDING_EV_ERROR */
+};
+
+struct binding_config {
+	const char *path;	/* the buffer path (fifo_resolve) */
+	int listen_fd;		/* a listening socket to take over (closed by the binding), or -1 */
+	const char *host;	/* listen_fd < 0: address to listen on (NULL: every address) */
+	const char *port;	/* listen_fd < 0: port to listen on ("0": kernel's choice) */
+	unsigned flags;		/* BINDING_ONCE, BINDING_SPOOL */
+	size_t max_conns;	/* senders served at once; 0: BINDING_MAX_CONNS */
+	size_t mem_cap;		/* bytes held beyond the pipe; 0: BINDING_MEM_CAP */
+	/*
+	 * Guard (pool's grants). token: the first line every sender must send
+	 * (it never reaches the buffer; it is spent by the first sender that
+	 * presents it, later ones are rejected). peer_addr: the only numeric
+	 * address senders may come from (IPv4-mapped IPv6 matches IPv4).
+	 * Either may be NULL. A sender that fails is closed, the buffer
+	 * untouched, and BINDING_EV_REJECT reported. In once mode the
+	 * binding keeps listening until a sender passes.
+	 */
+	const char *token;
+	const char *peer_addr;
+	long auth_ms; /* time a guarded sender has to send the token; 0: BINDING_AUTH_MS */
+	void (*on_event)(const struct binding_event *ev, void *arg); /* may be NULL */
+	void *arg;
+	/*
+	 * Pipe capacity to ask for (F_SETPIPE_SZ), best effort; 0 keeps the
+	 * kernel's default (64 KiB). A bigger pipe means fewer wake-ups for
+	 * bulk data (bind-input asks for 1 MiB), but counts against the
+	 * user's pipe-user-pages limits: leave it 0 when running many
+	 * bindings.
+	 */
+	size_t pipe_size;
+};
+
+/*
+ * Create the buffer (fifo_create) and start listening. Returns the
+ * binding, or NULL with errno: EBUSY (the buffer belongs to a live
+ * binding; *holder gets its PID when holder is not NULL), EEXIST (the
+ * path is not a FIFO; untouched), a listen error (*gai, when not NULL,
+ * gets a getaddrinfo code, or 0 when errno tells), ENOMEM. On failure
+ * nothing is left behind, and cfg->listen_fd is closed.
+ */
+struct binding *binding_open(const struct binding_config *cfg, pid_t *holder, int *gai);
+
+/* The local port the binding listens on, or -1 once it stopped listening. */
+int binding_port(const struct binding *b);
+
+/* The most pollfds binding_pollfds() can append (max_conns + 2). */
+size_t binding_nfds(const struct binding *b);
+
+/*
+ * Append the descriptors the binding wants watched to pfd (room for
+ * binding_nfds(b) entries) and return how many. Zero is fine: it may be
+ * waiting only for time (see binding_timeout).
+ */
+size_t binding_pollfds(struct binding *b, struct pollfd *pfd);
+
+/*
+ * Milliseconds until the binding must be handled even with no event
+ * (once mode polls the pipe for a reader's progress; guards time out),
+ * or -1 when it needs no timer. Use the smallest over all bindings.
+ */
+int binding_timeout(const struct binding *b);
+
+/*
+ * Act on poll's answer: pfd and n are exactly the slice the last
+ * binding_pollfds() appended, with revents set (n == 0 after a timeout is
+ * fine). Accepts, reads, writes the buffer, runs timers. Returns 0, or -1
+ * with errno when the buffer itself failed (write error on a spool, the
+ * FIFO gone bad): then close the binding.
+ */
+int binding_handle(struct binding *b, const struct pollfd *pfd, size_t n);
+
+/* True once a once-mode binding has finished (after BINDING_EV_DONE). */
+int binding_done(const struct binding *b);
+
+/*
+ * Tear down: stop listening, close every connection, and with save write
+ * every byte accepted but not yet read (what sits in the pipe, the queue,
+ * senders' unfinished lines, and what their sockets still hold) to
+ * PATH.unread; remove the FIFO (a spool file is flushed and kept); free b.
+ * Returns the number of bytes saved (0: no file created), or -1 with
+ * errno when saving failed (the rest is lost, the FIFO still removed).
+ * b may be NULL (returns 0).
+ */
+long long binding_close(struct binding *b, int save);
+
+#endif

@@ -1,0 +1,97 @@
+/*
+ * fifo: the buffers that bindings expose to the shell. A buffer is a FIFO
+ * (or, for spooling, a regular file) named by an ID.
+ *
+ * Liveness: the owner holds an open-file-description write lock
+ * (F_OFD_SETLK) on byte 0 of the buffer's own inode, through the
+ * descriptor it keeps open. The kernel drops it when the owner dies, even
+ * by SIGKILL, so a FIFO without it is stale and may be reclaimed. It
+ * conflicts within one process too, so one process (pool) can never bind
+ * a buffer twice. A classic POSIX lock on byte 1 is there only so that
+ * F_GETLK can name the owner's PID; POSIX locks end when the process
+ * closes any descriptor of the inode, which costs only the name.
+ */
+#ifndef SP_FIFO_H
+#define SP_FIFO_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#define FIFO_ID_MAX 64		/* longest plain ID */
+#define FIFO_UNREAD ".unread" /* suffix of the file unread bytes are saved to */
+
+enum fifo_kind {
+	FIFO_ID_NAME = 1, /* a plain name, created in $BIND_DIR */
+	FIFO_ID_PATH = 2  /* contains '/': the buffer's own path */
+};
+
+struct fifo {
+	char *path;  /* the buffer's path (owned) */
+	int fd;	     /* FIFO: O_RDWR, non-blocking; spool: O_WRONLY|O_APPEND */
+	int spool;   /* a regular file that is kept */
+	dev_t dev;   /* the inode we created, so removal never hits a successor */
+	ino_t ino;
+};
+
+/*
+ * Classify an ID: FIFO_ID_NAME for 1-64 characters of [A-Za-z0-9._-] not
+ * starting with '.' or '-'; FIFO_ID_PATH for an ID containing '/' whose
+ * last component is not empty, "." or "..", and with no control
+ * character. Returns -1 with errno EINVAL for anything else.
+ */
+int fifo_check_id(const char *id);
+
+/*
+ * The buffer path for id: dir/id for a plain name (dir NULL or "": id as
+ * is, in the current directory), id itself for a path. Returns a malloc'd
+ * string, or NULL with errno (EINVAL: bad id; ENAMETOOLONG).
+ */
+char *fifo_resolve(const char *id, const char *dir);
+
+/*
+ * Create the buffer at path and take ownership (the lock). A FIFO left by
+ * a dead owner is removed and recreated. Mode 0600. With spool, a regular
+ * file is opened for append (created if missing) instead.
+ * Returns 0, or -1 with errno:
+ *   EBUSY   a live owner holds it (this process too); *holder gets its
+ *           PID, or 0 when it cannot be named
+ *   EEXIST  the path exists and is not a FIFO (spool: not a regular
+ *           file); it was not touched
+ *   other   from mkfifo/open (ENOENT: the directory does not exist)
+ */
+int fifo_create(struct fifo *f, const char *path, int spool, pid_t *holder);
+
+/*
+ * The PID of the live owner of the buffer at path: >0, 0 when nobody
+ * holds it (or it does not exist), -1 with errno when it cannot be told
+ * (EBUSY: it is held, but the owner cannot be named, as when it is this
+ * process).
+ */
+pid_t fifo_owner(const char *path);
+
+/* Ask for a pipe of size bytes (F_SETPIPE_SZ); 0 or -1 with errno. */
+int fifo_set_size(struct fifo *f, size_t size);
+
+/* The pipe's nominal size (F_GETPIPE_SZ); 64 KiB when it cannot be told. */
+size_t fifo_capacity(const struct fifo *f);
+
+/* Bytes sitting in the FIFO's pipe now (0 for a spool or on error). */
+size_t fifo_pending(const struct fifo *f);
+
+/*
+ * Save what nobody read to path.unread (appended, created 0600 only when
+ * there is something to save): the iov bytes with the pipe's pending
+ * content inserted before iov[pipe_at] (pipe_at == n: after all of them).
+ * Empties the pipe. Returns the number of bytes saved, or -1 with errno
+ * (some bytes may have been saved).
+ */
+long long fifo_spill(struct fifo *f, const struct iovec *iov, size_t n, size_t pipe_at);
+
+/*
+ * Close the buffer; remove the FIFO if the path still names the inode we
+ * created (a spool file is kept). Frees path. Safe to call twice.
+ */
+void fifo_close(struct fifo *f);
+
+#endif

@@ -1,0 +1,333 @@
+#define _GNU_SOURCE /* getrandom */
+#include "proto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "io.h"
+#include "sha256.h"
+
+ssize_t proto_fill(struct proto_in *in, int fd)
+{
+	ssize_t r;
+
+	if (in->len == sizeof in->buf) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	r = io_read(fd, in->buf + in->len, sizeof in->buf - in->len);
+	if (r > 0)
+		in->len += (size_t)r;
+	return r;
+}
+
+size_t proto_push(struct proto_in *in, const void *data, size_t n)
+{
+	size_t room = sizeof in->buf - in->len;
+
+	if (n > room)
+		n = room;
+	memcpy(in->buf + in->len, data, n);
+	in->len += n;
+	return n;
+}
+
+int proto_next(struct proto_in *in, char out[PROTO_LINE_MAX])
+{
+	char *lf = memchr(in->buf, '\n', in->len);
+	size_t n, take;
+
+	if (!lf) {
+		if (in->len == sizeof in->buf) {
+			errno = EMSGSIZE;
+			return -1;
+		}
+		return 0;
+	}
+	take = (size_t)(lf - in->buf) + 1;
+	n = take - 1;
+	if (n && in->buf[n - 1] == '\r')
+		n--;
+	memcpy(out, in->buf, n);
+	out[n] = '\0';
+	memmove(in->buf, in->buf + take, in->len - take);
+	in->len -= take;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)out[i];
+		if (c < 0x20 || c == 0x7f) {
+			errno = EILSEQ;
+			return -1;
+		}
+	}
+	return 1;
+}
+
+int proto_valid_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > PROTO_NAME_MAX || s[0] == '.' || s[0] == '-')
+		return 0;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+int proto_is_hex(const char *s, size_t n)
+{
+	return strlen(s) == n && strspn(s, "0123456789abcdef") == n;
+}
+
+/* Split line at single spaces into at most max words; the last takes the rest. */
+static int split(char *line, const char **w, int max)
+{
+	int n = 0;
+
+	if (!*line)
+		return 0;
+	for (;;) {
+		char *sp;
+
+		w[n++] = line;
+		if (n == max || !(sp = strchr(line, ' ')))
+			return n;
+		*sp = '\0';
+		line = sp + 1;
+	}
+}
+
+static int number(const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	long v;
+
+	if (!*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 9)
+		return -1;
+	v = strtol(s, &end, 10);
+	if (v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int proto_parse(char *line, struct proto_msg *m)
+{
+	static const struct {
+		const char *word;
+		enum proto_cmd cmd;
+		int nargs; /* words after the command; -1: a name then free text; -2: free text */
+	} cmds[] = {
+		{"SOCKETPOOL", PROTO_HELLO, 2}, {"AUTH", PROTO_AUTH, 1}, {"OK", PROTO_OK, 0},
+		{"PORT", PROTO_PORT, 1},	{"GRANT", PROTO_GRANT, 3}, {"FAIL", PROTO_FAIL, -1},
+		{"END", PROTO_END, 0},		{"BYE", PROTO_BYE, 0},	   {"ERR", PROTO_ERR, -2},
+	};
+	const char *w[PROTO_ARGS + 1];
+	int n, i;
+	long v;
+
+	memset(m, 0, sizeof *m);
+	m->text = "";
+	n = split(line, w, PROTO_ARGS + 1);
+	if (n == 0) {
+		errno = ENOMSG;
+		return -1;
+	}
+	for (i = 0; i < (int)(sizeof cmds / sizeof cmds[0]); i++)
+		if (strcmp(w[0], cmds[i].word) == 0)
+			break;
+	if (i == (int)(sizeof cmds / sizeof cmds[0])) {
+		errno = ENOMSG;
+		return -1;
+	}
+	m->cmd = cmds[i].cmd;
+	if (cmds[i].nargs == -2) { /* ERR: everything after "ERR " */
+		if (n > 1)
+			m->text = w[0] + strlen(w[0]) + 1;
+		for (int k = 2; k < n; k++) /* undo the split */
+			((char *)w[k])[-1] = ' ';
+		return 0;
+	}
+	if (cmds[i].nargs == -1) { /* FAIL name [text] */
+		if (n < 2)
+			goto bad;
+		m->arg[0] = w[1];
+		if (n > 2)
+			m->text = w[2];
+		for (int k = 3; k < n; k++)
+			((char *)w[k])[-1] = ' ';
+		if (!proto_valid_name(m->arg[0]))
+			goto bad;
+		return 0;
+	}
+	if (n - 1 != cmds[i].nargs || strchr(w[n - 1], ' '))
+		goto bad;
+	for (int k = 1; k < n; k++) {
+		if (!*w[k])
+			goto bad; /* two spaces in a row */
+		m->arg[k - 1] = w[k];
+	}
+	switch (m->cmd) {
+	case PROTO_HELLO:
+		if (number(w[1], 1, 999999, &m->version) < 0)
+			goto bad;
+		/* A later version may send another nonce shape: the caller checks version first. */
+		if (m->version == PROTO_VERSION && !proto_is_hex(w[2], PROTO_NONCE_HEX))
+			goto bad;
+		break;
+	case PROTO_AUTH:
+		if (!proto_is_hex(w[1], PROTO_MAC_HEX))
+			goto bad;
+		break;
+	case PROTO_PORT:
+		if (!proto_valid_name(w[1]))
+			goto bad;
+		break;
+	case PROTO_GRANT:
+		if (!proto_valid_name(w[1]) || number(w[2], 1, 65535, &v) < 0 ||
+		    !proto_is_hex(w[3], PROTO_TOKEN_HEX))
+			goto bad;
+		m->port = (int)v;
+		break;
+	default:
+		break;
+	}
+	return 0;
+bad:
+	errno = EINVAL;
+	return -1;
+}
+
+static int urandom(unsigned char *p, size_t n)
+{
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	size_t got = 0;
+
+	if (fd < 0)
+		return -1;
+	while (got < n) {
+		ssize_t r = io_read(fd, p + got, n - got);
+		if (r <= 0) {
+			int saved = r < 0 ? errno : EIO;
+			close(fd);
+			errno = saved;
+			return -1;
+		}
+		got += (size_t)r;
+	}
+	close(fd);
+	return 0;
+}
+
+int proto_random_hex(char *out, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char buf[64];
+	size_t got = 0;
+
+	if (n > sizeof buf) {
+		errno = EINVAL;
+		return -1;
+	}
+	while (got < n) {
+		ssize_t r = getrandom(buf + got, n - got, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			if (errno != ENOSYS || urandom(buf + got, n - got) < 0)
+				return -1;
+			break;
+		}
+		got += (size_t)r;
+	}
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[buf[i] >> 4];
+		out[2 * i + 1] = digits[buf[i] & 15];
+	}
+	out[2 * n] = '\0';
+	sha256_wipe(buf, sizeof buf);
+	return 0;
+}
+
+void proto_mac(const char *key, size_t keylen, const char *nonce, char out[PROTO_MAC_HEX + 1])
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char d[SHA256_LEN];
+
+	hmac_sha256(key, keylen, nonce, strlen(nonce), d);
+	for (size_t i = 0; i < SHA256_LEN; i++) {
+		out[2 * i] = digits[d[i] >> 4];
+		out[2 * i + 1] = digits[d[i] & 15];
+	}
+	out[PROTO_MAC_HEX] = '\0';
+	sha256_wipe(d, sizeof d);
+}
+
+int proto_equal(const char *a, const char *b, size_t n)
+{
+	return sha256_ct_compare(a, b, n) == 0;
+}
+
+int proto_mac_ok(const char *key, size_t keylen, const char *nonce, const char *mac)
+{
+	char want[PROTO_MAC_HEX + 1];
+	int ok;
+
+	if (strlen(mac) != PROTO_MAC_HEX)
+		return 0;
+	proto_mac(key, keylen, nonce, want);
+	ok = proto_equal(want, mac, PROTO_MAC_HEX);
+	sha256_wipe(want, sizeof want);
+	return ok;
+}
+
+int proto_load_key(const char *arg, char **key, size_t *len)
+{
+	char buf[PROTO_KEY_MAX + 2];
+	size_t n = 0;
+	ssize_t r = 0;
+	int fd, saved;
+
+	if (arg[0] != '@') {
+		if (!*arg) {
+			errno = ENODATA;
+			return -1;
+		}
+		*key = strdup(arg);
+		*len = strlen(arg);
+		return *key ? 0 : -1;
+	} else {
+		fd = open(arg + 1, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -1;
+		while (n < sizeof buf && (r = io_read(fd, buf + n, sizeof buf - n)) > 0)
+			n += (size_t)r;
+		saved = r < 0 ? errno : EFBIG;
+		close(fd);
+		if (r < 0 || n > PROTO_KEY_MAX) {
+			sha256_wipe(buf, sizeof buf);
+			errno = saved;
+			return -1;
+		}
+		/* A file written by echo ends in a newline that is not part of the key. */
+		if (n && buf[n - 1] == '\n')
+			n--;
+		if (n && buf[n - 1] == '\r')
+			n--;
+	}
+	if (n == 0) {
+		errno = ENODATA;
+		return -1;
+	}
+	*key = malloc(n + 1);
+	if (!*key) {
+		sha256_wipe(buf, sizeof buf);
+		return -1;
+	}
+	memcpy(*key, buf, n);
+	(*key)[n] = '\0';
+	*len = n;
+	sha256_wipe(buf, sizeof buf);
+	return 0;
+}

@@ -1,0 +1,111 @@
+/*
+ * proto: the line protocol between master and pool (socketpool(7)):
+ * line framing, parsing, nonces, tokens and the key proof.
+ */
+#ifndef SP_PROTO_H
+#define SP_PROTO_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define PROTO_VERSION 1
+#define PROTO_LINE_MAX 1024 /* bytes in a line, its LF included */
+#define PROTO_NONCE_HEX 64  /* 32 random bytes */
+#define PROTO_MAC_HEX 64    /* HMAC-SHA-256 */
+#define PROTO_TOKEN_HEX 32  /* 16 random bytes */
+#define PROTO_NAME_MAX 64
+#define PROTO_ARGS 4
+
+/* Bytes received and not yet taken as lines. */
+struct proto_in {
+	size_t len;
+	char buf[PROTO_LINE_MAX];
+};
+
+/*
+ * Read what fd has into in (one read(2)). Returns the bytes read, 0 at
+ * EOF, or -1 with errno (EAGAIN when nothing is there; EMSGSIZE when the
+ * buffer already holds PROTO_LINE_MAX bytes without a LF).
+ */
+ssize_t proto_fill(struct proto_in *in, int fd);
+
+/*
+ * Add n bytes to in, as proto_fill does from a descriptor. Returns the
+ * bytes taken (less than n when in is full).
+ */
+size_t proto_push(struct proto_in *in, const void *data, size_t n);
+
+/*
+ * Take the next complete line out of in into out, NUL-terminated, without
+ * its LF (and without a CR before it). Returns 1, 0 when no complete line
+ * is there yet, or -1 with errno EMSGSIZE when PROTO_LINE_MAX bytes hold
+ * no LF, or EILSEQ when the line holds a NUL or other control byte.
+ */
+int proto_next(struct proto_in *in, char out[PROTO_LINE_MAX]);
+
+enum proto_cmd {
+	PROTO_HELLO, /* SOCKETPOOL version nonce         pool -> master */
+	PROTO_AUTH,  /* AUTH mac                         master -> pool */
+	PROTO_OK,    /* OK                               pool -> master */
+	PROTO_PORT,  /* PORT name                        master -> pool */
+	PROTO_GRANT, /* GRANT name port token            pool -> master */
+	PROTO_FAIL,  /* FAIL name reason...              pool -> master */
+	PROTO_END,   /* END                              master -> pool */
+	PROTO_BYE,   /* BYE                              pool -> master */
+	PROTO_ERR,   /* ERR reason...                    pool -> master, then close */
+};
+
+struct proto_msg {
+	enum proto_cmd cmd;
+	long version;		 /* HELLO */
+	int port;		 /* GRANT */
+	const char *arg[PROTO_ARGS]; /* pointers into the parsed line */
+	const char *text;	 /* FAIL and ERR: the free text, possibly "" */
+};
+
+/*
+ * Parse one line (as proto_next gives it; it is modified in place: words
+ * are NUL-terminated) into m. Words are separated by one space. Returns
+ * 0, or -1 with errno ENOMSG (unknown command word) or EINVAL (a known
+ * command with wrong arguments: count, hex length, name, port; m->cmd
+ * still tells which command it was).
+ */
+int proto_parse(char *line, struct proto_msg *m);
+
+/* A daemon name: 1-64 of [A-Za-z0-9._-], not starting with '.' or '-'. */
+int proto_valid_name(const char *s);
+
+/* s is exactly n lowercase hex digits. */
+int proto_is_hex(const char *s, size_t n);
+
+/*
+ * n random bytes from getrandom(2), or /dev/urandom where it is missing,
+ * written as 2n lowercase hex digits plus a NUL. Returns 0 or -1.
+ */
+int proto_random_hex(char *out, size_t n);
+
+/* out = hex of HMAC-SHA-256(key, nonce as text), 64 digits plus a NUL. */
+void proto_mac(const char *key, size_t keylen, const char *nonce,
+	       char out[PROTO_MAC_HEX + 1]);
+
+/*
+ * The master's proof is right: the hex MAC of nonce under key equals mac,
+ * compared in constant time. Returns 1 when it is.
+ */
+int proto_mac_ok(const char *key, size_t keylen, const char *nonce, const char *mac);
+
+#define PROTO_KEY_MAX 4096 /* an @FILE key longer than this is surely the wrong file */
+
+/*
+ * The key from an operand: the text itself, or with a leading '@' the
+ * contents of that file less one trailing newline (so it never shows in
+ * ps). *key is malloc'd and NUL-terminated. Returns 0, or -1 with errno:
+ * ENODATA (the key is empty), EFBIG (file over PROTO_KEY_MAX bytes), or
+ * the file's open/read error.
+ */
+int proto_load_key(const char *arg, char **key, size_t *len);
+
+/* Same length, constant-time comparison of two strings of length n: 1 if equal. */
+int proto_equal(const char *a, const char *b, size_t n);
+
+#endif

@@ -1,0 +1,690 @@
+#!/usr/bin/env bats
+# pool and master: sessions, key proof, guarded grants, teardown on both sides.
+load helpers
+
+bats_require_minimum_version 1.5.0
+
+setup() {
+	common_setup
+	KEY=k12
+	PORT=$(free_port)
+	mkdir -p d buf
+}
+teardown() {
+	common_teardown
+	if [ -n "${NSP:-}" ]; then netns_cleanup; fi
+}
+
+# A daemon script in DIR: daemon DIR NAME BODY...
+daemon() {
+	local dir=$1 name=$2
+	shift 2
+	printf '#!/bin/sh\n%s\n' "$*" >"$dir/$name"
+	chmod +x "$dir/$name"
+}
+
+# Pool in the foreground of a background job, so its exit status can be waited for.
+# start_pool ARGS... (KEY and PORT last); sets POOL.
+start_pool() {
+	"$SP_BIN/pool" "$@" 2>pool.err &
+	POOL=$!
+	track "$POOL"
+	wait_listening "${@: -1}"
+}
+
+start_master() { # ARGS...; sets MASTER
+	"$SP_BIN/master" "$@" >master.out 2>master.err &
+	MASTER=$!
+	track "$MASTER"
+}
+
+# wait_status PID: wait for a job of this shell (not in a subshell: only the
+# shell that started it can wait while it runs); its exit status goes to RC.
+wait_status() {
+	RC=0
+	wait "$1" || RC=$?
+}
+
+# Read and drop what a buffer still holds, if it still exists (a binding that
+# ended meanwhile removes it, which is fine too).
+drain() {
+	local b
+	for b in "$@"; do
+		[ ! -p "$b" ] || cat "$b" >/dev/null 2>&1 || true
+	done
+}
+
+# Play a master by hand on fd 5: greeting, proof, OK.
+ctl_open() { exec 5<>"/dev/tcp/127.0.0.1/$1"; }
+ctl_read() { IFS= read -r -t 5 -u 5 "$1"; }
+ctl_auth() { # KEY
+	local greet mac
+	ctl_read greet
+	[[ "$greet" =~ ^SOCKETPOOL\ 1\ [0-9a-f]{64}$ ]]
+	mac=$("$TOOLS/sha256test" hmac "$1" "${greet##* }")
+	printf 'AUTH %s\n' "$mac" >&5
+}
+eof_on_5() { ! IFS= read -r -t 5 -u 5 _; }
+
+no_fifo_left() { [ -z "$(find "${1:-.}" -type p)" ]; }
+count_lines() { wc -l <"$1" | tr -d ' '; }
+
+read_buffer() { # FIFO OUT: read a buffer to its EOF in the background; sets READER
+	(while IFS= read -r line; do printf '%s\n' "$line"; done <"$1" >"$2") &
+	READER=$!
+	track "$READER"
+}
+
+# ---- SHA-256 and HMAC ----
+
+@test "sha256: FIPS 180-4 and RFC 4231 vectors" {
+	run --separate-stderr "$TOOLS/sha256test"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '^ok ' <<<"$output")" -eq 12 ]
+	! grep -q '^not ok' <<<"$output"
+}
+
+@test "sha256: the key proof agrees with openssl's HMAC-SHA-256" {
+	command -v openssl >/dev/null || skip "openssl not installed"
+	nonce=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
+	want=$(printf %s "$nonce" | openssl dgst -sha256 -hmac "$KEY" | sed 's/.*= //')
+	[ "$("$TOOLS/sha256test" hmac "$KEY" "$nonce")" = "$want" ]
+}
+
+# ---- the seed's example ----
+
+@test "the seed's k12 example: two daemons, their lines in the pool's buffers, both sides exit 0" {
+	daemon d dem1 'for i in 1 2 3 4 5; do echo "dem1 line $i"; done'
+	daemon d dem2 'seq 1 2000'
+	cd buf
+	start_pool "$KEY" "$PORT"
+	cd ..
+	start_master "$KEY" 127.0.0.1 "$PORT" ./d
+	wait_for 5 test -p buf/dem1 -a -p buf/dem2
+	read_buffer buf/dem1 dem1.got
+	r1=$READER
+	read_buffer buf/dem2 dem2.got
+	r2=$READER
+	wait_status "$MASTER"
+	[ "$RC" -eq 0 ]
+	[ ! -s master.err ]
+	[ ! -s master.out ]
+	wait "$r1" "$r2"
+	printf 'dem1 line %s\n' 1 2 3 4 5 | cmp - dem1.got
+	seq 1 2000 | cmp - dem2.got
+	wait_status "$POOL"
+	[ "$RC" -eq 0 ]
+	no_fifo_left buf
+	[ ! -e buf/dem1.unread ]
+}
+
+@test "the seed's loop: while read -r line; done < dem1 sees the sample daemons live" {
+	cd buf
+	start_pool "$KEY" "$PORT"
+	cd ..
+	start_master "$KEY" 127.0.0.1 "$PORT" "$BATS_TEST_DIRNAME/../examples/daemons"
+	wait_for 5 test -p buf/dem1 -a -p buf/dem2
+	n=0
+	while IFS= read -r line; do
+		[[ "$line" == "dem1: tick "* ]]
+		n=$((n + 1))
+		[ "$n" -lt 2 ] || break
+	done <buf/dem1
+	IFS= read -r line <buf/dem2
+	[[ "$line" == "dem2: load "* ]]
+	kill -TERM "$MASTER"
+	wait_status "$MASTER"
+	[ "$RC" -eq 143 ]
+	drain buf/dem1 buf/dem2 # the bindings end once drained, then the pool
+	wait_status "$POOL"
+	[ "$RC" -eq 0 ]
+	no_fifo_left buf
+}
+
+# ---- the key ----
+
+@test "a wrong key is refused, logged with the peer, and the pool goes on to serve the real master" {
+	daemon d x1 'echo payload'
+	start_pool "$KEY" "$PORT"
+	run --separate-stderr "$SP_BIN/master" wrong 127.0.0.1 "$PORT" d
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	[[ "$stderr" == "master: the pool at 127.0.0.1 $PORT rejected the key" ]]
+	grep -q "^pool: 127.0.0.1 [0-9]*: wrong key; dropped$" pool.err
+	alive "$POOL"
+	no_fifo_left
+	start_master "$KEY" 127.0.0.1 "$PORT" d
+	wait_for 5 test -p x1
+	[ "$(cat x1)" = payload ]
+	wait_status "$MASTER"
+	[ "$RC" -eq 0 ]
+	wait_status "$POOL"
+	[ "$RC" -eq 0 ]
+}
+
+@test "the key never appears in the captured control traffic" {
+	KEY=sekrit-k12-VALUE
+	daemon d x1 'echo data-line'
+	relay=$(free_port)
+	start_pool "$KEY" "$PORT"
+	# A relay in the middle, logging both directions of the control connection.
+	socat -v "TCP-LISTEN:$relay,bind=127.0.0.1,reuseaddr" "TCP:127.0.0.1:$PORT" 2>capture &
+	track $!
+	wait_listening "$relay"
+	start_master "$KEY" 127.0.0.1 "$relay" d
+	wait_for 5 test -p x1
+	[ "$(cat x1)" = data-line ]
+	wait_status "$MASTER"
+	[ "$RC" -eq 0 ]
+	grep -q 'SOCKETPOOL 1 ' capture
+	grep -q 'AUTH [0-9a-f]\{64\}' capture
+	grep -q 'GRANT x1 ' capture
+	! grep -q "$KEY" capture
+	! grep -q 'sekrit' capture
+}
+
+@test "@FILE keys work and never show in ps" {
+	printf '%s\n' 'file-key-SHOULD-NOT-SHOW' >key
+	daemon d x1 'echo started; exec sleep 30'
+	start_pool -l @key "$PORT"
+	start_master @key 127.0.0.1 "$PORT" d
+	wait_for 5 test -p x1
+	IFS= read -r line <x1
+	[ "$line" = started ]
+	ps -eo args >ps.out
+	grep -q "pool -l @key $PORT" ps.out
+	grep -q "master @key 127.0.0.1 $PORT d" ps.out
+	! grep -q SHOULD-NOT-SHOW ps.out
+	# The file's trailing newline is not part of the key: the same key given inline matches.
+	mkdir d2
+	daemon d2 y1 'echo from-y1'
+	run --separate-stderr "$SP_BIN/master" file-key-SHOULD-NOT-SHOW 127.0.0.1 "$PORT" d2 &
+	wait_for 5 test -p y1
+	[ "$(cat y1)" = from-y1 ]
+}
+
+# ---- grants and their guard ----
+
+@test "a foreign connection to a granted port never reaches the buffer; the real sender's data arrives intact" {
+	start_pool -l "$KEY" "$PORT"
+	ctl_open "$PORT"
+	ctl_auth "$KEY"
+	ctl_read ok
+	[ "$ok" = OK ]
+	printf 'PORT g1\n' >&5
+	ctl_read grant
+	[[ "$grant" =~ ^GRANT\ g1\ ([0-9]+)\ ([0-9a-f]{32})$ ]]
+	gport=${BASH_REMATCH[1]} token=${BASH_REMATCH[2]}
+	[ -p g1 ]
+	# Same address, no token: closed.
+	run socat -t 5 - "TCP:127.0.0.1:$gport" <<<"foreign bytes"
+	# Right token, other address (127.0.0.2 is loopback too): closed.
+	run socat -t 5 - "TCP:127.0.0.1:$gport,bind=127.0.0.2" <<<"$token
+foreign with stolen token"
+	wait_for 5 grep -q "g1: refused a connection from 127.0.0.2" pool.err
+	grep -q "g1: refused a connection from 127.0.0.1" pool.err
+	alive "$POOL"
+	# The real sender: token first, then 3000 lines.
+	read_buffer g1 g1.got
+	{ echo "$token"; seq 1 3000; } | socat -u - "TCP:127.0.0.1:$gport"
+	wait "$READER"
+	seq 1 3000 | cmp - g1.got
+	! grep -q foreign g1.got
+	# A second request for a name already bound is refused, the session goes on.
+	printf 'PORT g2\nPORT g2\n' >&5
+	ctl_read r1
+	ctl_read r2
+	[[ "$r1" == "GRANT g2 "* ]]
+	[ "$r2" = "FAIL g2 already bound" ]
+	# The master leaves before connecting to g2: its grant is cancelled, the FIFO removed.
+	[ -p g2 ]
+	exec 5>&-
+	wait_for 5 test ! -e g2
+	grep -q "g2: its master left before connecting; cancelled" pool.err
+	alive "$POOL"
+}
+
+@test "two masters at once with -l; the pool keeps serving until signalled" {
+	mkdir a b
+	daemon a a1 'seq 1 500'
+	daemon a a2 'seq 501 1000'
+	daemon b b1 'seq 1001 1500'
+	start_pool -l "$KEY" "$PORT"
+	"$SP_BIN/master" "$KEY" 127.0.0.1 "$PORT" a 2>a.err &
+	ma=$!
+	"$SP_BIN/master" "$KEY" 127.0.0.1 "$PORT" b 2>b.err &
+	mb=$!
+	track $ma $mb
+	wait_for 5 test -p a1 -a -p a2 -a -p b1
+	cat a1 >a1.got
+	cat a2 >a2.got
+	cat b1 >b1.got
+	wait_status $ma
+	[ "$RC" -eq 0 ]
+	wait_status $mb
+	[ "$RC" -eq 0 ]
+	seq 1 500 | cmp - a1.got
+	seq 501 1000 | cmp - a2.got
+	seq 1001 1500 | cmp - b1.got
+	wait_for 5 no_fifo_left
+	alive "$POOL"
+	listening "$PORT"
+	kill -TERM "$POOL"
+	wait_status "$POOL"
+	[ "$RC" -eq 143 ]
+	not_listening "$PORT"
+}
+
+@test "an exhausted port range: the request fails, the master names the daemon and serves the rest" {
+	gp=$(free_port)
+	daemon d r1 'echo from-r1'
+	daemon d r2 'echo from-r2'
+	start_pool -r "$gp-$gp" "$KEY" "$PORT"
+	start_master "$KEY" 127.0.0.1 "$PORT" d
+	wait_for 5 test -p r1
+	[ "$(cat r1)" = from-r1 ]
+	wait_status "$MASTER"
+	[ "$RC" -eq 1 ]
+	grep -qx "master: r2: the pool refused a port: no free port in $gp-$gp" master.err
+	[ "$(wc -l <master.err)" -eq 1 ]
+	[ ! -e r2 ]
+	wait_status "$POOL"
+	[ "$RC" -eq 0 ]
+}
+
+# ---- control connections that misbehave ----
+
+@test "idle, oversized, unknown and bad-name control connections are dropped while a real master is served" {
+	daemon d x1 'echo x1-data; sleep 1; echo x1-more'
+	start_pool -l -t 2 "$KEY" "$PORT"
+	# Idle: greeted, then dropped after -t.
+	exec 6<>"/dev/tcp/127.0.0.1/$PORT"
+	IFS= read -r -t 5 -u 6 greet
+	[[ "$greet" == "SOCKETPOOL 1 "* ]]
+	# Oversized: more than 1 KiB without a newline.
+	exec 7<>"/dev/tcp/127.0.0.1/$PORT"
+	head -c 1500 /dev/zero | tr '\0' A >&7
+	# Unknown command.
+	exec 8<>"/dev/tcp/127.0.0.1/$PORT"
+	echo HELLO >&8
+	# Meanwhile a real master is served.
+	start_master "$KEY" 127.0.0.1 "$PORT" d
+	wait_for 5 test -p x1
+	IFS= read -r line <x1
+	[ "$line" = x1-data ]
+	# The idle one gets its error line, then EOF.
+	IFS= read -r -t 5 -u 6 err
+	[ "$err" = "ERR idle timeout" ]
+	! IFS= read -r -t 5 -u 6 _
+	IFS= read -r -t 5 -u 7 greet
+	IFS= read -r -t 5 -u 7 err
+	[ "$err" = "ERR line too long" ]
+	! IFS= read -r -t 5 -u 7 _
+	IFS= read -r -t 5 -u 8 greet
+	IFS= read -r -t 5 -u 8 err
+	[ "$err" = "ERR unknown command" ]
+	! IFS= read -r -t 5 -u 8 _
+	# A daemon name that is not a valid buffer ID, after a good key.
+	ctl_open "$PORT"
+	ctl_auth "$KEY"
+	ctl_read ok
+	printf 'PORT ../etc\n' >&5
+	ctl_read err
+	[ "$err" = "ERR bad daemon name" ]
+	eof_on_5
+	[ ! -e ../etc ]
+	# A request before the proof is out of turn.
+	ctl_open "$PORT"
+	ctl_read greet
+	printf 'PORT early\n' >&5
+	ctl_read err
+	[ "$err" = "ERR command out of turn" ]
+	eof_on_5
+	[ ! -e early ]
+	grep -q 'idle for 2000 ms; dropped' pool.err
+	grep -q 'line too long; dropped' pool.err
+	grep -q 'unknown command; dropped' pool.err
+	grep -q 'bad daemon name; dropped' pool.err
+	IFS= read -r line <x1
+	[ "$line" = x1-more ]
+	wait_status "$MASTER"
+	[ "$RC" -eq 0 ]
+	alive "$POOL"
+}
+
+# ---- bad arguments ----
+
+usage_fails() { # PROG EXPECTED-MESSAGE ARGS...: exit 2, the message, the usage hint
+	local prog=$1 want=$2
+	shift 2
+	run --separate-stderr "$SP_BIN/$prog" "$@"
+	[ "$status" -eq 2 ]
+	[ -z "$output" ]
+	[[ "${stderr_lines[0]}" == "$prog: $want" ]]
+	[[ "${stderr_lines[1]}" == "usage: $prog "* ]]
+}
+
+@test "pool: every bad argument is a usage error (exit 2) and leaves nothing" {
+	bad() { usage_fails pool "$@"; }
+	: >empty
+	bad "missing operand"
+	bad "missing operand" "$KEY"
+	bad "too many operands" "$KEY" "$PORT" extra
+	bad "empty key" "" "$PORT"
+	bad "empty key in empty" @empty "$PORT"
+	bad "80: bad port (1024-49151)" "$KEY" 80
+	bad "49152: bad port (1024-49151)" "$KEY" 49152
+	bad "http: bad port (1024-49151)" "$KEY" http
+	bad "-r: '5000' is not a range LO-HI" -r 5000 "$KEY" "$PORT"
+	bad "-r: '5000-x' is not a range LO-HI of ports 1024-65535" -r 5000-x "$KEY" "$PORT"
+	bad "-r: '80-90' is not a range LO-HI of ports 1024-65535" -r 80-90 "$KEY" "$PORT"
+	bad "-r: '6000-5000': LO is above HI" -r 6000-5000 "$KEY" "$PORT"
+	bad "-t: '0' is not a duration in seconds (0-86400]" -t 0 "$KEY" "$PORT"
+	bad "-t: 'soon' is not a duration in seconds (0-86400]" -t soon "$KEY" "$PORT"
+	bad "-A: empty address" -A "" "$KEY" "$PORT"
+	bad "-d: empty directory" -d "" "$KEY" "$PORT"
+	bad "-L: empty file name" -L "" "$KEY" "$PORT"
+	bad "-t needs an argument" -t
+	bad "unknown option -Z" -Z "$KEY" "$PORT"
+	not_listening "$PORT"
+	[ -z "$(pgrep -f "pool .*$PORT")" ]
+	# Runtime failures: exit 1.
+	run --separate-stderr "$SP_BIN/pool" -d nodir "$KEY" "$PORT"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "pool: nodir: No such file or directory" ]
+	run --separate-stderr "$SP_BIN/pool" @nokey "$KEY"
+	[ "$status" -eq 2 ]
+	run --separate-stderr "$SP_BIN/pool" @nokey "$PORT"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "pool: key file nokey: No such file or directory" ]
+	socat "TCP-LISTEN:$PORT,reuseaddr" - </dev/null &
+	track $!
+	wait_listening "$PORT"
+	run --separate-stderr "$SP_BIN/pool" -A 127.0.0.1 "$KEY" "$PORT"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "pool: listen on 127.0.0.1 $PORT: Address already in use" ]
+	[ -z "$(find . -type p -o -type s -o -name '*.unread')" ]
+}
+
+@test "master: every bad argument is a usage error (exit 2); a missing DDIR fails before connecting" {
+	bad() { usage_fails master "$@"; }
+	: >empty
+	bad "missing operand" "$KEY" 127.0.0.1 "$PORT"
+	bad "too many operands" "$KEY" 127.0.0.1 "$PORT" d extra
+	bad "empty key" "" 127.0.0.1 "$PORT" d
+	bad "empty key in empty" @empty 127.0.0.1 "$PORT" d
+	bad "empty host" "$KEY" "" "$PORT" d
+	bad "1023: bad port (1024-49151)" "$KEY" 127.0.0.1 1023 d
+	bad "60000: bad port (1024-49151)" "$KEY" 127.0.0.1 60000 d
+	bad "empty daemon directory" "$KEY" 127.0.0.1 "$PORT" ""
+	bad "-g: 'x' is not a duration in seconds (0-3600)" -g x "$KEY" 127.0.0.1 "$PORT" d
+	bad "-L: empty file name" -L "" "$KEY" 127.0.0.1 "$PORT" d
+	bad "-g needs an argument" -g
+	bad "unknown option -Z" -Z "$KEY" 127.0.0.1 "$PORT" d
+	# DDIR is checked before connecting: nothing listens on PORT, yet the error is about DDIR.
+	run --separate-stderr "$SP_BIN/master" "$KEY" 127.0.0.1 "$PORT" nodir
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "master: nodir: No such file or directory" ]
+	run --separate-stderr "$SP_BIN/master" "$KEY" 127.0.0.1 "$PORT" d
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "master: connect to 127.0.0.1 $PORT: Connection refused" ]
+	run --separate-stderr "$SP_BIN/master" @nokey 127.0.0.1 "$PORT" d
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "master: key file nokey: No such file or directory" ]
+}
+
+# ---- master's daemons ----
+
+@test "master: daemons are DDIR's executable files with valid names, sorted; others are skipped with a warning" {
+	daemon d b2 'echo b2'
+	daemon d a1 'echo a1'
+	daemon d .hidden 'echo hidden'
+	daemon d 'bad name' 'echo bad'
+	printf 'echo noexec\n' >d/noexec
+	mkdir d/subdir
+	start_pool -l "$KEY" "$PORT"
+	start_master "$KEY" 127.0.0.1 "$PORT" d
+	wait_for 5 test -p a1 -a -p b2
+	[ "$(cat a1)" = a1 ]
+	[ "$(cat b2)" = b2 ]
+	wait_status "$MASTER"
+	[ "$RC" -eq 0 ]
+	sort master.err >warnings
+	cat >expected <<-EOF
+	master: d/.hidden: skipped: not a valid daemon name
+	master: d/bad name: skipped: not a valid daemon name
+	master: d/noexec: skipped: not executable
+	master: d/subdir: skipped: not a regular file
+	EOF
+	cmp expected warnings
+	[ ! -e noexec ] && [ ! -e .hidden ] && [ ! -e subdir ]
+}
+
+@test "master: each daemon runs in DDIR with stdin /dev/null, stdout its connection only, its own process group and the POOL_* variables" {
+	daemon d env1 'echo "cwd=$PWD"; echo "host=$POOL_HOST port=$POOL_PORT name=$DAEMON_NAME"
+if read -r x; then echo "stdin=data"; else echo "stdin=eof"; fi
+echo "pgid=$(ps -o pgid= -p $$ | tr -d " ") pid=$$"
+echo "sockets=$(for f in /proc/$$/fd/*; do readlink "$f"; done | grep -c "^socket:")"
+echo "to-stderr" >&2'
+	start_pool "$KEY" "$PORT"
+	echo "should not be read" | "$SP_BIN/master" "$KEY" localhost "$PORT" d >master.out 2>master.err &
+	MASTER=$!
+	track $MASTER
+	wait_for 5 test -p env1
+	cat env1 >env.got
+	wait_status "$MASTER"
+	[ "$RC" -eq 0 ]
+	grep -qx "cwd=$PWD/d" env.got
+	grep -qx "host=localhost port=$PORT name=env1" env.got
+	grep -qx "stdin=eof" env.got
+	grep -qx "sockets=1" env.got # its stdout only: no control connection leaked
+	pg=$(sed -n 's/^pgid=\([0-9]*\) pid=.*/\1/p' env.got)
+	pid=$(sed -n 's/^pgid=[0-9]* pid=\([0-9]*\)$/\1/p' env.got)
+	[ -n "$pg" ] && [ "$pg" = "$pid" ]
+	[ "$(cat master.err)" = to-stderr ]
+	[ ! -s master.out ]
+}
+
+@test "master: exit 1 with one line per failed daemon; an empty DDIR is an error that still ends the session" {
+	daemon d ok1 'echo fine'
+	daemon d bad3 'echo failing; exit 3'
+	daemon d sig9 'kill -KILL $$'
+	printf '#!/nonexistent/interpreter\n' >d/badexec
+	chmod +x d/badexec
+	start_pool "$KEY" "$PORT"
+	start_master "$KEY" 127.0.0.1 "$PORT" d
+	wait_for 5 test -p ok1
+	drain ok1 bad3 sig9 badexec
+	wait_status "$MASTER"
+	[ "$RC" -eq 1 ]
+	sort master.err >got
+	printf '%s\n' "master: bad3: exited with status 3" \
+		"master: badexec: cannot start: No such file or directory" \
+		"master: sig9: killed by signal 9" | cmp - got
+	wait_status "$POOL"
+	[ "$RC" -eq 0 ]
+	# Empty: the pool still sees END (without -l it then exits 0).
+	mkdir empty
+	start_pool "$KEY" "$PORT"
+	run --separate-stderr "$SP_BIN/master" "$KEY" 127.0.0.1 "$PORT" empty
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "master: empty: no daemons" ]
+	wait_status "$POOL"
+	[ "$RC" -eq 0 ]
+}
+
+# ---- teardown ----
+
+daemons_running() { # the daemons' PIDs, written by themselves to pids/
+	cat pids/* 2>/dev/null
+}
+all_gone() {
+	local p
+	for p in $(daemons_running); do alive "$p" && return 1; done
+	return 0
+}
+mk_forever() { # NAME...: daemons that record their PID and print a line a second
+	mkdir -p pids
+	local n
+	for n in "$@"; do
+		daemon d "$n" "echo \$\$ > ../pids/$n; while :; do echo $n; sleep 1; done"
+	done
+}
+
+@test "SIGTERM to the master mid-stream ends its daemons (TERM, then KILL after -g) and exits 143" {
+	mk_forever t1
+	daemon d t2 "echo \$\$ > ../pids/t2; trap '' TERM; while :; do echo t2; sleep 1; done"
+	start_pool -l "$KEY" "$PORT"
+	start_master -g 0.5 "$KEY" 127.0.0.1 "$PORT" d
+	wait_for 5 test -s pids/t1 -a -s pids/t2
+	IFS= read -r l <t1
+	IFS= read -r l <t2
+	kill -TERM "$MASTER"
+	wait_status "$MASTER"
+	[ "$RC" -eq 143 ]
+	all_gone
+	for p in $(daemons_running); do wait_for 5 no_group "$p"; done
+	grep -q "signal 15: ending 2 daemon(s)" master.err
+	! grep -q "killed by signal" master.err
+	# The pool's bindings end once drained; the pool itself goes on (-l).
+	drain t1 t2
+	wait_for 5 no_fifo_left
+	alive "$POOL"
+}
+
+@test "SIGTERM to the pool mid-stream: the pool saves unread bytes and exits 143; the master notices and ends its daemons" {
+	mk_forever s1
+	daemon d s2 'seq 1 1000; echo $$ > ../pids/s2; exec sleep 60'
+	start_pool "$KEY" "$PORT"
+	start_master "$KEY" 127.0.0.1 "$PORT" d
+	wait_for 5 test -s pids/s1 -a -s pids/s2
+	IFS= read -r l <s1
+	[ "$l" = s1 ]
+	# END was sent: without -l the pool takes no new master.
+	wait_for 5 not_listening "$PORT"
+	# Nobody reads s2: its 1000 lines wait in the pool.
+	kill -TERM "$POOL"
+	wait_status "$POOL"
+	[ "$RC" -eq 143 ]
+	seq 1 1000 | cmp - s2.unread
+	no_fifo_left
+	wait_status "$MASTER"
+	[ "$RC" -eq 1 ]
+	grep -qx "master: the pool ended the session: pool shutting down; ending the daemons" master.err
+	wait_for 5 all_gone
+	not_listening "$PORT"
+}
+
+@test "SIGKILL to the master leaves no daemon behind" {
+	mk_forever k1 k2
+	start_pool -l "$KEY" "$PORT"
+	start_master "$KEY" 127.0.0.1 "$PORT" d
+	wait_for 5 test -s pids/k1 -a -s pids/k2
+	kill -KILL "$MASTER"
+	wait_for 5 all_gone
+	for p in $(daemons_running); do wait_for 5 no_group "$p"; done
+	# Their bindings drain and end; the pool lives on.
+	drain k1 k2
+	wait_for 5 no_fifo_left
+	alive "$POOL"
+}
+
+@test "a master whose pool dies with SIGKILL notices, ends its daemons and exits 1" {
+	mk_forever p1
+	start_pool -l "$KEY" "$PORT"
+	start_master "$KEY" 127.0.0.1 "$PORT" d
+	wait_for 5 test -s pids/p1
+	kill -KILL "$POOL"
+	wait_status "$MASTER"
+	[ "$RC" -eq 1 ]
+	grep -qx "master: the pool closed the connection; ending the daemons" master.err
+	wait_for 5 all_gone
+}
+
+# ---- backgrounding, logs, addresses ----
+
+@test "-b on both sides prints the PID once ready; -L logs there; -A and -d place listener and buffers" {
+	daemon d bg1 'echo from-bg1'
+	mkdir bufdir
+	run --separate-stderr "$SP_BIN/pool" -b -A 127.0.0.1 -d bufdir -L pool.log "$KEY" "$PORT"
+	[ "$status" -eq 0 ]
+	[[ "$output" =~ ^[0-9]+$ ]]
+	pool=$output
+	track "$pool"
+	ss -Hltn "sport = :$PORT" | grep -q '127.0.0.1:'
+	run --separate-stderr "$SP_BIN/master" -b -L master.log wrong 127.0.0.1 "$PORT" d
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"rejected the key"* ]]
+	run --separate-stderr "$SP_BIN/master" -b -L master.log "$KEY" 127.0.0.1 "$PORT" d
+	[ "$status" -eq 0 ]
+	[[ "$output" =~ ^[0-9]+$ ]]
+	track "$output"
+	wait_for 5 test -p bufdir/bg1
+	[ "$(cat bufdir/bg1)" = from-bg1 ]
+	wait_gone "$pool"
+	grep -q 'wrong key; dropped' pool.log
+	no_fifo_left
+}
+
+@test "IPv6: a master on ::1 is granted and guarded on ::1" {
+	[ -n "$(ip -6 addr show dev lo 2>/dev/null | grep -F '::1')" ] || skip "no IPv6 loopback here"
+	daemon d six 'echo over-v6'
+	start_pool "$KEY" "$PORT"
+	start_master "$KEY" ::1 "$PORT" d
+	wait_for 5 test -p six
+	[ "$(cat six)" = over-v6 ]
+	wait_status "$MASTER"
+	[ "$RC" -eq 0 ]
+	[ ! -s master.err ]
+	wait_status "$POOL"
+	[ "$RC" -eq 0 ]
+}
+
+@test "a version word the master does not speak is reported" {
+	socat "TCP-LISTEN:$PORT,reuseaddr" SYSTEM:'echo SOCKETPOOL 2 whatever; sleep 5' &
+	track $!
+	wait_listening "$PORT"
+	run --separate-stderr "$SP_BIN/master" "$KEY" 127.0.0.1 "$PORT" d
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "master: the pool speaks protocol version 2, this master version 1" ]
+}
+
+# ---- two hosts ----
+
+netns_cleanup() {
+	ip netns del "$NSP" 2>/dev/null || true
+	ip netns del "$NSM" 2>/dev/null || true
+}
+
+@test "two hosts: pool and master in network namespaces on different addresses" {
+	NSP=spP$$ NSM=spM$$
+	if ! ip netns add "$NSP" 2>ns.err; then
+		skip "network namespaces unavailable here: $(cat ns.err)"
+	fi
+	ip netns add "$NSM"
+	ip link add "vP$$" netns "$NSP" type veth peer name "vM$$" netns "$NSM"
+	ip -n "$NSP" addr add 10.77.0.1/24 dev "vP$$"
+	ip -n "$NSM" addr add 10.77.0.2/24 dev "vM$$"
+	ip -n "$NSP" link set "vP$$" up
+	ip -n "$NSM" link set "vM$$" up
+	ip -n "$NSP" link set lo up
+	ip -n "$NSM" link set lo up
+	daemon d far1 'echo "from $(hostname) as $DAEMON_NAME"; seq 1 100'
+	ip netns exec "$NSP" "$SP_BIN/pool" -A 10.77.0.1 "$KEY" "$PORT" 2>pool.err &
+	pool=$!
+	track $pool
+	wait_for 5 sh -c "ip netns exec $NSP ss -Hltn 'sport = :$PORT' | grep -q 10.77.0.1"
+	ip netns exec "$NSM" "$SP_BIN/master" "$KEY" 10.77.0.1 "$PORT" d 2>master.err &
+	master=$!
+	track $master
+	wait_for 5 test -p far1
+	cat far1 >far1.got
+	wait_status $master
+	[ "$RC" -eq 0 ]
+	wait_status $pool
+	[ "$RC" -eq 0 ]
+	[ "$(sed -n 2,101p far1.got)" = "$(seq 1 100)" ]
+	[ ! -s master.err ]
+	netns_cleanup
+	! ip netns list | grep -q "$NSP"
+}
