@@ -86,10 +86,7 @@ static void parse(int argc, char **argv, struct opts *o)
 				usage_error(synopsis, "-m: '%s' is not a size from 1024 to 1G", optarg);
 			break;
 		case 'r': o->reconnect = 1; break;
-		default:
-			if (strchr(optstring, optopt) && optopt != ':')
-				usage_error(synopsis, "-%c needs an argument", optopt);
-			usage_error(synopsis, "unknown option -%c", optopt);
+		default: opt_bad(optstring, synopsis);
 		}
 	}
 	argv += optind;

@@ -168,10 +168,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'v': o->verbose = 1; break;
 		case 'w': o->wonly = 1; break;
 		case 'W': parse_workers(optarg, o); break;
-		default:
-			if (strchr(optstring, optopt) && optopt != ':')
-				usage_error(synopsis, "-%c needs an argument", optopt);
-			usage_error(synopsis, "unknown option -%c", optopt);
+		default: opt_bad(optstring, synopsis);
 		}
 	}
 	argv += optind;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "err.h"
 
@@ -42,6 +43,13 @@ void opt_common(int argc, char **argv, const char *optstring, const char *usage)
 			}
 		}
 	}
+}
+
+void opt_bad(const char *optstring, const char *synopsis)
+{
+	if (optopt != ':' && strchr(optstring, optopt))
+		usage_error(synopsis, "-%c needs an argument", optopt);
+	usage_error(synopsis, "unknown option -%c", optopt);
 }
 
 int opt_long(const char *s, long min, long max, long *out)

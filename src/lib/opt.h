@@ -10,6 +10,12 @@
 void opt_common(int argc, char **argv, const char *optstring, const char *usage);
 
 /*
+ * After getopt returned '?' or ':' (with opterr = 0): exit with a usage
+ * error naming the unknown option, or the option missing its argument.
+ */
+_Noreturn void opt_bad(const char *optstring, const char *synopsis);
+
+/*
  * Parse s as a whole decimal number in [min, max]. Returns 0, or -1 with
  * errno EINVAL (not a number) or ERANGE (out of range).
  */
