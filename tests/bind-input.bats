@@ -4,7 +4,7 @@ load helpers
 
 setup() {
 	common_setup
-	PORT=$(free_port 1024 49151)
+	PORT=$(free_port)
 }
 teardown() { common_teardown; }
 
@@ -234,7 +234,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 	kill -KILL "$PID"
 	wait_gone "$PID"
 	is_fifo in1
-	port2=$(free_port 1024 49151)
+	port2=$(free_port)
 	start in1 "$port2"
 	is_fifo in1
 	[ "$(stat -c %a in1)" = 600 ]
@@ -246,7 +246,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 @test "an ID in use by a live binding is refused, nothing touched" {
 	start in1 "$PORT"
 	first=$PID
-	port2=$(free_port 1024 49151)
+	port2=$(free_port)
 	run --separate-stderr BI in1 "$port2"
 	[ "$status" -eq 1 ]
 	[ -z "$output" ]
@@ -429,7 +429,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 @test "-L FILE gets the diagnostics; an unwritable -L fails and leaves nothing" {
 	start -L log in1 "$PORT"
 	wait_for 5 logged log "^bind-input: in1: listening on port $PORT"
-	port2=$(free_port 1024 49151)
+	port2=$(free_port)
 	run --separate-stderr BI -L /nonexistent/dir/log in2 "$port2"
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "bind-input: /nonexistent/dir/log: No such file or directory" ]

@@ -4,7 +4,7 @@ load helpers
 
 setup() {
 	common_setup
-	PORT=$(free_port 1024 49151)
+	PORT=$(free_port)
 }
 teardown() { common_teardown; }
 

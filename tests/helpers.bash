@@ -67,6 +67,8 @@ wait_exists() { wait_for "${2:-5}" exists "$1"; }
 # lines_in FILE N: FILE has at least N lines
 lines_in() { [ -f "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ]; }
 
+# Default range 20000-32000: valid for every PORT operand (1024-49151) and below
+# the kernel's ephemeral range, so no outgoing connection takes it meanwhile.
 free_port() { "$TOOLS/freeport" "$@"; }
 
 fd_count() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
