@@ -141,7 +141,8 @@ idle_rss() {
 	pids="$pids $pid"
 	rss_kb=$(awk '/^Rss:/ { print $2 }' "/proc/$pid/smaps_rollup")
 	priv_kb=$(awk '/^Private_(Clean|Dirty):/ { n += $2 } END { print n }' "/proc/$pid/smaps_rollup")
-	echo "$rss_kb $priv_kb"
+	pss_kb=$(awk '/^Pss:/ { print $2 }' "/proc/$pid/smaps_rollup")
+	echo "$rss_kb $priv_kb $pss_kb"
 	kill "$pid"
 }
 
@@ -170,6 +171,9 @@ printf '%-44s %8s MiB/s\n' "nc sender -> nc -l >/dev/null" "$(mbps "$BYTES" "$nc
 printf '%-44s %8s MiB/s\n' "cat | nc sender -> nc -l >/dev/null" "$(mbps "$BYTES" "$nc_cat")"
 printf '%-44s %8s MiB/s  %sx nc, %sx cat|nc  (goal >= 1.0)\n' "cat > bind-output FIFO -> nc -l" \
 	"$(mbps "$BYTES" "$out")" "$(ratio "$out" "$nc_out")" "$(ratio "$out" "$nc_cat")"
-printf '%-44s %8s KiB    (goal <= 1024)\n' "idle bind-input RSS" "${rss% *}"
+printf '%-44s %8s KiB    (goal <= 1024)\n' "idle bind-input RSS" "${rss%% *}"
+rest=${rss#* }
 printf '%-44s %8s KiB    (the rest is libc shared with every process)\n' \
-	"  of which private to it" "${rss#* }"
+	"  of which private to it" "${rest% *}"
+printf '%-44s %8s KiB    (its proportional share of the shared pages)\n' \
+	"  Pss" "${rss##* }"

@@ -506,6 +506,21 @@ static int data_splice(struct binding *b, size_t i)
 {
 	struct conn *c = &b->conns[i];
 
+	/*
+	 * The start of a line read earlier goes in first, and the sender owns
+	 * the pipe's tail from there, as after a splice. Without this a lone
+	 * sender whose reads end mid-line (most of them) would never be
+	 * spliced again.
+	 */
+	if (c->plen) {
+		if (part_flush(b, c) < 0)
+			return -1;
+		b->tail_owner = c->fd;
+		b->tail_bytes = 0;
+		b->tail_at = io_now_ms();
+		if (b->qlen)
+			return 0; /* the pipe took only part of it: the rest follows by reading */
+	}
 	for (int rounds = 0; rounds < 16; rounds++) {
 		size_t room = splice_room(b);
 		ssize_t r;
@@ -549,9 +564,9 @@ static int data_splice(struct binding *b, size_t i)
  */
 static int can_splice(const struct binding *b, const struct conn *c)
 {
-	if (!b->splice_ok || b->qlen || c->plen || b->ndata != 1 || c->state != CONN_DATA)
+	if (!b->splice_ok || b->qlen || b->ndata != 1 || c->state != CONN_DATA)
 		return 0;
-	if (splice_room(b) < SPLICE_MIN)
+	if (splice_room(b) < SPLICE_MIN + c->plen)
 		return 0; /* plain writes fill the rest, and block as pipes should */
 	if (b->single)
 		return 1;
