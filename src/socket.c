@@ -96,6 +96,7 @@ struct server {
 	struct prefork pool;
 	int chan[2];
 	long long fork_pause_until; /* fork(2) failed: try again later */
+	const char *exec_path;	    /* the program as found in PATH at start, or NULL */
 };
 
 static int has_env_activation(void)
@@ -794,9 +795,10 @@ static _Noreturn void worker(struct server *s)
 		_exit(EXIT_RUNTIME);
 	}
 	/* Tell the master at once, so the replacement forks while we serve. The master
-	 * keeps a copy of the connection for -v and for the lingering close. */
+	 * wants a copy of the connection for -v and for the lingering close; a relay
+	 * closes gracefully itself, so without -v the copy would only cost. */
 	note.kind = PREFORK_NOTE_ACCEPTED;
-	prefork_send(chan, &note, fd);
+	prefork_send(chan, &note, o->verbose || !(o->prestart || o->crlf) ? fd : -1);
 	if (o->prestart) {
 		relay_run(o, pump, fd, in, out, prog);
 	}
@@ -809,7 +811,7 @@ static _Noreturn void worker(struct server *s)
 		shutdown(fd, SHUT_WR);
 	if (proc_child_setup(o->wonly ? STDIN_FILENO : fd, o->ronly ? STDOUT_FILENO : fd,
 			     o->ronly ? STDERR_FILENO : fd, &env, 0) == 0)
-		proc_exec_cmd(o->program);
+		proc_exec_cmd_at(o->program, s->exec_path);
 	note.kind = PREFORK_NOTE_EXECFAIL;
 	note.err = errno;
 	prefork_send(chan, &note, -1);
@@ -855,11 +857,14 @@ static void pool_notes(struct server *s)
 			if (prefork_failed(&s->pool, note.pid, note.err) == 1)
 				warnx("exec %s: %s", s->o->program, strerror(note.err));
 		} else if (note.kind == PREFORK_NOTE_ACCEPTED &&
-			   prefork_accepted(&s->pool, note.pid) == 0 && fd >= 0) {
+			   prefork_accepted(&s->pool, note.pid) == 0) {
 			struct conn *c = conn_add(s);
 			if (c) {
 				c->pid = note.pid;
-				conn_name(s, c, fd);
+				c->fd = -1;
+				/* The peer's name is only ever said with -v: two syscalls saved. */
+				if (s->o->verbose && fd >= 0)
+					conn_name(s, c, fd);
 				/* Only a program holding the connection itself needs our FIN. */
 				c->fd = s->o->prestart || s->o->crlf ? -1 : fd;
 				if (c->fd >= 0)
@@ -964,7 +969,7 @@ static int open_listener(const struct opts *o, int *created)
 static int run_server(const struct opts *o, struct daemon *d)
 {
 	struct server s = {.o = o};
-	char ip[NET_IPLEN], port[NET_PORTLEN];
+	char ip[NET_IPLEN], port[NET_PORTLEN], exec_path[4096];
 
 	s.sigfd = sig_init(o->wmin > 0);
 	if (s.sigfd < 0)
@@ -992,6 +997,9 @@ static int run_server(const struct opts *o, struct daemon *d)
 		if (prefork_channel(s.chan) < 0)
 			die(EXIT_RUNTIME, "worker channel:");
 		prefork_init(&s.pool, (size_t)o->wmin, max, o->wmax > 0, o->idle_ms);
+		/* Found once here, not by failing an execve per PATH entry per connection. */
+		if (!o->prestart && !o->crlf && proc_which(o->program, exec_path, sizeof exec_path) == 0)
+			s.exec_path = exec_path;
 		s.pooled = 1;
 		pool_loop(&s);
 	}

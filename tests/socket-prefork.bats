@@ -323,3 +323,20 @@ long_client() { # OUTFILE
 	[ "$(grep -c status: log)" -ge 1 ]
 	[ "$(grep status: log | tail -n 1)" = "socket: status: ready 3 busy 0 served 1 errors 0" ]
 }
+
+@test "-W finds its program in PATH once, and searches again when that copy is gone" {
+	mkdir a b
+	printf '#!/bin/sh\necho "from a"\n' >a/greet
+	printf '#!/bin/sh\necho "from b"\n' >b/greet
+	chmod +x a/greet b/greet
+	PATH="$PWD/a:$PWD/b:$PATH" start -W 1 -s -p greet "$P"
+	wait_listening "$P"
+	run --separate-stderr reply x
+	[ "$status" -eq 0 ]
+	[ "$output" = "from a" ]
+	rm a/greet
+	run --separate-stderr reply x
+	[ "$status" -eq 0 ]
+	[ "$output" = "from b" ]
+	[ ! -s err ]
+}

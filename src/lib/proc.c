@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -19,26 +20,78 @@
 /* Anything the shell would treat specially sends the command through sh -c. */
 static const char shell_meta[] = "|&;<>()$`\\\"'*?[]#~=%{}!\n";
 
-void proc_exec_cmd(const char *cmd)
+/* The blank-separated words of cmd into argv (in copy), or 0 for the shell. */
+static int split_cmd(const char *cmd, char **copy, char *argv[MAX_ARGS + 1])
 {
-	char *argv[MAX_ARGS + 1], *copy, *tok, *save;
+	char *tok, *save;
 	int argc = 0;
 
-	if (strpbrk(cmd, shell_meta) == NULL && (copy = strdup(cmd)) != NULL) {
-		for (tok = strtok_r(copy, " \t", &save); tok && argc < MAX_ARGS;
-		     tok = strtok_r(NULL, " \t", &save))
-			argv[argc++] = tok;
-		argv[argc] = NULL;
-		if (argc > 0 && !strtok_r(NULL, " \t", &save)) {
-			execvp(argv[0], argv);
-			int saved = errno;
-			free(copy);
-			errno = saved;
-			return;
-		}
+	if (strpbrk(cmd, shell_meta) != NULL || (*copy = strdup(cmd)) == NULL)
+		return 0;
+	for (tok = strtok_r(*copy, " \t", &save); tok && argc < MAX_ARGS;
+	     tok = strtok_r(NULL, " \t", &save))
+		argv[argc++] = tok;
+	argv[argc] = NULL;
+	if (argc > 0 && !strtok_r(NULL, " \t", &save))
+		return argc;
+	free(*copy);
+	*copy = NULL;
+	return 0;
+}
+
+void proc_exec_cmd_at(const char *cmd, const char *path)
+{
+	char *argv[MAX_ARGS + 1], *copy = NULL;
+
+	if (split_cmd(cmd, &copy, argv) > 0) {
+		/* A stale cached path (ENOENT, ENOEXEC...) falls back to the full search. */
+		if (path)
+			execv(path, argv);
+		execvp(argv[0], argv);
+		int saved = errno;
 		free(copy);
+		errno = saved;
+		return;
 	}
 	execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+}
+
+void proc_exec_cmd(const char *cmd)
+{
+	proc_exec_cmd_at(cmd, NULL);
+}
+
+int proc_which(const char *cmd, char *path, size_t len)
+{
+	char *argv[MAX_ARGS + 1], *copy = NULL;
+	const char *dirs = getenv("PATH"), *d, *end;
+	int found = -1;
+
+	if (split_cmd(cmd, &copy, argv) == 0)
+		return -1;
+	/* A name with a slash is not searched; an unset PATH keeps execvp's default. */
+	if (strchr(argv[0], '/') || !dirs) {
+		free(copy);
+		return -1;
+	}
+	for (d = dirs; found < 0; d = end + 1) {
+		size_t dl;
+		int n;
+
+		end = strchr(d, ':');
+		if (!end)
+			end = d + strlen(d);
+		dl = (size_t)(end - d);
+		if (dl == 0) /* the current directory: leave that search to execvp */
+			break;
+		n = snprintf(path, len, "%.*s/%s", (int)dl, d, argv[0]);
+		if (n > 0 && (size_t)n < len && access(path, X_OK) == 0)
+			found = 0;
+		if (!*end)
+			break;
+	}
+	free(copy);
+	return found;
 }
 
 static int place_fd(int fd, int target)

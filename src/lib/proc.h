@@ -16,6 +16,22 @@
 void proc_exec_cmd(const char *cmd);
 
 /*
+ * As proc_exec_cmd, but a direct exec tries path first (what proc_which
+ * found earlier; NULL: none), keeping argv[0] as written, and searches
+ * PATH only if that fails: a server resolves its program once instead of
+ * failing an execve per PATH entry before it on every connection.
+ */
+void proc_exec_cmd_at(const char *cmd, const char *path);
+
+/*
+ * Where a direct exec of cmd finds its program now: the first executable
+ * "DIR/NAME" in PATH, into path (len bytes). Returns 0, or -1 when cmd
+ * goes through the shell, names a path itself, or no PATH entry fits
+ * (the caller then leaves the search to the exec).
+ */
+int proc_which(const char *cmd, char *path, size_t len);
+
+/*
  * The variables to set ("NAME=VALUE") and to remove before exec; either
  * list may be NULL, both are NULL-terminated.
  */
