@@ -621,6 +621,28 @@ static int accepting(const struct server *s)
 	return s->lfd >= 0 && s->running < cap;
 }
 
+/*
+ * Start a poll set: the draining connections, then the self-pipe, with room
+ * for two more. Returns the self-pipe's index; the set grows with *pcap.
+ */
+static size_t poll_begin(struct server *s, struct pollfd **pfd, size_t *pcap)
+{
+	size_t n = 0;
+
+	if (*pcap < s->nconns + 3) {
+		*pcap = s->nconns + 16;
+		free(*pfd);
+		*pfd = calloc(*pcap, sizeof **pfd);
+		if (!*pfd)
+			die(EXIT_RUNTIME, "poll set:");
+	}
+	for (size_t i = 0; i < s->nconns; i++)
+		if (s->conns[i].linger_by)
+			(*pfd)[n++] = (struct pollfd){.fd = s->conns[i].fd, .events = POLLIN};
+	(*pfd)[n] = (struct pollfd){.fd = s->sigfd, .events = POLLIN};
+	return n;
+}
+
 static void loop(struct server *s)
 {
 	struct pollfd *pfd = NULL;
@@ -628,21 +650,11 @@ static void loop(struct server *s)
 	int timeout = -1;
 
 	while (s->lfd >= 0 || s->nconns > 0) {
-		size_t n = 0, nl;
+		size_t n, nl;
 		int chld = 0, sig;
 
-		if (pcap < s->nconns + 2) {
-			pcap = s->nconns + 16;
-			free(pfd);
-			pfd = calloc(pcap, sizeof *pfd);
-			if (!pfd)
-				die(EXIT_RUNTIME, "poll set:");
-		}
-		for (size_t i = 0; i < s->nconns; i++)
-			if (s->conns[i].linger_by)
-				pfd[n++] = (struct pollfd){.fd = s->conns[i].fd, .events = POLLIN};
-		nl = n;
-		pfd[n++] = (struct pollfd){.fd = s->sigfd, .events = POLLIN};
+		nl = poll_begin(s, &pfd, &pcap);
+		n = nl + 1;
 		if (accepting(s))
 			pfd[n++] = (struct pollfd){.fd = s->lfd, .events = POLLIN};
 		if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR)
@@ -893,24 +905,14 @@ static void pool_loop(struct server *s)
 	int timeout = -1;
 
 	for (;;) {
-		size_t n = 0, nl;
+		size_t n, nl;
 		int usr1 = 0, sig, t;
 		long long now;
 		pid_t pid;
 
 		pool_fill(s);
-		if (pcap < s->nconns + 2) {
-			pcap = s->nconns + 16;
-			free(pfd);
-			pfd = calloc(pcap, sizeof *pfd);
-			if (!pfd)
-				die(EXIT_RUNTIME, "poll set:");
-		}
-		for (size_t i = 0; i < s->nconns; i++)
-			if (s->conns[i].linger_by)
-				pfd[n++] = (struct pollfd){.fd = s->conns[i].fd, .events = POLLIN};
-		nl = n;
-		pfd[n++] = (struct pollfd){.fd = s->sigfd, .events = POLLIN};
+		nl = poll_begin(s, &pfd, &pcap);
+		n = nl + 1;
 		pfd[n++] = (struct pollfd){.fd = s->chan[0], .events = POLLIN};
 		now = io_now_ms();
 		t = prefork_timeout(&s->pool, now);
