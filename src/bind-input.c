@@ -62,11 +62,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'c': o->maxconn = opt_long_or_die(optarg, 1, 4096, "-c", synopsis); break;
 		case 'F': o->foreground = 1; break;
 		case 'L': o->logfile = optarg; break;
-		case 'm':
-			o->membytes = opt_bytes(optarg, 1024, 1L << 30);
-			if (o->membytes < 0)
-				usage_error(synopsis, "-m: '%s' is not a size from 1024 to 1G", optarg);
-			break;
+		case 'm': o->membytes = opt_bytes_or_die(optarg, 1024, 1L << 30, "-m", synopsis); break;
 		default: opt_bad(optstring, synopsis);
 		}
 	}

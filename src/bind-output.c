@@ -87,11 +87,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		switch (c) {
 		case 'F': o->foreground = 1; break;
 		case 'L': o->logfile = optarg; break;
-		case 'm':
-			o->membytes = opt_bytes(optarg, 1024, 1L << 30);
-			if (o->membytes < 0)
-				usage_error(synopsis, "-m: '%s' is not a size from 1024 to 1G", optarg);
-			break;
+		case 'm': o->membytes = opt_bytes_or_die(optarg, 1024, 1L << 30, "-m", synopsis); break;
 		case 'r': o->reconnect = 1; break;
 		default: opt_bad(optstring, synopsis);
 		}

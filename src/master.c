@@ -100,16 +100,9 @@ static void parse(int argc, char **argv, struct opts *o)
 	while ((c = getopt(argc, argv, optstring)) != -1) {
 		switch (c) {
 		case 'b': o->background = 1; break;
-		case 'g':
-			ms = opt_seconds_ms(optarg, 3600);
-			if (ms < 0)
-				usage_error(synopsis, "-g: '%s' is not a duration in seconds (0-3600)",
-					    optarg);
-			o->grace_ms = ms;
-			break;
+		case 'g': o->grace_ms = opt_seconds_or_die(optarg, 1, 3600, "-g", synopsis); break;
 		case 'L': o->logfile = optarg; break;
-		case ':': usage_error(synopsis, "-%c needs an argument", optopt);
-		default: usage_error(synopsis, "unknown option -%c", optopt);
+		default: opt_bad(optstring, synopsis);
 		}
 	}
 	argv += optind;

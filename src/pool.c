@@ -136,14 +136,8 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'L': o->logfile = optarg; break;
 		case 'l': o->loop = 1; break;
 		case 'r': parse_range(o, optarg); break;
-		case 't':
-			o->idle_ms = opt_seconds_ms(optarg, 86400);
-			if (o->idle_ms <= 0)
-				usage_error(synopsis, "-t: '%s' is not a duration in seconds (0-86400]",
-					    optarg);
-			break;
-		case ':': usage_error(synopsis, "-%c needs an argument", optopt);
-		default: usage_error(synopsis, "unknown option -%c", optopt);
+		case 't': o->idle_ms = opt_seconds_or_die(optarg, 0, 86400, "-t", synopsis); break;
+		default: opt_bad(optstring, synopsis);
 		}
 	}
 	argv += optind;

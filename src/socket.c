@@ -147,16 +147,10 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'c': o->crlf = 1; break;
 		case 'f': o->fork = 1; break;
 		case 'g':
-			o->grace_ms = opt_seconds_ms(optarg, 3600);
-			if (o->grace_ms < 0)
-				usage_error(synopsis, "-g: '%s' is not a number of seconds (0-3600)",
-					    optarg);
+			o->grace_ms = opt_seconds_or_die(optarg, 1, 3600, "-g", synopsis);
 			break;
 		case 'I':
-			o->idle_ms = opt_seconds_ms(optarg, 86400);
-			if (o->idle_ms < 0)
-				usage_error(synopsis, "-I: '%s' is not a number of seconds (0-86400)",
-					    optarg);
+			o->idle_ms = opt_seconds_or_die(optarg, 1, 86400, "-I", synopsis);
 			o->idle_set = 1;
 			break;
 		case 'L': o->logfile = optarg; break;

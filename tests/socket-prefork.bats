@@ -218,10 +218,10 @@ long_client() { # OUTFILE
 	[[ "$stderr" == *"-I needs -W MIN:MAX"* ]]
 	run --separate-stderr "$SP_BIN/socket" -W 1:4 -I soon -s -p cat "$P"
 	[ "$status" -eq 2 ]
-	[[ "$stderr" == *"-I: 'soon'"* ]]
+	[ "${stderr_lines[0]}" = "socket: -I: 'soon' is not a duration in seconds (0-86400)" ]
 	run --separate-stderr "$SP_BIN/socket" -g -1 -W 2 -s -p cat "$P"
 	[ "$status" -eq 2 ]
-	[[ "$stderr" == *"-g: '-1'"* ]]
+	[ "${stderr_lines[0]}" = "socket: -g: '-1' is not a duration in seconds (0-3600)" ]
 	run --separate-stderr "$SP_BIN/socket" -W 4 -C 2 -s -p cat "$P"
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == *"-C 2 is below the -W minimum 4"* ]]

@@ -127,3 +127,38 @@ long opt_bytes(const char *s, long min, long max)
 	}
 	return v * mul;
 }
+
+/* A size as a user would write it: whole G or M where it is one, else bytes. */
+static void size_text(long v, char buf[32])
+{
+	if (v >= 1L << 30 && v % (1L << 30) == 0)
+		snprintf(buf, 32, "%ldG", v >> 30);
+	else if (v >= 1L << 20 && v % (1L << 20) == 0)
+		snprintf(buf, 32, "%ldM", v >> 20);
+	else
+		snprintf(buf, 32, "%ld", v);
+}
+
+long opt_bytes_or_die(const char *s, long min, long max, const char *what, const char *synopsis)
+{
+	long v = opt_bytes(s, min, max);
+	char lo[32], hi[32];
+
+	if (v < 0) {
+		size_text(min, lo);
+		size_text(max, hi);
+		usage_error(synopsis, "%s: '%s' is not a size from %s to %s", what, s, lo, hi);
+	}
+	return v;
+}
+
+long opt_seconds_or_die(const char *s, int allow_zero, long max, const char *what,
+			const char *synopsis)
+{
+	long ms = opt_seconds_ms(s, max);
+
+	if (ms < 0 || (ms == 0 && !allow_zero))
+		usage_error(synopsis, "%s: '%s' is not a duration in seconds (0-%ld%c", what, s, max,
+			    allow_zero ? ')' : ']');
+	return ms;
+}

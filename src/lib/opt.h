@@ -28,6 +28,9 @@ int opt_long(const char *s, long min, long max, long *out);
  */
 long opt_bytes(const char *s, long min, long max);
 
+/* Like opt_bytes, but exits with a usage error naming the option and the bounds. */
+long opt_bytes_or_die(const char *s, long min, long max, const char *what, const char *synopsis);
+
 /* Like opt_long, but exits with a usage error naming the option. */
 long opt_long_or_die(const char *s, long min, long max, const char *what, const char *synopsis);
 
@@ -36,5 +39,12 @@ long opt_long_or_die(const char *s, long min, long max, const char *what, const 
  * in [0, max]; returns milliseconds or -1.
  */
 long opt_seconds_ms(const char *s, long max);
+
+/*
+ * Like opt_seconds_ms, but exits with a usage error naming the option;
+ * zero is refused unless allow_zero.
+ */
+long opt_seconds_or_die(const char *s, int allow_zero, long max, const char *what,
+			const char *synopsis);
 
 #endif
