@@ -20,6 +20,7 @@
 #include "lib/err.h"
 #include "lib/fifo.h"
 #include "lib/io.h"
+#include "lib/mem.h"
 #include "lib/net.h"
 #include "lib/opt.h"
 #include "lib/sig.h"
@@ -161,17 +162,8 @@ static ssize_t fifo_to_queue(struct out *s, size_t max)
 			memmove(s->q, s->q + s->qoff, s->qlen);
 			s->qoff = 0;
 		}
-		if (s->qlen + max > s->qcap) {
-			size_t ncap = s->qcap ? s->qcap : CHUNK;
-			char *nq;
-
-			while (ncap < s->qlen + max)
-				ncap *= 2;
-			if (!(nq = realloc(s->q, ncap)))
-				return -1;
-			s->q = nq;
-			s->qcap = ncap;
-		}
+		if (mem_reserve(&s->q, &s->qcap, s->qlen + max, 1, CHUNK) < 0)
+			return -1;
 	}
 	r = io_read(s->fifo.fd, s->q + s->qoff + s->qlen, max);
 	if (r < 0)

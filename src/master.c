@@ -17,6 +17,7 @@
 #include "lib/daemon.h"
 #include "lib/err.h"
 #include "lib/io.h"
+#include "lib/mem.h"
 #include "lib/net.h"
 #include "lib/opt.h"
 #include "lib/proc.h"
@@ -157,14 +158,8 @@ static void list_daemons(struct master *m)
 			warnx("%s/%s: skipped: %s", m->o->ddir, e->d_name, why);
 			continue;
 		}
-		if (m->nd == cap) {
-			struct dmn *n;
-			cap = cap ? 2 * cap : 16;
-			n = realloc(m->d, cap * sizeof *n);
-			if (!n)
-				die(EXIT_RUNTIME, "daemon list:");
-			m->d = n;
-		}
+		if (mem_reserve(&m->d, &cap, m->nd + 1, sizeof *m->d, 16) < 0)
+			die(EXIT_RUNTIME, "daemon list:");
 		memset(&m->d[m->nd], 0, sizeof m->d[0]);
 		memcpy(m->d[m->nd].name, e->d_name, strlen(e->d_name) + 1); /* valid: <= 64 */
 		m->nd++;

@@ -22,6 +22,7 @@
 #include "lib/err.h"
 #include "lib/fifo.h"
 #include "lib/io.h"
+#include "lib/mem.h"
 #include "lib/net.h"
 #include "lib/opt.h"
 #include "lib/proto.h"
@@ -214,17 +215,9 @@ static void say(struct session *s, const char *fmt, ...)
 		s->closing = 1;
 		return;
 	}
-	if (s->olen + (size_t)n > s->ocap) {
-		size_t ncap = s->ocap ? s->ocap * 2 : 1024;
-		char *no;
-		while (ncap < s->olen + (size_t)n)
-			ncap *= 2;
-		if (!(no = realloc(s->out, ncap))) {
-			s->closing = 1;
-			return;
-		}
-		s->out = no;
-		s->ocap = ncap;
+	if (mem_reserve(&s->out, &s->ocap, s->olen + (size_t)n, 1, 1024) < 0) {
+		s->closing = 1;
+		return;
 	}
 	memcpy(s->out + s->olen, line, (size_t)n);
 	s->olen += (size_t)n;
@@ -242,16 +235,10 @@ static void session_new(struct pool *p, int fd)
 	struct session *s;
 	char port[NET_PORTLEN];
 
-	if (p->ns == p->scap) {
-		size_t ncap = p->scap ? 2 * p->scap : 16;
-		struct session **n = realloc(p->s, ncap * sizeof *n);
-		if (!n) {
-			warnx("connection dropped:");
-			close(fd);
-			return;
-		}
-		p->s = n;
-		p->scap = ncap;
+	if (mem_reserve(&p->s, &p->scap, p->ns + 1, sizeof *p->s, 16) < 0) {
+		warnx("connection dropped:");
+		close(fd);
+		return;
 	}
 	if (!(s = calloc(1, sizeof *s))) {
 		warnx("connection dropped:");
@@ -364,15 +351,9 @@ static void grant(struct pool *p, struct session *s, const char *name)
 			return;
 		}
 	}
-	if (p->ng == p->gcap) {
-		size_t ncap = p->gcap ? 2 * p->gcap : 16;
-		struct grant **n = realloc(p->g, ncap * sizeof *n);
-		if (!n) {
-			say(s, "FAIL %s out of memory", name);
-			return;
-		}
-		p->g = n;
-		p->gcap = ncap;
+	if (mem_reserve(&p->g, &p->gcap, p->ng + 1, sizeof *p->g, 16) < 0) {
+		say(s, "FAIL %s out of memory", name);
+		return;
 	}
 	g = calloc(1, sizeof *g);
 	path = fifo_resolve(name, p->o->dir);

@@ -18,6 +18,7 @@
 #include "lib/daemon.h"
 #include "lib/err.h"
 #include "lib/io.h"
+#include "lib/mem.h"
 #include "lib/net.h"
 #include "lib/opt.h"
 #include "lib/prefork.h"
@@ -388,14 +389,8 @@ static _Noreturn void relay_child(const struct opts *o, int conn, const struct p
 
 static struct conn *conn_add(struct server *s)
 {
-	if (s->nconns == s->cap) {
-		size_t ncap = s->cap ? s->cap * 2 : 16;
-		struct conn *n = realloc(s->conns, ncap * sizeof *n);
-		if (!n)
-			return NULL;
-		s->conns = n;
-		s->cap = ncap;
-	}
+	if (mem_reserve(&s->conns, &s->cap, s->nconns + 1, sizeof *s->conns, 16) < 0)
+		return NULL;
 	return memset(&s->conns[s->nconns++], 0, sizeof(struct conn));
 }
 

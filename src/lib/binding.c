@@ -14,6 +14,7 @@
 
 #include "fifo.h"
 #include "io.h"
+#include "mem.h"
 #include "net.h"
 
 #define SCRATCH 65536		/* one read from a sender */
@@ -103,18 +104,8 @@ static int queue_add(struct binding *b, const char *p, size_t n)
 			memmove(b->q, b->q + b->qoff, b->qlen);
 			b->qoff = 0;
 		}
-		if (b->qlen + n > b->qcap) {
-			size_t ncap = b->qcap ? b->qcap : 16384;
-			char *nq;
-
-			while (ncap < b->qlen + n)
-				ncap *= 2;
-			nq = realloc(b->q, ncap);
-			if (!nq)
-				return -1;
-			b->q = nq;
-			b->qcap = ncap;
-		}
+		if (mem_reserve(&b->q, &b->qcap, b->qlen + n, 1, 16384) < 0)
+			return -1;
 	}
 	memcpy(b->q + b->qoff + b->qlen, p, n);
 	b->qlen += n;
@@ -194,18 +185,8 @@ static int emit(struct binding *b, const char *p, size_t n)
 
 static int part_add(struct binding *b, struct conn *c, const char *p, size_t n)
 {
-	if (c->plen + n > c->pcap) {
-		size_t ncap = c->pcap ? c->pcap : 1024;
-		char *np;
-
-		while (ncap < c->plen + n)
-			ncap *= 2;
-		np = realloc(c->part, ncap);
-		if (!np)
-			return -1;
-		c->part = np;
-		c->pcap = ncap;
-	}
+	if (mem_reserve(&c->part, &c->pcap, c->plen + n, 1, 1024) < 0)
+		return -1;
 	memcpy(c->part + c->plen, p, n);
 	c->plen += n;
 	if (c->state == CONN_DATA)

@@ -8,6 +8,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "mem.h"
+
 int prefork_init(struct prefork *p, size_t min, size_t max, int elastic, long idle_ms)
 {
 	memset(p, 0, sizeof *p);
@@ -37,14 +39,8 @@ static struct prefork_worker *find(struct prefork *p, pid_t pid)
 
 int prefork_add(struct prefork *p, pid_t pid, long long now)
 {
-	if (p->n == p->cap) {
-		size_t ncap = p->cap ? p->cap * 2 : 16;
-		struct prefork_worker *nw = realloc(p->w, ncap * sizeof *nw);
-		if (!nw)
-			return -1;
-		p->w = nw;
-		p->cap = ncap;
-	}
+	if (mem_reserve(&p->w, &p->cap, p->n + 1, sizeof *p->w, 16) < 0)
+		return -1;
 	p->w[p->n++] = (struct prefork_worker){.pid = pid, .state = PREFORK_READY, .since = now};
 	p->ready++;
 	return 0;
