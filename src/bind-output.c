@@ -83,7 +83,6 @@ static void parse(int argc, char **argv, struct opts *o)
 	int c;
 
 	opt_common(argc, argv, optstring, usage_text);
-	opterr = 0; /* our messages, in our format */
 	while ((c = getopt(argc, argv, optstring)) != -1) {
 		switch (c) {
 		case 'F': o->foreground = 1; break;

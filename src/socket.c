@@ -139,7 +139,6 @@ static void parse(int argc, char **argv, struct opts *o)
 	int c, nops;
 
 	opt_common(argc, argv, optstring, usage_text);
-	opterr = 0; /* our messages, in our format */
 	while ((c = getopt(argc, argv, optstring)) != -1) {
 		switch (c) {
 		case 'B': o->bindaddr = optarg; break;

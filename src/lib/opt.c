@@ -19,6 +19,7 @@ static int takes_arg(const char *optstring, char c)
 
 void opt_common(int argc, char **argv, const char *optstring, const char *usage)
 {
+	opterr = 0; /* getopt's errors are reported by opt_bad, in our format */
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 

@@ -6,6 +6,7 @@
  * Handle -h/-help/--help (print usage to stdout, exit 0) and
  * -V/-version/--version ("NAME VERSION", exit 0) anywhere before "--".
  * optstring is the tool's getopt string, so option arguments are skipped.
+ * Also silences getopt's own messages: opt_bad reports them instead.
  */
 void opt_common(int argc, char **argv, const char *optstring, const char *usage);
 
