@@ -1,6 +1,7 @@
 #include "pump.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -24,6 +25,7 @@ void pump_flow_init(struct pump_flow *f, int in, int out, enum pump_conv conv)
 	f->conv = conv;
 	f->in_sock = is_sock(in);
 	f->out_sock = is_sock(out);
+	f->out_nowait = f->out_sock || (out >= 0 && (fcntl(out, F_GETFL) & O_NONBLOCK));
 	f->done = in < 0;
 	f->eof = f->held_cr = f->last_cr = 0;
 	f->off = f->len = 0;
@@ -195,10 +197,15 @@ int pump_run(struct pump *p)
 
 			if (slot[i] < 0 || !pfd[slot[i]].revents)
 				continue;
-			if (f->len > f->off)
+			if (f->len > f->off) {
 				flow_output(p, f);
-			else
-				flow_input(p, f);
+				continue;
+			}
+			flow_input(p, f);
+			/* Most writes succeed at once: one poll per chunk instead of two. A
+			 * blocking out waits for POLLOUT, so the other flow is never starved. */
+			if (f->len > f->off && f->out_nowait)
+				flow_output(p, f);
 		}
 	}
 	return 0;

@@ -19,6 +19,7 @@ struct pump_flow {
 	enum pump_conv conv;
 	/* state, zeroed by pump_flow_init */
 	int in_sock, out_sock, done, eof, held_cr, last_cr;
+	int out_nowait; /* a write to out never blocks: it may follow a read at once */
 	size_t off, len;
 	unsigned long long bytes;
 	char buf[2 * PUMP_CHUNK + 2];
