@@ -1,7 +1,9 @@
 /*
- * loadgen [-c CLIENTS] [-n TOTAL] HOST PORT | PATH: TOTAL connections from
- * CLIENTS threads, each connecting, sending one line, reading the reply to
- * EOF and closing. Prints one line of key=value results:
+ * loadgen [-c CLIENTS] [-n TOTAL] [-g MS] HOST PORT | PATH: TOTAL connections
+ * from CLIENTS threads, each connecting, sending one line, reading the reply
+ * to EOF and closing, then pausing MS milliseconds (default 0: back to back;
+ * a pause measures a server that is idle when the connection comes).
+ * Prints one line of key=value results:
  *   conns ok errors secs rate p50_us p99_us max_us
  * A reply that is not the line sent counts as an error. Used by the tests
  * (many connections, quickly) and by scripts/bench-socket-W.sh.
@@ -23,6 +25,7 @@ struct job {
 	struct addrinfo *ai;
 	const char *path;
 	long total;
+	long gap_ms;
 	atomic_long next, ok, errors;
 	long long *lat_us;
 };
@@ -88,6 +91,10 @@ static void *client(void *arg)
 		else
 			atomic_fetch_add(&j->errors, 1);
 		j->lat_us[i] = now_us() - t0;
+		if (j->gap_ms > 0) {
+			struct timespec gap = {j->gap_ms / 1000, (j->gap_ms % 1000) * 1000000};
+			nanosleep(&gap, NULL);
+		}
 	}
 	return NULL;
 }
@@ -109,9 +116,11 @@ int main(int argc, char **argv)
 	int c;
 
 	j.total = 100;
-	while ((c = getopt(argc, argv, "c:n:")) != -1) {
+	while ((c = getopt(argc, argv, "c:n:g:")) != -1) {
 		if (c == 'c')
 			clients = atol(optarg);
+		else if (c == 'g')
+			j.gap_ms = atol(optarg);
 		else if (c == 'n')
 			j.total = atol(optarg);
 		else
@@ -119,8 +128,8 @@ int main(int argc, char **argv)
 	}
 	argv += optind;
 	argc -= optind;
-	if (clients < 1 || j.total < 1 || argc < 1 || argc > 2) {
-		fprintf(stderr, "usage: loadgen [-c clients] [-n total] host port | path\n");
+	if (clients < 1 || j.total < 1 || j.gap_ms < 0 || argc < 1 || argc > 2) {
+		fprintf(stderr, "usage: loadgen [-c clients] [-n total] [-g ms] host port | path\n");
 		return 2;
 	}
 	if (argc == 1) {
