@@ -3,29 +3,55 @@
 # loopback, printing throughput and ratios (higher is better for us).
 # Not a test: it never fails on a slow result. Called by `make bench`.
 #
+# Method: interleaved rounds, medians. The machine is shared and its speed
+# drifts by tens of percent within a minute, so rows timed one after another
+# (best of N each) compare different machines: the same build gave
+# bind-output 0.94x nc in one run and 1.28x in the next. Instead every round
+# runs every row once, in one cyclic order rotated by one row per round (so
+# no row always follows the heavy 16-sender row), and each row reports the
+# median of its rounds, with the slowest and fastest round beside it so the
+# noise shows. Ratios are taken between medians. The median rather than the
+# best: one lucky quiet moment for one row decides a best-of ratio.
+#
 #   BENCH_BYTES   bytes per run (default 1 GiB)
 #   BENCH_SENDERS concurrent senders for the many-senders row (default 16)
-#   BENCH_RUNS    runs of each row; the best counts (default 3): the machine
-#                 is shared, and the best run is the least disturbed one
+#   BENCH_RUNS    rounds; every row runs once per round (default 5)
+#
+# The many-senders row only measures throughput; that its lines arrive whole
+# is tested by the bind-input suite, not here.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 BIN=${SP_BIN:-$PWD/bin}
 BYTES=${BENCH_BYTES:-1073741824}
 SENDERS=${BENCH_SENDERS:-16}
-RUNS=${BENCH_RUNS:-3}
+RUNS=${BENCH_RUNS:-5}
 FREEPORT=tests/bin/freeport
 LINE='the quick brown fox jumps over the lazy dog, a line of seventy bytes.'
+# Row names, in the cyclic order of a round; each row's timings, one per
+# round, collect in t_ROW.
+ROWS='nc_in one one_c1 many nc_out nc_cat out'
 
-for t in nc "$BIN/bind-input" "$BIN/bind-output" "$FREEPORT"; do
+for t in nc ss "$BIN/bind-input" "$BIN/bind-output" "$FREEPORT"; do
 	command -v "$t" >/dev/null 2>&1 || { echo "bench-bind: $t missing (make all tools)" >&2; exit 1; }
 done
-tmp=$(mktemp -d)
+tmp=$(mktemp -d) || exit 1
+# Every process a run starts, background jobs and daemons alike, until the
+# run has reaped it. The runs execute in this shell, never in a $(...)
+# subshell, so that this list is the one the exit trap sees.
 pids=""
 cleanup() {
 	for p in $pids; do kill "$p" 2>/dev/null; done
+	# A bind-input killed with data in hand writes it to ID.unread in the
+	# directory: let every process end before the directory goes.
+	for p in $pids; do wait_gone "$p"; done
 	rm -rf "$tmp"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+# A trapped signal would otherwise only interrupt the current `wait` and let
+# the rounds go on; exiting runs the EXIT trap.
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 now_ns() { date +%s%N; }
 # The data, made once: whole lines, read from the page cache by every run.
@@ -40,72 +66,76 @@ wait_port() { # PORT: until something listens there (bounded)
 		sleep 0.02
 	done
 }
-best() { # CMD...: the smallest of RUNS timings
-	b=""
-	r=0
-	while [ "$r" -lt "$RUNS" ]; do
-		t=$("$@") || return 1
-		{ [ -z "$b" ] || [ "$t" -lt "$b" ]; } && b=$t
-		r=$((r + 1))
+# wait_gone PID: until a daemon we killed has ended (bounded), so that its
+# teardown neither takes CPU from the next run nor meets that run's FIFO.
+# A daemon is not our child: ended means no /proc entry, or a zombie.
+wait_gone() {
+	i=0
+	while st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) && [ "${st%% *}" != Z ]; do
+		i=$((i + 1))
+		[ "$i" -lt 250 ] || return 1
+		sleep 0.02
 	done
-	echo "$b"
 }
 mbps() { echo "$1 $2" | awk '{ printf "%.0f", $1 / 1048576 / ($2 / 1e9) }'; }
 ratio() { echo "$1 $2" | awk '{ printf "%.2f", $2 / $1 }'; } # our_ns peer_ns: peer time / ours
 
 # ---- bind-input: senders -> buffer -> cat >/dev/null ----
+# Each run_* sets ns to its nanoseconds, or returns 1.
 
-# run_input NSENDERS ARGS...: nanoseconds for BYTES through bind-input ARGS,
-# until the reader has taken the last byte
+# run_input NSENDERS ARGS...: BYTES through bind-input ARGS, until the
+# reader has taken the last byte
 run_input() {
 	n=$1
 	shift
-	port=$($FREEPORT)
-	rm -f "$tmp/buf"
+	port=$($FREEPORT) || return 1
 	pid=$("$BIN/bind-input" "$@" "$tmp/buf" "$port") || return 1
 	pids="$pids $pid"
 	each=$((BYTES / n))
 	head -c $((each * n)) "$tmp/buf" >/dev/null &
 	reader=$!
+	pids="$pids $reader"
 	start=$(now_ns)
 	i=0
 	while [ "$i" -lt "$n" ]; do
 		nc -N 127.0.0.1 "$port" <"$tmp/data.$n" &
+		pids="$pids $!"
 		i=$((i + 1))
 	done
 	wait "$reader"
 	end=$(now_ns)
 	kill "$pid"
 	wait
-	echo $((end - start))
+	wait_gone "$pid" || return 1
+	ns=$((end - start))
 }
 
 run_nc_input() {
-	port=$($FREEPORT)
+	port=$($FREEPORT) || return 1
 	rm -f "$tmp/fifo"
-	mkfifo "$tmp/fifo"
+	mkfifo "$tmp/fifo" || return 1
 	nc -l 127.0.0.1 "$port" >"$tmp/fifo" </dev/null &
-	ncpid=$!
-	pids="$pids $ncpid"
+	pids="$pids $!"
 	head -c "$BYTES" "$tmp/fifo" >/dev/null &
 	reader=$!
-	wait_port "$port"
+	pids="$pids $reader"
+	wait_port "$port" || return 1
 	start=$(now_ns)
 	nc -N 127.0.0.1 "$port" <"$tmp/data.1"
 	wait "$reader"
 	end=$(now_ns)
-	echo $((end - start))
+	wait
+	ns=$((end - start))
 }
 
 # ---- bind-output: cat -> FIFO -> receiver ----
 
 run_output() {
-	port=$($FREEPORT)
+	port=$($FREEPORT) || return 1
 	nc -l 127.0.0.1 "$port" >/dev/null </dev/null &
 	recv=$!
 	pids="$pids $recv"
-	wait_port "$port"
-	rm -f "$tmp/out"
+	wait_port "$port" || return 1
 	pid=$("$BIN/bind-output" "$tmp/out" 127.0.0.1 "$port") || return 1
 	pids="$pids $pid"
 	start=$(now_ns)
@@ -113,37 +143,73 @@ run_output() {
 	kill "$pid" # teardown sends what is left, then ends the stream
 	wait "$recv"
 	end=$(now_ns)
-	echo $((end - start))
+	wait_gone "$pid" || return 1
+	ns=$((end - start))
 }
 
 # run_nc_output [cat]: nc reading the file itself, or behind cat as bind-output is
 run_nc_output() {
-	port=$($FREEPORT)
+	port=$($FREEPORT) || return 1
 	nc -l 127.0.0.1 "$port" >/dev/null </dev/null &
 	recv=$!
 	pids="$pids $recv"
-	wait_port "$port"
+	wait_port "$port" || return 1
 	start=$(now_ns)
 	if [ "${1:-}" = cat ]; then
+		# shellcheck disable=SC2002 # the cat is what this row measures
 		cat "$tmp/data.1" | nc -N 127.0.0.1 "$port"
 	else
 		nc -N 127.0.0.1 "$port" <"$tmp/data.1"
 	fi
 	wait "$recv"
 	end=$(now_ns)
-	echo $((end - start))
+	ns=$((end - start))
 }
 
-idle_rss() {
-	port=$($FREEPORT)
-	rm -f "$tmp/idle"
+run_row() { # ROW: one run of it, its time appended to t_ROW
+	case $1 in
+	nc_in) run_nc_input ;;
+	one) run_input 1 ;;
+	one_c1) run_input 1 -c 1 ;;
+	many) run_input "$SENDERS" ;;
+	nc_out) run_nc_output ;;
+	nc_cat) run_nc_output cat ;;
+	out) run_output ;;
+	esac || return 1
+	pids="" # all reaped
+	eval "t_$1=\"\${t_$1:-} $ns\"" # ns is digits only
+}
+
+# stats ROW: sets med, lo, hi: the median, fastest and slowest of its times
+stats() {
+	eval "set -- \$t_$1"
+	s=$(printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 }
+		END { m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+		      printf "%.0f %s %s\n", m, a[1], a[NR] }')
+	med=${s%% *}
+	s=${s#* }
+	lo=${s% *}
+	hi=${s#* }
+}
+
+# row LABEL ROW [REST]: label, median MiB/s, slowest-fastest MiB/s, REST
+row() {
+	stats "$2"
+	l=$(printf '%-44s %8s MiB/s  %-11s %s' "$1" "$(mbps "$BYTES" "$med")" \
+		"$(mbps "$BYTES" "$hi")-$(mbps "$BYTES" "$lo")" "${3:-}")
+	printf '%s\n' "${l%"${l##*[! ]}"}" # without trailing blanks
+}
+
+idle_rss() { # sets rss_kb priv_kb pss_kb
+	port=$($FREEPORT) || return 1
 	pid=$("$BIN/bind-input" "$tmp/idle" "$port") || return 1
 	pids="$pids $pid"
 	rss_kb=$(awk '/^Rss:/ { print $2 }' "/proc/$pid/smaps_rollup")
 	priv_kb=$(awk '/^Private_(Clean|Dirty):/ { n += $2 } END { print n }' "/proc/$pid/smaps_rollup")
 	pss_kb=$(awk '/^Pss:/ { print $2 }' "/proc/$pid/smaps_rollup")
-	echo "$rss_kb $priv_kb $pss_kb"
 	kill "$pid"
+	wait_gone "$pid" || return 1
+	pids=""
 }
 
 mib=$((BYTES / 1048576))
@@ -151,29 +217,43 @@ make_data "$tmp/data.1" "$BYTES"
 make_data "$tmp/data.$SENDERS" $((BYTES / SENDERS))
 cat "$tmp/data.1" "$tmp/data.$SENDERS" >/dev/null # into the page cache
 echo "bind-input / bind-output vs nc, $mib MiB of 70-byte lines over loopback"
-nc_in=$(best run_nc_input)
-one=$(best run_input 1)
-one_c1=$(best run_input 1 -c 1)
-many=$(best run_input "$SENDERS")
-nc_out=$(best run_nc_output)
-nc_cat=$(best run_nc_output cat)
-out=$(best run_output)
-rss=$(idle_rss)
+echo "median of $RUNS interleaved rounds; range: slowest-fastest round"
+r=0
+while [ "$r" -lt "$RUNS" ]; do
+	# shellcheck disable=SC2086 # ROWS is a list of plain words
+	set -- $ROWS
+	k=$((r % $#))
+	while [ "$k" -gt 0 ]; do
+		first=$1
+		shift
+		set -- "$@" "$first"
+		k=$((k - 1))
+	done
+	for name; do
+		run_row "$name" || { echo "bench-bind: row $name failed" >&2; exit 1; }
+	done
+	r=$((r + 1))
+done
+idle_rss || { echo "bench-bind: idle RSS failed" >&2; exit 1; }
 
-printf '%-44s %8s MiB/s\n' "nc -l > fifo, cat fifo (1 sender)" "$(mbps "$BYTES" "$nc_in")"
-printf '%-44s %8s MiB/s  %sx nc  (goal >= 1.0)\n' "bind-input, 1 sender" \
-	"$(mbps "$BYTES" "$one")" "$(ratio "$one" "$nc_in")"
-printf '%-44s %8s MiB/s  %sx nc  (goal >= 1.0)\n' "bind-input -c 1 (spliced), 1 sender" \
-	"$(mbps "$BYTES" "$one_c1")" "$(ratio "$one_c1" "$nc_in")"
-printf '%-44s %8s MiB/s  %sx nc  (goal >= 0.7)\n' "bind-input, $SENDERS senders, whole lines" \
-	"$(mbps "$BYTES" "$many")" "$(ratio "$many" "$nc_in")"
-printf '%-44s %8s MiB/s\n' "nc sender -> nc -l >/dev/null" "$(mbps "$BYTES" "$nc_out")"
-printf '%-44s %8s MiB/s\n' "cat | nc sender -> nc -l >/dev/null" "$(mbps "$BYTES" "$nc_cat")"
-printf '%-44s %8s MiB/s  %sx nc, %sx cat|nc  (goal >= 1.0)\n' "cat > bind-output FIFO -> nc -l" \
-	"$(mbps "$BYTES" "$out")" "$(ratio "$out" "$nc_out")" "$(ratio "$out" "$nc_cat")"
-printf '%-44s %8s KiB    (goal <= 1024)\n' "idle bind-input RSS" "${rss%% *}"
-rest=${rss#* }
+stats nc_in; nc_in=$med
+stats one; one=$med
+stats one_c1; one_c1=$med
+stats many; many=$med
+stats nc_out; nc_out=$med
+stats nc_cat; nc_cat=$med
+stats out; out=$med
+
+row "nc -l > fifo, cat fifo (1 sender)" nc_in
+row "bind-input, 1 sender" one "$(ratio "$one" "$nc_in")x nc  (goal >= 1.0)"
+row "bind-input -c 1 (spliced), 1 sender" one_c1 "$(ratio "$one_c1" "$nc_in")x nc  (goal >= 1.0)"
+row "bind-input, $SENDERS senders, whole lines" many "$(ratio "$many" "$nc_in")x nc  (goal >= 0.7)"
+row "nc sender -> nc -l >/dev/null" nc_out
+row "cat | nc sender -> nc -l >/dev/null" nc_cat
+row "cat > bind-output FIFO -> nc -l" out \
+	"$(ratio "$out" "$nc_out")x nc, $(ratio "$out" "$nc_cat")x cat|nc  (goal >= 1.0)"
+printf '%-44s %8s KiB    (goal <= 1024)\n' "idle bind-input RSS" "$rss_kb"
 printf '%-44s %8s KiB    (the rest is libc shared with every process)\n' \
-	"  of which private to it" "${rest% *}"
+	"  of which private to it" "$priv_kb"
 printf '%-44s %8s KiB    (its proportional share of the shared pages)\n' \
-	"  Pss" "${rss##* }"
+	"  Pss" "$pss_kb"
