@@ -253,7 +253,7 @@ row "cat | nc sender -> nc -l >/dev/null" nc_cat
 row "cat > bind-output FIFO -> nc -l" out \
 	"$(ratio "$out" "$nc_out")x nc, $(ratio "$out" "$nc_cat")x cat|nc  (goal >= 1.0)"
 printf '%-44s %8s KiB    (goal <= 1024)\n' "idle bind-input RSS" "$rss_kb"
-printf '%-44s %8s KiB    (the rest is libc shared with every process)\n' \
+printf '%-44s %8s KiB    (the rest: clean pages of program code)\n' \
 	"  of which private to it" "$priv_kb"
 printf '%-44s %8s KiB    (its proportional share of the shared pages)\n' \
 	"  Pss" "$pss_kb"
