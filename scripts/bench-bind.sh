@@ -205,7 +205,8 @@ idle_rss() { # sets rss_kb priv_kb pss_kb
 	pid=$("$BIN/bind-input" "$tmp/idle" "$port") || return 1
 	pids="$pids $pid"
 	rss_kb=$(awk '/^Rss:/ { print $2 }' "/proc/$pid/smaps_rollup")
-	priv_kb=$(awk '/^Private_(Clean|Dirty):/ { n += $2 } END { print n }' "/proc/$pid/smaps_rollup")
+	# Its own memory (heap, stack, data): anonymous pages; the rest of the RSS is code.
+	priv_kb=$(awk '/^Anonymous:/ { n += $2 } END { print n + 0 }' "/proc/$pid/smaps")
 	pss_kb=$(awk '/^Pss:/ { print $2 }' "/proc/$pid/smaps_rollup")
 	kill "$pid"
 	wait_gone "$pid" || return 1
@@ -254,6 +255,6 @@ row "cat > bind-output FIFO -> nc -l" out \
 	"$(ratio "$out" "$nc_out")x nc, $(ratio "$out" "$nc_cat")x cat|nc  (goal >= 1.0)"
 printf '%-44s %8s KiB    (goal <= 1024)\n' "idle bind-input RSS" "$rss_kb"
 printf '%-44s %8s KiB    (the rest: clean pages of program code)\n' \
-	"  of which private to it" "$priv_kb"
+	"  of which its own (anonymous)" "$priv_kb"
 printf '%-44s %8s KiB    (its proportional share of the shared pages)\n' \
 	"  Pss" "$pss_kb"
