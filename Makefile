@@ -54,7 +54,7 @@ $(BIN)/%: $(BUILD)/%.o $(BUILD)/libsp.a Makefile
 # Small programs the tests and benchmarks drive (free ports, load, activation),
 # and dynamically linked twins of the static programs: valgrind's memcheck
 # sees malloc only in a dynamic program (tests/valgrind.bats).
-tools: $(TOOLSRC:tests/tools/%.c=tests/bin/%) $(filter $(STATIC:%=tests/bin/dyn/%),$(EXIST:%=tests/bin/dyn/%))
+tools: $(TOOLSRC:tests/tools/%.c=tests/bin/%) $(addprefix tests/bin/dyn/,$(filter $(STATIC),$(EXIST)))
 
 tests/bin/dyn/%: $(BUILD)/%.o $(BUILD)/libsp.a
 	@mkdir -p $(@D)

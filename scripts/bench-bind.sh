@@ -130,12 +130,17 @@ run_nc_input() {
 
 # ---- bind-output: cat -> FIFO -> receiver ----
 
-run_output() {
+# receiver: an nc -l >/dev/null on a fresh port; sets port and recv
+receiver() {
 	port=$($FREEPORT) || return 1
 	nc -l 127.0.0.1 "$port" >/dev/null </dev/null &
 	recv=$!
 	pids="$pids $recv"
-	wait_port "$port" || return 1
+	wait_port "$port"
+}
+
+run_output() {
+	receiver || return 1
 	pid=$("$BIN/bind-output" "$tmp/out" 127.0.0.1 "$port") || return 1
 	pids="$pids $pid"
 	start=$(now_ns)
@@ -149,11 +154,7 @@ run_output() {
 
 # run_nc_output [cat]: nc reading the file itself, or behind cat as bind-output is
 run_nc_output() {
-	port=$($FREEPORT) || return 1
-	nc -l 127.0.0.1 "$port" >/dev/null </dev/null &
-	recv=$!
-	pids="$pids $recv"
-	wait_port "$port" || return 1
+	receiver || return 1
 	start=$(now_ns)
 	if [ "${1:-}" = cat ]; then
 		# shellcheck disable=SC2002 # the cat is what this row measures
