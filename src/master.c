@@ -228,7 +228,7 @@ static _Noreturn void finish(struct master *m, int code)
 	free(pids);
 	if (m->ctl >= 0)
 		close(m->ctl);
-	sha256_wipe(m->o->key, m->o->keylen);
+	mem_wipe(m->o->key, m->o->keylen);
 	free(m->o->key);
 	free(m->d);
 	exit(code);
@@ -358,7 +358,7 @@ static void handle(struct master *m, char *line)
 		}
 		proto_mac(m->o->key, m->o->keylen, msg.arg[1], mac);
 		send_line(m, "AUTH", mac);
-		sha256_wipe(mac, sizeof mac);
+		mem_wipe(mac, sizeof mac);
 		m->state = M_AUTH;
 		return;
 	case M_AUTH:

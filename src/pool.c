@@ -393,7 +393,7 @@ static void grant(struct pool *p, struct session *s, const char *name)
 	say(s, "GRANT %s %d %s", name, binding_port(g->b), token);
 	g = NULL;
 out:
-	sha256_wipe(token, sizeof token);
+	mem_wipe(token, sizeof token);
 	free(path);
 	free(g);
 }
@@ -541,7 +541,7 @@ static _Noreturn void teardown(struct pool *p, int sig)
 	free(p->s);
 	free(p->g);
 	free(p->pfd);
-	sha256_wipe(p->o->key, p->o->keylen);
+	mem_wipe(p->o->key, p->o->keylen);
 	free(p->o->key);
 	exit(EXIT_SIGNAL(sig));
 }
@@ -680,7 +680,7 @@ int main(int argc, char **argv)
 	free(p.s);
 	free(p.g);
 	free(p.pfd);
-	sha256_wipe(o.key, o.keylen);
+	mem_wipe(o.key, o.keylen);
 	free(o.key);
 	return 0;
 }

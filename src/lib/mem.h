@@ -12,4 +12,19 @@
  */
 int mem_reserve(void *pp, size_t *cap, size_t need, size_t elem, size_t first);
 
+/*
+ * Overwrite n bytes with zeros in a way the compiler cannot drop as a dead
+ * store: for secrets (keys, MACs, nonces) before their memory is reused.
+ */
+void mem_wipe(void *p, size_t n);
+
+/*
+ * Compare n bytes in time that depends only on n, so a peer cannot learn
+ * how much of a guess was right. Returns 1 when equal, 0 otherwise.
+ */
+int mem_equal_ct(const void *a, const void *b, size_t n);
+
+/* Write n bytes as 2n lowercase hex digits and a NUL into out (room 2n+1). */
+void mem_hex(const void *bytes, size_t n, char *out);
+
 #endif

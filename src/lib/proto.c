@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "io.h"
+#include "mem.h"
 #include "sha256.h"
 
 ssize_t proto_fill(struct proto_in *in, int fd)
@@ -222,7 +223,6 @@ static int urandom(unsigned char *p, size_t n)
 
 int proto_random_hex(char *out, size_t n)
 {
-	static const char digits[] = "0123456789abcdef";
 	unsigned char buf[64];
 	size_t got = 0;
 
@@ -241,32 +241,18 @@ int proto_random_hex(char *out, size_t n)
 		}
 		got += (size_t)r;
 	}
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[buf[i] >> 4];
-		out[2 * i + 1] = digits[buf[i] & 15];
-	}
-	out[2 * n] = '\0';
-	sha256_wipe(buf, sizeof buf);
+	mem_hex(buf, n, out);
+	mem_wipe(buf, sizeof buf);
 	return 0;
 }
 
 void proto_mac(const char *key, size_t keylen, const char *nonce, char out[PROTO_MAC_HEX + 1])
 {
-	static const char digits[] = "0123456789abcdef";
 	unsigned char d[SHA256_LEN];
 
 	hmac_sha256(key, keylen, nonce, strlen(nonce), d);
-	for (size_t i = 0; i < SHA256_LEN; i++) {
-		out[2 * i] = digits[d[i] >> 4];
-		out[2 * i + 1] = digits[d[i] & 15];
-	}
-	out[PROTO_MAC_HEX] = '\0';
-	sha256_wipe(d, sizeof d);
-}
-
-int proto_equal(const char *a, const char *b, size_t n)
-{
-	return sha256_ct_compare(a, b, n) == 0;
+	mem_hex(d, sizeof d, out);
+	mem_wipe(d, sizeof d);
 }
 
 int proto_mac_ok(const char *key, size_t keylen, const char *nonce, const char *mac)
@@ -277,8 +263,8 @@ int proto_mac_ok(const char *key, size_t keylen, const char *nonce, const char *
 	if (strlen(mac) != PROTO_MAC_HEX)
 		return 0;
 	proto_mac(key, keylen, nonce, want);
-	ok = proto_equal(want, mac, PROTO_MAC_HEX);
-	sha256_wipe(want, sizeof want);
+	ok = mem_equal_ct(want, mac, PROTO_MAC_HEX);
+	mem_wipe(want, sizeof want);
 	return ok;
 }
 
@@ -306,7 +292,7 @@ int proto_load_key(const char *arg, char **key, size_t *len)
 		saved = r < 0 ? errno : EFBIG;
 		close(fd);
 		if (r < 0 || n > PROTO_KEY_MAX) {
-			sha256_wipe(buf, sizeof buf);
+			mem_wipe(buf, sizeof buf);
 			errno = saved;
 			return -1;
 		}
@@ -322,12 +308,12 @@ int proto_load_key(const char *arg, char **key, size_t *len)
 	}
 	*key = malloc(n + 1);
 	if (!*key) {
-		sha256_wipe(buf, sizeof buf);
+		mem_wipe(buf, sizeof buf);
 		return -1;
 	}
 	memcpy(*key, buf, n);
 	(*key)[n] = '\0';
 	*len = n;
-	sha256_wipe(buf, sizeof buf);
+	mem_wipe(buf, sizeof buf);
 	return 0;
 }

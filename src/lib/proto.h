@@ -105,7 +105,4 @@ int proto_mac_ok(const char *key, size_t keylen, const char *nonce, const char *
  */
 int proto_load_key(const char *arg, char **key, size_t *len);
 
-/* Same length, constant-time comparison of two strings of length n: 1 if equal. */
-int proto_equal(const char *a, const char *b, size_t n);
-
 #endif

@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "mem.h"
+
 static const uint32_t k[64] = {
 	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
 	0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
@@ -92,7 +94,7 @@ void sha256_final(struct sha256 *s, unsigned char out[SHA256_LEN])
 		out[4 * i + 2] = (unsigned char)(s->h[i] >> 8);
 		out[4 * i + 3] = (unsigned char)s->h[i];
 	}
-	sha256_wipe(s, sizeof *s);
+	mem_wipe(s, sizeof *s);
 }
 
 void sha256(const void *data, size_t n, unsigned char out[SHA256_LEN])
@@ -126,25 +128,8 @@ void hmac_sha256(const void *key, size_t keylen, const void *msg, size_t n,
 	sha256_update(&s, pad, sizeof pad);
 	sha256_update(&s, inner, sizeof inner);
 	sha256_final(&s, out);
-	sha256_wipe(k0, sizeof k0);
-	sha256_wipe(pad, sizeof pad);
-	sha256_wipe(inner, sizeof inner);
+	mem_wipe(k0, sizeof k0);
+	mem_wipe(pad, sizeof pad);
+	mem_wipe(inner, sizeof inner);
 }
 
-int sha256_ct_compare(const void *a, const void *b, size_t n)
-{
-	const volatile unsigned char *x = a, *y = b;
-	unsigned char d = 0;
-
-	for (size_t i = 0; i < n; i++)
-		d |= x[i] ^ y[i];
-	return d != 0;
-}
-
-void sha256_wipe(void *p, size_t n)
-{
-	volatile unsigned char *v = p;
-
-	while (n--)
-		*v++ = 0;
-}

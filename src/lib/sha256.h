@@ -26,13 +26,4 @@ void sha256(const void *data, size_t n, unsigned char out[SHA256_LEN]);
 void hmac_sha256(const void *key, size_t keylen, const void *msg, size_t n,
 		 unsigned char out[SHA256_LEN]);
 
-/*
- * Compare n bytes in time that depends only on n, so a peer cannot learn
- * how much of a guess was right. Returns 0 when equal.
- */
-int sha256_ct_compare(const void *a, const void *b, size_t n);
-
-/* Overwrite n bytes in a way the compiler does not drop. */
-void sha256_wipe(void *p, size_t n);
-
 #endif
