@@ -50,11 +50,9 @@ static void parse(int argc, char **argv, struct opts *o)
 {
 	static const char optstring[] = "1aFc:hL:m:V";
 	const char *dir = getenv("BIND_DIR");
-	long port;
 	int c;
 
-	opt_common(argc, argv, optstring, usage_text);
-	while ((c = getopt(argc, argv, optstring)) != -1) {
+	while ((c = opt_next(argc, argv, optstring, usage_text)) != -1) {
 		switch (c) {
 		case '1': o->once = 1; break;
 		case 'a': o->spool = 1; break;
@@ -62,27 +60,26 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'F': o->foreground = 1; break;
 		case 'L': o->logfile = optarg; break;
 		case 'm': o->membytes = opt_bytes_or_die(optarg, 1024, 1L << 30, "-m", synopsis); break;
-		default: opt_bad(optstring, synopsis);
+		default: opt_bad(argv, optstring, synopsis);
 		}
 	}
 	argv += optind;
 	argc -= optind;
 	if (argc < 2)
-		usage_error(synopsis, argc ? "missing port" : "missing id and port");
+		err_usage(synopsis, argc ? "missing port" : "missing id and port");
 	if (argc > 2)
-		usage_error(synopsis, "too many operands");
+		err_usage(synopsis, "too many operands");
 	o->id = argv[0];
 	o->port = argv[1];
 	if (o->logfile && !*o->logfile)
-		usage_error(synopsis, "-L: empty file name");
+		err_usage(synopsis, "-L: empty file name");
 	if (fifo_check_id(o->id) < 0)
-		usage_error(synopsis, "bad id: 1-64 characters of A-Za-z0-9._- not starting "
+		err_usage(synopsis, "bad id: 1-64 characters of A-Za-z0-9._- not starting "
 				      "with '.' or '-', or a path");
-	if (opt_long(o->port, 1024, 49151, &port) < 0)
-		usage_error(synopsis, "port: '%s' is not a number from 1024 to 49151", o->port);
+	opt_port_or_die(o->port, synopsis);
 	o->path = fifo_resolve(o->id, dir);
 	if (!o->path)
-		die(EXIT_RUNTIME, "%s:", o->id);
+		err_die(EXIT_RUNTIME, "%s:", o->id);
 }
 
 static void on_event(const struct binding_event *ev, void *arg)
@@ -90,16 +87,16 @@ static void on_event(const struct binding_event *ev, void *arg)
 	const struct opts *o = arg;
 
 	switch (ev->type) {
-	case BINDING_EV_ACCEPT: warnx("%s: sender %s connected", o->id, ev->peer); break;
+	case BINDING_EV_ACCEPT: err_warn("%s: sender %s connected", o->id, ev->peer); break;
 	case BINDING_EV_CLOSE:
-		warnx("%s: sender %s closed after %llu bytes", o->id, ev->peer, ev->bytes);
+		err_warn("%s: sender %s closed after %llu bytes", o->id, ev->peer, ev->bytes);
 		break;
-	case BINDING_EV_REJECT: warnx("%s: refused %s: %s", o->id, ev->peer, ev->why); break;
+	case BINDING_EV_REJECT: err_warn("%s: refused %s: %s", o->id, ev->peer, ev->why); break;
 	case BINDING_EV_ERROR:
 		errno = ev->err;
-		warnx("%s: sender %s:", o->id, *ev->peer ? ev->peer : "(accept)");
+		err_warn("%s: sender %s:", o->id, *ev->peer ? ev->peer : "(accept)");
 		break;
-	case BINDING_EV_DONE: warnx("%s: drained; closing", o->id); break;
+	case BINDING_EV_DONE: err_warn("%s: drained; closing", o->id); break;
 	}
 }
 
@@ -120,18 +117,18 @@ static struct binding *open_binding(struct opts *o)
 
 	cfg.listen_fd = net_listen(NULL, o->port, SOMAXCONN, &gai);
 	if (cfg.listen_fd < 0)
-		die(EXIT_RUNTIME, "listen on port %s: %s", o->port, net_strerror(gai));
+		err_die(EXIT_RUNTIME, "listen on port %s: %s", o->port, net_strerror(gai));
 	b = binding_open(&cfg, &holder, &gai);
 	if (b)
 		return b;
 	if (errno == EBUSY && holder > 0)
-		die(EXIT_RUNTIME, "%s: in use by PID %ld", o->path, (long)holder);
+		err_die(EXIT_RUNTIME, "%s: in use by PID %ld", o->path, (long)holder);
 	if (errno == EBUSY)
-		die(EXIT_RUNTIME, "%s: in use by another binding", o->path);
+		err_die(EXIT_RUNTIME, "%s: in use by another binding", o->path);
 	if (errno == EEXIST)
-		die(EXIT_RUNTIME, "%s: exists and is not a %s; not touching it", o->path,
+		err_die(EXIT_RUNTIME, "%s: exists and is not a %s; not touching it", o->path,
 		    o->spool ? "regular file" : "FIFO");
-	die(EXIT_RUNTIME, "%s:", o->path);
+	err_die(EXIT_RUNTIME, "%s:", o->path);
 }
 
 static _Noreturn void finish(struct opts *o, struct binding *b, int code)
@@ -139,9 +136,9 @@ static _Noreturn void finish(struct opts *o, struct binding *b, int code)
 	long long saved = binding_close(b, 1);
 
 	if (saved < 0)
-		warnx("%s: saving unread bytes to %s%s:", o->id, o->path, FIFO_UNREAD);
+		err_warn("%s: saving unread bytes to %s%s:", o->id, o->path, FIFO_UNREAD);
 	else if (saved > 0)
-		warnx("%s: %lld unread bytes saved to %s%s", o->id, saved, o->path, FIFO_UNREAD);
+		err_warn("%s: %lld unread bytes saved to %s%s", o->id, saved, o->path, FIFO_UNREAD);
 	free(o->path);
 	exit(saved < 0 && code == 0 ? EXIT_RUNTIME : code);
 }
@@ -157,24 +154,24 @@ int main(int argc, char **argv)
 	err_init(argv[0]);
 	parse(argc, argv, &o);
 	if (daemon_start(&d, !o.foreground, 1) < 0)
-		die(EXIT_RUNTIME, "fork:");
+		err_die(EXIT_RUNTIME, "fork:");
 	sigfd = sig_init(0);
 	if (sigfd < 0)
-		die(EXIT_RUNTIME, "signals:");
+		err_die(EXIT_RUNTIME, "signals:");
 	b = open_binding(&o);
 	pfd = calloc(binding_nfds(b) + 1, sizeof *pfd);
 	if (!pfd) {
 		binding_close(b, 0);
-		die(EXIT_RUNTIME, "memory:");
+		err_die(EXIT_RUNTIME, "memory:");
 	}
 	if (daemon_ready(&d, o.logfile) < 0) {
 		int saved = errno;
 		free(pfd);
 		binding_close(b, 0);
 		errno = saved;
-		die(EXIT_RUNTIME, "%s:", o.logfile);
+		err_die(EXIT_RUNTIME, "%s:", o.logfile);
 	}
-	warnx("%s: listening on port %s, buffer %s", o.id, o.port, o.path);
+	err_warn("%s: listening on port %s, buffer %s", o.id, o.port, o.path);
 
 	for (;;) {
 		size_t n = 1;
@@ -185,17 +182,17 @@ int main(int argc, char **argv)
 		if (poll(pfd, (nfds_t)n, binding_timeout(b)) < 0) {
 			if (errno == EINTR)
 				continue;
-			warnx("poll:");
+			err_warn("poll:");
 			free(pfd);
 			finish(&o, b, EXIT_RUNTIME);
 		}
 		if (pfd[0].revents && (sig = sig_drain(NULL, NULL))) {
-			warnx("%s: signal %d: tearing down", o.id, sig);
+			err_warn("%s: signal %d: tearing down", o.id, sig);
 			free(pfd);
 			finish(&o, b, EXIT_SIGNAL(sig));
 		}
 		if (binding_handle(b, pfd + 1, n - 1) < 0) {
-			warnx("%s: writing %s:", o.id, o.path);
+			err_warn("%s: writing %s:", o.id, o.path);
 			free(pfd);
 			finish(&o, b, EXIT_RUNTIME);
 		}

@@ -79,42 +79,39 @@ struct out {
 static void parse(int argc, char **argv, struct opts *o)
 {
 	static const char optstring[] = "FhL:m:rV";
-	long port;
 	int c;
 
-	opt_common(argc, argv, optstring, usage_text);
-	while ((c = getopt(argc, argv, optstring)) != -1) {
+	while ((c = opt_next(argc, argv, optstring, usage_text)) != -1) {
 		switch (c) {
 		case 'F': o->foreground = 1; break;
 		case 'L': o->logfile = optarg; break;
 		case 'm': o->membytes = opt_bytes_or_die(optarg, 1024, 1L << 30, "-m", synopsis); break;
 		case 'r': o->reconnect = 1; break;
-		default: opt_bad(optstring, synopsis);
+		default: opt_bad(argv, optstring, synopsis);
 		}
 	}
 	argv += optind;
 	argc -= optind;
 	if (argc < 3)
-		usage_error(synopsis, "missing operand (id host port)");
+		err_usage(synopsis, "missing operand (id host port)");
 	if (argc > 3)
-		usage_error(synopsis, "too many operands");
+		err_usage(synopsis, "too many operands");
 	o->id = argv[0];
 	o->host = argv[1];
 	o->port = argv[2];
 	if (!o->membytes)
 		o->membytes = MEM_DEFAULT;
 	if (o->logfile && !*o->logfile)
-		usage_error(synopsis, "-L: empty file name");
+		err_usage(synopsis, "-L: empty file name");
 	if (fifo_check_id(o->id) < 0)
-		usage_error(synopsis, "bad id: 1-64 characters of A-Za-z0-9._- not starting "
+		err_usage(synopsis, "bad id: 1-64 characters of A-Za-z0-9._- not starting "
 				      "with '.' or '-', or a path");
 	if (!*o->host)
-		usage_error(synopsis, "empty host");
-	if (opt_long(o->port, 1024, 49151, &port) < 0)
-		usage_error(synopsis, "port: '%s' is not a number from 1024 to 49151", o->port);
+		err_usage(synopsis, "empty host");
+	opt_port_or_die(o->port, synopsis);
 	o->path = fifo_resolve(o->id, getenv("BIND_DIR"));
 	if (!o->path)
-		die(EXIT_RUNTIME, "%s:", o->id);
+		err_die(EXIT_RUNTIME, "%s:", o->id);
 }
 
 /* ---- the queue ---- */
@@ -192,9 +189,9 @@ static _Noreturn void finish(struct out *s, int code)
 	/* The queue is older than what still sits in the pipe. */
 	saved = fifo_spill(&s->fifo, &iov, s->qlen ? 1 : 0, s->qlen ? 1 : 0);
 	if (saved < 0)
-		warnx("%s: saving unsent bytes to %s%s:", s->o->id, s->o->path, FIFO_UNREAD);
+		err_warn("%s: saving unsent bytes to %s%s:", s->o->id, s->o->path, FIFO_UNREAD);
 	else if (saved > 0)
-		warnx("%s: %lld unsent bytes saved to %s%s", s->o->id, saved, s->o->path,
+		err_warn("%s: %lld unsent bytes saved to %s%s", s->o->id, saved, s->o->path,
 		      FIFO_UNREAD);
 	fifo_close(&s->fifo);
 	freeaddrinfo(s->addrs);
@@ -207,9 +204,9 @@ static void lost(struct out *s, int err)
 {
 	if (err) {
 		errno = err;
-		warnx("%s: connection to %s %s:", s->o->id, s->o->host, s->o->port);
+		err_warn("%s: connection to %s %s:", s->o->id, s->o->host, s->o->port);
 	} else {
-		warnx("%s: %s %s closed the connection", s->o->id, s->o->host, s->o->port);
+		err_warn("%s: %s %s closed the connection", s->o->id, s->o->host, s->o->port);
 	}
 	drop_conn(s);
 	if (!s->o->reconnect)
@@ -241,7 +238,7 @@ failed:
 	s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
 	return;
 up:
-	warnx("%s: reconnected to %s %s", s->o->id, s->o->host, s->o->port);
+	err_warn("%s: reconnected to %s %s", s->o->id, s->o->host, s->o->port);
 	s->backoff_ms = BACKOFF_MIN_MS;
 	s->next_ai = NULL;
 }
@@ -261,7 +258,7 @@ static void connect_done(struct out *s)
 			s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
 		return;
 	}
-	warnx("%s: reconnected to %s %s", s->o->id, s->o->host, s->o->port);
+	err_warn("%s: reconnected to %s %s", s->o->id, s->o->host, s->o->port);
 	s->backoff_ms = BACKOFF_MIN_MS;
 	s->next_ai = NULL;
 }
@@ -325,7 +322,7 @@ static _Noreturn void teardown(struct out *s, int sig)
 	long long by = io_now_ms() + TEARDOWN_MS;
 	size_t left = fifo_pending(&s->fifo);
 
-	warnx("%s: signal %d: tearing down", s->o->id, sig);
+	err_warn("%s: signal %d: tearing down", s->o->id, sig);
 	if (s->sock < 0 || s->connecting)
 		finish(s, EXIT_SIGNAL(sig));
 	/* Only what was written before the signal: writers may go on forever. */
@@ -396,7 +393,7 @@ static void loop(struct out *s)
 		if ((ready = poll(pfd, (nfds_t)n, timeout)) < 0) {
 			if (errno == EINTR)
 				continue;
-			warnx("poll:");
+			err_warn("poll:");
 			finish(s, EXIT_RUNTIME);
 		}
 		if (!ready)
@@ -407,7 +404,7 @@ static void loop(struct out *s)
 			/* Disconnected (-r): keep the writers going until the queue is full. */
 			if (fifo_at >= 0 && pfd[fifo_at].revents &&
 			    fifo_to_queue(s, cap - s->qlen) < 0) {
-				warnx("%s: reading %s:", s->o->id, s->o->path);
+				err_warn("%s: reading %s:", s->o->id, s->o->path);
 				finish(s, EXIT_RUNTIME);
 			}
 			if (io_now_ms() >= s->retry_at)
@@ -451,19 +448,19 @@ int main(int argc, char **argv)
 	mallopt(M_MMAP_THRESHOLD, 128 << 10);
 	parse(argc, argv, &o);
 	if (daemon_start(&d, !o.foreground, 1) < 0)
-		die(EXIT_RUNTIME, "fork:");
+		err_die(EXIT_RUNTIME, "fork:");
 	s.sigfd = sig_init(0);
 	if (s.sigfd < 0)
-		die(EXIT_RUNTIME, "signals:");
+		err_die(EXIT_RUNTIME, "signals:");
 	/* The FIFO first: a binding already live must not cost the receiver a connection. */
 	if (fifo_create(&s.fifo, o.path, 0, &holder) < 0) {
 		if (errno == EBUSY && holder > 0)
-			die(EXIT_RUNTIME, "%s: in use by PID %ld", o.path, (long)holder);
+			err_die(EXIT_RUNTIME, "%s: in use by PID %ld", o.path, (long)holder);
 		if (errno == EBUSY)
-			die(EXIT_RUNTIME, "%s: in use by another binding", o.path);
+			err_die(EXIT_RUNTIME, "%s: in use by another binding", o.path);
 		if (errno == EEXIST)
-			die(EXIT_RUNTIME, "%s: exists and is not a FIFO; not touching it", o.path);
-		die(EXIT_RUNTIME, "%s:", o.path);
+			err_die(EXIT_RUNTIME, "%s: exists and is not a FIFO; not touching it", o.path);
+		err_die(EXIT_RUNTIME, "%s:", o.path);
 	}
 	fifo_set_size(&s.fifo, PIPE_SIZE);
 	gai = getaddrinfo(o.host, o.port, &hints, &s.addrs);
@@ -473,16 +470,16 @@ int main(int argc, char **argv)
 		const char *why = net_strerror(gai);
 
 		fifo_close(&s.fifo);
-		die(EXIT_RUNTIME, "connect to %s %s: %s", o.host, o.port, why);
+		err_die(EXIT_RUNTIME, "connect to %s %s: %s", o.host, o.port, why);
 	}
 	io_set_nonblock(s.sock, 1);
 	if (daemon_ready(&d, o.logfile) < 0) {
 		int saved = errno;
 		fifo_close(&s.fifo);
 		errno = saved;
-		die(EXIT_RUNTIME, "%s:", o.logfile);
+		err_die(EXIT_RUNTIME, "%s:", o.logfile);
 	}
-	warnx("%s: connected to %s %s, buffer %s", o.id, o.host, o.port, o.path);
+	err_warn("%s: connected to %s %s, buffer %s", o.id, o.host, o.port, o.path);
 	loop(&s);
 	return 0;
 }

@@ -83,41 +83,38 @@ static void load_key(struct opts *o, const char *arg)
 	if (proto_load_key(arg, &o->key, &o->keylen) == 0)
 		return;
 	if (errno == ENODATA)
-		usage_error(synopsis, "empty key%s%s", arg[0] == '@' ? " in " : "",
+		err_usage(synopsis, "empty key%s%s", arg[0] == '@' ? " in " : "",
 			    arg[0] == '@' ? arg + 1 : "");
 	if (errno == EFBIG)
-		die(EXIT_RUNTIME, "key file %s: longer than %d bytes", arg + 1, PROTO_KEY_MAX);
-	die(EXIT_RUNTIME, "key file %s:", arg + 1);
+		err_die(EXIT_RUNTIME, "key file %s: longer than %d bytes", arg + 1, PROTO_KEY_MAX);
+	err_die(EXIT_RUNTIME, "key file %s:", arg + 1);
 }
 
 static void parse(int argc, char **argv, struct opts *o)
 {
 	static const char optstring[] = ":bg:hL:V";
-	long ms;
 	int c;
 
-	opt_common(argc, argv, optstring, usage_text);
 	o->grace_ms = 5000;
-	while ((c = getopt(argc, argv, optstring)) != -1) {
+	while ((c = opt_next(argc, argv, optstring, usage_text)) != -1) {
 		switch (c) {
 		case 'b': o->background = 1; break;
-		case 'g': o->grace_ms = opt_seconds_or_die(optarg, 1, 3600, "-g", synopsis); break;
+		case 'g': o->grace_ms = opt_ms_or_die(optarg, 1, 3600000L, "-g", synopsis); break;
 		case 'L': o->logfile = optarg; break;
-		default: opt_bad(optstring, synopsis);
+		default: opt_bad(argv, optstring, synopsis);
 		}
 	}
 	argv += optind;
 	argc -= optind;
 	if (argc != 4)
-		usage_error(synopsis, argc < 4 ? "missing operand" : "too many operands");
+		err_usage(synopsis, argc < 4 ? "missing operand" : "too many operands");
 	if (!*argv[1])
-		usage_error(synopsis, "empty host");
-	if (opt_long(argv[2], 1024, 49151, &ms) < 0)
-		usage_error(synopsis, "%s: bad port (1024-49151)", argv[2]);
+		err_usage(synopsis, "empty host");
+	opt_port_or_die(argv[2], synopsis);
 	if (!*argv[3])
-		usage_error(synopsis, "empty daemon directory");
+		err_usage(synopsis, "empty daemon directory");
 	if (o->logfile && !*o->logfile)
-		usage_error(synopsis, "-L: empty file name");
+		err_usage(synopsis, "-L: empty file name");
 	o->host = argv[1];
 	o->port = argv[2];
 	o->ddir = argv[3];
@@ -139,14 +136,14 @@ static void list_daemons(struct master *m)
 	size_t cap = 0;
 
 	if (!dir)
-		die(EXIT_RUNTIME, "%s:", m->o->ddir);
+		err_die(EXIT_RUNTIME, "%s:", m->o->ddir);
 	while ((e = readdir(dir)) != NULL) {
 		struct stat st;
 		const char *why = NULL;
 
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		if (!proto_valid_name(e->d_name))
+		if (!name_ok(e->d_name))
 			why = "not a valid daemon name";
 		else if (fstatat(m->ddirfd, e->d_name, &st, 0) < 0)
 			why = strerror(errno);
@@ -155,11 +152,11 @@ static void list_daemons(struct master *m)
 		else if (!(st.st_mode & 0111) || faccessat(m->ddirfd, e->d_name, X_OK, 0) < 0)
 			why = "not executable";
 		if (why) {
-			warnx("%s/%s: skipped: %s", m->o->ddir, e->d_name, why);
+			err_warn("%s/%s: skipped: %s", m->o->ddir, e->d_name, why);
 			continue;
 		}
 		if (mem_reserve(&m->d, &cap, m->nd + 1, sizeof *m->d, 16) < 0)
-			die(EXIT_RUNTIME, "daemon list:");
+			err_die(EXIT_RUNTIME, "daemon list:");
 		memset(&m->d[m->nd], 0, sizeof m->d[0]);
 		memcpy(m->d[m->nd].name, e->d_name, strlen(e->d_name) + 1); /* valid: <= 64 */
 		m->nd++;
@@ -178,7 +175,7 @@ static void exec_outcome(struct master *m, struct dmn *d)
 	d->state = D_RUNNING;
 	if (err) {
 		errno = err;
-		warnx("%s: cannot start:", d->name);
+		err_warn("%s: cannot start:", d->name);
 		d->unstarted = 1;
 		m->failed = 1;
 	}
@@ -202,9 +199,9 @@ static void reaped(pid_t pid, int status, void *arg)
 			return;
 		m->failed = 1;
 		if (code > 128)
-			warnx("%s: killed by signal %d", d->name, code - 128);
+			err_warn("%s: killed by signal %d", d->name, code - 128);
 		else
-			warnx("%s: exited with status %d", d->name, code);
+			err_warn("%s: exited with status %d", d->name, code);
 		return;
 	}
 }
@@ -249,7 +246,7 @@ static void start(struct master *m, struct dmn *d, const struct proto_msg *msg)
 	/* The pool's guard accepts our control connection's address only: use the same pair. */
 	fd = net_connect(m->peer_ip, portbuf, m->local_ip, &gai);
 	if (fd < 0) {
-		warnx("%s: connect to %s port %s: %s", d->name, m->o->host, portbuf,
+		err_warn("%s: connect to %s port %s: %s", d->name, m->o->host, portbuf,
 		      net_strerror(gai));
 		m->failed = 1;
 		d->state = D_DONE;
@@ -257,7 +254,7 @@ static void start(struct master *m, struct dmn *d, const struct proto_msg *msg)
 	}
 	snprintf(line, sizeof line, "%s\n", msg->arg[2]);
 	if (io_write_all(fd, line, strlen(line)) < 0) {
-		warnx("%s: sending the token:", d->name);
+		err_warn("%s: sending the token:", d->name);
 		close(fd);
 		m->failed = 1;
 		d->state = D_DONE;
@@ -269,7 +266,7 @@ static void start(struct master *m, struct dmn *d, const struct proto_msg *msg)
 	snprintf(cmd, sizeof cmd, "./%s", d->name);
 	/* cwd DDIR for the child only; we are single-threaded, so switch and come back. */
 	if (fchdir(m->ddirfd) < 0) {
-		warnx("%s: cd %s:", d->name, m->o->ddir);
+		err_warn("%s: cd %s:", d->name, m->o->ddir);
 		close(fd);
 		m->failed = 1;
 		d->state = D_DONE;
@@ -280,10 +277,10 @@ static void start(struct master *m, struct dmn *d, const struct proto_msg *msg)
 			       err_file_fd() >= 0 ? err_file_fd() : STDERR_FILENO, &env,
 			       PROC_NEWPGRP | PROC_PDEATHSIG, &d->execfd);
 	if (fchdir(m->cwdfd) < 0)
-		warnx("cd back:");
+		err_warn("cd back:");
 	close(fd);
 	if (pid < 0) {
-		warnx("%s: cannot start:", d->name);
+		err_warn("%s: cannot start:", d->name);
 		m->failed = 1;
 		d->state = D_DONE;
 		return;
@@ -300,7 +297,7 @@ static void send_line(struct master *m, const char *word, const char *arg)
 	int n = snprintf(line, sizeof line, "%s%s%s\n", word, arg ? " " : "", arg ? arg : "");
 
 	if (io_write_all(m->ctl, line, (size_t)n) < 0) {
-		warnx("sending to the pool:");
+		err_warn("sending to the pool:");
 		finish(m, EXIT_RUNTIME);
 	}
 }
@@ -316,7 +313,7 @@ static void ask(struct master *m)
 		send_line(m, "END", NULL);
 		m->state = M_ENDED;
 		if (m->nd == 0) {
-			warnx("%s: no daemons", m->o->ddir);
+			err_warn("%s: no daemons", m->o->ddir);
 			m->failed = 1;
 		}
 	}
@@ -325,7 +322,7 @@ static void ask(struct master *m)
 static void ready(struct master *m)
 {
 	if (daemon_ready(&m->dm, m->o->logfile) < 0) {
-		warnx("%s:", m->o->logfile);
+		err_warn("%s:", m->o->logfile);
 		finish(m, EXIT_RUNTIME);
 	}
 }
@@ -336,14 +333,14 @@ static void handle(struct master *m, char *line)
 	char mac[PROTO_MAC_HEX + 1];
 
 	if (proto_parse(line, &msg) < 0) {
-		warnx("pool sent a line this master cannot read");
+		err_warn("pool sent a line this master cannot read");
 		finish(m, EXIT_RUNTIME);
 	}
 	if (msg.cmd == PROTO_ERR) {
 		if (m->state == M_AUTH)
-			warnx("the pool at %s %s rejected the key", m->o->host, m->o->port);
+			err_warn("the pool at %s %s rejected the key", m->o->host, m->o->port);
 		else
-			warnx("the pool ended the session: %s%s", msg.text,
+			err_warn("the pool ended the session: %s%s", msg.text,
 			      m->running ? "; ending the daemons" : "");
 		finish(m, EXIT_RUNTIME);
 	}
@@ -352,7 +349,7 @@ static void handle(struct master *m, char *line)
 		if (msg.cmd != PROTO_HELLO)
 			break;
 		if (msg.version != PROTO_VERSION) {
-			warnx("the pool speaks protocol version %ld, this master version %d",
+			err_warn("the pool speaks protocol version %ld, this master version %d",
 			      msg.version, PROTO_VERSION);
 			finish(m, EXIT_RUNTIME);
 		}
@@ -376,7 +373,7 @@ static void handle(struct master *m, char *line)
 		if (msg.cmd == PROTO_GRANT) {
 			start(m, &m->d[m->answered], &msg);
 		} else {
-			warnx("%s: the pool refused a port: %s", msg.arg[0], msg.text);
+			err_warn("%s: the pool refused a port: %s", msg.arg[0], msg.text);
 			m->d[m->answered].state = D_DONE;
 			m->failed = 1;
 		}
@@ -389,7 +386,7 @@ static void handle(struct master *m, char *line)
 		m->bye = 1;
 		return;
 	}
-	warnx("pool sent an unexpected %s", line);
+	err_warn("pool sent an unexpected %s", line);
 	finish(m, EXIT_RUNTIME);
 }
 
@@ -408,20 +405,20 @@ static void from_pool(struct master *m)
 			return;
 	}
 	if (got < 0) {
-		warnx("pool sent a malformed line");
+		err_warn("pool sent a malformed line");
 		finish(m, EXIT_RUNTIME);
 	}
 	if (r > 0)
 		return;
 	if (r < 0)
-		warnx("connection to the pool:");
+		err_warn("connection to the pool:");
 	if (m->state == M_ENDED && (m->bye || m->running == 0)) {
 		close(m->ctl);
 		m->ctl = -1;
 		return;
 	}
 	if (r == 0)
-		warnx("the pool closed the connection%s",
+		err_warn("the pool closed the connection%s",
 		      m->running ? "; ending the daemons" : "");
 	finish(m, EXIT_RUNTIME);
 }
@@ -433,10 +430,10 @@ static void connect_pool(struct master *m)
 
 	m->ctl = net_connect(m->o->host, m->o->port, NULL, &gai);
 	if (m->ctl < 0)
-		die(EXIT_RUNTIME, "connect to %s %s: %s", m->o->host, m->o->port,
+		err_die(EXIT_RUNTIME, "connect to %s %s: %s", m->o->host, m->o->port,
 		    net_strerror(gai));
 	if (net_name(m->ctl, 1, m->peer_ip, port) < 0 || net_name(m->ctl, 0, m->local_ip, port) < 0)
-		die(EXIT_RUNTIME, "connection to the pool:");
+		err_die(EXIT_RUNTIME, "connection to the pool:");
 	io_set_nonblock(m->ctl, 1);
 }
 
@@ -445,7 +442,7 @@ static void loop(struct master *m)
 	struct pollfd *pfd = calloc(m->nd + 2, sizeof *pfd);
 
 	if (!pfd)
-		die(EXIT_RUNTIME, "poll set:");
+		err_die(EXIT_RUNTIME, "poll set:");
 	for (;;) {
 		size_t n = 0;
 		int chld = 0, sig, status;
@@ -461,9 +458,9 @@ static void loop(struct master *m)
 			if (m->d[i].state == D_STARTING)
 				pfd[n++] = (struct pollfd){.fd = m->d[i].execfd, .events = POLLIN};
 		if (poll(pfd, n, -1) < 0 && errno != EINTR)
-			die(EXIT_RUNTIME, "poll:");
+			err_die(EXIT_RUNTIME, "poll:");
 		if (pfd[0].revents && (sig = sig_drain(&chld, NULL)) != 0) {
-			warnx("signal %d: ending %zu daemon(s)", sig, m->running);
+			err_warn("signal %d: ending %zu daemon(s)", sig, m->running);
 			free(pfd);
 			finish(m, EXIT_SIGNAL(sig));
 		}
@@ -491,16 +488,16 @@ int main(int argc, char **argv)
 	/* Checked before connecting: a typo should not cost the pool a session. */
 	m.ddirfd = open(o.ddir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (m.ddirfd < 0)
-		die(EXIT_RUNTIME, "%s:", o.ddir);
+		err_die(EXIT_RUNTIME, "%s:", o.ddir);
 	m.cwdfd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (m.cwdfd < 0)
-		die(EXIT_RUNTIME, "current directory:");
+		err_die(EXIT_RUNTIME, "current directory:");
 	list_daemons(&m);
 	if (daemon_start(&m.dm, o.background, 0) < 0)
-		die(EXIT_RUNTIME, "fork:");
+		err_die(EXIT_RUNTIME, "fork:");
 	m.sigfd = sig_init(0);
 	if (m.sigfd < 0)
-		die(EXIT_RUNTIME, "signals:");
+		err_die(EXIT_RUNTIME, "signals:");
 	connect_pool(&m);
 	loop(&m);
 }

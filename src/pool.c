@@ -112,24 +112,22 @@ static void parse_range(struct opts *o, const char *arg)
 	char lo[16];
 
 	if (!dash || (size_t)(dash - arg) >= sizeof lo)
-		usage_error(synopsis, "-r: '%s' is not a range LO-HI", arg);
+		err_usage(synopsis, "-r: '%s' is not a range LO-HI", arg);
 	memcpy(lo, arg, (size_t)(dash - arg));
 	lo[dash - arg] = '\0';
 	if (opt_long(lo, 1024, 65535, &o->lo) < 0 || opt_long(dash + 1, 1024, 65535, &o->hi) < 0)
-		usage_error(synopsis, "-r: '%s' is not a range LO-HI of ports 1024-65535", arg);
+		err_usage(synopsis, "-r: '%s' is not a range LO-HI of ports 1024-65535", arg);
 	if (o->lo > o->hi)
-		usage_error(synopsis, "-r: '%s': LO is above HI", arg);
+		err_usage(synopsis, "-r: '%s': LO is above HI", arg);
 }
 
 static void parse(int argc, char **argv, struct opts *o)
 {
 	static const char optstring[] = ":A:bd:hL:lr:t:V";
-	long v;
 	int c;
 
-	opt_common(argc, argv, optstring, usage_text);
 	o->idle_ms = 30000;
-	while ((c = getopt(argc, argv, optstring)) != -1) {
+	while ((c = opt_next(argc, argv, optstring, usage_text)) != -1) {
 		switch (c) {
 		case 'A': o->addr = optarg; break;
 		case 'b': o->background = 1; break;
@@ -137,31 +135,30 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'L': o->logfile = optarg; break;
 		case 'l': o->loop = 1; break;
 		case 'r': parse_range(o, optarg); break;
-		case 't': o->idle_ms = opt_seconds_or_die(optarg, 0, 86400, "-t", synopsis); break;
-		default: opt_bad(optstring, synopsis);
+		case 't': o->idle_ms = opt_ms_or_die(optarg, 1, 86400000L, "-t", synopsis); break;
+		default: opt_bad(argv, optstring, synopsis);
 		}
 	}
 	argv += optind;
 	argc -= optind;
 	if (argc != 2)
-		usage_error(synopsis, argc < 2 ? "missing operand" : "too many operands");
-	if (opt_long(argv[1], 1024, 49151, &v) < 0)
-		usage_error(synopsis, "%s: bad port (1024-49151)", argv[1]);
+		err_usage(synopsis, argc < 2 ? "missing operand" : "too many operands");
+	opt_port_or_die(argv[1], synopsis);
 	if (o->addr && !*o->addr)
-		usage_error(synopsis, "-A: empty address");
+		err_usage(synopsis, "-A: empty address");
 	if (o->dir && !*o->dir)
-		usage_error(synopsis, "-d: empty directory");
+		err_usage(synopsis, "-d: empty directory");
 	if (o->logfile && !*o->logfile)
-		usage_error(synopsis, "-L: empty file name");
+		err_usage(synopsis, "-L: empty file name");
 	o->port = argv[1];
 	if (proto_load_key(argv[0], &o->key, &o->keylen) < 0) {
 		if (errno == ENODATA)
-			usage_error(synopsis, "empty key%s%s", argv[0][0] == '@' ? " in " : "",
+			err_usage(synopsis, "empty key%s%s", argv[0][0] == '@' ? " in " : "",
 				    argv[0][0] == '@' ? argv[0] + 1 : "");
 		if (errno == EFBIG)
-			die(EXIT_RUNTIME, "key file %s: longer than %d bytes", argv[0] + 1,
+			err_die(EXIT_RUNTIME, "key file %s: longer than %d bytes", argv[0] + 1,
 			    PROTO_KEY_MAX);
-		die(EXIT_RUNTIME, "key file %s:", argv[0] + 1);
+		err_die(EXIT_RUNTIME, "key file %s:", argv[0] + 1);
 	}
 }
 
@@ -210,7 +207,7 @@ static void say(struct session *s, const char *fmt, ...)
 		n = (int)sizeof line - 2;
 	line[n++] = '\n';
 	if (s->olen + (size_t)n > OUT_MAX) {
-		warnx("%s: not reading its replies; dropped", s->peer);
+		err_warn("%s: not reading its replies; dropped", s->peer);
 		s->olen = 0;
 		s->closing = 1;
 		return;
@@ -236,12 +233,12 @@ static void session_new(struct pool *p, int fd)
 	char port[NET_PORTLEN];
 
 	if (mem_reserve(&p->s, &p->scap, p->ns + 1, sizeof *p->s, 16) < 0) {
-		warnx("connection dropped:");
+		err_warn("connection dropped:");
 		close(fd);
 		return;
 	}
 	if (!(s = calloc(1, sizeof *s))) {
-		warnx("connection dropped:");
+		err_warn("connection dropped:");
 		close(fd);
 		return;
 	}
@@ -252,7 +249,7 @@ static void session_new(struct pool *p, int fd)
 	snprintf(s->peer, sizeof s->peer, "%s %s", s->ip, port);
 	s->deadline = io_now_ms() + p->o->idle_ms;
 	if (proto_random_hex(s->nonce, PROTO_NONCE_HEX / 2) < 0) {
-		warnx("%s: no random nonce:", s->peer);
+		err_warn("%s: no random nonce:", s->peer);
 		refuse(s, "no randomness");
 	} else {
 		say(s, "SOCKETPOOL %d %s", PROTO_VERSION, s->nonce);
@@ -269,7 +266,7 @@ static void orphan(struct pool *p, struct session *s)
 	for (size_t i = 0; i < p->ng; i++) {
 		if (p->g[i]->s != s || p->g[i]->connected)
 			continue;
-		warnx("%s: its master left before connecting; cancelled", p->g[i]->name);
+		err_warn("%s: its master left before connecting; cancelled", p->g[i]->name);
 		p->g[i]->s = NULL;
 		grant_end(p, i--, 0);
 	}
@@ -299,11 +296,11 @@ static void on_event(const struct binding_event *ev, void *arg)
 	switch (ev->type) {
 	case BINDING_EV_ACCEPT: g->connected = 1; break;
 	case BINDING_EV_REJECT:
-		warnx("%s: refused a connection from %s: %s", g->name, ev->peer, ev->why);
+		err_warn("%s: refused a connection from %s: %s", g->name, ev->peer, ev->why);
 		break;
 	case BINDING_EV_ERROR:
 		errno = ev->err;
-		warnx("%s: connection from %s:", g->name, ev->peer);
+		err_warn("%s: connection from %s:", g->name, ev->peer);
 		break;
 	default: break;
 	}
@@ -405,9 +402,9 @@ static void grant_end(struct pool *p, size_t i, int save)
 	long long saved = binding_close(g->b, save);
 
 	if (saved > 0)
-		warnx("%s: %lld unread byte(s) saved to %s%s", g->name, saved, g->name, FIFO_UNREAD);
+		err_warn("%s: %lld unread byte(s) saved to %s%s", g->name, saved, g->name, FIFO_UNREAD);
 	else if (saved < 0)
-		warnx("%s: saving unread bytes:", g->name);
+		err_warn("%s: saving unread bytes:", g->name);
 	if (g->s && --g->s->live == 0 && g->s->state == S_ENDED) {
 		say(g->s, "BYE");
 		g->s->closing = 1;
@@ -425,10 +422,10 @@ static void line_in(struct pool *p, struct session *s, char *line)
 
 	if (proto_parse(line, &m) < 0) {
 		if (errno == EINVAL && m.cmd == PROTO_PORT) {
-			warnx("%s: bad daemon name; dropped", s->peer);
+			err_warn("%s: bad daemon name; dropped", s->peer);
 			refuse(s, "bad daemon name");
 		} else {
-			warnx("%s: %s; dropped", s->peer,
+			err_warn("%s: %s; dropped", s->peer,
 			      errno == ENOMSG ? "unknown command" : "malformed line");
 			refuse(s, errno == ENOMSG ? "unknown command" : "malformed line");
 		}
@@ -439,7 +436,7 @@ static void line_in(struct pool *p, struct session *s, char *line)
 		if (m.cmd != PROTO_AUTH)
 			break;
 		if (!proto_mac_ok(p->o->key, p->o->keylen, s->nonce, m.arg[0])) {
-			warnx("%s: wrong key; dropped", s->peer);
+			err_warn("%s: wrong key; dropped", s->peer);
 			refuse(s, "key rejected");
 			return;
 		}
@@ -468,7 +465,7 @@ static void line_in(struct pool *p, struct session *s, char *line)
 	default:
 		break;
 	}
-	warnx("%s: %s out of turn; dropped", s->peer, line);
+	err_warn("%s: %s out of turn; dropped", s->peer, line);
 	refuse(s, "command out of turn");
 }
 
@@ -494,7 +491,7 @@ static int session_io(struct pool *p, struct session *s, short revents)
 		r = proto_fill(&s->in, s->fd);
 		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
 			if (s->state == S_AUTHED)
-				warnx("%s: closed the connection before END", s->peer);
+				err_warn("%s: closed the connection before END", s->peer);
 			return -1;
 		}
 		if (r > 0 && s->state != S_ENDED)
@@ -502,7 +499,7 @@ static int session_io(struct pool *p, struct session *s, short revents)
 		while (!s->closing && (got = proto_next(&s->in, line)) != 0) {
 			if (got < 0) {
 				const char *why = errno == EMSGSIZE ? "line too long" : "control character";
-				warnx("%s: %s; dropped", s->peer, why);
+				err_warn("%s: %s; dropped", s->peer, why);
 				refuse(s, why);
 				break;
 			}
@@ -514,7 +511,7 @@ static int session_io(struct pool *p, struct session *s, short revents)
 		if (now >= s->deadline)
 			return -1;
 	} else if (s->state != S_ENDED && now >= s->deadline && !s->closing) {
-		warnx("%s: idle for %ld ms; dropped", s->peer, p->o->idle_ms);
+		err_warn("%s: idle for %ld ms; dropped", s->peer, p->o->idle_ms);
 		refuse(s, "idle timeout");
 		flush(s);
 	}
@@ -537,7 +534,7 @@ static _Noreturn void teardown(struct pool *p, int sig)
 	}
 	while (p->ng)
 		grant_end(p, 0, 1);
-	warnx("signal %d: ended", sig);
+	err_warn("signal %d: ended", sig);
 	free(p->s);
 	free(p->g);
 	free(p->pfd);
@@ -552,7 +549,7 @@ static struct pollfd *pfd_room(struct pool *p, size_t need)
 		size_t ncap = need + 64;
 		struct pollfd *n = realloc(p->pfd, ncap * sizeof *n);
 		if (!n)
-			die(EXIT_RUNTIME, "poll set:");
+			err_die(EXIT_RUNTIME, "poll set:");
 		p->pfd = n;
 		p->pcap = ncap;
 	}
@@ -605,7 +602,7 @@ static void loop(struct pool *p)
 		}
 		if (poll(p->pfd, (nfds_t)n, timeout) < 0) {
 			if (errno != EINTR)
-				die(EXIT_RUNTIME, "poll:");
+				err_die(EXIT_RUNTIME, "poll:");
 			continue;
 		}
 		if (p->pfd[0].revents && (sig = sig_drain(&chld, NULL)) != 0)
@@ -615,7 +612,7 @@ static void loop(struct pool *p)
 			struct grant *g = p->g[i];
 
 			if (binding_handle(g->b, p->pfd + g->pfd, g->npfd) < 0) {
-				warnx("%s: buffer:", g->name);
+				err_warn("%s: buffer:", g->name);
 				grant_end(p, i--, 1);
 			} else if (binding_done(g->b)) {
 				grant_end(p, i--, 0);
@@ -634,7 +631,7 @@ static void loop(struct pool *p)
 				int fd = net_accept(p->lfd);
 				if (fd < 0) {
 					if (errno != EAGAIN && errno != ECONNABORTED)
-						warnx("accept:");
+						err_warn("accept:");
 					break;
 				}
 				session_new(p, fd);
@@ -655,27 +652,27 @@ int main(int argc, char **argv)
 	io_sanitize_std();
 	parse(argc, argv, &o);
 	if (o.dir && stat(o.dir, &st) < 0)
-		die(EXIT_RUNTIME, "%s:", o.dir);
+		err_die(EXIT_RUNTIME, "%s:", o.dir);
 	if (o.dir && !S_ISDIR(st.st_mode))
-		die(EXIT_RUNTIME, "%s: not a directory", o.dir);
+		err_die(EXIT_RUNTIME, "%s: not a directory", o.dir);
 	/* Each grant holds a listener, a FIFO and a connection: take every descriptor allowed. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	if (daemon_start(&p.dm, o.background, 0) < 0)
-		die(EXIT_RUNTIME, "fork:");
+		err_die(EXIT_RUNTIME, "fork:");
 	p.sigfd = sig_init(0);
 	if (p.sigfd < 0)
-		die(EXIT_RUNTIME, "signals:");
+		err_die(EXIT_RUNTIME, "signals:");
 	p.lfd = net_listen(o.addr, o.port, SOMAXCONN, &gai);
 	if (p.lfd < 0)
-		die(EXIT_RUNTIME, "listen on %s %s: %s", o.addr ? o.addr : "*", o.port,
+		err_die(EXIT_RUNTIME, "listen on %s %s: %s", o.addr ? o.addr : "*", o.port,
 		    net_strerror(gai));
 	io_set_nonblock(p.lfd, 1);
 	p.next_port = o.lo;
 	if (daemon_ready(&p.dm, o.logfile) < 0)
-		die(EXIT_RUNTIME, "%s:", o.logfile);
+		err_die(EXIT_RUNTIME, "%s:", o.logfile);
 	loop(&p);
 	free(p.s);
 	free(p.g);

@@ -128,9 +128,9 @@ static void parse_workers(const char *arg, struct opts *o)
 	min[len] = '\0';
 	if (opt_long(min, 1, WORKERS_MAX, &o->wmin) < 0 ||
 	    opt_long(colon + 1, 1, WORKERS_MAX, &o->wmax) < 0)
-		usage_error(synopsis, "-W: '%s' is not N or MIN:MAX (each 1-%d)", arg, WORKERS_MAX);
+		err_usage(synopsis, "-W: '%s' is not N or MIN:MAX (each 1-%d)", arg, WORKERS_MAX);
 	if (o->wmax < o->wmin)
-		usage_error(synopsis, "-W: MIN %ld is above MAX %ld", o->wmin, o->wmax);
+		err_usage(synopsis, "-W: MIN %ld is above MAX %ld", o->wmin, o->wmax);
 }
 
 static void parse(int argc, char **argv, struct opts *o)
@@ -138,8 +138,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	static const char optstring[] = "B:bC:cfg:hI:L:lPp:qrsVvW:w";
 	int c, nops;
 
-	opt_common(argc, argv, optstring, usage_text);
-	while ((c = getopt(argc, argv, optstring)) != -1) {
+	while ((c = opt_next(argc, argv, optstring, usage_text)) != -1) {
 		switch (c) {
 		case 'B': o->bindaddr = optarg; break;
 		case 'b': o->background = 1; break;
@@ -147,10 +146,10 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'c': o->crlf = 1; break;
 		case 'f': o->fork = 1; break;
 		case 'g':
-			o->grace_ms = opt_seconds_or_die(optarg, 1, 3600, "-g", synopsis);
+			o->grace_ms = opt_ms_or_die(optarg, 1, 3600000L, "-g", synopsis);
 			break;
 		case 'I':
-			o->idle_ms = opt_seconds_or_die(optarg, 1, 86400, "-I", synopsis);
+			o->idle_ms = opt_ms_or_die(optarg, 1, 86400000L, "-I", synopsis);
 			o->idle_set = 1;
 			break;
 		case 'L': o->logfile = optarg; break;
@@ -163,45 +162,45 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'v': o->verbose = 1; break;
 		case 'w': o->wonly = 1; break;
 		case 'W': parse_workers(optarg, o); break;
-		default: opt_bad(optstring, synopsis);
+		default: opt_bad(argv, optstring, synopsis);
 		}
 	}
 	argv += optind;
 	nops = argc - optind;
 
 	if (o->loop && !o->server)
-		usage_error(synopsis, "-l needs -s");
+		err_usage(synopsis, "-l needs -s");
 	if (o->ronly && o->wonly)
-		usage_error(synopsis, "-r and -w exclude each other");
+		err_usage(synopsis, "-r and -w exclude each other");
 	if (o->fork && !o->server)
-		usage_error(synopsis, "-f needs -s");
+		err_usage(synopsis, "-f needs -s");
 	if (o->wmin) {
 		if (!o->server)
-			usage_error(synopsis, "-W needs -s");
+			err_usage(synopsis, "-W needs -s");
 		if (!o->program)
-			usage_error(synopsis, "-W needs -p: workers run a program");
+			err_usage(synopsis, "-W needs -p: workers run a program");
 		if (o->maxconn && o->maxconn < o->wmin)
-			usage_error(synopsis, "-C %ld is below the -W minimum %ld", o->maxconn,
+			err_usage(synopsis, "-C %ld is below the -W minimum %ld", o->maxconn,
 				    o->wmin);
 		o->loop = 1;
 	}
 	if (o->prestart && !o->wmin)
-		usage_error(synopsis, "-P needs -W");
+		err_usage(synopsis, "-P needs -W");
 	if (o->idle_set && !o->wmax)
-		usage_error(synopsis, "-I needs -W MIN:MAX");
+		err_usage(synopsis, "-I needs -W MIN:MAX");
 	if (o->maxconn && !o->fork && !o->wmin)
-		usage_error(synopsis, "-C needs -f"); /* or -W */
+		err_usage(synopsis, "-C needs -f"); /* or -W */
 	if (o->program && !*o->program)
-		usage_error(synopsis, "-p: empty command");
+		err_usage(synopsis, "-p: empty command");
 
 	o->activated = o->server && has_env_activation();
 	if (o->activated) /* ours now: kept through backgrounding, not passed to programs */
 		io_set_cloexec(3, 1);
 	if (o->server) {
 		if (nops > 1)
-			usage_error(synopsis, "too many operands");
+			err_usage(synopsis, "too many operands");
 		if (nops == 0 && !o->activated)
-			usage_error(synopsis, "missing port or path");
+			err_usage(synopsis, "missing port or path");
 		if (nops == 1) {
 			if (net_is_path(argv[0]))
 				o->path = argv[0];
@@ -214,21 +213,21 @@ static void parse(int argc, char **argv, struct opts *o)
 		o->host = argv[0];
 		o->port = argv[1];
 	} else {
-		usage_error(synopsis, nops < 2 ? "missing operand" : "too many operands");
+		err_usage(synopsis, nops < 2 ? "missing operand" : "too many operands");
 	}
 
 	if (o->path && o->bindaddr)
-		usage_error(synopsis, "-B does not apply to a UNIX socket");
+		err_usage(synopsis, "-B does not apply to a UNIX socket");
 	if (o->path && net_check_path(o->path) < 0)
-		usage_error(synopsis, "%s: path longer than a UNIX socket allows (%zu bytes)",
+		err_usage(synopsis, "%s: path longer than a UNIX socket allows (%zu bytes)",
 			    o->path, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 	if (o->port && net_check_port(o->port) < 0) {
 		if (errno == ENOENT)
-			usage_error(synopsis, "%s: unknown service", o->port);
-		usage_error(synopsis, "%s: bad port (0-65535 or a service name)", o->port);
+			err_usage(synopsis, "%s: unknown service", o->port);
+		err_usage(synopsis, "%s: bad port (0-65535 or a service name)", o->port);
 	}
 	if (o->host && !*o->host)
-		usage_error(synopsis, "empty host");
+		err_usage(synopsis, "empty host");
 }
 
 /* ---- what a connection's child becomes ---- */
@@ -334,7 +333,7 @@ static _Noreturn void relay_run(const struct opts *o, struct pump *p, int conn, 
 	int sig;
 
 	if (!p)
-		die(EXIT_RUNTIME, "relay:");
+		err_die(EXIT_RUNTIME, "relay:");
 	/* A self-pipe of our own: the server's would mix our SIGCHLD into its own. */
 	sig_child_reset();
 	p->sigfd = sig_init(0);
@@ -379,7 +378,7 @@ static _Noreturn void relay_child(const struct opts *o, int conn, const struct p
 	if (o->program) {
 		prog = relay_spawn(o, env, &in, &out);
 		if (prog < 0)
-			die(EXIT_RUNTIME, "exec %s:", o->program);
+			err_die(EXIT_RUNTIME, "exec %s:", o->program);
 	}
 	relay_run(o, calloc(1, sizeof(struct pump)), conn, in, out, prog);
 }
@@ -414,7 +413,7 @@ static int conn_name(const struct server *s, struct conn *c, int fd)
 		snprintf(c->peer, sizeof c->peer, "%s %s", rip, rport);
 	}
 	if (s->o->verbose)
-		warnx("connection from %s", c->peer);
+		err_warn("connection from %s", c->peer);
 	return family;
 }
 
@@ -430,7 +429,7 @@ static void serve(struct server *s, int fd)
 	pid_t pid;
 
 	if (!c) {
-		warnx("connection dropped:");
+		err_warn("connection dropped:");
 		close(fd);
 		return;
 	}
@@ -448,7 +447,7 @@ static void serve(struct server *s, int fd)
 			shutdown(fd, SHUT_WR);
 		pid = proc_spawn(o->program, in, out, errfd, &env, PROC_NEWPGRP);
 		if (pid < 0) {
-			warnx("exec %s:", o->program);
+			err_warn("exec %s:", o->program);
 			s->status = EXIT_RUNTIME;
 			conn_drop(s, s->nconns - 1);
 			close(fd);
@@ -459,7 +458,7 @@ static void serve(struct server *s, int fd)
 	} else {
 		pid = fork();
 		if (pid < 0) {
-			warnx("fork:");
+			err_warn("fork:");
 			conn_drop(s, s->nconns - 1);
 			close(fd);
 			return;
@@ -484,7 +483,7 @@ static void serve(struct server *s, int fd)
 static void on_reaped(struct server *s, pid_t pid, int status)
 {
 	if (s->pooled && prefork_gone(&s->pool, pid, io_now_ms()) == 2)
-		warnx("workers end faster than %d a second without serving; "
+		err_warn("workers end faster than %d a second without serving; "
 		      "pausing forks for %lld ms", PREFORK_DEATHS,
 		      s->pool.backoff_until - io_now_ms());
 	for (size_t i = 0; i < s->nconns; i++) {
@@ -495,7 +494,7 @@ static void on_reaped(struct server *s, pid_t pid, int status)
 		c->pid = 0;
 		s->running--;
 		if (s->o->verbose)
-			warnx("connection from %s closed, status %d", c->peer,
+			err_warn("connection from %s closed, status %d", c->peer,
 			      proc_status_code(status));
 		if (c->fd < 0) {
 			conn_drop(s, i);
@@ -539,7 +538,7 @@ static _Noreturn void teardown(struct server *s, int sig)
 	if (s->unlink_path)
 		unlink(s->o->path);
 	if (s->o->verbose)
-		warnx("signal %d: ending %zu connection(s)", sig, s->running);
+		err_warn("signal %d: ending %zu connection(s)", sig, s->running);
 	if (s->pooled) {
 		/* Every worker, busy or ready, leads a group: the busy ones are in conns too. */
 		if (pids)
@@ -622,7 +621,7 @@ static size_t poll_begin(struct server *s, struct pollfd **pfd, size_t *pcap)
 		free(*pfd);
 		*pfd = calloc(*pcap, sizeof **pfd);
 		if (!*pfd)
-			die(EXIT_RUNTIME, "poll set:");
+			err_die(EXIT_RUNTIME, "poll set:");
 	}
 	for (size_t i = 0; i < s->nconns; i++)
 		if (s->conns[i].linger_by)
@@ -646,7 +645,7 @@ static void loop(struct server *s)
 		if (accepting(s))
 			pfd[n++] = (struct pollfd){.fd = s->lfd, .events = POLLIN};
 		if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR)
-			die(EXIT_RUNTIME, "poll:");
+			err_die(EXIT_RUNTIME, "poll:");
 		if (pfd[nl].revents) {
 			sig = sig_drain(&chld, NULL);
 			if (sig) {
@@ -667,7 +666,7 @@ static void loop(struct server *s)
 				}
 				serve(s, fd);
 			} else if (errno != EAGAIN && errno != ECONNABORTED) {
-				warnx("accept:");
+				err_warn("accept:");
 			}
 		}
 		timeout = linger_step(s, pfd, nl);
@@ -830,7 +829,7 @@ static void pool_fill(struct server *s)
 		pid_t pid = fork();
 
 		if (pid < 0) {
-			warnx("fork:");
+			err_warn("fork:");
 			s->fork_pause_until = now + 1000;
 			return;
 		}
@@ -838,7 +837,7 @@ static void pool_fill(struct server *s)
 			worker(s);
 		setpgid(pid, pid); /* so a TERM to its group cannot miss */
 		if (prefork_add(&s->pool, pid, now) < 0) {
-			warnx("worker pool:");
+			err_warn("worker pool:");
 			kill(pid, SIGKILL);
 			s->fork_pause_until = now + 1000;
 			return;
@@ -855,7 +854,7 @@ static void pool_notes(struct server *s)
 	while ((r = prefork_recv(s->chan[0], &note, &fd)) > 0) {
 		if (note.kind == PREFORK_NOTE_EXECFAIL) {
 			if (prefork_failed(&s->pool, note.pid, note.err) == 1)
-				warnx("exec %s: %s", s->o->program, strerror(note.err));
+				err_warn("exec %s: %s", s->o->program, strerror(note.err));
 		} else if (note.kind == PREFORK_NOTE_ACCEPTED &&
 			   prefork_accepted(&s->pool, note.pid) == 0) {
 			struct conn *c = conn_add(s);
@@ -876,12 +875,12 @@ static void pool_notes(struct server *s)
 			close(fd);
 	}
 	if (r < 0)
-		warnx("worker notes:");
+		err_warn("worker notes:");
 }
 
 static void pool_status(const struct server *s)
 {
-	warnx("status: ready %zu busy %zu served %llu errors %llu", s->pool.ready, s->pool.busy,
+	err_warn("status: ready %zu busy %zu served %llu errors %llu", s->pool.ready, s->pool.busy,
 	      s->pool.served, s->pool.errors);
 }
 
@@ -910,7 +909,7 @@ static void pool_loop(struct server *s)
 		    (timeout < 0 || s->fork_pause_until - now < timeout))
 			timeout = (int)(s->fork_pause_until - now);
 		if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR)
-			die(EXIT_RUNTIME, "poll:");
+			err_die(EXIT_RUNTIME, "poll:");
 		if (pfd[nl].revents) {
 			sig = sig_drain(NULL, &usr1);
 			if (sig) {
@@ -940,18 +939,18 @@ static int open_listener(const struct opts *o, int *created)
 		fd = net_listen_unix(o->path, SOMAXCONN);
 		if (fd < 0) {
 			if (errno == EADDRINUSE)
-				die(EXIT_RUNTIME, "%s: in use by a live listener", o->path);
+				err_die(EXIT_RUNTIME, "%s: in use by a live listener", o->path);
 			if (errno == EEXIST)
-				die(EXIT_RUNTIME, "%s: exists and is not a socket; not touching it",
+				err_die(EXIT_RUNTIME, "%s: exists and is not a socket; not touching it",
 				    o->path);
-			die(EXIT_RUNTIME, "%s:", o->path);
+			err_die(EXIT_RUNTIME, "%s:", o->path);
 		}
 		*created = 1;
 		return fd;
 	}
 	fd = net_listen(o->bindaddr, o->port, SOMAXCONN, &gai);
 	if (fd < 0)
-		die(EXIT_RUNTIME, "listen on %s %s: %s", o->bindaddr ? o->bindaddr : "*", o->port,
+		err_die(EXIT_RUNTIME, "listen on %s %s: %s", o->bindaddr ? o->bindaddr : "*", o->port,
 		    net_strerror(gai));
 	return fd;
 }
@@ -963,29 +962,29 @@ static int run_server(const struct opts *o, struct daemon *d)
 
 	s.sigfd = sig_init(o->wmin > 0);
 	if (s.sigfd < 0)
-		die(EXIT_RUNTIME, "signals:");
+		err_die(EXIT_RUNTIME, "signals:");
 	s.lfd = open_listener(o, &s.unlink_path);
 	/* Workers block in accept(2): that is what keeps a herd from waking. */
 	io_set_nonblock(s.lfd, !o->wmin);
 	if (o->verbose) {
 		if (net_name(s.lfd, 0, ip, port) == AF_UNIX)
-			warnx("listening on %s", o->path ? o->path : "UNIX socket");
+			err_warn("listening on %s", o->path ? o->path : "UNIX socket");
 		else
-			warnx("listening on %s %s", ip, port);
+			err_warn("listening on %s %s", ip, port);
 	}
 	if (daemon_ready(d, o->logfile) < 0) {
 		int saved = errno;
 		if (s.unlink_path)
 			unlink(o->path);
 		errno = saved;
-		die(EXIT_RUNTIME, "%s:", o->logfile);
+		err_die(EXIT_RUNTIME, "%s:", o->logfile);
 	}
 	if (o->wmin) {
 		size_t max = o->wmax ? (size_t)o->wmax : PREFORK_UNLIMITED;
 		if (o->maxconn && (size_t)o->maxconn < max)
 			max = (size_t)o->maxconn;
 		if (prefork_channel(s.chan) < 0)
-			die(EXIT_RUNTIME, "worker channel:");
+			err_die(EXIT_RUNTIME, "worker channel:");
 		prefork_init(&s.pool, (size_t)o->wmin, max, o->wmax > 0, o->idle_ms);
 		/* Found once here, not by failing an execve per PATH entry per connection. */
 		if (!o->prestart && !o->crlf && proc_which(o->program, exec_path, sizeof exec_path) == 0)
@@ -1007,13 +1006,13 @@ static int run_client(const struct opts *o, struct daemon *d)
 	else
 		fd = net_connect(o->host, o->port, o->bindaddr, &gai);
 	if (fd < 0)
-		die(EXIT_RUNTIME, "connect to %s%s%s: %s", o->path ? o->path : o->host,
+		err_die(EXIT_RUNTIME, "connect to %s%s%s: %s", o->path ? o->path : o->host,
 		    o->path ? "" : " ", o->path ? "" : o->port, net_strerror(gai));
 	if (o->verbose)
-		warnx("connected to %s%s%s", o->path ? o->path : o->host, o->path ? "" : " ",
+		err_warn("connected to %s%s%s", o->path ? o->path : o->host, o->path ? "" : " ",
 		      o->path ? "" : o->port);
 	if (daemon_ready(d, o->logfile) < 0)
-		die(EXIT_RUNTIME, "%s:", o->logfile);
+		err_die(EXIT_RUNTIME, "%s:", o->logfile);
 
 	if (o->program) {
 		/* Same machinery as one server connection, without a listener. */
@@ -1025,7 +1024,7 @@ static int run_client(const struct opts *o, struct daemon *d)
 	}
 	p = calloc(1, sizeof *p);
 	if (!p)
-		die(EXIT_RUNTIME, "relay:");
+		err_die(EXIT_RUNTIME, "relay:");
 	p->sigfd = sig_init(0);
 	pump_flow_init(&p->flow[0], o->ronly ? -1 : STDIN_FILENO, fd,
 		       o->crlf ? PUMP_LF_TO_CRLF : PUMP_RAW);
@@ -1039,7 +1038,7 @@ static int run_client(const struct opts *o, struct daemon *d)
 		exit(EXIT_SIGNAL(sig));
 	if (p->error) {
 		errno = p->error;
-		die(EXIT_RUNTIME, "connection:");
+		err_die(EXIT_RUNTIME, "connection:");
 	}
 	close(fd);
 	free(p);
@@ -1055,6 +1054,6 @@ int main(int argc, char **argv)
 	io_sanitize_std();
 	parse(argc, argv, &o);
 	if (daemon_start(&d, o.background, 0) < 0)
-		die(EXIT_RUNTIME, "fork:");
+		err_die(EXIT_RUNTIME, "fork:");
 	return o.server ? run_server(&o, &d) : run_client(&o, &d);
 }

@@ -372,15 +372,15 @@ usage_fails() { # PROG EXPECTED-MESSAGE ARGS...: exit 2, the message, the usage 
 	bad "too many operands" "$KEY" "$PORT" extra
 	bad "empty key" "" "$PORT"
 	bad "empty key in empty" @empty "$PORT"
-	bad "80: bad port (1024-49151)" "$KEY" 80
-	bad "49152: bad port (1024-49151)" "$KEY" 49152
-	bad "http: bad port (1024-49151)" "$KEY" http
+	bad "port: '80' is not a number from 1024 to 49151" "$KEY" 80
+	bad "port: '49152' is not a number from 1024 to 49151" "$KEY" 49152
+	bad "port: 'http' is not a number from 1024 to 49151" "$KEY" http
 	bad "-r: '5000' is not a range LO-HI" -r 5000 "$KEY" "$PORT"
 	bad "-r: '5000-x' is not a range LO-HI of ports 1024-65535" -r 5000-x "$KEY" "$PORT"
 	bad "-r: '80-90' is not a range LO-HI of ports 1024-65535" -r 80-90 "$KEY" "$PORT"
 	bad "-r: '6000-5000': LO is above HI" -r 6000-5000 "$KEY" "$PORT"
-	bad "-t: '0' is not a duration in seconds (0-86400]" -t 0 "$KEY" "$PORT"
-	bad "-t: 'soon' is not a duration in seconds (0-86400]" -t soon "$KEY" "$PORT"
+	bad "-t: '0' is not a duration from 0.001 to 86400 seconds" -t 0 "$KEY" "$PORT"
+	bad "-t: 'soon' is not a duration from 0.001 to 86400 seconds" -t soon "$KEY" "$PORT"
 	bad "-A: empty address" -A "" "$KEY" "$PORT"
 	bad "-d: empty directory" -d "" "$KEY" "$PORT"
 	bad "-L: empty file name" -L "" "$KEY" "$PORT"
@@ -414,10 +414,10 @@ usage_fails() { # PROG EXPECTED-MESSAGE ARGS...: exit 2, the message, the usage 
 	bad "empty key" "" 127.0.0.1 "$PORT" d
 	bad "empty key in empty" @empty 127.0.0.1 "$PORT" d
 	bad "empty host" "$KEY" "" "$PORT" d
-	bad "1023: bad port (1024-49151)" "$KEY" 127.0.0.1 1023 d
-	bad "60000: bad port (1024-49151)" "$KEY" 127.0.0.1 60000 d
+	bad "port: '1023' is not a number from 1024 to 49151" "$KEY" 127.0.0.1 1023 d
+	bad "port: '60000' is not a number from 1024 to 49151" "$KEY" 127.0.0.1 60000 d
 	bad "empty daemon directory" "$KEY" 127.0.0.1 "$PORT" ""
-	bad "-g: 'x' is not a duration in seconds (0-3600)" -g x "$KEY" 127.0.0.1 "$PORT" d
+	bad "-g: 'x' is not a duration from 0.001 to 3600 seconds" -g x "$KEY" 127.0.0.1 "$PORT" d
 	bad "-L: empty file name" -L "" "$KEY" 127.0.0.1 "$PORT" d
 	bad "-g needs an argument" -g
 	bad "unknown option -Z" -Z "$KEY" 127.0.0.1 "$PORT" d

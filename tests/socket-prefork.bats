@@ -218,10 +218,10 @@ long_client() { # OUTFILE
 	[[ "$stderr" == *"-I needs -W MIN:MAX"* ]]
 	run --separate-stderr "$SP_BIN/socket" -W 1:4 -I soon -s -p cat "$P"
 	[ "$status" -eq 2 ]
-	[ "${stderr_lines[0]}" = "socket: -I: 'soon' is not a duration in seconds (0-86400)" ]
+	[ "${stderr_lines[0]}" = "socket: -I: 'soon' is not a duration from 0.001 to 86400 seconds" ]
 	run --separate-stderr "$SP_BIN/socket" -g -1 -W 2 -s -p cat "$P"
 	[ "$status" -eq 2 ]
-	[ "${stderr_lines[0]}" = "socket: -g: '-1' is not a duration in seconds (0-3600)" ]
+	[ "${stderr_lines[0]}" = "socket: -g: '-1' is not a duration from 0.001 to 3600 seconds" ]
 	run --separate-stderr "$SP_BIN/socket" -W 4 -C 2 -s -p cat "$P"
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == *"-C 2 is below the -W minimum 4"* ]]

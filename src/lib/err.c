@@ -5,19 +5,48 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
-/* The sink is process-wide by nature: one program, one place for its log. */
+#define MSG_MAX 1024
+#define SITES 32 /* call sites the limiter tells apart at once */
+
+enum sink { TO_STDERR, TO_SYSLOG, TO_FILE };
+
+/* One call site's share of the current window. */
+struct site {
+	const char *fmt;
+	long long start;
+	unsigned written;
+	unsigned long suppressed;
+	char sample[MSG_MAX]; /* the last line it held back */
+};
+
+/* The sink and the limiter are process-wide by nature: one program, one log. */
 static const char *progname = "socketpool";
-static enum err_sink sink = ERR_TO_STDERR;
+static enum sink sink = TO_STDERR;
 static int file_fd = -1;
+static char last[MSG_MAX];
+static long long last_at = -1;
+static unsigned long repeats;
+static struct site sites[SITES];
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 void err_init(const char *argv0)
 {
 	const char *slash = strrchr(argv0, '/');
 
 	progname = slash ? slash + 1 : argv0;
+	atexit(err_flush);
 }
 
 const char *err_progname(void)
@@ -28,7 +57,7 @@ const char *err_progname(void)
 void err_to_syslog(void)
 {
 	openlog(progname, LOG_PID | LOG_NDELAY, LOG_DAEMON);
-	sink = ERR_TO_SYSLOG;
+	sink = TO_SYSLOG;
 }
 
 int err_to_file(const char *path)
@@ -40,68 +69,154 @@ int err_to_file(const char *path)
 	if (file_fd >= 0)
 		close(file_fd);
 	file_fd = fd;
-	sink = ERR_TO_FILE;
+	sink = TO_FILE;
 	return 0;
 }
 
 int err_file_fd(void)
 {
-	return file_fd;
+	return sink == TO_FILE ? file_fd : -1;
 }
 
-void vwarnx(const char *fmt, va_list ap)
+/* One line to the sink, as one write so lines from many processes don't interleave. */
+static void put(const char *msg)
+{
+	char line[MSG_MAX + 128];
+	int len;
+
+	if (sink == TO_SYSLOG) {
+		syslog(LOG_ERR, "%s", msg);
+		return;
+	}
+	len = snprintf(line, sizeof line, "%s: %s\n", progname, msg);
+	if (len > (int)sizeof line - 1)
+		len = sizeof line - 1;
+	if (write(sink == TO_FILE ? file_fd : STDERR_FILENO, line, (size_t)len) < 0) {
+		/* nowhere left to report it */
+	}
+}
+
+static void put_repeats(void)
+{
+	char msg[64];
+
+	if (!repeats)
+		return;
+	snprintf(msg, sizeof msg, "last message repeated %lu time%s", repeats,
+		 repeats == 1 ? "" : "s");
+	repeats = 0;
+	put(msg);
+}
+
+static void put_suppressed(struct site *s)
+{
+	char msg[MSG_MAX + 64];
+
+	if (!s->suppressed)
+		return;
+	snprintf(msg, sizeof msg, "%lu more like this within a second, the last: %s",
+		 s->suppressed, s->sample);
+	s->suppressed = 0;
+	put(msg);
+}
+
+/* The call site's slot: its own, a free one, or the one idle longest. */
+static struct site *site_of(const char *fmt)
+{
+	struct site *old = &sites[0];
+
+	for (size_t i = 0; i < SITES; i++) {
+		if (sites[i].fmt == fmt)
+			return &sites[i];
+		if (!sites[i].fmt)
+			return &sites[i];
+		if (sites[i].start < old->start)
+			old = &sites[i];
+	}
+	put_suppressed(old);
+	old->fmt = NULL;
+	return old;
+}
+
+/* The limiter: write msg, count it, or hold it back (see err.h). */
+static void emit(const char *fmt, const char *msg)
+{
+	long long now = now_ms();
+	int same = last_at >= 0 && strcmp(msg, last) == 0;
+	struct site *s;
+
+	if (same && now - last_at < ERR_WINDOW_MS) {
+		repeats++;
+		return;
+	}
+	put_repeats();
+	s = site_of(fmt);
+	if (s->fmt != fmt || now - s->start >= ERR_WINDOW_MS) {
+		put_suppressed(s);
+		s->fmt = fmt;
+		s->start = now;
+		s->written = 0;
+	}
+	if (s->written >= ERR_SITE_BURST) {
+		s->suppressed++;
+		snprintf(s->sample, sizeof s->sample, "%s", msg);
+		return;
+	}
+	s->written++;
+	put(msg);
+	snprintf(last, sizeof last, "%s", msg);
+	last_at = now;
+}
+
+void err_flush(void)
 {
 	int saved = errno;
-	char msg[1024];
+
+	put_repeats();
+	for (size_t i = 0; i < SITES; i++)
+		put_suppressed(&sites[i]);
+	errno = saved;
+}
+
+void err_vwarn(const char *fmt, va_list ap)
+{
+	int saved = errno;
+	char msg[MSG_MAX];
 	size_t n, flen = strlen(fmt);
 
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	n = strlen(msg);
 	if (flen && fmt[flen - 1] == ':')
 		snprintf(msg + n, sizeof msg - n, " %s", strerror(saved));
-
-	if (sink == ERR_TO_SYSLOG) {
-		syslog(LOG_ERR, "%s", msg);
-	} else {
-		char line[1200];
-		int len = snprintf(line, sizeof line, "%s: %s\n", progname, msg);
-		int fd = sink == ERR_TO_FILE ? file_fd : STDERR_FILENO;
-
-		if (len > (int)sizeof line - 1)
-			len = sizeof line - 1;
-		/* One write per line, so lines from many processes don't interleave. */
-		if (write(fd, line, (size_t)len) < 0) {
-			/* nowhere left to report it */
-		}
-	}
+	emit(fmt, msg);
 	errno = saved;
 }
 
-void warnx(const char *fmt, ...)
+void err_warn(const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	vwarnx(fmt, ap);
+	err_vwarn(fmt, ap);
 	va_end(ap);
 }
 
-void die(int code, const char *fmt, ...)
+void err_die(int code, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	vwarnx(fmt, ap);
+	err_vwarn(fmt, ap);
 	va_end(ap);
 	exit(code);
 }
 
-void usage_error(const char *synopsis, const char *fmt, ...)
+void err_usage(const char *synopsis, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	vwarnx(fmt, ap);
+	err_vwarn(fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "usage: %s (try '%s --help')\n", synopsis, progname);
 	exit(EXIT_USAGE);

@@ -1,4 +1,7 @@
-/* err: program name, diagnostics and exit codes shared by every tool. */
+/*
+ * err: program name, diagnostics, their sink and their rate, and the exit
+ * codes every tool shares.
+ */
 #ifndef SP_ERR_H
 #define SP_ERR_H
 
@@ -10,30 +13,45 @@
 
 #define SP_VERSION "1.0.0"
 
+/*
+ * The log limiter. A line identical to the one written just before,
+ * within ERR_WINDOW_MS of it, is not written again: it is counted, and
+ * "last message repeated N times" follows before the next different line
+ * (or at exit). Apart from that, one call site (one format string) writes
+ * at most ERR_SITE_BURST lines per window; the rest are counted and
+ * reported as one line when the site speaks again after the window.
+ */
+#define ERR_WINDOW_MS 1000
+#define ERR_SITE_BURST 10
+
 /* Set the name used in every message; call first thing in main. */
 void err_init(const char *argv0);
 const char *err_progname(void);
 
 /*
  * Where diagnostics go after the caller's stderr is gone (daemons):
- * ERR_TO_STDERR (default), ERR_TO_SYSLOG, or a file opened for append.
+ * stderr (default), syslog, or a file opened for append.
  * err_to_file() returns -1 with errno set when the file cannot be opened.
  */
-enum err_sink { ERR_TO_STDERR, ERR_TO_SYSLOG, ERR_TO_FILE };
 void err_to_syslog(void);
 int err_to_file(const char *path);
+/* The log file's descriptor, or -1 when diagnostics do not go to a file. */
 int err_file_fd(void);
 
 /*
- * warnx("fmt", ...) prints "prog: message"; when fmt ends in ':' the
- * current errno's text is appended, as in sbase's eprintf.
+ * err_warn("fmt", ...) writes "prog: message" to the sink; when fmt ends
+ * in ':' the current errno's text is appended, as in sbase's eprintf.
+ * errno is preserved.
  */
-void warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void vwarnx(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
-/* warnx then exit(code). */
-_Noreturn void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* "prog: message" plus the usage hint line, then exit(EXIT_USAGE). */
-_Noreturn void usage_error(const char *synopsis, const char *fmt, ...)
+void err_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void err_vwarn(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+/* err_warn, then exit(code). */
+_Noreturn void err_die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "prog: message" plus the usage hint line on stderr, then exit(EXIT_USAGE). */
+_Noreturn void err_usage(const char *synopsis, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* Write what the limiter still holds back (counts of suppressed lines). */
+void err_flush(void);
 
 #endif

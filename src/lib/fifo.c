@@ -11,12 +11,7 @@
 #include <unistd.h>
 
 #include "io.h"
-
-static int name_char(char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-	       c == '.' || c == '_' || c == '-';
-}
+#include "name.h"
 
 int fifo_check_id(const char *id)
 {
@@ -34,11 +29,8 @@ int fifo_check_id(const char *id)
 			goto bad;
 		return FIFO_ID_PATH;
 	}
-	if (len < 1 || len > FIFO_ID_MAX || id[0] == '.' || id[0] == '-')
+	if (!name_ok(id))
 		goto bad;
-	for (const char *p = id; *p; p++)
-		if (!name_char(*p))
-			goto bad;
 	return FIFO_ID_NAME;
 bad:
 	errno = EINVAL;

@@ -18,7 +18,6 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#define FIFO_ID_MAX 64		/* longest plain ID */
 #define FIFO_UNREAD ".unread" /* suffix of the file unread bytes are saved to */
 
 enum fifo_kind {
@@ -35,10 +34,9 @@ struct fifo {
 };
 
 /*
- * Classify an ID: FIFO_ID_NAME for 1-64 characters of [A-Za-z0-9._-] not
- * starting with '.' or '-'; FIFO_ID_PATH for an ID containing '/' whose
- * last component is not empty, "." or "..", and with no control
- * character. Returns -1 with errno EINVAL for anything else.
+ * Classify an ID: FIFO_ID_NAME for a plain name (name_ok); FIFO_ID_PATH
+ * for an ID containing '/' whose last component is not empty, "." or
+ * "..", and with no control character. Returns -1 with errno EINVAL for anything else.
  */
 int fifo_check_id(const char *id);
 

@@ -1,7 +1,9 @@
+#define _GNU_SOURCE /* getopt_long_only */
 #include "opt.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,47 +12,47 @@
 
 #include "err.h"
 
-static int takes_arg(const char *optstring, char c)
+int opt_next(int argc, char **argv, const char *optstring, const char *usage)
 {
-	const char *p = strchr(optstring, c);
+	static const struct option words[] = {
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
 
-	return c != ':' && p && p[1] == ':';
-}
-
-void opt_common(int argc, char **argv, const char *optstring, const char *usage)
-{
-	opterr = 0; /* getopt's errors are reported by opt_bad, in our format */
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-
-		if (strcmp(a, "--") == 0)
-			break;
-		if (!strcmp(a, "-h") || !strcmp(a, "-help") || !strcmp(a, "--help")) {
-			fputs(usage, stdout);
-			exit(0);
-		}
-		if (!strcmp(a, "-V") || !strcmp(a, "-version") || !strcmp(a, "--version")) {
-			printf("%s %s\n", err_progname(), SP_VERSION);
-			exit(0);
-		}
-		/* Skip the argument of a cluster like "-fp" whose last option wants one. */
-		if (a[0] == '-' && a[1] && a[1] != '-') {
-			for (const char *c = a + 1; *c; c++) {
-				if (takes_arg(optstring, *c)) {
-					if (c[1] == '\0')
-						i++;
-					break;
-				}
-			}
-		}
+	opterr = 0; /* opt_bad reports, in our format */
+	/* _only: one dash is enough for a word, while -v and clusters stay short options. */
+	c = getopt_long_only(argc, argv, optstring, words, NULL);
+	if (c == 'h') {
+		fputs(usage, stdout);
+		exit(fflush(stdout) == 0 ? 0 : EXIT_RUNTIME);
 	}
+	if (c == 'V') {
+		printf("%s %s\n", err_progname(), SP_VERSION);
+		exit(fflush(stdout) == 0 ? 0 : EXIT_RUNTIME);
+	}
+	return c;
 }
 
-void opt_bad(const char *optstring, const char *synopsis)
+void opt_bad(char **argv, const char *optstring, const char *synopsis)
 {
+	/* An unknown word (--foo) leaves optopt 0 and optind past it. */
+	if (optopt == 0)
+		err_usage(synopsis, "unknown option %s", argv[optind - 1]);
 	if (optopt != ':' && strchr(optstring, optopt))
-		usage_error(synopsis, "-%c needs an argument", optopt);
-	usage_error(synopsis, "unknown option -%c", optopt);
+		err_usage(synopsis, "-%c needs an argument", optopt);
+	err_usage(synopsis, "unknown option -%c", optopt);
+}
+
+long opt_port_or_die(const char *s, const char *synopsis)
+{
+	long v;
+
+	if (opt_long(s, OPT_PORT_MIN, OPT_PORT_MAX, &v) < 0)
+		err_usage(synopsis, "port: '%s' is not a number from %d to %d", s, OPT_PORT_MIN,
+			  OPT_PORT_MAX);
+	return v;
 }
 
 int opt_long(const char *s, long min, long max, long *out)
@@ -82,24 +84,33 @@ long opt_long_or_die(const char *s, long min, long max, const char *what, const 
 
 	if (opt_long(s, min, max, &v) < 0) {
 		if (errno == ERANGE)
-			usage_error(synopsis, "%s: '%s' is out of range (%ld-%ld)", what, s, min, max);
-		usage_error(synopsis, "%s: '%s' is not a number", what, s);
+			err_usage(synopsis, "%s: '%s' is out of range (%ld-%ld)", what, s, min, max);
+		err_usage(synopsis, "%s: '%s' is not a number", what, s);
 	}
 	return v;
 }
 
-long opt_seconds_ms(const char *s, long max)
+long opt_ms(const char *s, long min_ms, long max_ms)
 {
 	char *end;
 	double d;
 
-	if (!s || !*s || !(isdigit((unsigned char)*s) || *s == '.'))
+	if (!s || !*s || !(isdigit((unsigned char)*s) || *s == '.')) {
+		errno = EINVAL;
 		return -1;
+	}
 	errno = 0;
 	d = strtod(s, &end);
-	if (*end != '\0' || errno || d < 0 || d > (double)max)
+	if (*end != '\0' || errno) {
+		errno = errno == ERANGE ? ERANGE : EINVAL;
 		return -1;
-	return (long)(d * 1000.0 + 0.5);
+	}
+	d = d * 1000.0 + 0.5;
+	if (d < (double)min_ms || d > (double)max_ms + 0.5) {
+		errno = ERANGE;
+		return -1;
+	}
+	return (long)d;
 }
 
 long opt_bytes(const char *s, long min, long max)
@@ -148,18 +159,31 @@ long opt_bytes_or_die(const char *s, long min, long max, const char *what, const
 	if (v < 0) {
 		size_text(min, lo);
 		size_text(max, hi);
-		usage_error(synopsis, "%s: '%s' is not a size from %s to %s", what, s, lo, hi);
+		err_usage(synopsis, "%s: '%s' is not a size from %s to %s", what, s, lo, hi);
 	}
 	return v;
 }
 
-long opt_seconds_or_die(const char *s, int allow_zero, long max, const char *what,
-			const char *synopsis)
+/* Milliseconds as seconds a user would write: "5", "0.25". */
+static void secs_text(long ms, char buf[32])
 {
-	long ms = opt_seconds_ms(s, max);
+	if (ms % 1000 == 0)
+		snprintf(buf, 32, "%ld", ms / 1000);
+	else
+		snprintf(buf, 32, "%g", (double)ms / 1000.0);
+}
 
-	if (ms < 0 || (ms == 0 && !allow_zero))
-		usage_error(synopsis, "%s: '%s' is not a duration in seconds (0-%ld%c", what, s, max,
-			    allow_zero ? ')' : ']');
+long opt_ms_or_die(const char *s, long min_ms, long max_ms, const char *what,
+		   const char *synopsis)
+{
+	long ms = opt_ms(s, min_ms, max_ms);
+	char lo[32], hi[32];
+
+	if (ms < 0) {
+		secs_text(min_ms, lo);
+		secs_text(max_ms, hi);
+		err_usage(synopsis, "%s: '%s' is not a duration from %s to %s seconds", what, s, lo,
+			  hi);
+	}
 	return ms;
 }

@@ -3,18 +3,30 @@
 #define SP_OPT_H
 
 /*
- * Handle -h/-help/--help (print usage to stdout, exit 0) and
- * -V/-version/--version ("NAME VERSION", exit 0) anywhere before "--".
- * optstring is the tool's getopt string, so option arguments are skipped.
- * Also silences getopt's own messages: opt_bad reports them instead.
+ * The next option, as getopt(3) with optstring, which must list h and V:
+ * -h, -help and --help print usage to stdout and exit 0; -V, -version and
+ * --version print "NAME VERSION" and exit 0 (socket-1.1 spelled them with
+ * one dash). getopt's own messages are off: on '?' or ':' call opt_bad.
+ * The one parser of every tool's command line; options may follow
+ * operands (glibc permutes), "--" ends them.
  */
-void opt_common(int argc, char **argv, const char *optstring, const char *usage);
+int opt_next(int argc, char **argv, const char *optstring, const char *usage);
 
 /*
- * After getopt returned '?' or ':' (with opterr = 0): exit with a usage
- * error naming the unknown option, or the option missing its argument.
+ * After opt_next returned '?' or ':': exit with a usage error naming the
+ * unknown option, or the option missing its argument.
  */
-_Noreturn void opt_bad(const char *optstring, const char *synopsis);
+_Noreturn void opt_bad(char **argv, const char *optstring, const char *synopsis);
+
+/*
+ * A PORT operand of the tools that bind or reach a buffer: a number from
+ * OPT_PORT_MIN to OPT_PORT_MAX (registered ports, so no root is needed and
+ * the kernel's ephemeral range is left alone). Exits with the one usage
+ * error for it otherwise.
+ */
+#define OPT_PORT_MIN 1024
+#define OPT_PORT_MAX 49151
+long opt_port_or_die(const char *s, const char *synopsis);
 
 /*
  * Parse s as a whole decimal number in [min, max]. Returns 0, or -1 with
@@ -37,15 +49,13 @@ long opt_long_or_die(const char *s, long min, long max, const char *what, const 
 
 /*
  * Parse a duration in seconds, with an optional fraction ("2", "0.5"),
- * in [0, max]; returns milliseconds or -1.
+ * into milliseconds in [min_ms, max_ms]. Returns it, or -1 with errno
+ * EINVAL (malformed) or ERANGE (out of range).
  */
-long opt_seconds_ms(const char *s, long max);
+long opt_ms(const char *s, long min_ms, long max_ms);
 
-/*
- * Like opt_seconds_ms, but exits with a usage error naming the option;
- * zero is refused unless allow_zero.
- */
-long opt_seconds_or_die(const char *s, int allow_zero, long max, const char *what,
-			const char *synopsis);
+/* Like opt_ms, but exits with a usage error naming the option and the bounds. */
+long opt_ms_or_die(const char *s, long min_ms, long max_ms, const char *what,
+		   const char *synopsis);
 
 #endif

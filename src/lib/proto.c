@@ -10,6 +10,7 @@
 
 #include "io.h"
 #include "mem.h"
+#include "name.h"
 #include "sha256.h"
 
 ssize_t proto_fill(struct proto_in *in, int fd)
@@ -65,15 +66,6 @@ int proto_next(struct proto_in *in, char out[PROTO_LINE_MAX])
 		}
 	}
 	return 1;
-}
-
-int proto_valid_name(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > PROTO_NAME_MAX || s[0] == '.' || s[0] == '-')
-		return 0;
-	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
 }
 
 int proto_is_hex(const char *s, size_t n)
@@ -158,7 +150,7 @@ int proto_parse(char *line, struct proto_msg *m)
 			m->text = w[2];
 		for (int k = 3; k < n; k++)
 			((char *)w[k])[-1] = ' ';
-		if (!proto_valid_name(m->arg[0]))
+		if (!name_ok(m->arg[0]))
 			goto bad;
 		return 0;
 	}
@@ -182,11 +174,11 @@ int proto_parse(char *line, struct proto_msg *m)
 			goto bad;
 		break;
 	case PROTO_PORT:
-		if (!proto_valid_name(w[1]))
+		if (!name_ok(w[1]))
 			goto bad;
 		break;
 	case PROTO_GRANT:
-		if (!proto_valid_name(w[1]) || number(w[2], 1, 65535, &v) < 0 ||
+		if (!name_ok(w[1]) || number(w[2], 1, 65535, &v) < 0 ||
 		    !proto_is_hex(w[3], PROTO_TOKEN_HEX))
 			goto bad;
 		m->port = (int)v;

@@ -8,12 +8,14 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "name.h"
+
 #define PROTO_VERSION 1
 #define PROTO_LINE_MAX 1024 /* bytes in a line, its LF included */
 #define PROTO_NONCE_HEX 64  /* 32 random bytes */
 #define PROTO_MAC_HEX 64    /* HMAC-SHA-256 */
 #define PROTO_TOKEN_HEX 32  /* 16 random bytes */
-#define PROTO_NAME_MAX 64
+#define PROTO_NAME_MAX NAME_MAX_LEN
 #define PROTO_ARGS 4
 
 /* Bytes received and not yet taken as lines. */
@@ -71,9 +73,6 @@ struct proto_msg {
  * still tells which command it was).
  */
 int proto_parse(char *line, struct proto_msg *m);
-
-/* A daemon name: 1-64 of [A-Za-z0-9._-], not starting with '.' or '-'. */
-int proto_valid_name(const char *s);
 
 /* s is exactly n lowercase hex digits. */
 int proto_is_hex(const char *s, size_t n);

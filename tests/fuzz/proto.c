@@ -15,11 +15,11 @@ static void check_msg(const struct proto_msg *m)
 {
 	switch (m->cmd) {
 	case PROTO_PORT:
-		if (!proto_valid_name(m->arg[0]))
+		if (!name_ok(m->arg[0]))
 			abort();
 		break;
 	case PROTO_GRANT:
-		if (!proto_valid_name(m->arg[0]) || m->port < 1 || m->port > 65535 ||
+		if (!name_ok(m->arg[0]) || m->port < 1 || m->port > 65535 ||
 		    !proto_is_hex(m->arg[2], PROTO_TOKEN_HEX))
 			abort();
 		break;
@@ -28,7 +28,7 @@ static void check_msg(const struct proto_msg *m)
 			abort();
 		break;
 	case PROTO_FAIL:
-		if (!proto_valid_name(m->arg[0]) || !m->text)
+		if (!name_ok(m->arg[0]) || !m->text)
 			abort();
 		break;
 	case PROTO_HELLO:

@@ -57,7 +57,7 @@ int main(int argc, char **argv)
 	at = calloc(nb, sizeof *at);
 	cnt = calloc(nb, sizeof *cnt);
 	if (!b || !at || !cnt)
-		die(1, "memory:");
+		err_die(1, "memory:");
 	cfg.on_event = on_event;
 	for (size_t i = 0; i < nb; i++) {
 		pid_t holder;
@@ -72,7 +72,7 @@ int main(int argc, char **argv)
 			while (i-- > 0)
 				binding_close(b[i], 0);
 			errno = saved;
-			die(1, "%s:", cfg.path);
+			err_die(1, "%s:", cfg.path);
 		}
 		room += binding_nfds(b[i]);
 		printf("%d\n", binding_port(b[i]));
@@ -80,7 +80,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	pfd = calloc(room, sizeof *pfd);
 	if (!pfd)
-		die(1, "memory:");
+		err_die(1, "memory:");
 	for (live = nb; live > 0;) {
 		size_t n = 1;
 		int timeout = -1, sig;
@@ -99,7 +99,7 @@ int main(int argc, char **argv)
 				timeout = t;
 		}
 		if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR)
-			die(1, "poll:");
+			err_die(1, "poll:");
 		if (pfd[0].revents && (sig = sig_drain(NULL, NULL))) {
 			for (size_t i = 0; i < nb; i++)
 				if (b[i])
@@ -115,7 +115,7 @@ int main(int argc, char **argv)
 			if (!b[i])
 				continue;
 			if (binding_handle(b[i], pfd + at[i], cnt[i]) < 0)
-				warnx("%s:", argv[optind + (int)i]);
+				err_warn("%s:", argv[optind + (int)i]);
 			if (binding_done(b[i])) {
 				binding_close(b[i], 1);
 				b[i] = NULL;
