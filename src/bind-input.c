@@ -15,6 +15,7 @@
 #include "lib/daemon.h"
 #include "lib/err.h"
 #include "lib/fifo.h"
+#include "lib/listener.h"
 #include "lib/net.h"
 #include "lib/opt.h"
 #include "lib/sig.h"
@@ -94,7 +95,11 @@ static void on_event(const struct binding_event *ev, void *arg)
 	case BINDING_EV_REJECT: err_warn("%s: refused %s: %s", o->id, ev->peer, ev->why); break;
 	case BINDING_EV_ERROR:
 		errno = ev->err;
-		err_warn("%s: sender %s:", o->id, *ev->peer ? ev->peer : "(accept)");
+		if (*ev->peer)
+			err_warn("%s: sender %s:", o->id, ev->peer);
+		else
+			err_warn("%s: sender (accept): %s (%llu in the last second; pausing)", o->id,
+				 strerror(ev->err), ev->bytes);
 		break;
 	case BINDING_EV_DONE: err_warn("%s: drained; closing", o->id); break;
 	}
@@ -102,8 +107,10 @@ static void on_event(const struct binding_event *ev, void *arg)
 
 static struct binding *open_binding(struct opts *o)
 {
+	struct listener l;
 	struct binding_config cfg = {
 		.path = o->path,
+		.listener = &l,
 		.flags = (o->once ? BINDING_ONCE : 0) | (o->spool ? BINDING_SPOOL : 0),
 		.max_conns = (size_t)o->maxconn,
 		.mem_cap = (size_t)o->membytes,
@@ -113,22 +120,16 @@ static struct binding *open_binding(struct opts *o)
 	};
 	struct binding *b;
 	pid_t holder = 0;
+	char why[64];
 	int gai = 0;
 
-	cfg.listen_fd = net_listen(NULL, o->port, SOMAXCONN, &gai);
-	if (cfg.listen_fd < 0)
+	if (listener_open(&l, NULL, o->port, SOMAXCONN, &gai) < 0)
 		err_die(EXIT_RUNTIME, "listen on port %s: %s", o->port, net_strerror(gai));
 	b = binding_open(&cfg, &holder, &gai);
-	if (b)
-		return b;
-	if (errno == EBUSY && holder > 0)
-		err_die(EXIT_RUNTIME, "%s: in use by PID %ld", o->path, (long)holder);
-	if (errno == EBUSY)
-		err_die(EXIT_RUNTIME, "%s: in use by another binding", o->path);
-	if (errno == EEXIST)
-		err_die(EXIT_RUNTIME, "%s: exists and is not a %s; not touching it", o->path,
-		    o->spool ? "regular file" : "FIFO");
-	err_die(EXIT_RUNTIME, "%s:", o->path);
+	if (!b)
+		err_die(EXIT_RUNTIME, "%s: %s", o->path,
+			fifo_why(errno, o->spool, holder, why, sizeof why));
+	return b;
 }
 
 static _Noreturn void finish(struct opts *o, struct binding *b, int code)

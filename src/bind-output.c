@@ -7,7 +7,6 @@
 #define _GNU_SOURCE /* MSG_NOSIGNAL */
 #include <errno.h>
 #include <malloc.h>
-#include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,13 +15,15 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "lib/connector.h"
 #include "lib/daemon.h"
 #include "lib/err.h"
 #include "lib/fifo.h"
 #include "lib/io.h"
-#include "lib/mem.h"
+#include "lib/linger.h"
 #include "lib/net.h"
 #include "lib/opt.h"
+#include "lib/queue.h"
 #include "lib/sig.h"
 
 /*
@@ -34,9 +35,8 @@
  */
 #define CHUNK (256u << 10)
 #define IDLE_MS 1000 /* give the buffer back after this long with nothing to send */
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 30000
-#define TEARDOWN_MS 5000 /* how long teardown keeps sending what was written */
+#define TEARDOWN_MS 5000      /* how long teardown keeps sending what was written */
+#define TEARDOWN_DRAIN_MS 500 /* then how long the receiver may take to close */
 #define MEM_DEFAULT (1L << 20)
 #define PIPE_SIZE (1u << 20) /* fewer wake-ups for bulk writers; best effort */
 
@@ -62,18 +62,15 @@ struct opts {
 	char *path;
 };
 
-struct out {
+/* The daemon: one FIFO, one connection (or none, between tries), one queue. */
+struct sender {
 	const struct opts *o;
 	struct fifo fifo;
 	int sigfd;
-	int sock;	  /* -1 while disconnected */
-	int connecting;	  /* a non-blocking connect is under way on sock */
-	int sock_full;	  /* the socket refused bytes: wait for POLLOUT */
-	struct addrinfo *addrs, *next_ai;
-	long backoff_ms;
-	long long retry_at; /* disconnected: when to try again */
-	char *q;	    /* bytes taken from the FIFO and not yet sent */
-	size_t qoff, qlen, qcap;
+	int sock;      /* -1 while disconnected or connecting */
+	int sock_full; /* the socket refused bytes: wait for POLLOUT */
+	struct connector conn;
+	struct queue q; /* bytes taken from the FIFO and not yet sent */
 };
 
 static void parse(int argc, char **argv, struct opts *o)
@@ -114,93 +111,57 @@ static void parse(int argc, char **argv, struct opts *o)
 		err_die(EXIT_RUNTIME, "%s:", o->id);
 }
 
-/* ---- the queue ---- */
-
-static void queue_took(struct out *s, size_t n)
+/* Move up to max bytes (at most CHUNK) from the FIFO to the queue's tail; bytes, 0, -1. */
+static ssize_t fifo_to_queue(struct sender *s, size_t max)
 {
-	s->qoff += n;
-	s->qlen -= n;
-	if (!s->qlen) {
-		s->qoff = 0;
-		if (s->qcap > CHUNK) {
-			free(s->q);
-			s->q = NULL;
-			s->qcap = 0;
-		}
-	}
-}
-
-/* Idle: the buffer goes back to the system (see mallopt in main). */
-static void queue_release(struct out *s)
-{
-	if (!s->qlen) {
-		free(s->q);
-		s->q = NULL;
-		s->qcap = 0;
-		s->qoff = 0;
-	}
-}
-
-/*
- * Move up to max bytes (at most CHUNK) from the FIFO to the end of the
- * queue, read straight into it; returns bytes, 0 if none, -1.
- */
-static ssize_t fifo_to_queue(struct out *s, size_t max)
-{
+	char *t;
 	ssize_t r;
 
 	if (max > CHUNK)
 		max = CHUNK;
 	if (!max)
 		return 0;
-	if (s->qoff + s->qlen + max > s->qcap) {
-		if (s->qoff) {
-			memmove(s->q, s->q + s->qoff, s->qlen);
-			s->qoff = 0;
-		}
-		if (mem_reserve(&s->q, &s->qcap, s->qlen + max, 1, CHUNK) < 0)
-			return -1;
-	}
-	r = io_read(s->fifo.fd, s->q + s->qoff + s->qlen, max);
+	if (!(t = queue_tail(&s->q, max)))
+		return -1;
+	r = io_read(s->fifo.fd, t, max);
 	if (r < 0)
 		return errno == EAGAIN ? 0 : -1;
-	s->qlen += (size_t)r;
+	queue_commit(&s->q, (size_t)r);
 	return r;
 }
 
-/* ---- the connection ---- */
-
-static void drop_conn(struct out *s)
+static void drop_conn(struct sender *s)
 {
 	if (s->sock >= 0)
 		close(s->sock);
 	s->sock = -1;
-	s->connecting = 0;
 	s->sock_full = 0;
 }
 
 /* Save what was not sent, remove the FIFO, exit. */
-static _Noreturn void finish(struct out *s, int code)
+static _Noreturn void finish(struct sender *s, int code)
 {
-	struct iovec iov = {s->q + s->qoff, s->qlen};
+	size_t n;
+	const char *p = queue_unsent(&s->q, &n);
+	struct iovec iov = {(void *)p, n};
 	long long saved;
 
 	drop_conn(s);
 	/* The queue is older than what still sits in the pipe. */
-	saved = fifo_spill(&s->fifo, &iov, s->qlen ? 1 : 0, s->qlen ? 1 : 0);
+	saved = fifo_spill(&s->fifo, &iov, n ? 1 : 0, n ? 1 : 0);
 	if (saved < 0)
 		err_warn("%s: saving unsent bytes to %s%s:", s->o->id, s->o->path, FIFO_UNREAD);
 	else if (saved > 0)
 		err_warn("%s: %lld unsent bytes saved to %s%s", s->o->id, saved, s->o->path,
-		      FIFO_UNREAD);
+			 FIFO_UNREAD);
 	fifo_close(&s->fifo);
-	freeaddrinfo(s->addrs);
-	free(s->q);
+	connector_free(&s->conn);
+	queue_free(&s->q);
 	exit(saved < 0 && code == 0 ? EXIT_RUNTIME : code);
 }
 
 /* The connection ended (err 0: the peer closed). */
-static void lost(struct out *s, int err)
+static void lost(struct sender *s, int err)
 {
 	if (err) {
 		errno = err;
@@ -211,60 +172,22 @@ static void lost(struct out *s, int err)
 	drop_conn(s);
 	if (!s->o->reconnect)
 		finish(s, err ? EXIT_RUNTIME : 0);
-	s->retry_at = io_now_ms() + s->backoff_ms;
+	connector_lost(&s->conn, io_now_ms());
 }
 
-static void try_connect(struct out *s)
+/* A connect under way, or due: once it is made, the queue goes first. */
+static void reconnect(struct sender *s, short revents)
 {
-	struct addrinfo *ai = s->next_ai ? s->next_ai : s->addrs;
-	int fd;
+	int r = connector_step(&s->conn, revents, io_now_ms());
 
-	s->next_ai = ai->ai_next;
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		goto failed;
-	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-		s->sock = fd;
-		goto up;
-	}
-	if (errno == EINPROGRESS) {
-		s->sock = fd;
-		s->connecting = 1;
-		return;
-	}
-	close(fd);
-failed:
-	s->retry_at = io_now_ms() + s->backoff_ms;
-	s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
-	return;
-up:
+	if (r != 1)
+		return; /* a failed round waits for the backoff by itself */
+	s->sock = connector_take(&s->conn);
 	err_warn("%s: reconnected to %s %s", s->o->id, s->o->host, s->o->port);
-	s->backoff_ms = BACKOFF_MIN_MS;
-	s->next_ai = NULL;
-}
-
-static void connect_done(struct out *s)
-{
-	int err = 0;
-	socklen_t len = sizeof err;
-
-	s->connecting = 0;
-	if (getsockopt(s->sock, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		err = errno;
-	if (err) {
-		drop_conn(s);
-		s->retry_at = io_now_ms() + s->backoff_ms;
-		s->backoff_ms =
-			s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
-		return;
-	}
-	err_warn("%s: reconnected to %s %s", s->o->id, s->o->host, s->o->port);
-	s->backoff_ms = BACKOFF_MIN_MS;
-	s->next_ai = NULL;
 }
 
 /* The receiver sends nothing we want; its EOF or error means it is gone. */
-static void peer_read(struct out *s)
+static void peer_read(struct sender *s)
 {
 	char buf[4096];
 	ssize_t r = 0;
@@ -280,29 +203,15 @@ static void peer_read(struct out *s)
 		lost(s, errno);
 }
 
-static int send_queue(struct out *s)
+static int send_queue(struct sender *s)
 {
-	while (s->qlen) {
-		ssize_t w = send(s->sock, s->q + s->qoff, s->qlen, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN) {
-				s->sock_full = 1;
-				return 0;
-			}
-			return -1;
-		}
-		queue_took(s, (size_t)w);
-	}
-	return 0;
+	return queue_write(&s->q, s->sock, QUEUE_SOCKET, &s->sock_full) < 0 ? -1 : 0;
 }
 
 /* FIFO to socket while the queue is empty, through the queue. */
-static int pump(struct out *s)
+static int pump(struct sender *s)
 {
-	for (int rounds = 0; rounds < 16 && !s->qlen; rounds++) {
+	for (int rounds = 0; rounds < 16 && !queue_pending(&s->q); rounds++) {
 		ssize_t r = fifo_to_queue(s, CHUNK);
 
 		if (r <= 0)
@@ -315,15 +224,15 @@ static int pump(struct out *s)
 
 /*
  * Teardown: send the queue and what the FIFO holds now for up to
- * TEARDOWN_MS, close our side cleanly, save the rest.
+ * TEARDOWN_MS, close our side gracefully, save the rest.
  */
-static _Noreturn void teardown(struct out *s, int sig)
+static _Noreturn void teardown(struct sender *s, int sig)
 {
 	long long by = io_now_ms() + TEARDOWN_MS;
 	size_t left = fifo_pending(&s->fifo);
 
 	err_warn("%s: signal %d: tearing down", s->o->id, sig);
-	if (s->sock < 0 || s->connecting)
+	if (s->sock < 0)
 		finish(s, EXIT_SIGNAL(sig));
 	/* Only what was written before the signal: writers may go on forever. */
 	while (left) {
@@ -332,63 +241,56 @@ static _Noreturn void teardown(struct out *s, int sig)
 			break;
 		left -= (size_t)r;
 	}
-	while (s->qlen) {
+	while (queue_pending(&s->q)) {
 		long long now = io_now_ms();
 		struct pollfd pfd[2] = {{.fd = s->sock, .events = POLLOUT},
 					{.fd = s->sigfd, .events = POLLIN}};
 
-		if (now >= by)
-			break;
-		s->sock_full = 0;
-		if (send_queue(s) < 0)
-			break;
-		if (!s->qlen)
+		if (now >= by || send_queue(s) < 0 || !queue_pending(&s->q))
 			break;
 		if (poll(pfd, 2, (int)(by - now)) < 0 && errno != EINTR)
 			break;
 		if (pfd[1].revents && sig_drain(NULL, NULL))
 			break; /* asked twice: stop waiting */
 	}
-	if (!s->qlen) {
-		char buf[4096];
-
-		shutdown(s->sock, SHUT_WR);
+	if (!queue_pending(&s->q)) {
 		/* Unread bytes from the peer would turn our close into a reset. */
-		while (recv(s->sock, buf, sizeof buf, MSG_DONTWAIT) > 0)
-			;
+		linger_close(s->sock, TEARDOWN_DRAIN_MS);
+		s->sock = -1;
 	}
 	finish(s, EXIT_SIGNAL(sig));
 }
 
-static void loop(struct out *s)
+static void loop(struct sender *s)
 {
 	for (;;) {
 		struct pollfd pfd[3];
-		int fifo_at = -1, sock_at = -1, timeout = -1, n = 0, sig, ready;
-		size_t cap = (size_t)s->o->membytes;
+		int fifo_at = -1, sock_at = -1, conn_at = -1, timeout = -1, n = 0, sig, ready;
+		size_t cap = (size_t)s->o->membytes, pending = queue_pending(&s->q);
+		long long now = io_now_ms();
 
 		pfd[n++] = (struct pollfd){.fd = s->sigfd, .events = POLLIN};
 		if (s->sock >= 0) {
 			short ev = POLLIN;
 
-			if (s->connecting || s->qlen || s->sock_full)
+			if (pending || s->sock_full)
 				ev |= POLLOUT;
 			sock_at = n;
 			pfd[n++] = (struct pollfd){.fd = s->sock, .events = ev};
-			if (!s->connecting && !s->qlen && !s->sock_full) {
+			if (!pending && !s->sock_full) {
 				fifo_at = n;
 				pfd[n++] = (struct pollfd){.fd = s->fifo.fd, .events = POLLIN};
 			}
 		} else {
-			long long now = io_now_ms();
-
-			timeout = s->retry_at > now ? (int)(s->retry_at - now) : 0;
-			if (s->qlen < cap) {
+			if (connector_pollfd(&s->conn, &pfd[n]))
+				conn_at = n++;
+			timeout = connector_timeout(&s->conn, now);
+			if (pending < cap) {
 				fifo_at = n;
 				pfd[n++] = (struct pollfd){.fd = s->fifo.fd, .events = POLLIN};
 			}
 		}
-		if (s->q && !s->qlen && (timeout < 0 || timeout > IDLE_MS))
+		if (s->q.cap && !pending && (timeout < 0 || timeout > IDLE_MS))
 			timeout = IDLE_MS;
 		if ((ready = poll(pfd, (nfds_t)n, timeout)) < 0) {
 			if (errno == EINTR)
@@ -397,23 +299,17 @@ static void loop(struct out *s)
 			finish(s, EXIT_RUNTIME);
 		}
 		if (!ready)
-			queue_release(s);
+			queue_release(&s->q, 0); /* idle: the buffer goes back (see mallopt in main) */
 		if (pfd[0].revents && (sig = sig_drain(NULL, NULL)))
 			teardown(s, sig);
 		if (s->sock < 0) {
 			/* Disconnected (-r): keep the writers going until the queue is full. */
 			if (fifo_at >= 0 && pfd[fifo_at].revents &&
-			    fifo_to_queue(s, cap - s->qlen) < 0) {
+			    fifo_to_queue(s, cap - pending) < 0) {
 				err_warn("%s: reading %s:", s->o->id, s->o->path);
 				finish(s, EXIT_RUNTIME);
 			}
-			if (io_now_ms() >= s->retry_at)
-				try_connect(s);
-			continue;
-		}
-		if (s->connecting) {
-			if (pfd[sock_at].revents)
-				connect_done(s);
+			reconnect(s, conn_at >= 0 ? pfd[conn_at].revents : 0);
 			continue;
 		}
 		if (pfd[sock_at].revents & (POLLIN | POLLHUP | POLLERR)) {
@@ -430,14 +326,33 @@ static void loop(struct out *s)
 	}
 }
 
+/* The first connection: every address of the host, one round; no -r or -r alike. */
+static int connect_first(struct sender *s, int *gai)
+{
+	if (connector_init(&s->conn, s->o->host, s->o->port, NULL, gai) < 0)
+		return -1;
+	for (;;) {
+		struct pollfd pfd;
+		int r = connector_step(&s->conn, connector_pollfd(&s->conn, &pfd) ? POLLOUT : 0,
+				       io_now_ms());
+
+		if (r == 1)
+			return connector_take(&s->conn);
+		if (r < 0)
+			return -1;
+		if (connector_pollfd(&s->conn, &pfd) && poll(&pfd, 1, -1) < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = {0};
-	struct out s = {.o = &o, .sock = -1, .backoff_ms = BACKOFF_MIN_MS};
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
+	struct sender s = {.o = &o, .sock = -1};
 	struct daemon d;
 	pid_t holder = 0;
-	int gai;
+	char why[64];
+	int gai = 0;
 
 	err_init(argv[0]);
 	/*
@@ -453,26 +368,16 @@ int main(int argc, char **argv)
 	if (s.sigfd < 0)
 		err_die(EXIT_RUNTIME, "signals:");
 	/* The FIFO first: a binding already live must not cost the receiver a connection. */
-	if (fifo_create(&s.fifo, o.path, 0, &holder) < 0) {
-		if (errno == EBUSY && holder > 0)
-			err_die(EXIT_RUNTIME, "%s: in use by PID %ld", o.path, (long)holder);
-		if (errno == EBUSY)
-			err_die(EXIT_RUNTIME, "%s: in use by another binding", o.path);
-		if (errno == EEXIST)
-			err_die(EXIT_RUNTIME, "%s: exists and is not a FIFO; not touching it", o.path);
-		err_die(EXIT_RUNTIME, "%s:", o.path);
-	}
+	if (fifo_create(&s.fifo, o.path, 0, &holder) < 0)
+		err_die(EXIT_RUNTIME, "%s: %s", o.path, fifo_why(errno, 0, holder, why, sizeof why));
 	fifo_set_size(&s.fifo, PIPE_SIZE);
-	gai = getaddrinfo(o.host, o.port, &hints, &s.addrs);
-	if (gai == 0)
-		s.sock = net_connect(o.host, o.port, NULL, &gai);
+	s.sock = connect_first(&s, &gai);
 	if (s.sock < 0) {
-		const char *why = net_strerror(gai);
+		const char *reason = net_strerror(gai);
 
 		fifo_close(&s.fifo);
-		err_die(EXIT_RUNTIME, "connect to %s %s: %s", o.host, o.port, why);
+		err_die(EXIT_RUNTIME, "connect to %s %s: %s", o.host, o.port, reason);
 	}
-	io_set_nonblock(s.sock, 1);
 	if (daemon_ready(&d, o.logfile) < 0) {
 		int saved = errno;
 		fifo_close(&s.fifo);

@@ -77,19 +77,6 @@ struct master {
 
 /* ---- options ---- */
 
-/* KEY or @FILE; an empty key is a usage error, an unreadable file a runtime one. */
-static void load_key(struct opts *o, const char *arg)
-{
-	if (proto_load_key(arg, &o->key, &o->keylen) == 0)
-		return;
-	if (errno == ENODATA)
-		err_usage(synopsis, "empty key%s%s", arg[0] == '@' ? " in " : "",
-			    arg[0] == '@' ? arg + 1 : "");
-	if (errno == EFBIG)
-		err_die(EXIT_RUNTIME, "key file %s: longer than %d bytes", arg + 1, PROTO_KEY_MAX);
-	err_die(EXIT_RUNTIME, "key file %s:", arg + 1);
-}
-
 static void parse(int argc, char **argv, struct opts *o)
 {
 	static const char optstring[] = ":bg:hL:V";
@@ -118,7 +105,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->host = argv[1];
 	o->port = argv[2];
 	o->ddir = argv[3];
-	load_key(o, argv[0]);
+	opt_key_or_die(argv[0], &o->key, &o->keylen, synopsis);
 }
 
 /* ---- the daemons ---- */

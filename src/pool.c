@@ -21,17 +21,20 @@
 #include "lib/daemon.h"
 #include "lib/err.h"
 #include "lib/fifo.h"
+#include "lib/guard.h"
+#include "lib/linger.h"
+#include "lib/listener.h"
 #include "lib/io.h"
 #include "lib/mem.h"
 #include "lib/net.h"
 #include "lib/opt.h"
 #include "lib/proto.h"
-#include "lib/sha256.h"
+#include "lib/queue.h"
 #include "lib/sig.h"
 
 #define OUT_HOLD 4096	    /* stop reading a master that leaves this much unread */
 #define OUT_MAX 65536	    /* a master that leaves this much unread is dropped */
-#define LINGER_MS 1000	    /* after our last line: read and drop the peer's bytes this long */
+#define POOL_LINGER_MS 1000 /* after our last line: read and drop the peer's bytes this long */
 #define GRANT_CONNS 4	    /* senders a grant's binding holds while checking tokens */
 #define ACCEPT_BURST 64	    /* connections taken per wakeup, so bindings are not starved */
 
@@ -64,26 +67,26 @@ struct opts {
 enum sstate {
 	S_NEW,	  /* greeted, waiting for AUTH */
 	S_AUTHED, /* serving PORT requests */
-	S_ENDED,  /* END received: waiting for its bindings to end, then BYE */
-	S_LINGER  /* our last line sent: dropping the peer's bytes until it closes */
+	S_ENDED	  /* END received: waiting for its bindings to end, then BYE */
 };
 
 struct session {
 	int fd;
 	enum sstate state;
 	size_t live; /* grants of this session not yet ended */
-	long long deadline; /* idle limit, or the end of lingering */
-	int closing;	    /* go to S_LINGER once out is flushed */
+	long long deadline; /* idle limit */
+	int closing;	    /* say nothing more; close gracefully once out is flushed */
+	int done;	    /* flushed and closing: hand the connection to the linger set */
 	char nonce[PROTO_NONCE_HEX + 1];
 	char ip[NET_IPLEN], peer[NET_IPLEN + NET_PORTLEN + 2];
-	char *out;
-	size_t olen, ocap;
+	struct queue out;
 	struct proto_in in;
 	size_t pfd; /* its slot in the poll set, or (size_t)-1 */
 };
 
 struct grant {
 	struct binding *b;
+	struct guard guard; /* the token and address its binding admits */
 	struct session *s; /* NULL once its master's connection is gone */
 	int connected;	   /* the master's sender passed the guard */
 	char name[PROTO_NAME_MAX + 1];
@@ -93,8 +96,10 @@ struct grant {
 struct pool {
 	const struct opts *o;
 	struct daemon dm;
-	int lfd, sigfd;
+	struct listener l; /* masters connect here; empty once no new ones are taken */
+	int sigfd;
 	int ended; /* without -l: a master said END, so no new masters */
+	struct linger_set linger; /* control connections we are done with */
 	long next_port;
 	struct session **s;
 	size_t ns, scap;
@@ -151,41 +156,23 @@ static void parse(int argc, char **argv, struct opts *o)
 	if (o->logfile && !*o->logfile)
 		err_usage(synopsis, "-L: empty file name");
 	o->port = argv[1];
-	if (proto_load_key(argv[0], &o->key, &o->keylen) < 0) {
-		if (errno == ENODATA)
-			err_usage(synopsis, "empty key%s%s", argv[0][0] == '@' ? " in " : "",
-				    argv[0][0] == '@' ? argv[0] + 1 : "");
-		if (errno == EFBIG)
-			err_die(EXIT_RUNTIME, "key file %s: longer than %d bytes", argv[0] + 1,
-			    PROTO_KEY_MAX);
-		err_die(EXIT_RUNTIME, "key file %s:", argv[0] + 1);
-	}
+	opt_key_or_die(argv[0], &o->key, &o->keylen, synopsis);
 }
 
 /* ---- control connections ---- */
 
 static void flush(struct session *s)
 {
-	while (s->olen) {
-		ssize_t w = send(s->fd, s->out, s->olen, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN) {
-				s->olen = 0; /* the peer is gone; the read side will tell */
-				s->closing = 1;
-			}
-			return;
-		}
-		memmove(s->out, s->out + w, s->olen - (size_t)w);
-		s->olen -= (size_t)w;
+	int full;
+
+	if (queue_write(&s->out, s->fd, QUEUE_SOCKET, &full) < 0) {
+		queue_consume(&s->out, s->out.len); /* the peer is gone; the read side will tell */
+		s->closing = 1;
 	}
-	if (s->closing && s->state != S_LINGER) {
-		/* FIN after our last line; then drain, so closing sends no reset over it. */
-		shutdown(s->fd, SHUT_WR);
-		s->state = S_LINGER;
-		s->deadline = io_now_ms() + LINGER_MS;
-	}
+	queue_release(&s->out, 4096);
+	/* FIN after our last line, then drain (linger.c), so closing sends no reset over it. */
+	if (s->closing && !queue_pending(&s->out))
+		s->done = 1;
 }
 
 static void say(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -196,7 +183,7 @@ static void say(struct session *s, const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	if (s->state == S_LINGER || s->closing)
+	if (s->closing)
 		return;
 	va_start(ap, fmt);
 	n = vsnprintf(line, sizeof line - 1, fmt, ap);
@@ -206,18 +193,14 @@ static void say(struct session *s, const char *fmt, ...)
 	if ((size_t)n > sizeof line - 2)
 		n = (int)sizeof line - 2;
 	line[n++] = '\n';
-	if (s->olen + (size_t)n > OUT_MAX) {
+	if (queue_pending(&s->out) + (size_t)n > OUT_MAX) {
 		err_warn("%s: not reading its replies; dropped", s->peer);
-		s->olen = 0;
+		queue_consume(&s->out, s->out.len);
 		s->closing = 1;
 		return;
 	}
-	if (mem_reserve(&s->out, &s->ocap, s->olen + (size_t)n, 1, 1024) < 0) {
+	if (queue_append(&s->out, line, (size_t)n) < 0)
 		s->closing = 1;
-		return;
-	}
-	memcpy(s->out + s->olen, line, (size_t)n);
-	s->olen += (size_t)n;
 }
 
 /* An error line, then the connection is closed. */
@@ -281,8 +264,11 @@ static void session_free(struct pool *p, size_t i)
 	for (size_t k = 0; k < p->ng; k++)
 		if (p->g[k]->s == s)
 			p->g[k]->s = NULL;
-	close(s->fd);
-	free(s->out);
+	if (s->done)
+		linger_add(&p->linger, s->fd, POOL_LINGER_MS);
+	else
+		close(s->fd);
+	queue_free(&s->out);
 	free(s);
 	p->s[i] = p->s[--p->ns];
 }
@@ -300,30 +286,32 @@ static void on_event(const struct binding_event *ev, void *arg)
 		break;
 	case BINDING_EV_ERROR:
 		errno = ev->err;
-		err_warn("%s: connection from %s:", g->name, ev->peer);
+		if (*ev->peer)
+			err_warn("%s: connection from %s:", g->name, ev->peer);
+		else
+			err_warn("%s: accept: %s (%llu in the last second; pausing)", g->name,
+				 strerror(ev->err), ev->bytes);
 		break;
 	default: break;
 	}
 }
 
-/* A listening socket on a free port of the range, or on the kernel's choice. */
-static int grant_listener(struct pool *p, int *gai)
+/* Listening sockets on a free port of the range, or on the kernel's choice. */
+static int grant_listener(struct pool *p, struct listener *l, int *gai)
 {
 	const struct opts *o = p->o;
 	char port[NET_PORTLEN];
 	long span = o->hi - o->lo + 1;
 
 	if (!o->lo)
-		return net_listen(o->addr, "0", SOMAXCONN, gai);
+		return listener_open(l, o->addr, "0", SOMAXCONN, gai);
 	for (long k = 0; k < span; k++) {
 		long cand = o->lo + (p->next_port - o->lo + k) % span;
-		int fd;
 
 		snprintf(port, sizeof port, "%ld", cand);
-		fd = net_listen(o->addr, port, SOMAXCONN, gai);
-		if (fd >= 0) {
+		if (listener_open(l, o->addr, port, SOMAXCONN, gai) == 0) {
 			p->next_port = cand + 1 > o->hi ? o->lo : cand + 1;
-			return fd;
+			return 0;
 		}
 		if (errno != EADDRINUSE && errno != EACCES)
 			return -1;
@@ -335,8 +323,9 @@ static int grant_listener(struct pool *p, int *gai)
 
 static void grant(struct pool *p, struct session *s, const char *name)
 {
-	char token[PROTO_TOKEN_HEX + 1];
+	char token[PROTO_TOKEN_HEX + 1], why[64];
 	struct binding_config cfg = {0};
+	struct listener l;
 	struct grant *g;
 	char *path;
 	pid_t holder = 0;
@@ -354,13 +343,13 @@ static void grant(struct pool *p, struct session *s, const char *name)
 	}
 	g = calloc(1, sizeof *g);
 	path = fifo_resolve(name, p->o->dir);
-	if (!g || !path || proto_random_hex(token, PROTO_TOKEN_HEX / 2) < 0) {
+	if (!g || !path || proto_random_hex(token, PROTO_TOKEN_HEX / 2) < 0 ||
+	    guard_init(&g->guard, token, s->ip, 0) < 0) {
 		say(s, "FAIL %s %s", name, strerror(errno));
 		goto out;
 	}
 	snprintf(g->name, sizeof g->name, "%s", name);
-	cfg.listen_fd = grant_listener(p, &gai);
-	if (cfg.listen_fd < 0) {
+	if (grant_listener(p, &l, &gai) < 0) {
 		if (errno == EADDRNOTAVAIL && p->o->lo)
 			say(s, "FAIL %s no free port in %ld-%ld", name, p->o->lo, p->o->hi);
 		else
@@ -368,20 +357,15 @@ static void grant(struct pool *p, struct session *s, const char *name)
 		goto out;
 	}
 	cfg.path = path;
+	cfg.listener = &l;
 	cfg.flags = BINDING_ONCE;
 	cfg.max_conns = GRANT_CONNS;
-	cfg.token = token;
-	cfg.peer_addr = s->ip;
+	cfg.guard = &g->guard.hook;
 	cfg.on_event = on_event;
 	cfg.arg = g;
 	g->b = binding_open(&cfg, &holder, &gai);
 	if (!g->b) {
-		if (errno == EBUSY)
-			say(s, "FAIL %s buffer in use by PID %ld", name, (long)holder);
-		else if (errno == EEXIST)
-			say(s, "FAIL %s buffer path exists and is not a FIFO", name);
-		else
-			say(s, "FAIL %s %s", name, net_strerror(gai));
+		say(s, "FAIL %s buffer %s", name, fifo_why(errno, 0, holder, why, sizeof why));
 		goto out;
 	}
 	g->s = s;
@@ -392,6 +376,8 @@ static void grant(struct pool *p, struct session *s, const char *name)
 out:
 	mem_wipe(token, sizeof token);
 	free(path);
+	if (g)
+		guard_wipe(&g->guard);
 	free(g);
 }
 
@@ -410,6 +396,7 @@ static void grant_end(struct pool *p, size_t i, int save)
 		g->s->closing = 1;
 		flush(g->s);
 	}
+	guard_wipe(&g->guard);
 	free(g);
 	p->g[i] = p->g[--p->ng];
 }
@@ -451,10 +438,9 @@ static void line_in(struct pool *p, struct session *s, char *line)
 		if (m.cmd != PROTO_END)
 			break;
 		s->state = S_ENDED;
-		if (!p->o->loop && p->lfd >= 0) {
+		if (!p->o->loop && !p->ended) {
 			/* One master's session is the whole job: no new masters. */
-			close(p->lfd);
-			p->lfd = -1;
+			listener_close(&p->l);
 			p->ended = 1;
 		}
 		if (s->live == 0) {
@@ -469,7 +455,7 @@ static void line_in(struct pool *p, struct session *s, char *line)
 	refuse(s, "command out of turn");
 }
 
-/* Returns 0, or -1 when the session is over and must be freed. */
+/* Returns 0, or -1 when the session is over and must be freed (done: gracefully). */
 static int session_io(struct pool *p, struct session *s, short revents)
 {
 	char line[PROTO_LINE_MAX];
@@ -481,13 +467,6 @@ static int session_io(struct pool *p, struct session *s, short revents)
 		ssize_t r;
 		int got;
 
-		if (s->state == S_LINGER) {
-			char junk[4096];
-			r = recv(s->fd, junk, sizeof junk, MSG_DONTWAIT);
-			if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
-				return -1;
-			return 0;
-		}
 		r = proto_fill(&s->in, s->fd);
 		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
 			if (s->state == S_AUTHED)
@@ -507,33 +486,48 @@ static int session_io(struct pool *p, struct session *s, short revents)
 		}
 		flush(s);
 	}
-	if (s->state == S_LINGER) {
-		if (now >= s->deadline)
-			return -1;
-	} else if (s->state != S_ENDED && now >= s->deadline && !s->closing) {
+	if (s->state != S_ENDED && now >= s->deadline && !s->closing) {
 		err_warn("%s: idle for %ld ms; dropped", s->peer, p->o->idle_ms);
 		refuse(s, "idle timeout");
 		flush(s);
 	}
-	return 0;
+	return s->done ? -1 : 0;
 }
 
 /* ---- the loop ---- */
 
+static void accept_masters(struct pool *p)
+{
+	for (int k = 0; k < ACCEPT_BURST; k++) {
+		unsigned long failures;
+		int fd = listener_accept(&p->l, io_now_ms(), &failures);
+
+		if (fd < 0) {
+			if (failures)
+				err_warn("accept: %s (%lu in the last second; pausing)", strerror(errno),
+					 failures);
+			return;
+		}
+		session_new(p, fd);
+	}
+}
+
 static _Noreturn void teardown(struct pool *p, int sig)
 {
-	if (p->lfd >= 0)
-		close(p->lfd);
+	listener_close(&p->l);
 	while (p->ns) {
-		p->s[0]->closing = 0;
-		if (p->s[0]->state != S_LINGER) {
-			say(p->s[0], "ERR pool shutting down");
-			flush(p->s[0]);
+		struct session *s = p->s[0];
+
+		if (!s->closing) {
+			say(s, "ERR pool shutting down");
+			flush(s);
 		}
+		s->done = 0; /* no lingering now: close at once */
 		session_free(p, 0);
 	}
 	while (p->ng)
 		grant_end(p, 0, 1);
+	linger_free(&p->linger);
 	err_warn("signal %d: ended", sig);
 	free(p->s);
 	free(p->g);
@@ -568,25 +562,30 @@ static int min_timeout(int a, long long b)
 static void loop(struct pool *p)
 {
 	for (;;) {
-		size_t n = 0, need = 2 + p->ns;
+		size_t n = 0, nl, nlin, need = 1 + LISTENER_MAX + p->ns + p->linger.n;
 		long long now = io_now_ms();
-		int timeout = -1, chld, sig;
+		int timeout, chld, sig;
 
-		if (p->ended && p->lfd < 0 && p->ng == 0 && p->ns == 0)
+		if (p->ended && p->ng == 0 && p->ns == 0 && p->linger.n == 0)
 			return;
 		for (size_t i = 0; i < p->ng; i++)
 			need += binding_nfds(p->g[i]->b);
 		pfd_room(p, need);
 		p->pfd[n++] = (struct pollfd){.fd = p->sigfd, .events = POLLIN};
-		if (p->lfd >= 0)
-			p->pfd[n++] = (struct pollfd){.fd = p->lfd, .events = POLLIN};
+		nl = listener_pollfds(&p->l, p->pfd + n, now);
+		n += nl;
+		timeout = listener_timeout(&p->l, now);
+		nlin = linger_pollfds(&p->linger, p->pfd + n);
+		n += nlin;
+		timeout = min_timeout(timeout, linger_timeout(&p->linger, now));
 		for (size_t i = 0; i < p->ns; i++) {
 			struct session *s = p->s[i];
+			size_t pending = queue_pending(&s->out);
 			short ev = 0;
 
-			if (s->olen)
+			if (pending)
 				ev |= POLLOUT;
-			if (s->olen < OUT_HOLD)
+			if (pending < OUT_HOLD)
 				ev |= POLLIN;
 			s->pfd = n;
 			p->pfd[n++] = (struct pollfd){.fd = s->fd, .events = ev};
@@ -626,24 +625,19 @@ static void loop(struct pool *p)
 			if (session_io(p, s, rev) < 0)
 				session_free(p, i--);
 		}
-		if (p->lfd >= 0 && p->pfd[1].revents) {
-			for (int k = 0; k < ACCEPT_BURST; k++) {
-				int fd = net_accept(p->lfd);
-				if (fd < 0) {
-					if (errno != EAGAIN && errno != ECONNABORTED)
-						err_warn("accept:");
-					break;
-				}
-				session_new(p, fd);
+		linger_handle(&p->linger, p->pfd + 1 + nl, nlin, io_now_ms());
+		for (size_t k = 0; k < nl; k++)
+			if (p->pfd[1 + k].revents) {
+				accept_masters(p);
+				break;
 			}
-		}
 	}
 }
 
 int main(int argc, char **argv)
 {
 	struct opts o = {0};
-	struct pool p = {.o = &o, .lfd = -1};
+	struct pool p = {.o = &o};
 	struct rlimit rl;
 	struct stat st;
 	int gai = 0;
@@ -665,15 +659,14 @@ int main(int argc, char **argv)
 	p.sigfd = sig_init(0);
 	if (p.sigfd < 0)
 		err_die(EXIT_RUNTIME, "signals:");
-	p.lfd = net_listen(o.addr, o.port, SOMAXCONN, &gai);
-	if (p.lfd < 0)
+	if (listener_open(&p.l, o.addr, o.port, SOMAXCONN, &gai) < 0)
 		err_die(EXIT_RUNTIME, "listen on %s %s: %s", o.addr ? o.addr : "*", o.port,
-		    net_strerror(gai));
-	io_set_nonblock(p.lfd, 1);
+			net_strerror(gai));
 	p.next_port = o.lo;
 	if (daemon_ready(&p.dm, o.logfile) < 0)
 		err_die(EXIT_RUNTIME, "%s:", o.logfile);
 	loop(&p);
+	linger_free(&p.linger);
 	free(p.s);
 	free(p.g);
 	free(p.pfd);

@@ -1,8 +1,13 @@
-#define _GNU_SOURCE /* memrchr, SIOCINQ */
+/*
+ * The binding's connection handling: accepting senders, their first line
+ * when a guard wants one, reading and splicing their bytes into the
+ * buffer's writer (pipew.c) through line assembly (lines.c), once mode's
+ * end, and the teardown that saves what nobody read.
+ */
+#define _GNU_SOURCE /* SIOCINQ */
 #include "binding.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/sockios.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,66 +19,49 @@
 
 #include "fifo.h"
 #include "io.h"
-#include "mem.h"
+#include "lines.h"
+#include "listener.h"
 #include "net.h"
+#include "pipew.h"
 
-#define SCRATCH 65536		/* one read from a sender */
-#define SPLICE_MAX (1u << 20)	/* one splice from the single sender */
-#define DRAIN_MIN_MS 10		/* once mode: first look at the pipe after the sender left */
-#define DRAIN_MAX_MS 250	/* ... backing off to this while nobody reads */
+#define SCRATCH 65536	      /* one read from a sender */
+#define SPLICE_MAX (1u << 20) /* one splice from the single sender */
+#define DRAIN_MIN_MS 10	      /* once mode: first look at the pipe after the sender left */
+#define DRAIN_MAX_MS 250      /* ... backing off to this while nobody reads */
 #define PEER_LEN (NET_IPLEN + NET_PORTLEN + 2)
-#define BULK_MIN 65536		/* a lone sender with this much waiting is spliced */
-#define TAIL_WAIT_MS 1000	/* others wait this long for a stalled spliced line */
-#define SPLICE_MIN 16384	/* pipe room worth a splice */
-#define ACCEPT_PAUSE_MS 100	/* out of descriptors: leave the backlog alone this long */
+#define BULK_MIN 65536 /* a lone sender with this much waiting is spliced */
+#define FIRST_READ 512 /* bytes read at a time while a first line is awaited */
 
-enum conn_state { CONN_AUTH, CONN_DATA };
+enum conn_state { CONN_FIRST, CONN_DATA };
 
 struct conn {
 	int fd;
 	enum conn_state state;
-	long long auth_by;	  /* CONN_AUTH: deadline for the token line */
-	unsigned long long bytes; /* data bytes received (token line excluded) */
-	char *part;		  /* an unfinished line (line mode), or the token line */
-	size_t plen, pcap;
+	long long first_by;	  /* CONN_FIRST: deadline for the first line */
+	unsigned long long bytes; /* data bytes received (a first line excluded) */
+	struct lines lines;	  /* an unfinished line (line mode), or the first line */
+	char ip[NET_IPLEN];
 	char peer[PEER_LEN];
 };
 
 struct binding {
 	struct fifo fifo;
-	int lfd;
+	struct pipew w;
+	struct listener l;
 	unsigned flags;
 	size_t max_conns, mem_cap;
-	char *token, *peer_addr; /* guard; token NULL once spent */
-	int guarded;		  /* a guard was configured */
-	long auth_ms;
+	struct binding_guard guard; /* hooks all NULL: no guard */
 	void (*on_event)(const struct binding_event *, void *);
 	void *arg;
 
 	struct conn *conns;
 	size_t nconns;
-
-	char *q; /* bytes waiting for room in the pipe, whole lines only */
-	size_t qoff, qlen, qcap;
-	size_t held; /* qlen + every conn's plen: what -m limits */
-
-	int single;	  /* one sender at a time: pass bytes through, no line assembly */
-	int splice_ok;	  /* a FIFO, and splice has not failed */
-	size_t pipe_cap;  /* the pipe's nominal size: splicing keeps within it */
 	size_t ndata;	  /* conns in CONN_DATA */
-	/*
-	 * Splicing moves a lone bulk sender's bytes without looking at them,
-	 * so the pipe may end mid-line. Until that sender's next newline has
-	 * gone in, it owns the pipe's tail and nobody else writes.
-	 */
-	int tail_owner;	    /* fd, or -1 */
-	size_t tail_bytes;  /* continuation written since splicing stopped */
-	long long tail_at;  /* last progress of the owner */
-	int fifo_full;	  /* the pipe refused bytes: wait for POLLOUT */
-	int passed;	  /* once mode: the sender was accepted */
+	size_t parts;	  /* bytes of CONN_DATA conns' unfinished lines */
+	int single;	  /* one sender at a time: pass bytes through, no line assembly */
+	int passed;	  /* once mode: the sender was admitted */
 	int done;
-	long long accept_at; /* accept() ran out of descriptors: not before this */
-	long long drain_at;  /* once mode, sender gone: when to look at the pipe again */
+	long long drain_at; /* once mode, sender gone: when to look at the pipe again */
 	int drain_step;
 	size_t drain_last;
 };
@@ -87,222 +75,80 @@ static void report(struct binding *b, enum binding_ev type, const char *peer, co
 		b->on_event(&ev, b->arg);
 }
 
-/* "::ffff:1.2.3.4" and "1.2.3.4" are the same sender. */
-static const char *plain_ip(const char *ip)
+/* What -m limits: whole lines queued plus every sender's unfinished line. */
+static size_t held(const struct binding *b)
 {
-	if (strncmp(ip, "::ffff:", 7) == 0 && strchr(ip + 7, '.'))
-		return ip + 7;
-	return ip;
+	return pipew_queued(&b->w) + b->parts;
 }
 
-/* ---- the queue: whole lines waiting for room in the pipe ---- */
-
-static int queue_add(struct binding *b, const char *p, size_t n)
+static int emit_cb(void *arg, const char *p, size_t n)
 {
-	if (b->qoff + b->qlen + n > b->qcap) {
-		if (b->qoff) {
-			memmove(b->q, b->q + b->qoff, b->qlen);
-			b->qoff = 0;
-		}
-		if (mem_reserve(&b->q, &b->qcap, b->qlen + n, 1, 16384) < 0)
-			return -1;
-	}
-	memcpy(b->q + b->qoff + b->qlen, p, n);
-	b->qlen += n;
-	b->held += n;
-	return 0;
+	return pipew_emit(&((struct binding *)arg)->w, p, n);
 }
 
-static void queue_took(struct binding *b, size_t n)
+/* Feed a data conn's bytes through line assembly, keeping b->parts right. */
+static int feed(struct binding *b, struct conn *c, const char *p, size_t n)
 {
-	b->qoff += n;
-	b->qlen -= n;
-	b->held -= n;
-	if (b->qlen == 0) {
-		b->qoff = 0;
-		/* An idle binding keeps little: give back a queue that grew. */
-		if (b->qcap > 65536) {
-			free(b->q);
-			b->q = NULL;
-			b->qcap = 0;
-		}
-	}
+	size_t before = c->lines.len;
+	int r = lines_feed(&c->lines, p, n, BINDING_LINE_MAX, emit_cb, b);
+
+	b->parts = b->parts - before + c->lines.len;
+	return r;
 }
 
-/* Write into the buffer without blocking; returns bytes taken or -1. */
-static ssize_t buffer_write(struct binding *b, const char *p, size_t n)
+/* Emit a data conn's unfinished line now (its end, or before splicing). */
+static int flush_part(struct binding *b, struct conn *c, int newline)
 {
-	ssize_t w;
+	size_t before = c->lines.len;
+	int r = lines_flush(&c->lines, newline, emit_cb, b);
 
-	if (b->fifo.spool)
-		return io_write_all(b->fifo.fd, p, n) < 0 ? -1 : (ssize_t)n;
-	do
-		w = write(b->fifo.fd, p, n);
-	while (w < 0 && errno == EINTR);
-	if (w < 0 && errno == EAGAIN) {
-		b->fifo_full = 1;
-		return 0;
-	}
-	if (w >= 0 && (size_t)w < n)
-		b->fifo_full = 1;
-	return w;
-}
-
-static int queue_flush(struct binding *b)
-{
-	while (b->qlen && !b->fifo_full) {
-		ssize_t w = buffer_write(b, b->q + b->qoff, b->qlen);
-
-		if (w < 0)
-			return -1;
-		queue_took(b, (size_t)w);
-	}
-	return 0;
-}
-
-/*
- * Hand bytes that may enter the buffer now, as one unit: straight into
- * the pipe while nothing waits before them, the rest queued behind.
- * Being the pipe's only writer and queueing in order is what keeps a
- * unit whole.
- */
-static int emit(struct binding *b, const char *p, size_t n)
-{
-	if (n == 0)
-		return 0;
-	if (b->qlen == 0 && !b->fifo_full) {
-		ssize_t w = buffer_write(b, p, n);
-
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return n ? queue_add(b, p, n) : 0;
-}
-
-/* ---- connections ---- */
-
-static int part_add(struct binding *b, struct conn *c, const char *p, size_t n)
-{
-	if (mem_reserve(&c->part, &c->pcap, c->plen + n, 1, 1024) < 0)
-		return -1;
-	memcpy(c->part + c->plen, p, n);
-	c->plen += n;
-	if (c->state == CONN_DATA)
-		b->held += n;
-	return 0;
-}
-
-static void part_clear(struct binding *b, struct conn *c)
-{
-	if (c->state == CONN_DATA)
-		b->held -= c->plen;
-	c->plen = 0;
-	free(c->part);
-	c->part = NULL;
-	c->pcap = 0;
-}
-
-/* Emit the unfinished line: at the sender's end or once it reached the line limit. */
-static int part_flush(struct binding *b, struct conn *c)
-{
-	int r;
-
-	if (!c->plen)
-		return 0;
-	/* Leave held counting these bytes until emit() queued what it could not write. */
-	r = emit(b, c->part, c->plen);
-	part_clear(b, c);
+	b->parts -= before;
 	return r;
 }
 
 /*
- * Data from a sender in line mode: the unfinished line plus everything up
- * to the last newline goes in as one unit; the tail waits for its newline.
+ * Bytes from a data conn. A single sender's go straight through. A sender
+ * that owns the pipe's tail (after a splice) finishes that line first.
  */
-static int take_lines(struct binding *b, struct conn *c, const char *p, size_t n)
+static int take(struct binding *b, struct conn *c, const char *p, size_t n)
 {
-	const char *nl;
-
 	if (b->single)
-		return emit(b, p, n);
-	if (b->tail_owner == c->fd) {
-		/* The rest of the line we spliced goes first, straight after it. */
-		nl = memchr(p, '\n', n);
+		return pipew_emit(&b->w, p, n);
+	if (pipew_owner(&b->w) == c->fd) {
+		const char *nl = memchr(p, '\n', n);
 		size_t k = nl ? (size_t)(nl + 1 - p) : n;
 
-		if (emit(b, p, k) < 0)
+		if (pipew_emit(&b->w, p, k) < 0)
 			return -1;
-		b->tail_bytes += k;
-		b->tail_at = io_now_ms();
-		if (nl || b->tail_bytes >= BINDING_LINE_MAX)
-			b->tail_owner = -1;
+		pipew_owner_wrote(&b->w, k, nl != NULL, io_now_ms());
 		p += k;
 		n -= k;
 		if (!n)
 			return 0;
 	}
-	if (c->plen) {
-		nl = memchr(p, '\n', n);
-		if (!nl) {
-			if (part_add(b, c, p, n) < 0)
-				return -1;
-			goto split;
-		}
-		if (part_add(b, c, p, (size_t)(nl + 1 - p)) < 0 || part_flush(b, c) < 0)
-			return -1;
-		n -= (size_t)(nl + 1 - p);
-		p = nl + 1;
-	}
-	nl = n ? memrchr(p, '\n', n) : NULL;
-	if (nl) {
-		if (emit(b, p, (size_t)(nl + 1 - p)) < 0)
-			return -1;
-		n -= (size_t)(nl + 1 - p);
-		p = nl + 1;
-	}
-	if (n && part_add(b, c, p, n) < 0)
-		return -1;
-split:
-	/* A line over the limit goes in by whole BINDING_LINE_MAX pieces. */
-	while (c->plen >= BINDING_LINE_MAX) {
-		size_t rest = c->plen - BINDING_LINE_MAX;
-
-		if (emit(b, c->part, BINDING_LINE_MAX) < 0)
-			return -1;
-		memmove(c->part, c->part + BINDING_LINE_MAX, rest);
-		b->held -= BINDING_LINE_MAX;
-		c->plen = rest;
-	}
-	return 0;
+	return feed(b, c, p, n);
 }
+
+/* ---- connections ---- */
 
 static void conn_drop(struct binding *b, size_t i)
 {
 	struct conn *c = &b->conns[i];
 
-	part_clear(b, c);
-	if (c->state == CONN_DATA)
+	if (c->state == CONN_DATA) {
+		b->parts -= c->lines.len;
 		b->ndata--;
-	if (c->fd == b->tail_owner)
-		b->tail_owner = -1;
+	}
+	lines_clear(&c->lines);
+	pipew_disown(&b->w, c->fd);
 	if (c->fd >= 0)
 		close(c->fd);
 	b->conns[i] = b->conns[--b->nconns];
 }
 
-static void stop_listening(struct binding *b)
-{
-	if (b->lfd >= 0)
-		close(b->lfd);
-	b->lfd = -1;
-}
-
 static void reject(struct binding *b, size_t i, const char *why)
 {
 	report(b, BINDING_EV_REJECT, b->conns[i].peer, why, 0, 0);
-	/* The token line was never data: drop it without touching held. */
 	conn_drop(b, i);
 }
 
@@ -310,55 +156,19 @@ static void reject(struct binding *b, size_t i, const char *why)
 static int conn_end(struct binding *b, size_t i, int err)
 {
 	struct conn *c = &b->conns[i];
-	int r = 0;
+	int r;
 
-	if (c->state == CONN_DATA) {
-		r = part_flush(b, c);
-		if (err)
-			report(b, BINDING_EV_ERROR, c->peer, NULL, c->bytes, err);
-		report(b, BINDING_EV_CLOSE, c->peer, NULL, c->bytes, 0);
-	} else {
-		reject(b, i, err ? "connection failed before the token" : "closed before the token");
+	if (c->state != CONN_DATA) {
+		reject(b, i, err ? "connection failed before its first line"
+				 : "closed before its first line");
 		return 0;
 	}
+	r = flush_part(b, c, 0);
+	if (err)
+		report(b, BINDING_EV_ERROR, c->peer, NULL, c->bytes, err);
+	report(b, BINDING_EV_CLOSE, c->peer, NULL, c->bytes, 0);
 	conn_drop(b, i);
 	return r;
-}
-
-/* A guarded sender's first line. Returns 1 when it passed, 0 when still
- * waiting, -1 when rejected (the conn is gone). */
-static int check_token(struct binding *b, size_t i)
-{
-	struct conn *c = &b->conns[i];
-	char *nl = memchr(c->part, '\n', c->plen);
-	size_t len, tlen = b->token ? strlen(b->token) : 0;
-	unsigned char diff = 0;
-
-	if (!nl) {
-		if (c->plen > tlen + 1) {
-			reject(b, i, "first line is not the token");
-			return -1;
-		}
-		return 0;
-	}
-	len = (size_t)(nl - c->part);
-	if (len && c->part[len - 1] == '\r')
-		len--;
-	if (!b->token) {
-		reject(b, i, "token already used");
-		return -1;
-	}
-	if (len != tlen) {
-		reject(b, i, "wrong token");
-		return -1;
-	}
-	for (size_t k = 0; k < len; k++)
-		diff |= (unsigned char)(c->part[k] ^ b->token[k]);
-	if (diff) {
-		reject(b, i, "wrong token");
-		return -1;
-	}
-	return 1;
 }
 
 static struct conn *conn_by_fd(struct binding *b, int fd, size_t *idx)
@@ -369,6 +179,11 @@ static struct conn *conn_by_fd(struct binding *b, int fd, size_t *idx)
 			return &b->conns[i];
 		}
 	return NULL;
+}
+
+static void stop_listening(struct binding *b)
+{
+	listener_close(&b->l);
 }
 
 /* The sender passed the guard (or there is none): it is a sender now. */
@@ -383,46 +198,59 @@ static int conn_admit(struct binding *b, size_t i, const char *rest, size_t n)
 	if (b->flags & BINDING_ONCE) {
 		b->passed = 1;
 		stop_listening(b);
-		/* The grant is taken: whoever else waits with a token goes. */
+		/* The binding is taken: whoever else waits with a first line goes. */
 		for (size_t k = b->nconns; k-- > 0;)
-			if (b->conns[k].fd != fd && b->conns[k].state == CONN_AUTH)
+			if (b->conns[k].fd != fd && b->conns[k].state == CONN_FIRST)
 				reject(b, k, "binding already taken");
 	}
 	if (!n)
 		return 0;
 	c = conn_by_fd(b, fd, &i); /* rejects may have moved it */
 	c->bytes += n;
-	return take_lines(b, c, rest, n);
+	return take(b, c, rest, n);
 }
 
-static int auth_read(struct binding *b, size_t i)
+/* A guarded sender's first line, read a little at a time. */
+static int first_read(struct binding *b, size_t i)
 {
 	struct conn *c = &b->conns[i];
-	char buf[512], *nl, *rest = NULL;
+	char buf[FIRST_READ], *nl, *rest = NULL;
 	ssize_t r = io_read(c->fd, buf, sizeof buf);
-	size_t head, n;
+	const char *why;
+	size_t len, head, n;
 	int rc;
 
 	if (r < 0 && errno == EAGAIN)
 		return 0;
 	if (r <= 0)
 		return conn_end(b, i, r < 0 ? errno : 0);
-	if (part_add(b, c, buf, (size_t)r) < 0)
+	if (lines_hold(&c->lines, buf, (size_t)r) < 0)
 		return -1;
-	if (check_token(b, i) <= 0)
+	nl = memchr(c->lines.part, '\n', c->lines.len);
+	if (!nl) {
+		if (c->lines.len > b->guard.line_max) {
+			why = b->guard.on_line(b->guard.arg, c->lines.part, c->lines.len, 0);
+			reject(b, i, why ? why : "first line too long");
+		}
 		return 0;
-	/* Bytes after the token line are the sender's first data. */
-	nl = memchr(c->part, '\n', c->plen);
-	head = (size_t)(nl + 1 - c->part);
-	n = c->plen - head;
+	}
+	len = (size_t)(nl - c->lines.part);
+	head = len + 1;
+	if (len && c->lines.part[len - 1] == '\r')
+		len--;
+	why = b->guard.on_line(b->guard.arg, c->lines.part, len, 1);
+	if (why) {
+		reject(b, i, why);
+		return 0;
+	}
+	/* Bytes after the first line are the sender's first data. */
+	n = c->lines.len - head;
 	if (n) {
 		if (!(rest = malloc(n)))
 			return -1;
-		memcpy(rest, c->part + head, n);
+		memcpy(rest, c->lines.part + head, n);
 	}
-	part_clear(b, c);
-	free(b->token);
-	b->token = NULL;
+	lines_clear(&c->lines);
 	rc = conn_admit(b, i, rest, n);
 	free(rest);
 	return rc;
@@ -431,7 +259,7 @@ static int auth_read(struct binding *b, size_t i)
 /* How many bytes the sender may be read for now (0: hold it back). */
 static size_t read_room(const struct binding *b, const struct conn *c)
 {
-	size_t room = b->held < b->mem_cap ? b->mem_cap - b->held : 0;
+	size_t h = held(b), room = h < b->mem_cap ? b->mem_cap - h : 0;
 
 	/*
 	 * When unfinished lines alone fill the cap, nothing could ever be
@@ -439,8 +267,8 @@ static size_t read_room(const struct binding *b, const struct conn *c)
 	 * may read on to finish its line. Once whole lines are queued, the
 	 * reader's progress frees room instead.
 	 */
-	if (c->plen && b->qlen == 0 && room < BINDING_LINE_MAX - c->plen)
-		room = BINDING_LINE_MAX - c->plen;
+	if (c->lines.len && !pipew_queued(&b->w) && room < BINDING_LINE_MAX - c->lines.len)
+		room = BINDING_LINE_MAX - c->lines.len;
 	return room < SCRATCH ? room : SCRATCH;
 }
 
@@ -459,7 +287,7 @@ static int data_read(struct binding *b, size_t i)
 	if (r <= 0)
 		return conn_end(b, i, r < 0 ? errno : 0);
 	c->bytes += (size_t)r;
-	return take_lines(b, c, buf, (size_t)r);
+	return take(b, c, buf, (size_t)r);
 }
 
 /* Bytes the socket holds now, for telling which side of a splice blocked. */
@@ -468,19 +296,6 @@ static int sock_pending(int fd)
 	int n = 0;
 
 	return ioctl(fd, SIOCINQ, &n) < 0 ? 0 : n;
-}
-
-/*
- * Room for spliced bytes. A spliced pipe slot holds a socket buffer's
- * whole fragment, up to 64 KiB rather than a page, so a pipe fed by
- * splice holds many times its nominal size: we count the bytes, up to
- * pipe_cap (see binding_open).
- */
-static size_t splice_room(const struct binding *b)
-{
-	size_t pending = fifo_pending(&b->fifo);
-
-	return pending < b->pipe_cap ? b->pipe_cap - pending : 0;
 }
 
 static int data_splice(struct binding *b, size_t i)
@@ -493,30 +308,24 @@ static int data_splice(struct binding *b, size_t i)
 	 * sender whose reads end mid-line (most of them) would never be
 	 * spliced again.
 	 */
-	if (c->plen) {
-		if (part_flush(b, c) < 0)
+	if (c->lines.len) {
+		if (flush_part(b, c, 0) < 0)
 			return -1;
-		b->tail_owner = c->fd;
-		b->tail_bytes = 0;
-		b->tail_at = io_now_ms();
-		if (b->qlen)
+		pipew_own(&b->w, c->fd, io_now_ms());
+		if (pipew_queued(&b->w))
 			return 0; /* the pipe took only part of it: the rest follows by reading */
 	}
 	for (int rounds = 0; rounds < 16; rounds++) {
-		size_t room = splice_room(b);
+		size_t room = pipew_splice_room(&b->w);
 		ssize_t r;
 
-		if (room < SPLICE_MIN)
+		if (room < PIPEW_SPLICE_MIN)
 			return 0;
-		r = io_splice(c->fd, b->fifo.fd, room < SPLICE_MAX ? room : SPLICE_MAX, 1);
-
+		r = pipew_splice(&b->w, c->fd, room < SPLICE_MAX ? room : SPLICE_MAX);
 		if (r > 0) {
 			c->bytes += (size_t)r;
-			if (!b->single) {
-				b->tail_owner = c->fd;
-				b->tail_bytes = 0;
-				b->tail_at = io_now_ms();
-			}
+			if (!b->single)
+				pipew_own(&b->w, c->fd, io_now_ms());
 			if (b->ndata > 1)
 				return 0; /* someone else arrived: finish this line by reading */
 			continue;
@@ -525,13 +334,11 @@ static int data_splice(struct binding *b, size_t i)
 			return conn_end(b, i, 0);
 		if (errno == EAGAIN) {
 			if (sock_pending(c->fd) > 0)
-				b->fifo_full = 1;
+				b->w.full = 1;
 			return 0;
 		}
-		if (errno == EINVAL || errno == ENOSYS) {
-			b->splice_ok = 0;
+		if (!b->w.splice_ok)
 			return data_read(b, i);
-		}
 		return conn_end(b, i, errno);
 	}
 	return 0;
@@ -545,61 +352,62 @@ static int data_splice(struct binding *b, size_t i)
  */
 static int can_splice(const struct binding *b, const struct conn *c)
 {
-	if (!b->splice_ok || b->qlen || b->ndata != 1 || c->state != CONN_DATA)
+	int owner = pipew_owner(&b->w);
+
+	if (!b->w.splice_ok || pipew_queued(&b->w) || b->ndata != 1 || c->state != CONN_DATA)
 		return 0;
-	if (splice_room(b) < SPLICE_MIN + c->plen)
+	if (pipew_splice_room(&b->w) < PIPEW_SPLICE_MIN + c->lines.len)
 		return 0; /* plain writes fill the rest, and block as pipes should */
 	if (b->single)
 		return 1;
-	return (b->tail_owner < 0 || b->tail_owner == c->fd) && sock_pending(c->fd) >= BULK_MIN;
+	return (owner < 0 || owner == c->fd) && sock_pending(c->fd) >= BULK_MIN;
 }
 
 static int wants_read(const struct binding *b, const struct conn *c)
 {
-	if (c->state == CONN_AUTH)
+	int owner = pipew_owner(&b->w);
+
+	if (c->state == CONN_FIRST)
 		return 1;
-	if (b->tail_owner >= 0 && b->tail_owner != c->fd)
+	if (owner >= 0 && owner != c->fd)
 		return 0; /* the owner's line must end first */
 	if (can_splice(b, c))
-		return !b->fifo_full;
+		return !b->w.full;
 	return read_room(b, c) > 0;
 }
 
-static void accept_new(struct binding *b)
+static void accept_new(struct binding *b, long long now)
 {
-	while (b->lfd >= 0 && b->nconns < b->max_conns) {
-		char ip[NET_IPLEN], port[NET_PORTLEN];
+	while (b->l.n && b->nconns < b->max_conns) {
+		char port[NET_PORTLEN];
+		const char *why = NULL;
+		unsigned long failures;
 		struct conn *c;
-		int fd = net_accept(b->lfd);
+		int fd = listener_accept(&b->l, now, &failures);
 
 		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-				/* The listener stays readable: polling it now would spin. */
-				b->accept_at = io_now_ms() + ACCEPT_PAUSE_MS;
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED)
-				report(b, BINDING_EV_ERROR, "", NULL, 0, errno);
+			if (failures)
+				report(b, BINDING_EV_ERROR, "", NULL, failures, errno);
 			return;
 		}
 		io_set_nonblock(fd, 1);
 		c = &b->conns[b->nconns++];
 		memset(c, 0, sizeof *c);
 		c->fd = fd;
-		c->state = CONN_AUTH;
-		if (net_name(fd, 1, ip, port) < 0) {
-			strcpy(ip, "?");
+		c->state = CONN_FIRST;
+		if (net_name(fd, 1, c->ip, port) < 0) {
+			strcpy(c->ip, "?");
 			strcpy(port, "?");
 		}
-		snprintf(c->peer, sizeof c->peer, "%s %s", plain_ip(ip), port);
-		if (b->peer_addr && strcmp(plain_ip(ip), plain_ip(b->peer_addr)) != 0) {
-			reject(b, b->nconns - 1, "address not allowed");
+		snprintf(c->peer, sizeof c->peer, "%s %s", c->ip, port);
+		if (b->guard.on_connect)
+			why = b->guard.on_connect(b->guard.arg, c->ip);
+		if (why) {
+			reject(b, b->nconns - 1, why);
 			continue;
 		}
-		if (b->guarded && !b->token) {
-			reject(b, b->nconns - 1, "token already used");
-			continue;
-		}
-		if (b->token) {
-			c->auth_by = io_now_ms() + b->auth_ms;
+		if (b->guard.on_line) {
+			c->first_by = now + b->guard.wait_ms;
 			continue;
 		}
 		conn_admit(b, b->nconns - 1, NULL, 0);
@@ -608,6 +416,21 @@ static void accept_new(struct binding *b)
 
 /* ---- the engine's interface ---- */
 
+static int open_buffer(struct binding *b, const struct binding_config *cfg, pid_t *holder)
+{
+	if (fifo_create(&b->fifo, cfg->path, !!(cfg->flags & BINDING_SPOOL), holder) < 0)
+		return -1;
+	if (cfg->pipe_size && !b->fifo.spool)
+		fifo_set_size(&b->fifo, cfg->pipe_size); /* a hint: the default pipe works too */
+	/*
+	 * A guarded sender's first data comes with its first line, possibly
+	 * while another sender owns the pipe's tail: with several senders and
+	 * a first line, keep to reading.
+	 */
+	pipew_init(&b->w, &b->fifo, b->single || !b->guard.on_line);
+	return 0;
+}
+
 struct binding *binding_open(const struct binding_config *cfg, pid_t *holder, int *gai)
 {
 	struct binding *b = calloc(1, sizeof *b);
@@ -615,81 +438,53 @@ struct binding *binding_open(const struct binding_config *cfg, pid_t *holder, in
 
 	if (gai)
 		*gai = 0;
-	if (!b)
-		goto fail_fd;
-	b->lfd = cfg->listen_fd;
+	if (!b) {
+		if (cfg->listener)
+			listener_close(cfg->listener);
+		return NULL;
+	}
 	b->fifo.fd = -1;
 	b->flags = cfg->flags;
 	b->max_conns = cfg->max_conns ? cfg->max_conns : BINDING_MAX_CONNS;
 	b->mem_cap = cfg->mem_cap ? cfg->mem_cap : BINDING_MEM_CAP;
-	b->auth_ms = cfg->auth_ms > 0 ? cfg->auth_ms : BINDING_AUTH_MS;
 	b->on_event = cfg->on_event;
 	b->arg = cfg->arg;
 	b->single = (cfg->flags & BINDING_ONCE) || b->max_conns == 1;
-	/*
-	 * A guarded sender's first data comes with its token line, possibly
-	 * while another sender owns the pipe's tail: with several senders and
-	 * a token, keep to reading.
-	 */
-	b->splice_ok = !(cfg->flags & BINDING_SPOOL) && (b->single || !cfg->token);
-	b->tail_owner = -1;
-	b->guarded = cfg->token || cfg->peer_addr;
-	if ((cfg->token && !(b->token = strdup(cfg->token))) ||
-	    (cfg->peer_addr && !(b->peer_addr = strdup(cfg->peer_addr))))
-		goto fail;
-	/* A guard with only an address still needs no token line. */
-	if (!cfg->token)
-		b->guarded = 0;
-	b->conns = calloc(b->max_conns, sizeof *b->conns);
-	if (!b->conns)
-		goto fail;
-	if (b->lfd < 0) {
-		b->lfd = net_listen(cfg->host, cfg->port ? cfg->port : "0", SOMAXCONN, &g);
-		if (b->lfd < 0)
-			goto fail;
+	if (cfg->guard) {
+		b->guard = *cfg->guard;
+		if (b->guard.wait_ms <= 0)
+			b->guard.wait_ms = BINDING_FIRST_MS;
+		if (!b->guard.late)
+			b->guard.late = "no first line in time";
 	}
-	if (io_set_nonblock(b->lfd, 1) < 0)
+	if (cfg->listener) {
+		b->l = *cfg->listener;
+		cfg->listener->n = 0; /* ours now */
+	} else if (listener_open(&b->l, cfg->host, cfg->port ? cfg->port : "0", SOMAXCONN, &g) < 0) {
 		goto fail;
-	if (fifo_create(&b->fifo, cfg->path, !!(cfg->flags & BINDING_SPOOL), holder) < 0)
+	}
+	if (!(b->conns = calloc(b->max_conns, sizeof *b->conns)) || open_buffer(b, cfg, holder) < 0)
 		goto fail;
-	if (cfg->pipe_size && !b->fifo.spool)
-		fifo_set_size(&b->fifo, cfg->pipe_size); /* a hint: the default pipe works too */
-	/*
-	 * The kernel bounds a pipe by slots, and a spliced slot holds up to a
-	 * 64 KiB fragment: splicing stops at the pipe's size in bytes, and
-	 * plain writes (which fill slots page by page) take over from there,
-	 * so the kernel says "full" and POLLOUT "room" as for any writer.
-	 */
-	b->pipe_cap = fifo_capacity(&b->fifo);
 	return b;
 fail:
 	saved = errno;
 	if (gai)
 		*gai = g;
-	if (b->lfd >= 0)
-		close(b->lfd);
+	listener_close(&b->l);
 	free(b->conns);
-	free(b->token);
-	free(b->peer_addr);
 	free(b);
-	errno = saved;
-	return NULL;
-fail_fd:
-	saved = errno;
-	if (cfg->listen_fd >= 0)
-		close(cfg->listen_fd);
 	errno = saved;
 	return NULL;
 }
 
 int binding_port(const struct binding *b)
 {
-	return b->lfd >= 0 ? net_local_port(b->lfd) : -1;
+	return listener_port(&b->l);
 }
 
 size_t binding_nfds(const struct binding *b)
 {
-	return b->max_conns + 2;
+	return b->max_conns + 1 + LISTENER_MAX;
 }
 
 size_t binding_pollfds(struct binding *b, struct pollfd *pfd)
@@ -698,10 +493,9 @@ size_t binding_pollfds(struct binding *b, struct pollfd *pfd)
 
 	if (b->done)
 		return 0;
-	if (b->fifo_full)
-		pfd[n++] = (struct pollfd){.fd = b->fifo.fd, .events = POLLOUT};
-	if (b->lfd >= 0 && b->nconns < b->max_conns && io_now_ms() >= b->accept_at)
-		pfd[n++] = (struct pollfd){.fd = b->lfd, .events = POLLIN};
+	n += pipew_pollfd(&b->w, pfd + n);
+	if (b->nconns < b->max_conns)
+		n += listener_pollfds(&b->l, pfd + n, io_now_ms());
 	for (size_t i = 0; i < b->nconns; i++)
 		if (wants_read(b, &b->conns[i]))
 			pfd[n++] = (struct pollfd){.fd = b->conns[i].fd, .events = POLLIN};
@@ -711,23 +505,29 @@ size_t binding_pollfds(struct binding *b, struct pollfd *pfd)
 /* Once mode: the sender has gone and nothing waits but the pipe. */
 static int draining(const struct binding *b)
 {
-	return (b->flags & BINDING_ONCE) && b->passed && b->nconns == 0 && b->qlen == 0 &&
-	       !b->done;
+	return (b->flags & BINDING_ONCE) && b->passed && b->nconns == 0 &&
+	       !pipew_queued(&b->w) && !b->done;
+}
+
+static long long earlier(long long a, long long b)
+{
+	return a < 0 || (b >= 0 && b < a) ? b : a;
 }
 
 int binding_timeout(const struct binding *b)
 {
 	long long now = io_now_ms(), at = -1;
+	int t;
 
 	for (size_t i = 0; i < b->nconns; i++)
-		if (b->conns[i].state == CONN_AUTH && (at < 0 || b->conns[i].auth_by < at))
-			at = b->conns[i].auth_by;
-	if (draining(b) && (at < 0 || b->drain_at < at))
-		at = b->drain_at;
-	if (b->lfd >= 0 && b->accept_at > now && (at < 0 || b->accept_at < at))
-		at = b->accept_at;
-	if (b->tail_owner >= 0 && b->ndata > 1 && (at < 0 || b->tail_at + TAIL_WAIT_MS < at))
-		at = b->tail_at + TAIL_WAIT_MS;
+		if (b->conns[i].state == CONN_FIRST)
+			at = earlier(at, b->conns[i].first_by);
+	if (draining(b))
+		at = earlier(at, b->drain_at);
+	if ((t = listener_timeout(&b->l, now)) >= 0)
+		at = earlier(at, now + t);
+	if (b->ndata > 1)
+		at = earlier(at, pipew_owner_due(&b->w));
 	if (at < 0)
 		return -1;
 	return at <= now ? 0 : (int)(at - now > 0x7fffffff ? 0x7fffffff : at - now);
@@ -748,7 +548,7 @@ static void check_drained(struct binding *b)
 
 	if (!draining(b))
 		return;
-	pending = fifo_pending(&b->fifo);
+	pending = pipew_pending(&b->w);
 	if (pending == 0) {
 		finish(b);
 		return;
@@ -763,6 +563,14 @@ static void check_drained(struct binding *b)
 	b->drain_last = pending;
 }
 
+static int is_listener(const struct binding *b, int fd)
+{
+	for (size_t i = 0; i < b->l.n; i++)
+		if (b->l.fd[i] == fd)
+			return 1;
+	return 0;
+}
+
 int binding_handle(struct binding *b, const struct pollfd *pfd, size_t n)
 {
 	long long now = io_now_ms();
@@ -770,25 +578,19 @@ int binding_handle(struct binding *b, const struct pollfd *pfd, size_t n)
 
 	if (b->done)
 		return 0;
-	for (size_t k = 0; k < n; k++) {
-		if (pfd[k].fd == b->fifo.fd && (pfd[k].revents & (POLLOUT | POLLERR))) {
-			if (pfd[k].revents & POLLERR) {
-				errno = EPIPE;
-				return -1;
-			}
-			b->fifo_full = 0;
-		}
-	}
-	if (queue_flush(b) < 0)
+	for (size_t k = 0; k < n; k++)
+		if (pfd[k].fd == b->w.fd && pipew_ready(&b->w, pfd[k].revents) < 0)
+			return -1;
+	if (pipew_flush(&b->w) < 0)
 		return -1;
 	for (size_t k = 0; k < n; k++) {
 		struct conn *c;
 		size_t i;
-		int r;
+		int r, owner;
 
-		if (!pfd[k].revents)
+		if (!pfd[k].revents || pfd[k].fd == b->w.fd)
 			continue;
-		if (pfd[k].fd == b->lfd) {
+		if (is_listener(b, pfd[k].fd)) {
 			listener_ready = 1;
 			continue;
 		}
@@ -796,10 +598,11 @@ int binding_handle(struct binding *b, const struct pollfd *pfd, size_t n)
 		if (!c)
 			continue;
 		/* An earlier conn in this round may have just spliced a line's start. */
-		if (c->state == CONN_DATA && b->tail_owner >= 0 && b->tail_owner != c->fd)
+		owner = pipew_owner(&b->w);
+		if (c->state == CONN_DATA && owner >= 0 && owner != c->fd)
 			continue;
-		if (c->state == CONN_AUTH)
-			r = auth_read(b, i);
+		if (c->state == CONN_FIRST)
+			r = first_read(b, i);
 		else if (can_splice(b, c))
 			r = data_splice(b, i);
 		else
@@ -808,16 +611,16 @@ int binding_handle(struct binding *b, const struct pollfd *pfd, size_t n)
 			return -1;
 	}
 	/* A pipe with room again (after the reads above) lets the single sender go on. */
-	if (queue_flush(b) < 0)
+	if (pipew_flush(&b->w) < 0)
 		return -1;
 	for (size_t i = b->nconns; i-- > 0;)
-		if (b->conns[i].state == CONN_AUTH && b->conns[i].auth_by <= now)
-			reject(b, i, "no token in time");
+		if (b->conns[i].state == CONN_FIRST && b->conns[i].first_by <= now)
+			reject(b, i, b->guard.late);
 	/* A spliced line that stalls does not hold the others forever. */
-	if (b->tail_owner >= 0 && b->ndata > 1 && b->tail_at + TAIL_WAIT_MS <= now)
-		b->tail_owner = -1;
+	if (b->ndata > 1)
+		pipew_owner_expire(&b->w, now);
 	if (listener_ready)
-		accept_new(b);
+		accept_new(b, now);
 	check_drained(b);
 	return 0;
 }
@@ -836,8 +639,9 @@ static void conn_snatch(struct binding *b, struct conn *c)
 	while (left > 0) {
 		ssize_t r = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
 
-		if (r <= 0 || part_add(b, c, buf, (size_t)r) < 0)
+		if (r <= 0 || lines_hold(&c->lines, buf, (size_t)r) < 0)
 			break;
+		b->parts += (size_t)r;
 		left -= (int)r;
 	}
 }
@@ -845,7 +649,8 @@ static void conn_snatch(struct binding *b, struct conn *c)
 long long binding_close(struct binding *b, int save)
 {
 	struct iovec *iov;
-	size_t n = 0;
+	size_t n = 0, qn;
+	const char *q;
 	long long saved = 0;
 	int err = 0;
 
@@ -853,8 +658,9 @@ long long binding_close(struct binding *b, int save)
 		return 0;
 	stop_listening(b);
 	iov = calloc(b->nconns + 1, sizeof *iov);
-	if (iov && b->qlen)
-		iov[n++] = (struct iovec){b->q + b->qoff, b->qlen};
+	q = queue_unsent(&b->w.q, &qn);
+	if (iov && qn)
+		iov[n++] = (struct iovec){(void *)q, qn};
 	for (size_t i = 0; i < b->nconns; i++) {
 		struct conn *c = &b->conns[i];
 
@@ -862,8 +668,8 @@ long long binding_close(struct binding *b, int save)
 			continue;
 		if (save)
 			conn_snatch(b, c);
-		if (iov && c->plen)
-			iov[n++] = (struct iovec){c->part, c->plen};
+		if (iov && c->lines.len)
+			iov[n++] = (struct iovec){c->lines.part, c->lines.len};
 	}
 	if (b->fifo.path && b->fifo.spool) {
 		/* Accepted bytes belong in the spool file, which is kept. */
@@ -879,10 +685,8 @@ long long binding_close(struct binding *b, int save)
 	while (b->nconns)
 		conn_drop(b, 0);
 	fifo_close(&b->fifo);
+	pipew_free(&b->w);
 	free(b->conns);
-	free(b->q);
-	free(b->token);
-	free(b->peer_addr);
 	free(b);
 	if (err) {
 		errno = err;

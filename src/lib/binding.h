@@ -33,7 +33,7 @@
 #define BINDING_MAX_CONNS 64	     /* default senders served at once */
 #define BINDING_MEM_CAP (1u << 20) /* default bytes held beyond the pipe */
 #define BINDING_LINE_MAX 65536	     /* longer lines may be split at this size */
-#define BINDING_AUTH_MS 10000	     /* default time a guarded sender has for its token */
+#define BINDING_FIRST_MS 10000	     /* default time a guarded sender has for its first line */
 
 enum binding_ev {
 	BINDING_EV_ACCEPT, /* a sender connected (and passed the guard, if any) */
@@ -47,30 +47,51 @@ struct binding_event {
 	enum binding_ev type;
 	const char *peer;	  /* "ADDRESS PORT" of the sender, or "" */
 	const char *why;	  /* BINDING_EV_REJECT: a short reason; else NULL */
-	unsigned long long bytes; /* BINDING_EV_CLOSE */
+	unsigned long long bytes; /* BINDING_EV_CLOSE: what it sent; accept ERROR: failures */
 	int err;		  /* BINDING_EV_ERROR */
 };
 
-struct binding_config {
-	const char *path;	/* the buffer path (fifo_resolve) */
-	int listen_fd;		/* a listening socket to take over (closed by the binding), or -1 */
-	const char *host;	/* listen_fd < 0: address to listen on (NULL: every address) */
-	const char *port;	/* listen_fd < 0: port to listen on ("0": kernel's choice) */
-	unsigned flags;		/* BINDING_ONCE, BINDING_SPOOL */
-	size_t max_conns;	/* senders served at once; 0: BINDING_MAX_CONNS */
-	size_t mem_cap;		/* bytes held beyond the pipe; 0: BINDING_MEM_CAP */
+/*
+ * Admission: hooks a caller installs to decide which senders may write
+ * (the pool's grants install guard.c). The engine knows no policy.
+ */
+struct binding_guard {
 	/*
-	 * Guard (pool's grants). token: the first line every sender must send
-	 * (it never reaches the buffer; it is spent by the first sender that
-	 * presents it, later ones are rejected). peer_addr: the only numeric
-	 * address senders may come from (IPv4-mapped IPv6 matches IPv4).
-	 * Either may be NULL. A sender that fails is closed, the buffer
-	 * untouched, and BINDING_EV_REJECT reported. In once mode the
-	 * binding keeps listening until a sender passes.
+	 * A sender connected from ip (numeric, IPv4 as a.b.c.d even on a
+	 * dual-stack socket): NULL lets it on, else the reason it is refused.
 	 */
-	const char *token;
-	const char *peer_addr;
-	long auth_ms; /* time a guarded sender has to send the token; 0: BINDING_AUTH_MS */
+	const char *(*on_connect)(void *arg, const char *ip);
+	/*
+	 * When set, every sender must first send a line, which never reaches
+	 * the buffer: on_line gets it without its LF (and a CR before it),
+	 * complete = 1, or its first line_max + 1 bytes when no LF came by
+	 * then, complete = 0. NULL admits the sender, else the reason it is
+	 * refused. A sender gets wait_ms (0: BINDING_FIRST_MS) for its line;
+	 * then it is refused with the reason late (NULL: a plain one).
+	 */
+	const char *(*on_line)(void *arg, const char *line, size_t len, int complete);
+	size_t line_max;
+	long wait_ms;
+	const char *late;
+	void *arg;
+};
+
+struct listener;
+
+struct binding_config {
+	const char *path;	    /* the buffer path (fifo_resolve) */
+	struct listener *listener;  /* sockets to take over (the binding owns them), or NULL */
+	const char *host;	    /* no listener: address to listen on (NULL: every address) */
+	const char *port;	    /* no listener: port to listen on ("0": kernel's choice) */
+	unsigned flags;		    /* BINDING_ONCE, BINDING_SPOOL */
+	size_t max_conns;	    /* senders served at once; 0: BINDING_MAX_CONNS */
+	size_t mem_cap;		    /* bytes held beyond the pipe; 0: BINDING_MEM_CAP */
+	/*
+	 * Admission (copied), or NULL: every sender writes. In once mode the
+	 * binding keeps listening until a sender is admitted; then it stops,
+	 * and senders still sending their first line are refused.
+	 */
+	const struct binding_guard *guard;
 	void (*on_event)(const struct binding_event *ev, void *arg); /* may be NULL */
 	void *arg;
 	/*
@@ -89,14 +110,14 @@ struct binding_config {
  * binding; *holder gets its PID when holder is not NULL), EEXIST (the
  * path is not a FIFO; untouched), a listen error (*gai, when not NULL,
  * gets a getaddrinfo code, or 0 when errno tells), ENOMEM. On failure
- * nothing is left behind, and cfg->listen_fd is closed.
+ * nothing is left behind, and cfg->listener is closed.
  */
 struct binding *binding_open(const struct binding_config *cfg, pid_t *holder, int *gai);
 
 /* The local port the binding listens on, or -1 once it stopped listening. */
 int binding_port(const struct binding *b);
 
-/* The most pollfds binding_pollfds() can append (max_conns + 2). */
+/* The most pollfds binding_pollfds() can append. */
 size_t binding_nfds(const struct binding *b);
 
 /*
@@ -108,7 +129,7 @@ size_t binding_pollfds(struct binding *b, struct pollfd *pfd);
 
 /*
  * Milliseconds until the binding must be handled even with no event
- * (once mode polls the pipe for a reader's progress; guards time out),
+ * (once mode polls the pipe for a reader's progress; first lines time out),
  * or -1 when it needs no timer. Use the smallest over all bindings.
  */
 int binding_timeout(const struct binding *b);

@@ -47,8 +47,13 @@ int daemon_start(struct daemon *d, int background, int print_pid)
 	if (io_pipe(p) < 0)
 		return -1;
 	pid = fork();
-	if (pid < 0)
+	if (pid < 0) {
+		int saved = errno;
+		close(p[0]);
+		close(p[1]);
+		errno = saved;
 		return -1;
+	}
 	if (pid > 0) {
 		close(p[1]);
 		wait_for_child(p[0], pid);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -232,6 +233,20 @@ int fifo_create(struct fifo *f, const char *path, int spool, pid_t *holder)
 		errno = saved;
 	}
 	return r;
+}
+
+const char *fifo_why(int err, int spool, pid_t holder, char *buf, size_t len)
+{
+	if (err == EBUSY && holder > 0) {
+		snprintf(buf, len, "in use by PID %ld", (long)holder);
+		return buf;
+	}
+	if (err == EBUSY)
+		return "in use by another binding";
+	if (err == EEXIST)
+		return spool ? "exists and is not a regular file; not touching it"
+			     : "exists and is not a FIFO; not touching it";
+	return strerror(err);
 }
 
 pid_t fifo_owner(const char *path)

@@ -61,6 +61,14 @@ char *fifo_resolve(const char *id, const char *dir);
 int fifo_create(struct fifo *f, const char *path, int spool, pid_t *holder);
 
 /*
+ * The reason fifo_create failed with err, as the tools say it after the
+ * path: "in use by PID N", "in use by another binding", "exists and is
+ * not a FIFO; not touching it" (or "... a regular file ..." for a spool),
+ * else strerror. Uses buf (len bytes) when it needs to; returns the text.
+ */
+const char *fifo_why(int err, int spool, pid_t holder, char *buf, size_t len);
+
+/*
  * The PID of the live owner of the buffer at path: >0, 0 when nobody
  * holds it (or it does not exist), -1 with errno when it cannot be told
  * (EBUSY: it is held, but the owner cannot be named, as when it is this

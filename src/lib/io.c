@@ -29,10 +29,14 @@ int io_write_all(int fd, const void *buf, size_t n)
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno == EAGAIN) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+				int r = poll(&pfd, 1, IO_STALL_MS);
 
-				poll(&pfd, 1, -1);
+				if (r == 0) {
+					errno = ETIMEDOUT;
+					return -1;
+				}
 				continue;
 			}
 			return -1;

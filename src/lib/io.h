@@ -9,9 +9,11 @@
 ssize_t io_read(int fd, void *buf, size_t n);
 
 /*
- * Write all n bytes, retrying EINTR and short writes (and waiting in
- * poll on EAGAIN). Returns 0, or -1 with errno set.
+ * Write all n bytes, retrying EINTR and short writes, and waiting in poll
+ * on EAGAIN, but never longer than IO_STALL_MS without progress (then
+ * ETIMEDOUT). Returns 0, or -1 with errno set.
  */
+#define IO_STALL_MS 30000
 int io_write_all(int fd, const void *buf, size_t n);
 
 int io_set_nonblock(int fd, int on);

@@ -288,10 +288,15 @@ int net_name(int fd, int peer, char ip[NET_IPLEN], char port[NET_PORTLEN])
 	if (getnameinfo((struct sockaddr *)&ss, len, ip, NET_IPLEN, port, NET_PORTLEN,
 			NI_NUMERICHOST | NI_NUMERICSERV))
 		return -1;
-	/* An IPv4 peer of a dual-stack listener reads as ::ffff:a.b.c.d. */
-	if (ss.ss_family == AF_INET6 && strncmp(ip, "::ffff:", 7) == 0 && strchr(ip + 7, '.'))
-		memmove(ip, ip + 7, strlen(ip + 7) + 1);
+	net_plain_ip(ip);
 	return ss.ss_family;
+}
+
+void net_plain_ip(char *ip)
+{
+	/* An IPv4 peer of a dual-stack listener reads as ::ffff:a.b.c.d. */
+	if (strncmp(ip, "::ffff:", 7) == 0 && strchr(ip + 7, '.'))
+		memmove(ip, ip + 7, strlen(ip + 7) + 1);
 }
 
 int net_local_port(int fd)

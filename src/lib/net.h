@@ -56,6 +56,9 @@ int net_accept(int lfd);
  */
 int net_name(int fd, int peer, char ip[NET_IPLEN], char port[NET_PORTLEN]);
 
+/* Strip the "::ffff:" of an IPv4-mapped IPv6 address in place: one sender, one name. */
+void net_plain_ip(char *ip);
+
 /* The local port of a TCP socket, or -1. */
 int net_local_port(int fd);
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "proto.h"
 
 int opt_next(int argc, char **argv, const char *optstring, const char *usage)
 {
@@ -186,4 +187,16 @@ long opt_ms_or_die(const char *s, long min_ms, long max_ms, const char *what,
 			  hi);
 	}
 	return ms;
+}
+
+void opt_key_or_die(const char *arg, char **key, size_t *len, const char *synopsis)
+{
+	if (proto_load_key(arg, key, len) == 0)
+		return;
+	if (errno == ENODATA)
+		err_usage(synopsis, "empty key%s%s", arg[0] == '@' ? " in " : "",
+			  arg[0] == '@' ? arg + 1 : "");
+	if (errno == EFBIG)
+		err_die(EXIT_RUNTIME, "key file %s: longer than %d bytes", arg + 1, PROTO_KEY_MAX);
+	err_die(EXIT_RUNTIME, "key file %s:", arg + 1);
 }

@@ -2,6 +2,8 @@
 #ifndef SP_OPT_H
 #define SP_OPT_H
 
+#include <stddef.h>
+
 /*
  * The next option, as getopt(3) with optstring, which must list h and V:
  * -h, -help and --help print usage to stdout and exit 0; -V, -version and
@@ -57,5 +59,12 @@ long opt_ms(const char *s, long min_ms, long max_ms);
 /* Like opt_ms, but exits with a usage error naming the option and the bounds. */
 long opt_ms_or_die(const char *s, long min_ms, long max_ms, const char *what,
 		   const char *synopsis);
+
+/*
+ * A KEY operand (see proto_load_key): the key itself, or @FILE. An empty
+ * key is a usage error; a file that cannot be read, or is too long, a
+ * runtime one (exit 1): both end the program with the one message for it.
+ */
+void opt_key_or_die(const char *arg, char **key, size_t *len, const char *synopsis);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -92,6 +93,69 @@ int proc_which(const char *cmd, char *path, size_t len)
 	}
 	free(copy);
 	return found;
+}
+
+const char *const proc_ucspi_unset[] = {"LISTEN_PID",	 "LISTEN_FDS",	 "LISTEN_FDNAMES",
+					 "TCPLOCALIP",	 "TCPLOCALPORT", "TCPREMOTEIP",
+					 "TCPREMOTEPORT", NULL};
+
+/* Point the set at the variables known so far. */
+static void ucspi_link(struct proc_ucspi *u)
+{
+	int n = 0;
+
+	u->set[n++] = u->proto;
+	if (!u->unix_) {
+		if (u->lip[0])
+			u->set[n++] = u->lip;
+		u->set[n++] = u->lport;
+		if (u->rip[0])
+			u->set[n++] = u->rip;
+		if (u->rport[0])
+			u->set[n++] = u->rport;
+	}
+	u->set[n] = NULL;
+	u->env = (struct proc_env){u->set, proc_ucspi_unset};
+}
+
+void proc_ucspi_listener(struct proc_ucspi *u, int lfd)
+{
+	char ip[NET_IPLEN], port[NET_PORTLEN];
+
+	memset(u, 0, sizeof *u);
+	if (net_name(lfd, 0, ip, port) == AF_UNIX) {
+		u->unix_ = 1;
+		snprintf(u->proto, sizeof u->proto, "PROTO=UNIX");
+	} else {
+		snprintf(u->proto, sizeof u->proto, "PROTO=TCP");
+		u->wildcard = strcmp(ip, "::") == 0 || strcmp(ip, "0.0.0.0") == 0 || !ip[0];
+		if (!u->wildcard)
+			snprintf(u->lip, sizeof u->lip, "TCPLOCALIP=%s", ip);
+		snprintf(u->lport, sizeof u->lport, "TCPLOCALPORT=%s", port);
+	}
+	ucspi_link(u);
+}
+
+void proc_ucspi_conn(struct proc_ucspi *u, int fd)
+{
+	char ip[NET_IPLEN], port[NET_PORTLEN];
+
+	if (u->unix_)
+		return;
+	if (u->wildcard && net_name(fd, 0, ip, port) >= 0)
+		snprintf(u->lip, sizeof u->lip, "TCPLOCALIP=%s", ip);
+	if (net_name(fd, 1, ip, port) >= 0) {
+		snprintf(u->rip, sizeof u->rip, "TCPREMOTEIP=%s", ip);
+		snprintf(u->rport, sizeof u->rport, "TCPREMOTEPORT=%s", port);
+	}
+	ucspi_link(u);
+}
+
+void proc_conn_fds(int conn, int ronly, int wonly, int fds[3])
+{
+	fds[0] = wonly ? STDIN_FILENO : conn;
+	fds[1] = ronly ? STDOUT_FILENO : conn;
+	fds[2] = ronly ? STDERR_FILENO : conn;
 }
 
 static int place_fd(int fd, int target)
@@ -217,42 +281,49 @@ int proc_status_code(int status)
 	return 1;
 }
 
-static size_t live_count(const pid_t *live, size_t n)
+/* Reap every child that has ended, telling on_reap. */
+static void reap_all(void (*on_reap)(pid_t, int, void *), void *arg)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = proc_reap(&status)) > 0)
+		if (on_reap)
+			on_reap(pid, status, arg);
+}
+
+/* Listed leaders still running; every ended child was reaped just before. */
+static size_t still_running(const pid_t *pids, size_t n)
 {
 	size_t c = 0;
 
 	for (size_t i = 0; i < n; i++)
-		c += live[i] > 0;
+		c += pids[i] > 0 && kill(pids[i], 0) == 0;
 	return c;
 }
 
+/*
+ * No memory is needed here, so teardown works when allocation no longer
+ * does: a leader's state is asked of the kernel (reaped children vanish,
+ * so kill(pid, 0) tells who still runs).
+ */
 void proc_end_groups(const pid_t *pids, size_t n, long grace_ms, int sigfd,
 		     void (*on_reap)(pid_t pid, int status, void *arg), void *arg)
 {
-	pid_t *live = calloc(n ? n : 1, sizeof *live);
 	long long deadline = io_now_ms() + grace_ms;
 	int status;
-	pid_t pid;
 
-	if (!live)
-		return;
-	for (size_t i = 0; i < n; i++) {
-		live[i] = pids[i];
+	for (size_t i = 0; i < n; i++)
 		if (pids[i] > 0)
 			kill(-pids[i], SIGTERM);
-	}
-	while (live_count(live, n) > 0) {
-		while ((pid = proc_reap(&status)) > 0) {
-			for (size_t i = 0; i < n; i++)
-				if (live[i] == pid)
-					live[i] = 0;
-			if (on_reap)
-				on_reap(pid, status, arg);
-		}
-		long long left = deadline - io_now_ms();
-		if (live_count(live, n) == 0 || left <= 0)
-			break;
+	for (;;) {
+		long long left;
 		struct pollfd pfd = {.fd = sigfd, .events = POLLIN};
+
+		reap_all(on_reap, arg);
+		left = deadline - io_now_ms();
+		if (still_running(pids, n) == 0 || left <= 0)
+			break;
 		/* Wake on SIGCHLD; a short cap also covers a missing self-pipe. */
 		if (poll(&pfd, sigfd >= 0 ? 1 : 0, left > 50 ? 50 : (int)left) > 0)
 			sig_drain(NULL, NULL);
@@ -262,12 +333,13 @@ void proc_end_groups(const pid_t *pids, size_t n, long grace_ms, int sigfd,
 		if (pids[i] > 0)
 			kill(-pids[i], SIGKILL);
 	for (size_t i = 0; i < n; i++) {
-		if (live[i] <= 0)
+		pid_t pid;
+
+		if (pids[i] <= 0)
 			continue;
-		while ((pid = waitpid(live[i], &status, 0)) < 0 && errno == EINTR)
+		while ((pid = waitpid(pids[i], &status, 0)) < 0 && errno == EINTR)
 			;
 		if (pid > 0 && on_reap)
 			on_reap(pid, status, arg);
 	}
-	free(live);
 }

@@ -5,6 +5,17 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "net.h"
+
+/*
+ * The variables to set ("NAME=VALUE") and to remove before exec; either
+ * list may be NULL, both are NULL-terminated.
+ */
+struct proc_env {
+	char *const *set;
+	const char *const *unset;
+};
+
 #define PROC_NEWPGRP 1u   /* the child leads a process group of its own */
 #define PROC_PDEATHSIG 2u /* the child gets SIGTERM when its parent dies (Linux) */
 
@@ -31,14 +42,43 @@ void proc_exec_cmd_at(const char *cmd, const char *path);
  */
 int proc_which(const char *cmd, char *path, size_t len);
 
+
 /*
- * The variables to set ("NAME=VALUE") and to remove before exec; either
- * list may be NULL, both are NULL-terminated.
+ * The UCSPI environment of a connection (PROTO, TCPLOCALIP, TCPLOCALPORT,
+ * TCPREMOTEIP, TCPREMOTEPORT, as ucspi-tcp's tcpserver sets them), built
+ * in two steps: what the listener tells once, then each connection's part.
  */
-struct proc_env {
-	char *const *set;
-	const char *const *unset;
+#define PROC_UCSPI_VARS 5
+struct proc_ucspi {
+	char proto[16];
+	char lip[NET_IPLEN + 16], lport[NET_PORTLEN + 16];
+	char rip[NET_IPLEN + 16], rport[NET_PORTLEN + 16];
+	int wildcard; /* the listener's address is a wildcard: the local IP is per connection */
+	int unix_;    /* a UNIX socket: PROTO=UNIX and nothing else */
+	char *set[PROC_UCSPI_VARS + 1];
+	struct proc_env env; /* give &env to proc_spawn */
 };
+
+/* Variables a connection's program must not inherit from us (activation, stale UCSPI). */
+extern const char *const proc_ucspi_unset[];
+
+/*
+ * The listener's part, from its socket lfd: PROTO, and the local address
+ * unless it is a wildcard. The environment then holds only that (what a
+ * -P program, started before any connection, gets).
+ */
+void proc_ucspi_listener(struct proc_ucspi *u, int lfd);
+
+/* Add connection fd's part: the local address where the listener's was a wildcard, the peer's. */
+void proc_ucspi_conn(struct proc_ucspi *u, int fd);
+
+/*
+ * The descriptors a connection's program gets for fds 0, 1 and 2, by -r
+ * and -w: the connection itself, except our own stdin under -w (nothing
+ * received is passed on) and our own stdout and stderr under -r (nothing
+ * is sent). One rule for every server mode.
+ */
+void proc_conn_fds(int conn, int ronly, int wonly, int fds[3]);
 
 /*
  * Fork and exec cmd with fd0, fd1 and fd2 as its standard descriptors
@@ -82,7 +122,7 @@ int proc_status_code(int status);
  * End process groups: SIGTERM to each -pids[i], wait up to grace_ms for
  * the leaders (waking on sigfd, the self-pipe), then SIGKILL whatever is
  * left of every group and reap the leaders. on_reap, if not NULL, is
- * told of every child reaped meanwhile, listed or not.
+ * told of every child reaped meanwhile, listed or not. Allocates nothing.
  */
 void proc_end_groups(const pid_t *pids, size_t n, long grace_ms, int sigfd,
 		     void (*on_reap)(pid_t pid, int status, void *arg), void *arg);

@@ -3,12 +3,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "err.h"
 #include "io.h"
+#include "linger.h"
+#include "proc.h"
 #include "sig.h"
 
 static int is_sock(int fd)
@@ -209,4 +214,97 @@ int pump_run(struct pump *p)
 		}
 	}
 	return 0;
+}
+
+/* ---- the relay ---- */
+
+pid_t pump_spawn(const struct relay *r, const struct proc_env *env, int *in, int *out)
+{
+	int to_prog[2] = {-1, -1}, from_prog[2] = {-1, -1}, saved;
+	pid_t prog;
+
+	if ((!r->wonly && io_pipe(to_prog) < 0) || (!r->ronly && io_pipe(from_prog) < 0))
+		goto out_close;
+	prog = proc_spawn(r->program, r->wonly ? STDIN_FILENO : to_prog[0],
+			  r->ronly ? STDOUT_FILENO : from_prog[1],
+			  r->ronly ? STDERR_FILENO : from_prog[1], env, 0);
+	if (prog < 0)
+		goto out_close;
+	if (to_prog[0] >= 0)
+		close(to_prog[0]);
+	if (from_prog[1] >= 0)
+		close(from_prog[1]);
+	/* Our ends only: a blocking write of a full chunk into a pipe whose reader is
+	 * itself blocked writing to us would deadlock the pump. */
+	if (to_prog[1] >= 0)
+		io_set_nonblock(to_prog[1], 1);
+	if (from_prog[0] >= 0)
+		io_set_nonblock(from_prog[0], 1);
+	*in = from_prog[0];
+	*out = to_prog[1];
+	return prog;
+out_close:
+	saved = errno;
+	for (int i = 0; i < 2; i++) {
+		if (to_prog[i] >= 0)
+			close(to_prog[i]);
+		if (from_prog[i] >= 0)
+			close(from_prog[i]);
+	}
+	errno = saved;
+	return -1;
+}
+
+void pump_relay(const struct relay *r, struct pump *p, int conn, int in, int out, pid_t prog)
+{
+	int sig;
+
+	if (!p) {
+		err_warn("relay:");
+		_exit(EXIT_RUNTIME);
+	}
+	/* A self-pipe of our own: the server's would mix our SIGCHLD into its own. */
+	sig_child_reset();
+	p->sigfd = sig_init(0);
+	pump_flow_init(&p->flow[0], r->wonly ? -1 : conn, r->wonly ? -1 : out,
+		       r->crlf ? PUMP_CRLF_TO_LF : PUMP_RAW);
+	pump_flow_init(&p->flow[1], r->ronly ? -1 : in, r->ronly ? -1 : conn,
+		       r->crlf ? PUMP_LF_TO_CRLF : PUMP_RAW);
+	if (r->wonly) /* still read the peer, so closing never resets it */
+		pump_flow_init(&p->flow[0], conn, -1, PUMP_RAW);
+	if (r->ronly) /* nothing will ever be sent: say so at once */
+		shutdown(conn, SHUT_WR);
+	/* With a program, its output ending ends the connection; else -q's rule. */
+	p->stop_mask = r->program && !r->ronly ? 2u : r->quit ? 2u : 0u;
+	sig = pump_run(p);
+	if (sig)
+		_exit(EXIT_SIGNAL(sig));
+	if (p->flow[1].out >= 0)
+		shutdown(conn, SHUT_WR);
+	linger_close(conn, LINGER_MS);
+	if (prog > 0) {
+		int st;
+		if (p->flow[0].out >= 0)
+			close(p->flow[0].out);
+		while (waitpid(prog, &st, 0) < 0 && errno == EINTR)
+			;
+	}
+	_exit(0);
+}
+
+void pump_child(const struct relay *r, int conn, const struct proc_env *env)
+{
+	int in = STDIN_FILENO, out = STDOUT_FILENO;
+	pid_t prog = 0;
+
+	/* The server's handlers must not run in here while the program starts. */
+	sig_child_reset();
+	if (r->program) {
+		prog = pump_spawn(r, env, &in, &out);
+		if (prog < 0) {
+			err_warn("exec %s:", r->program);
+			_exit(EXIT_RUNTIME);
+		}
+	}
+	pump_relay(r, calloc(1, sizeof(struct pump)), conn, in, out, prog);
 }

@@ -3,6 +3,7 @@
 #define SP_PUMP_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #define PUMP_CHUNK 32768
 
@@ -47,5 +48,42 @@ int pump_run(struct pump *p);
  * end of input call with n == 0 to flush a held CR.
  */
 size_t pump_convert(struct pump_flow *f, const char *src, size_t n, char *dst);
+
+/* ---- the relay: a connection and a program (or our stdin/stdout) ---- */
+
+struct proc_env;
+
+/* How a relay treats its connection (socket's -p, -c, -q, -r, -w). */
+struct relay {
+	const char *program; /* NULL: relay our own stdin and stdout */
+	int crlf;	     /* -c: LF to CRLF towards the connection, CRLF to LF from it */
+	int quit;	     /* -q: the input's end ends the relay at once */
+	int ronly, wonly;    /* -r: nothing is sent; -w: nothing received is passed on */
+};
+
+/*
+ * Start the program a relay talks to: *in gets the pipe carrying its
+ * output, *out the one to its input (-1 where -r or -w leaves a direction
+ * out: the program keeps our own descriptor there).
+ * Returns its pid, or -1 with errno set (nothing left open).
+ */
+pid_t pump_spawn(const struct relay *r, const struct proc_env *env, int *in, int *out);
+
+/*
+ * In a connection's child: relay between conn and in/out (the program's
+ * pipes, or our own stdin/stdout) until the program's output ends, close
+ * the connection gracefully (linger.c), wait for the program (prog 0:
+ * none) and _exit: 0, or 128+signal when a signal ended the relay, or 1
+ * when p is NULL (no memory). Never returns.
+ */
+_Noreturn void pump_relay(const struct relay *r, struct pump *p, int conn, int in, int out,
+			  pid_t prog);
+
+/*
+ * In a connection's child, which leads its process group: start the
+ * program (if any) and relay. A program that cannot be started ends the
+ * child with status 1 and one line of diagnostics. Never returns.
+ */
+_Noreturn void pump_child(const struct relay *r, int conn, const struct proc_env *env);
 
 #endif

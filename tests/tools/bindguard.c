@@ -20,6 +20,7 @@
 
 #include "lib/binding.h"
 #include "lib/err.h"
+#include "lib/guard.h"
 #include "lib/sig.h"
 
 static const char *const evname[] = {"accept", "close", "reject", "error", "done"};
@@ -33,7 +34,10 @@ static void on_event(const struct binding_event *ev, void *arg)
 
 int main(int argc, char **argv)
 {
-	struct binding_config cfg = {.listen_fd = -1, .port = "0"};
+	struct binding_config cfg = {.port = "0"};
+	const char *token = NULL, *addr = NULL;
+	struct guard *guards;
+	long wait_ms = 0;
 	struct binding **b;
 	struct pollfd *pfd;
 	size_t *at, *cnt, nb, room = 1, live;
@@ -43,9 +47,9 @@ int main(int argc, char **argv)
 	while ((c = getopt(argc, argv, "1a:t:w:")) != -1) {
 		switch (c) {
 		case '1': cfg.flags |= BINDING_ONCE; break;
-		case 'a': cfg.peer_addr = optarg; break;
-		case 't': cfg.token = optarg; break;
-		case 'w': cfg.auth_ms = atol(optarg); break;
+		case 'a': addr = optarg; break;
+		case 't': token = optarg; break;
+		case 'w': wait_ms = atol(optarg); break;
 		default: return 2;
 		}
 	}
@@ -56,13 +60,20 @@ int main(int argc, char **argv)
 	b = calloc(nb, sizeof *b);
 	at = calloc(nb, sizeof *at);
 	cnt = calloc(nb, sizeof *cnt);
-	if (!b || !at || !cnt)
+	guards = calloc(nb, sizeof *guards);
+	if (!b || !at || !cnt || !guards)
 		err_die(1, "memory:");
 	cfg.on_event = on_event;
 	for (size_t i = 0; i < nb; i++) {
 		pid_t holder;
 		int gai;
 
+		/* One guard per binding, as pool gives each grant its own token. */
+		if (token || addr) {
+			if (guard_init(&guards[i], token, addr, wait_ms) < 0)
+				err_die(1, "guard:");
+			cfg.guard = &guards[i].hook;
+		}
 		cfg.path = argv[optind + (int)i];
 		cfg.arg = argv[optind + (int)i];
 		b[i] = binding_open(&cfg, &holder, &gai);
@@ -109,6 +120,7 @@ int main(int argc, char **argv)
 			free(b);
 			free(at);
 			free(cnt);
+			free(guards);
 			return EXIT_SIGNAL(sig);
 		}
 		for (size_t i = 0; i < nb; i++) {
@@ -127,5 +139,6 @@ int main(int argc, char **argv)
 	free(b);
 	free(at);
 	free(cnt);
+	free(guards);
 	return 0;
 }

@@ -1,0 +1,116 @@
+#include "linger.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "io.h"
+#include "mem.h"
+
+/* Read and drop one round; 1 when the peer is done (EOF or an error). */
+static int drop_some(int fd)
+{
+	char buf[4096];
+
+	for (int rounds = 0; rounds < 16; rounds++) {
+		ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+
+		/* EOF must end it too: errno is stale then. */
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+			return 1;
+		if (r < 0)
+			return 0;
+	}
+	return 0;
+}
+
+void linger_drain(int fd, long ms)
+{
+	long long by = io_now_ms() + ms;
+	int saved = errno;
+
+	for (;;) {
+		long long left = by - io_now_ms();
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0 || drop_some(fd))
+			break;
+	}
+	errno = saved;
+}
+
+void linger_close(int fd, long ms)
+{
+	int saved = errno;
+
+	shutdown(fd, SHUT_WR);
+	linger_drain(fd, ms);
+	close(fd);
+	errno = saved;
+}
+
+int linger_add(struct linger_set *s, int fd, long ms)
+{
+	shutdown(fd, SHUT_WR);
+	if (mem_reserve(&s->v, &s->cap, s->n + 1, sizeof *s->v, 16) < 0) {
+		close(fd);
+		errno = ENOMEM;
+		return -1;
+	}
+	s->v[s->n++] = (struct linger_fd){.fd = fd, .by = io_now_ms() + ms};
+	return 0;
+}
+
+size_t linger_pollfds(const struct linger_set *s, struct pollfd *pfd)
+{
+	for (size_t i = 0; i < s->n; i++)
+		pfd[i] = (struct pollfd){.fd = s->v[i].fd, .events = POLLIN};
+	return s->n;
+}
+
+static void drop(struct linger_set *s, size_t i)
+{
+	close(s->v[i].fd);
+	s->v[i] = s->v[--s->n];
+}
+
+void linger_handle(struct linger_set *s, const struct pollfd *pfd, size_t n, long long now)
+{
+	/* By descriptor: the set may have changed order since the slice was made. */
+	for (size_t k = 0; k < n; k++) {
+		if (!pfd[k].revents)
+			continue;
+		for (size_t i = 0; i < s->n; i++) {
+			if (s->v[i].fd != pfd[k].fd)
+				continue;
+			if (drop_some(s->v[i].fd))
+				s->v[i].by = now;
+			break;
+		}
+	}
+	for (size_t i = s->n; i-- > 0;)
+		if (s->v[i].by <= now)
+			drop(s, i);
+}
+
+int linger_timeout(const struct linger_set *s, long long now)
+{
+	long long due = -1;
+
+	for (size_t i = 0; i < s->n; i++)
+		if (due < 0 || s->v[i].by < due)
+			due = s->v[i].by;
+	if (due < 0)
+		return -1;
+	return due <= now ? 0 : (int)(due - now > 0x7fffffff ? 0x7fffffff : due - now);
+}
+
+void linger_free(struct linger_set *s)
+{
+	while (s->n)
+		drop(s, s->n - 1);
+	free(s->v);
+	s->v = NULL;
+	s->cap = 0;
+}

@@ -1,0 +1,422 @@
+#include "server.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "io.h"
+#include "mem.h"
+#include "sig.h"
+#include "worker.h"
+
+/* Keep room for every pid teardown must end, so that it never allocates. */
+static int ends_reserve(struct server *s, size_t extra)
+{
+	size_t need = s->nconns + (s->pooled ? s->pool.n : 0) + extra + 1;
+
+	return mem_reserve(&s->ends, &s->ends_cap, need, sizeof *s->ends, 16);
+}
+
+static struct server_conn *conn_add(struct server *s)
+{
+	if (ends_reserve(s, 1) < 0 ||
+	    mem_reserve(&s->conns, &s->cap, s->nconns + 1, sizeof *s->conns, 16) < 0)
+		return NULL;
+	s->conns[s->nconns] = (struct server_conn){.pid = 0, .fd = -1};
+	return &s->conns[s->nconns++];
+}
+
+static void conn_drop(struct server *s, size_t i)
+{
+	if (s->conns[i].fd >= 0)
+		close(s->conns[i].fd);
+	s->conns[i] = s->conns[--s->nconns];
+}
+
+/* Name the peer of fd in c and say it (-v only: two system calls saved otherwise). */
+static void conn_name(const struct server *s, struct server_conn *c, int fd)
+{
+	char ip[NET_IPLEN], port[NET_PORTLEN];
+
+	if (!s->o->verbose)
+		return;
+	if (net_name(fd, 1, ip, port) == AF_UNIX || !ip[0])
+		strcpy(c->peer, "UNIX");
+	else
+		snprintf(c->peer, sizeof c->peer, "%s %s", ip, port);
+	err_warn("connection from %s", c->peer);
+}
+
+int server_init(struct server *s, const struct server_opts *o, struct listener *l, int sigfd)
+{
+	memset(s, 0, sizeof *s);
+	s->o = o;
+	s->sigfd = sigfd;
+	s->chan[0] = s->chan[1] = -1;
+	s->l = *l;
+	l->n = 0; /* ours now */
+	if (s->l.n)
+		proc_ucspi_listener(&s->env, s->l.fd[0]);
+	if (ends_reserve(s, 0) < 0)
+		return -1;
+	if (o->wmin) {
+		size_t max = o->wmax ? (size_t)o->wmax : PREFORK_UNLIMITED;
+
+		if (o->maxconn && (size_t)o->maxconn < max)
+			max = (size_t)o->maxconn;
+		if (prefork_channel(s->chan) < 0)
+			return -1;
+		prefork_init(&s->pool, (size_t)o->wmin, max, o->wmax > 0, o->idle_ms);
+		s->pooled = 1;
+	}
+	return 0;
+}
+
+/* The program holds the connection itself: no relay in between. */
+static pid_t serve_direct(struct server *s, struct server_conn *c, int fd)
+{
+	const struct relay *r = &s->o->relay;
+	int fds[3];
+	pid_t pid;
+
+	proc_conn_fds(fd, r->ronly, r->wonly, fds);
+	if (r->ronly)
+		shutdown(fd, SHUT_WR);
+	pid = proc_spawn(r->program, fds[0], fds[1], fds[2], &s->env.env, PROC_NEWPGRP);
+	if (pid < 0)
+		return -1;
+	c->fd = fd; /* kept for the graceful close once the program ends */
+	return pid;
+}
+
+/* A relay child: -c, or our own stdin and stdout. */
+static pid_t serve_relay(struct server *s, int fd)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		setpgid(0, 0);
+		listener_close(&s->l);
+		/* Other connections' copies are not ours to hold. */
+		for (size_t i = 0; i + 1 < s->nconns; i++)
+			if (s->conns[i].fd >= 0)
+				close(s->conns[i].fd);
+		linger_free(&s->linger);
+		pump_child(&s->o->relay, fd, &s->env.env);
+	}
+	setpgid(pid, pid);
+	close(fd);
+	return pid;
+}
+
+void server_serve(struct server *s, int fd)
+{
+	const struct relay *r = &s->o->relay;
+	struct server_conn *c = conn_add(s);
+	pid_t pid;
+
+	if (!c) {
+		err_warn("connection dropped:");
+		close(fd);
+		return;
+	}
+	conn_name(s, c, fd);
+	if (!s->l.n && !s->env.proto[0])
+		proc_ucspi_listener(&s->env, fd); /* a client's connection: no listener */
+	proc_ucspi_conn(&s->env, fd);
+	if (r->program && !r->crlf) {
+		pid = serve_direct(s, c, fd);
+		if (pid < 0) {
+			err_warn("exec %s:", r->program);
+			s->status = EXIT_RUNTIME;
+			c->fd = -1;
+			conn_drop(s, s->nconns - 1);
+			close(fd);
+			return;
+		}
+	} else {
+		pid = serve_relay(s, fd);
+		if (pid < 0) {
+			err_warn("fork:");
+			conn_drop(s, s->nconns - 1);
+			close(fd);
+			return;
+		}
+	}
+	c->pid = pid;
+	s->running++;
+}
+
+/* ---- -W: the workers' side of the loop ---- */
+
+/* Fork workers up to what the pool wants now. */
+static void pool_fill(struct server *s)
+{
+	long long now = io_now_ms();
+
+	if (now < s->fork_pause_until)
+		return;
+	for (size_t k = prefork_wanted(&s->pool, now); k > 0; k--) {
+		pid_t pid;
+
+		if (ends_reserve(s, 1) < 0) {
+			err_warn("worker pool:");
+			s->fork_pause_until = now + 1000;
+			return;
+		}
+		pid = fork();
+		if (pid < 0) {
+			err_warn("fork:");
+			s->fork_pause_until = now + 1000;
+			return;
+		}
+		if (pid == 0)
+			worker_run(s);
+		setpgid(pid, pid); /* so a TERM to its group cannot miss */
+		if (prefork_add(&s->pool, pid, now) < 0) {
+			err_warn("worker pool:");
+			kill(pid, SIGKILL);
+			s->fork_pause_until = now + 1000;
+			return;
+		}
+	}
+}
+
+/* A worker accepted: its connection is one of ours now. */
+static void pool_accepted(struct server *s, pid_t pid, int *fd)
+{
+	const struct server_opts *o = s->o;
+	struct server_conn *c;
+
+	if (prefork_accepted(&s->pool, pid) < 0 || !(c = conn_add(s)))
+		return;
+	c->pid = pid;
+	if (*fd >= 0)
+		conn_name(s, c, *fd);
+	/* Only a program holding the connection itself needs our FIN. */
+	if (!(o->prestart || o->relay.crlf)) {
+		c->fd = *fd;
+		*fd = -1;
+	}
+	s->running++;
+}
+
+/* Take every note the workers sent. */
+static void pool_notes(struct server *s)
+{
+	struct prefork_note note;
+	int fd, r;
+
+	while ((r = prefork_recv(s->chan[0], &note, &fd)) > 0) {
+		if (note.kind == PREFORK_NOTE_EXECFAIL) {
+			if (prefork_failed(&s->pool, note.pid, note.err) == 1)
+				err_warn("exec %s: %s", s->o->relay.program, strerror(note.err));
+		} else if (note.kind == PREFORK_NOTE_ACCEPTED) {
+			pool_accepted(s, note.pid, &fd);
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	if (r < 0)
+		err_warn("worker notes:");
+}
+
+static void pool_status(const struct server *s)
+{
+	err_warn("status: ready %zu busy %zu served %llu errors %llu", s->pool.ready, s->pool.busy,
+		 s->pool.served, s->pool.errors);
+}
+
+/* ---- the loop ---- */
+
+static void on_reaped(struct server *s, pid_t pid, int status)
+{
+	if (s->pooled && prefork_gone(&s->pool, pid, io_now_ms()) == 2)
+		err_warn("workers end faster than %d a second without serving; "
+			 "pausing forks for %lld ms",
+			 PREFORK_DEATHS, s->pool.backoff_until - io_now_ms());
+	for (size_t i = 0; i < s->nconns; i++) {
+		struct server_conn *c = &s->conns[i];
+
+		if (c->pid != pid)
+			continue;
+		s->running--;
+		if (s->o->verbose)
+			err_warn("connection from %s closed, status %d", c->peer,
+				 proc_status_code(status));
+		/* FIN after everything the program wrote; then drain the peer. */
+		if (c->fd >= 0)
+			linger_add(&s->linger, c->fd, LINGER_MS);
+		c->fd = -1;
+		conn_drop(s, i);
+		return;
+	}
+}
+
+static void reaped_cb(pid_t pid, int status, void *arg)
+{
+	on_reaped(arg, pid, status);
+}
+
+static void reap_all(struct server *s)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = proc_reap(&status)) > 0) {
+		/* A worker's note is queued before it exits: take it first. */
+		if (s->pooled)
+			pool_notes(s);
+		on_reaped(s, pid, status);
+	}
+}
+
+static void stop_listening(struct server *s)
+{
+	listener_close(&s->l);
+	if (s->o->path)
+		unlink(s->o->path);
+}
+
+static void release(struct server *s)
+{
+	while (s->nconns)
+		conn_drop(s, 0);
+	free(s->conns);
+	s->conns = NULL;
+	linger_free(&s->linger);
+	if (s->pooled) {
+		prefork_free(&s->pool);
+		s->pooled = 0;
+		close(s->chan[0]);
+		close(s->chan[1]);
+	}
+	free(s->ends);
+	s->ends = NULL;
+}
+
+/* End every connection's group and every worker; the room for their pids is kept ahead. */
+static int teardown(struct server *s, int sig)
+{
+	size_t n = 0;
+
+	stop_listening(s);
+	if (s->o->verbose)
+		err_warn("signal %d: ending %zu connection(s)", sig, s->running);
+	if (s->pooled)
+		n = prefork_pids(&s->pool, s->ends); /* busy ones are in conns too */
+	for (size_t i = 0; i < s->nconns; i++) {
+		int dup = 0;
+
+		for (size_t k = 0; k < n; k++)
+			dup |= s->ends[k] == s->conns[i].pid;
+		if (s->conns[i].pid > 0 && !dup)
+			s->ends[n++] = s->conns[i].pid;
+	}
+	proc_end_groups(s->ends, n, s->o->grace_ms, s->sigfd, reaped_cb, s);
+	release(s);
+	return EXIT_SIGNAL(sig);
+}
+
+static int accepting(const struct server *s)
+{
+	const struct server_opts *o = s->o;
+	size_t cap = o->fork ? (o->maxconn ? (size_t)o->maxconn : (size_t)-1) : 1;
+
+	return !s->pooled && s->l.n && s->running < cap;
+}
+
+static void accept_one(struct server *s, long long now)
+{
+	unsigned long failures;
+	int fd = listener_accept(&s->l, now, &failures);
+
+	if (fd < 0) {
+		if (failures)
+			err_warn("accept: %s (%lu in the last second; pausing)", strerror(errno),
+				 failures);
+		return;
+	}
+	if (!s->o->loop) /* one connection only */
+		stop_listening(s);
+	server_serve(s, fd);
+}
+
+static int min_timeout(int a, int b)
+{
+	return b >= 0 && (a < 0 || b < a) ? b : a;
+}
+
+int server_run(struct server *s)
+{
+	struct pollfd *pfd = NULL;
+	size_t pcap = 0;
+
+	while (s->pooled || s->l.n || s->nconns || s->linger.n) {
+		size_t n = 0, nlin, nl = 0;
+		int usr1 = 0, chld = 0, sig, timeout, chan_at = -1;
+		long long now;
+		pid_t pid;
+
+		if (s->pooled)
+			pool_fill(s);
+		now = io_now_ms();
+		if (mem_reserve(&pfd, &pcap, s->linger.n + LISTENER_MAX + 2, sizeof *pfd, 16) < 0) {
+			err_warn("poll set:");
+			free(pfd);
+			return teardown(s, SIGTERM);
+		}
+		pfd[n++] = (struct pollfd){.fd = s->sigfd, .events = POLLIN};
+		nlin = linger_pollfds(&s->linger, pfd + n);
+		n += nlin;
+		timeout = linger_timeout(&s->linger, now);
+		if (accepting(s)) {
+			nl = listener_pollfds(&s->l, pfd + n, now);
+			n += nl;
+			timeout = min_timeout(timeout, listener_timeout(&s->l, now));
+		}
+		if (s->pooled) {
+			chan_at = (int)n;
+			pfd[n++] = (struct pollfd){.fd = s->chan[0], .events = POLLIN};
+			timeout = min_timeout(timeout, prefork_timeout(&s->pool, now));
+			if (s->fork_pause_until > now)
+				timeout = min_timeout(timeout, (int)(s->fork_pause_until - now));
+		}
+		if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR) {
+			err_warn("poll:");
+			free(pfd);
+			return teardown(s, SIGTERM);
+		}
+		if (pfd[0].revents && (sig = sig_drain(&chld, &usr1)) != 0) {
+			free(pfd);
+			return teardown(s, sig);
+		}
+		if (chan_at >= 0)
+			pool_notes(s);
+		reap_all(s);
+		now = io_now_ms();
+		if (s->pooled) {
+			if (usr1)
+				pool_status(s);
+			while ((pid = prefork_retire(&s->pool, now)) > 0)
+				kill(pid, SIGWINCH);
+		}
+		linger_handle(&s->linger, pfd + 1, nlin, now);
+		for (size_t k = 1 + nlin; k < 1 + nlin + nl; k++)
+			if (pfd[k].revents) {
+				accept_one(s, now);
+				break;
+			}
+	}
+	free(pfd);
+	release(s);
+	return s->status;
+}

@@ -1,0 +1,84 @@
+/*
+ * server: socket's serving side. One event loop over the listener, the
+ * connections being served (a program holding the connection itself, or
+ * a relay child), finished connections draining (linger.c), the
+ * self-pipe, and, with -W, the channel preforked workers report on
+ * (worker.c; their bookkeeping in prefork.c). The -W master never accepts:
+ * its workers do.
+ *
+ *	server_init(&s, &opts, &listener, sigfd);
+ *	status = server_run(&s);	(or server_serve(&s, fd) first, for one connection)
+ *
+ * Connections are served in process groups of their own; teardown ends
+ * every group (proc_end_groups) and allocates nothing.
+ */
+#ifndef SP_SERVER_H
+#define SP_SERVER_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "linger.h"
+#include "listener.h"
+#include "net.h"
+#include "prefork.h"
+#include "proc.h"
+#include "pump.h"
+
+struct server_opts {
+	struct relay relay;   /* the program and -c -q -r -w */
+	int fork, loop;	      /* -f: a child per connection; -l: keep accepting */
+	int verbose;	      /* -v: say what happens on stderr */
+	long maxconn;	      /* -C: connections at once; 0: unlimited */
+	long grace_ms;	      /* -g: SIGTERM to SIGKILL at teardown */
+	const char *path;     /* a UNIX socket path we created, removed at the end; or NULL */
+	long wmin, wmax;      /* -W: 0 without; wmax 0 for a fixed N */
+	long idle_ms;	      /* -I */
+	int prestart;	      /* -P */
+	const char *exec_path; /* -W: the program as found in PATH at start, or NULL */
+};
+
+/* A connection being served. */
+struct server_conn {
+	pid_t pid; /* the program, relay child or worker serving it */
+	int fd;	   /* our copy, for the graceful close after the program, or -1 */
+	char peer[NET_IPLEN + NET_PORTLEN + 2];
+};
+
+struct server {
+	const struct server_opts *o;
+	struct listener l; /* empty once no more connections are taken */
+	int sigfd;
+	int status; /* exit status when not looping */
+	struct server_conn *conns;
+	size_t nconns, cap;
+	size_t running;		  /* conns with a live child */
+	struct linger_set linger; /* finished connections draining the peer */
+	struct proc_ucspi env;	  /* the UCSPI environment: the listener's part */
+	pid_t *ends;		  /* room for every pid teardown must end, kept ahead */
+	size_t ends_cap;
+	/* -W */
+	int pooled;
+	struct prefork pool;
+	int chan[2];
+	long long fork_pause_until; /* fork(2) failed: try again later */
+};
+
+/*
+ * Set s up to serve what l accepts (l's sockets are s's from now; l may be
+ * empty for a client's one connection). Returns 0, or -1 with errno.
+ */
+int server_init(struct server *s, const struct server_opts *o, struct listener *l, int sigfd);
+
+/* Serve fd (a connected socket) now, as if it had been accepted. */
+void server_serve(struct server *s, int fd);
+
+/*
+ * Run until there is nothing left to serve (no listener, no connection),
+ * or a terminating signal arrives: then tear down, ending every
+ * connection's process group. Returns the exit status: s->status, or
+ * 128+signal after a teardown.
+ */
+int server_run(struct server *s);
+
+#endif
