@@ -7,8 +7,12 @@ DESTDIR   =
 CC        = cc
 OPT       = -O2 -g
 WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
-CFLAGS    = -std=c11 -D_XOPEN_SOURCE=700 $(OPT) $(WARN)
-LDFLAGS   =
+# Debian's hardening flags (dpkg-buildflags with hardening=+all), in every build.
+HARDEN    = -D_FORTIFY_SOURCE=3 -fstack-protector-strong -fstack-clash-protection -fPIE
+LDHARDEN  = -Wl,-z,relro,-z,now
+PIE       = -pie
+CFLAGS    = -std=c11 -D_XOPEN_SOURCE=700 $(OPT) $(WARN) $(HARDEN)
+LDFLAGS   = $(LDHARDEN)
 LDLIBS    =
 # Programs linked statically, and the flag that does it. An idle binding
 # touches code spread over all of a shared libc, and every page touched
@@ -48,7 +52,7 @@ $(BUILD)/libsp.a: $(LIBOBJ)
 # Relinked when the Makefile changes: the link flags (LDSTATIC) live here.
 $(BIN)/%: $(BUILD)/%.o $(BUILD)/libsp.a Makefile
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) $(if $(filter $*,$(STATIC)),$(LDSTATIC)) \
+	$(CC) $(CFLAGS) $(LDFLAGS) $(if $(and $(filter $*,$(STATIC)),$(LDSTATIC)),$(LDSTATIC),$(PIE)) \
 		-o $@ $< $(BUILD)/libsp.a $(LDLIBS)
 
 # Small programs the tests and benchmarks drive (free ports, load, activation),
@@ -58,7 +62,7 @@ tools: $(TOOLSRC:tests/tools/%.c=tests/bin/%) $(addprefix tests/bin/dyn/,$(filte
 
 tests/bin/dyn/%: $(BUILD)/%.o $(BUILD)/libsp.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libsp.a $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) $(PIE) -o $@ $< $(BUILD)/libsp.a $(LDLIBS)
 
 tests/bin/%: tests/tools/%.c $(BUILD)/libsp.a
 	@mkdir -p $(@D)
@@ -66,6 +70,16 @@ tests/bin/%: tests/tools/%.c $(BUILD)/libsp.a
 
 check:
 	sh scripts/check.sh
+
+# gcc's static analyzer over every source file; any finding fails (make check runs it).
+ANALYZE = gcc -std=c11 -D_XOPEN_SOURCE=700 -O2 $(WARN) -fanalyzer
+analyze:
+	@for f in src/*.c src/lib/*.c; do $(ANALYZE) -c -o /dev/null $$f || exit 1; done
+	@echo "analyze: clean"
+
+# Assertions that cannot fail (a negated command that is not a test's last line).
+lint-tests:
+	sh scripts/lint-tests.sh tests/*.bats
 
 demo: all
 	sh scripts/demo.sh
@@ -99,7 +113,7 @@ uninstall:
 clean:
 	rm -rf build bin tests/bin
 
-.PHONY: all tools check demo bench fuzz install uninstall clean
+.PHONY: all tools check analyze lint-tests demo bench fuzz install uninstall clean
 .PRECIOUS: $(BUILD)/%.o $(BUILD)/lib/%.o
 
 -include $(wildcard $(BUILD)/*.d $(BUILD)/lib/*.d)

@@ -11,6 +11,9 @@ trap 'rm -rf "$out"' EXIT INT TERM
 status=0
 
 $MAKE -s all tools || exit 1
+# Tests that cannot fail, and the static analyzer: both fail the check.
+$MAKE -s lint-tests || exit 1
+$MAKE -s analyze || exit 1
 # Both compilers must build warning-free; clang only compiles here.
 if command -v clang >/dev/null 2>&1; then
 	$MAKE -s CC=clang BUILD=build/clang BIN=build/clang/bin all || exit 1

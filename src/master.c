@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/connector.h"
 #include "lib/daemon.h"
 #include "lib/err.h"
 #include "lib/io.h"
@@ -48,14 +49,14 @@ struct opts {
 	size_t keylen;
 };
 
-/* D_STARTING: forked, its exec's outcome not read yet (execfd). */
-enum dstate { D_WAITING, D_ASKED, D_STARTING, D_RUNNING, D_DONE };
+/* A daemon of DDIR and its run. J_STARTING: forked, its exec's outcome not read yet (execfd). */
+enum job_state { J_WAITING, J_ASKED, J_STARTING, J_RUNNING, J_DONE };
 
-struct dmn {
+struct job {
 	char name[PROTO_NAME_MAX + 1];
-	enum dstate state;
+	enum job_state state;
 	pid_t pid;
-	int execfd;   /* D_STARTING: proc_spawn_start's pipe */
+	int execfd;   /* J_STARTING: proc_spawn_start's pipe */
 	int unstarted; /* its exec failed: the 127 it exits with is not news */
 };
 
@@ -64,8 +65,9 @@ enum mstate { M_HELLO, M_AUTH, M_RUN, M_ENDED };
 struct master {
 	const struct opts *o;
 	struct daemon dm;
-	struct dmn *d;
+	struct job *d;
 	size_t nd, asked, answered, running;
+	pid_t *ends; /* room for every daemon's pid, made with the list: teardown allocates nothing */
 	int ctl, sigfd, ddirfd, cwdfd;
 	enum mstate state;
 	int bye;     /* the pool said all our bindings ended */
@@ -112,7 +114,7 @@ static void parse(int argc, char **argv, struct opts *o)
 
 static int by_name(const void *a, const void *b)
 {
-	return strcmp(((const struct dmn *)a)->name, ((const struct dmn *)b)->name);
+	return strcmp(((const struct job *)a)->name, ((const struct job *)b)->name);
 }
 
 /* The executable regular files of DDIR with valid names, sorted; warn about the rest. */
@@ -151,15 +153,17 @@ static void list_daemons(struct master *m)
 	closedir(dir);
 	if (m->nd)
 		qsort(m->d, m->nd, sizeof m->d[0], by_name);
+	if (!(m->ends = calloc(m->nd + 1, sizeof *m->ends)))
+		err_die(EXIT_RUNTIME, "daemon list:");
 }
 
 /* Read whether d's exec happened; a failure is reported here, once. */
-static void exec_outcome(struct master *m, struct dmn *d)
+static void exec_outcome(struct master *m, struct job *d)
 {
 	int err = proc_spawn_result(d->execfd);
 
 	d->execfd = -1;
-	d->state = D_RUNNING;
+	d->state = J_RUNNING;
 	if (err) {
 		errno = err;
 		err_warn("%s: cannot start:", d->name);
@@ -173,14 +177,14 @@ static void reaped(pid_t pid, int status, void *arg)
 	struct master *m = arg;
 
 	for (size_t i = 0; i < m->nd; i++) {
-		struct dmn *d = &m->d[i];
+		struct job *d = &m->d[i];
 		int code = proc_status_code(status);
 
-		if (d->pid != pid || (d->state != D_RUNNING && d->state != D_STARTING))
+		if (d->pid != pid || (d->state != J_RUNNING && d->state != J_STARTING))
 			continue;
-		if (d->state == D_STARTING) /* dead, so its pipe has said all it will */
+		if (d->state == J_STARTING) /* dead, so its pipe has said all it will */
 			exec_outcome(m, d);
-		d->state = D_DONE;
+		d->state = J_DONE;
 		m->running--;
 		if (code == 0 || m->ending || d->unstarted)
 			return;
@@ -195,21 +199,21 @@ static void reaped(pid_t pid, int status, void *arg)
 
 static _Noreturn void finish(struct master *m, int code)
 {
-	pid_t *pids = calloc(m->nd + 1, sizeof *pids);
+	pid_t *pids = m->ends;
 	size_t n = 0;
 
 	m->ending = 1;
-	for (size_t i = 0; pids && i < m->nd; i++) {
-		if (m->d[i].state == D_STARTING) {
+	for (size_t i = 0; i < m->nd; i++) {
+		if (m->d[i].state == J_STARTING) {
 			close(m->d[i].execfd);
-			m->d[i].state = D_RUNNING;
+			m->d[i].state = J_RUNNING;
 		}
-		if (m->d[i].state == D_RUNNING)
+		if (m->d[i].state == J_RUNNING)
 			pids[n++] = m->d[i].pid;
 	}
 	if (n)
 		proc_end_groups(pids, n, m->o->grace_ms, m->sigfd, reaped, m);
-	free(pids);
+	free(m->ends);
 	if (m->ctl >= 0)
 		close(m->ctl);
 	mem_wipe(m->o->key, m->o->keylen);
@@ -219,7 +223,7 @@ static _Noreturn void finish(struct master *m, int code)
 }
 
 /* Connect to the granted port, hand over the token, start the daemon on it. */
-static void start(struct master *m, struct dmn *d, const struct proto_msg *msg)
+static void start(struct master *m, struct job *d, const struct proto_msg *msg)
 {
 	char portbuf[NET_PORTLEN], line[PROTO_TOKEN_HEX + 2];
 	char env_host[300], env_port[32], env_name[80];
@@ -231,12 +235,12 @@ static void start(struct master *m, struct dmn *d, const struct proto_msg *msg)
 
 	snprintf(portbuf, sizeof portbuf, "%d", msg->port);
 	/* The pool's guard accepts our control connection's address only: use the same pair. */
-	fd = net_connect(m->peer_ip, portbuf, m->local_ip, &gai);
+	fd = connector_connect(m->peer_ip, portbuf, m->local_ip, -1, &gai);
 	if (fd < 0) {
 		err_warn("%s: connect to %s port %s: %s", d->name, m->o->host, portbuf,
 		      net_strerror(gai));
 		m->failed = 1;
-		d->state = D_DONE;
+		d->state = J_DONE;
 		return;
 	}
 	snprintf(line, sizeof line, "%s\n", msg->arg[2]);
@@ -244,7 +248,7 @@ static void start(struct master *m, struct dmn *d, const struct proto_msg *msg)
 		err_warn("%s: sending the token:", d->name);
 		close(fd);
 		m->failed = 1;
-		d->state = D_DONE;
+		d->state = J_DONE;
 		return;
 	}
 	snprintf(env_host, sizeof env_host, "POOL_HOST=%s", m->o->host);
@@ -256,7 +260,7 @@ static void start(struct master *m, struct dmn *d, const struct proto_msg *msg)
 		err_warn("%s: cd %s:", d->name, m->o->ddir);
 		close(fd);
 		m->failed = 1;
-		d->state = D_DONE;
+		d->state = J_DONE;
 		return;
 	}
 	/* Not waiting for the exec here lets many daemons start at once. */
@@ -269,11 +273,11 @@ static void start(struct master *m, struct dmn *d, const struct proto_msg *msg)
 	if (pid < 0) {
 		err_warn("%s: cannot start:", d->name);
 		m->failed = 1;
-		d->state = D_DONE;
+		d->state = J_DONE;
 		return;
 	}
 	d->pid = pid;
-	d->state = D_STARTING;
+	d->state = J_STARTING;
 	m->running++;
 }
 
@@ -293,7 +297,7 @@ static void send_line(struct master *m, const char *word, const char *arg)
 static void ask(struct master *m)
 {
 	while (m->asked < m->nd && m->asked - m->answered < WINDOW) {
-		m->d[m->asked].state = D_ASKED;
+		m->d[m->asked].state = J_ASKED;
 		send_line(m, "PORT", m->d[m->asked++].name);
 	}
 	if (m->answered == m->nd) {
@@ -361,7 +365,7 @@ static void handle(struct master *m, char *line)
 			start(m, &m->d[m->answered], &msg);
 		} else {
 			err_warn("%s: the pool refused a port: %s", msg.arg[0], msg.text);
-			m->d[m->answered].state = D_DONE;
+			m->d[m->answered].state = J_DONE;
 			m->failed = 1;
 		}
 		m->answered++;
@@ -415,7 +419,7 @@ static void connect_pool(struct master *m)
 	char port[NET_PORTLEN];
 	int gai = 0;
 
-	m->ctl = net_connect(m->o->host, m->o->port, NULL, &gai);
+	m->ctl = connector_connect(m->o->host, m->o->port, NULL, -1, &gai);
 	if (m->ctl < 0)
 		err_die(EXIT_RUNTIME, "connect to %s %s: %s", m->o->host, m->o->port,
 		    net_strerror(gai));
@@ -442,7 +446,7 @@ static void loop(struct master *m)
 		pfd[n++] = (struct pollfd){.fd = m->sigfd, .events = POLLIN};
 		pfd[n++] = (struct pollfd){.fd = m->ctl, .events = POLLIN}; /* -1: ignored */
 		for (size_t i = 0; i < m->nd; i++)
-			if (m->d[i].state == D_STARTING)
+			if (m->d[i].state == J_STARTING)
 				pfd[n++] = (struct pollfd){.fd = m->d[i].execfd, .events = POLLIN};
 		if (poll(pfd, n, -1) < 0 && errno != EINTR)
 			err_die(EXIT_RUNTIME, "poll:");
@@ -452,7 +456,7 @@ static void loop(struct master *m)
 			finish(m, EXIT_SIGNAL(sig));
 		}
 		for (size_t k = 2, i = 0; k < n; k++) {
-			while (m->d[i].state != D_STARTING || m->d[i].execfd != pfd[k].fd)
+			while (m->d[i].state != J_STARTING || m->d[i].execfd != pfd[k].fd)
 				i++;
 			if (pfd[k].revents)
 				exec_outcome(m, &m->d[i]);

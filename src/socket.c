@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lib/connector.h"
 #include "lib/daemon.h"
 #include "lib/err.h"
 #include "lib/io.h"
@@ -300,7 +301,7 @@ static int run_client(const struct opts *o, struct daemon *d)
 	if (o->path)
 		fd = net_connect_unix(o->path);
 	else
-		fd = net_connect(o->host, o->port, o->bindaddr, &gai);
+		fd = connector_connect(o->host, o->port, o->bindaddr, -1, &gai);
 	if (fd < 0)
 		err_die(EXIT_RUNTIME, "connect to %s%s%s: %s", o->path ? o->path : o->host,
 			o->path ? "" : " ", o->path ? "" : o->port, net_strerror(gai));

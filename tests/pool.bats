@@ -64,7 +64,14 @@ ctl_auth() { # KEY
 	mac=$("$TOOLS/sha256test" hmac "$1" "${greet##* }")
 	printf 'AUTH %s\n' "$mac" >&5
 }
-eof_on_5() { ! IFS= read -r -t 5 -u 5 _; }
+# eof_on FD: the descriptor reaches end of file within 5 s: read returns 1
+# there (a timeout returns more than 128, a line 0).
+eof_on() {
+	local rc=0
+	IFS= read -r -t 5 -u "$1" _ || rc=$?
+	[ "$rc" -eq 1 ]
+}
+eof_on_5() { eof_on 5; }
 
 no_fifo_left() { [ -z "$(find "${1:-.}" -type p)" ]; }
 count_lines() { wc -l <"$1" | tr -d ' '; }
@@ -81,7 +88,7 @@ read_buffer() { # FIFO OUT: read a buffer to its EOF in the background; sets REA
 	run --separate-stderr "$TOOLS/sha256test"
 	[ "$status" -eq 0 ]
 	[ "$(grep -c '^ok ' <<<"$output")" -eq 12 ]
-	! grep -q '^not ok' <<<"$output"
+	! grep -q '^not ok' <<<"$output" || false
 }
 
 @test "sha256: the key proof agrees with openssl's HMAC-SHA-256" {
@@ -179,8 +186,8 @@ read_buffer() { # FIFO OUT: read a buffer to its EOF in the background; sets REA
 	grep -q 'SOCKETPOOL 1 ' capture
 	grep -q 'AUTH [0-9a-f]\{64\}' capture
 	grep -q 'GRANT x1 ' capture
-	! grep -q "$KEY" capture
-	! grep -q 'sekrit' capture
+	run ! grep -q "$KEY" capture
+	run ! grep -q 'sekrit' capture
 }
 
 @test "@FILE keys work and never show in ps" {
@@ -194,7 +201,7 @@ read_buffer() { # FIFO OUT: read a buffer to its EOF in the background; sets REA
 	ps -eo args >ps.out
 	grep -q "pool -l @key $PORT" ps.out
 	grep -q "master @key 127.0.0.1 $PORT d" ps.out
-	! grep -q SHOULD-NOT-SHOW ps.out
+	run ! grep -q SHOULD-NOT-SHOW ps.out
 	# The file's trailing newline is not part of the key: the same key given inline matches.
 	mkdir d2
 	daemon d2 y1 'echo from-y1'
@@ -229,7 +236,7 @@ foreign with stolen token"
 	{ echo "$token"; seq 1 3000; } | socat -u - "TCP:127.0.0.1:$gport"
 	wait "$READER"
 	seq 1 3000 | cmp - g1.got
-	! grep -q foreign g1.got
+	run ! grep -q foreign g1.got
 	# A second request for a name already bound is refused, the session goes on.
 	printf 'PORT g2\nPORT g2\n' >&5
 	ctl_read r1
@@ -315,15 +322,15 @@ foreign with stolen token"
 	# The idle one gets its error line, then EOF.
 	IFS= read -r -t 5 -u 6 err
 	[ "$err" = "ERR idle timeout" ]
-	! IFS= read -r -t 5 -u 6 _
+	eof_on 6
 	IFS= read -r -t 5 -u 7 greet
 	IFS= read -r -t 5 -u 7 err
 	[ "$err" = "ERR line too long" ]
-	! IFS= read -r -t 5 -u 7 _
+	eof_on 7
 	IFS= read -r -t 5 -u 8 greet
 	IFS= read -r -t 5 -u 8 err
 	[ "$err" = "ERR unknown command" ]
-	! IFS= read -r -t 5 -u 8 _
+	eof_on 8
 	# A daemon name that is not a valid buffer ID, after a good key.
 	ctl_open "$PORT"
 	ctl_auth "$KEY"
@@ -545,7 +552,7 @@ mk_forever() { # NAME...: daemons that record their PID and print a line a secon
 	all_gone
 	for p in $(daemons_running); do wait_for 5 no_group "$p"; done
 	grep -q "signal 15: ending 2 daemon(s)" master.err
-	! grep -q "killed by signal" master.err
+	run ! grep -q "killed by signal" master.err
 	# The pool's bindings end once drained; the pool itself goes on (-l).
 	drain t1 t2
 	wait_for 5 no_fifo_left
@@ -686,5 +693,5 @@ netns_cleanup() {
 	[ "$(sed -n 2,101p far1.got)" = "$(seq 1 100)" ]
 	[ ! -s master.err ]
 	netns_cleanup
-	! ip netns list | grep -q "$NSP"
+	! ip netns list | grep -q "$NSP" || false
 }

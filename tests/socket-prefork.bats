@@ -101,7 +101,7 @@ long_client() { # OUTFILE
 	track $!
 	exec 7>f5
 	echo waiting >&7
-	! wait_for 1 file_has c5
+	run ! wait_for 1 file_has c5
 	[ "$(nchildren "$M")" -eq 4 ]
 	kill $pids
 	wait_for 5 file_has c5

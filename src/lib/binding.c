@@ -206,6 +206,8 @@ static int conn_admit(struct binding *b, size_t i, const char *rest, size_t n)
 	if (!n)
 		return 0;
 	c = conn_by_fd(b, fd, &i); /* rejects may have moved it */
+	if (!c)
+		return 0;
 	c->bytes += n;
 	return take(b, c, rest, n);
 }

@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "io.h"
+
 static int resolve(const char *host, const char *port, int passive, struct addrinfo **res)
 {
 	struct addrinfo hints = {0};
@@ -172,4 +174,48 @@ void connector_free(struct connector *c)
 	if (c->bind)
 		freeaddrinfo(c->bind);
 	c->res = c->bind = c->cur = NULL;
+}
+
+int connector_connect(const char *host, const char *port, const char *bindhost, long timeout_ms,
+		      int *gai)
+{
+	struct connector c;
+	int fd = -1, saved;
+
+	if (connector_init(&c, host, port, bindhost, gai) < 0)
+		return -1;
+	for (;;) {
+		struct pollfd pfd;
+		short rev = 0;
+		int r;
+
+		if (connector_pollfd(&c, &pfd)) {
+			r = poll(&pfd, 1, timeout_ms < 0 ? -1 : (int)timeout_ms);
+			if (r < 0 && errno != EINTR)
+				break;
+			rev = r > 0 ? pfd.revents : 0;
+			if (r == 0) {
+				/* Out of time: this address counts as failed, the next one is tried. */
+				c.err = ETIMEDOUT;
+				close(c.fd);
+				c.fd = -1;
+				if (!(c.cur = c.cur->ai_next)) {
+					errno = ETIMEDOUT;
+					break;
+				}
+			}
+		}
+		r = connector_step(&c, rev, io_now_ms());
+		if (r == 1) {
+			fd = connector_take(&c);
+			io_set_nonblock(fd, 0);
+			break;
+		}
+		if (r < 0)
+			break;
+	}
+	saved = errno;
+	connector_free(&c);
+	errno = saved;
+	return fd;
 }

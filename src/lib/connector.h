@@ -64,4 +64,13 @@ void connector_lost(struct connector *c, long long now);
 
 void connector_free(struct connector *c);
 
+/*
+ * Connect to host and port (optionally from bindhost) now: one round
+ * over every address, waiting at most timeout_ms for each (-1: the
+ * kernel's own limit). Returns a blocking, close-on-exec descriptor, or
+ * -1 with errno / *gai set.
+ */
+int connector_connect(const char *host, const char *port, const char *bindhost, long timeout_ms,
+		      int *gai);
+
 #endif

@@ -117,7 +117,7 @@ static int lock_fd(int fd)
 /* Open and lock what is at path; EBUSY with *holder when someone holds it. */
 static int open_locked(const char *path, int flags, pid_t *holder)
 {
-	int fd = open(path, flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	int fd = open(path, flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
 
 	if (fd < 0)
 		return -1;

@@ -1,4 +1,3 @@
-#define _GNU_SOURCE /* accept4 */
 #include "net.h"
 
 #include <ctype.h>
@@ -66,60 +65,6 @@ static int sock_cloexec(int family)
 	return socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 }
 
-static int listen_ai(const struct addrinfo *ai, int backlog)
-{
-	int one = 1, zero = 0, saved;
-	int fd = sock_cloexec(ai->ai_family);
-
-	if (fd < 0)
-		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	/* An unspecified IPv6 address serves IPv4 too, whatever the sysctl says. */
-	if (ai->ai_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, backlog) < 0)
-		goto fail;
-	return fd;
-fail:
-	saved = errno;
-	close(fd);
-	errno = saved;
-	return -1;
-}
-
-int net_listen(const char *host, const char *port, int backlog, int *gai)
-{
-	struct addrinfo hints = {0}, *res, *ai;
-	int fd = -1, rc;
-
-	*gai = 0;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE;
-	if (!host) {
-		/* Dual-stack first; fall back to IPv4 where IPv6 is off. */
-		hints.ai_family = AF_INET6;
-		if (getaddrinfo(NULL, port, &hints, &res) == 0) {
-			fd = listen_ai(res, backlog);
-			freeaddrinfo(res);
-			if (fd >= 0 || (errno != EAFNOSUPPORT && errno != EADDRNOTAVAIL))
-				return fd;
-		}
-		hints.ai_family = AF_INET;
-	}
-	rc = getaddrinfo(host, port, &hints, &res);
-	if (rc) {
-		*gai = rc;
-		return -1;
-	}
-	for (ai = res; ai; ai = ai->ai_next) {
-		fd = listen_ai(ai, backlog);
-		if (fd >= 0)
-			break;
-	}
-	freeaddrinfo(res);
-	return fd;
-}
-
 static int unix_addr(const char *path, struct sockaddr_un *sun)
 {
 	if (net_check_path(path) < 0)
@@ -179,71 +124,6 @@ fail:
 	return -1;
 }
 
-static int bind_local(int fd, int family, const char *bindhost, int *gai)
-{
-	struct addrinfo hints = {0}, *res, *ai;
-	int rc;
-
-	hints.ai_family = family;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE;
-	rc = getaddrinfo(bindhost, NULL, &hints, &res);
-	if (rc) {
-		*gai = rc;
-		return -1;
-	}
-	rc = -1;
-	for (ai = res; ai && rc < 0; ai = ai->ai_next)
-		rc = bind(fd, ai->ai_addr, ai->ai_addrlen);
-	freeaddrinfo(res);
-	return rc;
-}
-
-int net_connect(const char *host, const char *port, const char *bindhost, int *gai)
-{
-	struct addrinfo hints = {0}, *res, *ai;
-	int fd = -1, rc, saved = ECONNREFUSED;
-
-	*gai = 0;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_ADDRCONFIG;
-	rc = getaddrinfo(host, port, &hints, &res);
-	if (rc == EAI_BADFLAGS || rc == EAI_NONAME) {
-		hints.ai_flags = 0; /* loopback-only hosts have no "configured" address */
-		rc = getaddrinfo(host, port, &hints, &res);
-	}
-	if (rc) {
-		*gai = rc;
-		return -1;
-	}
-	for (ai = res; ai; ai = ai->ai_next) {
-		fd = sock_cloexec(ai->ai_family);
-		if (fd < 0) {
-			saved = errno;
-			continue;
-		}
-		if (bindhost && bind_local(fd, ai->ai_family, bindhost, gai) < 0) {
-			saved = errno;
-			close(fd);
-			fd = -1;
-			if (*gai)
-				break;
-			continue;
-		}
-		while ((rc = connect(fd, ai->ai_addr, ai->ai_addrlen)) < 0 && errno == EINTR)
-			;
-		if (rc == 0)
-			break;
-		saved = errno;
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	if (fd < 0)
-		errno = saved;
-	return fd;
-}
-
 int net_connect_unix(const char *path)
 {
 	struct sockaddr_un sun;
@@ -260,16 +140,6 @@ int net_connect_unix(const char *path)
 		errno = saved;
 		return -1;
 	}
-	return fd;
-}
-
-int net_accept(int lfd)
-{
-	int fd;
-
-	do
-		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	while (fd < 0 && errno == EINTR);
 	return fd;
 }
 

@@ -1,4 +1,7 @@
-/* net: addresses, listening and connecting for TCP and UNIX stream sockets. */
+/*
+ * net: addresses, names and UNIX sockets. Listening on TCP is listener.c,
+ * connecting connector.c.
+ */
 #ifndef SP_NET_H
 #define SP_NET_H
 
@@ -27,28 +30,13 @@ int net_check_path(const char *path);
 const char *net_strerror(int gai);
 
 /*
- * Listen on host (NULL: every address, IPv6 dual-stack where available)
- * and port with the given backlog. Returns a close-on-exec descriptor,
- * or -1 with errno / *gai set.
- */
-int net_listen(const char *host, const char *port, int backlog, int *gai);
-
-/*
  * Listen on a UNIX socket path. An existing path is taken over only if it
  * is a socket nobody answers on; a live socket gives EADDRINUSE and any
  * other file EEXIST, and neither is touched.
  */
 int net_listen_unix(const char *path, int backlog);
 
-/*
- * Connect to host and port, optionally from bindhost. Returns a
- * close-on-exec descriptor, or -1 with errno / *gai set.
- */
-int net_connect(const char *host, const char *port, const char *bindhost, int *gai);
 int net_connect_unix(const char *path);
-
-/* accept(2) giving a close-on-exec descriptor; retries EINTR. */
-int net_accept(int lfd);
 
 /*
  * Numeric text of a socket's local (peer == 0) or remote address. For a

@@ -24,7 +24,7 @@ static uint32_t ror(uint32_t x, unsigned n)
 
 static void compress(uint32_t h[8], const unsigned char *p)
 {
-	uint32_t w[64], a, b, c, d, e, f, g, hh;
+	uint32_t w[64] = {0}, a, b, c, d, e, f, g, hh; /* zeroed: the analyzer cannot follow the schedule */
 
 	for (int i = 0; i < 16; i++)
 		w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
