@@ -95,7 +95,8 @@ fuzz:
 	sh scripts/deps.sh fuzz
 	@mkdir -p build/fuzz/corpus
 	$(FUZZCC) -std=c11 -D_XOPEN_SOURCE=700 -g -O1 $(WARN) $(FUZZSAN) -Isrc \
-		-o build/fuzz/proto tests/fuzz/proto.c src/lib/proto.c src/lib/sha256.c src/lib/io.c
+		-o build/fuzz/proto tests/fuzz/proto.c src/lib/proto.c src/lib/sha256.c src/lib/io.c \
+		src/lib/mem.c src/lib/name.c
 	build/fuzz/proto -max_total_time=$(FUZZTIME) -max_len=4096 -print_final_stats=1 \
 		build/fuzz/corpus tests/fuzz/seeds
 

@@ -33,7 +33,7 @@ run_suite plain "$PWD/bin" tests/
 
 san="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
 # Dynamic links only (LDSTATIC=): ASan cannot link statically.
-$MAKE -s BUILD=build/san BIN=build/san/bin OPT="-O1 -g $san" LDFLAGS="$san" LDSTATIC= all || exit 1
+$MAKE -s BUILD=build/san BIN=build/san/bin OPT="-O1 -g $san" LDFLAGS="$san -Wl,-z,relro,-z,now" LDSTATIC= all || exit 1
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:exitcode=86 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	run_suite sanitized "$PWD/build/san/bin" $(ls tests/*.bats | grep -v valgrind)
