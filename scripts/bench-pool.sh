@@ -350,15 +350,15 @@ delivered() {
 }
 trim() { printf '%s\n' "${1%"${1##*[! ]}"}"; } # without trailing blanks
 echo
-printf '  %-19s %14s  %-17s %14s  %-17s %8s\n' "" "pool/master" range "bind-input" range ratio
-trim "$(printf '  %-19s %11s ms  %-17s %11s ms  %-17s %8s  (pool: goal <= 1000 ms: %s)' \
+printf '  %-19s %14s  %-17s %14s  %-17s %9s\n' "" "pool/master" range "bind-input" range ratio
+trim "$(printf '  %-19s %11s ms  %-17s %11s ms  %-17s %9s  (pool: goal <= 1000 ms: %s)' \
 	"all connected after" "${M_pool_conn:--}" "${R_pool_conn:--}" "${M_peer_conn:--}" \
 	"${R_peer_conn:--}" "$(ratio "${M_peer_conn:--}" "${M_pool_conn:--}")" \
 	"$(goal "${M_pool_conn:--}" 1000)")"
-trim "$(printf '  %-19s %14s  %-17s %14s  %-17s %8s' "lines/s" "${M_pool_lps:--}" \
+trim "$(printf '  %-19s %14s  %-17s %14s  %-17s %9s' "lines/s" "${M_pool_lps:--}" \
 	"${R_pool_lps:--}" "${M_peer_lps:--}" "${R_peer_lps:--}" \
 	"$(ratio "${M_pool_lps:--}" "${M_peer_lps:--}")")"
-trim "$(printf '  %-19s %10s KiB  %-17s %10s KiB  %-17s %8s  (pool: goal <= 32768 KiB: %s)' \
+trim "$(printf '  %-19s %10s KiB  %-17s %10s KiB  %-17s %9s  (pool: goal <= 32768 KiB: %s)' \
 	"receiver peak RSS" "${M_pool_rss:--}" "${R_pool_rss:--}" "${M_peer_rss:--}" \
 	"${R_peer_rss:--}" "$(ratio "${M_pool_rss:--}" "${M_peer_rss:--}")" \
 	"$(goal "${M_pool_rss:--}" 32768)")"

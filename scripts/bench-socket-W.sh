@@ -158,6 +158,7 @@ stop_server() {
 	kids=$(ps -o pid= --ppid "$srv" 2>/dev/null)
 	kill "$srv" 2>/dev/null
 	wait "$srv" 2>/dev/null
+	pids=${pids% "$srv"}
 	for k in $kids; do wait_gone "$k"; done
 }
 
@@ -173,6 +174,7 @@ load() {
 	pids="$pids $lg"
 	wait "$lg"
 	lg_rc=$?
+	pids=${pids% "$lg"} # reaped: its PID may be reused
 	conns=0 ok=0 errors=0 rate=0 p50_us=0 p99_us=0 max_us=0
 	sent=0 got=0 failed=0 short=0 wrong=0 timeouts=0
 	line=""
@@ -260,6 +262,7 @@ run_ceil() {
 	c=$!
 	pids="$pids $c"
 	wait "$c"
+	pids=${pids% "$c"}
 	copies=$(wc -l <"$tmp/copies")
 	cost=$(awk -v n="$STARTS" 'END { split($1, u, /[ms]/); split($2, k, /[ms]/)
 		printf "%.0f", (u[1] * 60 + u[2] + k[1] * 60 + k[2]) * 1e6 / n }' "$tmp/times")
