@@ -19,9 +19,11 @@
 # Each daemon waits for a start line, so "connected" is measured apart from
 # sending. Then one reader per buffer, all at once, as a shell reads each
 # daemon's buffer: cksum, so every buffer is checked byte for byte against
-# what `seq 1 LINES` writes. (Reading the buffers one after another would
-# time bind-input -1's drain polling instead, which backs off to 250 ms while
-# a drained buffer waits for its reader, and take minutes a round.) A run is
+# what `seq 1 LINES` writes. (Reading the buffers one after another, as this
+# script once did, timed bind-input -1's drain polling instead: a binding
+# whose reader comes late polls its pipe ever more slowly, up to every 250 ms,
+# so each buffer's end of file came 60-140 ms after it was drained, and the
+# peer took 70 s a round at the defaults.) A run is
 # INVALID, and left out of the medians, when not every sender connected, a
 # buffer is not byte for byte what its daemon wrote, anything spilled to an
 # .unread file, a sender failed, or the delivery did not end within
@@ -65,6 +67,7 @@ trap cleanup EXIT
 trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 141' PIPE # output to a reader that went away
 
 now_ns() { date +%s%N; }
 ms() { echo $((($1 + 500000) / 1000000)); } # NS: whole milliseconds
@@ -118,7 +121,8 @@ fresh() {
 # deliver RECEIVERS SENDERS: one reader per buffer, then every daemon's start
 # line; waits for the readers and the SENDERS (master, or the socket clients),
 # with a watchdog that kills what is left of RECEIVERS and SENDERS (PID lists)
-# after DEADLINE s. Sets del_ns, from the start lines to the last reader's end.
+# after DEADLINE s, and 2 s later any reader still waiting. Sets del_ns, from
+# the start lines to the last reader's end.
 deliver() {
 	nfifo=0 readers=""
 	for f in "$tmp/buf"/*; do
@@ -132,17 +136,22 @@ deliver() {
 	# Only a process still running one of our programs is killed: a PID in
 	# the lists may have ended, been reaped, and been reused meanwhile.
 	# shellcheck disable=SC2016,SC2086 # expanded by that shell; PID lists
-	sh -c 'sleep "$3" & s=$!
+	sh -c 'nap() { sleep "$1" & s=$!; wait "$s"; }
 		trap "kill \$s 2>/dev/null; exit 0" TERM
-		wait "$s" || exit 0
+		nap "$3" || exit 0
 		: >"$1"
-		b=$2
+		prog="$2/*"
 		shift 3
 		for p; do
+			if [ "$p" = -- ]; then
+				nap 2
+				prog=*/cksum
+				continue
+			fi
 			case $(readlink "/proc/$p/exe" 2>/dev/null) in
-			"$b"/*) kill "$p" 2>/dev/null ;;
+			$prog) kill "$p" 2>/dev/null ;;
 			esac
-		done' sh "$tmp/expired" "$B" "$DEADLINE" $1 $2 &
+		done' sh "$tmp/expired" "$B" "$DEADLINE" $1 $2 -- $readers &
 	wd=$!
 	pids="$pids $wd"
 	t1=$(now_ns)
@@ -174,8 +183,10 @@ check() {
 		[ -s "$tmp/got/dem$i" ] && read -r c <"$tmp/got/dem$i"
 		if [ "$c" = "$ref" ]; then
 			exact=$((exact + 1))
+		elif [ -z "$short" ] && [ -z "$c" ]; then
+			short="dem$i: nothing read"
 		elif [ -z "$short" ]; then
-			short="dem$i got ${c#* } of ${ref#* } bytes${c:+, checksum ${c%% *}, not ${ref%% *}}"
+			short="dem$i got ${c#* } of ${ref#* } bytes, checksum ${c%% *}, not ${ref%% *}"
 		fi
 		i=$((i + 1))
 	done

@@ -102,6 +102,7 @@ trap cleanup EXIT
 trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 141' PIPE # output to a reader that went away
 
 wait_port() { # PORT: until something listens there (bounded)
 	i=0
