@@ -24,7 +24,7 @@
 #define PIPE_SIZE (1u << 20)
 
 static const char usage_text[] =
-	"usage: bind-input [-1aF] [-c max] [-m bytes] [-L file] id port\n"
+	"usage: bind-input [-1aFR] [-c max] [-m bytes] [-L file] id port\n"
 	"       bind-input -version | -help\n"
 	"\n"
 	"  -1       once: one sender; end when it closed and a reader took everything\n"
@@ -34,14 +34,16 @@ static const char usage_text[] =
 	"  -L FILE  diagnostics to FILE instead of syslog\n"
 	"  -m BYTES hold at most BYTES beyond the pipe while nobody reads (default 1M;\n"
 	"           suffixes K, M, G)\n"
+	"  -R       raw: pass senders' bytes unchanged (no newline ends a sender's\n"
+	"           unterminated last line)\n"
 	"\n"
 	"  ID names a FIFO in $BIND_DIR (default: the current directory); an ID\n"
 	"  containing '/' is the FIFO's path. PORT is 1024-49151.\n";
 
-static const char synopsis[] = "bind-input [-1aF] [-c max] [-m bytes] [-L file] id port";
+static const char synopsis[] = "bind-input [-1aFR] [-c max] [-m bytes] [-L file] id port";
 
 struct opts {
-	int once, spool, foreground;
+	int once, spool, foreground, raw;
 	long maxconn, membytes;
 	const char *logfile, *id, *port;
 	char *path; /* the buffer, resolved */
@@ -49,7 +51,7 @@ struct opts {
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	static const char optstring[] = "1aFc:hL:m:V";
+	static const char optstring[] = "1aFc:hL:m:RV";
 	const char *dir = getenv("BIND_DIR");
 	int c;
 
@@ -61,6 +63,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'F': o->foreground = 1; break;
 		case 'L': o->logfile = optarg; break;
 		case 'm': o->membytes = opt_bytes_or_die(optarg, 1024, 1L << 30, "-m", synopsis); break;
+		case 'R': o->raw = 1; break;
 		default: opt_bad(argv, optstring, synopsis);
 		}
 	}
@@ -111,7 +114,8 @@ static struct binding *open_binding(struct opts *o)
 	struct binding_config cfg = {
 		.path = o->path,
 		.listener = &l,
-		.flags = (o->once ? BINDING_ONCE : 0) | (o->spool ? BINDING_SPOOL : 0),
+		.flags = (o->once ? BINDING_ONCE : 0) | (o->spool ? BINDING_SPOOL : 0) |
+			 (o->raw ? BINDING_RAW : 0),
 		.max_conns = (size_t)o->maxconn,
 		.mem_cap = (size_t)o->membytes,
 		.on_event = on_event,

@@ -37,6 +37,14 @@
 #define IDLE_MS 1000 /* give the buffer back after this long with nothing to send */
 #define TEARDOWN_MS 5000      /* how long teardown keeps sending what was written */
 #define TEARDOWN_DRAIN_MS 500 /* then how long the receiver may take to close */
+#define SEAL_MS 1000	      /* a connection lost: how long writers may finish before the spill */
+#define ACK_POLL_MS 10	      /* teardown: how often to look for the last acknowledgements */
+/*
+ * The socket's send buffer, set explicitly so that what the queue retains
+ * until acknowledged is bounded and known: the kernel doubles it, so the
+ * queue holds at most 2 x SNDBUF unacknowledged bytes plus one CHUNK.
+ */
+#define SNDBUF (512u << 10)
 #define MEM_DEFAULT (1L << 20)
 #define PIPE_SIZE (1u << 20) /* fewer wake-ups for bulk writers; best effort */
 
@@ -62,15 +70,21 @@ struct opts {
 	char *path;
 };
 
-/* The daemon: one FIFO, one connection (or none, between tries), one queue. */
+/*
+ * The daemon: one FIFO, one connection (or none, between tries), one
+ * queue. The queue keeps every byte sent until the receiver's TCP has
+ * acknowledged it, so a broken connection loses nothing we could know of.
+ */
 struct sender {
 	const struct opts *o;
 	struct fifo fifo;
 	int sigfd;
 	int sock;      /* -1 while disconnected or connecting */
 	int sock_full; /* the socket refused bytes: wait for POLLOUT */
+	int peer_eof;  /* the receiver sent its FIN: it sends no more, but may read on */
+	unsigned long long sent; /* bytes written on this connection */
 	struct connector conn;
-	struct queue q; /* bytes taken from the FIFO and not yet sent */
+	struct queue q; /* retained (sent, not acknowledged), then not sent yet */
 };
 
 static void parse(int argc, char **argv, struct opts *o)
@@ -111,23 +125,42 @@ static void parse(int argc, char **argv, struct opts *o)
 		err_die(EXIT_RUNTIME, "%s:", o->id);
 }
 
-/* Move up to max bytes (at most CHUNK) from the FIFO to the queue's tail; bytes, 0, -1. */
-static ssize_t fifo_to_queue(struct sender *s, size_t max)
+static void set_sndbuf(int fd)
+{
+	int n = SNDBUF;
+
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &n, sizeof n); /* best effort: the default is bounded too */
+}
+
+/*
+ * Move up to max bytes (at most CHUNK) from the FIFO to the queue's tail.
+ * Returns the bytes, 0 at end of file (sealed: every writer has closed),
+ * or -1 with errno (EAGAIN: nothing there now).
+ */
+static ssize_t fifo_to_queue(struct sender *s, size_t max, long long deadline)
 {
 	char *t;
 	ssize_t r;
 
 	if (max > CHUNK)
 		max = CHUNK;
-	if (!max)
-		return 0;
+	if (!max) {
+		errno = EAGAIN;
+		return -1;
+	}
 	if (!(t = queue_tail(&s->q, max)))
 		return -1;
-	r = io_read(s->fifo.fd, t, max);
-	if (r < 0)
-		return errno == EAGAIN ? 0 : -1;
-	queue_commit(&s->q, (size_t)r);
+	r = s->fifo.sealed ? fifo_drain(&s->fifo, t, max, deadline) : io_read(s->fifo.fd, t, max);
+	if (r > 0)
+		queue_commit(&s->q, (size_t)r);
 	return r;
+}
+
+/* What the receiver acknowledged is dropped from the queue. */
+static void acked(struct sender *s)
+{
+	if (s->sock >= 0)
+		queue_ack_tcp(&s->q, s->sock, s->sent);
 }
 
 static void drop_conn(struct sender *s)
@@ -135,20 +168,29 @@ static void drop_conn(struct sender *s)
 	if (s->sock >= 0)
 		close(s->sock);
 	s->sock = -1;
-	s->sock_full = 0;
+	s->sock_full = s->peer_eof = 0;
+	s->sent = 0;
 }
 
-/* Save what was not sent, remove the FIFO, exit. */
-static _Noreturn void finish(struct sender *s, int code)
+/*
+ * Save what was not delivered, remove the FIFO, exit. In order: what the
+ * receiver never acknowledged, what was never sent, what the pipe holds
+ * (read until its writers are done, within the deadline).
+ */
+static _Noreturn void finish(struct sender *s, int code, long long deadline)
 {
 	size_t n;
-	const char *p = queue_unsent(&s->q, &n);
-	struct iovec iov = {(void *)p, n};
+	const char *p;
+	struct iovec iov;
 	long long saved;
 
+	acked(s);
 	drop_conn(s);
-	/* The queue is older than what still sits in the pipe. */
-	saved = fifo_spill(&s->fifo, &iov, n ? 1 : 0, n ? 1 : 0);
+	queue_rewind(&s->q);
+	p = queue_unsent(&s->q, &n);
+	iov = (struct iovec){(void *)p, n};
+	fifo_seal(&s->fifo);
+	saved = fifo_spill(&s->fifo, &iov, n ? 1 : 0, n ? 1 : 0, deadline);
 	if (saved < 0)
 		err_warn("%s: saving unsent bytes to %s%s:", s->o->id, s->o->path, FIFO_UNREAD);
 	else if (saved > 0)
@@ -160,18 +202,22 @@ static _Noreturn void finish(struct sender *s, int code)
 	exit(saved < 0 && code == 0 ? EXIT_RUNTIME : code);
 }
 
-/* The connection ended (err 0: the peer closed). */
+/* The connection broke: say so once, with the counts; save or keep what it did not deliver. */
 static void lost(struct sender *s, int err)
 {
-	if (err) {
-		errno = err;
-		err_warn("%s: connection to %s %s:", s->o->id, s->o->host, s->o->port);
-	} else {
-		err_warn("%s: %s %s closed the connection", s->o->id, s->o->host, s->o->port);
-	}
+	unsigned long long unacked, sent = s->sent;
+
+	acked(s);
+	unacked = s->q.sent;
+	errno = err ? err : EPIPE;
+	err_warn("%s: connection to %s %s lost: %s; %llu bytes sent on it, %llu acknowledged, "
+		 "%llu not: %s",
+		 s->o->id, s->o->host, s->o->port, strerror(errno), sent, sent - unacked, unacked,
+		 s->o->reconnect ? "they go first once reconnected" : "saved");
 	drop_conn(s);
 	if (!s->o->reconnect)
-		finish(s, err ? EXIT_RUNTIME : 0);
+		finish(s, EXIT_RUNTIME, io_now_ms() + SEAL_MS);
+	queue_rewind(&s->q); /* the unacknowledged tail is sent again, first */
 	connector_lost(&s->conn, io_now_ms());
 }
 
@@ -183,10 +229,16 @@ static void reconnect(struct sender *s, short revents)
 	if (r != 1)
 		return; /* a failed round waits for the backoff by itself */
 	s->sock = connector_take(&s->conn);
-	err_warn("%s: reconnected to %s %s", s->o->id, s->o->host, s->o->port);
+	set_sndbuf(s->sock);
+	err_warn("%s: reconnected to %s %s; %zu bytes to send first", s->o->id, s->o->host,
+		 s->o->port, s->q.len);
 }
 
-/* The receiver sends nothing we want; its EOF or error means it is gone. */
+/*
+ * The receiver sends nothing we want. Its FIN says it will send no more,
+ * not that it stops reading (a `socket -s` or `nc -N` receiver half-closes
+ * at once): only a failed send, an error or a hangup ends the connection.
+ */
 static void peer_read(struct sender *s)
 {
 	char buf[4096];
@@ -197,25 +249,47 @@ static void peer_read(struct sender *s)
 			break;
 	if (r > 0)
 		return;
-	if (r == 0)
-		lost(s, 0);
-	else if (errno != EAGAIN && errno != EINTR)
+	if (r == 0) {
+		s->peer_eof = 1;
+		err_warn("%s: %s %s closed the connection on its side; sending goes on", s->o->id,
+			 s->o->host, s->o->port);
+	} else if (errno != EAGAIN && errno != EINTR) {
 		lost(s, errno);
+	}
+}
+
+/* An error or hangup on the socket: what it was. */
+static int sock_error(int fd)
+{
+	int err = 0;
+	socklen_t len = sizeof err;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	return err ? err : EPIPE;
 }
 
 static int send_queue(struct sender *s)
 {
-	return queue_write(&s->q, s->sock, QUEUE_SOCKET, &s->sock_full) < 0 ? -1 : 0;
+	long long w = queue_write(&s->q, s->sock, QUEUE_SOCKET | QUEUE_RETAIN, &s->sock_full);
+
+	if (w < 0)
+		return -1;
+	s->sent += (unsigned long long)w;
+	acked(s);
+	return 0;
 }
 
-/* FIFO to socket while the queue is empty, through the queue. */
+/* FIFO to socket while nothing waits unsent, through the queue. */
 static int pump(struct sender *s)
 {
-	for (int rounds = 0; rounds < 16 && !queue_pending(&s->q); rounds++) {
-		ssize_t r = fifo_to_queue(s, CHUNK);
+	for (int rounds = 0; rounds < 16 && !queue_pending(&s->q) && !s->sock_full; rounds++) {
+		ssize_t r = fifo_to_queue(s, CHUNK, 0);
 
+		if (r < 0 && errno == EAGAIN)
+			return 0;
 		if (r <= 0)
-			return (int)r;
+			return -1; /* our own write end keeps EOF away: anything else is an error */
 		if (send_queue(s) < 0)
 			return -1;
 	}
@@ -223,42 +297,63 @@ static int pump(struct sender *s)
 }
 
 /*
- * Teardown: send the queue and what the FIFO holds now for up to
- * TEARDOWN_MS, close our side gracefully, save the rest.
+ * Teardown: seal the FIFO (no new writer; read until the writers are
+ * done), send everything for up to TEARDOWN_MS, shut down our side and
+ * wait for the receiver to acknowledge it all, then save the rest.
  */
 static _Noreturn void teardown(struct sender *s, int sig)
 {
 	long long by = io_now_ms() + TEARDOWN_MS;
-	size_t left = fifo_pending(&s->fifo);
+	size_t cap = (size_t)s->o->membytes > CHUNK ? (size_t)s->o->membytes : CHUNK;
+	int fifo_done = 0;
 
 	err_warn("%s: signal %d: tearing down", s->o->id, sig);
-	if (s->sock < 0)
-		finish(s, EXIT_SIGNAL(sig));
-	/* Only what was written before the signal: writers may go on forever. */
-	while (left) {
-		ssize_t r = fifo_to_queue(s, left);
-		if (r <= 0)
-			break;
-		left -= (size_t)r;
-	}
-	while (queue_pending(&s->q)) {
+	if (fifo_seal(&s->fifo) < 0 || s->sock < 0)
+		finish(s, EXIT_SIGNAL(sig), by);
+	for (;;) {
 		long long now = io_now_ms();
-		struct pollfd pfd[2] = {{.fd = s->sock, .events = POLLOUT},
-					{.fd = s->sigfd, .events = POLLIN}};
+		struct pollfd pfd[3] = {{.fd = s->sigfd, .events = POLLIN},
+					{.fd = s->sock, .events = POLLOUT},
+					{.fd = fifo_done || s->q.len >= cap ? -1 : s->fifo.fd, .events = POLLIN}};
+		ssize_t r;
 
-		if (now >= by || send_queue(s) < 0 || !queue_pending(&s->q))
+		if (now >= by)
 			break;
-		if (poll(pfd, 2, (int)(by - now)) < 0 && errno != EINTR)
+		/* Nothing read yet means end of file: every writer has closed. */
+		if (pfd[2].fd >= 0 && (r = fifo_to_queue(s, cap - s->q.len, now)) <= 0)
+			fifo_done = r == 0 || errno != EAGAIN;
+		if (send_queue(s) < 0) {
+			lost(s, errno); /* saves and exits, whatever -r says: we are ending */
 			break;
-		if (pfd[1].revents && sig_drain(NULL, NULL))
+		}
+		if (fifo_done && !queue_pending(&s->q))
+			break;
+		if (!queue_pending(&s->q))
+			pfd[1].fd = -1;
+		if (poll(pfd, 3, (int)(by - now)) < 0 && errno != EINTR)
+			break;
+		if (pfd[0].revents && sig_drain(NULL, NULL))
 			break; /* asked twice: stop waiting */
+		if (pfd[1].revents & (POLLERR | POLLHUP)) {
+			lost(s, sock_error(s->sock));
+			break;
+		}
 	}
-	if (!queue_pending(&s->q)) {
-		/* Unread bytes from the peer would turn our close into a reset. */
-		linger_close(s->sock, TEARDOWN_DRAIN_MS);
-		s->sock = -1;
+	if (s->sock >= 0 && fifo_done && !queue_pending(&s->q)) {
+		shutdown(s->sock, SHUT_WR);
+		/* Until the receiver has acknowledged all of it, or the time is up. */
+		while (s->q.sent && io_now_ms() < by) {
+			struct pollfd pfd = {.fd = s->sock, .events = POLLIN};
+
+			if (poll(&pfd, 1, ACK_POLL_MS) > 0 && (pfd.revents & (POLLERR | POLLHUP)))
+				break;
+			acked(s);
+		}
+		acked(s);
+		if (!s->q.sent)
+			linger_drain(s->sock, TEARDOWN_DRAIN_MS);
 	}
-	finish(s, EXIT_SIGNAL(sig));
+	finish(s, EXIT_SIGNAL(sig), by);
 }
 
 static void loop(struct sender *s)
@@ -271,7 +366,7 @@ static void loop(struct sender *s)
 
 		pfd[n++] = (struct pollfd){.fd = s->sigfd, .events = POLLIN};
 		if (s->sock >= 0) {
-			short ev = POLLIN;
+			short ev = s->peer_eof ? 0 : POLLIN; /* errors and hangups come anyway */
 
 			if (pending || s->sock_full)
 				ev |= POLLOUT;
@@ -285,7 +380,7 @@ static void loop(struct sender *s)
 			if (connector_pollfd(&s->conn, &pfd[n]))
 				conn_at = n++;
 			timeout = connector_timeout(&s->conn, now);
-			if (pending < cap) {
+			if (s->q.len < cap) {
 				fifo_at = n;
 				pfd[n++] = (struct pollfd){.fd = s->fifo.fd, .events = POLLIN};
 			}
@@ -296,26 +391,33 @@ static void loop(struct sender *s)
 			if (errno == EINTR)
 				continue;
 			err_warn("poll:");
-			finish(s, EXIT_RUNTIME);
+			finish(s, EXIT_RUNTIME, io_now_ms() + SEAL_MS);
 		}
-		if (!ready)
+		if (!ready) {
+			acked(s);
 			queue_release(&s->q, 0); /* idle: the buffer goes back (see mallopt in main) */
+		}
 		if (pfd[0].revents && (sig = sig_drain(NULL, NULL)))
 			teardown(s, sig);
 		if (s->sock < 0) {
 			/* Disconnected (-r): keep the writers going until the queue is full. */
 			if (fifo_at >= 0 && pfd[fifo_at].revents &&
-			    fifo_to_queue(s, cap - pending) < 0) {
+			    fifo_to_queue(s, cap > s->q.len ? cap - s->q.len : 0, 0) < 0 &&
+			    errno != EAGAIN) {
 				err_warn("%s: reading %s:", s->o->id, s->o->path);
-				finish(s, EXIT_RUNTIME);
+				finish(s, EXIT_RUNTIME, io_now_ms() + SEAL_MS);
 			}
 			reconnect(s, conn_at >= 0 ? pfd[conn_at].revents : 0);
 			continue;
 		}
-		if (pfd[sock_at].revents & (POLLIN | POLLHUP | POLLERR)) {
+		if (pfd[sock_at].revents & POLLIN) {
 			peer_read(s);
 			if (s->sock < 0)
 				continue;
+		}
+		if ((pfd[sock_at].revents & (POLLERR | POLLHUP)) && !(pfd[sock_at].revents & POLLIN)) {
+			lost(s, sock_error(s->sock));
+			continue;
 		}
 		if (pfd[sock_at].revents & POLLOUT)
 			s->sock_full = 0;
@@ -326,7 +428,10 @@ static void loop(struct sender *s)
 	}
 }
 
-/* The first connection: every address of the host, one round; no -r or -r alike. */
+/*
+ * The first connection: every address of the host, one round. Returns the
+ * socket, or -1 with errno (*gai: a resolver failure, which -r does not outlive).
+ */
 static int connect_first(struct sender *s, int *gai)
 {
 	if (connector_init(&s->conn, s->o->host, s->o->port, NULL, gai) < 0)
@@ -336,8 +441,11 @@ static int connect_first(struct sender *s, int *gai)
 		int r = connector_step(&s->conn, connector_pollfd(&s->conn, &pfd) ? POLLOUT : 0,
 				       io_now_ms());
 
-		if (r == 1)
-			return connector_take(&s->conn);
+		if (r == 1) {
+			int fd = connector_take(&s->conn);
+			set_sndbuf(fd);
+			return fd;
+		}
 		if (r < 0)
 			return -1;
 		if (connector_pollfd(&s->conn, &pfd) && poll(&pfd, 1, -1) < 0 && errno != EINTR)
@@ -352,7 +460,7 @@ int main(int argc, char **argv)
 	struct daemon d;
 	pid_t holder = 0;
 	char why[64];
-	int gai = 0;
+	int gai = 0, err;
 
 	err_init(argv[0]);
 	/*
@@ -372,19 +480,27 @@ int main(int argc, char **argv)
 		err_die(EXIT_RUNTIME, "%s: %s", o.path, fifo_why(errno, 0, holder, why, sizeof why));
 	fifo_set_size(&s.fifo, PIPE_SIZE);
 	s.sock = connect_first(&s, &gai);
-	if (s.sock < 0) {
+	/* With -r an absent receiver is not fatal (a boot-order race); a name that does not resolve is. */
+	if (s.sock < 0 && (gai || !o.reconnect)) {
 		const char *reason = net_strerror(gai);
 
 		fifo_close(&s.fifo);
 		err_die(EXIT_RUNTIME, "connect to %s %s: %s", o.host, o.port, reason);
 	}
+	err = errno;
 	if (daemon_ready(&d, o.logfile) < 0) {
 		int saved = errno;
 		fifo_close(&s.fifo);
 		errno = saved;
 		err_die(EXIT_RUNTIME, "%s:", o.logfile);
 	}
-	err_warn("%s: connected to %s %s, buffer %s", o.id, o.host, o.port, o.path);
+	if (s.sock >= 0) {
+		err_warn("%s: connected to %s %s, buffer %s", o.id, o.host, o.port, o.path);
+	} else {
+		errno = err;
+		err_warn("%s: connect to %s %s: %s; buffer %s ready, retrying with backoff", o.id,
+			 o.host, o.port, strerror(err), o.path);
+	}
 	loop(&s);
 	return 0;
 }

@@ -106,7 +106,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 	[ ! -e out1 ]
 }
 
-@test "peer closes (no -r): logged, FIFO removed, exit 0 (-F)" {
+@test "peer closes (no -r): its FIN is not the end; the send that fails is, and what it never acknowledged is saved (-F)" {
 	receiver got
 	"$SP_BIN/bind-output" -F -L log out1 127.0.0.1 "$PORT" >pid &
 	fg=$!
@@ -116,12 +116,18 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 	echo hello >out1
 	wait_for 5 size_is got 6
 	kill "$RECV"
+	wait_for 5 logged log "127.0.0.1 $PORT closed the connection on its side; sending goes on"
+	alive "$fg"
+	[ -p out1 ]
+	echo after >out1
+	wait_for 10 gone "$fg"
 	rc=0
 	wait "$fg" || rc=$?
-	[ "$rc" -eq 0 ]
+	[ "$rc" -eq 1 ]
 	[ ! -e out1 ]
-	[ ! -e out1.unread ]
-	grep -q "127.0.0.1 $PORT closed the connection" log
+	[ "$(cat out1.unread)" = after ]
+	[ "$(cat got)" = hello ]
+	grep -q "connection to 127.0.0.1 $PORT lost: .*; 12 bytes sent on it, 6 acknowledged, 6 not" log
 }
 
 @test "connection broken (no -r): unsent bytes saved to ID.unread, in order" {

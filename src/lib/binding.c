@@ -39,6 +39,7 @@ struct conn {
 	enum conn_state state;
 	long long first_by;	  /* CONN_FIRST: deadline for the first line */
 	unsigned long long bytes; /* data bytes received (a first line excluded) */
+	char last;		  /* the last of them that went in (spliced bytes excepted) */
 	struct lines lines;	  /* an unfinished line (line mode), or the first line */
 	char ip[NET_IPLEN];
 	char peer[PEER_LEN];
@@ -112,6 +113,8 @@ static int flush_part(struct binding *b, struct conn *c, int newline)
  */
 static int take(struct binding *b, struct conn *c, const char *p, size_t n)
 {
+	if (n)
+		c->last = p[n - 1];
 	if (b->single)
 		return pipew_emit(&b->w, p, n);
 	if (pipew_owner(&b->w) == c->fd) {
@@ -130,6 +133,12 @@ static int take(struct binding *b, struct conn *c, const char *p, size_t n)
 }
 
 /* ---- connections ---- */
+
+/* A sender's unterminated last line must be ended when it closes (see BINDING_RAW). */
+static int ends_lines(const struct binding *b)
+{
+	return !(b->flags & (BINDING_RAW | BINDING_ONCE));
+}
 
 static void conn_drop(struct binding *b, size_t i)
 {
@@ -164,6 +173,10 @@ static int conn_end(struct binding *b, size_t i, int err)
 		return 0;
 	}
 	r = flush_part(b, c, 0);
+	if (r == 0 && ends_lines(b) && c->bytes && c->last != '\n') {
+		r = pipew_emit(&b->w, "\n", 1);
+		pipew_disown(&b->w, c->fd); /* the line it owned is ended */
+	}
 	if (err)
 		report(b, BINDING_EV_ERROR, c->peer, NULL, c->bytes, err);
 	report(b, BINDING_EV_CLOSE, c->peer, NULL, c->bytes, 0);
@@ -321,9 +334,20 @@ static int data_splice(struct binding *b, size_t i)
 		size_t room = pipew_splice_room(&b->w);
 		ssize_t r;
 
+		size_t max = room < SPLICE_MAX ? room : SPLICE_MAX;
+
 		if (room < PIPEW_SPLICE_MIN)
 			return 0;
-		r = pipew_splice(&b->w, c->fd, room < SPLICE_MAX ? room : SPLICE_MAX);
+		if (ends_lines(b)) {
+			/* The last byte is read, never spliced: whether a newline must follow is seen. */
+			size_t inq = (size_t)sock_pending(c->fd);
+
+			if (inq <= 1)
+				return data_read(b, i);
+			if (inq - 1 < max)
+				max = inq - 1;
+		}
+		r = pipew_splice(&b->w, c->fd, max);
 		if (r > 0) {
 			c->bytes += (size_t)r;
 			if (!b->single)
@@ -679,7 +703,13 @@ long long binding_close(struct binding *b, int save)
 			if (io_write_all(b->fifo.fd, iov[i].iov_base, iov[i].iov_len) < 0 && !err)
 				err = errno;
 	} else if (b->fifo.path && save) {
-		saved = iov ? fifo_spill(&b->fifo, iov, n, 0) : -1;
+		/*
+		 * Sealed first: no new writer, and our own write end closed, so the
+		 * pipe is read to its end: nothing another writer was told it wrote
+		 * is lost.
+		 */
+		fifo_seal(&b->fifo);
+		saved = iov ? fifo_spill(&b->fifo, iov, n, 0, io_now_ms() + BINDING_SEAL_MS) : -1;
 		if (saved < 0)
 			err = errno ? errno : ENOMEM;
 	}

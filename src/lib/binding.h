@@ -29,11 +29,19 @@
 
 #define BINDING_ONCE 1u	 /* -1: one sender, then end once a reader took everything */
 #define BINDING_SPOOL 2u /* -a: append to a regular file, kept afterwards */
+/*
+ * -R: senders' bytes pass unchanged. Otherwise, where a binding can have
+ * more than one sender over its life (all but BINDING_ONCE), a sender's
+ * unterminated last line is ended with a newline when it closes, so that
+ * the next sender's bytes never continue it.
+ */
+#define BINDING_RAW 4u
 
 #define BINDING_MAX_CONNS 64	     /* default senders served at once */
 #define BINDING_MEM_CAP (1u << 20) /* default bytes held beyond the pipe */
 #define BINDING_LINE_MAX 65536	     /* longer lines may be split at this size */
 #define BINDING_FIRST_MS 10000	     /* default time a guarded sender has for its first line */
+#define BINDING_SEAL_MS 1000	     /* teardown: how long other writers of the FIFO may finish */
 
 enum binding_ev {
 	BINDING_EV_ACCEPT, /* a sender connected (and passed the guard, if any) */

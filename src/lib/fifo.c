@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,6 +294,47 @@ size_t fifo_pending(const struct fifo *f)
 	return (size_t)n;
 }
 
+int fifo_seal(struct fifo *f)
+{
+	struct stat st;
+	int rd;
+
+	if (f->spool || f->sealed || f->fd < 0)
+		return 0;
+	/* A second description of the same pipe, for reading only: opened before the path goes. */
+	rd = open(f->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+	if (rd < 0)
+		return -1;
+	if (fstat(rd, &st) < 0 || st.st_dev != f->dev || st.st_ino != f->ino) {
+		close(rd);
+		errno = ESTALE; /* the path names another file now */
+		return -1;
+	}
+	unlink(f->path);
+	close(f->fd); /* our write end: EOF comes once the last writer closes */
+	f->fd = rd;
+	f->sealed = 1;
+	return 0;
+}
+
+ssize_t fifo_drain(struct fifo *f, void *buf, size_t n, long long deadline)
+{
+	for (;;) {
+		ssize_t r = io_read(f->fd, buf, n);
+		long long left;
+		struct pollfd pfd = {.fd = f->fd, .events = POLLIN};
+
+		if (r >= 0 || errno != EAGAIN || !f->sealed)
+			return r;
+		left = deadline - io_now_ms();
+		if (left <= 0) {
+			errno = EAGAIN;
+			return -1;
+		}
+		poll(&pfd, 1, left > 0x7fffffff ? 0x7fffffff : (int)left);
+	}
+}
+
 /* Append to the .unread file, opening it on first use. */
 static int spill_write(const struct fifo *f, int *out, const void *buf, size_t n)
 {
@@ -314,7 +356,7 @@ static int spill_write(const struct fifo *f, int *out, const void *buf, size_t n
 	return io_write_all(*out, buf, n);
 }
 
-static long long spill_pipe(const struct fifo *f, int *out)
+static long long spill_pipe(struct fifo *f, int *out, long long deadline)
 {
 	char buf[16384];
 	long long total = 0;
@@ -322,7 +364,7 @@ static long long spill_pipe(const struct fifo *f, int *out)
 
 	if (f->spool || f->fd < 0)
 		return 0;
-	while ((r = io_read(f->fd, buf, sizeof buf)) > 0) {
+	while ((r = fifo_drain(f, buf, sizeof buf, deadline)) > 0) {
 		if (spill_write(f, out, buf, (size_t)r) < 0)
 			return -1;
 		total += r;
@@ -330,14 +372,15 @@ static long long spill_pipe(const struct fifo *f, int *out)
 	return total;
 }
 
-long long fifo_spill(struct fifo *f, const struct iovec *iov, size_t n, size_t pipe_at)
+long long fifo_spill(struct fifo *f, const struct iovec *iov, size_t n, size_t pipe_at,
+		     long long deadline)
 {
 	long long total = 0, r;
 	int out = -1, saved;
 
 	for (size_t i = 0; i <= n; i++) {
 		if (i == pipe_at) {
-			if ((r = spill_pipe(f, &out)) < 0)
+			if ((r = spill_pipe(f, &out, deadline)) < 0)
 				goto fail;
 			total += r;
 		}
@@ -362,7 +405,7 @@ void fifo_close(struct fifo *f)
 {
 	struct stat st;
 
-	if (f->path && !f->spool && lstat(f->path, &st) == 0 && st.st_dev == f->dev &&
+	if (f->path && !f->spool && !f->sealed && lstat(f->path, &st) == 0 && st.st_dev == f->dev &&
 	    st.st_ino == f->ino)
 		unlink(f->path);
 	if (f->fd >= 0)

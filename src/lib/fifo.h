@@ -27,8 +27,9 @@ enum fifo_kind {
 
 struct fifo {
 	char *path;  /* the buffer's path (owned) */
-	int fd;	     /* FIFO: O_RDWR, non-blocking; spool: O_WRONLY|O_APPEND */
+	int fd;	     /* FIFO: O_RDWR, non-blocking (sealed: O_RDONLY); spool: O_WRONLY|O_APPEND */
 	int spool;   /* a regular file that is kept */
+	int sealed;  /* fifo_seal: the path is gone and fd only reads */
 	dev_t dev;   /* the inode we created, so removal never hits a successor */
 	ino_t ino;
 };
@@ -86,13 +87,32 @@ size_t fifo_capacity(const struct fifo *f);
 size_t fifo_pending(const struct fifo *f);
 
 /*
+ * The first step of a teardown that loses nothing a writer was told was
+ * written: the path is removed (if it still names our FIFO), so no new
+ * writer can open it, and our own write end is closed, so that reading
+ * reaches end of file once every writer has closed. fd then only reads
+ * (non-blocking). Returns 0, or -1 with errno (the FIFO is left as it was).
+ */
+int fifo_seal(struct fifo *f);
+
+/*
+ * Read what the sealed FIFO holds into buf (n bytes at most), waiting up
+ * to the deadline (io_now_ms time) for writers still writing. Returns the
+ * bytes read, 0 once every writer has closed and the pipe is empty, or -1
+ * with errno EAGAIN when the deadline passed with writers still open.
+ */
+ssize_t fifo_drain(struct fifo *f, void *buf, size_t n, long long deadline);
+
+/*
  * Save what nobody read to path.unread (appended, created 0600 only when
  * there is something to save): the iov bytes with the pipe's pending
  * content inserted before iov[pipe_at] (pipe_at == n: after all of them).
- * Empties the pipe. Returns the number of bytes saved, or -1 with errno
- * (some bytes may have been saved).
+ * Empties the pipe; a sealed one is read until its writers have closed,
+ * or the deadline (io_now_ms time) has passed. Returns the number of bytes
+ * saved, or -1 with errno (some bytes may have been saved).
  */
-long long fifo_spill(struct fifo *f, const struct iovec *iov, size_t n, size_t pipe_at);
+long long fifo_spill(struct fifo *f, const struct iovec *iov, size_t n, size_t pipe_at,
+		     long long deadline);
 
 /*
  * Close the buffer; remove the FIFO if the path still names the inode we

@@ -4,6 +4,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -113,6 +118,38 @@ long long queue_write(struct queue *q, int fd, unsigned flags, int *full)
 		}
 	}
 	return total;
+}
+
+/* Bytes of ours the peer acknowledged on fd, of sent; -1 with errno when the kernel cannot tell. */
+static long long tcp_acked(int fd, unsigned long long sent)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof ti;
+	int outq = 0;
+
+	memset(&ti, 0, sizeof ti);
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+	    len >= offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof ti.tcpi_bytes_acked) {
+		unsigned long long a = ti.tcpi_bytes_acked ? ti.tcpi_bytes_acked - 1 : 0; /* the SYN */
+
+		return (long long)(a < sent ? a : sent);
+	}
+	/* Before Linux 4.2: SIOCOUTQ is what is not acknowledged yet (a FIN counts one). */
+	if (ioctl(fd, SIOCOUTQ, &outq) < 0)
+		return -1;
+	return outq <= 0 ? (long long)sent : (unsigned long long)outq >= sent ? 0 : (long long)(sent - (unsigned long long)outq);
+}
+
+long long queue_ack_tcp(struct queue *q, int fd, unsigned long long sent)
+{
+	long long acked = tcp_acked(fd, sent);
+	unsigned long long dropped = sent - q->sent; /* acknowledged and gone already */
+
+	if (acked < 0)
+		return -1;
+	if ((unsigned long long)acked > dropped)
+		queue_ack(q, (size_t)((unsigned long long)acked - dropped));
+	return (long long)(sent - (unsigned long long)acked);
 }
 
 void queue_release(struct queue *q, size_t keep)

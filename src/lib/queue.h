@@ -67,6 +67,16 @@ void queue_rewind(struct queue *q);
  */
 long long queue_write(struct queue *q, int fd, unsigned flags, int *full);
 
+/*
+ * Bring what q retains in line with what the receiver's TCP has
+ * acknowledged on socket fd, where sent bytes were written to fd on this
+ * connection, all through q with QUEUE_RETAIN. Linux counts acknowledged
+ * bytes in TCP_INFO (tcpi_bytes_acked, the SYN included, the FIN not);
+ * older kernels' SIOCOUTQ is used instead. Returns the bytes still
+ * unacknowledged, or -1 with errno.
+ */
+long long queue_ack_tcp(struct queue *q, int fd, unsigned long long sent);
+
 /* Empty and more than keep bytes allocated: give the memory back. */
 void queue_release(struct queue *q, size_t keep);
 
