@@ -23,8 +23,8 @@
  *   cryptotest tamper MODE [N]	copy length-prefixed frames from stdin to
  *	stdout, doing one harm: pass, flip N (a byte of frame N), drop N,
  *	replay N, swap N (N with N+1), cut N (stop in the middle of N),
- *	drop-last (withhold the last frame). Frame 0 is the first
- *	handshake message.
+ *	drop-last (withhold the last frame, the END). Frame 0 is the
+ *	handshake message of that direction.
  *   cryptotest bench			X25519 and AEAD speed
  * Byte strings are hex; results go to stdout in hex.
  */
@@ -1294,7 +1294,7 @@ static int cmd_tamper(int argc, char **argv)
 			memcpy(held, f, len), heldlen = len;
 			continue;
 		}
-		if (hold) {
+		if (hold && i > 0) { /* never the handshake message: the peers would wait forever */
 			if (heldlen && io_write_all(1, held, heldlen) < 0)
 				die("tamper");
 			memcpy(held, f, len), heldlen = len;
