@@ -186,7 +186,7 @@ static int my_turn(const struct noise_hs *hs, int writing)
 
 ssize_t noise_hs_write(struct noise_hs *hs, const void *payload, size_t n, void *out, size_t cap)
 {
-	unsigned char *o = out, ss[32];
+	unsigned char *o = out;
 
 	if (!my_turn(hs, 1)) {
 		errno = EINVAL;
@@ -212,12 +212,8 @@ ssize_t noise_hs_write(struct noise_hs *hs, const void *payload, size_t n, void 
 		memcpy(o, hs->epub, 32);
 		mix_hash(hs->h, hs->epub, 32);
 		mix_key(hs, hs->epub, 32);
-		if (x25519(ss, hs->e, hs->re) < 0) { /* checked when the message was read */
-			mem_wipe(ss, sizeof ss);
-			return fail(hs, EBADMSG);
-		}
-		mix_key(hs, ss, sizeof ss);
-		mem_wipe(ss, sizeof ss);
+		mix_key(hs, hs->ee, sizeof hs->ee); /* computed when message 1 was read */
+		mem_wipe(hs->ee, sizeof hs->ee);
 		mem_wipe(hs->e, sizeof hs->e);
 	}
 	encrypt_and_hash(hs, payload, n, o + 32);
@@ -247,12 +243,9 @@ ssize_t noise_hs_read(struct noise_hs *hs, const void *msg, size_t n, void *payl
 		memcpy(hs->re, m, 32);
 		mix_hash(hs->h, hs->re, 32);
 		mix_key(hs, hs->re, 32);
-		/* ee comes in our reply; a key of small order is refused now, with its message. */
-		if (x25519(ss, hs->e, hs->re) < 0) {
-			mem_wipe(ss, sizeof ss);
+		/* ee goes into our reply; a key of small order is refused now, with its message. */
+		if (x25519(hs->ee, hs->e, hs->re) < 0)
 			return fail(hs, EBADMSG);
-		}
-		mem_wipe(ss, sizeof ss);
 	} else {
 		/* <- e, ee */
 		memcpy(hs->re, m, 32);

@@ -52,6 +52,7 @@ struct noise_hs {
 	unsigned char ck[NOISE_HASH], h[NOISE_HASH];
 	unsigned char psk[NOISE_PSK];
 	unsigned char e[32], epub[32], re[32]; /* ephemeral private, public; the peer's */
+	unsigned char ee[32];		       /* the responder's DH(e, re), from read to write */
 	int initiator;
 	int step; /* messages processed: 0, 1, 2 (done); -1 after a failure or split */
 };
@@ -86,12 +87,13 @@ ssize_t noise_hs_write(struct noise_hs *hs, const void *payload, size_t n, void 
 
 /*
  * Read the peer's next handshake message msg (n bytes) and put its payload
- * in payload (room cap). Returns the payload length, or -1 with errno:
- * EBADMSG when the message fails authentication (a wrong PSK or prologue,
- * or an altered message), is too short, or holds a key of small order;
- * EINVAL when it is not this side's turn to read (or after a failure);
- * ENOBUFS when cap is short for the payload, leaving the state as it was.
- * Any other failure wipes the state: the handshake is over.
+ * in payload (room cap; payload may be msg + 32, in place). Returns the
+ * payload length, or -1 with errno: EBADMSG when the message fails
+ * authentication (a wrong PSK or prologue, or an altered message), is too
+ * short, or holds a key of small order; EINVAL when it is not this side's
+ * turn to read (or after a failure); ENOBUFS when cap is short for the
+ * payload, leaving the state as it was. Any other failure wipes the
+ * state: the handshake is over.
  */
 ssize_t noise_hs_read(struct noise_hs *hs, const void *msg, size_t n, void *payload, size_t cap);
 
@@ -113,7 +115,7 @@ int noise_hs_split(struct noise_hs *hs, struct noise_cs *send, struct noise_cs *
  */
 int noise_hs_hash(const struct noise_hs *hs, unsigned char out[NOISE_HASH]);
 
-/* Wipe the whole state, handshake hash included. */
+/* Wipe the whole state, handshake hash included; it refuses everything after. */
 void noise_hs_wipe(struct noise_hs *hs);
 
 /*
@@ -136,6 +138,7 @@ int noise_cs_encrypt(struct noise_cs *cs, const void *ad, size_t adlen, const vo
 int noise_cs_decrypt(struct noise_cs *cs, const void *ad, size_t adlen, const void *in, size_t n,
 		     void *out);
 
+/* Wipe the key: the CipherState can do nothing after it. */
 void noise_cs_wipe(struct noise_cs *cs);
 
 /*

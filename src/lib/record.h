@@ -66,6 +66,7 @@ ssize_t record_seal(struct record_writer *w, const void *data, size_t n, size_t 
  */
 ssize_t record_seal_end(struct record_writer *w, void *out, size_t cap);
 
+/* Wipe the writer's key; it refuses to seal after it. */
 void record_writer_wipe(struct record_writer *w);
 
 /* A reader that opens with recv (from noise_hs_split), which it copies. */
@@ -107,6 +108,11 @@ ssize_t record_pull(struct record_reader *r, void *out, size_t cap);
  */
 int record_eof(const struct record_reader *r);
 
+/*
+ * Wipe the reader's key and buffer, which holds the plaintext of the last
+ * record until the next one overwrites it; it refuses to read after it
+ * (record_eof still tells whether the END had come).
+ */
 void record_reader_wipe(struct record_reader *r);
 
 #endif
