@@ -13,7 +13,8 @@
  * (a private key is any 32 random bytes) and the top bit of the point is
  * ignored. Returns 0, or -1 with errno EINVAL when the result is all
  * zeros, which a point of small order gives whatever the scalar (§6.1):
- * the shared secret would be known to anyone. out is written either way.
+ * the shared secret would be known to anyone. out is written either way,
+ * and may be scalar or point.
  */
 int x25519(unsigned char out[X25519_LEN], const unsigned char scalar[X25519_LEN],
 	   const unsigned char point[X25519_LEN]);
