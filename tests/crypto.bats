@@ -179,7 +179,8 @@ delivered() {
 	grep -q 'handshake failed: NOISE_ERROR_MAC_FAILURE' resp.err
 	[ "$(rc init)" -eq 1 ]
 	grep -q 'handshake failed' init.err
-	[ ! -s init.out ] && [ ! -s resp.out ]
+	[ ! -s init.out ]
+	[ ! -s resp.out ]
 }
 
 @test "a wrong PSK: our responder refuses noise-c's first message (Bad message), nothing is delivered" {
@@ -189,7 +190,8 @@ delivered() {
 	[ "$(rc resp)" -eq 1 ]
 	grep -q 'cryptotest: handshake failed: Bad message' resp.err
 	[ "$(rc init)" -eq 1 ]
-	[ ! -s init.out ] && [ ! -s resp.out ]
+	[ ! -s init.out ]
+	[ ! -s resp.out ]
 }
 
 @test "a wrong PSK between two of ours: Bad message, nothing delivered" {
@@ -198,7 +200,8 @@ delivered() {
 	[ "$(rc resp)" -eq 1 ]
 	grep -q 'handshake failed: Bad message' resp.err
 	[ "$(rc init)" -eq 1 ]
-	[ ! -s init.out ] && [ ! -s resp.out ]
+	[ ! -s init.out ]
+	[ ! -s resp.out ]
 }
 
 @test "another prologue: the handshake fails although the PSK is right" {
@@ -213,7 +216,8 @@ delivered() {
 	converse c c i2r flip 0
 	[ "$(rc resp)" -eq 1 ]
 	grep -q 'handshake failed: Bad message' resp.err
-	[ ! -s resp.out ] && [ ! -s init.out ]
+	[ ! -s resp.out ]
+	[ ! -s init.out ]
 }
 
 @test "a flipped byte in the second handshake message: noise-c's initiator refuses it" {
@@ -231,7 +235,8 @@ delivered() {
 	grep -q 'cryptotest: record rejected: Bad message' resp.err
 	# Record 1 (frame 1) arrived whole; nothing of record 2 or after did.
 	n=$(stat -c %s resp.out)
-	[ "$n" -gt 0 ] && [ "$n" -lt "$(stat -c %s init.in)" ]
+	[ "$n" -gt 0 ]
+	[ "$n" -lt "$(stat -c %s init.in)" ]
 	cmp -n "$n" init.in resp.out
 }
 
