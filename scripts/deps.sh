@@ -10,13 +10,31 @@ for pair in $want; do
 	cmd=${pair%%:*} pkg=${pair#*:}
 	command -v "$cmd" >/dev/null 2>&1 || missing="$missing $pkg"
 done
+# tests/crypto.bats: OpenSSL through Debian's python3-cryptography, by /usr/bin/python3
+# (a pyenv python3 may come first on PATH), and node for the noise-c peer in tests/node.
+if [ "${1:-test}" = test ]; then
+	/usr/bin/python3 -c 'import cryptography' >/dev/null 2>&1 || missing="$missing python3 python3-cryptography"
+	command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+	command -v npm >/dev/null 2>&1 || missing="$missing npm"
+fi
+# The npm packages of tests/node, from its lock file, when they are not there yet.
+node_modules() {
+	[ "${1:-test}" = test ] || return 0
+	node=$(dirname "$0")/../tests/node
+	[ -f "$node/node_modules/@richardhopton/noise-c.wasm/package.json" ] && return 0
+	echo "deps: installing tests/node's npm packages" >&2
+	npm ci --prefix "$node" --no-audit --no-fund --loglevel=error >/dev/null
+}
 # The sanitizer runtime comes with gcc, but say so early if it is not there.
 # libFuzzer's runtime is a package of its own (Debian: libclang-rt-14-dev).
 if [ "${1:-test}" = fuzz ] && { ! command -v clang >/dev/null 2>&1 ||
 	[ -z "$(find "$(clang -print-resource-dir)" -name 'libclang_rt.fuzzer*.a' 2>/dev/null)" ]; }; then
 	missing="$missing libclang-rt-14-dev"
 fi
-[ -z "$missing" ] && exit 0
+if [ -z "$missing" ]; then
+	node_modules "${1:-test}"
+	exit 0
+fi
 echo "deps: installing$missing" >&2
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -24,3 +42,4 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq >/dev/null
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq $missing >/dev/null
+node_modules "${1:-test}"

@@ -1,0 +1,193 @@
+#include "record.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "mem.h"
+
+enum { R_OPEN, R_ENDED, R_FAILED };
+
+void record_writer_init(struct record_writer *w, const struct noise_cs *send)
+{
+	w->cs = *send;
+	w->ended = 0;
+}
+
+/* Frame and seal one record of type with m bytes of payload into out (room checked). */
+static ssize_t seal(struct record_writer *w, int type, const void *data, size_t m,
+		    unsigned char *out)
+{
+	size_t clen = 1 + m + NOISE_TAG;
+
+	out[0] = (unsigned char)(clen >> 8);
+	out[1] = (unsigned char)clen;
+	out[2] = (unsigned char)type;
+	if (m)
+		memmove(out + 3, data, m);
+	/* Encrypted in place: the type byte and the payload are one plaintext. */
+	if (noise_cs_encrypt(&w->cs, NULL, 0, out + 2, 1 + m, out + 2) < 0)
+		return -1;
+	return (ssize_t)(RECORD_HDR + clen);
+}
+
+ssize_t record_seal(struct record_writer *w, const void *data, size_t n, size_t *taken, void *out,
+		    size_t cap)
+{
+	size_t m = n < RECORD_PLAIN_MAX ? n : RECORD_PLAIN_MAX;
+	ssize_t r;
+
+	*taken = 0;
+	if (w->ended) {
+		errno = EPIPE;
+		return -1;
+	}
+	if (cap < RECORD_OVERHEAD || (n && cap == RECORD_OVERHEAD)) {
+		errno = ENOBUFS;
+		return -1;
+	}
+	if (m > cap - RECORD_OVERHEAD)
+		m = cap - RECORD_OVERHEAD;
+	r = seal(w, RECORD_DATA, data, m, out);
+	if (r >= 0)
+		*taken = m;
+	return r;
+}
+
+ssize_t record_seal_end(struct record_writer *w, void *out, size_t cap)
+{
+	ssize_t r;
+
+	if (w->ended) {
+		errno = EPIPE;
+		return -1;
+	}
+	if (cap < RECORD_OVERHEAD) {
+		errno = ENOBUFS;
+		return -1;
+	}
+	r = seal(w, RECORD_END, NULL, 0, out);
+	if (r >= 0) {
+		w->ended = 1;
+		noise_cs_wipe(&w->cs); /* nothing more will be sealed with it */
+	}
+	return r;
+}
+
+void record_writer_wipe(struct record_writer *w)
+{
+	mem_wipe(w, sizeof *w);
+	w->ended = 1;
+}
+
+void record_reader_init(struct record_reader *r, const struct noise_cs *recv)
+{
+	r->cs = *recv;
+	r->state = R_OPEN;
+	r->have = r->off = r->len = 0;
+}
+
+/* The whole length of the record being assembled, once its header is in. */
+static size_t record_size(const struct record_reader *r)
+{
+	return RECORD_HDR + ((size_t)r->buf[0] << 8 | r->buf[1]);
+}
+
+size_t record_want(const struct record_reader *r)
+{
+	if (r->state != R_OPEN || r->len)
+		return 0;
+	if (r->have < RECORD_HDR)
+		return RECORD_HDR - r->have;
+	return record_size(r) - r->have; /* 0: complete, pull it */
+}
+
+size_t record_push(struct record_reader *r, const void *data, size_t n)
+{
+	const unsigned char *p = data;
+	size_t taken = 0;
+
+	while (n) {
+		size_t want = record_want(r), take = want < n ? want : n;
+		if (!take)
+			break;
+		memcpy(r->buf + r->have, p, take);
+		r->have += take;
+		p += take;
+		n -= take;
+		taken += take;
+	}
+	return taken;
+}
+
+static ssize_t fail(struct record_reader *r)
+{
+	record_reader_wipe(r);
+	r->state = R_FAILED;
+	errno = EBADMSG;
+	return -1;
+}
+
+ssize_t record_pull(struct record_reader *r, void *out, size_t cap)
+{
+	size_t clen, m;
+
+	if (r->state == R_FAILED) {
+		errno = EBADMSG;
+		return -1;
+	}
+	if (r->state == R_ENDED)
+		return 0;
+	if (!cap) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!r->len) {
+		if (r->have < RECORD_HDR || r->have < record_size(r)) {
+			errno = EAGAIN;
+			return -1;
+		}
+		clen = record_size(r) - RECORD_HDR;
+		if (clen < 1 + NOISE_TAG)
+			return fail(r);
+		if (noise_cs_decrypt(&r->cs, NULL, 0, r->buf + RECORD_HDR, clen,
+				     r->buf + RECORD_HDR) < 0)
+			return fail(r);
+		r->have = 0;
+		if (r->buf[RECORD_HDR] == RECORD_END) {
+			if (clen != 1 + NOISE_TAG)
+				return fail(r);
+			r->state = R_ENDED;
+			noise_cs_wipe(&r->cs);
+			return 0;
+		}
+		if (r->buf[RECORD_HDR] != RECORD_DATA)
+			return fail(r);
+		r->off = RECORD_HDR + 1;
+		r->len = clen - 1 - NOISE_TAG;
+		if (!r->len) {
+			errno = EAGAIN; /* an empty record: nothing to hand out */
+			return -1;
+		}
+	}
+	m = r->len < cap ? r->len : cap;
+	memcpy(out, r->buf + r->off, m);
+	r->off += m;
+	r->len -= m;
+	return (ssize_t)m;
+}
+
+int record_eof(const struct record_reader *r)
+{
+	if (r->state == R_ENDED)
+		return 0;
+	errno = r->state == R_FAILED ? EBADMSG : EPIPE;
+	return -1;
+}
+
+void record_reader_wipe(struct record_reader *r)
+{
+	int state = r->state;
+
+	mem_wipe(r, sizeof *r);
+	r->state = state == R_OPEN ? R_FAILED : state;
+}
