@@ -304,7 +304,6 @@ static int pump(struct sender *s)
 static _Noreturn void teardown(struct sender *s, int sig)
 {
 	long long by = io_now_ms() + TEARDOWN_MS;
-	size_t cap = (size_t)s->o->membytes > CHUNK ? (size_t)s->o->membytes : CHUNK;
 	int fifo_done = 0;
 
 	err_warn("%s: signal %d: tearing down", s->o->id, sig);
@@ -312,15 +311,17 @@ static _Noreturn void teardown(struct sender *s, int sig)
 		finish(s, EXIT_SIGNAL(sig), by);
 	for (;;) {
 		long long now = io_now_ms();
+		/* What waits unsent bounds the reading; what waits for its acknowledgement does not. */
+		int more = !fifo_done && queue_pending(&s->q) < CHUNK;
 		struct pollfd pfd[3] = {{.fd = s->sigfd, .events = POLLIN},
 					{.fd = s->sock, .events = POLLOUT},
-					{.fd = fifo_done || s->q.len >= cap ? -1 : s->fifo.fd, .events = POLLIN}};
+					{.fd = more ? s->fifo.fd : -1, .events = POLLIN}};
 		ssize_t r;
 
 		if (now >= by)
 			break;
 		/* Nothing read yet means end of file: every writer has closed. */
-		if (pfd[2].fd >= 0 && (r = fifo_to_queue(s, cap - s->q.len, now)) <= 0)
+		if (more && (r = fifo_to_queue(s, CHUNK, now)) <= 0)
 			fifo_done = r == 0 || errno != EAGAIN;
 		if (send_queue(s) < 0) {
 			lost(s, errno); /* saves and exits, whatever -r says: we are ending */
@@ -328,8 +329,9 @@ static _Noreturn void teardown(struct sender *s, int sig)
 		}
 		if (fifo_done && !queue_pending(&s->q))
 			break;
-		if (!queue_pending(&s->q))
+		if (!queue_pending(&s->q) && !s->sock_full)
 			pfd[1].fd = -1;
+		pfd[2].fd = !fifo_done && queue_pending(&s->q) < CHUNK ? s->fifo.fd : -1;
 		if (poll(pfd, 3, (int)(by - now)) < 0 && errno != EINTR)
 			break;
 		if (pfd[0].revents && sig_drain(NULL, NULL))
@@ -338,18 +340,25 @@ static _Noreturn void teardown(struct sender *s, int sig)
 			lost(s, sock_error(s->sock));
 			break;
 		}
+		if (pfd[1].revents & POLLOUT)
+			s->sock_full = 0;
 	}
 	if (s->sock >= 0 && fifo_done && !queue_pending(&s->q)) {
 		shutdown(s->sock, SHUT_WR);
-		/* Until the receiver has acknowledged all of it, or the time is up. */
-		while (s->q.sent && io_now_ms() < by) {
-			struct pollfd pfd = {.fd = s->sock, .events = POLLIN};
+		/*
+		 * Until the receiver has acknowledged all of it, an error says it
+		 * never will, or the time is up. A receiver that half-closed
+		 * leaves the socket hung up both ways now, and poll would not
+		 * wait: look every ACK_POLL_MS instead.
+		 */
+		for (acked(s); s->q.sent && io_now_ms() < by; acked(s)) {
+			int err = 0;
+			socklen_t len = sizeof err;
 
-			if (poll(&pfd, 1, ACK_POLL_MS) > 0 && (pfd.revents & (POLLERR | POLLHUP)))
+			if (getsockopt(s->sock, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err)
 				break;
-			acked(s);
+			poll(NULL, 0, ACK_POLL_MS);
 		}
-		acked(s);
 		if (!s->q.sent)
 			linger_drain(s->sock, TEARDOWN_DRAIN_MS);
 	}

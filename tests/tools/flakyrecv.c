@@ -3,13 +3,14 @@
  * inside a network namespace of the test's own, where it may take the
  * loopback device down.
  *
- * usage: flakyrecv [-b rcvbuf] [-n resets] [-k donefile] PORT OUT
+ * usage: flakyrecv [-b rcvbuf] [-h hold_ms] [-n resets] [-k donefile] PORT OUT
  *
  * Listens on 127.0.0.1 PORT with a small receive buffer. n times: accept
  * a connection, let it stall (nothing arrives for a while, some bytes
  * wait in our buffer), freeze the network (ip link set lo down), read
  * everything our kernel acknowledged into OUT, close with a reset, thaw
- * the network. Freezing first is what makes the count exact: with no
+ * the network (a connection is held hold_ms at least, so the sender's
+ * backoff sees it live). Freezing first is what makes the count exact: with no
  * segment in flight, what we read is all that the sender's TCP ever saw
  * acknowledged by us.
  *
@@ -40,6 +41,14 @@ static void msleep(long ms)
 {
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 	nanosleep(&ts, NULL);
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int inq(int fd)
@@ -98,12 +107,14 @@ static long drain(int fd, int out, int to_eof)
 int main(int argc, char **argv)
 {
 	int c, rcvbuf = 4096, resets = 0, one = 1, l, out;
+	long hold = 0;
 	const char *donefile = NULL;
 	struct sockaddr_in a = {.sin_family = AF_INET};
 
-	while ((c = getopt(argc, argv, "b:k:n:")) != -1) {
+	while ((c = getopt(argc, argv, "b:h:k:n:")) != -1) {
 		switch (c) {
 		case 'b': rcvbuf = atoi(optarg); break;
+		case 'h': hold = atol(optarg); break;
 		case 'k': donefile = optarg; break;
 		case 'n': resets = atoi(optarg); break;
 		default: return 2;
@@ -125,12 +136,15 @@ int main(int argc, char **argv)
 	for (int i = 0; i < resets || donefile; i++) {
 		struct linger lg = {1, 0};
 		int fd = accept(l, NULL, NULL);
+		long long t0 = now_ms();
 		long got;
 
 		if (fd < 0 || stall(fd) < 0) {
 			fprintf(stderr, "flakyrecv: connection %d never stalled\n", i + 1);
 			return 1;
 		}
+		if (now_ms() - t0 < hold)
+			msleep(hold - (long)(now_ms() - t0)); /* stalled it stays: nothing can arrive */
 		net("down");
 		got = drain(fd, out, 0);
 		fprintf(stderr, "flakyrecv: connection %d: %ld bytes, then %s\n", i + 1, got,

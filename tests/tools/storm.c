@@ -2,11 +2,12 @@
  * storm: a writer that keeps writing into a FIFO, and says exactly what
  * it was told was written.
  *
- * usage: storm FIFO TAG
+ * usage: storm FIFO TAG [MARK]
  *
  * Opens FIFO (never creating it) and writes lines "TAG-00000001\n", ...,
  * one write(2) each (so each is atomic), until a write fails or SIGTERM
- * comes; then prints how many lines write(2) accepted, and exits 0.
+ * comes; then prints how many lines write(2) accepted, and exits 0. MARK,
+ * when given, is created once the first line is written (tests wait for it).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,7 +31,7 @@ int main(int argc, char **argv)
 	char line[64];
 	int fd;
 
-	if (argc != 3)
+	if (argc != 3 && argc != 4)
 		return 2;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_term;
@@ -48,7 +49,8 @@ int main(int argc, char **argv)
 
 		if (w != len)
 			break; /* EPIPE, or EINTR from our SIGTERM: nothing of it was written */
-		n++;
+		if (n++ == 0 && argc == 4)
+			close(open(argv[3], O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
 	}
 	printf("%lu\n", n);
 	return 0;
