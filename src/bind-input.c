@@ -78,8 +78,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	if (o->logfile && !*o->logfile)
 		err_usage(synopsis, "-L: empty file name");
 	if (fifo_check_id(o->id) < 0)
-		err_usage(synopsis, "bad id: 1-64 characters of A-Za-z0-9._- not starting "
-				      "with '.' or '-', or a path");
+		err_usage(synopsis, "bad id: %s", FIFO_ID_RULE);
 	opt_port_or_die(o->port, synopsis);
 	o->path = fifo_resolve(o->id, dir);
 	if (!o->path)
@@ -105,6 +104,17 @@ static void on_event(const struct binding_event *ev, void *arg)
 				 strerror(ev->err), ev->bytes);
 		break;
 	case BINDING_EV_DONE: err_warn("%s: drained; closing", o->id); break;
+	case BINDING_EV_SAVED:
+		if (ev->err) {
+			errno = ev->err;
+			err_warn("%s: saving unread bytes to %s:", o->id, *ev->why ? ev->why : "a file");
+		} else if (*ev->peer) {
+			err_warn("%s: %s%s %s, not touched; %llu unread bytes saved to %s instead", o->id,
+				 o->path, FIFO_UNREAD, ev->peer, ev->bytes, ev->why);
+		} else {
+			err_warn("%s: %llu unread bytes saved to %s", o->id, ev->bytes, ev->why);
+		}
+		break;
 	}
 }
 
@@ -138,12 +148,8 @@ static struct binding *open_binding(struct opts *o)
 
 static _Noreturn void finish(struct opts *o, struct binding *b, int code)
 {
-	long long saved = binding_close(b, 1);
+	long long saved = binding_close(b, 1); /* it tells what it saved, and where (on_event) */
 
-	if (saved < 0)
-		err_warn("%s: saving unread bytes to %s%s:", o->id, o->path, FIFO_UNREAD);
-	else if (saved > 0)
-		err_warn("%s: %lld unread bytes saved to %s%s", o->id, saved, o->path, FIFO_UNREAD);
 	free(o->path);
 	exit(saved < 0 && code == 0 ? EXIT_RUNTIME : code);
 }
@@ -174,7 +180,7 @@ int main(int argc, char **argv)
 		free(pfd);
 		binding_close(b, 0);
 		errno = saved;
-		err_die(EXIT_RUNTIME, "%s:", o.logfile);
+		err_die(EXIT_RUNTIME, "%s: %s", o.logfile, err_file_why(errno));
 	}
 	err_warn("%s: listening on port %s, buffer %s", o.id, o.port, o.path);
 

@@ -115,8 +115,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	if (o->logfile && !*o->logfile)
 		err_usage(synopsis, "-L: empty file name");
 	if (fifo_check_id(o->id) < 0)
-		err_usage(synopsis, "bad id: 1-64 characters of A-Za-z0-9._- not starting "
-				      "with '.' or '-', or a path");
+		err_usage(synopsis, "bad id: %s", FIFO_ID_RULE);
 	if (!*o->host)
 		err_usage(synopsis, "empty host");
 	opt_port_or_die(o->port, synopsis);
@@ -193,9 +192,11 @@ static _Noreturn void finish(struct sender *s, int code, long long deadline)
 	saved = fifo_spill(&s->fifo, &iov, n ? 1 : 0, n ? 1 : 0, deadline);
 	if (saved < 0)
 		err_warn("%s: saving unsent bytes to %s%s:", s->o->id, s->o->path, FIFO_UNREAD);
+	else if (saved > 0 && s->fifo.unread_why)
+		err_warn("%s: %s%s %s, not touched; %lld unsent bytes saved to %s instead", s->o->id,
+			 s->o->path, FIFO_UNREAD, s->fifo.unread_why, saved, s->fifo.unread);
 	else if (saved > 0)
-		err_warn("%s: %lld unsent bytes saved to %s%s", s->o->id, saved, s->o->path,
-			 FIFO_UNREAD);
+		err_warn("%s: %lld unsent bytes saved to %s", s->o->id, saved, s->fifo.unread);
 	fifo_close(&s->fifo);
 	connector_free(&s->conn);
 	queue_free(&s->q);
@@ -501,7 +502,7 @@ int main(int argc, char **argv)
 		int saved = errno;
 		fifo_close(&s.fifo);
 		errno = saved;
-		err_die(EXIT_RUNTIME, "%s:", o.logfile);
+		err_die(EXIT_RUNTIME, "%s: %s", o.logfile, err_file_why(errno));
 	}
 	if (s.sock >= 0) {
 		err_warn("%s: connected to %s %s, buffer %s", o.id, o.host, o.port, o.path);

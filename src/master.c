@@ -313,7 +313,7 @@ static void ask(struct master *m)
 static void ready(struct master *m)
 {
 	if (daemon_ready(&m->dm, m->o->logfile) < 0) {
-		err_warn("%s:", m->o->logfile);
+		err_warn("%s: %s", m->o->logfile, err_file_why(errno));
 		finish(m, EXIT_RUNTIME);
 	}
 }

@@ -292,6 +292,17 @@ static void on_event(const struct binding_event *ev, void *arg)
 			err_warn("%s: accept: %s (%llu in the last second; pausing)", g->name,
 				 strerror(ev->err), ev->bytes);
 		break;
+	case BINDING_EV_SAVED:
+		if (ev->err) {
+			errno = ev->err;
+			err_warn("%s: saving unread bytes:", g->name);
+		} else if (*ev->peer) {
+			err_warn("%s: %s%s %s, not touched; %llu unread byte(s) saved to %s instead",
+				 g->name, g->name, FIFO_UNREAD, ev->peer, ev->bytes, ev->why);
+		} else {
+			err_warn("%s: %llu unread byte(s) saved to %s", g->name, ev->bytes, ev->why);
+		}
+		break;
 	default: break;
 	}
 }
@@ -385,12 +396,7 @@ out:
 static void grant_end(struct pool *p, size_t i, int save)
 {
 	struct grant *g = p->g[i];
-	long long saved = binding_close(g->b, save);
-
-	if (saved > 0)
-		err_warn("%s: %lld unread byte(s) saved to %s%s", g->name, saved, g->name, FIFO_UNREAD);
-	else if (saved < 0)
-		err_warn("%s: saving unread bytes:", g->name);
+	binding_close(g->b, save); /* it tells what it saved, and where (on_event) */
 	if (g->s && --g->s->live == 0 && g->s->state == S_ENDED) {
 		say(g->s, "BYE");
 		g->s->closing = 1;
@@ -664,7 +670,7 @@ int main(int argc, char **argv)
 			net_strerror(gai));
 	p.next_port = o.lo;
 	if (daemon_ready(&p.dm, o.logfile) < 0)
-		err_die(EXIT_RUNTIME, "%s:", o.logfile);
+		err_die(EXIT_RUNTIME, "%s: %s", o.logfile, err_file_why(errno));
 	loop(&p);
 	linger_free(&p.linger);
 	free(p.s);

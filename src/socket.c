@@ -281,7 +281,7 @@ static int run_server(const struct opts *o, struct daemon *d)
 		if (so.path)
 			unlink(so.path);
 		errno = saved;
-		err_die(EXIT_RUNTIME, "%s:", o->logfile);
+		err_die(EXIT_RUNTIME, "%s: %s", o->logfile, err_file_why(errno));
 	}
 	/* Found once here, not by failing an execve per PATH entry per connection. */
 	if (o->wmin && !o->prestart && !o->crlf &&
@@ -309,7 +309,7 @@ static int run_client(const struct opts *o, struct daemon *d)
 		err_warn("connected to %s%s%s", o->path ? o->path : o->host, o->path ? "" : " ",
 			 o->path ? "" : o->port);
 	if (daemon_ready(d, o->logfile) < 0)
-		err_die(EXIT_RUNTIME, "%s:", o->logfile);
+		err_die(EXIT_RUNTIME, "%s: %s", o->logfile, err_file_why(errno));
 
 	if (o->program) {
 		/* Same machinery as one server connection, without a listener. */

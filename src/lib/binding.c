@@ -714,6 +714,10 @@ long long binding_close(struct binding *b, int save)
 			err = errno ? errno : ENOMEM;
 	}
 	free(iov);
+	if (saved > 0 || (err && !b->fifo.spool))
+		report(b, BINDING_EV_SAVED, b->fifo.unread_why ? b->fifo.unread_why : "",
+		       b->fifo.unread ? b->fifo.unread : "", saved > 0 ? (unsigned long long)saved : 0,
+		       err);
 	while (b->nconns)
 		conn_drop(b, 0);
 	fifo_close(&b->fifo);

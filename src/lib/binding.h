@@ -48,7 +48,9 @@ enum binding_ev {
 	BINDING_EV_CLOSE,  /* a sender closed; bytes: what it sent */
 	BINDING_EV_REJECT, /* a connection failed the guard and was closed; why says how */
 	BINDING_EV_ERROR,  /* a sender's connection or accept() failed; err is errno */
-	BINDING_EV_DONE	   /* once mode: finished, the buffer was drained */
+	BINDING_EV_DONE,   /* once mode: finished, the buffer was drained */
+	BINDING_EV_SAVED   /* binding_close saved bytes: why is the file, peer why it is
+			      not PATH.unread ("" when it is), bytes how many; err when it failed */
 };
 
 struct binding_event {

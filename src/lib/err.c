@@ -62,15 +62,32 @@ void err_to_syslog(void)
 
 int err_to_file(const char *path)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	/* Never through a link, never blocked by a FIFO planted there; created 0600. */
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+	struct stat st;
 
 	if (fd < 0)
 		return -1;
+	if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode))) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK); /* a terminal's writes may wait */
 	if (file_fd >= 0)
 		close(file_fd);
 	file_fd = fd;
 	sink = TO_FILE;
 	return 0;
+}
+
+const char *err_file_why(int err)
+{
+	if (err == ELOOP)
+		return "a symbolic link; not following it";
+	if (err == EINVAL || err == ENXIO)
+		return "not a regular file or a terminal";
+	return strerror(err);
 }
 
 int err_file_fd(void)

@@ -35,6 +35,14 @@ const char *err_progname(void);
  */
 void err_to_syslog(void);
 int err_to_file(const char *path);
+/*
+ * Why err_to_file failed with err, as the tools say it after the name: a
+ * log file is opened with O_NOFOLLOW and O_NONBLOCK (a planted link or
+ * FIFO never takes our messages nor holds us), created 0600, and must be
+ * a regular file or a character device such as a terminal or /dev/stderr.
+ */
+const char *err_file_why(int err);
+
 /* The log file's descriptor, or -1 when diagnostics do not go to a file. */
 int err_file_fd(void);
 

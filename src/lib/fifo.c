@@ -25,7 +25,7 @@ int fifo_check_id(const char *id)
 			if ((unsigned char)*p < 0x20 || *p == 0x7f)
 				goto bad;
 		base = strrchr(id, '/') + 1;
-		if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+		if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0 || name_reserved(base))
 			goto bad;
 		if (len + sizeof FIFO_UNREAD > PATH_MAX)
 			goto bad;
@@ -141,13 +141,19 @@ static int open_locked(const char *path, int flags, pid_t *holder)
 static int create_spool(struct fifo *f, const char *path, pid_t *holder)
 {
 	struct stat st;
-	int fd;
+	int fd, saved;
 
 	if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
 		errno = EEXIST;
 		return -1;
 	}
-	fd = open_locked(path, O_WRONLY | O_APPEND | O_CREAT, holder);
+	{
+		mode_t old = umask(077); /* a spool we create is 0600, whatever the umask */
+		fd = open_locked(path, O_WRONLY | O_APPEND | O_CREAT, holder);
+		saved = errno;
+		umask(old);
+		errno = saved;
+	}
 	if (fd < 0)
 		return -1;
 	/* Writes to a regular file are blocking by nature; keep them simple. */
@@ -163,18 +169,37 @@ static int create_spool(struct fifo *f, const char *path, pid_t *holder)
 	return 0;
 }
 
+/* mkfifo with mode 0600 exactly: the caller's umask must not make our FIFO look foreign. */
+static int make_fifo(const char *path)
+{
+	mode_t old = umask(077);
+	int r = mkfifo(path, 0600);
+	int saved = errno;
+
+	umask(old);
+	errno = saved;
+	return r;
+}
+
+/* What a binding of ours leaves behind: a FIFO of our uid, mode 0600. */
+static int ours(const struct stat *st)
+{
+	return S_ISFIFO(st->st_mode) && st->st_uid == geteuid() && (st->st_mode & 07777) == 0600;
+}
+
 /*
  * mkfifo, then open and lock, then check the path still names what we
  * locked: a rival that judged our fresh FIFO stale (before we locked it)
- * may have replaced it, and then we look again.
+ * may have replaced it, and then we look again. A FIFO that was there
+ * already is taken only when it is ours and nobody holds it.
  */
 static int create_fifo(struct fifo *f, const char *path, pid_t *holder)
 {
 	for (int tries = 0; tries < 8; tries++) {
 		struct stat st, pst;
-		int fd;
+		int fd, fresh = make_fifo(path) == 0;
 
-		if (mkfifo(path, 0600) < 0 && errno != EEXIST)
+		if (!fresh && errno != EEXIST)
 			return -1;
 		if (lstat(path, &pst) < 0) {
 			if (errno == ENOENT)
@@ -183,6 +208,11 @@ static int create_fifo(struct fifo *f, const char *path, pid_t *holder)
 		}
 		if (!S_ISFIFO(pst.st_mode)) {
 			errno = EEXIST;
+			return -1;
+		}
+		/* Judged before opening: another user's FIFO is not even opened. */
+		if (!fresh && !ours(&pst)) {
+			errno = EPERM;
 			return -1;
 		}
 		fd = open_locked(path, O_RDWR, holder);
@@ -199,11 +229,10 @@ static int create_fifo(struct fifo *f, const char *path, pid_t *holder)
 			close(fd);
 			continue;
 		}
-		if (st.st_uid != geteuid() || (st.st_mode & 0777) != 0600) {
-			/* A stale FIFO of another mode or owner: replace it by ours. */
-			unlink(path);
+		if (!ours(&st)) {
 			close(fd);
-			continue;
+			errno = EPERM;
+			return -1;
 		}
 		f->fd = fd;
 		f->dev = st.st_dev;
@@ -247,6 +276,9 @@ const char *fifo_why(int err, int spool, pid_t holder, char *buf, size_t len)
 	if (err == EEXIST)
 		return spool ? "exists and is not a regular file; not touching it"
 			     : "exists and is not a FIFO; not touching it";
+	if (err == EPERM)
+		return "exists and is not ours (a FIFO of another user, or not mode 0600); "
+		       "not touching it";
 	return strerror(err);
 }
 
@@ -335,24 +367,86 @@ ssize_t fifo_drain(struct fifo *f, void *buf, size_t n, long long deadline)
 	}
 }
 
-/* Append to the .unread file, opening it on first use. */
-static int spill_write(const struct fifo *f, int *out, const void *buf, size_t n)
+/* The file at fd may take our unread bytes: a regular file of ours, private. */
+static const char *unread_unfit(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return "cannot be examined";
+	if (!S_ISREG(st.st_mode))
+		return "is not a regular file";
+	if (st.st_uid != geteuid())
+		return "is not ours";
+	if (st.st_mode & 077)
+		return "is open to others";
+	return NULL;
+}
+
+/* A fresh file, made here and now (O_EXCL), mode 0600 whatever the umask. */
+static int unread_create(const char *name)
+{
+	int fd = open(name, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+	if (fd >= 0)
+		fchmod(fd, 0600); /* the umask may have taken our own write permission */
+	return fd;
+}
+
+/*
+ * Open the file unread bytes go to, never blocking and never writing into
+ * anything but a private regular file of ours: PATH.unread when it is one
+ * (appended) or does not exist (made); else, untouched, a fresh
+ * PATH.unread-PID-N, named with the reason in f->unread and f->unread_why.
+ */
+static int unread_open(struct fifo *f)
+{
+	size_t len = strlen(f->path) + sizeof FIFO_UNREAD + 32;
+	char *name = malloc(len);
+	int fd;
+
+	if (!name)
+		return -1;
+	snprintf(name, len, "%s%s", f->path, FIFO_UNREAD);
+	/* O_NONBLOCK: a FIFO planted there must not hold us in open(2). */
+	fd = open(name, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0 && errno == ENOENT)
+		fd = unread_create(name);
+	if (fd >= 0 && !(f->unread_why = unread_unfit(fd))) {
+		io_set_nonblock(fd, 0);
+		f->unread = name;
+		return fd;
+	}
+	if (fd >= 0)
+		close(fd);
+	else if (errno == ELOOP)
+		f->unread_why = "is a symbolic link";
+	else if (errno == ENXIO)
+		f->unread_why = "is a FIFO";
+	else if (errno != EEXIST)
+		f->unread_why = strerror(errno);
+	else
+		f->unread_why = "appeared meanwhile";
+	for (int k = 1; k <= 100; k++) {
+		snprintf(name, len, "%s%s-%ld-%d", f->path, FIFO_UNREAD, (long)getpid(), k);
+		if ((fd = unread_create(name)) >= 0) {
+			f->unread = name;
+			return fd;
+		}
+		if (errno != EEXIST)
+			break;
+	}
+	free(name);
+	return -1;
+}
+
+/* Append to the unread file, opening it on first use. */
+static int spill_write(struct fifo *f, int *out, const void *buf, size_t n)
 {
 	if (n == 0)
 		return 0;
-	if (*out < 0) {
-		size_t len = strlen(f->path);
-		char *name = malloc(len + sizeof FIFO_UNREAD);
-
-		if (!name)
-			return -1;
-		memcpy(name, f->path, len);
-		memcpy(name + len, FIFO_UNREAD, sizeof FIFO_UNREAD);
-		*out = open(name, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-		free(name);
-		if (*out < 0)
-			return -1;
-	}
+	if (*out < 0 && (*out = unread_open(f)) < 0)
+		return -1;
 	return io_write_all(*out, buf, n);
 }
 
@@ -413,4 +507,6 @@ void fifo_close(struct fifo *f)
 	f->fd = -1;
 	free(f->path);
 	f->path = NULL;
+	free(f->unread);
+	f->unread = NULL;
 }

@@ -18,7 +18,14 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#define FIFO_UNREAD ".unread" /* suffix of the file unread bytes are saved to */
+#include "name.h"
+
+#define FIFO_UNREAD NAME_RESERVED /* suffix of the file unread bytes are saved to */
+
+/* The rule for an ID, as the tools say it. */
+#define FIFO_ID_RULE                                                                             \
+	"1-64 characters of A-Za-z0-9._- not starting with '.' or '-' nor ending in .unread, " \
+	"or a path"
 
 enum fifo_kind {
 	FIFO_ID_NAME = 1, /* a plain name, created in $BIND_DIR */
@@ -32,6 +39,8 @@ struct fifo {
 	int sealed;  /* fifo_seal: the path is gone and fd only reads */
 	dev_t dev;   /* the inode we created, so removal never hits a successor */
 	ino_t ino;
+	char *unread;		/* fifo_spill: the file it saved to (owned), or NULL */
+	const char *unread_why; /* why that is not PATH.unread, or NULL */
 };
 
 /*
@@ -49,14 +58,16 @@ int fifo_check_id(const char *id);
 char *fifo_resolve(const char *id, const char *dir);
 
 /*
- * Create the buffer at path and take ownership (the lock). A FIFO left by
- * a dead owner is removed and recreated. Mode 0600. With spool, a regular
- * file is opened for append (created if missing) instead.
- * Returns 0, or -1 with errno:
+ * Create the buffer at path and take ownership (the lock), mode 0600
+ * whatever the umask. A FIFO left by a dead binding of ours (our uid,
+ * mode 0600, unlocked) is taken over; any other FIFO is never touched.
+ * With spool, a regular file is opened for append (created 0600 if
+ * missing) instead. Returns 0, or -1 with errno:
  *   EBUSY   a live owner holds it (this process too); *holder gets its
  *           PID, or 0 when it cannot be named
  *   EEXIST  the path exists and is not a FIFO (spool: not a regular
  *           file); it was not touched
+ *   EPERM   a FIFO that is not ours (another uid, or not mode 0600); untouched
  *   other   from mkfifo/open (ENOENT: the directory does not exist)
  */
 int fifo_create(struct fifo *f, const char *path, int spool, pid_t *holder);
@@ -105,7 +116,11 @@ ssize_t fifo_drain(struct fifo *f, void *buf, size_t n, long long deadline);
 
 /*
  * Save what nobody read to path.unread (appended, created 0600 only when
- * there is something to save): the iov bytes with the pipe's pending
+ * there is something to save), which must be a regular file of ours with
+ * no group or other permissions; anything else there (a FIFO, a link,
+ * another user's file) is left alone and a fresh path.unread-PID-N is
+ * made instead (f->unread names the file used, f->unread_why the reason).
+ * The open never blocks. Saved are: the iov bytes with the pipe's pending
  * content inserted before iov[pipe_at] (pipe_at == n: after all of them).
  * Empties the pipe; a sealed one is read until its writers have closed,
  * or the deadline (io_now_ms time) has passed. Returns the number of bytes

@@ -116,26 +116,57 @@ long long io_now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void io_close_inherited(int lowfd)
+/* One pass over /proc/self/fd: close what is not close-on-exec; how many were closed, or -1. */
+static int close_pass(int lowfd)
 {
+	int fds[256], n = 0, more = 0;
 	DIR *d = opendir("/proc/self/fd");
 	struct dirent *e;
-	int dfd, fds[256], n = 0;
 
 	if (!d)
-		return;
-	dfd = dirfd(d);
+		return -1;
 	/* Collect first: closing while reading the directory would skip entries. */
-	while ((e = readdir(d)) != NULL && n < (int)(sizeof fds / sizeof fds[0])) {
+	while ((e = readdir(d)) != NULL) {
 		int fd = atoi(e->d_name), fl;
 
-		if (e->d_name[0] == '.' || fd < lowfd || fd == dfd)
+		if (e->d_name[0] == '.' || fd < lowfd || fd == dirfd(d))
 			continue;
 		fl = fcntl(fd, F_GETFD);
-		if (fl >= 0 && !(fl & FD_CLOEXEC))
-			fds[n++] = fd;
+		if (fl < 0 || (fl & FD_CLOEXEC))
+			continue;
+		if (n == (int)(sizeof fds / sizeof fds[0])) {
+			more = 1; /* another pass takes the rest */
+			break;
+		}
+		fds[n++] = fd;
 	}
 	closedir(d);
 	for (int i = 0; i < n; i++)
 		close(fds[i]);
+	return more ? n + 1 : n;
+}
+
+void io_close_inherited(int lowfd)
+{
+	long max;
+
+	/* Passes until one finds nothing: bounded, as each closes what it found. */
+	for (int pass = 0; pass < 4096; pass++) {
+		int r = close_pass(lowfd);
+
+		if (r == 0)
+			return;
+		if (r < 0)
+			break;
+	}
+	/* No /proc: ask every descriptor the limit allows (bounded). */
+	max = sysconf(_SC_OPEN_MAX);
+	if (max < 0 || max > 65536)
+		max = 65536;
+	for (int fd = lowfd; fd < max; fd++) {
+		int fl = fcntl(fd, F_GETFD);
+
+		if (fl >= 0 && !(fl & FD_CLOEXEC))
+			close(fd);
+	}
 }

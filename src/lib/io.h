@@ -35,7 +35,11 @@ void io_sanitize_std(void);
 /* Point fd at /dev/null. Returns 0 or -1. */
 int io_devnull(int fd, int flags);
 
-/* Close every descriptor from lowfd up that is not close-on-exec. */
+/*
+ * Close every descriptor from lowfd up that is not close-on-exec, however
+ * many there are (close_range(2) cannot spare the close-on-exec ones a
+ * tool keeps, such as a socket-activation descriptor).
+ */
 void io_close_inherited(int lowfd);
 
 /* Duration in milliseconds from CLOCK_MONOTONIC. */

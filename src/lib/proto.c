@@ -262,7 +262,7 @@ int proto_mac_ok(const char *key, size_t keylen, const char *nonce, const char *
 
 int proto_load_key(const char *arg, char **key, size_t *len)
 {
-	char buf[PROTO_KEY_MAX + 2];
+	char buf[PROTO_KEY_MAX + 3]; /* the longest key, its CR LF, and one byte to tell more */
 	size_t n = 0;
 	ssize_t r = 0;
 	int fd, saved;
@@ -275,24 +275,29 @@ int proto_load_key(const char *arg, char **key, size_t *len)
 		*key = strdup(arg);
 		*len = strlen(arg);
 		return *key ? 0 : -1;
-	} else {
-		fd = open(arg + 1, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			return -1;
-		while (n < sizeof buf && (r = io_read(fd, buf + n, sizeof buf - n)) > 0)
-			n += (size_t)r;
-		saved = r < 0 ? errno : EFBIG;
-		close(fd);
-		if (r < 0 || n > PROTO_KEY_MAX) {
-			mem_wipe(buf, sizeof buf);
-			errno = saved;
-			return -1;
-		}
-		/* A file written by echo ends in a newline that is not part of the key. */
-		if (n && buf[n - 1] == '\n')
-			n--;
+	}
+	fd = open(arg + 1, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	while (n < sizeof buf && (r = io_read(fd, buf + n, sizeof buf - n)) > 0)
+		n += (size_t)r;
+	saved = errno;
+	close(fd);
+	if (r < 0) {
+		mem_wipe(buf, sizeof buf);
+		errno = saved;
+		return -1;
+	}
+	/* One line end is not part of the key (a file written by echo): LF, or CR LF. */
+	if (n && buf[n - 1] == '\n') {
+		n--;
 		if (n && buf[n - 1] == '\r')
 			n--;
+	}
+	if (n > PROTO_KEY_MAX) {
+		mem_wipe(buf, sizeof buf);
+		errno = EFBIG;
+		return -1;
 	}
 	if (n == 0) {
 		errno = ENODATA;

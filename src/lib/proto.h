@@ -97,10 +97,11 @@ int proto_mac_ok(const char *key, size_t keylen, const char *nonce, const char *
 
 /*
  * The key from an operand: the text itself, or with a leading '@' the
- * contents of that file less one trailing newline (so it never shows in
- * ps). *key is malloc'd and NUL-terminated. Returns 0, or -1 with errno:
- * ENODATA (the key is empty), EFBIG (file over PROTO_KEY_MAX bytes), or
- * the file's open/read error.
+ * contents of that file (so it never shows in ps) less one line end at
+ * its very end: a LF, or a CR LF; nothing else is stripped, so a key may
+ * hold any bytes. *key is malloc'd and NUL-terminated. Returns 0, or -1
+ * with errno: ENODATA (the key is empty), EFBIG (more than PROTO_KEY_MAX
+ * bytes once the line end is off), or the file's open/read error.
  */
 int proto_load_key(const char *arg, char **key, size_t *len);
 
