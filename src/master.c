@@ -1,8 +1,12 @@
 /*
  * master: push a directory of daemons to a remote pool. Proves it knows
- * KEY without sending it, asks the pool for one guarded port per daemon,
- * and starts each daemon with its stdout connected to that port.
+ * KEY without sending it, has the pool prove it too, asks for one guarded
+ * port per daemon, and starts each daemon with its output going to that
+ * port: straight, or (-r) through the master, which keeps what the pool
+ * has not taken and, when the pool goes away and comes back, resumes every
+ * stream exactly where the pool's side stopped.
  */
+#define _GNU_SOURCE /* memrchr */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,85 +15,136 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "lib/connector.h"
 #include "lib/daemon.h"
 #include "lib/err.h"
 #include "lib/io.h"
+#include "lib/linger.h"
 #include "lib/mem.h"
 #include "lib/net.h"
 #include "lib/opt.h"
 #include "lib/proc.h"
 #include "lib/proto.h"
-#include "lib/sha256.h"
+#include "lib/queue.h"
 #include "lib/sig.h"
 
-#define WINDOW 32 /* PORT requests in flight: enough to hide the round trips */
+#define WINDOW 32		/* PORT requests in flight: enough to hide the round trips */
+#define EXIT_BUSY 75		/* another master runs these daemons (sysexits EX_TEMPFAIL) */
+#define JOB_QUEUE (256u << 10)	/* -r: what a daemon's stream may hold here before it blocks */
+#define LINE_PIECE 65536	/* the pool splits longer lines into pieces of this size */
+#define DATA_LINGER_MS 2000	/* a finished stream: how long the pool may take to close */
 
 static const char usage_text[] =
-	"usage: master [-b] [-g SECONDS] [-L FILE] KEY HOST PORT DDIR\n"
+	"usage: master [-bor] [-g SECONDS] [-L FILE] [-N PREFIX] [-t SECONDS] [-T SECONDS]\n"
+	"              [-w SECONDS] KEY HOST PORT DDIR\n"
 	"       master -version | -help\n"
 	"\n"
 	"  KEY        the pool's key, or @FILE to read it from FILE\n"
 	"  HOST PORT  where the pool listens (PORT 1024-49151)\n"
 	"  DDIR       directory of the daemons: its executable files\n"
-	"  -b         background once the pool accepted the key; print the PID\n"
+	"  -b         background once every daemon has its answer; print the PID\n"
 	"  -g SECONDS at teardown, SIGKILL daemons still alive after SECONDS (default 5)\n"
-	"  -L FILE    diagnostics to FILE instead of syslog once backgrounded\n";
+	"  -L FILE    diagnostics to FILE instead of syslog once backgrounded\n"
+	"  -N PREFIX  ask for PREFIX.NAME instead of NAME (many hosts, one pool)\n"
+	"  -o         when another master runs DDIR, wait for it instead of refusing\n"
+	"  -r         resume: when the pool goes away, keep the daemons running, reconnect\n"
+	"             and go on where the pool's side stopped\n"
+	"  -t SECONDS give the pool SECONDS for each answer (default 30)\n"
+	"  -T SECONDS end the daemons after SECONDS (default: no limit)\n"
+	"  -w SECONDS wait up to SECONDS for the pool to come up (default: no wait)\n";
 
-static const char synopsis[] = "master [-b] [-g SECONDS] [-L FILE] KEY HOST PORT DDIR";
+static const char synopsis[] =
+	"master [-bor] [-g SECONDS] [-L FILE] [-N PREFIX] [-t SECONDS] [-T SECONDS] [-w SECONDS] "
+	"KEY HOST PORT DDIR";
 
 struct opts {
-	int background;
-	long grace_ms;
-	const char *logfile, *host, *port, *ddir;
+	int background, overlap_wait, resume;
+	long grace_ms, reply_ms, run_ms, wait_ms;
+	const char *logfile, *host, *port, *ddir, *prefix;
 	char *key;
 	size_t keylen;
 };
 
-/* A daemon of DDIR and its run. J_STARTING: forked, its exec's outcome not read yet (execfd). */
+/* J_STARTING: forked, its exec's outcome not read yet (execfd). */
 enum job_state { J_WAITING, J_ASKED, J_STARTING, J_RUNNING, J_DONE };
 
+/* A daemon of DDIR, its run, and (-r) the stream we relay for it. */
 struct job {
-	char name[PROTO_NAME_MAX + 1];
+	char file[PROTO_NAME_MAX + 1]; /* in DDIR */
+	char name[PROTO_NAME_MAX + 1]; /* what the pool knows it by: -N's PREFIX.file */
+	char stream[PROTO_STREAM_HEX + 1];
 	enum job_state state;
-	pid_t pid;
-	int execfd;   /* J_STARTING: proc_spawn_start's pipe */
+	pid_t pid;     /* 0 once reaped */
+	int execfd;    /* J_STARTING: proc_spawn_start's pipe */
 	int unstarted; /* its exec failed: the 127 it exits with is not news */
+	/* -r */
+	int out;   /* our end of the daemon's output pipe; -1 once it ended */
+	int sock;  /* the data connection, or -1 */
+	int full;  /* sock took less than offered: wait for POLLOUT */
+	int shut;  /* the stream is complete and our FIN is sent */
+	int ended; /* the stream is delivered: nothing more to do for it */
+	struct queue q;		  /* from base on: what the pool has not surely taken */
+	unsigned long long base;  /* the stream's offset of q's first byte */
+	unsigned long long cbase; /* where the current connection started */
+	unsigned long long csent; /* bytes written on the current connection */
+	unsigned long long line;  /* the offset where the line at base begins */
+	long long retry_at;	  /* refused while resuming: ask again then */
+	int inflight;		  /* a PORT for it waits for its answer */
 };
 
-enum mstate { M_HELLO, M_AUTH, M_RUN, M_ENDED };
+enum cstate { C_DOWN, C_CONNECTING, C_HELLO, C_AUTH, C_RUN, C_ENDED };
 
 struct master {
 	const struct opts *o;
 	struct daemon dm;
 	struct job *d;
-	size_t nd, asked, answered, running;
+	size_t nd, running;
+	size_t ask[WINDOW], asked, answered; /* jobs whose PORT is in flight, in order */
 	pid_t *ends; /* room for every daemon's pid, made with the list: teardown allocates nothing */
 	int ctl, sigfd, ddirfd, cwdfd;
-	enum mstate state;
-	int bye;     /* the pool said all our bindings ended */
+	enum cstate state;
+	struct connector conn;
+	int ready;   /* readiness reported (-b): every daemon had its first answer */
+	int started; /* daemons started */
 	int failed;  /* something to exit 1 for */
 	int ending;  /* tearing down: the daemons' deaths are ours, not failures */
+	int sent_end;
+	int bye; /* the pool said every grant of ours has ended */
+	long long reply_by; /* an answer is due by then, or 0 */
+	long long run_by;   /* -T */
+	long long wait_by;  /* -w: the pool may come up until then */
+	char nonce_p[PROTO_NONCE_HEX + 1], nonce_m[PROTO_NONCE_HEX + 1];
 	char peer_ip[NET_IPLEN], local_ip[NET_IPLEN];
 	struct proto_in in;
+	struct linger_set linger;
 };
 
 /* ---- options ---- */
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	static const char optstring[] = ":bg:hL:V";
+	static const char optstring[] = ":bg:hL:N:ort:T:Vw:";
 	int c;
 
 	o->grace_ms = 5000;
+	o->reply_ms = 30000;
 	while ((c = opt_next(argc, argv, optstring, usage_text)) != -1) {
 		switch (c) {
 		case 'b': o->background = 1; break;
 		case 'g': o->grace_ms = opt_ms_or_die(optarg, 1, 3600000L, "-g", synopsis); break;
 		case 'L': o->logfile = optarg; break;
+		case 'N': o->prefix = optarg; break;
+		case 'o': o->overlap_wait = 1; break;
+		case 'r': o->resume = 1; break;
+		case 't': o->reply_ms = opt_ms_or_die(optarg, 1, 86400000L, "-t", synopsis); break;
+		case 'T': o->run_ms = opt_ms_or_die(optarg, 1, 31L * 86400000L, "-T", synopsis); break;
+		case 'w': o->wait_ms = opt_ms_or_die(optarg, 1, 86400000L, "-w", synopsis); break;
 		default: opt_bad(argv, optstring, synopsis);
 		}
 	}
@@ -104,17 +159,72 @@ static void parse(int argc, char **argv, struct opts *o)
 		err_usage(synopsis, "empty daemon directory");
 	if (o->logfile && !*o->logfile)
 		err_usage(synopsis, "-L: empty file name");
+	if (o->prefix && (!name_ok(o->prefix) || strlen(o->prefix) >= NAME_MAX_LEN - 1))
+		err_usage(synopsis, "-N: '%s' is not a name prefix (%s, up to %d characters)",
+			  o->prefix, "A-Za-z0-9._-, not starting with '.' or '-'", NAME_MAX_LEN - 2);
 	o->host = argv[1];
 	o->port = argv[2];
 	o->ddir = argv[3];
 	opt_key_or_die(argv[0], &o->key, &o->keylen, synopsis);
 }
 
+/* ---- one master per DDIR ---- */
+
+/* Who holds the flock(2) on DDIR, from /proc/locks; 0 when it cannot be told. */
+static pid_t lock_holder(int fd)
+{
+	struct stat st;
+	char line[256];
+	FILE *f;
+	pid_t who = 0;
+
+	if (fstat(fd, &st) < 0 || !(f = fopen("/proc/locks", "re")))
+		return 0;
+	while (!who && fgets(line, sizeof line, f)) {
+		unsigned maj, min;
+		unsigned long long ino;
+		long pid;
+
+		if (strstr(line, "FLOCK") &&
+		    sscanf(line, "%*s FLOCK %*s %*s %ld %x:%x:%llu", &pid, &maj, &min, &ino) == 4 &&
+		    maj == major(st.st_dev) && min == minor(st.st_dev) && ino == st.st_ino)
+			who = (pid_t)pid;
+	}
+	fclose(f);
+	return who;
+}
+
+/*
+ * Two masters on one DDIR would run every daemon twice (a cron run that
+ * overlaps the last): the first holds a lock on the directory, for as long
+ * as it runs; the second refuses, or with -o waits.
+ */
+static void lock_ddir(const struct opts *o, int fd)
+{
+	pid_t who;
+
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+		return;
+	if (errno != EWOULDBLOCK)
+		err_die(EXIT_RUNTIME, "%s: locking:", o->ddir);
+	if (o->overlap_wait) {
+		while (flock(fd, LOCK_EX) < 0)
+			if (errno != EINTR)
+				err_die(EXIT_RUNTIME, "%s: locking:", o->ddir);
+		return;
+	}
+	who = lock_holder(fd);
+	if (who > 0)
+		err_die(EXIT_BUSY, "%s: another master (PID %ld) runs these daemons; not starting",
+			o->ddir, (long)who);
+	err_die(EXIT_BUSY, "%s: another master runs these daemons; not starting", o->ddir);
+}
+
 /* ---- the daemons ---- */
 
-static int by_name(const void *a, const void *b)
+static int by_file(const void *a, const void *b)
 {
-	return strcmp(((const struct job *)a)->name, ((const struct job *)b)->name);
+	return strcmp(((const struct job *)a)->file, ((const struct job *)b)->file);
 }
 
 /* The executable regular files of DDIR with valid names, sorted; warn about the rest. */
@@ -129,11 +239,14 @@ static void list_daemons(struct master *m)
 	while ((e = readdir(dir)) != NULL) {
 		struct stat st;
 		const char *why = NULL;
+		struct job *j;
 
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
 		if (!name_ok(e->d_name))
 			why = "not a valid daemon name";
+		else if (m->o->prefix && strlen(m->o->prefix) + 1 + strlen(e->d_name) > NAME_MAX_LEN)
+			why = "too long a name with the -N prefix";
 		else if (fstatat(m->ddirfd, e->d_name, &st, 0) < 0)
 			why = strerror(errno);
 		else if (!S_ISREG(st.st_mode))
@@ -146,30 +259,80 @@ static void list_daemons(struct master *m)
 		}
 		if (mem_reserve(&m->d, &cap, m->nd + 1, sizeof *m->d, 16) < 0)
 			err_die(EXIT_RUNTIME, "daemon list:");
-		memset(&m->d[m->nd], 0, sizeof m->d[0]);
-		memcpy(m->d[m->nd].name, e->d_name, strlen(e->d_name) + 1); /* valid: <= 64 */
-		m->nd++;
+		j = memset(&m->d[m->nd++], 0, sizeof m->d[0]);
+		memcpy(j->file, e->d_name, strlen(e->d_name) + 1); /* valid: <= 64 */
+		/* Lengths were checked above: prefix, dot and name fit. */
+		if (m->o->prefix) {
+			size_t pl = strlen(m->o->prefix);
+
+			memcpy(j->name, m->o->prefix, pl);
+			j->name[pl] = '.';
+			memcpy(j->name + pl + 1, j->file, strlen(j->file) + 1);
+		} else {
+			memcpy(j->name, j->file, sizeof j->name);
+		}
+		j->out = j->sock = j->execfd = -1;
 	}
 	closedir(dir);
 	if (m->nd)
-		qsort(m->d, m->nd, sizeof m->d[0], by_name);
+		qsort(m->d, m->nd, sizeof m->d[0], by_file);
 	if (!(m->ends = calloc(m->nd + 1, sizeof *m->ends)))
 		err_die(EXIT_RUNTIME, "daemon list:");
+	for (size_t i = 0; i < m->nd; i++)
+		if (proto_random_hex(m->d[i].stream, PROTO_STREAM_HEX / 2) < 0)
+			err_die(EXIT_RUNTIME, "random stream names:");
 }
 
-/* Read whether d's exec happened; a failure is reported here, once. */
-static void exec_outcome(struct master *m, struct job *d)
+/*
+ * "No such file" from an exec of a file that is there means its #! line
+ * names what is not: say which (a CR from CR LF line ends included).
+ */
+static const char *start_error(const struct master *m, const struct job *j, int err, char *buf,
+			       size_t len)
 {
-	int err = proc_spawn_result(d->execfd);
+	char line[256];
+	ssize_t r;
+	int fd;
 
-	d->execfd = -1;
-	d->state = J_RUNNING;
+	if (err != ENOENT || (fd = openat(m->ddirfd, j->file, O_RDONLY | O_CLOEXEC)) < 0)
+		return strerror(err);
+	r = io_read(fd, line, sizeof line - 1);
+	close(fd);
+	if (r < 3 || line[0] != '#' || line[1] != '!')
+		return strerror(err);
+	line[r] = '\0';
+	line[strcspn(line, "\n")] = '\0';
+	{
+		char *interp = line + 2 + strspn(line + 2, " \t");
+		size_t n = strcspn(interp, " \t");
+		int cr = n && interp[n - 1] == '\r';
+
+		interp[n - cr] = '\0';
+		snprintf(buf, len, "bad interpreter %s%s", interp,
+			 cr ? "^M (the script has CR LF line ends)" : ": No such file or directory");
+	}
+	return buf;
+}
+
+/* Read whether j's exec happened; a failure is reported here, once. */
+static void exec_outcome(struct master *m, struct job *j)
+{
+	int err = proc_spawn_result(j->execfd);
+	char why[400];
+
+	j->execfd = -1;
+	j->state = J_RUNNING;
 	if (err) {
-		errno = err;
-		err_warn("%s: cannot start:", d->name);
-		d->unstarted = 1;
+		err_warn("%s: cannot start: %s", j->file, start_error(m, j, err, why, sizeof why));
+		j->unstarted = 1;
 		m->failed = 1;
 	}
+}
+
+/* -r: the stream needs nothing more: delivered, or nothing to deliver. */
+static int stream_over(const struct master *m, const struct job *j)
+{
+	return !m->o->resume || j->ended || j->unstarted;
 }
 
 static void reaped(pid_t pid, int status, void *arg)
@@ -177,22 +340,24 @@ static void reaped(pid_t pid, int status, void *arg)
 	struct master *m = arg;
 
 	for (size_t i = 0; i < m->nd; i++) {
-		struct job *d = &m->d[i];
+		struct job *j = &m->d[i];
 		int code = proc_status_code(status);
 
-		if (d->pid != pid || (d->state != J_RUNNING && d->state != J_STARTING))
+		if (j->pid != pid)
 			continue;
-		if (d->state == J_STARTING) /* dead, so its pipe has said all it will */
-			exec_outcome(m, d);
-		d->state = J_DONE;
+		if (j->state == J_STARTING) /* dead, so its pipe has said all it will */
+			exec_outcome(m, j);
+		j->pid = 0;
 		m->running--;
-		if (code == 0 || m->ending || d->unstarted)
+		if (stream_over(m, j))
+			j->state = J_DONE;
+		if (code == 0 || m->ending || j->unstarted)
 			return;
 		m->failed = 1;
 		if (code > 128)
-			err_warn("%s: killed by signal %d", d->name, code - 128);
+			err_warn("%s: killed by signal %d", j->file, code - 128);
 		else
-			err_warn("%s: exited with status %d", d->name, code);
+			err_warn("%s: exited with status %d", j->file, code);
 		return;
 	}
 }
@@ -204,16 +369,27 @@ static _Noreturn void finish(struct master *m, int code)
 
 	m->ending = 1;
 	for (size_t i = 0; i < m->nd; i++) {
-		if (m->d[i].state == J_STARTING) {
-			close(m->d[i].execfd);
-			m->d[i].state = J_RUNNING;
+		struct job *j = &m->d[i];
+
+		if (j->state == J_STARTING) {
+			close(j->execfd);
+			j->state = J_RUNNING;
 		}
-		if (m->d[i].state == J_RUNNING)
-			pids[n++] = m->d[i].pid;
+		if (j->pid > 0)
+			pids[n++] = j->pid;
+		if (j->sock >= 0)
+			close(j->sock);
+		if (j->out >= 0)
+			close(j->out);
+		queue_free(&j->q);
 	}
 	if (n)
 		proc_end_groups(pids, n, m->o->grace_ms, m->sigfd, reaped, m);
+	/* Whatever a daemon left behind came back to us (we are its subreaper): it ends too. */
+	proc_end_children(m->o->grace_ms, reaped, m);
 	free(m->ends);
+	linger_free(&m->linger);
+	connector_free(&m->conn);
 	if (m->ctl >= 0)
 		close(m->ctl);
 	mem_wipe(m->o->key, m->o->keylen);
@@ -222,163 +398,486 @@ static _Noreturn void finish(struct master *m, int code)
 	exit(code);
 }
 
-/* Connect to the granted port, hand over the token, start the daemon on it. */
-static void start(struct master *m, struct job *d, const struct proto_msg *msg)
-{
-	char portbuf[NET_PORTLEN], line[PROTO_TOKEN_HEX + 2];
-	char env_host[300], env_port[32], env_name[80];
-	char *set[] = {env_host, env_port, env_name, NULL};
-	struct proc_env env = {set, NULL};
-	char cmd[PROTO_NAME_MAX + 3];
-	int fd, gai = 0;
-	pid_t pid;
-
-	snprintf(portbuf, sizeof portbuf, "%d", msg->port);
-	/* The pool's guard accepts our control connection's address only: use the same pair. */
-	fd = connector_connect(m->peer_ip, portbuf, m->local_ip, -1, &gai);
-	if (fd < 0) {
-		err_warn("%s: connect to %s port %s: %s", d->name, m->o->host, portbuf,
-		      net_strerror(gai));
-		m->failed = 1;
-		d->state = J_DONE;
-		return;
-	}
-	snprintf(line, sizeof line, "%s\n", msg->arg[2]);
-	if (io_write_all(fd, line, strlen(line)) < 0) {
-		err_warn("%s: sending the token:", d->name);
-		close(fd);
-		m->failed = 1;
-		d->state = J_DONE;
-		return;
-	}
-	snprintf(env_host, sizeof env_host, "POOL_HOST=%s", m->o->host);
-	snprintf(env_port, sizeof env_port, "POOL_PORT=%s", m->o->port);
-	snprintf(env_name, sizeof env_name, "DAEMON_NAME=%s", d->name);
-	snprintf(cmd, sizeof cmd, "./%s", d->name);
-	/* cwd DDIR for the child only; we are single-threaded, so switch and come back. */
-	if (fchdir(m->ddirfd) < 0) {
-		err_warn("%s: cd %s:", d->name, m->o->ddir);
-		close(fd);
-		m->failed = 1;
-		d->state = J_DONE;
-		return;
-	}
-	/* Not waiting for the exec here lets many daemons start at once. */
-	pid = proc_spawn_start(cmd, -1, fd,
-			       err_file_fd() >= 0 ? err_file_fd() : STDERR_FILENO, &env,
-			       PROC_NEWPGRP | PROC_PDEATHSIG, &d->execfd);
-	if (fchdir(m->cwdfd) < 0)
-		err_warn("cd back:");
-	close(fd);
-	if (pid < 0) {
-		err_warn("%s: cannot start:", d->name);
-		m->failed = 1;
-		d->state = J_DONE;
-		return;
-	}
-	d->pid = pid;
-	d->state = J_STARTING;
-	m->running++;
-}
-
-/* Send "WORD ARG" or "WORD" as one line. */
-static void send_line(struct master *m, const char *word, const char *arg)
-{
-	char line[PROTO_LINE_MAX + 1];
-	int n = snprintf(line, sizeof line, "%s%s%s\n", word, arg ? " " : "", arg ? arg : "");
-
-	if (io_write_all(m->ctl, line, (size_t)n) < 0) {
-		err_warn("sending to the pool:");
-		finish(m, EXIT_RUNTIME);
-	}
-}
-
-/* Keep WINDOW requests in flight; END once every daemon has its answer. */
-static void ask(struct master *m)
-{
-	while (m->asked < m->nd && m->asked - m->answered < WINDOW) {
-		m->d[m->asked].state = J_ASKED;
-		send_line(m, "PORT", m->d[m->asked++].name);
-	}
-	if (m->answered == m->nd) {
-		send_line(m, "END", NULL);
-		m->state = M_ENDED;
-		if (m->nd == 0) {
-			err_warn("%s: no daemons", m->o->ddir);
-			m->failed = 1;
-		}
-	}
-}
-
 static void ready(struct master *m)
 {
+	if (m->ready)
+		return;
+	m->ready = 1;
+	/* -b: the caller learns nothing went well only if something did. */
+	if (m->o->background && m->started == 0) {
+		err_warn("no daemon could be started");
+		finish(m, EXIT_RUNTIME);
+	}
 	if (daemon_ready(&m->dm, m->o->logfile) < 0) {
 		err_warn("%s: %s", m->o->logfile, err_file_why(errno));
 		finish(m, EXIT_RUNTIME);
 	}
 }
 
+/* ---- data connections ---- */
+
+/* Connect to a granted port and hand over the token. Returns the socket, or -1 (said why). */
+static int data_connect(struct master *m, const struct job *j, const struct proto_msg *msg)
+{
+	char portbuf[NET_PORTLEN], line[PROTO_TOKEN_HEX + 2];
+	int fd, gai = 0;
+
+	snprintf(portbuf, sizeof portbuf, "%d", msg->port);
+	/* The pool's guard accepts our control connection's address only: use the same pair. */
+	fd = connector_connect(m->peer_ip, portbuf, m->local_ip, m->o->reply_ms, &gai);
+	if (fd < 0) {
+		err_warn("%s: connect to %s port %s: %s", j->name, m->o->host, portbuf,
+			 net_strerror(gai));
+		return -1;
+	}
+	snprintf(line, sizeof line, "%s\n", msg->arg[2]);
+	if (io_write_all(fd, line, strlen(line)) < 0) {
+		err_warn("%s: sending the token:", j->name);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Start the daemon: its stdout is the connection (fd), or (-r) a pipe to us. */
+static void start(struct master *m, struct job *j, int fd)
+{
+	char env_host[300], env_port[32], env_name[80];
+	char *set[] = {env_host, env_port, env_name, NULL};
+	struct proc_env env = {set, NULL};
+	char cmd[PROTO_NAME_MAX + 3];
+	int pipefd[2] = {-1, -1}, out = fd;
+	pid_t pid;
+
+	if (m->o->resume) {
+		if (io_pipe(pipefd) < 0) {
+			err_warn("%s: cannot start: pipe:", j->file);
+			goto fail;
+		}
+		out = pipefd[1];
+	}
+	snprintf(env_host, sizeof env_host, "POOL_HOST=%s", m->o->host);
+	snprintf(env_port, sizeof env_port, "POOL_PORT=%s", m->o->port);
+	snprintf(env_name, sizeof env_name, "DAEMON_NAME=%s", j->name);
+	snprintf(cmd, sizeof cmd, "./%s", j->file);
+	/* cwd DDIR for the child only; we are single-threaded, so switch and come back. */
+	if (fchdir(m->ddirfd) < 0) {
+		err_warn("%s: cd %s:", j->file, m->o->ddir);
+		goto fail;
+	}
+	/* Not waiting for the exec here lets many daemons start at once. */
+	pid = proc_spawn_start(cmd, -1, out, err_file_fd() >= 0 ? err_file_fd() : STDERR_FILENO,
+			       &env, PROC_NEWPGRP | PROC_PDEATHSIG, &j->execfd);
+	if (fchdir(m->cwdfd) < 0)
+		err_warn("cd back:");
+	if (pid < 0) {
+		err_warn("%s: cannot start:", j->file);
+		goto fail;
+	}
+	if (m->o->resume) {
+		close(pipefd[1]);
+		j->out = pipefd[0];
+		io_set_nonblock(j->out, 1);
+		j->sock = fd;
+		j->cbase = j->base;
+		j->csent = 0;
+	} else {
+		close(fd);
+	}
+	j->pid = pid;
+	j->state = J_STARTING;
+	m->running++;
+	m->started++;
+	return;
+fail:
+	if (pipefd[0] >= 0)
+		close(pipefd[0]);
+	if (pipefd[1] >= 0)
+		close(pipefd[1]);
+	close(fd);
+	m->failed = 1;
+	j->state = J_DONE;
+	j->ended = 1;
+}
+
+/*
+ * Where the stream may be dropped up to, once the pool's TCP has
+ * acknowledged up to pos: the end of the last line there (the pool takes
+ * whole lines, and pieces of LINE_PIECE bytes of longer ones), or all of
+ * it once our end of stream was acknowledged.
+ */
+static unsigned long long line_end(const struct job *j, unsigned long long pos)
+{
+	size_t n, k = (size_t)(pos - j->base);
+	const char *p = queue_unsent(&j->q, &n) - j->q.sent, *nl;
+	unsigned long long piece;
+
+	nl = k ? memrchr(p, '\n', k) : NULL;
+	if (nl)
+		return j->base + (unsigned long long)(nl + 1 - p);
+	piece = j->line + (pos - j->line) / LINE_PIECE * LINE_PIECE;
+	return piece > j->base ? piece : j->base;
+}
+
+/* What the pool's TCP acknowledged, and so what we may forget. */
+static void relay_acked(struct job *j)
+{
+	unsigned long long pos, to;
+	long long acked;
+
+	if (j->sock < 0 || (acked = queue_tcp_acked(j->sock, j->csent)) < 0)
+		return;
+	pos = j->cbase + (unsigned long long)acked;
+	to = j->shut && (unsigned long long)acked == j->csent ? j->base + j->q.sent
+							      : line_end(j, pos);
+	if (to > j->base) {
+		size_t n;
+		const char *p = queue_unsent(&j->q, &n) - j->q.sent;
+
+		if (memrchr(p, '\n', (size_t)(to - j->base)))
+			j->line = to;
+		queue_ack(&j->q, (size_t)(to - j->base));
+		j->base = to;
+	}
+}
+
+/* The data connection broke: what the pool did not surely take is sent again, after a new grant. */
+static void relay_lost(struct master *m, struct job *j, int err)
+{
+	relay_acked(j);
+	errno = err ? err : EPIPE;
+	err_warn("%s: data connection lost: %s; %zu byte(s) to send again", j->name,
+		 strerror(errno), j->q.len);
+	close(j->sock);
+	j->sock = -1;
+	j->full = 0;
+	j->shut = 0;
+	queue_rewind(&j->q);
+	(void)m; /* the loop asks for a new port: wants_port */
+}
+
+/* Move the daemon's output on: pipe to queue, queue to the pool; end the stream when done. */
+static void relay(struct master *m, struct job *j, short out_rev, short sock_rev)
+{
+	if (out_rev && j->out >= 0) {
+		for (int rounds = 0; rounds < 16 && queue_pending(&j->q) < JOB_QUEUE; rounds++) {
+			char *t = queue_tail(&j->q, 65536);
+			ssize_t r = t ? io_read(j->out, t, 65536) : -1;
+
+			if (r > 0) {
+				queue_commit(&j->q, (size_t)r);
+				continue;
+			}
+			if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+				close(j->out); /* the daemon's output ended: the stream is complete */
+				j->out = -1;
+			}
+			break;
+		}
+	}
+	if (j->sock < 0)
+		return;
+	if (sock_rev & (POLLERR | POLLHUP)) {
+		int err = 0;
+		socklen_t len = sizeof err;
+
+		getsockopt(j->sock, SOL_SOCKET, SO_ERROR, &err, &len);
+		relay_lost(m, j, err);
+		return;
+	}
+	if (sock_rev & POLLOUT)
+		j->full = 0;
+	if (queue_pending(&j->q)) {
+		long long w = queue_write(&j->q, j->sock, QUEUE_SOCKET | QUEUE_RETAIN, &j->full);
+
+		if (w < 0) {
+			relay_lost(m, j, errno);
+			return;
+		}
+		j->csent += (unsigned long long)w;
+	}
+	if (j->out < 0 && !queue_pending(&j->q) && !j->shut) {
+		shutdown(j->sock, SHUT_WR);
+		j->shut = 1;
+	}
+	relay_acked(j);
+	if (j->shut && j->q.len == 0) {
+		linger_add(&m->linger, j->sock, DATA_LINGER_MS);
+		j->sock = -1;
+		j->ended = 1;
+		if (j->pid == 0 && j->state != J_STARTING)
+			j->state = J_DONE;
+	}
+}
+
+/*
+ * A grant for a stream we hold (-r, after a break): line up with what the
+ * pool has of it, then send the rest from there.
+ */
+static void resume(struct master *m, struct job *j, const struct proto_msg *msg)
+{
+	long long taken = msg->offset;
+	int fd;
+
+	if (taken >= 0 && (unsigned long long)taken < j->base)
+		err_warn("%s: the pool has lost %llu byte(s) of this stream", j->name,
+			 j->base - (unsigned long long)taken);
+	else if (taken >= 0 && (unsigned long long)taken > j->base) {
+		size_t drop = (size_t)((unsigned long long)taken - j->base);
+
+		queue_consume(&j->q, drop < j->q.len ? drop : j->q.len);
+		j->base = (unsigned long long)taken;
+		j->line = j->base; /* the pool's count ends at a line or a piece */
+	}
+	if ((fd = data_connect(m, j, msg)) < 0) {
+		j->retry_at = io_now_ms() + CONNECTOR_BACKOFF_MIN_MS * 10;
+		return;
+	}
+	io_set_nonblock(fd, 1);
+	queue_rewind(&j->q);
+	j->sock = fd;
+	j->cbase = j->base;
+	j->csent = 0;
+	j->shut = 0;
+	err_warn("%s: resumed at byte %llu of its stream", j->name, j->base);
+}
+
+/* ---- the control connection ---- */
+
+/* Send "WORD ARGS" as one line. */
+static void send_line(struct master *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void ctl_lost(struct master *m, const char *why);
+
+static void send_line(struct master *m, const char *fmt, ...)
+{
+	char line[PROTO_LINE_MAX + 1];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof line - 1, fmt, ap);
+	va_end(ap);
+	line[n++] = '\n';
+	if (io_write_all(m->ctl, line, (size_t)n) < 0)
+		ctl_lost(m, strerror(errno));
+}
+
+/* A job that must ask (again) for a port now. */
+static int wants_port(const struct master *m, const struct job *j, long long now)
+{
+	if (j->inflight)
+		return 0;
+	if (j->state == J_WAITING)
+		return 1;
+	return m->o->resume && !j->ended && !j->unstarted && j->sock < 0 && j->state != J_ASKED &&
+	       j->state != J_STARTING && now >= j->retry_at;
+}
+
+/* Keep WINDOW requests in flight; END once every stream has what it needs. */
+static void ask(struct master *m)
+{
+	long long now = io_now_ms();
+	int all_answered = 1;
+
+	for (size_t i = 0; i < m->nd && m->state == C_RUN; i++) {
+		struct job *j = &m->d[i];
+
+		if (j->state == J_WAITING)
+			all_answered = 0;
+		if (m->asked - m->answered >= WINDOW || !wants_port(m, j, now))
+			continue;
+		j->state = j->state == J_WAITING ? J_ASKED : j->state;
+		m->ask[m->asked++ % WINDOW] = i;
+		if (j->pid > 0 || j->q.len || j->base)
+			send_line(m, "PORT %s %s %llu", j->name, j->stream, j->base);
+		else
+			send_line(m, "PORT %s %s %s", j->name, j->stream, m->o->resume ? "0" : "-");
+		j->inflight = 1;
+	}
+	if (m->asked > m->answered)
+		m->reply_by = now + m->o->reply_ms;
+	if (m->state != C_RUN || m->asked > m->answered || !all_answered)
+		return;
+	if (m->nd == 0) {
+		err_warn("%s: no daemons", m->o->ddir);
+		m->failed = 1;
+	}
+	ready(m);
+	/* -r: END waits until no stream needs a port any more. */
+	for (size_t i = 0; m->o->resume && i < m->nd; i++)
+		if (!stream_over(m, &m->d[i]))
+			return;
+	if (!m->sent_end) {
+		send_line(m, "END");
+		m->sent_end = 1;
+		m->state = C_ENDED;
+	}
+}
+
+/* An answer for the oldest request in flight. */
+static void answer(struct master *m, const struct proto_msg *msg)
+{
+	struct job *j = &m->d[m->ask[m->answered++ % WINDOW]];
+	int resuming = j->pid > 0 || j->state == J_RUNNING || j->state == J_STARTING;
+	char text[PROTO_LINE_MAX];
+	int fd;
+
+	j->retry_at = 0;
+	j->inflight = 0;
+	if (msg->cmd == PROTO_FAIL) {
+		snprintf(text, sizeof text, "%s", msg->text);
+		if (resuming) {
+			/* A once buffer still being read: ask again in a while. */
+			err_warn("%s: the pool refused to resume it: %s; asking again", j->name, text);
+			j->retry_at = io_now_ms() + 1000;
+		} else {
+			err_warn("%s: the pool refused a port: %s", j->name, text);
+			j->state = J_DONE;
+			j->ended = 1;
+			m->failed = 1;
+		}
+		return;
+	}
+	if (resuming) {
+		resume(m, j, msg);
+		return;
+	}
+	if (m->o->resume && msg->offset > 0) {
+		/* A stream the pool already has part of can only be a resumed one: not ours. */
+		j->base = 0;
+	}
+	fd = data_connect(m, j, msg);
+	if (fd < 0) {
+		m->failed = 1;
+		j->state = J_DONE;
+		j->ended = 1;
+		return;
+	}
+	if (m->o->resume)
+		io_set_nonblock(fd, 1);
+	start(m, j, fd);
+}
+
 static void handle(struct master *m, char *line)
 {
 	struct proto_msg msg;
-	char mac[PROTO_MAC_HEX + 1];
 
 	if (proto_parse(line, &msg) < 0) {
-		err_warn("pool sent a line this master cannot read");
+		err_warn("the pool sent a line this master cannot read");
 		finish(m, EXIT_RUNTIME);
 	}
 	if (msg.cmd == PROTO_ERR) {
-		if (m->state == M_AUTH)
+		if (m->state == C_AUTH)
 			err_warn("the pool at %s %s rejected the key", m->o->host, m->o->port);
 		else
 			err_warn("the pool ended the session: %s%s", msg.text,
-			      m->running ? "; ending the daemons" : "");
-		finish(m, EXIT_RUNTIME);
+				 m->running ? "; ending the daemons" : "");
+		if (m->state == C_AUTH || !m->o->resume)
+			finish(m, EXIT_RUNTIME);
+		ctl_lost(m, msg.text);
+		return;
 	}
 	switch (m->state) {
-	case M_HELLO:
+	case C_HELLO:
 		if (msg.cmd != PROTO_HELLO)
 			break;
 		if (msg.version != PROTO_VERSION) {
 			err_warn("the pool speaks protocol version %ld, this master version %d",
-			      msg.version, PROTO_VERSION);
+				 msg.version, PROTO_VERSION);
 			finish(m, EXIT_RUNTIME);
 		}
-		proto_mac(m->o->key, m->o->keylen, msg.arg[1], mac);
-		send_line(m, "AUTH", mac);
-		mem_wipe(mac, sizeof mac);
-		m->state = M_AUTH;
+		snprintf(m->nonce_p, sizeof m->nonce_p, "%s", msg.arg[1]);
+		if (proto_random_hex(m->nonce_m, PROTO_NONCE_HEX / 2) < 0) {
+			err_warn("no random nonce:");
+			finish(m, EXIT_RUNTIME);
+		}
+		{
+			char mac[PROTO_MAC_HEX + 1];
+			proto_mac(m->o->key, m->o->keylen, PROTO_MASTER, m->nonce_p, m->nonce_m, mac);
+			send_line(m, "AUTH %s %s", mac, m->nonce_m);
+			mem_wipe(mac, sizeof mac);
+		}
+		m->state = C_AUTH;
+		m->reply_by = io_now_ms() + m->o->reply_ms;
 		return;
-	case M_AUTH:
+	case C_AUTH:
 		if (msg.cmd != PROTO_OK)
 			break;
-		m->state = M_RUN;
-		ready(m);
-		ask(m);
-		return;
-	case M_RUN:
-		if (msg.cmd != PROTO_GRANT && msg.cmd != PROTO_FAIL)
-			break;
-		if (m->answered >= m->asked || strcmp(msg.arg[0], m->d[m->answered].name) != 0)
-			break;
-		if (msg.cmd == PROTO_GRANT) {
-			start(m, &m->d[m->answered], &msg);
-		} else {
-			err_warn("%s: the pool refused a port: %s", msg.arg[0], msg.text);
-			m->d[m->answered].state = J_DONE;
-			m->failed = 1;
+		/* Nothing goes to a pool that has not shown it knows the key too. */
+		if (!proto_mac_ok(m->o->key, m->o->keylen, PROTO_POOL, m->nonce_p, m->nonce_m,
+				  msg.arg[0])) {
+			err_warn("the pool at %s %s does not prove the key; not trusting it",
+				 m->o->host, m->o->port);
+			finish(m, EXIT_RUNTIME);
 		}
-		m->answered++;
+		m->state = C_RUN;
+		m->reply_by = 0;
+		m->asked = m->answered = 0;
 		ask(m);
 		return;
-	case M_ENDED:
-		if (msg.cmd != PROTO_BYE)
+	case C_RUN:
+	case C_ENDED:
+		if (msg.cmd == PROTO_BYE && m->state == C_ENDED) {
+			m->bye = 1;
+			return;
+		}
+		if ((msg.cmd != PROTO_GRANT && msg.cmd != PROTO_FAIL) || m->answered >= m->asked ||
+		    strcmp(msg.arg[0], m->d[m->ask[m->answered % WINDOW]].name) != 0)
 			break;
-		m->bye = 1;
+		answer(m, &msg);
+		m->reply_by = m->asked > m->answered ? io_now_ms() + m->o->reply_ms : 0;
+		ask(m);
 		return;
+	default:
+		break;
 	}
-	err_warn("pool sent an unexpected %s", line);
+	err_warn("the pool sent an unexpected %s", line);
 	finish(m, EXIT_RUNTIME);
+}
+
+/* Every stream is delivered (or needs nothing): nothing of ours waits on the pool. */
+static int all_over(const struct master *m)
+{
+	for (size_t i = 0; i < m->nd; i++)
+		if (!stream_over(m, &m->d[i]) || m->d[i].state == J_WAITING)
+			return 0;
+	return 1;
+}
+
+/*
+ * The control connection is gone. Without -r that ends the run (once the
+ * daemons' work is done, it is only the pool saying goodbye); with -r the
+ * daemons go on and we connect again.
+ */
+static void ctl_lost(struct master *m, const char *why)
+{
+	if (m->ctl >= 0)
+		close(m->ctl);
+	m->ctl = -1;
+	m->in.len = 0;
+	m->reply_by = 0;
+	if (m->state == C_ENDED && (m->bye || m->running == 0) && all_over(m))
+		return; /* the session was over anyway */
+	if (!m->o->resume) {
+		err_warn("the pool closed the connection%s%s%s", *why ? ": " : "", why,
+			 m->running ? "; ending the daemons" : "");
+		finish(m, EXIT_RUNTIME);
+	}
+	err_warn("lost the pool (%s); the daemons go on, connecting again", *why ? why : "closed");
+	/* Requests in flight are answered by nobody now: they are asked again. */
+	for (size_t k = m->answered; k < m->asked; k++) {
+		struct job *j = &m->d[m->ask[k % WINDOW]];
+
+		j->retry_at = 0;
+		j->inflight = 0;
+		if (j->state == J_ASKED && j->pid == 0)
+			j->state = J_WAITING;
+	}
+	m->asked = m->answered = 0;
+	m->state = C_DOWN;
+	m->sent_end = 0;
+	connector_lost(&m->conn, io_now_ms());
 }
 
 /* The control connection has something: lines, or its end. */
@@ -396,75 +895,172 @@ static void from_pool(struct master *m)
 			return;
 	}
 	if (got < 0) {
-		err_warn("pool sent a malformed line");
+		err_warn("the pool sent a malformed line");
 		finish(m, EXIT_RUNTIME);
 	}
 	if (r > 0)
 		return;
-	if (r < 0)
-		err_warn("connection to the pool:");
-	if (m->state == M_ENDED && (m->bye || m->running == 0)) {
-		close(m->ctl);
-		m->ctl = -1;
-		return;
-	}
-	if (r == 0)
-		err_warn("the pool closed the connection%s",
-		      m->running ? "; ending the daemons" : "");
-	finish(m, EXIT_RUNTIME);
+	ctl_lost(m, r < 0 ? strerror(errno) : "");
 }
 
-static void connect_pool(struct master *m)
+/* The control connection is made: greet and be greeted. */
+static void ctl_up(struct master *m, int fd)
 {
 	char port[NET_PORTLEN];
-	int gai = 0;
 
-	m->ctl = connector_connect(m->o->host, m->o->port, NULL, -1, &gai);
-	if (m->ctl < 0)
-		err_die(EXIT_RUNTIME, "connect to %s %s: %s", m->o->host, m->o->port,
-		    net_strerror(gai));
-	if (net_name(m->ctl, 1, m->peer_ip, port) < 0 || net_name(m->ctl, 0, m->local_ip, port) < 0)
-		err_die(EXIT_RUNTIME, "connection to the pool:");
-	io_set_nonblock(m->ctl, 1);
+	m->ctl = fd;
+	if (net_name(m->ctl, 1, m->peer_ip, port) < 0 || net_name(m->ctl, 0, m->local_ip, port) < 0) {
+		ctl_lost(m, strerror(errno));
+		return;
+	}
+	m->state = C_HELLO;
+	m->reply_by = io_now_ms() + m->o->reply_ms;
+}
+
+/* Connecting: a round failed. Before the pool was ever reached that may end the run. */
+static void connect_failed(struct master *m, int gai)
+{
+	long long now = io_now_ms();
+
+	/* -w: the pool may be late at first; -r: once it was reached, it may come back. */
+	if (gai || (now >= m->wait_by && !(m->o->resume && m->ready))) {
+		err_warn("connect to %s %s: %s", m->o->host, m->o->port, net_strerror(gai));
+		finish(m, EXIT_RUNTIME);
+	}
+}
+
+static void connect_step(struct master *m, short revents)
+{
+	int r = connector_step(&m->conn, revents, io_now_ms());
+
+	if (r == 1)
+		ctl_up(m, connector_take(&m->conn));
+	else if (r < 0)
+		connect_failed(m, 0);
+}
+
+/* ---- the loop ---- */
+
+static int min_timeout(int t, long long at, long long now)
+{
+	long long d;
+
+	if (at <= 0)
+		return t;
+	d = at > now ? at - now : 0;
+	if (d > 0x7fffffff)
+		d = 0x7fffffff;
+	return t < 0 || d < t ? (int)d : t;
 }
 
 static void loop(struct master *m)
 {
-	struct pollfd *pfd = calloc(m->nd + 2, sizeof *pfd);
+	/* The self-pipe, the pool; per daemon its exec pipe, or its output and connection; lingering ends. */
+	size_t cap = 3 * m->nd + 4;
+	struct pollfd *pfd = calloc(cap, sizeof *pfd);
+	size_t *slot = calloc(m->nd + 1, sizeof *slot);
 
-	if (!pfd)
+	if (!pfd || !slot)
 		err_die(EXIT_RUNTIME, "poll set:");
 	for (;;) {
-		size_t n = 0;
-		int chld = 0, sig, status;
+		size_t n = 0, nlin;
+		int chld = 0, sig, status, timeout = -1, ctl_at = -1;
+		long long now = io_now_ms();
 		pid_t pid;
 
-		if (m->state == M_ENDED && m->running == 0) {
+		/* Done: every stream delivered, the pool told (END), or (-r) no pool to tell now. */
+		if (m->running == 0 && all_over(m) && m->linger.n == 0 &&
+		    (m->sent_end || (m->o->resume && m->state == C_DOWN))) {
 			free(pfd);
+			free(slot);
 			finish(m, m->failed ? EXIT_RUNTIME : 0);
 		}
+		if (m->state == C_DOWN && now >= m->conn.retry_at)
+			m->state = C_CONNECTING;
 		pfd[n++] = (struct pollfd){.fd = m->sigfd, .events = POLLIN};
-		pfd[n++] = (struct pollfd){.fd = m->ctl, .events = POLLIN}; /* -1: ignored */
-		for (size_t i = 0; i < m->nd; i++)
-			if (m->d[i].state == J_STARTING)
-				pfd[n++] = (struct pollfd){.fd = m->d[i].execfd, .events = POLLIN};
-		if (poll(pfd, n, -1) < 0 && errno != EINTR)
+		if (m->ctl >= 0) {
+			ctl_at = (int)n;
+			pfd[n++] = (struct pollfd){.fd = m->ctl, .events = POLLIN};
+		} else if (m->state == C_CONNECTING && connector_pollfd(&m->conn, &pfd[n])) {
+			ctl_at = (int)n++;
+		}
+		if (m->state == C_DOWN || (m->state == C_CONNECTING && ctl_at < 0))
+			timeout = min_timeout(timeout, now + connector_timeout(&m->conn, now) + 1, now);
+		timeout = min_timeout(timeout, m->reply_by, now);
+		timeout = min_timeout(timeout, m->run_by, now);
+		for (size_t i = 0; i < m->nd; i++) {
+			struct job *j = &m->d[i];
+
+			slot[i] = (size_t)-1;
+			if (j->state == J_STARTING) {
+				slot[i] = n;
+				pfd[n++] = (struct pollfd){.fd = j->execfd, .events = POLLIN};
+				continue;
+			}
+			if (j->out >= 0 && queue_pending(&j->q) < JOB_QUEUE)
+				pfd[n++] = (struct pollfd){.fd = j->out, .events = POLLIN};
+			if (j->sock >= 0)
+				pfd[n++] = (struct pollfd){.fd = j->sock,
+							   .events = queue_pending(&j->q) || j->full ? POLLOUT : 0};
+			if (j->sock >= 0 && j->q.sent)
+				timeout = min_timeout(timeout, now + 50, now); /* acknowledgements free memory */
+			if (j->retry_at > 0)
+				timeout = min_timeout(timeout, j->retry_at, now);
+		}
+		nlin = linger_pollfds(&m->linger, pfd + n);
+		n += nlin;
+		timeout = min_timeout(timeout, linger_timeout(&m->linger, now) < 0 ? 0 : now + linger_timeout(&m->linger, now), now);
+		if (poll(pfd, n, timeout) < 0 && errno != EINTR)
 			err_die(EXIT_RUNTIME, "poll:");
+		now = io_now_ms();
 		if (pfd[0].revents && (sig = sig_drain(&chld, NULL)) != 0) {
 			err_warn("signal %d: ending %zu daemon(s)", sig, m->running);
 			free(pfd);
+			free(slot);
 			finish(m, EXIT_SIGNAL(sig));
 		}
-		for (size_t k = 2, i = 0; k < n; k++) {
-			while (m->d[i].state != J_STARTING || m->d[i].execfd != pfd[k].fd)
-				i++;
-			if (pfd[k].revents)
-				exec_outcome(m, &m->d[i]);
+		if (m->run_by && now >= m->run_by) {
+			err_warn("deadline: %ld s are up; ending %zu daemon(s)", m->o->run_ms / 1000,
+				 m->running);
+			free(pfd);
+			free(slot);
+			finish(m, EXIT_RUNTIME);
+		}
+		if (m->reply_by && now >= m->reply_by) {
+			m->reply_by = 0;
+			err_warn("the pool at %s %s did not answer within %ld ms", m->o->host,
+				 m->o->port, m->o->reply_ms);
+			if (!m->o->resume)
+				finish(m, EXIT_RUNTIME);
+			ctl_lost(m, "no answer in time");
+		}
+		/* Job descriptors, in the order they went into the set. */
+		for (size_t i = 0, k = 1 + (ctl_at >= 0); i < m->nd; i++) {
+			struct job *j = &m->d[i];
+			short out_rev = 0, sock_rev = 0;
+
+			if (slot[i] != (size_t)-1) {
+				if (pfd[slot[i]].revents)
+					exec_outcome(m, j);
+				k++;
+				continue;
+			}
+			if (j->out >= 0 && queue_pending(&j->q) < JOB_QUEUE && k < n)
+				out_rev = pfd[k++].revents;
+			if (j->sock >= 0 && k < n)
+				sock_rev = pfd[k++].revents;
+			if (m->o->resume && (j->out >= 0 || j->sock >= 0 || j->q.len))
+				relay(m, j, out_rev, sock_rev);
 		}
 		while ((pid = proc_reap(&status)) > 0)
 			reaped(pid, status, m);
-		if (m->ctl >= 0 && pfd[1].revents)
+		linger_handle(&m->linger, pfd + n - nlin, nlin, now);
+		if (m->ctl >= 0 && ctl_at >= 0 && pfd[ctl_at].revents)
 			from_pool(m);
+		else if (m->state == C_CONNECTING)
+			connect_step(m, ctl_at >= 0 ? pfd[ctl_at].revents : 0);
+		if (m->state == C_RUN || m->state == C_ENDED)
+			ask(m);
 	}
 }
 
@@ -472,6 +1068,7 @@ int main(int argc, char **argv)
 {
 	struct opts o = {0};
 	struct master m = {.o = &o, .ctl = -1};
+	int gai = 0;
 
 	err_init(argv[0]);
 	io_sanitize_std();
@@ -480,15 +1077,24 @@ int main(int argc, char **argv)
 	m.ddirfd = open(o.ddir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (m.ddirfd < 0)
 		err_die(EXIT_RUNTIME, "%s:", o.ddir);
+	lock_ddir(&o, m.ddirfd);
 	m.cwdfd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (m.cwdfd < 0)
 		err_die(EXIT_RUNTIME, "current directory:");
 	list_daemons(&m);
+	if (connector_init(&m.conn, o.host, o.port, NULL, &gai) < 0)
+		err_die(EXIT_RUNTIME, "connect to %s %s: %s", o.host, o.port, net_strerror(gai));
 	if (daemon_start(&m.dm, o.background, 0) < 0)
+		err_die(EXIT_RUNTIME, "fork:");
+	/* The PID the caller sees is the keeper's: whatever ends it, no daemon outlives us. */
+	m.dm.pid = getpid();
+	if (proc_keeper(o.grace_ms, o.background, m.dm.notify_fd) < 0)
 		err_die(EXIT_RUNTIME, "fork:");
 	m.sigfd = sig_init(0);
 	if (m.sigfd < 0)
 		err_die(EXIT_RUNTIME, "signals:");
-	connect_pool(&m);
+	m.run_by = o.run_ms ? io_now_ms() + o.run_ms : 0;
+	m.wait_by = io_now_ms() + o.wait_ms;
+	m.state = C_CONNECTING;
 	loop(&m);
 }

@@ -1,8 +1,10 @@
 /*
  * pool: receive daemons pushed by master(1). Masters that prove they know
- * KEY get, for each daemon, a once-mode input binding (buffer DIR/NAME)
- * on a port of its own, guarded by a one-time token. One process, one
- * poll loop for every master and every binding.
+ * KEY (and to whom the pool proves it too) get, for each daemon, a port
+ * guarded by a one-time token, where its output pours into a buffer
+ * DIR/NAME: a once binding per grant, or with -l a buffer of the pool's
+ * own that every master's stream for that name follows. One process, one
+ * poll loop for every master and every buffer.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,44 +24,60 @@
 #include "lib/err.h"
 #include "lib/fifo.h"
 #include "lib/guard.h"
+#include "lib/io.h"
 #include "lib/linger.h"
 #include "lib/listener.h"
-#include "lib/io.h"
 #include "lib/mem.h"
 #include "lib/net.h"
 #include "lib/opt.h"
+#include "lib/penalty.h"
 #include "lib/proto.h"
 #include "lib/queue.h"
 #include "lib/sig.h"
+#include "lib/streams.h"
 
 #define OUT_HOLD 4096	    /* stop reading a master that leaves this much unread */
 #define OUT_MAX 65536	    /* a master that leaves this much unread is dropped */
 #define POOL_LINGER_MS 1000 /* after our last line: read and drop the peer's bytes this long */
-#define GRANT_CONNS 4	    /* senders a grant's binding holds while checking tokens */
+#define GRANT_CONNS 4	    /* senders a once grant's binding holds while checking tokens */
+#define BUFFER_CONNS 64	    /* senders a lasting buffer (-l) serves at once */
 #define ACCEPT_BURST 64	    /* connections taken per wakeup, so bindings are not starved */
+#define RESUME_MS 60000	    /* a broken stream's unfinished line waits this long for it */
+#define KEY_WEAK 16	    /* a shorter key is warned about */
 
 static const char usage_text[] =
-	"usage: pool [-bl] [-d DIR] [-r LO-HI] [-A ADDR] [-t SECONDS] [-L FILE] KEY PORT\n"
+	"usage: pool [-abl] [-c MAX] [-d DIR] [-n MAX] [-N MAX] [-r LO-HI] [-A ADDR] [-t SECONDS]\n"
+	"            [-L FILE] KEY PORT\n"
 	"       pool -version | -help\n"
 	"\n"
 	"  KEY        the key masters must prove they know, or @FILE to read it from FILE\n"
 	"  PORT       control port masters connect to (1024-49151)\n"
-	"  -A ADDR    listen on ADDR only, for masters and bindings (default: every address)\n"
+	"  -a         spool: buffers are regular files, appended; the pool ends as soon as\n"
+	"             its senders are done, for readers that come later\n"
+	"  -A ADDR    listen on ADDR only (every address it names), for masters and buffers\n"
 	"  -b         background once listening; print the PID\n"
+	"  -c MAX     at most MAX connections still proving the key (default 32; a quarter\n"
+	"             of them from one address)\n"
 	"  -d DIR     create the buffers in DIR (default: the current directory)\n"
-	"  -l         keep serving masters until signalled (default: stop after the first END)\n"
+	"  -l         keep serving masters until signalled; a name's buffer lasts, and every\n"
+	"             master's stream for it follows the one before\n"
 	"  -L FILE    diagnostics to FILE instead of syslog once backgrounded\n"
-	"  -r LO-HI   take binding ports from LO-HI (default: the kernel chooses)\n"
-	"  -t SECONDS drop a control connection idle this long (default 30)\n";
+	"  -n MAX     at most MAX grants for one master's session (default 1000)\n"
+	"  -N MAX     at most MAX grants at once in all (default 4000)\n"
+	"  -r LO-HI   take buffer ports from LO-HI (default: the kernel chooses)\n"
+	"  -t SECONDS a master must prove the key within SECONDS of connecting, and a\n"
+	"             session silent that long is dropped (default 30)\n";
 
 static const char synopsis[] =
-	"pool [-bl] [-d DIR] [-r LO-HI] [-A ADDR] [-t SECONDS] [-L FILE] KEY PORT";
+	"pool [-abl] [-c MAX] [-d DIR] [-n MAX] [-N MAX] [-r LO-HI] [-A ADDR] [-t SECONDS] "
+	"[-L FILE] KEY PORT";
 
 struct opts {
-	int background, loop;
+	int background, loop, spool;
 	const char *dir, *addr, *logfile, *port;
 	long lo, hi; /* -r; 0: kernel's choice */
 	long idle_ms;
+	long max_unauth, max_session, max_grants; /* -c, -n, -N */
 	char *key;
 	size_t keylen;
 };
@@ -67,30 +85,57 @@ struct opts {
 enum sstate {
 	S_NEW,	  /* greeted, waiting for AUTH */
 	S_AUTHED, /* serving PORT requests */
-	S_ENDED	  /* END received: waiting for its bindings to end, then BYE */
+	S_ENDED	  /* END received: waiting for its grants to end, then BYE */
 };
 
 struct session {
 	int fd;
 	enum sstate state;
-	size_t live; /* grants of this session not yet ended */
-	long long deadline; /* idle limit */
-	int closing;	    /* say nothing more; close gracefully once out is flushed */
-	int done;	    /* flushed and closing: hand the connection to the linger set */
+	size_t live;	    /* grants of this session not yet ended */
+	size_t grants;	    /* grants this session got */
+	long long deadline; /* S_NEW: the handshake's end (absolute); then the idle limit */
+	int judging;	    /* an AUTH waits for the penalty to allow judging it */
+	long long judge_at;
+	int closing; /* say nothing more; close gracefully once out is flushed */
+	int done;    /* flushed and closing: hand the connection to the linger set */
 	char nonce[PROTO_NONCE_HEX + 1];
+	char mac[PROTO_MAC_HEX + 1], nonce_m[PROTO_NONCE_HEX + 1];
 	char ip[NET_IPLEN], peer[NET_IPLEN + NET_PORTLEN + 2];
 	struct queue out;
 	struct proto_in in;
 	size_t pfd; /* its slot in the poll set, or (size_t)-1 */
 };
 
-struct grant {
-	struct binding *b;
-	struct guard guard; /* the token and address its binding admits */
-	struct session *s; /* NULL once its master's connection is gone */
-	int connected;	   /* the master's sender passed the guard */
+struct pool;
+
+/* What the pool knows of a name across grants: its streams, its lasting buffer (-l). */
+struct nstate {
 	char name[PROTO_NAME_MAX + 1];
+	struct streams *st;
+	struct buffer *lasting;
+};
+
+/*
+ * A buffer the pool serves: a once binding for one grant, or with -l the
+ * lasting binding of a name, which takes a ticket for each grant.
+ */
+struct buffer {
+	struct pool *p;
+	struct nstate *ns;
+	char name[PROTO_NAME_MAX + 1];
+	struct binding *b;
+	struct guard guard;
+	size_t grants;	  /* grants waiting for or using it */
 	size_t pfd, npfd; /* its slice of the poll set */
+};
+
+/* A grant: one master's stream into one buffer. */
+struct grant {
+	struct buffer *buf;
+	struct session *s; /* NULL once its master's connection is gone */
+	int connected;	   /* its sender passed the guard */
+	char stream[PROTO_STREAM_HEX + 1];
+	unsigned long long base; /* the stream's offset where this grant's sender starts */
 };
 
 struct pool {
@@ -100,9 +145,15 @@ struct pool {
 	int sigfd;
 	int ended; /* without -l: a master said END, so no new masters */
 	struct linger_set linger; /* control connections we are done with */
+	struct penalty pen;	  /* wrong keys slow the guessing down */
+	size_t unauth;		  /* sessions still proving the key */
 	long next_port;
 	struct session **s;
 	size_t ns, scap;
+	struct buffer **bufs;
+	size_t nb, bcap;
+	struct nstate **names;
+	size_t nn, ncap;
 	struct grant **g;
 	size_t ng, gcap;
 	struct pollfd *pfd;
@@ -128,17 +179,24 @@ static void parse_range(struct opts *o, const char *arg)
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	static const char optstring[] = ":A:bd:hL:lr:t:V";
+	static const char optstring[] = ":aA:bc:d:hL:ln:N:r:t:V";
 	int c;
 
 	o->idle_ms = 30000;
+	o->max_unauth = 32;
+	o->max_session = 1000;
+	o->max_grants = 4000;
 	while ((c = opt_next(argc, argv, optstring, usage_text)) != -1) {
 		switch (c) {
+		case 'a': o->spool = 1; break;
 		case 'A': o->addr = optarg; break;
 		case 'b': o->background = 1; break;
+		case 'c': o->max_unauth = opt_long_or_die(optarg, 1, 100000, "-c", synopsis); break;
 		case 'd': o->dir = optarg; break;
 		case 'L': o->logfile = optarg; break;
 		case 'l': o->loop = 1; break;
+		case 'n': o->max_session = opt_long_or_die(optarg, 1, 1000000, "-n", synopsis); break;
+		case 'N': o->max_grants = opt_long_or_die(optarg, 1, 1000000, "-N", synopsis); break;
 		case 'r': parse_range(o, optarg); break;
 		case 't': o->idle_ms = opt_ms_or_die(optarg, 1, 86400000L, "-t", synopsis); break;
 		default: opt_bad(argv, optstring, synopsis);
@@ -210,26 +268,55 @@ static void refuse(struct session *s, const char *why)
 	s->closing = 1;
 }
 
+/* Sessions still proving the key, from ip. */
+static size_t unauth_from(const struct pool *p, const char *ip)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < p->ns; i++)
+		n += p->s[i]->state == S_NEW && !p->s[i]->closing && strcmp(p->s[i]->ip, ip) == 0;
+	return n;
+}
+
+/*
+ * Too many connections still proving the key (MaxStartups): the newcomer
+ * is told and closed at once, so guessers cannot hold every slot.
+ */
+static int over_cap(struct pool *p, int fd, const char *ip)
+{
+	size_t per_source = p->o->max_unauth / 4 ? (size_t)p->o->max_unauth / 4 : 1;
+	static const char busy[] = "ERR busy: too many connections proving the key\n";
+
+	if (p->unauth < (size_t)p->o->max_unauth && unauth_from(p, ip) < per_source)
+		return 0;
+	err_warn("%s: refused: %zu connections are proving the key", ip, p->unauth);
+	if (send(fd, busy, sizeof busy - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		/* the line is a courtesy; the close says the same */
+	}
+	linger_add(&p->linger, fd, POOL_LINGER_MS);
+	return 1;
+}
+
 static void session_new(struct pool *p, int fd)
 {
 	struct session *s;
-	char port[NET_PORTLEN];
+	char ip[NET_IPLEN], port[NET_PORTLEN];
 
-	if (mem_reserve(&p->s, &p->scap, p->ns + 1, sizeof *p->s, 16) < 0) {
-		err_warn("connection dropped:");
-		close(fd);
+	if (net_name(fd, 1, ip, port) < 0)
+		snprintf(ip, sizeof ip, "?");
+	if (over_cap(p, fd, ip))
 		return;
-	}
-	if (!(s = calloc(1, sizeof *s))) {
+	if (mem_reserve(&p->s, &p->scap, p->ns + 1, sizeof *p->s, 16) < 0 ||
+	    !(s = calloc(1, sizeof *s))) {
 		err_warn("connection dropped:");
 		close(fd);
 		return;
 	}
 	s->fd = fd;
 	io_set_nonblock(fd, 1);
-	if (net_name(fd, 1, s->ip, port) < 0)
-		snprintf(s->ip, sizeof s->ip, "?");
+	memcpy(s->ip, ip, sizeof ip);
 	snprintf(s->peer, sizeof s->peer, "%s %s", s->ip, port);
+	/* Absolute: bytes dribbled in one at a time do not buy a guesser more time. */
 	s->deadline = io_now_ms() + p->o->idle_ms;
 	if (proto_random_hex(s->nonce, PROTO_NONCE_HEX / 2) < 0) {
 		err_warn("%s: no random nonce:", s->peer);
@@ -238,20 +325,21 @@ static void session_new(struct pool *p, int fd)
 		say(s, "SOCKETPOOL %d %s", PROTO_VERSION, s->nonce);
 	}
 	p->s[p->ns++] = s;
+	p->unauth++;
 	flush(s);
 }
 
-static void grant_end(struct pool *p, size_t i, int save);
+static void grant_end(struct pool *p, size_t i);
+static void grant_cancel(struct pool *p, size_t i);
 
 /* Cancel the grants no sender took yet: their master is gone. */
 static void orphan(struct pool *p, struct session *s)
 {
-	for (size_t i = 0; i < p->ng; i++) {
+	for (size_t i = p->ng; i-- > 0;) {
 		if (p->g[i]->s != s || p->g[i]->connected)
 			continue;
-		err_warn("%s: its master left before connecting; cancelled", p->g[i]->name);
 		p->g[i]->s = NULL;
-		grant_end(p, i--, 0);
+		grant_cancel(p, i);
 	}
 }
 
@@ -260,6 +348,11 @@ static void session_free(struct pool *p, size_t i)
 {
 	struct session *s = p->s[i];
 
+	if (s->state == S_NEW)
+		p->unauth--;
+	else
+		err_warn("%s: session ends: %zu grant(s), %zu still sending", s->peer, s->grants,
+			 s->live);
 	orphan(p, s);
 	for (size_t k = 0; k < p->ng; k++)
 		if (p->g[k]->s == s)
@@ -273,34 +366,135 @@ static void session_free(struct pool *p, size_t i)
 	p->s[i] = p->s[--p->ns];
 }
 
-/* ---- grants ---- */
+/* ---- buffers and grants ---- */
+
+static struct grant *grant_of(struct pool *p, const void *tag)
+{
+	for (size_t i = 0; i < p->ng; i++)
+		if (p->g[i] == tag)
+			return p->g[i];
+	return NULL;
+}
+
+static size_t grant_index(const struct pool *p, const struct grant *g)
+{
+	for (size_t i = 0; i < p->ng; i++)
+		if (p->g[i] == g)
+			return i;
+	return (size_t)-1;
+}
+
+/* The buffer path of a name, with suffix ("" or the stream file's). */
+static char *path_of(const struct pool *p, const char *name, const char *suffix)
+{
+	char *base = fifo_resolve(name, p->o->dir), *path;
+	size_t len;
+
+	if (!base)
+		return NULL;
+	len = strlen(base) + strlen(suffix) + 1;
+	if ((path = malloc(len)))
+		snprintf(path, len, "%s%s", base, suffix);
+	free(base);
+	return path;
+}
+
+/* What the pool knows of name, made on first use: a previous pool's stream counts come back. */
+static struct nstate *nstate_of(struct pool *p, const char *name)
+{
+	struct nstate *n;
+	char *path;
+
+	for (size_t i = 0; i < p->nn; i++)
+		if (strcmp(p->names[i]->name, name) == 0)
+			return p->names[i];
+	if (mem_reserve(&p->names, &p->ncap, p->nn + 1, sizeof *p->names, 16) < 0 ||
+	    !(n = calloc(1, sizeof *n)))
+		return NULL;
+	if (!(n->st = streams_new())) {
+		free(n);
+		return NULL;
+	}
+	snprintf(n->name, sizeof n->name, "%s", name);
+	if ((path = path_of(p, name, STREAMS_SUFFIX)) != NULL) {
+		int r = streams_load(n->st, path, io_now_ms());
+		if (r > 0)
+			err_warn("%s: %d stream(s) to resume, from %s", name, r, path);
+		else if (r < 0)
+			err_warn("%s: %s not taken back:", name, path);
+		free(path);
+	}
+	p->names[p->nn++] = n;
+	return n;
+}
+
+/* At the end: what may still resume is written next to each buffer. */
+static void save_streams(struct pool *p)
+{
+	for (size_t i = 0; i < p->nn; i++) {
+		char *path = path_of(p, p->names[i]->name, STREAMS_SUFFIX);
+
+		if (path && streams_save(p->names[i]->st, path) < 0)
+			err_warn("%s: saving its streams to %s:", p->names[i]->name, path);
+		else if (path && streams_open(p->names[i]->st))
+			err_warn("%s: %u stream(s) may resume; counts saved to %s", p->names[i]->name,
+				 streams_open(p->names[i]->st), path);
+		free(path);
+		streams_free(p->names[i]->st);
+		free(p->names[i]);
+	}
+	free(p->names);
+	p->names = NULL;
+	p->nn = 0;
+}
+
+/* What the sender's close means for its stream (where it resumes), and for its grant. */
+static void sender_closed(struct pool *p, struct buffer *buf, const struct binding_event *ev)
+{
+	struct grant *g = grant_of(p, ev->tag);
+	size_t i;
+
+	if (!g)
+		return;
+	streams_set(buf->ns->st, g->stream, g->base + ev->taken, !ev->err, io_now_ms());
+	err_warn("%s: sender %s closed after %llu bytes%s", buf->name, ev->peer, ev->bytes,
+		 ev->err ? " (broken: its stream may resume)" : "");
+	/* A lasting buffer goes on and the grant is over; a once binding ends by itself. */
+	if (buf == buf->ns->lasting && (i = grant_index(p, g)) != (size_t)-1)
+		grant_end(p, i);
+}
 
 static void on_event(const struct binding_event *ev, void *arg)
 {
-	struct grant *g = arg;
+	struct buffer *buf = arg;
+	struct grant *g;
 
 	switch (ev->type) {
-	case BINDING_EV_ACCEPT: g->connected = 1; break;
+	case BINDING_EV_ACCEPT:
+		if ((g = grant_of(buf->p, ev->tag)) != NULL)
+			g->connected = 1;
+		break;
+	case BINDING_EV_CLOSE: sender_closed(buf->p, buf, ev); break;
 	case BINDING_EV_REJECT:
-		err_warn("%s: refused a connection from %s: %s", g->name, ev->peer, ev->why);
+		err_warn("%s: refused a connection from %s: %s", buf->name, ev->peer, ev->why);
 		break;
 	case BINDING_EV_ERROR:
 		errno = ev->err;
 		if (*ev->peer)
-			err_warn("%s: connection from %s:", g->name, ev->peer);
+			err_warn("%s: connection from %s:", buf->name, ev->peer);
 		else
-			err_warn("%s: accept: %s (%llu in the last second; pausing)", g->name,
+			err_warn("%s: accept: %s (%llu in the last second; pausing)", buf->name,
 				 strerror(ev->err), ev->bytes);
 		break;
 	case BINDING_EV_SAVED:
 		if (ev->err) {
 			errno = ev->err;
-			err_warn("%s: saving unread bytes:", g->name);
+			err_warn("%s: saving unread bytes:", buf->name);
 		} else if (*ev->peer) {
 			err_warn("%s: %s%s %s, not touched; %llu unread byte(s) saved to %s instead",
-				 g->name, g->name, FIFO_UNREAD, ev->peer, ev->bytes, ev->why);
+				 buf->name, buf->name, FIFO_UNREAD, ev->peer, ev->bytes, ev->why);
 		} else {
-			err_warn("%s: %llu unread byte(s) saved to %s", g->name, ev->bytes, ev->why);
+			err_warn("%s: %llu unread byte(s) saved to %s", buf->name, ev->bytes, ev->why);
 		}
 		break;
 	default: break;
@@ -332,113 +526,282 @@ static int grant_listener(struct pool *p, struct listener *l, int *gai)
 	return -1;
 }
 
-static void grant(struct pool *p, struct session *s, const char *name)
+/*
+ * What a previous binding of this name saved unread goes first into the
+ * new one (a private regular file of ours only), and is then removed.
+ */
+static void preload(struct buffer *buf)
 {
-	char token[PROTO_TOKEN_HEX + 1], why[64];
+	char *path = path_of(buf->p, buf->name, FIFO_UNREAD), chunk[65536];
+	unsigned long long total = 0;
+	struct stat st;
+	ssize_t r;
+	int fd;
+
+	if (!path)
+		return;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0) {
+		free(path);
+		return;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+	    (st.st_mode & 077)) {
+		err_warn("%s: %s is not a private file of ours; left alone", buf->name, path);
+		goto out;
+	}
+	while ((r = io_read(fd, chunk, sizeof chunk)) > 0) {
+		if (binding_put(buf->b, chunk, (size_t)r) < 0)
+			break;
+		total += (unsigned long long)r;
+	}
+	if (r == 0) {
+		unlink(path);
+		err_warn("%s: %llu byte(s) a previous pool left unread go first, from %s", buf->name,
+			 total, path);
+	} else {
+		err_warn("%s: reading %s:", buf->name, path);
+	}
+out:
+	close(fd);
+	free(path);
+}
+
+/* A buffer for name: a once binding, or the lasting one of the name (-l). */
+static struct buffer *buffer_open(struct pool *p, struct nstate *ns, struct session *s,
+				  const char *name)
+{
 	struct binding_config cfg = {0};
+	struct buffer *buf;
 	struct listener l;
-	struct grant *g;
-	char *path;
+	char *path = NULL, why[64];
 	pid_t holder = 0;
 	int gai = 0;
 
-	for (size_t i = 0; i < p->ng; i++) {
-		if (strcmp(p->g[i]->name, name) == 0) {
-			say(s, "FAIL %s already bound", name);
-			return;
-		}
-	}
-	if (mem_reserve(&p->g, &p->gcap, p->ng + 1, sizeof *p->g, 16) < 0) {
+	if (mem_reserve(&p->bufs, &p->bcap, p->nb + 1, sizeof *p->bufs, 16) < 0 ||
+	    !(buf = calloc(1, sizeof *buf))) {
 		say(s, "FAIL %s out of memory", name);
-		return;
+		return NULL;
 	}
-	g = calloc(1, sizeof *g);
-	path = fifo_resolve(name, p->o->dir);
-	if (!g || !path || proto_random_hex(token, PROTO_TOKEN_HEX / 2) < 0 ||
-	    guard_init(&g->guard, token, s->ip, 0) < 0) {
+	buf->p = p;
+	buf->ns = ns;
+	snprintf(buf->name, sizeof buf->name, "%s", name);
+	guard_init(&buf->guard, !p->o->loop, 0);
+	if (!(path = fifo_resolve(name, p->o->dir))) {
 		say(s, "FAIL %s %s", name, strerror(errno));
-		goto out;
+		goto fail;
 	}
-	snprintf(g->name, sizeof g->name, "%s", name);
 	if (grant_listener(p, &l, &gai) < 0) {
 		if (errno == EADDRNOTAVAIL && p->o->lo)
 			say(s, "FAIL %s no free port in %ld-%ld", name, p->o->lo, p->o->hi);
 		else
 			say(s, "FAIL %s cannot listen: %s", name, net_strerror(gai));
-		goto out;
+		goto fail;
 	}
 	cfg.path = path;
 	cfg.listener = &l;
-	cfg.flags = BINDING_ONCE;
-	cfg.max_conns = GRANT_CONNS;
-	cfg.guard = &g->guard.hook;
+	cfg.flags = (p->o->loop ? 0 : BINDING_ONCE) | (p->o->spool ? BINDING_SPOOL : 0);
+	cfg.max_conns = p->o->loop ? BUFFER_CONNS : GRANT_CONNS;
+	cfg.guard = &buf->guard.hook;
 	cfg.on_event = on_event;
-	cfg.arg = g;
-	g->b = binding_open(&cfg, &holder, &gai);
-	if (!g->b) {
-		say(s, "FAIL %s buffer %s", name, fifo_why(errno, 0, holder, why, sizeof why));
-		goto out;
+	cfg.arg = buf;
+	buf->b = binding_open(&cfg, &holder, &gai);
+	if (!buf->b) {
+		say(s, "FAIL %s buffer %s", name, fifo_why(errno, p->o->spool, holder, why, sizeof why));
+		goto fail;
 	}
-	g->s = s;
-	s->live++;
-	p->g[p->ng++] = g;
-	say(s, "GRANT %s %d %s", name, binding_port(g->b), token);
-	g = NULL;
-out:
-	mem_wipe(token, sizeof token);
+	if (!p->o->spool)
+		preload(buf);
+	if (p->o->loop)
+		ns->lasting = buf;
+	p->bufs[p->nb++] = buf;
 	free(path);
-	if (g)
-		guard_wipe(&g->guard);
-	free(g);
+	return buf;
+fail:
+	free(path);
+	guard_free(&buf->guard);
+	free(buf);
+	return NULL;
 }
 
-/* The grant's binding has ended: tell its master when it was the last. */
-static void grant_end(struct pool *p, size_t i, int save)
+static void buffer_close(struct pool *p, struct buffer *buf, int save)
+{
+	binding_close(buf->b, save); /* it tells what it saved, and where (on_event) */
+	buf->b = NULL;
+	if (buf->ns->lasting == buf)
+		buf->ns->lasting = NULL;
+	guard_free(&buf->guard);
+	for (size_t i = 0; i < p->nb; i++)
+		if (p->bufs[i] == buf) {
+			p->bufs[i] = p->bufs[--p->nb];
+			break;
+		}
+	free(buf);
+}
+
+/* A live once binding of this name (its FIFO would be "in use"). */
+static int once_busy(const struct pool *p, const char *name)
+{
+	for (size_t i = 0; i < p->nb; i++)
+		if (p->bufs[i] != p->bufs[i]->ns->lasting && strcmp(p->bufs[i]->name, name) == 0)
+			return 1;
+	return 0;
+}
+
+static void grant(struct pool *p, struct session *s, const struct proto_msg *m)
+{
+	const char *name = m->arg[0], *stream = m->arg[1];
+	char token[PROTO_TOKEN_HEX + 1], taken[24];
+	struct nstate *ns;
+	struct buffer *buf;
+	struct grant *g = NULL;
+	long long r;
+
+	if (!p->o->loop && once_busy(p, name)) {
+		say(s, "FAIL %s already bound", name);
+		return;
+	}
+	if (s->grants >= (size_t)p->o->max_session) {
+		say(s, "FAIL %s too many grants for one session (%ld)", name, p->o->max_session);
+		return;
+	}
+	if (p->ng >= (size_t)p->o->max_grants) {
+		say(s, "FAIL %s the pool holds all the grants it may (%ld)", name, p->o->max_grants);
+		return;
+	}
+	if (mem_reserve(&p->g, &p->gcap, p->ng + 1, sizeof *p->g, 16) < 0 || !(ns = nstate_of(p, name)) ||
+	    !(g = calloc(1, sizeof *g)) || proto_random_hex(token, PROTO_TOKEN_HEX / 2) < 0) {
+		say(s, "FAIL %s %s", name, strerror(errno));
+		free(g);
+		return;
+	}
+	buf = ns->lasting ? ns->lasting : buffer_open(p, ns, s, name);
+	if (!buf) {
+		free(g);
+		mem_wipe(token, sizeof token);
+		return;
+	}
+	/* Where this stream stands here: known, new (its master starts at 0), or unknown. */
+	r = streams_get(ns->st, stream);
+	if (r < 0 && m->offset == 0)
+		r = 0;
+	g->buf = buf;
+	g->s = s;
+	snprintf(g->stream, sizeof g->stream, "%s", stream);
+	g->base = r >= 0 ? (unsigned long long)r : m->offset > 0 ? (unsigned long long)m->offset : 0;
+	if (guard_add(&buf->guard, token, s->ip, g, m->offset >= 0) < 0) {
+		say(s, "FAIL %s %s", name, strerror(errno));
+		if (buf->grants == 0 && buf != ns->lasting)
+			buffer_close(p, buf, 0);
+		free(g);
+		mem_wipe(token, sizeof token);
+		return;
+	}
+	buf->grants++;
+	s->live++;
+	s->grants++;
+	p->g[p->ng++] = g;
+	if (r >= 0)
+		snprintf(taken, sizeof taken, "%lld", r);
+	else
+		snprintf(taken, sizeof taken, "-");
+	say(s, "GRANT %s %d %s %s", name, binding_port(buf->b), token, taken);
+	err_warn("%s: granted to %s (port %d, stream %.8s, from byte %s)", name, s->peer,
+		 binding_port(buf->b), stream, taken);
+	mem_wipe(token, sizeof token);
+}
+
+/* A grant is over: its sender closed (-l), its binding ended, or it was cancelled. */
+static void grant_end(struct pool *p, size_t i)
 {
 	struct grant *g = p->g[i];
-	binding_close(g->b, save); /* it tells what it saved, and where (on_event) */
+	struct buffer *buf = g->buf;
+
+	guard_drop(&buf->guard, g);
+	buf->grants--;
 	if (g->s && --g->s->live == 0 && g->s->state == S_ENDED) {
 		say(g->s, "BYE");
 		g->s->closing = 1;
 		flush(g->s);
 	}
-	guard_wipe(&g->guard);
-	free(g);
 	p->g[i] = p->g[--p->ng];
+	free(g);
+}
+
+/* Its master left before its sender came: a once binding nobody will use goes too. */
+static void grant_cancel(struct pool *p, size_t i)
+{
+	struct buffer *buf = p->g[i]->buf;
+
+	err_warn("%s: its master left before connecting; cancelled", buf->name);
+	grant_end(p, i);
+	if (buf != buf->ns->lasting && buf->grants == 0)
+		buffer_close(p, buf, 0);
+}
+
+/* A buffer has ended (a once binding is drained, or its FIFO failed): its grants with it. */
+static void buffer_end(struct pool *p, struct buffer *buf, int save)
+{
+	for (size_t i = p->ng; i-- > 0;)
+		if (p->g[i]->buf == buf)
+			grant_end(p, i);
+	buffer_close(p, buf, save);
 }
 
 /* ---- the protocol, pool side ---- */
+
+/* Judge a proof the penalty now allows: the session goes on with the pool's own proof, or ends. */
+static void judge(struct pool *p, struct session *s, long long now)
+{
+	int ok = proto_mac_ok(p->o->key, p->o->keylen, PROTO_MASTER, s->nonce, s->nonce_m, s->mac);
+	unsigned fails = penalty_judged(&p->pen, s->ip, ok, now);
+	char mac[PROTO_MAC_HEX + 1];
+
+	s->judging = 0;
+	if (!ok) {
+		err_warn("%s: wrong key (%u in a row from %s); dropped", s->peer, fails, s->ip);
+		refuse(s, "key rejected");
+		return;
+	}
+	s->state = S_AUTHED;
+	p->unauth--;
+	s->deadline = now + p->o->idle_ms;
+	proto_mac(p->o->key, p->o->keylen, PROTO_POOL, s->nonce, s->nonce_m, mac);
+	say(s, "OK %s", mac);
+	mem_wipe(mac, sizeof mac);
+	err_warn("%s: master session begins", s->peer);
+}
 
 static void line_in(struct pool *p, struct session *s, char *line)
 {
 	struct proto_msg m;
 
 	if (proto_parse(line, &m) < 0) {
-		if (errno == EINVAL && m.cmd == PROTO_PORT) {
-			err_warn("%s: bad daemon name; dropped", s->peer);
-			refuse(s, "bad daemon name");
-		} else {
-			err_warn("%s: %s; dropped", s->peer,
-			      errno == ENOMSG ? "unknown command" : "malformed line");
-			refuse(s, errno == ENOMSG ? "unknown command" : "malformed line");
-		}
+		int old = errno == EINVAL && s->state == S_NEW && m.cmd == PROTO_AUTH;
+		int badname = m.cmd == PROTO_PORT && m.arg[0] && !name_ok(m.arg[0]);
+		const char *why = errno == ENOMSG ? "unknown command"
+				  : old		  ? "protocol version 2 needed: the master is older"
+				  : badname	  ? "bad daemon name"
+						  : "malformed line";
+
+		err_warn("%s: %s; dropped", s->peer, why);
+		refuse(s, why);
 		return;
 	}
 	switch (s->state) {
 	case S_NEW:
-		if (m.cmd != PROTO_AUTH)
+		if (m.cmd != PROTO_AUTH || s->judging)
 			break;
-		if (!proto_mac_ok(p->o->key, p->o->keylen, s->nonce, m.arg[0])) {
-			err_warn("%s: wrong key; dropped", s->peer);
-			refuse(s, "key rejected");
-			return;
-		}
-		s->state = S_AUTHED;
-		say(s, "OK");
+		memcpy(s->mac, m.arg[0], sizeof s->mac);
+		memcpy(s->nonce_m, m.arg[1], sizeof s->nonce_m);
+		s->judging = 1;
+		s->judge_at = penalty_when(&p->pen, s->ip, io_now_ms());
+		if (s->judge_at <= io_now_ms())
+			judge(p, s, io_now_ms());
 		return;
 	case S_AUTHED:
 		if (m.cmd == PROTO_PORT) {
-			grant(p, s, m.arg[0]);
+			grant(p, s, &m);
 			return;
 		}
 		if (m.cmd != PROTO_END)
@@ -479,22 +842,34 @@ static int session_io(struct pool *p, struct session *s, short revents)
 				err_warn("%s: closed the connection before END", s->peer);
 			return -1;
 		}
-		if (r > 0 && s->state != S_ENDED)
-			s->deadline = now + p->o->idle_ms;
-		while (!s->closing && (got = proto_next(&s->in, line)) != 0) {
+		/* A proof waiting to be judged: nothing more is taken meanwhile. */
+		while (!s->closing && !s->judging && (got = proto_next(&s->in, line)) != 0) {
 			if (got < 0) {
 				const char *why = errno == EMSGSIZE ? "line too long" : "control character";
 				err_warn("%s: %s; dropped", s->peer, why);
 				refuse(s, why);
 				break;
 			}
+			/* A whole line, not a byte, is what shows a session is alive. */
+			if (s->state == S_AUTHED)
+				s->deadline = now + p->o->idle_ms;
 			line_in(p, s, line);
 		}
 		flush(s);
 	}
+	if (s->judging && !s->closing && now >= s->judge_at && now < s->deadline) {
+		judge(p, s, now);
+		flush(s);
+	}
 	if (s->state != S_ENDED && now >= s->deadline && !s->closing) {
-		err_warn("%s: idle for %ld ms; dropped", s->peer, p->o->idle_ms);
-		refuse(s, "idle timeout");
+		if (s->state == S_NEW) {
+			err_warn("%s: no proof of the key within %ld ms; dropped", s->peer,
+				 p->o->idle_ms);
+			refuse(s, "handshake timeout");
+		} else {
+			err_warn("%s: idle for %ld ms; dropped", s->peer, p->o->idle_ms);
+			refuse(s, "idle timeout");
+		}
 		flush(s);
 	}
 	return s->done ? -1 : 0;
@@ -518,6 +893,17 @@ static void accept_masters(struct pool *p)
 	}
 }
 
+static void release(struct pool *p)
+{
+	linger_free(&p->linger);
+	free(p->s);
+	free(p->g);
+	free(p->bufs);
+	free(p->pfd);
+	mem_wipe(p->o->key, p->o->keylen);
+	free(p->o->key);
+}
+
 static _Noreturn void teardown(struct pool *p, int sig)
 {
 	listener_close(&p->l);
@@ -531,15 +917,16 @@ static _Noreturn void teardown(struct pool *p, int sig)
 		s->done = 0; /* no lingering now: close at once */
 		session_free(p, 0);
 	}
-	while (p->ng)
-		grant_end(p, 0, 1);
-	linger_free(&p->linger);
+	/* Every buffer saves what nobody read; its senders' streams record where they stopped. */
+	while (p->nb)
+		buffer_close(p, p->bufs[0], 1);
+	while (p->ng) {
+		free(p->g[p->ng - 1]);
+		p->ng--;
+	}
+	save_streams(p);
 	err_warn("signal %d: ended", sig);
-	free(p->s);
-	free(p->g);
-	free(p->pfd);
-	mem_wipe(p->o->key, p->o->keylen);
-	free(p->o->key);
+	release(p);
 	exit(EXIT_SIGNAL(sig));
 }
 
@@ -572,10 +959,10 @@ static void loop(struct pool *p)
 		long long now = io_now_ms();
 		int timeout, chld, sig;
 
-		if (p->ended && p->ng == 0 && p->ns == 0 && p->linger.n == 0)
+		if (p->ended && p->nb == 0 && p->ns == 0 && p->linger.n == 0)
 			return;
-		for (size_t i = 0; i < p->ng; i++)
-			need += binding_nfds(p->g[i]->b);
+		for (size_t i = 0; i < p->nb; i++)
+			need += binding_nfds(p->bufs[i]->b);
 		pfd_room(p, need);
 		p->pfd[n++] = (struct pollfd){.fd = p->sigfd, .events = POLLIN};
 		nl = listener_pollfds(&p->l, p->pfd + n, now);
@@ -597,13 +984,15 @@ static void loop(struct pool *p)
 			p->pfd[n++] = (struct pollfd){.fd = s->fd, .events = ev};
 			if (s->state != S_ENDED)
 				timeout = min_timeout(timeout, s->deadline > now ? s->deadline - now : 0);
+			if (s->judging)
+				timeout = min_timeout(timeout, s->judge_at > now ? s->judge_at - now : 0);
 		}
-		for (size_t i = 0; i < p->ng; i++) {
-			struct grant *g = p->g[i];
-			g->pfd = n;
-			g->npfd = binding_pollfds(g->b, p->pfd + n);
-			n += g->npfd;
-			timeout = min_timeout(timeout, binding_timeout(g->b));
+		for (size_t i = 0; i < p->nb; i++) {
+			struct buffer *buf = p->bufs[i];
+			buf->pfd = n;
+			buf->npfd = binding_pollfds(buf->b, p->pfd + n);
+			n += buf->npfd;
+			timeout = min_timeout(timeout, binding_timeout(buf->b));
 		}
 		if (poll(p->pfd, (nfds_t)n, timeout) < 0) {
 			if (errno != EINTR)
@@ -612,16 +1001,19 @@ static void loop(struct pool *p)
 		}
 		if (p->pfd[0].revents && (sig = sig_drain(&chld, NULL)) != 0)
 			teardown(p, sig);
-		/* Bindings first: their slices index the poll set as it was built. */
-		for (size_t i = 0; i < p->ng; i++) {
-			struct grant *g = p->g[i];
+		/* Buffers first: their slices index the poll set as it was built. */
+		for (size_t i = 0; i < p->nb; i++) {
+			struct buffer *buf = p->bufs[i];
+			size_t before = p->nb;
 
-			if (binding_handle(g->b, p->pfd + g->pfd, g->npfd) < 0) {
-				err_warn("%s: buffer:", g->name);
-				grant_end(p, i--, 1);
-			} else if (binding_done(g->b)) {
-				grant_end(p, i--, 0);
+			if (binding_handle(buf->b, p->pfd + buf->pfd, buf->npfd) < 0) {
+				err_warn("%s: buffer:", buf->name);
+				buffer_end(p, buf, 1);
+			} else if (binding_done(buf->b)) {
+				buffer_end(p, buf, 0);
 			}
+			if (p->nb < before)
+				i--;
 		}
 		for (size_t i = 0; i < p->ns; i++) {
 			struct session *s = p->s[i];
@@ -640,21 +1032,41 @@ static void loop(struct pool *p)
 	}
 }
 
+/* DIR must take FIFOs from us: try one, before any master is told it may come. */
+static void check_dir(const struct opts *o)
+{
+	char probe[4096];
+	struct stat st;
+
+	if (!o->dir)
+		return;
+	if (stat(o->dir, &st) < 0)
+		err_die(EXIT_RUNTIME, "%s:", o->dir);
+	if (!S_ISDIR(st.st_mode))
+		err_die(EXIT_RUNTIME, "%s: not a directory", o->dir);
+	/* A dot name: no buffer can be called that. */
+	snprintf(probe, sizeof probe, "%s/.pool-probe-%ld", o->dir, (long)getpid());
+	if (mkfifo(probe, 0600) < 0)
+		err_die(EXIT_RUNTIME, "%s: cannot make buffers there:", o->dir);
+	unlink(probe);
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = {0};
 	struct pool p = {.o = &o};
 	struct rlimit rl;
-	struct stat st;
 	int gai = 0;
 
 	err_init(argv[0]);
 	io_sanitize_std();
 	parse(argc, argv, &o);
-	if (o.dir && stat(o.dir, &st) < 0)
-		err_die(EXIT_RUNTIME, "%s:", o.dir);
-	if (o.dir && !S_ISDIR(st.st_mode))
-		err_die(EXIT_RUNTIME, "%s: not a directory", o.dir);
+	check_dir(&o);
+	if (o.keylen < KEY_WEAK)
+		err_warn("warning: the key is %zu bytes: whoever records one session can test "
+			 "guesses of it offline; make a strong one with head -c 32 /dev/urandom > "
+			 "key and give @key",
+			 o.keylen);
 	/* Each grant holds a listener, a FIFO and a connection: take every descriptor allowed. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
@@ -672,11 +1084,7 @@ int main(int argc, char **argv)
 	if (daemon_ready(&p.dm, o.logfile) < 0)
 		err_die(EXIT_RUNTIME, "%s: %s", o.logfile, err_file_why(errno));
 	loop(&p);
-	linger_free(&p.linger);
-	free(p.s);
-	free(p.g);
-	free(p.pfd);
-	mem_wipe(o.key, o.keylen);
-	free(o.key);
+	save_streams(&p);
+	release(&p);
 	return 0;
 }

@@ -43,7 +43,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 @test "\$(bind-input ...) returns at once with the PID; FIFO 0600; SIGTERM removes it" {
 	run --separate-stderr BI in1 "$PORT"
 	[ "$status" -eq 0 ]
-	[ -z "$stderr" ]
+	stderr_quiet bind-input
 	[ "${#lines[@]}" -eq 1 ]
 	[[ "$output" =~ ^[0-9]+$ ]]
 	pid=$output
@@ -454,7 +454,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 
 @test "the daemon keeps no descriptor of the caller: \$(...) does not hang" {
 	# If the daemon held the command substitution's pipe, this would block.
-	run timeout 5 sh -c "\"$SP_BIN/bind-input\" in1 $PORT"
+	run --separate-stderr timeout 5 sh -c "\"$SP_BIN/bind-input\" in1 $PORT"
 	[ "$status" -eq 0 ]
 	track "$output"
 	for fd in 0 1 2; do

@@ -43,7 +43,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 	receiver got
 	run --separate-stderr BO out1 127.0.0.1 "$PORT"
 	[ "$status" -eq 0 ]
-	[ -z "$stderr" ]
+	stderr_quiet bind-output
 	[[ "$output" =~ ^[0-9]+$ ]]
 	pid=$output
 	track "$pid"

@@ -79,3 +79,13 @@ group_members() { ps -e -o pgid=,pid= | awk -v g="$1" '$1 == g { print $2 }'; }
 no_group() { [ -z "$(group_members "$1")" ]; }
 no_children() { [ -z "$(children_of "$1")" ]; }
 fds_are() { [ "$(fd_count "$1")" -eq "$2" ]; } # PID N
+
+# stderr_quiet PROG: $stderr is empty, but for the one line a daemon says
+# before backgrounding when no syslog daemon listens on /dev/log (as in most
+# containers) and no -L was given: without it, later messages would be lost
+# without a word.
+stderr_quiet() {
+	[ -z "$stderr" ] && return 0
+	[ ! -S /dev/log ] &&
+		[ "$stderr" = "$1: no syslog daemon listens on /dev/log: messages from now on are lost (use -L FILE)" ]
+}

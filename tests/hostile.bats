@@ -83,7 +83,7 @@ spill_left() { ls "$1".unread-* 2>/dev/null | head -1; }
 	for id in a.unread dir/x.unread; do
 		run --separate-stderr "$SP_BIN/bind-input" "$id" "$PORT"
 		[ "$status" -eq 2 ]
-		[[ "$stderr" == "bind-input: bad id: "*"nor ending in .unread"* ]]
+		[[ "$stderr" == "bind-input: bad id: "*"nor holding .unread"* ]]
 		run --separate-stderr "$SP_BIN/bind-output" "$id" 127.0.0.1 "$PORT"
 		[ "$status" -eq 2 ]
 	done

@@ -4,7 +4,7 @@
  * buffer's writer (pipew.c) through line assembly (lines.c), once mode's
  * end, and the teardown that saves what nobody read.
  */
-#define _GNU_SOURCE /* SIOCINQ */
+#define _GNU_SOURCE /* SIOCINQ, memrchr */
 #include "binding.h"
 
 #include <errno.h>
@@ -40,6 +40,7 @@ struct conn {
 	long long first_by;	  /* CONN_FIRST: deadline for the first line */
 	unsigned long long bytes; /* data bytes received (a first line excluded) */
 	char last;		  /* the last of them that went in (spliced bytes excepted) */
+	struct binding_admit adm; /* what the guard said of it */
 	struct lines lines;	  /* an unfinished line (line mode), or the first line */
 	char ip[NET_IPLEN];
 	char peer[PEER_LEN];
@@ -70,7 +71,17 @@ struct binding {
 static void report(struct binding *b, enum binding_ev type, const char *peer, const char *why,
 		   unsigned long long bytes, int err)
 {
-	struct binding_event ev = {type, peer ? peer : "", why, bytes, err};
+	struct binding_event ev = {type, peer ? peer : "", why, bytes, err, NULL, 0};
+
+	if (b->on_event)
+		b->on_event(&ev, b->arg);
+}
+
+/* A sender's ACCEPT or CLOSE, with its tag and what was taken of it. */
+static void report_conn(struct binding *b, enum binding_ev type, const struct conn *c, int err,
+			unsigned long long taken)
+{
+	struct binding_event ev = {type, c->peer, NULL, c->bytes, err, c->adm.tag, taken};
 
 	if (b->on_event)
 		b->on_event(&ev, b->arg);
@@ -167,19 +178,29 @@ static int conn_end(struct binding *b, size_t i, int err)
 	struct conn *c = &b->conns[i];
 	int r;
 
+	unsigned long long taken = c->bytes;
+
 	if (c->state != CONN_DATA) {
 		reject(b, i, err ? "connection failed before its first line"
 				 : "closed before its first line");
 		return 0;
 	}
-	r = flush_part(b, c, 0);
-	if (r == 0 && ends_lines(b) && c->bytes && c->last != '\n') {
-		r = pipew_emit(&b->w, "\n", 1);
-		pipew_disown(&b->w, c->fd); /* the line it owned is ended */
+	if (err && c->adm.resume && !b->single) {
+		/* Its stream goes on elsewhere: the unfinished line comes again from there. */
+		taken -= c->lines.len;
+		b->parts -= c->lines.len;
+		lines_clear(&c->lines);
+		r = 0;
+	} else {
+		r = flush_part(b, c, 0);
+		if (r == 0 && ends_lines(b) && c->bytes && c->last != '\n') {
+			r = pipew_emit(&b->w, "\n", 1);
+			pipew_disown(&b->w, c->fd); /* the line it owned is ended */
+		}
 	}
 	if (err)
 		report(b, BINDING_EV_ERROR, c->peer, NULL, c->bytes, err);
-	report(b, BINDING_EV_CLOSE, c->peer, NULL, c->bytes, 0);
+	report_conn(b, BINDING_EV_CLOSE, c, err, taken);
 	conn_drop(b, i);
 	return r;
 }
@@ -207,7 +228,7 @@ static int conn_admit(struct binding *b, size_t i, const char *rest, size_t n)
 
 	b->conns[i].state = CONN_DATA;
 	b->ndata++;
-	report(b, BINDING_EV_ACCEPT, b->conns[i].peer, NULL, 0, 0);
+	report_conn(b, BINDING_EV_ACCEPT, &b->conns[i], 0, 0);
 	if (b->flags & BINDING_ONCE) {
 		b->passed = 1;
 		stop_listening(b);
@@ -234,6 +255,7 @@ static int first_read(struct binding *b, size_t i)
 	const char *why;
 	size_t len, head, n;
 	int rc;
+	struct binding_admit adm = {NULL, 0};
 
 	if (r < 0 && errno == EAGAIN)
 		return 0;
@@ -244,7 +266,7 @@ static int first_read(struct binding *b, size_t i)
 	nl = memchr(c->lines.part, '\n', c->lines.len);
 	if (!nl) {
 		if (c->lines.len > b->guard.line_max) {
-			why = b->guard.on_line(b->guard.arg, c->lines.part, c->lines.len, 0);
+			why = b->guard.on_line(b->guard.arg, c->ip, c->lines.part, c->lines.len, 0, &adm);
 			reject(b, i, why ? why : "first line too long");
 		}
 		return 0;
@@ -253,11 +275,12 @@ static int first_read(struct binding *b, size_t i)
 	head = len + 1;
 	if (len && c->lines.part[len - 1] == '\r')
 		len--;
-	why = b->guard.on_line(b->guard.arg, c->lines.part, len, 1);
+	why = b->guard.on_line(b->guard.arg, c->ip, c->lines.part, len, 1, &adm);
 	if (why) {
 		reject(b, i, why);
 		return 0;
 	}
+	c->adm = adm;
 	/* Bytes after the first line are the sender's first data. */
 	n = c->lines.len - head;
 	if (n) {
@@ -651,6 +674,11 @@ int binding_handle(struct binding *b, const struct pollfd *pfd, size_t n)
 	return 0;
 }
 
+int binding_put(struct binding *b, const void *p, size_t n)
+{
+	return pipew_emit(&b->w, p, n);
+}
+
 int binding_done(const struct binding *b)
 {
 	return b->done;
@@ -672,6 +700,21 @@ static void conn_snatch(struct binding *b, struct conn *c)
 	}
 }
 
+/*
+ * At teardown, the part of a sender's unfinished line that goes into the
+ * spill: all of it, or, for a resumable stream in line mode, what ends in
+ * its last newline (the rest comes again from its sender).
+ */
+static size_t spill_part(const struct binding *b, const struct conn *c)
+{
+	const char *nl;
+
+	if (!c->adm.resume || b->single || !c->lines.len)
+		return c->lines.len;
+	nl = memrchr(c->lines.part, '\n', c->lines.len);
+	return nl ? (size_t)(nl + 1 - c->lines.part) : 0;
+}
+
 long long binding_close(struct binding *b, int save)
 {
 	struct iovec *iov;
@@ -689,13 +732,15 @@ long long binding_close(struct binding *b, int save)
 		iov[n++] = (struct iovec){(void *)q, qn};
 	for (size_t i = 0; i < b->nconns; i++) {
 		struct conn *c = &b->conns[i];
+		size_t part;
 
 		if (c->state != CONN_DATA)
 			continue;
 		if (save)
 			conn_snatch(b, c);
-		if (iov && c->lines.len)
-			iov[n++] = (struct iovec){c->lines.part, c->lines.len};
+		part = spill_part(b, c);
+		if (iov && part)
+			iov[n++] = (struct iovec){c->lines.part, part};
 	}
 	if (b->fifo.path && b->fifo.spool) {
 		/* Accepted bytes belong in the spool file, which is kept. */
@@ -718,6 +763,14 @@ long long binding_close(struct binding *b, int save)
 		report(b, BINDING_EV_SAVED, b->fifo.unread_why ? b->fifo.unread_why : "",
 		       b->fifo.unread ? b->fifo.unread : "", saved > 0 ? (unsigned long long)saved : 0,
 		       err);
+	/* Senders still connected: what was taken of each (a resumable one resumes from there). */
+	for (size_t i = 0; i < b->nconns; i++) {
+		struct conn *c = &b->conns[i];
+
+		if (c->state == CONN_DATA)
+			report_conn(b, BINDING_EV_CLOSE, c, ECONNABORTED,
+				    c->bytes - (c->lines.len - (save ? spill_part(b, c) : c->lines.len)));
+	}
 	while (b->nconns)
 		conn_drop(b, 0);
 	fifo_close(&b->fifo);

@@ -58,7 +58,15 @@ struct binding_event {
 	const char *peer;	  /* "ADDRESS PORT" of the sender, or "" */
 	const char *why;	  /* BINDING_EV_REJECT: a short reason; else NULL */
 	unsigned long long bytes; /* BINDING_EV_CLOSE: what it sent; accept ERROR: failures */
-	int err;		  /* BINDING_EV_ERROR */
+	int err;		  /* BINDING_EV_ERROR; BINDING_EV_CLOSE: its connection failed */
+	void *tag;		  /* ACCEPT, CLOSE: what the guard tagged the sender with */
+	unsigned long long taken; /* CLOSE: of bytes, what went into the buffer or the spill */
+};
+
+/* What the guard says of a sender it admits. */
+struct binding_admit {
+	void *tag;  /* reported with the sender's events */
+	int resume; /* its stream may resume elsewhere: see BINDING_EV_CLOSE */
 };
 
 /*
@@ -73,13 +81,21 @@ struct binding_guard {
 	const char *(*on_connect)(void *arg, const char *ip);
 	/*
 	 * When set, every sender must first send a line, which never reaches
-	 * the buffer: on_line gets it without its LF (and a CR before it),
-	 * complete = 1, or its first line_max + 1 bytes when no LF came by
-	 * then, complete = 0. NULL admits the sender, else the reason it is
-	 * refused. A sender gets wait_ms (0: BINDING_FIRST_MS) for its line;
-	 * then it is refused with the reason late (NULL: a plain one).
+	 * the buffer: on_line gets the sender's ip and the line without its LF
+	 * (and a CR before it), complete = 1, or its first line_max + 1 bytes
+	 * when no LF came by then, complete = 0. NULL admits the sender (and
+	 * *adm, zeroed, may be filled in), else the reason it is refused. A
+	 * sender gets wait_ms (0: BINDING_FIRST_MS) for its line; then it is
+	 * refused with the reason late (NULL: a plain one).
+	 *
+	 * A sender admitted with adm->resume belongs to a stream that may go
+	 * on over another connection: in line mode, when its connection fails
+	 * (or the binding is torn down) its unfinished line is dropped rather
+	 * than delivered (its sender still has it), and BINDING_EV_CLOSE's
+	 * taken counts only what went in.
 	 */
-	const char *(*on_line)(void *arg, const char *line, size_t len, int complete);
+	const char *(*on_line)(void *arg, const char *ip, const char *line, size_t len,
+			       int complete, struct binding_admit *adm);
 	size_t line_max;
 	long wait_ms;
 	const char *late;
@@ -152,6 +168,13 @@ int binding_timeout(const struct binding *b);
  * FIFO gone bad): then close the binding.
  */
 int binding_handle(struct binding *b, const struct pollfd *pfd, size_t n);
+
+/*
+ * Put n bytes into the buffer now, as one unit, ahead of every sender's
+ * next bytes (what a previous binding left unread goes first). Returns 0,
+ * or -1 with errno.
+ */
+int binding_put(struct binding *b, const void *p, size_t n);
 
 /* True once a once-mode binding has finished (after BINDING_EV_DONE). */
 int binding_done(const struct binding *b);

@@ -5,12 +5,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "err.h"
 #include "io.h"
 #include "proc.h"
+
+#define SYSLOG_PATH "/dev/log"
+
+/* Something takes datagrams on /dev/log, as syslog(3) will send them. */
+static int syslog_listens(void)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX, .sun_path = SYSLOG_PATH};
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), ok;
+
+	if (fd < 0)
+		return 1; /* cannot tell: do not cry wolf */
+	ok = connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0;
+	close(fd);
+	return ok;
+}
 
 static _Noreturn void wait_for_child(int fd, pid_t child)
 {
@@ -39,6 +56,7 @@ int daemon_start(struct daemon *d, int background, int print_pid)
 	pid_t pid;
 
 	d->notify_fd = -1;
+	d->pid = 0;
 	d->print_pid = print_pid;
 	d->background = background;
 	if (!background)
@@ -74,7 +92,7 @@ int daemon_ready(struct daemon *d, const char *logfile)
 
 	if (logfile && err_to_file(logfile) < 0)
 		return -1;
-	len = snprintf(line, sizeof line, "%ld\n", (long)getpid());
+	len = snprintf(line, sizeof line, "%ld\n", (long)(d->pid > 0 ? d->pid : getpid()));
 	if (!d->background) {
 		if (d->print_pid) {
 			fputs(line, stdout);
@@ -82,8 +100,12 @@ int daemon_ready(struct daemon *d, const char *logfile)
 		}
 		return 0;
 	}
-	if (!logfile)
+	if (!logfile) {
+		if (!syslog_listens())
+			err_warn("no syslog daemon listens on %s: messages from now on are lost "
+				 "(use -L FILE)", SYSLOG_PATH);
 		err_to_syslog();
+	}
 	io_devnull(0, O_RDONLY);
 	io_devnull(1, O_WRONLY);
 	io_devnull(2, O_WRONLY);

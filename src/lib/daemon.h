@@ -8,6 +8,7 @@ struct daemon {
 	int notify_fd;	 /* write end of the readiness pipe in the child, or -1 */
 	int print_pid;	 /* print the PID when ready even in the foreground */
 	int background;
+	pid_t pid;	 /* the PID to report, when not the caller's own (a keeper's) */
 };
 
 /*
@@ -25,9 +26,11 @@ int daemon_start(struct daemon *d, int background, int print_pid);
 /*
  * Setup is done: switch diagnostics to logfile (or syslog in the
  * background when logfile is NULL), print or report the PID, and in the
- * background let go of the caller's descriptors and terminal. Returns 0,
- * or -1 with errno when logfile cannot be opened (the caller still has
- * its stderr to say so).
+ * background let go of the caller's descriptors and terminal. Going to
+ * syslog where no syslog daemon listens (no /dev/log, as in many
+ * containers) would lose every later message without a word: that is said
+ * once on stderr first. Returns 0, or -1 with errno when logfile cannot
+ * be opened (the caller still has its stderr to say so).
  */
 int daemon_ready(struct daemon *d, const char *logfile);
 

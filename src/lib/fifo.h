@@ -24,7 +24,7 @@
 
 /* The rule for an ID, as the tools say it. */
 #define FIFO_ID_RULE                                                                             \
-	"1-64 characters of A-Za-z0-9._- not starting with '.' or '-' nor ending in .unread, " \
+	"1-64 characters of A-Za-z0-9._- not starting with '.' or '-' nor holding .unread, " \
 	"or a path"
 
 enum fifo_kind {

@@ -15,7 +15,5 @@ int name_ok(const char *s)
 
 int name_reserved(const char *s)
 {
-	size_t n = strlen(s), k = sizeof NAME_RESERVED - 1;
-
-	return n >= k && strcmp(s + n - k, NAME_RESERVED) == 0;
+	return strstr(s, NAME_RESERVED) != NULL;
 }

@@ -6,16 +6,16 @@
 
 /*
  * A plain name: 1-NAME_MAX_LEN characters of [A-Za-z0-9._-], not starting
- * with '.' or '-' (so never a hidden file or an option), and not ending
- * in NAME_RESERVED, the suffix of the files unread bytes are saved to (a
- * buffer of that name would receive another one's spill). Such a name is
+ * with '.' or '-' (so never a hidden file or an option), and not holding
+ * NAME_RESERVED, the suffix of the files unread bytes and stream counts
+ * are saved to (a buffer of such a name would receive another one's). Such a name is
  * a file name in a buffer directory and a word in the pool protocol.
  * Returns 1 when s is one, else 0.
  */
 #define NAME_RESERVED ".unread"
 int name_ok(const char *s);
 
-/* s ends in NAME_RESERVED. */
+/* s holds NAME_RESERVED. */
 int name_reserved(const char *s);
 
 #endif

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE /* prctl */
 #include "proc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -342,4 +343,130 @@ void proc_end_groups(const pid_t *pids, size_t n, long grace_ms, int sigfd,
 		if (pid > 0 && on_reap)
 			on_reap(pid, status, arg);
 	}
+}
+
+/* Our children now, from /proc (at most n): their pids into out. */
+static size_t children(pid_t *out, size_t n)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	pid_t self = getpid();
+	size_t k = 0;
+
+	if (!d)
+		return 0;
+	while (k < n && (e = readdir(d)) != NULL) {
+		char path[300], buf[512], *rp;
+		long ppid;
+		int fd;
+		ssize_t r;
+
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+			continue;
+		r = io_read(fd, buf, sizeof buf - 1);
+		close(fd);
+		if (r <= 0)
+			continue;
+		buf[r] = '\0';
+		/* pid (comm) state ppid ...: comm may hold anything, so from its last ')'. */
+		if (!(rp = strrchr(buf, ')')) || sscanf(rp + 1, " %*c %ld", &ppid) != 1)
+			continue;
+		if (ppid == self)
+			out[k++] = (pid_t)atol(e->d_name);
+	}
+	closedir(d);
+	return k;
+}
+
+static void signal_child(pid_t pid, int sig)
+{
+	pid_t g = getpgid(pid);
+
+	if (g == pid && g != getpgrp())
+		kill(-g, sig);
+	kill(pid, sig);
+}
+
+void proc_end_children(long grace_ms, void (*on_reap)(pid_t pid, int status, void *arg),
+		       void *arg)
+{
+	pid_t kids[256];
+
+	/* Bounded: each round ends what it found; new ones can only come from those. */
+	for (int round = 0; round < 16; round++) {
+		long long deadline = io_now_ms() + grace_ms;
+		size_t n;
+
+		reap_all(on_reap, arg);
+		if ((n = children(kids, sizeof kids / sizeof kids[0])) == 0)
+			return;
+		for (size_t i = 0; i < n; i++)
+			signal_child(kids[i], SIGTERM);
+		while (io_now_ms() < deadline && still_running(kids, n) > 0) {
+			poll(NULL, 0, 20);
+			reap_all(on_reap, arg);
+		}
+		for (size_t i = 0; i < n; i++)
+			signal_child(kids[i], SIGKILL);
+		poll(NULL, 0, 10);
+	}
+	reap_all(on_reap, arg);
+}
+
+/* The keeper's state, for its signal handler: process-wide by nature. */
+static volatile pid_t keeper_worker;
+
+static void keeper_forward(int sig)
+{
+	int saved = errno;
+
+	if (keeper_worker > 0)
+		kill(keeper_worker, sig);
+	errno = saved;
+}
+
+int proc_keeper(long grace_ms, int quiet, int close_fd)
+{
+	static const int forwarded[] = {SIGINT, SIGHUP, SIGTERM};
+	struct sigaction sa;
+	pid_t keeper = getpid(), pid;
+	int status = 0;
+
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		/* The keeper's end, even by SIGKILL, is a teardown request for us. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != keeper)
+			raise(SIGTERM);
+		return 0;
+	}
+	keeper_worker = pid;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = keeper_forward;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
+		sigaction(forwarded[i], &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (close_fd >= 0)
+		close(close_fd);
+	if (quiet)
+		for (int fd = 0; fd < 3; fd++)
+			io_devnull(fd, fd == 0 ? O_RDONLY : O_WRONLY);
+	for (;;) {
+		pid_t r = waitpid(-1, &status, 0);
+
+		if (r == pid)
+			break;
+		if (r < 0 && errno != EINTR)
+			break; /* no child at all: nothing left to keep */
+	}
+	keeper_worker = 0;
+	proc_end_children(grace_ms, NULL, NULL);
+	_exit(proc_status_code(status));
 }

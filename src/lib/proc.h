@@ -127,4 +127,30 @@ int proc_status_code(int status);
 void proc_end_groups(const pid_t *pids, size_t n, long grace_ms, int sigfd,
 		     void (*on_reap)(pid_t pid, int status, void *arg), void *arg);
 
+/*
+ * End every child of this process that no one else will: descendants of
+ * our children that were orphaned and came back to us as their subreaper
+ * (double forks, setsid), and any child not yet reaped. Each gets
+ * SIGTERM (its process group too, when it leads one other than ours),
+ * then SIGKILL after grace_ms; all are reaped. Children are found in
+ * /proc. on_reap as for proc_end_groups.
+ */
+void proc_end_children(long grace_ms, void (*on_reap)(pid_t pid, int status, void *arg),
+		       void *arg);
+
+/*
+ * Split this process in two, so that no descendant outlives it, however
+ * it ends. The caller's process becomes the keeper: a subreaper (Linux
+ * PR_SET_CHILD_SUBREAPER) that forwards SIGINT, SIGHUP and SIGTERM to the
+ * worker, and, when the worker has ended, ends whatever is left
+ * (proc_end_children, grace_ms) and exits with the worker's status (or
+ * 128+signal). With quiet, the keeper lets go of fds 0-2 first (a
+ * backgrounded caller's terminal and pipes); close_fd (-1: none) is a
+ * descriptor the keeper must not hold. Only the worker returns, with 0:
+ * a subreaper too, it gets SIGTERM when the keeper dies, even by SIGKILL,
+ * so that its own teardown ends what it started. Returns -1 with errno
+ * when the fork fails.
+ */
+int proc_keeper(long grace_ms, int quiet, int close_fd);
+
 #endif

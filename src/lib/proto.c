@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -105,6 +106,24 @@ static int number(const char *s, long lo, long hi, long *out)
 	return 0;
 }
 
+/* A stream offset: decimal digits (at most 18), or with unknown_ok "-" for -1. */
+static int offset(const char *s, int unknown_ok, long long *out)
+{
+	long long v = 0;
+	size_t n = strlen(s);
+
+	if (unknown_ok && strcmp(s, "-") == 0) {
+		*out = -1;
+		return 0;
+	}
+	if (n == 0 || n > 18 || strspn(s, "0123456789") != n || (s[0] == '0' && n > 1))
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		v = v * 10 + (s[i] - '0');
+	*out = v;
+	return 0;
+}
+
 int proto_parse(char *line, struct proto_msg *m)
 {
 	static const struct {
@@ -112,8 +131,8 @@ int proto_parse(char *line, struct proto_msg *m)
 		enum proto_cmd cmd;
 		int nargs; /* words after the command; -1: a name then free text; -2: free text */
 	} cmds[] = {
-		{"SOCKETPOOL", PROTO_HELLO, 2}, {"AUTH", PROTO_AUTH, 1}, {"OK", PROTO_OK, 0},
-		{"PORT", PROTO_PORT, 1},	{"GRANT", PROTO_GRANT, 3}, {"FAIL", PROTO_FAIL, -1},
+		{"SOCKETPOOL", PROTO_HELLO, 2}, {"AUTH", PROTO_AUTH, 2}, {"OK", PROTO_OK, 1},
+		{"PORT", PROTO_PORT, 3},	{"GRANT", PROTO_GRANT, 4}, {"FAIL", PROTO_FAIL, -1},
 		{"END", PROTO_END, 0},		{"BYE", PROTO_BYE, 0},	   {"ERR", PROTO_ERR, -2},
 	};
 	const char *w[PROTO_ARGS + 1];
@@ -154,13 +173,15 @@ int proto_parse(char *line, struct proto_msg *m)
 			goto bad;
 		return 0;
 	}
+	/* The words are there for the caller to tell what was wrong, even when something was. */
+	for (int k = 1; k < n && k <= PROTO_ARGS; k++)
+		m->arg[k - 1] = w[k];
+	/* An older peer's AUTH or PORT has fewer words: known, but not this version's. */
 	if (n - 1 != cmds[i].nargs || strchr(w[n - 1], ' '))
 		goto bad;
-	for (int k = 1; k < n; k++) {
+	for (int k = 1; k < n; k++)
 		if (!*w[k])
 			goto bad; /* two spaces in a row */
-		m->arg[k - 1] = w[k];
-	}
 	switch (m->cmd) {
 	case PROTO_HELLO:
 		if (number(w[1], 1, 999999, &m->version) < 0)
@@ -170,16 +191,21 @@ int proto_parse(char *line, struct proto_msg *m)
 			goto bad;
 		break;
 	case PROTO_AUTH:
+		if (!proto_is_hex(w[1], PROTO_MAC_HEX) || !proto_is_hex(w[2], PROTO_NONCE_HEX))
+			goto bad;
+		break;
+	case PROTO_OK:
 		if (!proto_is_hex(w[1], PROTO_MAC_HEX))
 			goto bad;
 		break;
 	case PROTO_PORT:
-		if (!name_ok(w[1]))
+		if (!name_ok(w[1]) || !proto_is_hex(w[2], PROTO_STREAM_HEX) ||
+		    offset(w[3], 1, &m->offset) < 0)
 			goto bad;
 		break;
 	case PROTO_GRANT:
 		if (!name_ok(w[1]) || number(w[2], 1, 65535, &v) < 0 ||
-		    !proto_is_hex(w[3], PROTO_TOKEN_HEX))
+		    !proto_is_hex(w[3], PROTO_TOKEN_HEX) || offset(w[4], 1, &m->offset) < 0)
 			goto bad;
 		m->port = (int)v;
 		break;
@@ -238,23 +264,28 @@ int proto_random_hex(char *out, size_t n)
 	return 0;
 }
 
-void proto_mac(const char *key, size_t keylen, const char *nonce, char out[PROTO_MAC_HEX + 1])
+void proto_mac(const char *key, size_t keylen, enum proto_role role, const char *np,
+	       const char *nm, char out[PROTO_MAC_HEX + 1])
 {
+	char msg[2 * PROTO_NONCE_HEX + 64];
 	unsigned char d[SHA256_LEN];
+	int n = snprintf(msg, sizeof msg, "socketpool %d %s %s %s", PROTO_VERSION,
+			 role == PROTO_POOL ? "pool" : "master", np, nm);
 
-	hmac_sha256(key, keylen, nonce, strlen(nonce), d);
+	hmac_sha256(key, keylen, msg, n > 0 ? (size_t)n : 0, d);
 	mem_hex(d, sizeof d, out);
 	mem_wipe(d, sizeof d);
 }
 
-int proto_mac_ok(const char *key, size_t keylen, const char *nonce, const char *mac)
+int proto_mac_ok(const char *key, size_t keylen, enum proto_role role, const char *np,
+		 const char *nm, const char *mac)
 {
 	char want[PROTO_MAC_HEX + 1];
 	int ok;
 
 	if (strlen(mac) != PROTO_MAC_HEX)
 		return 0;
-	proto_mac(key, keylen, nonce, want);
+	proto_mac(key, keylen, role, np, nm, want);
 	ok = mem_equal_ct(want, mac, PROTO_MAC_HEX);
 	mem_wipe(want, sizeof want);
 	return ok;

@@ -10,13 +10,14 @@
 
 #include "name.h"
 
-#define PROTO_VERSION 1
+#define PROTO_VERSION 2
 #define PROTO_LINE_MAX 1024 /* bytes in a line, its LF included */
 #define PROTO_NONCE_HEX 64  /* 32 random bytes */
 #define PROTO_MAC_HEX 64    /* HMAC-SHA-256 */
 #define PROTO_TOKEN_HEX 32  /* 16 random bytes */
+#define PROTO_STREAM_HEX 32 /* a daemon run's stream: 16 random bytes */
 #define PROTO_NAME_MAX NAME_MAX_LEN
-#define PROTO_ARGS 4
+#define PROTO_ARGS 5
 
 /* Bytes received and not yet taken as lines. */
 struct proto_in {
@@ -47,10 +48,10 @@ int proto_next(struct proto_in *in, char out[PROTO_LINE_MAX]);
 
 enum proto_cmd {
 	PROTO_HELLO, /* SOCKETPOOL version nonce         pool -> master */
-	PROTO_AUTH,  /* AUTH mac                         master -> pool */
-	PROTO_OK,    /* OK                               pool -> master */
-	PROTO_PORT,  /* PORT name                        master -> pool */
-	PROTO_GRANT, /* GRANT name port token            pool -> master */
+	PROTO_AUTH,  /* AUTH mac nonce                   master -> pool */
+	PROTO_OK,    /* OK mac                           pool -> master */
+	PROTO_PORT,  /* PORT name stream offset          master -> pool */
+	PROTO_GRANT, /* GRANT name port token taken      pool -> master */
 	PROTO_FAIL,  /* FAIL name reason...              pool -> master */
 	PROTO_END,   /* END                              master -> pool */
 	PROTO_BYE,   /* BYE                              pool -> master */
@@ -61,6 +62,8 @@ struct proto_msg {
 	enum proto_cmd cmd;
 	long version;		 /* HELLO */
 	int port;		 /* GRANT */
+	long long offset;	 /* PORT: where the master's stream resumes; GRANT: what the
+				    pool has of it ("taken"), -1 for unknown ("-") */
 	const char *arg[PROTO_ARGS]; /* pointers into the parsed line */
 	const char *text;	 /* FAIL and ERR: the free text, possibly "" */
 };
@@ -83,15 +86,20 @@ int proto_is_hex(const char *s, size_t n);
  */
 int proto_random_hex(char *out, size_t n);
 
-/* out = hex of HMAC-SHA-256(key, nonce as text), 64 digits plus a NUL. */
-void proto_mac(const char *key, size_t keylen, const char *nonce,
-	       char out[PROTO_MAC_HEX + 1]);
-
 /*
- * The master's proof is right: the hex MAC of nonce under key equals mac,
- * compared in constant time. Returns 1 when it is.
+ * The proofs of version 2: each side proves it knows the key over both
+ * nonces (the pool's first), so neither can be replayed from another
+ * session, and with its role in the message, so neither can be reflected:
+ * out = hex of HMAC-SHA-256(key, "socketpool 2 ROLE NP NM") with ROLE
+ * "master" or "pool" (64 digits plus a NUL).
  */
-int proto_mac_ok(const char *key, size_t keylen, const char *nonce, const char *mac);
+enum proto_role { PROTO_MASTER, PROTO_POOL };
+void proto_mac(const char *key, size_t keylen, enum proto_role role, const char *np,
+	       const char *nm, char out[PROTO_MAC_HEX + 1]);
+
+/* mac is the proof of role over np and nm under key, compared in constant time: 1 when it is. */
+int proto_mac_ok(const char *key, size_t keylen, enum proto_role role, const char *np,
+		 const char *nm, const char *mac);
 
 #define PROTO_KEY_MAX 4096 /* an @FILE key longer than this is surely the wrong file */
 

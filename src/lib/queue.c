@@ -120,8 +120,7 @@ long long queue_write(struct queue *q, int fd, unsigned flags, int *full)
 	return total;
 }
 
-/* Bytes of ours the peer acknowledged on fd, of sent; -1 with errno when the kernel cannot tell. */
-static long long tcp_acked(int fd, unsigned long long sent)
+long long queue_tcp_acked(int fd, unsigned long long sent)
 {
 	struct tcp_info ti;
 	socklen_t len = sizeof ti;
@@ -142,7 +141,7 @@ static long long tcp_acked(int fd, unsigned long long sent)
 
 long long queue_ack_tcp(struct queue *q, int fd, unsigned long long sent)
 {
-	long long acked = tcp_acked(fd, sent);
+	long long acked = queue_tcp_acked(fd, sent);
 	unsigned long long dropped = sent - q->sent; /* acknowledged and gone already */
 
 	if (acked < 0)

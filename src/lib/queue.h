@@ -77,6 +77,9 @@ long long queue_write(struct queue *q, int fd, unsigned flags, int *full);
  */
 long long queue_ack_tcp(struct queue *q, int fd, unsigned long long sent);
 
+/* Of sent bytes written to socket fd, how many its peer's TCP acknowledged; -1 with errno. */
+long long queue_tcp_acked(int fd, unsigned long long sent);
+
 /* Empty and more than keep bytes allocated: give the memory back. */
 void queue_release(struct queue *q, size_t keep);
 

@@ -15,16 +15,20 @@ static void check_msg(const struct proto_msg *m)
 {
 	switch (m->cmd) {
 	case PROTO_PORT:
-		if (!name_ok(m->arg[0]))
+		if (!name_ok(m->arg[0]) || !proto_is_hex(m->arg[1], PROTO_STREAM_HEX) || m->offset < -1)
+			abort();
+		break;
+	case PROTO_OK:
+		if (!proto_is_hex(m->arg[0], PROTO_MAC_HEX))
 			abort();
 		break;
 	case PROTO_GRANT:
 		if (!name_ok(m->arg[0]) || m->port < 1 || m->port > 65535 ||
-		    !proto_is_hex(m->arg[2], PROTO_TOKEN_HEX))
+		    !proto_is_hex(m->arg[2], PROTO_TOKEN_HEX) || m->offset < -1)
 			abort();
 		break;
 	case PROTO_AUTH:
-		if (!proto_is_hex(m->arg[0], PROTO_MAC_HEX))
+		if (!proto_is_hex(m->arg[0], PROTO_MAC_HEX) || !proto_is_hex(m->arg[1], PROTO_NONCE_HEX))
 			abort();
 		break;
 	case PROTO_FAIL:

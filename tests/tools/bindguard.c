@@ -23,7 +23,7 @@
 #include "lib/guard.h"
 #include "lib/sig.h"
 
-static const char *const evname[] = {"accept", "close", "reject", "error", "done"};
+static const char *const evname[] = {"accept", "close", "reject", "error", "done", "saved"};
 
 static void on_event(const struct binding_event *ev, void *arg)
 {
@@ -70,7 +70,8 @@ int main(int argc, char **argv)
 
 		/* One guard per binding, as pool gives each grant its own token. */
 		if (token || addr) {
-			if (guard_init(&guards[i], token, addr, wait_ms) < 0)
+			guard_init(&guards[i], !!(cfg.flags & BINDING_ONCE), wait_ms);
+			if (guard_add(&guards[i], token ? token : "", addr, NULL, 0) < 0)
 				err_die(1, "guard:");
 			cfg.guard = &guards[i].hook;
 		}
