@@ -87,18 +87,43 @@ demo: all
 bench: all tools
 	sh scripts/bench.sh
 
-# libFuzzer on the pool protocol parser for FUZZTIME seconds (needs clang's fuzzer runtime).
-FUZZCC   = clang
-FUZZTIME = 60
-FUZZSAN  = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+# libFuzzer targets (clang's fuzzer runtime): the pool protocol parser, line
+# assembly, the output queue with retention, and the encrypted channel's
+# handshake and record parser. `make fuzz` runs each for FUZZTIME seconds;
+# `make fuzz-check` (a step of make check) for FUZZCHECK seconds, so that a
+# crash fails CI. New inputs go to build/fuzz/corpus-NAME, seeds stay as they are.
+FUZZCC    = clang
+FUZZTIME  = 60
+FUZZCHECK = 8
+FUZZSAN   = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZERS   = proto lines queue noise
+FUZZSRC_proto = src/lib/proto.c src/lib/sha256.c src/lib/io.c src/lib/mem.c src/lib/name.c
+FUZZSRC_lines = src/lib/lines.c src/lib/mem.c
+FUZZSRC_queue = src/lib/queue.c src/lib/mem.c
+FUZZSRC_noise = src/lib/noise.c src/lib/record.c src/lib/chacha.c src/lib/x25519.c \
+		src/lib/hkdf.c src/lib/sha256.c src/lib/mem.c
+FUZZSEEDS_proto = tests/fuzz/seeds
+FUZZSEEDS_lines = tests/fuzz/lines-seeds
+FUZZSEEDS_queue = tests/fuzz/queue-seeds
+FUZZSEEDS_noise = tests/fuzz/noise-seeds
+
+build/fuzz/%: tests/fuzz/%.c $(LIBSRC)
+	@mkdir -p $(@D)
+	$(FUZZCC) -std=c11 -D_XOPEN_SOURCE=700 -g -O1 $(WARN) $(FUZZSAN) -Isrc -o $@ $< $(FUZZSRC_$*)
+
 fuzz:
 	sh scripts/deps.sh fuzz
-	@mkdir -p build/fuzz/corpus
-	$(FUZZCC) -std=c11 -D_XOPEN_SOURCE=700 -g -O1 $(WARN) $(FUZZSAN) -Isrc \
-		-o build/fuzz/proto tests/fuzz/proto.c src/lib/proto.c src/lib/sha256.c src/lib/io.c \
-		src/lib/mem.c src/lib/name.c
-	build/fuzz/proto -max_total_time=$(FUZZTIME) -max_len=4096 -print_final_stats=1 \
-		build/fuzz/corpus tests/fuzz/seeds
+	$(MAKE) -s fuzz-run T=$(FUZZTIME)
+
+fuzz-check:
+	$(MAKE) -s fuzz-run T=$(FUZZCHECK)
+
+fuzz-run: $(FUZZERS:%=build/fuzz/%)
+	@$(foreach f,$(FUZZERS),mkdir -p build/fuzz/corpus-$(f); echo "fuzz $(f): $(T) s"; \
+	if ! build/fuzz/$(f) -max_total_time=$(T) -max_len=70000 build/fuzz/corpus-$(f) \
+		$(FUZZSEEDS_$(f)) >build/fuzz/$(f).log 2>&1; then \
+		tail -40 build/fuzz/$(f).log; echo "fuzz $(f): FAILED"; exit 1; fi; \
+	grep -h "^Done" build/fuzz/$(f).log;)
 
 install: all
 	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(MANPREFIX)/man1 $(DESTDIR)$(MANPREFIX)/man7
@@ -114,7 +139,7 @@ uninstall:
 clean:
 	rm -rf build bin tests/bin
 
-.PHONY: all tools check analyze lint-tests demo bench fuzz install uninstall clean
+.PHONY: all tools check analyze lint-tests demo bench fuzz fuzz-check fuzz-run install uninstall clean
 .PRECIOUS: $(BUILD)/%.o $(BUILD)/lib/%.o
 
 -include $(wildcard $(BUILD)/*.d $(BUILD)/lib/*.d)

@@ -14,6 +14,8 @@ $MAKE -s all tools || exit 1
 # Tests that cannot fail, and the static analyzer: both fail the check.
 $MAKE -s lint-tests || exit 1
 $MAKE -s analyze || exit 1
+# Each fuzz target for a few seconds: a crash fails the check.
+$MAKE -s fuzz-check || exit 1
 # Both compilers must build warning-free; clang only compiles here.
 if command -v clang >/dev/null 2>&1; then
 	$MAKE -s CC=clang BUILD=build/clang BIN=build/clang/bin all || exit 1

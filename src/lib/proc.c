@@ -444,6 +444,8 @@ int proc_keeper(long grace_ms, int quiet, int close_fd)
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() != keeper)
 			raise(SIGTERM);
+		/* Not inherited: orphans of our daemons must come back to us, not to the keeper. */
+		prctl(PR_SET_CHILD_SUBREAPER, 1);
 		return 0;
 	}
 	keeper_worker = pid;

@@ -9,7 +9,8 @@
  *	 <------------- q->sent ----------->
  *	 <------------------------- q->len ------------------->
  *
- * A queue that does not retain drops bytes as they are written. Memory
+ * A queue that does not retain drops bytes as they are written. A queue
+ * is written one way or the other, never both. Memory
  * grows by mem_reserve's doubling rule and is given back when the queue
  * is empty and idle (queue_release).
  */

@@ -3,7 +3,9 @@
  * CONNS connections to HOST PORT for SECONDS; on each, reads the greeting,
  * sends a wrong AUTH at once and waits for the answer.
  *
- * usage: guesser HOST PORT CONNS SECONDS
+ * usage: guesser HOST PORT CONNS SECONDS [FROM]
+ *
+ * FROM: a local address to connect from (another loopback address, say).
  *
  * Prints "tried N judged N busy N other N": connections opened, AUTHs
  * answered "ERR key rejected", connections turned away "ERR busy...",
@@ -36,10 +38,16 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static struct sockaddr_in from = {.sin_family = AF_INET};
+
 static int open_one(const struct sockaddr_in *a)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
+	if (fd >= 0 && from.sin_addr.s_addr && bind(fd, (struct sockaddr *)&from, sizeof from) < 0) {
+		close(fd);
+		return -1;
+	}
 	if (fd < 0 || connect(fd, (const struct sockaddr *)a, sizeof *a) < 0) {
 		if (fd >= 0)
 			close(fd);
@@ -58,8 +66,10 @@ int main(int argc, char **argv)
 	int n, secs;
 	long long end;
 
-	if (argc != 5)
+	if (argc != 5 && argc != 6)
 		return 2;
+	if (argc == 6)
+		inet_pton(AF_INET, argv[5], &from.sin_addr);
 	inet_pton(AF_INET, argv[1], &a.sin_addr);
 	a.sin_port = htons((unsigned short)atoi(argv[2]));
 	n = atoi(argv[3]);
