@@ -577,6 +577,15 @@ static void relay(struct master *m, struct job *j, short out_rev, short sock_rev
 	}
 	if (j->sock < 0)
 		return;
+	if (sock_rev & POLLIN) {
+		char junk[512];
+		ssize_t r = recv(j->sock, junk, sizeof junk, MSG_DONTWAIT);
+
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+			relay_lost(m, j, r < 0 ? errno : EPIPE); /* the pool is ending: it takes no more */
+			return;
+		}
+	}
 	if (sock_rev & (POLLERR | POLLHUP)) {
 		int err = 0;
 		socklen_t len = sizeof err;
@@ -772,7 +781,7 @@ static void handle(struct master *m, char *line)
 			err_warn("the pool at %s %s rejected the key", m->o->host, m->o->port);
 		else
 			err_warn("the pool ended the session: %s%s", msg.text,
-				 m->running ? "; ending the daemons" : "");
+				 m->running && !m->o->resume ? "; ending the daemons" : "");
 		if (m->state == C_AUTH || !m->o->resume)
 			finish(m, EXIT_RUNTIME);
 		ctl_lost(m, msg.text);
@@ -999,9 +1008,11 @@ static void loop(struct master *m)
 			}
 			if (j->out >= 0 && queue_pending(&j->q) < JOB_QUEUE)
 				pfd[n++] = (struct pollfd){.fd = j->out, .events = POLLIN};
+			/* POLLIN: the pool's FIN on a data connection says it takes no more. */
 			if (j->sock >= 0)
-				pfd[n++] = (struct pollfd){.fd = j->sock,
-							   .events = queue_pending(&j->q) || j->full ? POLLOUT : 0};
+				pfd[n++] = (struct pollfd){
+					.fd = j->sock,
+					.events = POLLIN | (queue_pending(&j->q) || j->full ? POLLOUT : 0)};
 			if (j->sock >= 0 && j->q.sent)
 				timeout = min_timeout(timeout, now + 50, now); /* acknowledgements free memory */
 			if (j->retry_at > 0)

@@ -351,7 +351,7 @@ static void session_free(struct pool *p, size_t i)
 	if (s->state == S_NEW)
 		p->unauth--;
 	else
-		err_warn("%s: session ends: %zu grant(s), %zu still sending", s->peer, s->grants,
+		err_warn("%s: session ends: %zu grant(s), %zu not finished yet", s->peer, s->grants,
 			 s->live);
 	orphan(p, s);
 	for (size_t k = 0; k < p->ng; k++)

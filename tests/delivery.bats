@@ -174,12 +174,14 @@ sizes_are() { # TOTAL FILE...: the files' sizes add up to TOTAL
 # check_storm GOT... : each writer's lines, counted in count.TAG, appear in
 # the concatenation of the files exactly once each and in order.
 check_storm() {
-	local tag n
+	local tag n sum=0
 	for tag in a b c; do
 		n=$(cat "count.$tag")
-		[ "$n" -gt 0 ]
-		cat "$@" | grep "^$tag-" | cmp - <(seq -f "$tag-%08g" 1 "$n")
+		sum=$((sum + n))
+		# A writer that never got a line into a full pipe has nothing to find: fine.
+		cat "$@" | { grep "^$tag-" || true; } | cmp - <(seq -f "$tag-%08g" 1 "$n")
 	done
+	[ "$sum" -gt 0 ]
 }
 
 @test "SIGTERM during a write storm, 20 trials: every line a writer's write() took is sent or in ID.unread" {

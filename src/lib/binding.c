@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -62,6 +63,9 @@ struct binding {
 	size_t parts;	  /* bytes of CONN_DATA conns' unfinished lines */
 	int single;	  /* one sender at a time: pass bytes through, no line assembly */
 	int passed;	  /* once mode: the sender was admitted */
+	int had_data;	  /* once mode: its sender sent something */
+	int ino;	  /* once mode: inotify on the FIFO, to see a reader come; or -1 */
+	int opened;	  /* once mode: a reader opened the FIFO */
 	int done;
 	long long drain_at; /* once mode, sender gone: when to look at the pipe again */
 	int drain_step;
@@ -200,6 +204,8 @@ static int conn_end(struct binding *b, size_t i, int err)
 	}
 	if (err)
 		report(b, BINDING_EV_ERROR, c->peer, NULL, c->bytes, err);
+	if (c->bytes)
+		b->had_data = 1;
 	report_conn(b, BINDING_EV_CLOSE, c, err, taken);
 	conn_drop(b, i);
 	return r;
@@ -477,6 +483,19 @@ static int open_buffer(struct binding *b, const struct binding_config *cfg, pid_
 	 * a first line, keep to reading.
 	 */
 	pipew_init(&b->w, &b->fifo, b->single || !b->guard.on_line);
+	/*
+	 * A once buffer whose sender sends nothing must still give a reader its
+	 * end of file, even a reader that comes later: it ends only once a
+	 * reader has opened it (inotify tells; we hold the FIFO open ourselves,
+	 * so nothing else would).
+	 */
+	if ((cfg->flags & BINDING_ONCE) && !b->fifo.spool) {
+		b->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		if (b->ino >= 0 && inotify_add_watch(b->ino, b->fifo.path, IN_OPEN) < 0) {
+			close(b->ino);
+			b->ino = -1;
+		}
+	}
 	return 0;
 }
 
@@ -493,6 +512,7 @@ struct binding *binding_open(const struct binding_config *cfg, pid_t *holder, in
 		return NULL;
 	}
 	b->fifo.fd = -1;
+	b->ino = -1;
 	b->flags = cfg->flags;
 	b->max_conns = cfg->max_conns ? cfg->max_conns : BINDING_MAX_CONNS;
 	b->mem_cap = cfg->mem_cap ? cfg->mem_cap : BINDING_MEM_CAP;
@@ -533,7 +553,7 @@ int binding_port(const struct binding *b)
 
 size_t binding_nfds(const struct binding *b)
 {
-	return b->max_conns + 1 + LISTENER_MAX;
+	return b->max_conns + 2 + LISTENER_MAX;
 }
 
 size_t binding_pollfds(struct binding *b, struct pollfd *pfd)
@@ -543,6 +563,8 @@ size_t binding_pollfds(struct binding *b, struct pollfd *pfd)
 	if (b->done)
 		return 0;
 	n += pipew_pollfd(&b->w, pfd + n);
+	if (b->ino >= 0 && !b->opened)
+		pfd[n++] = (struct pollfd){.fd = b->ino, .events = POLLIN};
 	if (b->nconns < b->max_conns)
 		n += listener_pollfds(&b->l, pfd + n, io_now_ms());
 	for (size_t i = 0; i < b->nconns; i++)
@@ -571,7 +593,8 @@ int binding_timeout(const struct binding *b)
 	for (size_t i = 0; i < b->nconns; i++)
 		if (b->conns[i].state == CONN_FIRST)
 			at = earlier(at, b->conns[i].first_by);
-	if (draining(b))
+	/* Waiting for a reader of an empty stream needs no timer: inotify wakes us. */
+	if (draining(b) && (b->had_data || b->opened || b->ino < 0))
 		at = earlier(at, b->drain_at);
 	if ((t = listener_timeout(&b->l, now)) >= 0)
 		at = earlier(at, now + t);
@@ -584,6 +607,9 @@ int binding_timeout(const struct binding *b)
 
 static void finish(struct binding *b)
 {
+	if (b->ino >= 0)
+		close(b->ino);
+	b->ino = -1;
 	/* Closing our end gives a waiting reader its EOF; the path goes first. */
 	fifo_close(&b->fifo);
 	b->done = 1;
@@ -598,10 +624,13 @@ static void check_drained(struct binding *b)
 	if (!draining(b))
 		return;
 	pending = pipew_pending(&b->w);
-	if (pending == 0) {
+	/* Nothing ever came: the end waits for a reader to take it (see open_buffer). */
+	if (pending == 0 && (b->had_data || b->opened || b->ino < 0)) {
 		finish(b);
 		return;
 	}
+	if (pending == 0)
+		return;
 	if (b->drain_step == 0 || pending != b->drain_last) {
 		b->drain_step = DRAIN_MIN_MS;
 		b->drain_at = now + b->drain_step;
@@ -627,9 +656,16 @@ int binding_handle(struct binding *b, const struct pollfd *pfd, size_t n)
 
 	if (b->done)
 		return 0;
-	for (size_t k = 0; k < n; k++)
+	for (size_t k = 0; k < n; k++) {
 		if (pfd[k].fd == b->w.fd && pipew_ready(&b->w, pfd[k].revents) < 0)
 			return -1;
+		if (b->ino >= 0 && pfd[k].fd == b->ino && pfd[k].revents) {
+			char ev[4096];
+
+			while (read(b->ino, ev, sizeof ev) > 0)
+				b->opened = 1;
+		}
+	}
 	if (pipew_flush(&b->w) < 0)
 		return -1;
 	for (size_t k = 0; k < n; k++) {
@@ -637,7 +673,7 @@ int binding_handle(struct binding *b, const struct pollfd *pfd, size_t n)
 		size_t i;
 		int r, owner;
 
-		if (!pfd[k].revents || pfd[k].fd == b->w.fd)
+		if (!pfd[k].revents || pfd[k].fd == b->w.fd || pfd[k].fd == b->ino)
 			continue;
 		if (is_listener(b, pfd[k].fd)) {
 			listener_ready = 1;
@@ -684,20 +720,68 @@ int binding_done(const struct binding *b)
 	return b->done;
 }
 
-/* Take what a sender's socket holds right now, at teardown. */
-static void conn_snatch(struct binding *b, struct conn *c)
+/* Take what a sender's socket holds right now; 1 when it is at its end. */
+static int conn_snatch(struct binding *b, struct conn *c)
 {
 	char buf[16384];
-	int left = sock_pending(c->fd);
 
-	while (left > 0) {
+	for (int rounds = 0; rounds < 64; rounds++) {
 		ssize_t r = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
 
-		if (r <= 0 || lines_hold(&c->lines, buf, (size_t)r) < 0)
-			break;
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+			return 1;
+		if (r < 0 || lines_hold(&c->lines, buf, (size_t)r) < 0)
+			return 0;
+		c->bytes += (unsigned long long)r;
 		b->parts += (size_t)r;
-		left -= (int)r;
 	}
+	return 0;
+}
+
+/*
+ * At teardown, what each sender's TCP acknowledged must be read, or it is
+ * lost in a reset: our FIN says we take no more (a master stops sending
+ * and closes), and we read until every sender has closed, or the time is
+ * up. What arrives after that was never acknowledged as read by us.
+ */
+static void senders_quiesce(struct binding *b, long long deadline)
+{
+	struct pollfd *pfd = calloc(b->nconns ? b->nconns : 1, sizeof *pfd);
+	int *done = calloc(b->nconns ? b->nconns : 1, sizeof *done);
+	size_t left = 0;
+
+	if (!done || !pfd) {
+		free(pfd);
+		free(done);
+		return;
+	}
+	for (size_t i = 0; i < b->nconns; i++) {
+		if (b->conns[i].state != CONN_DATA) {
+			done[i] = 1;
+			continue;
+		}
+		shutdown(b->conns[i].fd, SHUT_WR);
+		left++;
+	}
+	while (left && io_now_ms() < deadline) {
+		size_t n = 0;
+
+		for (size_t i = 0; i < b->nconns; i++)
+			if (!done[i])
+				pfd[n++] = (struct pollfd){.fd = b->conns[i].fd, .events = POLLIN};
+		if (poll(pfd, (nfds_t)n, (int)(deadline - io_now_ms())) <= 0)
+			break;
+		for (size_t i = 0; i < b->nconns; i++)
+			if (!done[i] && conn_snatch(b, &b->conns[i])) {
+				done[i] = 1;
+				left--;
+			}
+	}
+	for (size_t i = 0; i < b->nconns; i++)
+		if (!done[i])
+			conn_snatch(b, &b->conns[i]);
+	free(pfd);
+	free(done);
 }
 
 /*
@@ -726,6 +810,8 @@ long long binding_close(struct binding *b, int save)
 	if (!b)
 		return 0;
 	stop_listening(b);
+	if (save)
+		senders_quiesce(b, io_now_ms() + BINDING_SEAL_MS);
 	iov = calloc(b->nconns + 1, sizeof *iov);
 	q = queue_unsent(&b->w.q, &qn);
 	if (iov && qn)
@@ -736,8 +822,6 @@ long long binding_close(struct binding *b, int save)
 
 		if (c->state != CONN_DATA)
 			continue;
-		if (save)
-			conn_snatch(b, c);
 		part = spill_part(b, c);
 		if (iov && part)
 			iov[n++] = (struct iovec){c->lines.part, part};
@@ -773,6 +857,8 @@ long long binding_close(struct binding *b, int save)
 	}
 	while (b->nconns)
 		conn_drop(b, 0);
+	if (b->ino >= 0)
+		close(b->ino);
 	fifo_close(&b->fifo);
 	pipew_free(&b->w);
 	free(b->conns);

@@ -7,7 +7,7 @@
  * Opens FIFO (never creating it) and writes lines "TAG-00000001\n", ...,
  * one write(2) each (so each is atomic), until a write fails or SIGTERM
  * comes; then prints how many lines write(2) accepted, and exits 0. MARK,
- * when given, is created once the first line is written (tests wait for it).
+ * when given, is created once the FIFO is open (tests wait for it).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,14 +43,15 @@ int main(int argc, char **argv)
 		printf("0\n");
 		return 0;
 	}
+	if (argc == 4)
+		close(open(argv[3], O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
 	while (!stop) {
 		int len = snprintf(line, sizeof line, "%s-%08lu\n", argv[2], n + 1);
 		ssize_t w = write(fd, line, (size_t)len);
 
 		if (w != len)
 			break; /* EPIPE, or EINTR from our SIGTERM: nothing of it was written */
-		if (n++ == 0 && argc == 4)
-			close(open(argv[3], O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+		n++;
 	}
 	printf("%lu\n", n);
 	return 0;
