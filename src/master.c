@@ -31,6 +31,7 @@
 #include "lib/opt.h"
 #include "lib/proc.h"
 #include "lib/proto.h"
+#include "lib/pump.h"
 #include "lib/queue.h"
 #include "lib/sig.h"
 
@@ -43,12 +44,16 @@
 static const char usage_text[] =
 	"usage: master [-bor] [-g SECONDS] [-L FILE] [-N PREFIX] [-t SECONDS] [-T SECONDS]\n"
 	"              [-w SECONDS] KEY HOST PORT DDIR\n"
+	"       master -x [-bo] [options] KEY HOST PORT DDIR\n"
+	"       master -c [-t SECONDS] [-T SECONDS] [-w SECONDS] KEY HOST PORT SERVICE\n"
 	"       master -version | -help\n"
 	"\n"
 	"  KEY        the pool's key, or @FILE to read it from FILE\n"
 	"  HOST PORT  where the pool listens (PORT 1024-49151)\n"
 	"  DDIR       directory of the daemons: its executable files\n"
 	"  -b         background once every daemon has its answer; print the PID\n"
+	"  -c         call one SERVICE of the pool, with our stdin as its input and its\n"
+	"             output on our stdout\n"
 	"  -g SECONDS at teardown, SIGKILL daemons still alive after SECONDS (default 5)\n"
 	"  -L FILE    diagnostics to FILE instead of syslog once backgrounded\n"
 	"  -N PREFIX  ask for PREFIX.NAME instead of NAME (many hosts, one pool)\n"
@@ -57,14 +62,17 @@ static const char usage_text[] =
 	"             and go on where the pool's side stopped\n"
 	"  -t SECONDS give the pool SECONDS for each answer (default 30)\n"
 	"  -T SECONDS end the daemons after SECONDS (default: no limit)\n"
-	"  -w SECONDS wait up to SECONDS for the pool to come up (default: no wait)\n";
+	"  -w SECONDS wait up to SECONDS for the pool to come up (default: no wait)\n"
+	"  -x         DDIR's executables are client portions of the pool's services of\n"
+	"             the same names: each talks to its service over its connection\n";
 
 static const char synopsis[] =
-	"master [-bor] [-g SECONDS] [-L FILE] [-N PREFIX] [-t SECONDS] [-T SECONDS] [-w SECONDS] "
-	"KEY HOST PORT DDIR";
+	"master [-bcorx] [-g SECONDS] [-L FILE] [-N PREFIX] [-t SECONDS] [-T SECONDS] [-w SECONDS] "
+	"KEY HOST PORT DDIR|SERVICE";
 
 struct opts {
 	int background, overlap_wait, resume;
+	int services; /* -x: client portions of services; -c: one call of our own (2) */
 	long grace_ms, reply_ms, run_ms, wait_ms;
 	const char *logfile, *host, *port, *ddir, *prefix;
 	char *key;
@@ -96,6 +104,7 @@ struct job {
 	unsigned long long line;  /* the offset where the line at base begins */
 	long long retry_at;	  /* refused while resuming: ask again then */
 	int inflight;		  /* a PORT for it waits for its answer */
+	int remote;		  /* -x, -c: the service's status (EXIT), -1 it did not run, -2 unknown */
 };
 
 enum cstate { C_DOWN, C_CONNECTING, C_HELLO, C_AUTH, C_RUN, C_ENDED };
@@ -129,7 +138,7 @@ struct master {
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	static const char optstring[] = ":bg:hL:N:ort:T:Vw:";
+	static const char optstring[] = ":bcg:hL:N:ort:T:Vw:x";
 	int c;
 
 	o->grace_ms = 5000;
@@ -137,6 +146,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	while ((c = opt_next(argc, argv, optstring, usage_text)) != -1) {
 		switch (c) {
 		case 'b': o->background = 1; break;
+		case 'c': o->services = 2; break;
 		case 'g': o->grace_ms = opt_ms_or_die(optarg, 1, 3600000L, "-g", synopsis); break;
 		case 'L': o->logfile = optarg; break;
 		case 'N': o->prefix = optarg; break;
@@ -145,6 +155,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 't': o->reply_ms = opt_ms_or_die(optarg, 1, 86400000L, "-t", synopsis); break;
 		case 'T': o->run_ms = opt_ms_or_die(optarg, 1, 31L * 86400000L, "-T", synopsis); break;
 		case 'w': o->wait_ms = opt_ms_or_die(optarg, 1, 86400000L, "-w", synopsis); break;
+		case 'x': o->services = o->services ? o->services : 1; break;
 		default: opt_bad(argv, optstring, synopsis);
 		}
 	}
@@ -156,7 +167,14 @@ static void parse(int argc, char **argv, struct opts *o)
 		err_usage(synopsis, "empty host");
 	opt_port_or_die(argv[2], synopsis);
 	if (!*argv[3])
-		err_usage(synopsis, "empty daemon directory");
+		err_usage(synopsis, o->services == 2 ? "empty service name" : "empty daemon directory");
+	if (o->services == 2 && !name_ok(argv[3]))
+		err_usage(synopsis, "%s: not a service name", argv[3]);
+	if (o->services && o->resume)
+		err_usage(synopsis, "-r does not go with %s: a service call is not resumed",
+			  o->services == 2 ? "-c" : "-x");
+	if (o->services == 2 && o->background)
+		err_usage(synopsis, "-b does not go with -c: the call is our stdin and stdout");
 	if (o->logfile && !*o->logfile)
 		err_usage(synopsis, "-L: empty file name");
 	if (o->prefix && (!name_ok(o->prefix) || strlen(o->prefix) >= NAME_MAX_LEN - 1))
@@ -272,6 +290,7 @@ static void list_daemons(struct master *m)
 			memcpy(j->name, j->file, sizeof j->name);
 		}
 		j->out = j->sock = j->execfd = -1;
+		j->remote = -2;
 	}
 	closedir(dir);
 	if (m->nd)
@@ -281,6 +300,26 @@ static void list_daemons(struct master *m)
 	for (size_t i = 0; i < m->nd; i++)
 		if (proto_random_hex(m->d[i].stream, PROTO_STREAM_HEX / 2) < 0)
 			err_die(EXIT_RUNTIME, "random stream names:");
+}
+
+/* -c: one job, the service named on the command line; no directory, no program of ours. */
+static void call_one(struct master *m)
+{
+	struct job *j;
+
+	if (!(m->d = calloc(1, sizeof *m->d)) || !(m->ends = calloc(2, sizeof *m->ends)))
+		err_die(EXIT_RUNTIME, "memory:");
+	j = &m->d[0];
+	m->nd = 1;
+	snprintf(j->file, sizeof j->file, "%s", m->o->ddir);
+	if (m->o->prefix && strlen(m->o->prefix) + 1 + strlen(j->file) > NAME_MAX_LEN)
+		err_usage(synopsis, "-N: the prefix makes '%s' too long a name", j->file);
+	snprintf(j->name, sizeof j->name, "%s%s%s", m->o->prefix ? m->o->prefix : "",
+		 m->o->prefix ? "." : "", j->file);
+	j->out = j->sock = j->execfd = -1;
+	j->remote = -2;
+	if (proto_random_hex(j->stream, PROTO_STREAM_HEX / 2) < 0)
+		err_die(EXIT_RUNTIME, "random stream names:");
 }
 
 /*
@@ -437,6 +476,55 @@ static int data_connect(struct master *m, const struct job *j, const struct prot
 		return -1;
 	}
 	return fd;
+}
+
+/*
+ * -x, -c: a relay child talks to the service over fd: -x runs the client
+ * portion with pipes (so it can end its upload while it reads the result:
+ * our FIN follows its output's end), -c relays our own stdin and stdout.
+ * The child ends as the client portion did.
+ */
+static void start_call(struct master *m, struct job *j, int fd)
+{
+	char env_host[300], env_port[32], env_name[80], cmd[PROTO_NAME_MAX + 3];
+	char *set[] = {env_host, env_port, env_name, NULL};
+	struct proc_env env = {set, NULL};
+	struct relay r = {0};
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		err_warn("%s: cannot start: fork:", j->file);
+		close(fd);
+		m->failed = 1;
+		j->state = J_DONE;
+		j->ended = 1;
+		j->remote = -1;
+		return;
+	}
+	if (pid == 0) {
+		setpgid(0, 0);
+		/* Nothing of the master's but this connection: not the pool's, not the others'. */
+		if (m->ctl >= 0)
+			close(m->ctl);
+		linger_free(&m->linger);
+		snprintf(env_host, sizeof env_host, "POOL_HOST=%s", m->o->host);
+		snprintf(env_port, sizeof env_port, "POOL_PORT=%s", m->o->port);
+		snprintf(env_name, sizeof env_name, "SERVICE_NAME=%s", j->name);
+		if (m->o->services == 1) {
+			snprintf(cmd, sizeof cmd, "./%s", j->file);
+			r.program = cmd;
+			r.halfclose = 1;
+			if (fchdir(m->ddirfd) < 0)
+				_exit(EXIT_RUNTIME);
+		}
+		pump_child(&r, fd, &env);
+	}
+	setpgid(pid, pid);
+	close(fd);
+	j->pid = pid;
+	j->state = J_RUNNING;
+	m->running++;
+	m->started++;
 }
 
 /* Start the daemon: its stdout is the connection (fd), or (-r) a pipe to us. */
@@ -698,7 +786,9 @@ static void ask(struct master *m)
 			continue;
 		j->state = j->state == J_WAITING ? J_ASKED : j->state;
 		m->ask[m->asked++ % WINDOW] = i;
-		if (j->pid > 0 || j->q.len || j->base)
+		if (m->o->services)
+			send_line(m, "CALL %s %s", j->name, j->stream);
+		else if (j->pid > 0 || j->q.len || j->base)
 			send_line(m, "PORT %s %s %llu", j->name, j->stream, j->base);
 		else
 			send_line(m, "PORT %s %s %s", j->name, j->stream, m->o->resume ? "0" : "-");
@@ -741,9 +831,13 @@ static void answer(struct master *m, const struct proto_msg *msg)
 			err_warn("%s: the pool refused to resume it: %s; asking again", j->name, text);
 			j->retry_at = io_now_ms() + 1000;
 		} else {
-			err_warn("%s: the pool refused a port: %s", j->name, text);
+			if (m->o->services)
+				err_warn("%s: the pool refused the call: %s", j->name, text);
+			else
+				err_warn("%s: the pool refused a port: %s", j->name, text);
 			j->state = J_DONE;
 			j->ended = 1;
+			j->remote = -1;
 			m->failed = 1;
 		}
 		return;
@@ -765,7 +859,32 @@ static void answer(struct master *m, const struct proto_msg *msg)
 	}
 	if (m->o->resume)
 		io_set_nonblock(fd, 1);
-	start(m, j, fd);
+	if (m->o->services)
+		start_call(m, j, fd);
+	else
+		start(m, j, fd);
+}
+
+/* EXIT: how the pool's side of a call ended; its failure is ours (one line). */
+static void remote_exit(struct master *m, const struct proto_msg *msg)
+{
+	for (size_t i = 0; i < m->nd; i++) {
+		struct job *j = &m->d[i];
+
+		if (strcmp(j->name, msg->arg[0]) != 0 || strcmp(j->stream, msg->arg[1]) != 0)
+			continue;
+		j->remote = msg->status;
+		if (msg->status == 0)
+			return;
+		m->failed = 1;
+		if (msg->status < 0)
+			err_warn("%s: remote did not run: %s", j->name, msg->text);
+		else if (*msg->text)
+			err_warn("%s: remote exited %d (%s)", j->name, msg->status, msg->text);
+		else
+			err_warn("%s: remote exited %d", j->name, msg->status);
+		return;
+	}
 }
 
 static void handle(struct master *m, char *line)
@@ -831,6 +950,10 @@ static void handle(struct master *m, char *line)
 			m->bye = 1;
 			return;
 		}
+		if (msg.cmd == PROTO_EXIT && m->o->services) {
+			remote_exit(m, &msg);
+			return;
+		}
 		if ((msg.cmd != PROTO_GRANT && msg.cmd != PROTO_FAIL) || m->answered >= m->asked ||
 		    strcmp(msg.arg[0], m->d[m->ask[m->answered % WINDOW]].name) != 0)
 			break;
@@ -845,11 +968,12 @@ static void handle(struct master *m, char *line)
 	finish(m, EXIT_RUNTIME);
 }
 
-/* Every stream is delivered (or needs nothing): nothing of ours waits on the pool. */
+/* Every stream is delivered (or needs nothing), every service said how it ended. */
 static int all_over(const struct master *m)
 {
 	for (size_t i = 0; i < m->nd; i++)
-		if (!stream_over(m, &m->d[i]) || m->d[i].state == J_WAITING)
+		if (!stream_over(m, &m->d[i]) || m->d[i].state == J_WAITING ||
+		    (m->o->services && m->d[i].remote == -2))
 			return 0;
 	return 1;
 }
@@ -868,6 +992,13 @@ static void ctl_lost(struct master *m, const char *why)
 	m->reply_by = 0;
 	if (m->state == C_ENDED && (m->bye || m->running == 0) && all_over(m))
 		return; /* the session was over anyway */
+	for (size_t i = 0; m->o->services && i < m->nd; i++)
+		if (m->d[i].remote == -2 && m->d[i].state != J_WAITING) {
+			err_warn("%s: the pool went away before saying how the service ended",
+				 m->d[i].name);
+			m->d[i].remote = -1;
+			m->failed = 1;
+		}
 	if (!m->o->resume) {
 		err_warn("the pool closed the connection%s%s%s", *why ? ": " : "", why,
 			 m->running ? "; ending the daemons" : "");
@@ -1084,15 +1215,19 @@ int main(int argc, char **argv)
 	err_init(argv[0]);
 	io_sanitize_std();
 	parse(argc, argv, &o);
-	/* Checked before connecting: a typo should not cost the pool a session. */
-	m.ddirfd = open(o.ddir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (m.ddirfd < 0)
-		err_die(EXIT_RUNTIME, "%s:", o.ddir);
-	lock_ddir(&o, m.ddirfd);
 	m.cwdfd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (m.cwdfd < 0)
 		err_die(EXIT_RUNTIME, "current directory:");
-	list_daemons(&m);
+	if (o.services == 2) {
+		call_one(&m);
+	} else {
+		/* Checked before connecting: a typo should not cost the pool a session. */
+		m.ddirfd = open(o.ddir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (m.ddirfd < 0)
+			err_die(EXIT_RUNTIME, "%s:", o.ddir);
+		lock_ddir(&o, m.ddirfd);
+		list_daemons(&m);
+	}
 	if (connector_init(&m.conn, o.host, o.port, NULL, &gai) < 0)
 		err_die(EXIT_RUNTIME, "connect to %s %s: %s", o.host, o.port, net_strerror(gai));
 	if (daemon_start(&m.dm, o.background, 0) < 0)

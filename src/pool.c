@@ -31,8 +31,10 @@
 #include "lib/net.h"
 #include "lib/opt.h"
 #include "lib/penalty.h"
+#include "lib/proc.h"
 #include "lib/proto.h"
 #include "lib/queue.h"
+#include "lib/service.h"
 #include "lib/sig.h"
 #include "lib/streams.h"
 
@@ -47,7 +49,7 @@
 
 static const char usage_text[] =
 	"usage: pool [-abl] [-c MAX] [-d DIR] [-n MAX] [-N MAX] [-r LO-HI] [-A ADDR] [-t SECONDS]\n"
-	"            [-L FILE] KEY PORT\n"
+	"            [-x SDIR [-R SECONDS] [-S MAX]] [-L FILE] KEY PORT\n"
 	"       pool -version | -help\n"
 	"\n"
 	"  KEY        the key masters must prove they know, or @FILE to read it from FILE\n"
@@ -65,12 +67,15 @@ static const char usage_text[] =
 	"  -n MAX     at most MAX grants for one master's session (default 1000)\n"
 	"  -N MAX     at most MAX grants at once in all (default 4000)\n"
 	"  -r LO-HI   take buffer ports from LO-HI (default: the kernel chooses)\n"
+	"  -R SECONDS a service runs at most SECONDS (default 600)\n"
+	"  -S MAX     at most MAX services at once (default 16)\n"
 	"  -t SECONDS a master must prove the key within SECONDS of connecting, and a\n"
-	"             session silent that long is dropped (default 30)\n";
+	"             session silent that long is dropped (default 30)\n"
+	"  -x SDIR    the executables in SDIR are services masters may call\n";
 
 static const char synopsis[] =
 	"pool [-abl] [-c MAX] [-d DIR] [-n MAX] [-N MAX] [-r LO-HI] [-A ADDR] [-t SECONDS] "
-	"[-L FILE] KEY PORT";
+	"[-x SDIR [-R SECONDS] [-S MAX]] [-L FILE] KEY PORT";
 
 struct opts {
 	int background, loop, spool;
@@ -78,6 +83,8 @@ struct opts {
 	long lo, hi; /* -r; 0: kernel's choice */
 	long idle_ms;
 	long max_unauth, max_session, max_grants; /* -c, -n, -N */
+	const char *sdir;			  /* -x */
+	long run_ms, max_services;		  /* -R, -S */
 	char *key;
 	size_t keylen;
 };
@@ -138,6 +145,15 @@ struct grant {
 	unsigned long long base; /* the stream's offset where this grant's sender starts */
 };
 
+/* A service call: the program run for one master's CALL (service.c). */
+struct call {
+	struct service *sv;
+	struct session *s; /* NULL once its master's connection is gone */
+	char name[PROTO_NAME_MAX + 1];
+	char stream[PROTO_STREAM_HEX + 1];
+	size_t pfd, npfd;
+};
+
 struct pool {
 	const struct opts *o;
 	struct daemon dm;
@@ -154,6 +170,8 @@ struct pool {
 	size_t nb, bcap;
 	struct nstate **names;
 	size_t nn, ncap;
+	struct call **calls;
+	size_t ncalls, callcap;
 	struct grant **g;
 	size_t ng, gcap;
 	struct pollfd *pfd;
@@ -179,13 +197,15 @@ static void parse_range(struct opts *o, const char *arg)
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	static const char optstring[] = ":aA:bc:d:hL:ln:N:r:t:V";
+	static const char optstring[] = ":aA:bc:d:hL:ln:N:r:R:S:t:Vx:";
 	int c;
 
 	o->idle_ms = 30000;
 	o->max_unauth = 32;
 	o->max_session = 1000;
 	o->max_grants = 4000;
+	o->run_ms = 600000;
+	o->max_services = 16;
 	while ((c = opt_next(argc, argv, optstring, usage_text)) != -1) {
 		switch (c) {
 		case 'a': o->spool = 1; break;
@@ -198,6 +218,9 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'n': o->max_session = opt_long_or_die(optarg, 1, 1000000, "-n", synopsis); break;
 		case 'N': o->max_grants = opt_long_or_die(optarg, 1, 1000000, "-N", synopsis); break;
 		case 'r': parse_range(o, optarg); break;
+		case 'R': o->run_ms = opt_ms_or_die(optarg, 1, 86400000L, "-R", synopsis); break;
+		case 'S': o->max_services = opt_long_or_die(optarg, 1, 10000, "-S", synopsis); break;
+		case 'x': o->sdir = optarg; break;
 		case 't': o->idle_ms = opt_ms_or_die(optarg, 1, 86400000L, "-t", synopsis); break;
 		default: opt_bad(argv, optstring, synopsis);
 		}
@@ -213,6 +236,8 @@ static void parse(int argc, char **argv, struct opts *o)
 		err_usage(synopsis, "-d: empty directory");
 	if (o->logfile && !*o->logfile)
 		err_usage(synopsis, "-L: empty file name");
+	if (o->sdir && !*o->sdir)
+		err_usage(synopsis, "-x: empty directory");
 	o->port = argv[1];
 	opt_key_or_die(argv[0], &o->key, &o->keylen, synopsis);
 }
@@ -357,6 +382,13 @@ static void session_free(struct pool *p, size_t i)
 	for (size_t k = 0; k < p->ng; k++)
 		if (p->g[k]->s == s)
 			p->g[k]->s = NULL;
+	/* A call waiting for its caller goes; one running ends as it will, reported to nobody. */
+	for (size_t k = 0; k < p->ncalls; k++)
+		if (p->calls[k]->s == s) {
+			p->calls[k]->s = NULL;
+			if (p->calls[k]->sv->state == SERVICE_WAITING)
+				service_stop(p->calls[k]->sv);
+		}
 	if (s->done)
 		linger_add(&p->linger, s->fd, POOL_LINGER_MS);
 	else
@@ -748,6 +780,129 @@ static void buffer_end(struct pool *p, struct buffer *buf, int save)
 	buffer_close(p, buf, save);
 }
 
+/* ---- service calls (-x) ---- */
+
+/* The service of this name: SDIR/NAME, an executable regular file. Returns its path (malloc'd). */
+static char *service_path(const struct pool *p, const char *name)
+{
+	char *path;
+	struct stat st;
+	size_t len;
+
+	if (!p->o->sdir)
+		return NULL;
+	len = strlen(p->o->sdir) + strlen(name) + 2;
+	if (!(path = malloc(len)))
+		return NULL;
+	snprintf(path, len, "%s/%s", p->o->sdir, name);
+	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || access(path, X_OK) < 0) {
+		free(path);
+		return NULL;
+	}
+	return path;
+}
+
+static size_t calls_running(const struct pool *p)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < p->ncalls; i++)
+		n += p->calls[i]->sv->state != SERVICE_ENDED;
+	return n;
+}
+
+static void call(struct pool *p, struct session *s, const struct proto_msg *m)
+{
+	const char *name = m->arg[0];
+	char token[PROTO_TOKEN_HEX + 1], *path;
+	struct listener l;
+	struct call *c;
+	int gai = 0;
+
+	if (!(path = service_path(p, name))) {
+		say(s, "FAIL %s no such service", name);
+		return;
+	}
+	if (calls_running(p) >= (size_t)p->o->max_services) {
+		say(s, "FAIL %s too many services running (%ld)", name, p->o->max_services);
+		goto out;
+	}
+	if (s->grants >= (size_t)p->o->max_session) {
+		say(s, "FAIL %s too many grants for one session (%ld)", name, p->o->max_session);
+		goto out;
+	}
+	if (mem_reserve(&p->calls, &p->callcap, p->ncalls + 1, sizeof *p->calls, 8) < 0 ||
+	    !(c = calloc(1, sizeof *c))) {
+		say(s, "FAIL %s out of memory", name);
+		goto out;
+	}
+	if (proto_random_hex(token, PROTO_TOKEN_HEX / 2) < 0 || grant_listener(p, &l, &gai) < 0) {
+		say(s, "FAIL %s cannot listen: %s", name, net_strerror(gai));
+		free(c);
+		goto out;
+	}
+	if (!(c->sv = service_open(name, path, token, s->ip, &l, p->o->run_ms, 2000))) {
+		say(s, "FAIL %s %s", name, strerror(errno));
+		free(c);
+		goto out;
+	}
+	c->s = s;
+	snprintf(c->name, sizeof c->name, "%s", name);
+	snprintf(c->stream, sizeof c->stream, "%s", m->arg[1]);
+	p->calls[p->ncalls++] = c;
+	s->live++;
+	s->grants++;
+	say(s, "GRANT %s %d %s -", name, service_port(c->sv), token);
+	err_warn("%s: service called by %s (port %d)", name, s->peer, service_port(c->sv));
+out:
+	mem_wipe(token, sizeof token);
+	free(path);
+}
+
+/* A call has ended: its master hears how (EXIT), its connection closes gracefully. */
+static void call_end(struct pool *p, size_t i)
+{
+	struct call *c = p->calls[i];
+	struct service *sv = c->sv;
+
+	if (sv->status >= 0)
+		err_warn("%s: service exited %d%s%s", c->name, sv->status, sv->why ? ": " : "",
+			 sv->why ? sv->why : "");
+	else
+		err_warn("%s: service did not run: %s", c->name, sv->why ? sv->why : "?");
+	if (c->s) {
+		if (sv->status >= 0)
+			say(c->s, "EXIT %s %s %d%s%s", c->name, c->stream, sv->status, sv->why ? " " : "",
+			    sv->why ? sv->why : "");
+		else
+			say(c->s, "EXIT %s %s - %s", c->name, c->stream, sv->why ? sv->why : "did not run");
+		if (--c->s->live == 0 && c->s->state == S_ENDED) {
+			say(c->s, "BYE");
+			c->s->closing = 1;
+		}
+		flush(c->s);
+	}
+	/* Our FIN follows everything the program wrote; then the peer is drained. */
+	if (sv->fd >= 0) {
+		linger_add(&p->linger, sv->fd, POOL_LINGER_MS);
+		sv->fd = -1;
+	}
+	service_free(sv);
+	free(c);
+	p->calls[i] = p->calls[--p->ncalls];
+}
+
+static void calls_reaped(struct pool *p)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = proc_reap(&status)) > 0)
+		for (size_t i = 0; i < p->ncalls; i++)
+			if (service_reaped(p->calls[i]->sv, pid, status))
+				break;
+}
+
 /* ---- the protocol, pool side ---- */
 
 /* Judge a proof the penalty now allows: the session goes on with the pool's own proof, or ends. */
@@ -802,6 +957,10 @@ static void line_in(struct pool *p, struct session *s, char *line)
 	case S_AUTHED:
 		if (m.cmd == PROTO_PORT) {
 			grant(p, s, &m);
+			return;
+		}
+		if (m.cmd == PROTO_CALL) {
+			call(p, s, &m);
 			return;
 		}
 		if (m.cmd != PROTO_END)
@@ -899,6 +1058,7 @@ static void release(struct pool *p)
 	free(p->s);
 	free(p->g);
 	free(p->bufs);
+	free(p->calls);
 	free(p->pfd);
 	mem_wipe(p->o->key, p->o->keylen);
 	free(p->o->key);
@@ -916,6 +1076,24 @@ static _Noreturn void teardown(struct pool *p, int sig)
 		}
 		s->done = 0; /* no lingering now: close at once */
 		session_free(p, 0);
+	}
+	/* Every service ends with the pool, its whole process group. */
+	if (p->ncalls) {
+		pid_t *pids = calloc(p->ncalls, sizeof *pids);
+		size_t n = 0;
+
+		for (size_t i = 0; pids && i < p->ncalls; i++)
+			if (p->calls[i]->sv->state == SERVICE_RUNNING)
+				pids[n++] = p->calls[i]->sv->pid;
+		for (size_t i = 0; !pids && i < p->ncalls; i++)
+			service_stop(p->calls[i]->sv); /* no memory: TERM at least */
+		if (pids)
+			proc_end_groups(pids, n, 2000, p->sigfd, NULL, NULL);
+		free(pids);
+		while (p->ncalls) {
+			service_free(p->calls[p->ncalls - 1]->sv);
+			free(p->calls[--p->ncalls]);
+		}
 	}
 	/* Every buffer saves what nobody read; its senders' streams record where they stopped. */
 	while (p->nb)
@@ -959,10 +1137,11 @@ static void loop(struct pool *p)
 		long long now = io_now_ms();
 		int timeout, chld, sig;
 
-		if (p->ended && p->nb == 0 && p->ns == 0 && p->linger.n == 0)
+		if (p->ended && p->nb == 0 && p->ns == 0 && p->linger.n == 0 && p->ncalls == 0)
 			return;
 		for (size_t i = 0; i < p->nb; i++)
 			need += binding_nfds(p->bufs[i]->b);
+		need += p->ncalls * (LISTENER_MAX + 1);
 		pfd_room(p, need);
 		p->pfd[n++] = (struct pollfd){.fd = p->sigfd, .events = POLLIN};
 		nl = listener_pollfds(&p->l, p->pfd + n, now);
@@ -994,13 +1173,30 @@ static void loop(struct pool *p)
 			n += buf->npfd;
 			timeout = min_timeout(timeout, binding_timeout(buf->b));
 		}
+		for (size_t i = 0; i < p->ncalls; i++) {
+			struct call *c = p->calls[i];
+			c->pfd = n;
+			c->npfd = service_pollfds(c->sv, p->pfd + n, now);
+			n += c->npfd;
+			timeout = min_timeout(timeout, service_timeout(c->sv, now));
+		}
 		if (poll(p->pfd, (nfds_t)n, timeout) < 0) {
 			if (errno != EINTR)
 				err_die(EXIT_RUNTIME, "poll:");
 			continue;
 		}
+		chld = 0;
 		if (p->pfd[0].revents && (sig = sig_drain(&chld, NULL)) != 0)
 			teardown(p, sig);
+		if (chld)
+			calls_reaped(p);
+		for (size_t i = 0; i < p->ncalls; i++) {
+			struct call *c = p->calls[i];
+
+			service_handle(c->sv, p->pfd + c->pfd, c->npfd, io_now_ms());
+			if (c->sv->state == SERVICE_ENDED)
+				call_end(p, i--);
+		}
 		/* Buffers first: their slices index the poll set as it was built. */
 		for (size_t i = 0; i < p->nb; i++) {
 			struct buffer *buf = p->bufs[i];

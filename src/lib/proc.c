@@ -192,6 +192,8 @@ int proc_child_setup(int fd0, int fd1, int fd2, const struct proc_env *env, unsi
 	for (int i = 0; i < 3; i++)
 		if (place_fd(fds[i], i) < 0)
 			return -1;
+	if ((flags & PROC_CLEARENV) && clearenv() != 0)
+		return -1;
 	if (env) {
 		for (const char *const *u = env->unset; u && *u; u++)
 			unsetenv(*u);

@@ -18,6 +18,7 @@ struct proc_env {
 
 #define PROC_NEWPGRP 1u   /* the child leads a process group of its own */
 #define PROC_PDEATHSIG 2u /* the child gets SIGTERM when its parent dies (Linux) */
+#define PROC_CLEARENV 4u  /* the child starts from an empty environment, then env->set */
 
 /*
  * Exec cmd in this process: directly (split at blanks, PATH search) when

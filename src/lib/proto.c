@@ -134,6 +134,7 @@ int proto_parse(char *line, struct proto_msg *m)
 		{"SOCKETPOOL", PROTO_HELLO, 2}, {"AUTH", PROTO_AUTH, 2}, {"OK", PROTO_OK, 1},
 		{"PORT", PROTO_PORT, 3},	{"GRANT", PROTO_GRANT, 4}, {"FAIL", PROTO_FAIL, -1},
 		{"END", PROTO_END, 0},		{"BYE", PROTO_BYE, 0},	   {"ERR", PROTO_ERR, -2},
+		{"CALL", PROTO_CALL, 2},	{"EXIT", PROTO_EXIT, -3},
 	};
 	const char *w[PROTO_ARGS + 1];
 	int n, i;
@@ -159,6 +160,25 @@ int proto_parse(char *line, struct proto_msg *m)
 			m->text = w[0] + strlen(w[0]) + 1;
 		for (int k = 2; k < n; k++) /* undo the split */
 			((char *)w[k])[-1] = ' ';
+		return 0;
+	}
+	if (cmds[i].nargs == -3) { /* EXIT name stream status [text] */
+		if (n < 4)
+			goto bad;
+		for (int k = 1; k < 4; k++)
+			m->arg[k - 1] = w[k];
+		if (n > 4)
+			m->text = w[4];
+		for (int k = 5; k < n; k++)
+			((char *)w[k])[-1] = ' ';
+		if (!name_ok(m->arg[0]) || !proto_is_hex(m->arg[1], PROTO_STREAM_HEX))
+			goto bad;
+		if (strcmp(m->arg[2], "-") == 0)
+			m->status = -1;
+		else if (number(m->arg[2], 0, 255, &v) == 0)
+			m->status = (int)v;
+		else
+			goto bad;
 		return 0;
 	}
 	if (cmds[i].nargs == -1) { /* FAIL name [text] */
@@ -201,6 +221,10 @@ int proto_parse(char *line, struct proto_msg *m)
 	case PROTO_PORT:
 		if (!name_ok(w[1]) || !proto_is_hex(w[2], PROTO_STREAM_HEX) ||
 		    offset(w[3], 1, &m->offset) < 0)
+			goto bad;
+		break;
+	case PROTO_CALL:
+		if (!name_ok(w[1]) || !proto_is_hex(w[2], PROTO_STREAM_HEX))
 			goto bad;
 		break;
 	case PROTO_GRANT:

@@ -56,12 +56,15 @@ enum proto_cmd {
 	PROTO_END,   /* END                              master -> pool */
 	PROTO_BYE,   /* BYE                              pool -> master */
 	PROTO_ERR,   /* ERR reason...                    pool -> master, then close */
+	PROTO_CALL,  /* CALL name stream                 master -> pool: run service name */
+	PROTO_EXIT,  /* EXIT name stream status [text]   pool -> master: how it ended */
 };
 
 struct proto_msg {
 	enum proto_cmd cmd;
 	long version;		 /* HELLO */
 	int port;		 /* GRANT */
+	int status;		 /* EXIT: 0-255, or -1 when the service never ran */
 	long long offset;	 /* PORT: where the master's stream resumes; GRANT: what the
 				    pool has of it ("taken"), -1 for unknown ("-") */
 	const char *arg[PROTO_ARGS]; /* pointers into the parsed line */

@@ -227,7 +227,7 @@ pid_t pump_spawn(const struct relay *r, const struct proc_env *env, int *in, int
 		goto out_close;
 	prog = proc_spawn(r->program, r->wonly ? STDIN_FILENO : to_prog[0],
 			  r->ronly ? STDOUT_FILENO : from_prog[1],
-			  r->ronly ? STDERR_FILENO : from_prog[1], env, 0);
+			  r->ronly || r->halfclose ? STDERR_FILENO : from_prog[1], env, 0);
 	if (prog < 0)
 		goto out_close;
 	if (to_prog[0] >= 0)
@@ -275,7 +275,7 @@ void pump_relay(const struct relay *r, struct pump *p, int conn, int in, int out
 	if (r->ronly) /* nothing will ever be sent: say so at once */
 		shutdown(conn, SHUT_WR);
 	/* With a program, its output ending ends the connection; else -q's rule. */
-	p->stop_mask = r->program && !r->ronly ? 2u : r->quit ? 2u : 0u;
+	p->stop_mask = r->program && !r->ronly && !r->halfclose ? 2u : r->quit ? 2u : 0u;
 	sig = pump_run(p);
 	if (sig)
 		_exit(EXIT_SIGNAL(sig));
@@ -283,11 +283,12 @@ void pump_relay(const struct relay *r, struct pump *p, int conn, int in, int out
 		shutdown(conn, SHUT_WR);
 	linger_close(conn, LINGER_MS);
 	if (prog > 0) {
-		int st;
+		int st = 0;
 		if (p->flow[0].out >= 0)
 			close(p->flow[0].out);
 		while (waitpid(prog, &st, 0) < 0 && errno == EINTR)
 			;
+		_exit(proc_status_code(st)); /* the relay ends as its program did */
 	}
 	_exit(0);
 }

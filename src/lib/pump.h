@@ -59,6 +59,8 @@ struct relay {
 	int crlf;	     /* -c: LF to CRLF towards the connection, CRLF to LF from it */
 	int quit;	     /* -q: the input's end ends the relay at once */
 	int ronly, wonly;    /* -r: nothing is sent; -w: nothing received is passed on */
+	int halfclose;	     /* the program's output ending is only a half-close: the
+				relay goes on until the peer's end too; its stderr is ours */
 };
 
 /*
@@ -73,8 +75,8 @@ pid_t pump_spawn(const struct relay *r, const struct proc_env *env, int *in, int
  * In a connection's child: relay between conn and in/out (the program's
  * pipes, or our own stdin/stdout) until the program's output ends, close
  * the connection gracefully (linger.c), wait for the program (prog 0:
- * none) and _exit: 0, or 128+signal when a signal ended the relay, or 1
- * when p is NULL (no memory). Never returns.
+ * none) and _exit with its status (0 without one), or 128+signal when a
+ * signal ended the relay, or 1 when p is NULL (no memory). Never returns.
  */
 _Noreturn void pump_relay(const struct relay *r, struct pump *p, int conn, int in, int out,
 			  pid_t prog);

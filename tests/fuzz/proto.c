@@ -40,6 +40,15 @@ static void check_msg(const struct proto_msg *m)
 		    (m->version == PROTO_VERSION && !proto_is_hex(m->arg[1], PROTO_NONCE_HEX)))
 			abort();
 		break;
+	case PROTO_CALL:
+		if (!name_ok(m->arg[0]) || !proto_is_hex(m->arg[1], PROTO_STREAM_HEX))
+			abort();
+		break;
+	case PROTO_EXIT:
+		if (!name_ok(m->arg[0]) || !proto_is_hex(m->arg[1], PROTO_STREAM_HEX) || m->status < -1 ||
+		    m->status > 255 || !m->text)
+			abort();
+		break;
 	case PROTO_ERR:
 		if (!m->text || strlen(m->text) >= PROTO_LINE_MAX)
 			abort();

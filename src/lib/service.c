@@ -1,0 +1,223 @@
+#include "service.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "io.h"
+#include "mem.h"
+#include "net.h"
+#include "proc.h"
+
+struct service *service_open(const char *name, const char *program, const char *token,
+			     const char *addr, struct listener *l, long run_ms, long grace_ms)
+{
+	struct service *s = calloc(1, sizeof *s);
+
+	if (!s || strlen(token) >= sizeof s->token || strlen(addr) >= sizeof s->addr ||
+	    !(s->program = strdup(program)) || !(s->name = strdup(name))) {
+		if (s) {
+			free(s->program);
+			free(s);
+		}
+		listener_close(l);
+		errno = errno ? errno : EINVAL;
+		return NULL;
+	}
+	s->l = *l;
+	l->n = 0; /* ours now */
+	s->fd = -1;
+	memcpy(s->token, token, strlen(token) + 1);
+	memcpy(s->addr, addr, strlen(addr) + 1);
+	net_plain_ip(s->addr);
+	s->run_ms = run_ms;
+	s->grace_ms = grace_ms;
+	s->token_by = io_now_ms() + SERVICE_TOKEN_MS;
+	return s;
+}
+
+int service_port(const struct service *s)
+{
+	return listener_port(&s->l);
+}
+
+size_t service_pollfds(struct service *s, struct pollfd *pfd, long long now)
+{
+	if (s->state != SERVICE_WAITING)
+		return 0;
+	if (s->fd >= 0) {
+		pfd[0] = (struct pollfd){.fd = s->fd, .events = POLLIN};
+		return 1;
+	}
+	return listener_pollfds(&s->l, pfd, now);
+}
+
+static long long earlier(long long a, long long b)
+{
+	return a < 0 || (b >= 0 && b < a) ? b : a;
+}
+
+int service_timeout(const struct service *s, long long now)
+{
+	long long at = -1;
+	int t = s->state == SERVICE_WAITING ? listener_timeout(&s->l, now) : -1;
+
+	if (s->state == SERVICE_WAITING)
+		at = earlier(at, s->token_by);
+	if (s->state == SERVICE_RUNNING)
+		at = earlier(at, s->term_sent ? s->run_by + s->grace_ms : s->run_by);
+	if (t >= 0)
+		at = earlier(at, now + t);
+	if (at < 0)
+		return -1;
+	return at <= now ? 0 : (int)(at - now > 0x7fffffff ? 0x7fffffff : at - now);
+}
+
+static void end(struct service *s, const char *why)
+{
+	listener_close(&s->l);
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+	s->state = SERVICE_ENDED;
+	s->status = -1;
+	s->why = why;
+}
+
+/* The program, on the caller's connection, in a clean environment. */
+static void run(struct service *s)
+{
+	struct proc_ucspi u;
+	char name[128], *set[PROC_UCSPI_VARS + 3];
+	struct proc_env env = {set, NULL};
+	size_t n = 0;
+
+	listener_close(&s->l);
+	/* The program gets the connection as any program gets its stdin: blocking. */
+	io_set_nonblock(s->fd, 0);
+	proc_ucspi_listener(&u, s->fd);
+	proc_ucspi_conn(&u, s->fd);
+	for (char *const *v = u.env.set; *v; v++)
+		set[n++] = *v;
+	snprintf(name, sizeof name, "SERVICE_NAME=%s", s->name);
+	set[n++] = name;
+	set[n++] = "PATH=/usr/local/bin:/usr/bin:/bin";
+	set[n] = NULL;
+	s->pid = proc_spawn(s->program, s->fd, s->fd, err_file_fd() >= 0 ? err_file_fd() : STDERR_FILENO,
+			    &env, PROC_NEWPGRP | PROC_CLEARENV);
+	if (s->pid < 0) {
+		end(s, strerror(errno));
+		return;
+	}
+	s->state = SERVICE_RUNNING;
+	s->run_by = io_now_ms() + s->run_ms;
+}
+
+/*
+ * The token line, a byte at a time: what follows it is the program's
+ * input, and must stay in the socket for it.
+ */
+static void read_token(struct service *s)
+{
+	for (;;) {
+		char c;
+		ssize_t r = recv(s->fd, &c, 1, MSG_DONTWAIT);
+
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (r <= 0 || s->flen == sizeof s->first - 1)
+			goto wrong;
+		if (c == '\n')
+			break;
+		s->first[s->flen++] = c;
+	}
+	if (s->flen && s->first[s->flen - 1] == '\r')
+		s->flen--;
+	if (s->flen == strlen(s->token) && mem_equal_ct(s->first, s->token, s->flen)) {
+		mem_wipe(s->token, sizeof s->token);
+		run(s);
+		return;
+	}
+wrong:
+	/* Not the caller: the grant goes on waiting for it. */
+	close(s->fd);
+	s->fd = -1;
+	s->flen = 0;
+}
+
+static void accept_caller(struct service *s, long long now)
+{
+	char ip[NET_IPLEN], port[NET_PORTLEN];
+	unsigned long failures;
+	int fd = listener_accept(&s->l, now, &failures);
+
+	if (fd < 0)
+		return;
+	if (net_name(fd, 1, ip, port) < 0 || strcmp(ip, s->addr) != 0) {
+		close(fd);
+		return;
+	}
+	io_set_nonblock(fd, 1);
+	s->fd = fd;
+	read_token(s);
+}
+
+void service_handle(struct service *s, const struct pollfd *pfd, size_t n, long long now)
+{
+	for (size_t k = 0; k < n && s->state == SERVICE_WAITING; k++) {
+		if (!pfd[k].revents)
+			continue;
+		if (pfd[k].fd == s->fd)
+			read_token(s);
+		else if (s->fd < 0)
+			accept_caller(s, now);
+	}
+	if (s->state == SERVICE_WAITING && now >= s->token_by)
+		end(s, "its caller did not come in time");
+	if (s->state == SERVICE_RUNNING && now >= s->run_by) {
+		if (!s->term_sent) {
+			kill(-s->pid, SIGTERM);
+			s->term_sent = 1;
+			s->why = "its run time is up";
+		} else if (now >= s->run_by + s->grace_ms) {
+			kill(-s->pid, SIGKILL);
+		}
+	}
+}
+
+int service_reaped(struct service *s, pid_t pid, int status)
+{
+	if (s->state != SERVICE_RUNNING || pid != s->pid)
+		return 0;
+	s->state = SERVICE_ENDED;
+	s->status = proc_status_code(status);
+	/* Whatever the program left in its group goes with it. */
+	kill(-s->pid, SIGKILL);
+	return 1;
+}
+
+void service_stop(struct service *s)
+{
+	if (s->state == SERVICE_RUNNING)
+		kill(-s->pid, SIGTERM);
+	else if (s->state == SERVICE_WAITING)
+		end(s, "cancelled");
+}
+
+void service_free(struct service *s)
+{
+	if (!s)
+		return;
+	listener_close(&s->l);
+	if (s->fd >= 0)
+		close(s->fd);
+	mem_wipe(s->token, sizeof s->token);
+	free(s->program);
+	free(s->name);
+	free(s);
+}

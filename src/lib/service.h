@@ -1,0 +1,77 @@
+/*
+ * service: the pool's other kind of grant (pool -x): a program run for one
+ * master's call. Its port takes one connection, from the master's address,
+ * whose first line is the grant's token; the program then runs with that
+ * connection as its standard input and output (as socket -p runs one: no
+ * relay), in a clean environment with the UCSPI variables and
+ * SERVICE_NAME, in a process group of its own, for at most run_ms. When it
+ * ends, our FIN follows everything it wrote and the peer is drained
+ * (linger.c). Poll-driven like the binding engine; never prints or exits.
+ */
+#ifndef SP_SERVICE_H
+#define SP_SERVICE_H
+
+#include <poll.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "listener.h"
+
+#define SERVICE_TOKEN_MS 10000 /* the caller's time to connect and present the token */
+
+enum service_state {
+	SERVICE_WAITING, /* for its caller's connection and token */
+	SERVICE_RUNNING,
+	SERVICE_ENDED /* the program ended (or never started); see status */
+};
+
+struct service {
+	enum service_state state;
+	struct listener l;
+	int fd;			/* the caller's connection, or -1 */
+	char token[129];
+	char addr[64];		/* the only address the caller may come from */
+	char first[160];	/* the token line, read a byte at a time */
+	size_t flen;
+	long long token_by, run_by;
+	pid_t pid;
+	int status;		/* SERVICE_ENDED: what a shell would say of it (0, n, 128+sig) */
+	const char *why;	/* SERVICE_ENDED without a status: why it did not run; or the cap */
+	char *program;		/* the service's path */
+	char *name;
+	long run_ms;
+	long grace_ms;
+	int term_sent;
+};
+
+/*
+ * A service waiting for its caller on l (taken over): program is run for
+ * the caller from addr that presents token. Returns it, or NULL with errno.
+ */
+struct service *service_open(const char *name, const char *program, const char *token,
+			     const char *addr, struct listener *l, long run_ms, long grace_ms);
+
+int service_port(const struct service *s);
+
+/* Append what the service wants polled (room for LISTENER_MAX + 1); returns how many. */
+size_t service_pollfds(struct service *s, struct pollfd *pfd, long long now);
+
+/* Milliseconds until something is due (token deadline, run cap), or -1. */
+int service_timeout(const struct service *s, long long now);
+
+/*
+ * Act on poll's answer (the slice service_pollfds appended): accept the
+ * caller, read its token, start the program; enforce the deadlines.
+ */
+void service_handle(struct service *s, const struct pollfd *pfd, size_t n, long long now);
+
+/* pid was reaped with status: 1 when it was this service's program (now ended). */
+int service_reaped(struct service *s, pid_t pid, int status);
+
+/* End it now: the program's group gets SIGTERM (and SIGKILL after grace_ms, by the caller). */
+void service_stop(struct service *s);
+
+/* Free it; the connection, if any, is closed. */
+void service_free(struct service *s);
+
+#endif
