@@ -73,6 +73,7 @@ struct opts {
 	const char *program, *bindaddr, *logfile;
 	const char *host, *port, *path; /* path set: UNIX socket */
 	int activated;			/* serving systemd's fd 3 */
+	struct listener adopted;	/* fd 3, checked before anything else could take it */
 };
 
 static int has_env_activation(void)
@@ -169,8 +170,6 @@ static void parse(int argc, char **argv, struct opts *o)
 		err_usage(synopsis, "-p: empty command");
 
 	o->activated = o->server && has_env_activation();
-	if (o->activated) /* ours now: kept through backgrounding, not passed to programs */
-		io_set_cloexec(3, 1);
 	if (o->server) {
 		if (nops > 1)
 			err_usage(synopsis, "too many operands");
@@ -184,12 +183,19 @@ static void parse(int argc, char **argv, struct opts *o)
 		}
 	} else if (nops == 1 && net_is_path(argv[0])) {
 		o->path = argv[0];
+	} else if (nops == 1) {
+		/* "socket app.sock" is a UNIX path missing its '/', as often as a host missing a port. */
+		err_usage(synopsis, "%s: missing port; a UNIX socket path needs a '/' (./%s)", argv[0],
+			  argv[0]);
 	} else if (nops == 2) {
 		o->host = argv[0];
 		o->port = argv[1];
 	} else {
 		err_usage(synopsis, nops < 2 ? "missing operand" : "too many operands");
 	}
+	/* In the background stdin and stdout are /dev/null: only a program has a use for them. */
+	if (o->background && !o->program)
+		err_usage(synopsis, "-b needs -p: in the background there is no stdin or stdout to relay");
 
 	if (o->path && o->bindaddr)
 		err_usage(synopsis, "-B does not apply to a UNIX socket");
@@ -197,6 +203,9 @@ static void parse(int argc, char **argv, struct opts *o)
 		err_usage(synopsis, "%s: path longer than a UNIX socket allows (%zu bytes)",
 			    o->path, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 	if (o->port && net_check_port(o->port) < 0) {
+		if (errno == ENOENT && o->server)
+			err_usage(synopsis, "%s: unknown service; a UNIX socket path needs a '/' (./%s)",
+				  o->port, o->port);
 		if (errno == ENOENT)
 			err_usage(synopsis, "%s: unknown service", o->port);
 		err_usage(synopsis, "%s: bad port (0-65535 or a service name)", o->port);
@@ -211,9 +220,7 @@ static void open_listener(const struct opts *o, struct listener *l)
 	int gai = 0;
 
 	if (o->activated) {
-		if (listener_adopt(l, 3) < 0)
-			err_die(EXIT_RUNTIME, "LISTEN_FDS: fd 3 is not a listening stream socket (%s)",
-				strerror(errno));
+		*l = o->adopted;
 		return;
 	}
 	if (o->path) {
@@ -235,6 +242,52 @@ static void open_listener(const struct opts *o, struct listener *l)
 			net_strerror(gai));
 }
 
+/*
+ * Socket activation: fd 3 is taken on trust by nobody. Checked first thing,
+ * before the self-pipe, the readiness pipe or a log could be given fd 3
+ * when it is closed; a wrong descriptor would make accept(2) fail forever.
+ */
+static void adopt_fd3(struct opts *o)
+{
+	const char *why;
+
+	if (listener_adopt(&o->adopted, 3) == 0) {
+		/* Ours now: kept through backgrounding, not passed to programs. */
+		io_set_cloexec(3, 1);
+		return;
+	}
+	switch (errno) {
+	case EBADF: why = "not open"; break;
+	case ENOTSOCK: why = "not a socket"; break;
+	case ESOCKTNOSUPPORT: why = "not a stream socket (UDP?)"; break;
+	case EINVAL: why = "a socket that is not listening"; break;
+	default: why = strerror(errno);
+	}
+	err_die(EXIT_RUNTIME, "LISTEN_FDS=1 but fd 3 is %s: no listening socket to serve", why);
+}
+
+/*
+ * -W starts the same program for every connection: one that cannot be
+ * found now would only fail in every worker, so say it once, as a shell
+ * would, and stop. A command for /bin/sh -c is the shell's to look up.
+ */
+static void check_program(const struct opts *o, char *path, size_t len, const char **found)
+{
+	*found = NULL;
+	if (!o->wmin)
+		return;
+	switch (proc_find(o->program, path, len)) {
+	case 0:
+		*found = path;
+		return;
+	case 1:
+		return;
+	}
+	if (errno == ENOENT)
+		err_die(EXIT_RUNTIME, "%s: not found", proc_cmd_name(o->program, path, len));
+	err_die(EXIT_RUNTIME, "%s:", proc_cmd_name(o->program, path, len));
+}
+
 static void server_opts_of(const struct opts *o, struct server_opts *so)
 {
 	*so = (struct server_opts){
@@ -251,9 +304,9 @@ static void server_opts_of(const struct opts *o, struct server_opts *so)
 	};
 }
 
-static int run_server(const struct opts *o, struct daemon *d)
+static int run_server(const struct opts *o, struct daemon *d, const char *found)
 {
-	char ip[NET_IPLEN], port[NET_PORTLEN], exec_path[4096];
+	char ip[NET_IPLEN], port[NET_PORTLEN];
 	struct server_opts so;
 	struct listener l;
 	struct server s;
@@ -284,9 +337,7 @@ static int run_server(const struct opts *o, struct daemon *d)
 		err_die(EXIT_RUNTIME, "%s:", o->logfile);
 	}
 	/* Found once here, not by failing an execve per PATH entry per connection. */
-	if (o->wmin && !o->prestart && !o->crlf &&
-	    proc_which(o->program, exec_path, sizeof exec_path) == 0)
-		so.exec_path = exec_path;
+	so.exec_path = found;
 	if (server_init(&s, &so, &l, sigfd) < 0)
 		err_die(EXIT_RUNTIME, "server:");
 	return server_run(&s);
@@ -349,12 +400,17 @@ static int run_client(const struct opts *o, struct daemon *d)
 int main(int argc, char **argv)
 {
 	struct opts o = {.grace_ms = GRACE_MS, .idle_ms = IDLE_MS};
+	char exec_path[4096];
+	const char *found;
 	struct daemon d;
 
 	err_init(argv[0]);
 	io_sanitize_std();
 	parse(argc, argv, &o);
+	if (o.activated)
+		adopt_fd3(&o);
+	check_program(&o, exec_path, sizeof exec_path, &found);
 	if (daemon_start(&d, o.background, 0) < 0)
 		err_die(EXIT_RUNTIME, "fork:");
-	return o.server ? run_server(&o, &d) : run_client(&o, &d);
+	return o.server ? run_server(&o, &d, found) : run_client(&o, &d);
 }

@@ -156,29 +156,51 @@ long_client() { # OUTFILE
 	[ ! -e w.sock ]
 }
 
+# A program that is there at start (-W checks) and gone by the time workers exec it.
+vanishing() {
+	printf '#!/bin/sh\nexec cat\n' >prog
+	chmod +x prog
+}
+# Every -P worker of M has its program running (the script became cat).
+prestarted() {
+	local w
+	for w in $(children_of "$M"); do
+		ps -o comm= --ppid "$w" | grep -qx cat || return 1
+	done
+}
+
 @test "exec failure: reported once per distinct error, connections closed, serving goes on" {
-	start -W 2 -s -p /nonexistent/program "$P"
+	vanishing
+	start -W 2 -s -p "$PWD/prog" "$P"
 	wait_listening "$P"
+	rm prog
 	for n in 1 2 3 4; do
 		run --separate-stderr reply "x$n"
 		[ "$status" -eq 0 ]
 		[ -z "$output" ]
 	done
 	wait_for 5 status_is "$M" err "2 0 0 4"
-	[ "$(grep -c 'exec /nonexistent/program: No such file or directory' err)" -eq 1 ]
+	[ "$(grep -c "exec $PWD/prog: No such file or directory" err)" -eq 1 ]
 	alive "$M"
 	wait_for 5 has_children "$M" 2
 }
 
 @test "exec failure with -P: reported once, the connection closed, the master goes on" {
-	start -W 2 -P -s -p /nonexistent/program "$P"
+	vanishing
+	start -W 2 -P -s -p "$PWD/prog" "$P"
 	wait_listening "$P"
+	# The two prestarted programs run already; their replacements find nothing.
+	wait_for 5 has_children "$M" 2
+	wait_for 5 prestarted
+	rm prog
 	run --separate-stderr reply x
-	[ -z "$output" ]
-	wait_for 5 grep -q 'exec /nonexistent/program: No such file' err
+	[ "$output" = x ]
 	run --separate-stderr reply y
+	[ "$output" = y ]
+	wait_for 5 grep -q "exec $PWD/prog: No such file" err
+	run --separate-stderr reply z
 	[ -z "$output" ]
-	[ "$(grep -c 'exec /nonexistent/program' err)" -eq 1 ]
+	[ "$(grep -c "exec $PWD/prog" err)" -eq 1 ]
 	alive "$M"
 }
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -62,19 +63,43 @@ void proc_exec_cmd(const char *cmd)
 	proc_exec_cmd_at(cmd, NULL);
 }
 
-int proc_which(const char *cmd, char *path, size_t len)
+/* An executable regular file, as execve would take it; else -1 with errno. */
+static int executable(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return -1;
+	if (!S_ISREG(st.st_mode) || access(path, X_OK) < 0) {
+		errno = EACCES;
+		return -1;
+	}
+	return 0;
+}
+
+int proc_find(const char *cmd, char *path, size_t len)
 {
 	char *argv[MAX_ARGS + 1], *copy = NULL;
 	const char *dirs = getenv("PATH"), *d, *end;
-	int found = -1;
+	int found = -1, err = ENOENT;
 
 	if (split_cmd(cmd, &copy, argv) == 0)
-		return -1;
-	/* A name with a slash is not searched; an unset PATH keeps execvp's default. */
-	if (strchr(argv[0], '/') || !dirs) {
+		return 1; /* what proc_exec_cmd hands to the shell */
+	if (strchr(argv[0], '/')) {
+		int n = snprintf(path, len, "%s", argv[0]);
+
+		if (n < 0 || (size_t)n >= len)
+			err = ENAMETOOLONG;
+		else if (executable(path) == 0)
+			found = 0;
+		else
+			err = errno;
 		free(copy);
-		return -1;
+		errno = err;
+		return found;
 	}
+	if (!dirs)
+		dirs = "/bin:/usr/bin"; /* execvp's default */
 	for (d = dirs; found < 0; d = end + 1) {
 		size_t dl;
 		int n;
@@ -83,16 +108,36 @@ int proc_which(const char *cmd, char *path, size_t len)
 		if (!end)
 			end = d + strlen(d);
 		dl = (size_t)(end - d);
-		if (dl == 0) /* the current directory: leave that search to execvp */
-			break;
-		n = snprintf(path, len, "%.*s/%s", (int)dl, d, argv[0]);
-		if (n > 0 && (size_t)n < len && access(path, X_OK) == 0)
-			found = 0;
+		/* An empty entry is the current directory, as for execvp. */
+		n = dl ? snprintf(path, len, "%.*s/%s", (int)dl, d, argv[0])
+		       : snprintf(path, len, "./%s", argv[0]);
+		if (n > 0 && (size_t)n < len) {
+			if (executable(path) == 0)
+				found = 0;
+			else if (errno == EACCES)
+				err = EACCES; /* as execvp: reported only if nothing else is found */
+		}
 		if (!*end)
 			break;
 	}
 	free(copy);
+	errno = err;
 	return found;
+}
+
+const char *proc_cmd_name(const char *cmd, char *buf, size_t len)
+{
+	size_t n;
+
+	cmd += strspn(cmd, " \t");
+	n = strcspn(cmd, " \t");
+	if (len == 0)
+		return "";
+	if (n >= len)
+		n = len - 1;
+	memcpy(buf, cmd, n);
+	buf[n] = '\0';
+	return buf;
 }
 
 const char *const proc_ucspi_unset[] = {"LISTEN_PID",	 "LISTEN_FDS",	 "LISTEN_FDNAMES",

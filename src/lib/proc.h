@@ -27,7 +27,7 @@ struct proc_env {
 void proc_exec_cmd(const char *cmd);
 
 /*
- * As proc_exec_cmd, but a direct exec tries path first (what proc_which
+ * As proc_exec_cmd, but a direct exec tries path first (what proc_find
  * found earlier; NULL: none), keeping argv[0] as written, and searches
  * PATH only if that fails: a server resolves its program once instead of
  * failing an execve per PATH entry before it on every connection.
@@ -35,13 +35,17 @@ void proc_exec_cmd(const char *cmd);
 void proc_exec_cmd_at(const char *cmd, const char *path);
 
 /*
- * Where a direct exec of cmd finds its program now: the first executable
- * "DIR/NAME" in PATH, into path (len bytes). Returns 0, or -1 when cmd
- * goes through the shell, names a path itself, or no PATH entry fits
- * (the caller then leaves the search to the exec).
+ * Look up the program a direct exec of cmd will run, as execvp(3) does: a
+ * name with a '/' as it is, else the first executable DIR/NAME in PATH
+ * (unset: /bin:/usr/bin; an empty entry: the current directory). Returns 0
+ * with that file in path (len bytes); 1 when cmd goes through /bin/sh -c,
+ * whose lookup is the shell's; or -1 with errno ENOENT (no such program),
+ * EACCES (found, but not an executable file) or ENAMETOOLONG.
  */
-int proc_which(const char *cmd, char *path, size_t len);
+int proc_find(const char *cmd, char *path, size_t len);
 
+/* The program name of cmd, its first word, into buf (len bytes), for messages; returns buf. */
+const char *proc_cmd_name(const char *cmd, char *buf, size_t len);
 
 /*
  * The UCSPI environment of a connection (PROTO, TCPLOCALIP, TCPLOCALPORT,
