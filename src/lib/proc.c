@@ -1,10 +1,13 @@
 #define _GNU_SOURCE /* prctl */
 #include "proc.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +20,9 @@
 #include "io.h"
 #include "sig.h"
 
-#define MAX_ARGS 64
+#define MAX_ARGS PROC_MAX_ARGS
+
+extern char **environ;
 
 /* Anything the shell would treat specially sends the command through sh -c. */
 static const char shell_meta[] = "|&;<>()$`\\\"'*?[]#~=%{}!\n";
@@ -41,21 +46,53 @@ static int split_cmd(const char *cmd, char **copy, char *argv[MAX_ARGS + 1])
 	return 0;
 }
 
-void proc_exec_cmd_at(const char *cmd, const char *path)
+int proc_cmd_init(struct proc_cmd *c, const char *cmd, const char *path)
 {
-	char *argv[MAX_ARGS + 1], *copy = NULL;
+	memset(c, 0, sizeof *c);
+	if (split_cmd(cmd, &c->copy, c->argv) > 0) {
+		if (path && snprintf(c->path, sizeof c->path, "%s", path) >= (int)sizeof c->path)
+			c->path[0] = '\0';
+		return 0;
+	}
+	if (!(c->copy = strdup(cmd)))
+		return -1;
+	c->shell = 1;
+	c->argv[0] = "sh";
+	c->argv[1] = "-c";
+	c->argv[2] = c->copy;
+	c->argv[3] = NULL;
+	return 0;
+}
 
-	if (split_cmd(cmd, &copy, argv) > 0) {
-		/* A stale cached path (ENOENT, ENOEXEC...) falls back to the full search. */
-		if (path)
-			execv(path, argv);
-		execvp(argv[0], argv);
-		int saved = errno;
-		free(copy);
-		errno = saved;
+void proc_cmd_free(struct proc_cmd *c)
+{
+	free(c->copy);
+	c->copy = NULL;
+}
+
+void proc_cmd_exec(const struct proc_cmd *c)
+{
+	if (c->shell) {
+		execv("/bin/sh", c->argv);
 		return;
 	}
-	execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+	/* A stale cached path (ENOENT, ENOEXEC...) falls back to the full search. */
+	if (c->path[0])
+		execv(c->path, c->argv);
+	execvp(c->argv[0], c->argv);
+}
+
+void proc_exec_cmd_at(const char *cmd, const char *path)
+{
+	struct proc_cmd c;
+	int saved;
+
+	if (proc_cmd_init(&c, cmd, path) < 0)
+		return;
+	proc_cmd_exec(&c);
+	saved = errno;
+	proc_cmd_free(&c);
+	errno = saved;
 }
 
 void proc_exec_cmd(const char *cmd)
@@ -77,30 +114,24 @@ static int executable(const char *path)
 	return 0;
 }
 
-int proc_find(const char *cmd, char *path, size_t len)
+/* find_prog: proc_find for a program name argv0 (a direct exec's first word). */
+static int find_prog(const char *argv0, char *path, size_t len)
 {
-	char *argv[MAX_ARGS + 1], *copy = NULL;
 	const char *dirs = getenv("PATH"), *d, *end;
-	int found = -1, err = ENOENT;
+	int err = ENOENT;
 
-	if (split_cmd(cmd, &copy, argv) == 0)
-		return 1; /* what proc_exec_cmd hands to the shell */
-	if (strchr(argv[0], '/')) {
-		int n = snprintf(path, len, "%s", argv[0]);
+	if (strchr(argv0, '/')) {
+		int n = snprintf(path, len, "%s", argv0);
 
-		if (n < 0 || (size_t)n >= len)
-			err = ENAMETOOLONG;
-		else if (executable(path) == 0)
-			found = 0;
-		else
-			err = errno;
-		free(copy);
-		errno = err;
-		return found;
+		if (n < 0 || (size_t)n >= len) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		return executable(path);
 	}
 	if (!dirs)
 		dirs = "/bin:/usr/bin"; /* execvp's default */
-	for (d = dirs; found < 0; d = end + 1) {
+	for (d = dirs;; d = end + 1) {
 		size_t dl;
 		int n;
 
@@ -109,20 +140,46 @@ int proc_find(const char *cmd, char *path, size_t len)
 			end = d + strlen(d);
 		dl = (size_t)(end - d);
 		/* An empty entry is the current directory, as for execvp. */
-		n = dl ? snprintf(path, len, "%.*s/%s", (int)dl, d, argv[0])
-		       : snprintf(path, len, "./%s", argv[0]);
+		n = dl ? snprintf(path, len, "%.*s/%s", (int)dl, d, argv0)
+		       : snprintf(path, len, "./%s", argv0);
 		if (n > 0 && (size_t)n < len) {
 			if (executable(path) == 0)
-				found = 0;
-			else if (errno == EACCES)
+				return 0;
+			if (errno == EACCES)
 				err = EACCES; /* as execvp: reported only if nothing else is found */
 		}
 		if (!*end)
 			break;
 	}
-	free(copy);
+	path[0] = '\0';
 	errno = err;
-	return found;
+	return -1;
+}
+
+int proc_find(const char *cmd, char *path, size_t len)
+{
+	struct proc_cmd c;
+	int r, saved;
+
+	if (proc_cmd_init(&c, cmd, NULL) < 0)
+		return -1;
+	r = c.shell ? 1 : find_prog(c.argv[0], path, len);
+	saved = errno;
+	proc_cmd_free(&c);
+	errno = saved;
+	return r;
+}
+
+int proc_cmd_find(struct proc_cmd *c)
+{
+	char path[sizeof c->path];
+
+	if (c->shell)
+		return 1;
+	if (find_prog(c->argv[0], path, sizeof path) < 0)
+		return -1;
+	memcpy(c->path, path, sizeof path);
+	return 0;
 }
 
 const char *proc_cmd_name(const char *cmd, char *buf, size_t len)
@@ -144,6 +201,14 @@ const char *const proc_ucspi_unset[] = {"LISTEN_PID",	 "LISTEN_FDS",	 "LISTEN_FD
 					 "TCPLOCALIP",	 "TCPLOCALPORT", "TCPREMOTEIP",
 					 "TCPREMOTEPORT", NULL};
 
+/* A variable with a value ("NAME=" holds a place for one to come). */
+static int known(const char *var)
+{
+	const char *eq = strchr(var, '=');
+
+	return eq && eq[1];
+}
+
 /* Point the set at the variables known so far. */
 static void ucspi_link(struct proc_ucspi *u)
 {
@@ -151,16 +216,49 @@ static void ucspi_link(struct proc_ucspi *u)
 
 	u->set[n++] = u->proto;
 	if (!u->unix_) {
-		if (u->lip[0])
+		if (known(u->lip))
 			u->set[n++] = u->lip;
 		u->set[n++] = u->lport;
-		if (u->rip[0])
+		if (known(u->rip))
 			u->set[n++] = u->rip;
-		if (u->rport[0])
+		if (known(u->rport))
 			u->set[n++] = u->rport;
 	}
 	u->set[n] = NULL;
 	u->env = (struct proc_env){u->set, proc_ucspi_unset};
+}
+
+/*
+ * The numeric address of fd's local or peer end, as net_name gives it, with
+ * less code: a -W worker formats it between accept and exec, and every
+ * page of code touched there is a page fault of a fresh process.
+ */
+static int sock_name(int fd, int peer, char ip[NET_IPLEN], char port[NET_PORTLEN])
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	int rc = peer ? getpeername(fd, (struct sockaddr *)&ss, &len)
+		      : getsockname(fd, (struct sockaddr *)&ss, &len);
+	const void *addr;
+	unsigned short p;
+
+	ip[0] = port[0] = '\0';
+	if (rc < 0)
+		return -1;
+	if (ss.ss_family == AF_INET) {
+		addr = &((struct sockaddr_in *)&ss)->sin_addr;
+		p = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	} else if (ss.ss_family == AF_INET6) {
+		addr = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+		p = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	} else {
+		return ss.ss_family;
+	}
+	if (!inet_ntop(ss.ss_family, addr, ip, NET_IPLEN))
+		return -1;
+	net_plain_ip(ip);
+	snprintf(port, NET_PORTLEN, "%u", p);
+	return ss.ss_family;
 }
 
 void proc_ucspi_listener(struct proc_ucspi *u, int lfd)
@@ -168,7 +266,7 @@ void proc_ucspi_listener(struct proc_ucspi *u, int lfd)
 	char ip[NET_IPLEN], port[NET_PORTLEN];
 
 	memset(u, 0, sizeof *u);
-	if (net_name(lfd, 0, ip, port) == AF_UNIX) {
+	if (sock_name(lfd, 0, ip, port) == AF_UNIX) {
 		u->unix_ = 1;
 		snprintf(u->proto, sizeof u->proto, "PROTO=UNIX");
 	} else {
@@ -181,19 +279,57 @@ void proc_ucspi_listener(struct proc_ucspi *u, int lfd)
 	ucspi_link(u);
 }
 
+void proc_ucspi_several(struct proc_ucspi *u)
+{
+	if (u->unix_)
+		return;
+	u->wildcard = 1;
+	u->lip[0] = '\0';
+	ucspi_link(u);
+}
+
+/* NAME=VALUE with an empty VALUE: unknown for this connection. */
+static void fill(char *buf, size_t len, const char *name, const char *value, int bound)
+{
+	snprintf(buf, len, "%s=%s", name, value);
+	if (bound && !*value)
+		unsetenv(name);
+}
+
 void proc_ucspi_conn(struct proc_ucspi *u, int fd)
 {
 	char ip[NET_IPLEN], port[NET_PORTLEN];
 
 	if (u->unix_)
 		return;
-	if (u->wildcard && net_name(fd, 0, ip, port) >= 0)
-		snprintf(u->lip, sizeof u->lip, "TCPLOCALIP=%s", ip);
-	if (net_name(fd, 1, ip, port) >= 0) {
-		snprintf(u->rip, sizeof u->rip, "TCPREMOTEIP=%s", ip);
-		snprintf(u->rport, sizeof u->rport, "TCPREMOTEPORT=%s", port);
+	if (u->wildcard) {
+		sock_name(fd, 0, ip, port);
+		fill(u->lip, sizeof u->lip, "TCPLOCALIP", ip, u->bound);
+	}
+	sock_name(fd, 1, ip, port);
+	fill(u->rip, sizeof u->rip, "TCPREMOTEIP", ip, u->bound);
+	fill(u->rport, sizeof u->rport, "TCPREMOTEPORT", port, u->bound);
+	if (!u->bound)
+		ucspi_link(u);
+}
+
+int proc_ucspi_bind_environ(struct proc_ucspi *u)
+{
+	if (!u->unix_) {
+		if (u->wildcard)
+			snprintf(u->lip, sizeof u->lip, "TCPLOCALIP=");
+		snprintf(u->rip, sizeof u->rip, "TCPREMOTEIP=");
+		snprintf(u->rport, sizeof u->rport, "TCPREMOTEPORT=");
 	}
 	ucspi_link(u);
+	u->bound = 1;
+	if (proc_env_apply(&u->env) < 0)
+		return -1;
+	/* The places to come, which the set leaves out while they are empty. */
+	if (!u->unix_ && ((u->wildcard && putenv(u->lip) != 0) || putenv(u->rip) != 0 ||
+			  putenv(u->rport) != 0))
+		return -1;
+	return 0;
 }
 
 void proc_conn_fds(int conn, int ronly, int wonly, int fds[3])
@@ -212,15 +348,10 @@ static int place_fd(int fd, int target)
 	return dup2(fd, target) < 0 ? -1 : 0;
 }
 
-int proc_child_setup(int fd0, int fd1, int fd2, const struct proc_env *env, unsigned flags)
+int proc_place_fds(int fd0, int fd1, int fd2)
 {
 	int fds[3] = {fd0, fd1, fd2};
 
-	sig_child_reset();
-	if (flags & PROC_NEWPGRP)
-		setpgid(0, 0);
-	if (flags & PROC_PDEATHSIG)
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
 	/* Move sources out of 0..2 first so one dup2 cannot clobber another. */
 	for (int i = 0; i < 3; i++) {
 		if (fds[i] >= 0 && fds[i] < 3 && fds[i] != i) {
@@ -236,14 +367,31 @@ int proc_child_setup(int fd0, int fd1, int fd2, const struct proc_env *env, unsi
 	for (int i = 0; i < 3; i++)
 		if (place_fd(fds[i], i) < 0)
 			return -1;
-	if (env) {
-		for (const char *const *u = env->unset; u && *u; u++)
-			unsetenv(*u);
-		for (char *const *s = env->set; s && *s; s++)
-			if (putenv(*s) != 0)
-				return -1;
-	}
 	return 0;
+}
+
+int proc_env_apply(const struct proc_env *env)
+{
+	if (!env)
+		return 0;
+	for (const char *const *u = env->unset; u && *u; u++)
+		unsetenv(*u);
+	for (char *const *s = env->set; s && *s; s++)
+		if (putenv(*s) != 0)
+			return -1;
+	return 0;
+}
+
+int proc_child_setup(int fd0, int fd1, int fd2, const struct proc_env *env, unsigned flags)
+{
+	sig_child_reset();
+	if (flags & PROC_NEWPGRP)
+		setpgid(0, 0);
+	if (flags & PROC_PDEATHSIG)
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (proc_place_fds(fd0, fd1, fd2) < 0)
+		return -1;
+	return proc_env_apply(env);
 }
 
 pid_t proc_spawn_start(const char *cmd, int fd0, int fd1, int fd2, const struct proc_env *env,
@@ -289,21 +437,160 @@ int proc_spawn_result(int errfd)
 	return n == (ssize_t)sizeof err ? err : 0;
 }
 
-pid_t proc_spawn(const char *cmd, int fd0, int fd1, int fd2, const struct proc_env *env,
-		 unsigned flags)
+/* NAME=VALUE or NAME names name. */
+static int same_name(const char *var, const char *name)
 {
-	int errfd, err;
-	pid_t pid = proc_spawn_start(cmd, fd0, fd1, fd2, env, flags, &errfd);
+	size_t n = strcspn(name, "=");
 
-	if (pid < 0)
+	return strncmp(var, name, n) == 0 && var[n] == '=';
+}
+
+/* Our environment with env applied, as a new array (its strings are borrowed), or NULL. */
+static char **envp_of(const struct proc_env *env)
+{
+	char **envs = environ ? environ : (char *[]){NULL}, **out;
+	size_t n = 0, k = 0, nset = 0;
+
+	while (envs[n])
+		n++;
+	while (env && env->set && env->set[nset])
+		nset++;
+	if (!(out = calloc(n + nset + 1, sizeof *out)))
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		int drop = 0;
+
+		for (const char *const *u = env ? env->unset : NULL; u && *u && !drop; u++)
+			drop = same_name(envs[i], *u);
+		for (size_t j = 0; j < nset && !drop; j++)
+			drop = same_name(envs[i], env->set[j]);
+		if (!drop)
+			out[k++] = envs[i];
+	}
+	for (size_t j = 0; j < nset; j++)
+		out[k++] = env->set[j];
+	out[k] = NULL;
+	return out;
+}
+
+/* The file actions that put fd0..fd2 in place (-1: /dev/null); tmp gets dups to close after. */
+static int spawn_fds(posix_spawn_file_actions_t *fa, int fd0, int fd1, int fd2, int tmp[3])
+{
+	int fds[3] = {fd0, fd1, fd2};
+
+	for (int i = 0; i < 3; i++) {
+		/* A source in 0..2 that an earlier action would overwrite: use a copy. */
+		if (fds[i] >= 0 && fds[i] < i) {
+			if ((tmp[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3)) < 0)
+				return -1;
+			fds[i] = tmp[i];
+		}
+		if (fds[i] < 0) {
+			if (posix_spawn_file_actions_addopen(fa, i, "/dev/null",
+							     i == 0 ? O_RDONLY : O_WRONLY, 0))
+				return -1;
+		} else if (posix_spawn_file_actions_adddup2(fa, fds[i], i)) {
+			/* The same fd: glibc then clears its close-on-exec flag (POSIX 2024). */
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* A file without "#!" that execvp would have run with /bin/sh: so do we. */
+static int spawn_script(pid_t *pid, const struct proc_cmd *c, const posix_spawn_file_actions_t *fa,
+			const posix_spawnattr_t *at, char **envp)
+{
+	char file[sizeof c->path], *argv[MAX_ARGS + 2];
+	int n = 0;
+
+	if (c->path[0])
+		memcpy(file, c->path, sizeof file);
+	else if (find_prog(c->argv[0], file, sizeof file) < 0)
+		return ENOEXEC;
+	argv[n++] = "sh";
+	argv[n++] = file;
+	for (int i = 1; c->argv[i] && n < MAX_ARGS + 1; i++)
+		argv[n++] = c->argv[i];
+	argv[n] = NULL;
+	return posix_spawn(pid, "/bin/sh", fa, at, argv, envp);
+}
+
+pid_t proc_cmd_spawn(const struct proc_cmd *c, int fd0, int fd1, int fd2,
+		     const struct proc_env *env, unsigned flags)
+{
+	static const int reset[] = {SIGINT, SIGHUP, SIGTERM, SIGCHLD, SIGUSR1, SIGPIPE, SIGWINCH};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	int tmp[3] = {-1, -1, -1}, err;
+	sigset_t none, def;
+	char **envp;
+	pid_t pid = -1;
+
+	if (!(envp = envp_of(env)))
 		return -1;
-	err = proc_spawn_result(errfd);
+	sigemptyset(&none);
+	sigemptyset(&def);
+	for (size_t i = 0; i < sizeof reset / sizeof reset[0]; i++)
+		sigaddset(&def, reset[i]);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&at);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &def);
+	posix_spawnattr_setpgroup(&at, 0);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+					      (flags & PROC_NEWPGRP ? POSIX_SPAWN_SETPGROUP : 0));
+	/* The child shares our memory until its exec (vfork): nothing to copy. */
+	if (spawn_fds(&fa, fd0, fd1, fd2, tmp) < 0) {
+		err = errno;
+	} else if (c->shell) {
+		err = posix_spawn(&pid, "/bin/sh", &fa, &at, c->argv, envp);
+	} else {
+		err = c->path[0] ? posix_spawn(&pid, c->path, &fa, &at, c->argv, envp) : ENOENT;
+		if (err)
+			err = posix_spawnp(&pid, c->argv[0], &fa, &at, c->argv, envp);
+		if (err == ENOEXEC)
+			err = spawn_script(&pid, c, &fa, &at, envp);
+	}
+	posix_spawnattr_destroy(&at);
+	posix_spawn_file_actions_destroy(&fa);
+	for (int i = 0; i < 3; i++)
+		if (tmp[i] >= 0)
+			close(tmp[i]);
+	free(envp);
 	if (err) {
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
 		errno = err;
 		return -1;
 	}
+	return pid;
+}
+
+pid_t proc_spawn(const char *cmd, int fd0, int fd1, int fd2, const struct proc_env *env,
+		 unsigned flags)
+{
+	struct proc_cmd c;
+	int saved;
+	pid_t pid;
+
+	if (flags & PROC_PDEATHSIG) { /* not a spawn attribute: the fork way */
+		int errfd, err;
+
+		if ((pid = proc_spawn_start(cmd, fd0, fd1, fd2, env, flags, &errfd)) < 0)
+			return -1;
+		if ((err = proc_spawn_result(errfd)) != 0) {
+			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+				;
+			errno = err;
+			return -1;
+		}
+		return pid;
+	}
+	if (proc_cmd_init(&c, cmd, NULL) < 0)
+		return -1;
+	pid = proc_cmd_spawn(&c, fd0, fd1, fd2, env, flags);
+	saved = errno;
+	proc_cmd_free(&c);
+	errno = saved;
 	return pid;
 }
 

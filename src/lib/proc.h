@@ -19,6 +19,47 @@ struct proc_env {
 #define PROC_NEWPGRP 1u   /* the child leads a process group of its own */
 #define PROC_PDEATHSIG 2u /* the child gets SIGTERM when its parent dies (Linux) */
 
+#define PROC_MAX_ARGS 64
+#define PROC_PATH_MAX 4096
+
+/*
+ * A command prepared once for many execs: split at blanks for a direct
+ * exec when it has no shell metacharacters, else "sh -c cmd".
+ */
+struct proc_cmd {
+	char *argv[PROC_MAX_ARGS + 4];
+	char *copy;		    /* the words' storage */
+	int shell;		    /* through /bin/sh -c */
+	char path[PROC_PATH_MAX];   /* a direct exec's program as found in PATH, or "" */
+};
+
+/*
+ * Prepare cmd; path (may be NULL) is where its program was found before
+ * (proc_find). Returns 0, or -1 with errno ENOMEM.
+ */
+int proc_cmd_init(struct proc_cmd *c, const char *cmd, const char *path);
+void proc_cmd_free(struct proc_cmd *c);
+
+/*
+ * Look the program up again (PATH may have changed, or the file): as
+ * proc_find, into c->path. Returns 0, 1 for a shell command, or -1 with
+ * errno (c is left as it was).
+ */
+int proc_cmd_find(struct proc_cmd *c);
+
+/*
+ * Exec c in this process with the current environment: c->path first,
+ * then a PATH search if that fails. Returns only on failure, with errno.
+ */
+void proc_cmd_exec(const struct proc_cmd *c);
+
+/*
+ * As proc_spawn, for a prepared command, with vfork's economy
+ * (posix_spawn: nothing of ours is copied). flags: PROC_NEWPGRP only.
+ */
+pid_t proc_cmd_spawn(const struct proc_cmd *c, int fd0, int fd1, int fd2,
+		     const struct proc_env *env, unsigned flags);
+
 /*
  * Exec cmd in this process: directly (split at blanks, PATH search) when
  * it has no shell metacharacters, else through /bin/sh -c. Returns only
@@ -59,6 +100,7 @@ struct proc_ucspi {
 	char rip[NET_IPLEN + 16], rport[NET_PORTLEN + 16];
 	int wildcard; /* the listener's address is a wildcard: the local IP is per connection */
 	int unix_;    /* a UNIX socket: PROTO=UNIX and nothing else */
+	int bound;    /* proc_ucspi_bind_environ: environ holds these buffers */
 	char *set[PROC_UCSPI_VARS + 1];
 	struct proc_env env; /* give &env to proc_spawn */
 };
@@ -73,8 +115,27 @@ extern const char *const proc_ucspi_unset[];
  */
 void proc_ucspi_listener(struct proc_ucspi *u, int lfd);
 
-/* Add connection fd's part: the local address where the listener's was a wildcard, the peer's. */
+/*
+ * The listener has several sockets (every address of a name): the local
+ * IP is each connection's, as for a wildcard.
+ */
+void proc_ucspi_several(struct proc_ucspi *u);
+
+/*
+ * Add connection fd's part: the local address where the listener's was a
+ * wildcard, the peer's. After proc_ucspi_bind_environ the values are
+ * written into environ's strings in place, and one that cannot be told is
+ * removed from environ.
+ */
 void proc_ucspi_conn(struct proc_ucspi *u, int fd);
+
+/*
+ * Before a connection (a -W worker): make environ what the connection's
+ * program gets, its own values still to come: the unset names removed,
+ * and every variable of u put into environ by reference, so that
+ * proc_ucspi_conn has only to fill them in. Returns 0, or -1 with errno.
+ */
+int proc_ucspi_bind_environ(struct proc_ucspi *u);
 
 /*
  * The descriptors a connection's program gets for fds 0, 1 and 2, by -r
@@ -85,10 +146,11 @@ void proc_ucspi_conn(struct proc_ucspi *u, int fd);
 void proc_conn_fds(int conn, int ronly, int wonly, int fds[3]);
 
 /*
- * Fork and exec cmd with fd0, fd1 and fd2 as its standard descriptors
- * (-1: /dev/null). Signal dispositions and mask are reset. Returns the
- * pid once the exec has happened, or -1 with errno set to why the exec
- * failed (the child is reaped then).
+ * Start cmd with fd0, fd1 and fd2 as its standard descriptors (-1:
+ * /dev/null). Signal dispositions and mask are reset. Returns the pid
+ * once the exec has happened, or -1 with errno set to why the exec failed
+ * (the child is reaped then). Without PROC_PDEATHSIG this is
+ * proc_cmd_spawn (posix_spawn); with it, fork and exec.
  */
 pid_t proc_spawn(const char *cmd, int fd0, int fd1, int fd2, const struct proc_env *env,
 		 unsigned flags);
@@ -115,6 +177,12 @@ int proc_spawn_result(int errfd);
  * flags; -1 means /dev/null. Returns 0 or -1.
  */
 int proc_child_setup(int fd0, int fd1, int fd2, const struct proc_env *env, unsigned flags);
+
+/* The descriptor part of proc_child_setup: dup fd0..fd2 onto 0..2 (-1: /dev/null). Returns 0 or -1. */
+int proc_place_fds(int fd0, int fd1, int fd2);
+
+/* The environment part: unset env->unset, put env->set (by reference). Returns 0 or -1. */
+int proc_env_apply(const struct proc_env *env);
 
 /* waitpid(-1, WNOHANG) retrying EINTR: a pid, 0 when none is ready, -1. */
 pid_t proc_reap(int *status);
