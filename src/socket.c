@@ -27,17 +27,18 @@
 #include "lib/sig.h"
 
 #define GRACE_MS 5000  /* SIGTERM to SIGKILL at teardown, unless -g */
+#define STOP_MS 30000  /* a graceful stop (SIGQUIT) waits this long for connections, unless -G */
 #define IDLE_MS 10000  /* -I: an idle worker beyond the -W minimum retires */
 #define WORKERS_MAX 4096
 
 static const char usage_text[] =
 	"usage: socket [-bcfqrvw] [-p command] [-B local address] [-L file] host port\n"
 	"       socket [-bcfqrvw] [-p command] [-L file] /path\n"
-	"       socket [-bcfqrvw] [-p command] [-B local address] [-C max] [-g secs] [-L file]\n"
-	"              -s [-l] port\n"
-	"       socket [-bcfqrvw] [-p command] [-C max] [-g secs] [-L file] -s [-l] /path\n"
-	"       socket [-bcfqrvw] [-P] [-I secs] [-g secs] [-B local address] [-C max] [-L file]\n"
-	"              -W n | -W min:max -p command -s port | /path\n"
+	"       socket [-bcfqrvw] [-p command] [-B local address] [-C max] [-G secs] [-g secs]\n"
+	"              [-L file] -s [-l] port\n"
+	"       socket [-bcfqrvw] [-p command] [-C max] [-G secs] [-g secs] [-L file] -s [-l] /path\n"
+	"       socket [-bcfqrvw] [-P] [-I secs] [-G secs] [-g secs] [-B local address] [-C max]\n"
+	"              [-L file] -W n | -W min:max -p command -s port | /path\n"
 	"       socket -version | -help\n"
 	"\n"
 	"  -b      background once ready; print the daemon's PID\n"
@@ -46,6 +47,7 @@ static const char usage_text[] =
 	"  -C MAX  with -f or -W, serve at most MAX connections at once\n"
 	"  -f      fork: serve each connection in a child process\n"
 	"  -g SECS at teardown, SIGKILL what SIGTERM left after SECS (default 5)\n"
+	"  -G SECS on SIGQUIT (graceful stop), let connections finish for SECS (default 30)\n"
 	"  -I SECS with -W MIN:MAX, a ready worker beyond MIN idle SECS retires (default 10)\n"
 	"  -l      loop: keep accepting connections (needs -s)\n"
 	"  -L FILE diagnostics to FILE instead of syslog once backgrounded\n"
@@ -56,7 +58,8 @@ static const char usage_text[] =
 	"  -s      server: listen on port or path\n"
 	"  -v      report events on stderr\n"
 	"  -w      write only: nothing received is passed on\n"
-	"  -W N    keep N preforked workers ready to accept (implies -l; needs -p)\n"
+	"  -W N    keep N preforked workers ready when idle, never fewer than one (implies -l;\n"
+	"          needs -p); SIGUSR2 reloads them\n"
 	"  -W MIN:MAX\n"
 	"          at least MIN ready, at most MAX alive; ramp up under load, retire idle ones\n";
 
@@ -67,9 +70,11 @@ struct opts {
 	int background, crlf, fork, loop, quit, ronly, wonly, server, verbose;
 	long maxconn; /* -C; 0: unlimited */
 	long grace_ms;			/* -g */
+	long stop_ms;			/* -G */
 	long wmin, wmax;		/* -W: 0 without; wmax 0 for a fixed N */
 	long idle_ms;			/* -I */
 	int prestart, idle_set;		/* -P; -I given */
+	int stop_set;			/* -G given */
 	const char *program, *bindaddr, *logfile;
 	const char *host, *port, *path; /* path set: UNIX socket */
 	int activated;			/* serving systemd's fd 3 */
@@ -111,7 +116,7 @@ static void parse_workers(const char *arg, struct opts *o)
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	static const char optstring[] = "B:bC:cfg:hI:L:lPp:qrsVvW:w";
+	static const char optstring[] = "B:bC:cfG:g:hI:L:lPp:qrsVvW:w";
 	int c, nops;
 
 	while ((c = opt_next(argc, argv, optstring, usage_text)) != -1) {
@@ -121,6 +126,10 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'C': o->maxconn = opt_long_or_die(optarg, 1, 1000000, "-C", synopsis); break;
 		case 'c': o->crlf = 1; break;
 		case 'f': o->fork = 1; break;
+		case 'G':
+			o->stop_ms = opt_ms_or_die(optarg, 1, 86400000L, "-G", synopsis);
+			o->stop_set = 1;
+			break;
 		case 'g':
 			o->grace_ms = opt_ms_or_die(optarg, 1, 3600000L, "-g", synopsis);
 			break;
@@ -162,6 +171,8 @@ static void parse(int argc, char **argv, struct opts *o)
 	}
 	if (o->prestart && !o->wmin)
 		err_usage(synopsis, "-P needs -W");
+	if (o->stop_set && !o->server)
+		err_usage(synopsis, "-G needs -s");
 	if (o->idle_set && !o->wmax)
 		err_usage(synopsis, "-I needs -W MIN:MAX");
 	if (o->maxconn && !o->fork && !o->wmin)
@@ -291,12 +302,14 @@ static void check_program(const struct opts *o, char *path, size_t len, const ch
 static void server_opts_of(const struct opts *o, struct server_opts *so)
 {
 	*so = (struct server_opts){
-		.relay = {o->program, o->crlf, o->quit, o->ronly, o->wonly},
+		.relay = {.program = o->program, .crlf = o->crlf, .quit = o->quit, .ronly = o->ronly,
+			  .wonly = o->wonly},
 		.fork = o->fork,
 		.loop = o->loop,
 		.verbose = o->verbose,
 		.maxconn = o->maxconn,
 		.grace_ms = o->grace_ms,
+		.stop_ms = o->stop_ms,
 		.wmin = o->wmin,
 		.wmax = o->wmax,
 		.idle_ms = o->idle_ms,
@@ -318,9 +331,9 @@ static int run_server(const struct opts *o, struct daemon *d, const char *found)
 	server_opts_of(o, &so);
 	if (o->path && !o->activated)
 		so.path = o->path;
-	/* Workers block in accept(2) on one socket: that is what keeps a herd from waking. */
-	if (o->wmin && l.n == 1)
-		io_set_nonblock(l.fd[0], 0);
+	/* Workers and the loop never block in accept(2): an adopted fd 3 may. */
+	for (size_t i = 0; i < l.n; i++)
+		io_set_nonblock(l.fd[i], 1);
 	if (o->verbose) {
 		if (net_name(l.fd[0], 0, ip, port) == AF_UNIX)
 			err_warn("listening on %s", o->path ? o->path : "UNIX socket");
@@ -399,7 +412,7 @@ static int run_client(const struct opts *o, struct daemon *d)
 
 int main(int argc, char **argv)
 {
-	struct opts o = {.grace_ms = GRACE_MS, .idle_ms = IDLE_MS};
+	struct opts o = {.grace_ms = GRACE_MS, .stop_ms = STOP_MS, .idle_ms = IDLE_MS};
 	char exec_path[4096];
 	const char *found;
 	struct daemon d;

@@ -25,11 +25,22 @@ pool_status() {
 	local before
 	before=$(status_lines "$2")
 	kill -USR1 "$1" || return 1
-	wait_for 5 more_status "$2" "$before" || return 1
+	wait_for 2 more_status "$2" "$before" || return 1
 	grep 'status:' "$2" | tail -n 1 | awk '{ print $4, $6, $8, $10 }'
 }
 # status_is PID LOG "READY BUSY": the pool has that many ready and busy workers.
 status_is() { [[ "$(pool_status "$1" "$2")" == "$3"* ]]; }
+# status_within SECS PID LOG "READY BUSY...": status_is within SECS, bounded by the clock:
+# a status line that repeats the last one is held back by the log limiter for up to a
+# second, so one try can take that long, and wait_for bounds tries, not time.
+status_within() {
+	local end=$((SECONDS + $1))
+	shift
+	until status_is "$@"; do
+		[ "$SECONDS" -lt "$end" ] || return 1
+		sleep 0.02
+	done
+}
 
 reply() { printf '%s\n' "$1" | nc -N 127.0.0.1 "$P"; }
 
@@ -63,10 +74,32 @@ long_client() { # OUTFILE
 		[ "$output" = "line $n" ]
 	done
 	wait_for 5 has_children "$M" 2
-	wait_for 5 status_is "$M" err "2 0 5 0"
+	status_within 5 "$M" err "2 0 5 0"
 	after=$(children_of "$M" | sort)
 	# Five connections used up five workers: at most one of the first two is left.
 	[ "$(comm -12 <(echo "$before") <(echo "$after") | wc -l)" -le 1 ]
+}
+
+@test "-W N: no fork while a connection runs and a worker is ready; the last ready one is replaced at once" {
+	start -W 3 -s -p cat "$P"
+	wait_listening "$P"
+	status_within 5 "$M" err "3 0"
+	long_client c1
+	pids=$LAST
+	status_within 5 "$M" err "2 1"
+	long_client c2
+	pids="$pids $LAST"
+	status_within 5 "$M" err "1 2"
+	[ "$(nchildren "$M")" -eq 3 ]
+	# Taking the last ready worker refills the pool at once, connections or not.
+	long_client c3
+	pids="$pids $LAST"
+	status_within 5 "$M" err "3 3"
+	[ "$(nchildren "$M")" -eq 6 ]
+	# And idle again, it holds N ready.
+	kill $pids
+	status_within 5 "$M" err "3 0"
+	wait_for 5 has_children "$M" 3
 }
 
 @test "-W N: the replacement is forked while the first connection still runs" {
@@ -74,7 +107,7 @@ long_client() { # OUTFILE
 	wait_listening "$P"
 	wait_for 5 has_children "$M" 1
 	long_client c1
-	wait_for 5 status_is "$M" err "1 1"
+	status_within 5 "$M" err "1 1"
 	# A second connection is served while the first is still open.
 	run --separate-stderr reply second
 	[ "$output" = second ]
@@ -84,16 +117,16 @@ long_client() { # OUTFILE
 @test "-W MIN:MAX ramps up under long connections, caps at MAX, retires back to MIN" {
 	start -W 1:4 -I 1 -s -p cat "$P"
 	wait_listening "$P"
-	wait_for 5 status_is "$M" err "1 0"
+	status_within 5 "$M" err "1 0"
 	long_client c1
 	# The accept left no worker ready: two new ones instead of one.
-	wait_for 5 status_is "$M" err "2 1"
+	status_within 5 "$M" err "2 1"
 	pids="$LAST"
 	for n in 2 3 4; do
 		long_client "c$n"
 		pids="$pids $LAST"
 	done
-	wait_for 5 status_is "$M" err "0 4"
+	status_within 5 "$M" err "0 4"
 	[ "$(nchildren "$M")" -eq 4 ]
 	# A fifth waits in the backlog: no worker may be forked beyond MAX.
 	mkfifo f5
@@ -108,7 +141,7 @@ long_client() { # OUTFILE
 	[ "$(cat c5)" = waiting ]
 	exec 7>&-
 	# All idle now: the extra ready workers retire after -I 1, down to MIN.
-	wait_for 10 status_is "$M" err "1 0" || { tail -n 3 err >&3; false; }
+	status_within 10 "$M" err "1 0" || { tail -n 3 err >&3; false; }
 	wait_for 5 has_children "$M" 1
 	alive "$M"
 }
@@ -179,7 +212,7 @@ prestarted() {
 		[ "$status" -eq 0 ]
 		[ -z "$output" ]
 	done
-	wait_for 5 status_is "$M" err "2 0 0 4"
+	status_within 5 "$M" err "2 0 0 4"
 	[ "$(grep -c "exec $PWD/prog: No such file or directory" err)" -eq 1 ]
 	alive "$M"
 	wait_for 5 has_children "$M" 2
@@ -260,9 +293,10 @@ prestarted() {
 	wait_listening "$P"
 	wait_for 5 has_children "$M" 2
 	long_client c1
-	wait_for 5 status_is "$M" err "2 1"
+	# One busy, one ready: no replacement competes with a live connection while one is ready.
+	status_within 5 "$M" err "1 1"
 	groups=$(children_of "$M")
-	[ "$(echo "$groups" | wc -l)" -eq 3 ]
+	[ "$(echo "$groups" | wc -l)" -eq 2 ]
 	kill -TERM "$M"
 	wait "$M" || rc=$?
 	[ "$rc" -eq 143 ]
@@ -291,12 +325,12 @@ prestarted() {
 	wait_listening "$P"
 	wait_for 5 has_children "$M" 4
 	"$TOOLS/loadgen" -c 1 -n 20 127.0.0.1 "$P" >/dev/null
-	wait_for 5 status_is "$M" err "4 0"
+	status_within 5 "$M" err "4 0"
 	fds=$(fd_count "$M")
 	run --separate-stderr "$TOOLS/loadgen" -c 4 -n 1000 127.0.0.1 "$P"
 	[ "$status" -eq 0 ]
 	[[ "$output" == "conns=1000 ok=1000 errors=0 "* ]]
-	wait_for 5 status_is "$M" err "4 0 1020 0"
+	status_within 5 "$M" err "4 0 1020 0"
 	same_fds() { [ "$(fd_count "$M")" -eq "$fds" ]; }
 	wait_for 5 same_fds
 	[ "$(zombies_of "$M")" -eq 0 ]
@@ -341,7 +375,7 @@ prestarted() {
 	M=$output
 	track "$M"
 	reply one >/dev/null
-	wait_for 5 status_is "$M" log "3 0 1 0"
+	status_within 5 "$M" log "3 0 1 0"
 	[ "$(grep -c status: log)" -ge 1 ]
 	[ "$(grep status: log | tail -n 1)" = "socket: status: ready 3 busy 0 served 1 errors 0" ]
 }
