@@ -80,22 +80,19 @@ long_client() { # OUTFILE
 	[ "$(comm -12 <(echo "$before") <(echo "$after") | wc -l)" -le 1 ]
 }
 
-@test "-W N: no fork while a connection runs and a worker is ready; the last ready one is replaced at once" {
+@test "-W N: no fork while as many workers are ready as connections run; fewer, and it refills" {
 	start -W 3 -s -p cat "$P"
 	wait_listening "$P"
 	status_within 5 "$M" err "3 0"
 	long_client c1
 	pids=$LAST
 	status_within 5 "$M" err "2 1"
+	[ "$(nchildren "$M")" -eq 3 ]
+	# One ready for two live: the pool refills at once.
 	long_client c2
 	pids="$pids $LAST"
-	status_within 5 "$M" err "1 2"
-	[ "$(nchildren "$M")" -eq 3 ]
-	# Taking the last ready worker refills the pool at once, connections or not.
-	long_client c3
-	pids="$pids $LAST"
-	status_within 5 "$M" err "3 3"
-	[ "$(nchildren "$M")" -eq 6 ]
+	status_within 5 "$M" err "3 2"
+	[ "$(nchildren "$M")" -eq 5 ]
 	# And idle again, it holds N ready.
 	kill $pids
 	status_within 5 "$M" err "3 0"
@@ -144,6 +141,32 @@ long_client() { # OUTFILE
 	status_within 10 "$M" err "1 0" || { tail -n 3 err >&3; false; }
 	wait_for 5 has_children "$M" 1
 	alive "$M"
+}
+
+@test "-W: the program gets PROTO, TCPLOCAL*, TCPREMOTE* (UCSPI), nothing stale or of systemd's" {
+	TCPREMOTEIP=stale PROTO=old LISTEN_FDNAMES=x KEEP=kept start -W 2 -B 127.0.0.1 -s \
+		-p 'sh -c "echo $PROTO $TCPLOCALIP $TCPLOCALPORT $TCPREMOTEIP $TCPREMOTEPORT ${LISTEN_FDNAMES-none} $KEEP"' "$P"
+	wait_listening "$P"
+	for n in 1 2 3; do
+		run --separate-stderr sh -c "nc -N 127.0.0.1 $P </dev/null"
+		read -r proto lip lport rip rport fdnames keep <<<"$output"
+		[ "$proto" = TCP ]
+		[ "$lip" = 127.0.0.1 ]
+		[ "$lport" = "$P" ]
+		[ "$rip" = 127.0.0.1 ]
+		[[ "$rport" =~ ^[0-9]+$ ]] && [ "$rport" != "$P" ]
+		[ "$fdnames" = none ]
+		[ "$keep" = kept ]
+	done
+	kill "$M"
+	wait_gone "$M"
+	# A wildcard listener: the local address is each connection's.
+	start -W 1 -s -p 'sh -c "echo $TCPLOCALIP $TCPREMOTEIP"' "$P"
+	wait_listening "$P"
+	run --separate-stderr sh -c "nc -N 127.0.0.1 $P </dev/null"
+	[ "$output" = "127.0.0.1 127.0.0.1" ]
+	run --separate-stderr sh -c "nc -N ::1 $P </dev/null"
+	[ "$output" = "::1 ::1" ]
 }
 
 @test "-P: prestarted program serves, without TCPREMOTE*, with half-close and large data" {
@@ -293,10 +316,12 @@ prestarted() {
 	wait_listening "$P"
 	wait_for 5 has_children "$M" 2
 	long_client c1
-	# One busy, one ready: no replacement competes with a live connection while one is ready.
+	# One busy, one ready: no replacement competes with the live connection.
 	status_within 5 "$M" err "1 1"
+	long_client c2
+	status_within 5 "$M" err "2 2"
 	groups=$(children_of "$M")
-	[ "$(echo "$groups" | wc -l)" -eq 2 ]
+	[ "$(echo "$groups" | wc -l)" -eq 4 ]
 	kill -TERM "$M"
 	wait "$M" || rc=$?
 	[ "$rc" -eq 143 ]

@@ -126,12 +126,13 @@ size_t prefork_wanted(const struct prefork *p, long long now)
 	if (now < p->backoff_until || p->ready >= p->target)
 		return 0;
 	/*
-	 * A worker is ready and a connection is being served: a fork now would
-	 * compete with that connection's program for the processors, and
-	 * nothing is waiting for it. The pool refills once no connection is
-	 * live, or at once when the last ready worker is taken.
+	 * As many workers ready as connections live, or more: a fork now would
+	 * compete with those connections' programs for the processors, and the
+	 * ready ones can take what comes meanwhile. The pool refills once no
+	 * connection is live, or at once when fewer are ready than live (load:
+	 * a replacement late is a connection kept waiting).
 	 */
-	if (p->ready > 0 && p->busy > 0)
+	if (p->busy > 0 && p->ready >= p->busy)
 		return 0;
 	want = p->target - p->ready;
 	room = p->max == PREFORK_UNLIMITED ? want : (alive < p->max ? p->max - alive : 0);

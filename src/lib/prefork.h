@@ -77,10 +77,11 @@ int prefork_gone(struct prefork *p, pid_t pid, long long now);
 
 /*
  * How many workers to fork now: up to target ready, within max, none while
- * backing off, and none while a connection is live and a worker is still
- * ready (so no fork competes with it): the pool refills when it is idle,
- * or when the last ready worker is taken. So target workers are ready when
- * idle, never fewer than one for longer than a fork takes.
+ * backing off, and none while connections are live and at least as many
+ * workers are ready (so no fork competes with them): the pool refills when
+ * it is idle, or as soon as fewer are ready than connections live. So
+ * target workers are ready when idle, never fewer than one for longer than
+ * a fork takes.
  */
 size_t prefork_wanted(const struct prefork *p, long long now);
 

@@ -70,16 +70,18 @@ void proc_cmd_free(struct proc_cmd *c)
 	c->copy = NULL;
 }
 
-void proc_cmd_exec(const struct proc_cmd *c)
+void proc_cmd_exec(const struct proc_cmd *c, char *const envp[])
 {
+	if (!envp)
+		envp = environ;
 	if (c->shell) {
-		execv("/bin/sh", c->argv);
+		execve("/bin/sh", c->argv, envp);
 		return;
 	}
 	/* A stale cached path (ENOENT, ENOEXEC...) falls back to the full search. */
 	if (c->path[0])
-		execv(c->path, c->argv);
-	execvp(c->argv[0], c->argv);
+		execve(c->path, c->argv, envp);
+	execvpe(c->argv[0], c->argv, envp);
 }
 
 void proc_exec_cmd_at(const char *cmd, const char *path)
@@ -89,7 +91,7 @@ void proc_exec_cmd_at(const char *cmd, const char *path)
 
 	if (proc_cmd_init(&c, cmd, path) < 0)
 		return;
-	proc_cmd_exec(&c);
+	proc_cmd_exec(&c, NULL);
 	saved = errno;
 	proc_cmd_free(&c);
 	errno = saved;
@@ -228,10 +230,35 @@ static void ucspi_link(struct proc_ucspi *u)
 	u->env = (struct proc_env){u->set, proc_ucspi_unset};
 }
 
+/* v in decimal at dst; returns the end. */
+static char *put_u(char *dst, unsigned v)
+{
+	char tmp[12];
+	int n = 0;
+
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	while (n)
+		*dst++ = tmp[--n];
+	return dst;
+}
+
+/* An IPv4 address, dotted, at dst (room for 16). */
+static void put_ip4(char *dst, const unsigned char *a)
+{
+	for (int i = 0; i < 4; i++) {
+		dst = put_u(dst, a[i]);
+		*dst++ = i < 3 ? '.' : '\0';
+	}
+}
+
 /*
- * The numeric address of fd's local or peer end, as net_name gives it, with
- * less code: a -W worker formats it between accept and exec, and every
- * page of code touched there is a page fault of a fresh process.
+ * The numeric address of fd's local or peer end, as net_name gives it
+ * (an IPv4-mapped IPv6 address as plain IPv4), with less code: a -W
+ * worker formats it between accept and exec, and every page of code
+ * touched there (printf's, which inet_ntop uses for IPv4) is a page fault
+ * of a fresh process.
  */
 static int sock_name(int fd, int peer, char ip[NET_IPLEN], char port[NET_PORTLEN])
 {
@@ -239,26 +266,39 @@ static int sock_name(int fd, int peer, char ip[NET_IPLEN], char port[NET_PORTLEN
 	socklen_t len = sizeof ss;
 	int rc = peer ? getpeername(fd, (struct sockaddr *)&ss, &len)
 		      : getsockname(fd, (struct sockaddr *)&ss, &len);
-	const void *addr;
 	unsigned short p;
 
 	ip[0] = port[0] = '\0';
 	if (rc < 0)
 		return -1;
 	if (ss.ss_family == AF_INET) {
-		addr = &((struct sockaddr_in *)&ss)->sin_addr;
-		p = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+
+		put_ip4(ip, (const unsigned char *)&in->sin_addr);
+		p = ntohs(in->sin_port);
 	} else if (ss.ss_family == AF_INET6) {
-		addr = &((struct sockaddr_in6 *)&ss)->sin6_addr;
-		p = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+
+		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+			put_ip4(ip, in6->sin6_addr.s6_addr + 12);
+		else if (!inet_ntop(AF_INET6, &in6->sin6_addr, ip, NET_IPLEN))
+			return -1;
+		p = ntohs(in6->sin6_port);
 	} else {
 		return ss.ss_family;
 	}
-	if (!inet_ntop(ss.ss_family, addr, ip, NET_IPLEN))
-		return -1;
-	net_plain_ip(ip);
-	snprintf(port, NET_PORTLEN, "%u", p);
+	*put_u(port, p) = '\0';
 	return ss.ss_family;
+}
+
+/* buf = "NAME=VALUE" (buf has room: the proc_ucspi sizes). */
+static void put_var(char *buf, const char *name, const char *value)
+{
+	size_t n = strlen(name), v = strlen(value);
+
+	memcpy(buf, name, n);
+	buf[n] = '=';
+	memcpy(buf + n + 1, value, v + 1);
 }
 
 void proc_ucspi_listener(struct proc_ucspi *u, int lfd)
@@ -288,14 +328,6 @@ void proc_ucspi_several(struct proc_ucspi *u)
 	ucspi_link(u);
 }
 
-/* NAME=VALUE with an empty VALUE: unknown for this connection. */
-static void fill(char *buf, size_t len, const char *name, const char *value, int bound)
-{
-	snprintf(buf, len, "%s=%s", name, value);
-	if (bound && !*value)
-		unsetenv(name);
-}
-
 void proc_ucspi_conn(struct proc_ucspi *u, int fd)
 {
 	char ip[NET_IPLEN], port[NET_PORTLEN];
@@ -304,32 +336,80 @@ void proc_ucspi_conn(struct proc_ucspi *u, int fd)
 		return;
 	if (u->wildcard) {
 		sock_name(fd, 0, ip, port);
-		fill(u->lip, sizeof u->lip, "TCPLOCALIP", ip, u->bound);
+		put_var(u->lip, "TCPLOCALIP", ip);
 	}
 	sock_name(fd, 1, ip, port);
-	fill(u->rip, sizeof u->rip, "TCPREMOTEIP", ip, u->bound);
-	fill(u->rport, sizeof u->rport, "TCPREMOTEPORT", port, u->bound);
-	if (!u->bound)
-		ucspi_link(u);
+	put_var(u->rip, "TCPREMOTEIP", ip);
+	put_var(u->rport, "TCPREMOTEPORT", port);
+	ucspi_link(u);
+	if (u->envp) { /* the places at its end, as far as they are known */
+		size_t k = u->envn;
+
+		for (char *const *v = u->set; *v; v++)
+			u->envp[k++] = *v;
+		u->envp[k] = NULL;
+	}
 }
 
-int proc_ucspi_bind_environ(struct proc_ucspi *u)
+/* NAME=VALUE or NAME names name. */
+static int same_name(const char *var, const char *name)
 {
-	if (!u->unix_) {
-		if (u->wildcard)
-			snprintf(u->lip, sizeof u->lip, "TCPLOCALIP=");
-		snprintf(u->rip, sizeof u->rip, "TCPREMOTEIP=");
-		snprintf(u->rport, sizeof u->rport, "TCPREMOTEPORT=");
+	size_t n = strcspn(name, "=");
+
+	return strncmp(var, name, n) == 0 && var[n] == '=';
+}
+
+/*
+ * Our environment with env applied, as a new array with room for extra
+ * more entries (its strings are borrowed); *n gets the count. NULL when
+ * out of memory.
+ */
+static char **envp_of(const struct proc_env *env, size_t extra, size_t *n_out)
+{
+	char **envs = environ ? environ : (char *[]){NULL}, **out;
+	size_t n = 0, k = 0, nset = 0;
+
+	while (envs[n])
+		n++;
+	while (env && env->set && env->set[nset])
+		nset++;
+	if (!(out = calloc(n + nset + extra + 1, sizeof *out)))
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		int drop = 0;
+
+		for (const char *const *u = env ? env->unset : NULL; u && *u && !drop; u++)
+			drop = same_name(envs[i], *u);
+		for (size_t j = 0; j < nset && !drop; j++)
+			drop = same_name(envs[i], env->set[j]);
+		if (!drop)
+			out[k++] = envs[i];
 	}
-	ucspi_link(u);
-	u->bound = 1;
-	if (proc_env_apply(&u->env) < 0)
+	for (size_t j = 0; j < nset; j++)
+		out[k++] = env->set[j];
+	out[k] = NULL;
+	if (n_out)
+		*n_out = k;
+	return out;
+}
+
+int proc_ucspi_envp(struct proc_ucspi *u)
+{
+	size_t n, nset = 0;
+
+	while (u->set[nset])
+		nset++;
+	/* Ours, without the unset names or any we set; then the places of ours. */
+	if (!(u->envp = envp_of(&u->env, PROC_UCSPI_VARS, &n)))
 		return -1;
-	/* The places to come, which the set leaves out while they are empty. */
-	if (!u->unix_ && ((u->wildcard && putenv(u->lip) != 0) || putenv(u->rip) != 0 ||
-			  putenv(u->rport) != 0))
-		return -1;
+	u->envn = n - nset;
 	return 0;
+}
+
+void proc_ucspi_free(struct proc_ucspi *u)
+{
+	free(u->envp);
+	u->envp = NULL;
 }
 
 void proc_conn_fds(int conn, int ronly, int wonly, int fds[3])
@@ -437,42 +517,6 @@ int proc_spawn_result(int errfd)
 	return n == (ssize_t)sizeof err ? err : 0;
 }
 
-/* NAME=VALUE or NAME names name. */
-static int same_name(const char *var, const char *name)
-{
-	size_t n = strcspn(name, "=");
-
-	return strncmp(var, name, n) == 0 && var[n] == '=';
-}
-
-/* Our environment with env applied, as a new array (its strings are borrowed), or NULL. */
-static char **envp_of(const struct proc_env *env)
-{
-	char **envs = environ ? environ : (char *[]){NULL}, **out;
-	size_t n = 0, k = 0, nset = 0;
-
-	while (envs[n])
-		n++;
-	while (env && env->set && env->set[nset])
-		nset++;
-	if (!(out = calloc(n + nset + 1, sizeof *out)))
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		int drop = 0;
-
-		for (const char *const *u = env ? env->unset : NULL; u && *u && !drop; u++)
-			drop = same_name(envs[i], *u);
-		for (size_t j = 0; j < nset && !drop; j++)
-			drop = same_name(envs[i], env->set[j]);
-		if (!drop)
-			out[k++] = envs[i];
-	}
-	for (size_t j = 0; j < nset; j++)
-		out[k++] = env->set[j];
-	out[k] = NULL;
-	return out;
-}
-
 /* The file actions that put fd0..fd2 in place (-1: /dev/null); tmp gets dups to close after. */
 static int spawn_fds(posix_spawn_file_actions_t *fa, int fd0, int fd1, int fd2, int tmp[3])
 {
@@ -527,7 +571,7 @@ pid_t proc_cmd_spawn(const struct proc_cmd *c, int fd0, int fd1, int fd2,
 	char **envp;
 	pid_t pid = -1;
 
-	if (!(envp = envp_of(env)))
+	if (!(envp = envp_of(env, 0, NULL)))
 		return -1;
 	sigemptyset(&none);
 	sigemptyset(&def);

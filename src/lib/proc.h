@@ -48,10 +48,11 @@ void proc_cmd_free(struct proc_cmd *c);
 int proc_cmd_find(struct proc_cmd *c);
 
 /*
- * Exec c in this process with the current environment: c->path first,
- * then a PATH search if that fails. Returns only on failure, with errno.
+ * Exec c in this process with environment envp (NULL: the current one):
+ * c->path first, then a PATH search if that fails. Returns only on
+ * failure, with errno.
  */
-void proc_cmd_exec(const struct proc_cmd *c);
+void proc_cmd_exec(const struct proc_cmd *c, char *const envp[]);
 
 /*
  * As proc_spawn, for a prepared command, with vfork's economy
@@ -100,7 +101,8 @@ struct proc_ucspi {
 	char rip[NET_IPLEN + 16], rport[NET_PORTLEN + 16];
 	int wildcard; /* the listener's address is a wildcard: the local IP is per connection */
 	int unix_;    /* a UNIX socket: PROTO=UNIX and nothing else */
-	int bound;    /* proc_ucspi_bind_environ: environ holds these buffers */
+	char **envp;  /* proc_ucspi_envp: a whole environment for execve, or NULL */
+	size_t envn;  /* its entries before the ones of this struct */
 	char *set[PROC_UCSPI_VARS + 1];
 	struct proc_env env; /* give &env to proc_spawn */
 };
@@ -123,19 +125,20 @@ void proc_ucspi_several(struct proc_ucspi *u);
 
 /*
  * Add connection fd's part: the local address where the listener's was a
- * wildcard, the peer's. After proc_ucspi_bind_environ the values are
- * written into environ's strings in place, and one that cannot be told is
- * removed from environ.
+ * wildcard, the peer's. After proc_ucspi_envp, envp holds them too.
  */
 void proc_ucspi_conn(struct proc_ucspi *u, int fd);
 
 /*
- * Before a connection (a -W worker): make environ what the connection's
- * program gets, its own values still to come: the unset names removed,
- * and every variable of u put into environ by reference, so that
- * proc_ucspi_conn has only to fill them in. Returns 0, or -1 with errno.
+ * Make ready, before any connection, the whole environment a connection's
+ * program gets, as an array for execve(2): ours, without the unset names,
+ * then u's variables (by reference), which proc_ucspi_conn completes. So a
+ * -W worker neither rebuilds an environment nor calls putenv (libc's
+ * realloc, bound lazily in every fresh process) between accept and exec.
+ * Returns 0, or -1 with errno ENOMEM.
  */
-int proc_ucspi_bind_environ(struct proc_ucspi *u);
+int proc_ucspi_envp(struct proc_ucspi *u);
+void proc_ucspi_free(struct proc_ucspi *u);
 
 /*
  * The descriptors a connection's program gets for fds 0, 1 and 2, by -r

@@ -102,6 +102,9 @@ int server_init(struct server *s, const struct server_opts *o, struct listener *
 			return -1;
 		prefork_init(&s->pool, (size_t)o->wmin, max, o->wmax > 0, o->idle_ms);
 		s->pooled = 1;
+		/* Workers exec the program themselves: its environment is made once, here. */
+		if (!o->prestart && !o->relay.crlf && proc_ucspi_envp(&s->env) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -406,6 +409,7 @@ static void release(struct server *s)
 		close(s->ctlfd);
 	s->ctlfd = -1;
 	proc_cmd_free(&s->cmd);
+	proc_ucspi_free(&s->env);
 	while (s->nconns)
 		conn_drop(s, 0);
 	free(s->conns);

@@ -154,8 +154,6 @@ void worker_run(struct server *s)
 			prog = 0;
 			failed = 1;
 		}
-	} else if (!r->crlf && proc_ucspi_bind_environ(&s->env) < 0) {
-		_exit(EXIT_RUNTIME);
 	}
 	fd = wait_accept(&s->l, ep, &waitmask, &prog, in, out);
 	close(ep);
@@ -181,7 +179,7 @@ void worker_run(struct server *s)
 	proc_conn_fds(fd, r->ronly, r->wonly, fds);
 	sigprocmask(SIG_SETMASK, &waitmask, NULL);
 	if (proc_place_fds(fds[0], fds[1], fds[2]) == 0)
-		proc_cmd_exec(&s->cmd);
+		proc_cmd_exec(&s->cmd, s->env.envp);
 	notify(chan, self, PREFORK_NOTE_EXECFAIL, errno, -1);
 	_exit(127);
 }
