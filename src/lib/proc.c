@@ -7,7 +7,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -517,92 +517,90 @@ int proc_spawn_result(int errfd)
 	return n == (ssize_t)sizeof err ? err : 0;
 }
 
-/* The file actions that put fd0..fd2 in place (-1: /dev/null); tmp gets dups to close after. */
-static int spawn_fds(posix_spawn_file_actions_t *fa, int fd0, int fd1, int fd2, int tmp[3])
-{
-	int fds[3] = {fd0, fd1, fd2};
+/* What a spawned child needs; it shares our memory until its exec. */
+struct spawn {
+	const struct proc_cmd *c;
+	char **envp;
+	int fds[3];
+	unsigned flags;
+	int errw; /* the write end of the error pipe */
+};
 
-	for (int i = 0; i < 3; i++) {
-		/* A source in 0..2 that an earlier action would overwrite: use a copy. */
-		if (fds[i] >= 0 && fds[i] < i) {
-			if ((tmp[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3)) < 0)
-				return -1;
-			fds[i] = tmp[i];
-		}
-		if (fds[i] < 0) {
-			if (posix_spawn_file_actions_addopen(fa, i, "/dev/null",
-							     i == 0 ? O_RDONLY : O_WRONLY, 0))
-				return -1;
-		} else if (posix_spawn_file_actions_adddup2(fa, fds[i], i)) {
-			/* The same fd: glibc then clears its close-on-exec flag (POSIX 2024). */
-			return -1;
-		}
+#define SPAWN_STACK 65536 /* the child's stack, in the caller's frame */
+
+/* Signals whose handlers or dispositions are ours (sig.c, worker.c): back to default. */
+static const int spawn_reset[] = {SIGINT,  SIGHUP,  SIGTERM, SIGCHLD,
+				  SIGUSR1, SIGPIPE, SIGWINCH};
+
+/*
+ * The child of proc_cmd_spawn, on a stack of the caller's, every signal
+ * blocked: only the few dispositions we set are reset (posix_spawn asks
+ * the kernel about all 64 signals, twice for most), then the mask is
+ * emptied and the program executed.
+ */
+static int spawn_child(void *arg)
+{
+	const struct spawn *a = arg;
+	struct sigaction dfl;
+	sigset_t none;
+	int err;
+
+	memset(&dfl, 0, sizeof dfl);
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	for (size_t i = 0; i < sizeof spawn_reset / sizeof spawn_reset[0]; i++)
+		sigaction(spawn_reset[i], &dfl, NULL);
+	if (a->flags & PROC_NEWPGRP)
+		setpgid(0, 0);
+	if (proc_place_fds(a->fds[0], a->fds[1], a->fds[2]) == 0) {
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		proc_cmd_exec(a->c, a->envp);
 	}
-	return 0;
-}
-
-/* A file without "#!" that execvp would have run with /bin/sh: so do we. */
-static int spawn_script(pid_t *pid, const struct proc_cmd *c, const posix_spawn_file_actions_t *fa,
-			const posix_spawnattr_t *at, char **envp)
-{
-	char file[sizeof c->path], *argv[MAX_ARGS + 2];
-	int n = 0;
-
-	if (c->path[0])
-		memcpy(file, c->path, sizeof file);
-	else if (find_prog(c->argv[0], file, sizeof file) < 0)
-		return ENOEXEC;
-	argv[n++] = "sh";
-	argv[n++] = file;
-	for (int i = 1; c->argv[i] && n < MAX_ARGS + 1; i++)
-		argv[n++] = c->argv[i];
-	argv[n] = NULL;
-	return posix_spawn(pid, "/bin/sh", fa, at, argv, envp);
+	err = errno;
+	if (write(a->errw, &err, sizeof err) < 0) {
+		/* the parent sees EOF and a child that exited 127 */
+	}
+	_exit(127);
 }
 
 pid_t proc_cmd_spawn(const struct proc_cmd *c, int fd0, int fd1, int fd2,
 		     const struct proc_env *env, unsigned flags)
 {
-	static const int reset[] = {SIGINT, SIGHUP, SIGTERM, SIGCHLD, SIGUSR1, SIGPIPE, SIGWINCH};
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	int tmp[3] = {-1, -1, -1}, err;
-	sigset_t none, def;
-	char **envp;
-	pid_t pid = -1;
+	/* 16-byte aligned, as the ABI wants a stack; the child grows it downwards. */
+	_Alignas(16) char stack[SPAWN_STACK];
+	struct spawn a = {.c = c, .fds = {fd0, fd1, fd2}, .flags = flags};
+	sigset_t all, old;
+	int ep[2], err;
+	pid_t pid;
 
-	if (!(envp = envp_of(env, 0, NULL)))
+	if (!(a.envp = envp_of(env, 0, NULL)))
 		return -1;
-	sigemptyset(&none);
-	sigemptyset(&def);
-	for (size_t i = 0; i < sizeof reset / sizeof reset[0]; i++)
-		sigaddset(&def, reset[i]);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&at);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &def);
-	posix_spawnattr_setpgroup(&at, 0);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-					      (flags & PROC_NEWPGRP ? POSIX_SPAWN_SETPGROUP : 0));
-	/* The child shares our memory until its exec (vfork): nothing to copy. */
-	if (spawn_fds(&fa, fd0, fd1, fd2, tmp) < 0) {
+	if (io_pipe(ep) < 0) {
 		err = errno;
-	} else if (c->shell) {
-		err = posix_spawn(&pid, "/bin/sh", &fa, &at, c->argv, envp);
-	} else {
-		err = c->path[0] ? posix_spawn(&pid, c->path, &fa, &at, c->argv, envp) : ENOENT;
-		if (err)
-			err = posix_spawnp(&pid, c->argv[0], &fa, &at, c->argv, envp);
-		if (err == ENOEXEC)
-			err = spawn_script(&pid, c, &fa, &at, envp);
+		free(a.envp);
+		errno = err;
+		return -1;
 	}
-	posix_spawnattr_destroy(&at);
-	posix_spawn_file_actions_destroy(&fa);
-	for (int i = 0; i < 3; i++)
-		if (tmp[i] >= 0)
-			close(tmp[i]);
-	free(envp);
-	if (err) {
+	a.errw = ep[1];
+	/* No handler of ours may run in a child that shares our memory. */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	/* vfork's economy: nothing of ours is copied, and we wait only until its exec. */
+	pid = clone(spawn_child, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+	err = errno;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	close(ep[1]);
+	free(a.envp);
+	if (pid < 0) {
+		close(ep[0]);
+		errno = err;
+		return -1;
+	}
+	/* End of file once the exec has happened (the pipe is close-on-exec), else its errno. */
+	if ((err = proc_spawn_result(ep[0])) != 0) {
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
 		errno = err;
 		return -1;
 	}

@@ -55,8 +55,10 @@ int proc_cmd_find(struct proc_cmd *c);
 void proc_cmd_exec(const struct proc_cmd *c, char *const envp[]);
 
 /*
- * As proc_spawn, for a prepared command, with vfork's economy
- * (posix_spawn: nothing of ours is copied). flags: PROC_NEWPGRP only.
+ * As proc_spawn, for a prepared command, with vfork's economy: the child
+ * shares our memory until its exec (clone with CLONE_VM and CLONE_VFORK),
+ * so nothing is copied, and only the signals we handle are reset in it.
+ * flags: PROC_NEWPGRP only.
  */
 pid_t proc_cmd_spawn(const struct proc_cmd *c, int fd0, int fd1, int fd2,
 		     const struct proc_env *env, unsigned flags);
@@ -153,7 +155,7 @@ void proc_conn_fds(int conn, int ronly, int wonly, int fds[3]);
  * /dev/null). Signal dispositions and mask are reset. Returns the pid
  * once the exec has happened, or -1 with errno set to why the exec failed
  * (the child is reaped then). Without PROC_PDEATHSIG this is
- * proc_cmd_spawn (posix_spawn); with it, fork and exec.
+ * proc_cmd_spawn; with it, fork and exec.
  */
 pid_t proc_spawn(const char *cmd, int fd0, int fd1, int fd2, const struct proc_env *env,
 		 unsigned flags);

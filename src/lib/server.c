@@ -537,9 +537,10 @@ int server_run(struct server *s)
 			free(pfd);
 			return teardown(s, sig);
 		}
-		if (chan_at >= 0)
+		if (chan_at >= 0 && pfd[chan_at].revents)
 			pool_notes(s);
-		reap_all(s);
+		if (chld)
+			reap_all(s);
 		now = io_now_ms();
 		if (ctl_at >= 0 && pfd[ctl_at].revents)
 			control(s, now);
