@@ -254,7 +254,7 @@ static void open_listener(const struct opts *o, struct listener *l)
 }
 
 /*
- * Socket activation: fd 3 is taken on trust by nobody. Checked first thing,
+ * Socket activation: nothing about fd 3 is taken on trust. Checked first thing,
  * before the self-pipe, the readiness pipe or a log could be given fd 3
  * when it is closed; a wrong descriptor would make accept(2) fail forever.
  */
