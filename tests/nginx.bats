@@ -122,7 +122,10 @@ url() { echo "http://127.0.0.1:$NP$1"; }
 		wait_for 5 grep -q "reload: generation $i," err
 		wc -l <served >>at-reload
 	done
-	for p in $pids; do wait "$p"; done
+	for p in $pids; do
+		wait_for 120 gone "$p"
+		wait "$p"
+	done
 	cat codes.* >codes
 	[ "$(wc -l <codes)" -eq 1000 ]
 	[ "$(grep -c '^2' codes)" -eq 1000 ]

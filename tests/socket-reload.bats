@@ -51,10 +51,12 @@ no_groups() { # PGID...
 		wait_for 5 not_listening "$P"
 		refused
 		alive "$C"
+		wait_for 10 gone "$C" # bounded: a regression fails, never hangs
 		wait "$C"
 		[ "$(cat out)" = $'start\ndone' ]
 		[ ! -s out.err ]
 		rc=0
+		wait_for 10 gone "$M"
 		wait "$M" || rc=$?
 		[ "$rc" -eq 131 ]
 		# shellcheck disable=SC2086 # a list of pids
@@ -78,9 +80,11 @@ no_groups() { # PGID...
 	kill -QUIT "$M"
 	wait_for 5 not_listening "$P"
 	exec 7>&-
+	wait_for 10 gone "$C" # bounded: a regression fails, never hangs
 	wait "$C"
 	[ "$(cat out)" = $'got one\ndone' ]
 	rc=0
+	wait_for 10 gone "$M"
 	wait "$M" || rc=$?
 	[ "$rc" -eq 131 ]
 	# shellcheck disable=SC2086 # a list of pids
@@ -96,9 +100,11 @@ no_groups() { # PGID...
 	wait_for 5 file_has out
 	kill -QUIT "$M"
 	wait_for 5 test ! -e g.sock
+	wait_for 10 gone "$C" # bounded: a regression fails, never hangs
 	wait "$C"
 	[ "$(cat out)" = $'start\ndone' ]
 	rc=0
+	wait_for 10 gone "$M"
 	wait "$M" || rc=$?
 	[ "$rc" -eq 131 ]
 }
@@ -116,6 +122,7 @@ no_groups() { # PGID...
 		# Half a second of grace, half a second from TERM to KILL: far below the 30 s.
 		wait_for 5 gone "$M"
 		rc=0
+		wait_for 10 gone "$M"
 		wait "$M" || rc=$?
 		[ "$rc" -eq 131 ]
 		wait_for 5 gone "$C"
@@ -139,6 +146,7 @@ no_groups() { # PGID...
 	alive "$M"
 	kill -TERM "$M"
 	rc=0
+	wait_for 10 gone "$M"
 	wait "$M" || rc=$?
 	[ "$rc" -eq 143 ]
 	# shellcheck disable=SC2086 # a list of pids
@@ -186,6 +194,7 @@ no_groups() { # PGID...
 	alive "$C"
 	echo still >&7
 	exec 7>&-
+	wait_for 10 gone "$C" # bounded: a regression fails, never hangs
 	wait "$C"
 	[ "$(cat old)" = $'from b\nstill' ]
 	listening "$P"
@@ -220,6 +229,7 @@ no_groups() { # PGID...
 	[ "$output" = hi ]
 	kill -TERM "$M"
 	rc=0
+	wait_for 10 gone "$M"
 	wait "$M" || rc=$?
 	[ "$rc" -eq 143 ]
 }
@@ -239,6 +249,7 @@ reload_under_load() {
 		kill -USR2 "$M"
 		wait_for 5 grep -q "reload: generation $i," err
 	done
+	wait_for 120 gone "$L"
 	wait "$L"
 	# Every connection counted: none refused, reset, cut short or timed out.
 	[[ "$(cat lg)" == "conns=2000 ok=2000 errors=0 "* ]]

@@ -353,26 +353,28 @@ fd3_case() {
 
 @test "-W with a program not found: exit 1 at start, as a shell says, nothing left" {
 	port=$(free_port)
+	# Under timeout: a server that started anyway is killed there (124) instead of hanging.
 	for w in "-W 2" "-W 1:4" "-W 2 -P" "-W 2 -c"; do
 		# shellcheck disable=SC2086 # the -W words are options
-		run --separate-stderr "$S" $w -s -p "nosuchprog-$$ with args" "$port"
+		run --separate-stderr timeout 10 "$S" $w -s -p "nosuchprog-$$ with args" "$port"
 		[ "$status" -eq 1 ]
 		[ -z "$output" ]
 		[ "$stderr" = "socket: nosuchprog-$$: not found" ]
 	done
-	run --separate-stderr "$S" -b -W 2 -s -p ./missing "$port"
+	run --separate-stderr timeout 10 "$S" -b -W 2 -s -p ./missing "$port"
+	[[ ! "$output" =~ ^[0-9]+$ ]] || track "$output"
 	[ "$status" -eq 1 ]
 	[ -z "$output" ]
 	[ "$stderr" = "socket: ./missing: not found" ]
 	echo 'echo hi' >notexec
-	run --separate-stderr "$S" -W 2 -s -p "$PWD/notexec" "$port"
+	run --separate-stderr timeout 10 "$S" -W 2 -s -p "$PWD/notexec" "$port"
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "socket: $PWD/notexec: Permission denied" ]
 	# PATH searched as a shell does: here the program is not in it.
 	mkdir bin
 	printf '#!/bin/sh\necho found\n' >bin/greet
 	chmod +x bin/greet
-	run --separate-stderr "$S" -W 1 -s -p greet "$port"
+	run --separate-stderr timeout 10 "$S" -W 1 -s -p greet "$port"
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "socket: greet: not found" ]
 	not_listening "$port"
