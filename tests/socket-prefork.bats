@@ -17,7 +17,8 @@ start() {
 
 nchildren() { children_of "$1" | wc -l; }
 has_children() { [ "$(nchildren "$1")" -eq "$2" ]; }
-status_lines() { grep -c 'status:' "$1" || true; }
+# The status lines themselves, not the log limiter's summaries that quote one.
+status_lines() { grep -c '^socket: status: ' "$1" || true; }
 more_status() { [ "$(status_lines "$1")" -gt "$2" ]; }
 
 # pool_status PID LOG: ask for a status line; print "READY BUSY SERVED ERRORS".
@@ -26,19 +27,20 @@ pool_status() {
 	before=$(status_lines "$2")
 	kill -USR1 "$1" || return 1
 	wait_for 2 more_status "$2" "$before" || return 1
-	grep 'status:' "$2" | tail -n 1 | awk '{ print $4, $6, $8, $10 }'
+	grep '^socket: status: ' "$2" | tail -n 1 | awk '{ print $4, $6, $8, $10 }'
 }
 # status_is PID LOG "READY BUSY": the pool has that many ready and busy workers.
 status_is() { [[ "$(pool_status "$1" "$2")" == "$3"* ]]; }
 # status_within SECS PID LOG "READY BUSY...": status_is within SECS, bounded by the clock:
 # a status line that repeats the last one is held back by the log limiter for up to a
-# second, so one try can take that long, and wait_for bounds tries, not time.
+# second, so one try can take that long, and wait_for bounds tries, not time. Tries
+# are spaced so that they stay below the limiter's 10 lines a second of one source.
 status_within() {
 	local end=$((SECONDS + $1))
 	shift
 	until status_is "$@"; do
 		[ "$SECONDS" -lt "$end" ] || return 1
-		sleep 0.02
+		sleep 0.15
 	done
 }
 
