@@ -13,6 +13,9 @@ done
 # tests/crypto.bats: OpenSSL through Debian's python3-cryptography, by /usr/bin/python3
 # (a pyenv python3 may come first on PATH), and node for the noise-c peer in tests/node.
 if [ "${1:-test}" = test ]; then
+	# tests/nginx.bats: nginx (in /usr/sbin, which a user's PATH may lack) and curl.
+	{ command -v nginx || [ -x /usr/sbin/nginx ]; } >/dev/null 2>&1 || missing="$missing nginx"
+	command -v curl >/dev/null 2>&1 || missing="$missing curl"
 	/usr/bin/python3 -c 'import cryptography' >/dev/null 2>&1 || missing="$missing python3 python3-cryptography"
 	command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 	command -v npm >/dev/null 2>&1 || missing="$missing npm"

@@ -488,7 +488,7 @@ static void start_call(struct master *m, struct job *j, int fd)
 {
 	char env_host[300], env_port[32], env_name[80], cmd[PROTO_NAME_MAX + 3];
 	char *set[] = {env_host, env_port, env_name, NULL};
-	struct proc_env env = {set, NULL};
+	struct proc_env env = {set, NULL, 0};
 	struct relay r = {0};
 	pid_t pid = fork();
 
@@ -532,7 +532,7 @@ static void start(struct master *m, struct job *j, int fd)
 {
 	char env_host[300], env_port[32], env_name[80];
 	char *set[] = {env_host, env_port, env_name, NULL};
-	struct proc_env env = {set, NULL};
+	struct proc_env env = {set, NULL, 0};
 	char cmd[PROTO_NAME_MAX + 3];
 	int pipefd[2] = {-1, -1}, out = fd;
 	pid_t pid;

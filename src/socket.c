@@ -27,17 +27,18 @@
 #include "lib/sig.h"
 
 #define GRACE_MS 5000  /* SIGTERM to SIGKILL at teardown, unless -g */
+#define STOP_MS 30000  /* a graceful stop (SIGQUIT) waits this long for connections, unless -G */
 #define IDLE_MS 10000  /* -I: an idle worker beyond the -W minimum retires */
 #define WORKERS_MAX 4096
 
 static const char usage_text[] =
 	"usage: socket [-bcfqrvw] [-p command] [-B local address] [-L file] host port\n"
 	"       socket [-bcfqrvw] [-p command] [-L file] /path\n"
-	"       socket [-bcfqrvw] [-p command] [-B local address] [-C max] [-g secs] [-L file]\n"
-	"              -s [-l] port\n"
-	"       socket [-bcfqrvw] [-p command] [-C max] [-g secs] [-L file] -s [-l] /path\n"
-	"       socket [-bcfqrvw] [-P] [-I secs] [-g secs] [-B local address] [-C max] [-L file]\n"
-	"              -W n | -W min:max -p command -s port | /path\n"
+	"       socket [-bcfqrvw] [-p command] [-B local address] [-C max] [-G secs] [-g secs]\n"
+	"              [-L file] -s [-l] port\n"
+	"       socket [-bcfqrvw] [-p command] [-C max] [-G secs] [-g secs] [-L file] -s [-l] /path\n"
+	"       socket [-bcfqrvw] [-P] [-I secs] [-G secs] [-g secs] [-B local address] [-C max]\n"
+	"              [-L file] -W n | -W min:max -p command -s port | /path\n"
 	"       socket -version | -help\n"
 	"\n"
 	"  -b      background once ready; print the daemon's PID\n"
@@ -46,6 +47,7 @@ static const char usage_text[] =
 	"  -C MAX  with -f or -W, serve at most MAX connections at once\n"
 	"  -f      fork: serve each connection in a child process\n"
 	"  -g SECS at teardown, SIGKILL what SIGTERM left after SECS (default 5)\n"
+	"  -G SECS on SIGQUIT (graceful stop), let connections finish for SECS (default 30)\n"
 	"  -I SECS with -W MIN:MAX, a ready worker beyond MIN idle SECS retires (default 10)\n"
 	"  -l      loop: keep accepting connections (needs -s)\n"
 	"  -L FILE diagnostics to FILE instead of syslog once backgrounded\n"
@@ -56,7 +58,8 @@ static const char usage_text[] =
 	"  -s      server: listen on port or path\n"
 	"  -v      report events on stderr\n"
 	"  -w      write only: nothing received is passed on\n"
-	"  -W N    keep N preforked workers ready to accept (implies -l; needs -p)\n"
+	"  -W N    keep N preforked workers ready when idle, never fewer than one (implies -l;\n"
+	"          needs -p); SIGUSR2 reloads them\n"
 	"  -W MIN:MAX\n"
 	"          at least MIN ready, at most MAX alive; ramp up under load, retire idle ones\n";
 
@@ -67,12 +70,15 @@ struct opts {
 	int background, crlf, fork, loop, quit, ronly, wonly, server, verbose;
 	long maxconn; /* -C; 0: unlimited */
 	long grace_ms;			/* -g */
+	long stop_ms;			/* -G */
 	long wmin, wmax;		/* -W: 0 without; wmax 0 for a fixed N */
 	long idle_ms;			/* -I */
 	int prestart, idle_set;		/* -P; -I given */
+	int stop_set;			/* -G given */
 	const char *program, *bindaddr, *logfile;
 	const char *host, *port, *path; /* path set: UNIX socket */
 	int activated;			/* serving systemd's fd 3 */
+	struct listener adopted;	/* fd 3, checked before anything else could take it */
 };
 
 static int has_env_activation(void)
@@ -110,7 +116,7 @@ static void parse_workers(const char *arg, struct opts *o)
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	static const char optstring[] = "B:bC:cfg:hI:L:lPp:qrsVvW:w";
+	static const char optstring[] = "B:bC:cfG:g:hI:L:lPp:qrsVvW:w";
 	int c, nops;
 
 	while ((c = opt_next(argc, argv, optstring, usage_text)) != -1) {
@@ -120,6 +126,10 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'C': o->maxconn = opt_long_or_die(optarg, 1, 1000000, "-C", synopsis); break;
 		case 'c': o->crlf = 1; break;
 		case 'f': o->fork = 1; break;
+		case 'G':
+			o->stop_ms = opt_ms_or_die(optarg, 1, 86400000L, "-G", synopsis);
+			o->stop_set = 1;
+			break;
 		case 'g':
 			o->grace_ms = opt_ms_or_die(optarg, 1, 3600000L, "-g", synopsis);
 			break;
@@ -161,6 +171,8 @@ static void parse(int argc, char **argv, struct opts *o)
 	}
 	if (o->prestart && !o->wmin)
 		err_usage(synopsis, "-P needs -W");
+	if (o->stop_set && !o->server)
+		err_usage(synopsis, "-G needs -s");
 	if (o->idle_set && !o->wmax)
 		err_usage(synopsis, "-I needs -W MIN:MAX");
 	if (o->maxconn && !o->fork && !o->wmin)
@@ -169,8 +181,6 @@ static void parse(int argc, char **argv, struct opts *o)
 		err_usage(synopsis, "-p: empty command");
 
 	o->activated = o->server && has_env_activation();
-	if (o->activated) /* ours now: kept through backgrounding, not passed to programs */
-		io_set_cloexec(3, 1);
 	if (o->server) {
 		if (nops > 1)
 			err_usage(synopsis, "too many operands");
@@ -184,12 +194,19 @@ static void parse(int argc, char **argv, struct opts *o)
 		}
 	} else if (nops == 1 && net_is_path(argv[0])) {
 		o->path = argv[0];
+	} else if (nops == 1) {
+		/* "socket app.sock" is a UNIX path missing its '/', as often as a host missing a port. */
+		err_usage(synopsis, "%s: missing port; a UNIX socket path needs a '/' (./%s)", argv[0],
+			  argv[0]);
 	} else if (nops == 2) {
 		o->host = argv[0];
 		o->port = argv[1];
 	} else {
 		err_usage(synopsis, nops < 2 ? "missing operand" : "too many operands");
 	}
+	/* In the background stdin and stdout are /dev/null: only a program has a use for them. */
+	if (o->background && !o->program)
+		err_usage(synopsis, "-b needs -p: in the background there is no stdin or stdout to relay");
 
 	if (o->path && o->bindaddr)
 		err_usage(synopsis, "-B does not apply to a UNIX socket");
@@ -197,6 +214,9 @@ static void parse(int argc, char **argv, struct opts *o)
 		err_usage(synopsis, "%s: path longer than a UNIX socket allows (%zu bytes)",
 			    o->path, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 	if (o->port && net_check_port(o->port) < 0) {
+		if (errno == ENOENT && o->server)
+			err_usage(synopsis, "%s: unknown service; a UNIX socket path needs a '/' (./%s)",
+				  o->port, o->port);
 		if (errno == ENOENT)
 			err_usage(synopsis, "%s: unknown service", o->port);
 		err_usage(synopsis, "%s: bad port (0-65535 or a service name)", o->port);
@@ -211,9 +231,7 @@ static void open_listener(const struct opts *o, struct listener *l)
 	int gai = 0;
 
 	if (o->activated) {
-		if (listener_adopt(l, 3) < 0)
-			err_die(EXIT_RUNTIME, "LISTEN_FDS: fd 3 is not a listening stream socket (%s)",
-				strerror(errno));
+		*l = o->adopted;
 		return;
 	}
 	if (o->path) {
@@ -235,15 +253,63 @@ static void open_listener(const struct opts *o, struct listener *l)
 			net_strerror(gai));
 }
 
+/*
+ * Socket activation: nothing about fd 3 is taken on trust. Checked first thing,
+ * before the self-pipe, the readiness pipe or a log could be given fd 3
+ * when it is closed; a wrong descriptor would make accept(2) fail forever.
+ */
+static void adopt_fd3(struct opts *o)
+{
+	const char *why;
+
+	if (listener_adopt(&o->adopted, 3) == 0) {
+		/* Ours now: kept through backgrounding, not passed to programs. */
+		io_set_cloexec(3, 1);
+		return;
+	}
+	switch (errno) {
+	case EBADF: why = "not open"; break;
+	case ENOTSOCK: why = "not a socket"; break;
+	case ESOCKTNOSUPPORT: why = "not a stream socket (UDP?)"; break;
+	case EINVAL: why = "a socket that is not listening"; break;
+	default: why = strerror(errno);
+	}
+	err_die(EXIT_RUNTIME, "LISTEN_FDS=1 but fd 3 is %s: no listening socket to serve", why);
+}
+
+/*
+ * -W starts the same program for every connection: one that cannot be
+ * found now would only fail in every worker, so say it once, as a shell
+ * would, and stop. A command for /bin/sh -c is the shell's to look up.
+ */
+static void check_program(const struct opts *o, char *path, size_t len, const char **found)
+{
+	*found = NULL;
+	if (!o->wmin)
+		return;
+	switch (proc_find(o->program, path, len)) {
+	case 0:
+		*found = path;
+		return;
+	case 1:
+		return;
+	}
+	if (errno == ENOENT)
+		err_die(EXIT_RUNTIME, "%s: not found", proc_cmd_name(o->program, path, len));
+	err_die(EXIT_RUNTIME, "%s:", proc_cmd_name(o->program, path, len));
+}
+
 static void server_opts_of(const struct opts *o, struct server_opts *so)
 {
 	*so = (struct server_opts){
-		.relay = {o->program, o->crlf, o->quit, o->ronly, o->wonly},
+		.relay = {.program = o->program, .crlf = o->crlf, .quit = o->quit, .ronly = o->ronly,
+			  .wonly = o->wonly},
 		.fork = o->fork,
 		.loop = o->loop,
 		.verbose = o->verbose,
 		.maxconn = o->maxconn,
 		.grace_ms = o->grace_ms,
+		.stop_ms = o->stop_ms,
 		.wmin = o->wmin,
 		.wmax = o->wmax,
 		.idle_ms = o->idle_ms,
@@ -251,9 +317,9 @@ static void server_opts_of(const struct opts *o, struct server_opts *so)
 	};
 }
 
-static int run_server(const struct opts *o, struct daemon *d)
+static int run_server(const struct opts *o, struct daemon *d, const char *found)
 {
-	char ip[NET_IPLEN], port[NET_PORTLEN], exec_path[4096];
+	char ip[NET_IPLEN], port[NET_PORTLEN];
 	struct server_opts so;
 	struct listener l;
 	struct server s;
@@ -265,9 +331,9 @@ static int run_server(const struct opts *o, struct daemon *d)
 	server_opts_of(o, &so);
 	if (o->path && !o->activated)
 		so.path = o->path;
-	/* Workers block in accept(2) on one socket: that is what keeps a herd from waking. */
-	if (o->wmin && l.n == 1)
-		io_set_nonblock(l.fd[0], 0);
+	/* Workers and the loop never block in accept(2): an adopted fd 3 may. */
+	for (size_t i = 0; i < l.n; i++)
+		io_set_nonblock(l.fd[i], 1);
 	if (o->verbose) {
 		if (net_name(l.fd[0], 0, ip, port) == AF_UNIX)
 			err_warn("listening on %s", o->path ? o->path : "UNIX socket");
@@ -284,9 +350,7 @@ static int run_server(const struct opts *o, struct daemon *d)
 		err_die(EXIT_RUNTIME, "%s: %s", o->logfile, err_file_why(errno));
 	}
 	/* Found once here, not by failing an execve per PATH entry per connection. */
-	if (o->wmin && !o->prestart && !o->crlf &&
-	    proc_which(o->program, exec_path, sizeof exec_path) == 0)
-		so.exec_path = exec_path;
+	so.exec_path = found;
 	if (server_init(&s, &so, &l, sigfd) < 0)
 		err_die(EXIT_RUNTIME, "server:");
 	return server_run(&s);
@@ -348,13 +412,18 @@ static int run_client(const struct opts *o, struct daemon *d)
 
 int main(int argc, char **argv)
 {
-	struct opts o = {.grace_ms = GRACE_MS, .idle_ms = IDLE_MS};
+	struct opts o = {.grace_ms = GRACE_MS, .stop_ms = STOP_MS, .idle_ms = IDLE_MS};
+	char exec_path[4096];
+	const char *found;
 	struct daemon d;
 
 	err_init(argv[0]);
 	io_sanitize_std();
 	parse(argc, argv, &o);
+	if (o.activated)
+		adopt_fd3(&o);
+	check_program(&o, exec_path, sizeof exec_path, &found);
 	if (daemon_start(&d, o.background, 0) < 0)
 		err_die(EXIT_RUNTIME, "fork:");
-	return o.server ? run_server(&o, &d) : run_client(&o, &d);
+	return o.server ? run_server(&o, &d, found) : run_client(&o, &d);
 }

@@ -17,7 +17,8 @@ start() {
 
 nchildren() { children_of "$1" | wc -l; }
 has_children() { [ "$(nchildren "$1")" -eq "$2" ]; }
-status_lines() { grep -c 'status:' "$1" || true; }
+# The status lines themselves, not the log limiter's summaries that quote one.
+status_lines() { grep -c '^socket: status: ' "$1" || true; }
 more_status() { [ "$(status_lines "$1")" -gt "$2" ]; }
 
 # pool_status PID LOG: ask for a status line; print "READY BUSY SERVED ERRORS".
@@ -25,11 +26,23 @@ pool_status() {
 	local before
 	before=$(status_lines "$2")
 	kill -USR1 "$1" || return 1
-	wait_for 5 more_status "$2" "$before" || return 1
-	grep 'status:' "$2" | tail -n 1 | awk '{ print $4, $6, $8, $10 }'
+	wait_for 2 more_status "$2" "$before" || return 1
+	grep '^socket: status: ' "$2" | tail -n 1 | awk '{ print $4, $6, $8, $10 }'
 }
 # status_is PID LOG "READY BUSY": the pool has that many ready and busy workers.
 status_is() { [[ "$(pool_status "$1" "$2")" == "$3"* ]]; }
+# status_within SECS PID LOG "READY BUSY...": status_is within SECS, bounded by the clock:
+# a status line that repeats the last one is held back by the log limiter for up to a
+# second, so one try can take that long, and wait_for bounds tries, not time. Tries
+# are spaced so that they stay below the limiter's 10 lines a second of one source.
+status_within() {
+	local end=$((SECONDS + $1))
+	shift
+	until status_is "$@"; do
+		[ "$SECONDS" -lt "$end" ] || return 1
+		sleep 0.15
+	done
+}
 
 reply() { printf '%s\n' "$1" | nc -N 127.0.0.1 "$P"; }
 
@@ -63,10 +76,29 @@ long_client() { # OUTFILE
 		[ "$output" = "line $n" ]
 	done
 	wait_for 5 has_children "$M" 2
-	wait_for 5 status_is "$M" err "2 0 5 0"
+	status_within 5 "$M" err "2 0 5 0"
 	after=$(children_of "$M" | sort)
 	# Five connections used up five workers: at most one of the first two is left.
 	[ "$(comm -12 <(echo "$before") <(echo "$after") | wc -l)" -le 1 ]
+}
+
+@test "-W N: no fork while as many workers are ready as connections run; fewer, and it refills" {
+	start -W 3 -s -p cat "$P"
+	wait_listening "$P"
+	status_within 5 "$M" err "3 0"
+	long_client c1
+	pids=$LAST
+	status_within 5 "$M" err "2 1"
+	[ "$(nchildren "$M")" -eq 3 ]
+	# One ready for two live: the pool refills at once.
+	long_client c2
+	pids="$pids $LAST"
+	status_within 5 "$M" err "3 2"
+	[ "$(nchildren "$M")" -eq 5 ]
+	# And idle again, it holds N ready.
+	kill $pids
+	status_within 5 "$M" err "3 0"
+	wait_for 5 has_children "$M" 3
 }
 
 @test "-W N: the replacement is forked while the first connection still runs" {
@@ -74,7 +106,7 @@ long_client() { # OUTFILE
 	wait_listening "$P"
 	wait_for 5 has_children "$M" 1
 	long_client c1
-	wait_for 5 status_is "$M" err "1 1"
+	status_within 5 "$M" err "1 1"
 	# A second connection is served while the first is still open.
 	run --separate-stderr reply second
 	[ "$output" = second ]
@@ -84,16 +116,16 @@ long_client() { # OUTFILE
 @test "-W MIN:MAX ramps up under long connections, caps at MAX, retires back to MIN" {
 	start -W 1:4 -I 1 -s -p cat "$P"
 	wait_listening "$P"
-	wait_for 5 status_is "$M" err "1 0"
+	status_within 5 "$M" err "1 0"
 	long_client c1
 	# The accept left no worker ready: two new ones instead of one.
-	wait_for 5 status_is "$M" err "2 1"
+	status_within 5 "$M" err "2 1"
 	pids="$LAST"
 	for n in 2 3 4; do
 		long_client "c$n"
 		pids="$pids $LAST"
 	done
-	wait_for 5 status_is "$M" err "0 4"
+	status_within 5 "$M" err "0 4"
 	[ "$(nchildren "$M")" -eq 4 ]
 	# A fifth waits in the backlog: no worker may be forked beyond MAX.
 	mkfifo f5
@@ -108,9 +140,35 @@ long_client() { # OUTFILE
 	[ "$(cat c5)" = waiting ]
 	exec 7>&-
 	# All idle now: the extra ready workers retire after -I 1, down to MIN.
-	wait_for 10 status_is "$M" err "1 0" || { tail -n 3 err >&3; false; }
+	status_within 10 "$M" err "1 0" || { tail -n 3 err >&3; false; }
 	wait_for 5 has_children "$M" 1
 	alive "$M"
+}
+
+@test "-W: the program gets PROTO, TCPLOCAL*, TCPREMOTE* (UCSPI), nothing stale or of systemd's" {
+	TCPREMOTEIP=stale PROTO=old LISTEN_FDNAMES=x KEEP=kept start -W 2 -B 127.0.0.1 -s \
+		-p 'sh -c "echo $PROTO $TCPLOCALIP $TCPLOCALPORT $TCPREMOTEIP $TCPREMOTEPORT ${LISTEN_FDNAMES-none} $KEEP"' "$P"
+	wait_listening "$P"
+	for n in 1 2 3; do
+		run --separate-stderr sh -c "nc -N 127.0.0.1 $P </dev/null"
+		read -r proto lip lport rip rport fdnames keep <<<"$output"
+		[ "$proto" = TCP ]
+		[ "$lip" = 127.0.0.1 ]
+		[ "$lport" = "$P" ]
+		[ "$rip" = 127.0.0.1 ]
+		[[ "$rport" =~ ^[0-9]+$ ]] && [ "$rport" != "$P" ]
+		[ "$fdnames" = none ]
+		[ "$keep" = kept ]
+	done
+	kill "$M"
+	wait_gone "$M"
+	# A wildcard listener: the local address is each connection's.
+	start -W 1 -s -p 'sh -c "echo $TCPLOCALIP $TCPREMOTEIP"' "$P"
+	wait_listening "$P"
+	run --separate-stderr sh -c "nc -N 127.0.0.1 $P </dev/null"
+	[ "$output" = "127.0.0.1 127.0.0.1" ]
+	run --separate-stderr sh -c "nc -N ::1 $P </dev/null"
+	[ "$output" = "::1 ::1" ]
 }
 
 @test "-P: prestarted program serves, without TCPREMOTE*, with half-close and large data" {
@@ -156,29 +214,51 @@ long_client() { # OUTFILE
 	[ ! -e w.sock ]
 }
 
+# A program that is there at start (-W checks) and gone by the time workers exec it.
+vanishing() {
+	printf '#!/bin/sh\nexec cat\n' >prog
+	chmod +x prog
+}
+# Every -P worker of M has its program running (the script became cat).
+prestarted() {
+	local w
+	for w in $(children_of "$M"); do
+		ps -o comm= --ppid "$w" | grep -qx cat || return 1
+	done
+}
+
 @test "exec failure: reported once per distinct error, connections closed, serving goes on" {
-	start -W 2 -s -p /nonexistent/program "$P"
+	vanishing
+	start -W 2 -s -p "$PWD/prog" "$P"
 	wait_listening "$P"
+	rm prog
 	for n in 1 2 3 4; do
 		run --separate-stderr reply "x$n"
 		[ "$status" -eq 0 ]
 		[ -z "$output" ]
 	done
-	wait_for 5 status_is "$M" err "2 0 0 4"
-	[ "$(grep -c 'exec /nonexistent/program: No such file or directory' err)" -eq 1 ]
+	status_within 5 "$M" err "2 0 0 4"
+	[ "$(grep -c "exec $PWD/prog: No such file or directory" err)" -eq 1 ]
 	alive "$M"
 	wait_for 5 has_children "$M" 2
 }
 
 @test "exec failure with -P: reported once, the connection closed, the master goes on" {
-	start -W 2 -P -s -p /nonexistent/program "$P"
+	vanishing
+	start -W 2 -P -s -p "$PWD/prog" "$P"
 	wait_listening "$P"
+	# The two prestarted programs run already; their replacements find nothing.
+	wait_for 5 has_children "$M" 2
+	wait_for 5 prestarted
+	rm prog
 	run --separate-stderr reply x
-	[ -z "$output" ]
-	wait_for 5 grep -q 'exec /nonexistent/program: No such file' err
+	[ "$output" = x ]
 	run --separate-stderr reply y
+	[ "$output" = y ]
+	wait_for 5 grep -q "exec $PWD/prog: No such file" err
+	run --separate-stderr reply z
 	[ -z "$output" ]
-	[ "$(grep -c 'exec /nonexistent/program' err)" -eq 1 ]
+	[ "$(grep -c "exec $PWD/prog" err)" -eq 1 ]
 	alive "$M"
 }
 
@@ -238,9 +318,12 @@ long_client() { # OUTFILE
 	wait_listening "$P"
 	wait_for 5 has_children "$M" 2
 	long_client c1
-	wait_for 5 status_is "$M" err "2 1"
+	# One busy, one ready: no replacement competes with the live connection.
+	status_within 5 "$M" err "1 1"
+	long_client c2
+	status_within 5 "$M" err "2 2"
 	groups=$(children_of "$M")
-	[ "$(echo "$groups" | wc -l)" -eq 3 ]
+	[ "$(echo "$groups" | wc -l)" -eq 4 ]
 	kill -TERM "$M"
 	wait "$M" || rc=$?
 	[ "$rc" -eq 143 ]
@@ -269,12 +352,12 @@ long_client() { # OUTFILE
 	wait_listening "$P"
 	wait_for 5 has_children "$M" 4
 	"$TOOLS/loadgen" -c 1 -n 20 127.0.0.1 "$P" >/dev/null
-	wait_for 5 status_is "$M" err "4 0"
+	status_within 5 "$M" err "4 0"
 	fds=$(fd_count "$M")
 	run --separate-stderr "$TOOLS/loadgen" -c 4 -n 1000 127.0.0.1 "$P"
 	[ "$status" -eq 0 ]
 	[[ "$output" == "conns=1000 ok=1000 errors=0 "* ]]
-	wait_for 5 status_is "$M" err "4 0 1020 0"
+	status_within 5 "$M" err "4 0 1020 0"
 	same_fds() { [ "$(fd_count "$M")" -eq "$fds" ]; }
 	wait_for 5 same_fds
 	[ "$(zombies_of "$M")" -eq 0 ]
@@ -289,7 +372,7 @@ long_client() { # OUTFILE
 	run --separate-stderr "$SP_BIN/socket" -B 127.0.0.1 -s "$P" -b -f -q -l \
 		-p "$PWD/wrapper head -n1" -W 4
 	[ "$status" -eq 0 ]
-	[ -z "$stderr" ]
+	stderr_quiet socket
 	[[ "$output" =~ ^[0-9]+$ ]]
 	M=$output
 	track "$M"
@@ -319,7 +402,7 @@ long_client() { # OUTFILE
 	M=$output
 	track "$M"
 	reply one >/dev/null
-	wait_for 5 status_is "$M" log "3 0 1 0"
+	status_within 5 "$M" log "3 0 1 0"
 	[ "$(grep -c status: log)" -ge 1 ]
 	[ "$(grep status: log | tail -n 1)" = "socket: status: ready 3 busy 0 served 1 errors 0" ]
 }

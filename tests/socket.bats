@@ -323,6 +323,75 @@ two_clients() {
 	[ "$output" = "activated unset" ]
 }
 
+# fd3_case KIND WHY ARGS...: socket under activate with that kind of fd 3 refuses at once.
+fd3_case() {
+	local kind=$1 why=$2
+	shift 2
+	# Under timeout: a server that spun on accept(2) would be killed there (124), not exit 1.
+	run --separate-stderr timeout 10 "$TOOLS/activate" -k "$kind" portfile "$S" "$@"
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[ "$stderr" = "socket: LISTEN_FDS=1 but fd 3 is $why: no listening socket to serve" ]
+}
+
+@test "LISTEN_FDS=1 with fd 3 /dev/null, unlistened TCP, closed or UDP: exit 1, one line, nothing left" {
+	printf '#!/bin/sh\nexec cat\n' >prog
+	chmod +x prog
+	for mode in "-s -l -f" "-W 2 -s" "-W 2 -P -s" "-b -s -l"; do
+		# shellcheck disable=SC2086 # the mode's words are options
+		fd3_case null "not a socket" $mode -p "$PWD/prog"
+		fd3_case tcp "a socket that is not listening" $mode -p "$PWD/prog"
+		fd3_case closed "not open" $mode -p "$PWD/prog"
+		fd3_case udp "not a stream socket (UDP?)" $mode -p "$PWD/prog"
+	done
+	# No daemon, worker or program stayed behind, and no file but ours appeared.
+	[ -z "$(pgrep -f "$PWD/prog" || true)" ]
+	rm -f portfile prog
+	[ -z "$(ls -A)" ]
+}
+
+@test "-W with a program not found: exit 1 at start, as a shell says, nothing left" {
+	port=$(free_port)
+	# Under timeout: a server that started anyway is killed there (124) instead of hanging.
+	for w in "-W 2" "-W 1:4" "-W 2 -P" "-W 2 -c"; do
+		# shellcheck disable=SC2086 # the -W words are options
+		run --separate-stderr timeout 10 "$S" $w -s -p "nosuchprog-$$ with args" "$port"
+		[ "$status" -eq 1 ]
+		[ -z "$output" ]
+		[ "$stderr" = "socket: nosuchprog-$$: not found" ]
+	done
+	run --separate-stderr timeout 10 "$S" -b -W 2 -s -p ./missing "$port"
+	[[ ! "$output" =~ ^[0-9]+$ ]] || track "$output"
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	[ "$stderr" = "socket: ./missing: not found" ]
+	echo 'echo hi' >notexec
+	run --separate-stderr timeout 10 "$S" -W 2 -s -p "$PWD/notexec" "$port"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "socket: $PWD/notexec: Permission denied" ]
+	# PATH searched as a shell does: here the program is not in it.
+	mkdir bin
+	printf '#!/bin/sh\necho found\n' >bin/greet
+	chmod +x bin/greet
+	run --separate-stderr timeout 10 "$S" -W 1 -s -p greet "$port"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "socket: greet: not found" ]
+	not_listening "$port"
+	[ -z "$(pgrep -f "nosuchprog-$$" || true)" ]
+	rm -rf notexec bin
+	[ -z "$(ls -A)" ]
+}
+
+@test "-W with a shell command is not looked up at start: the shell says it per connection" {
+	port=$(free_port)
+	"$S" -W 1 -s -p "nosuchprog-$$ 2>&1 | tr a-z A-Z" "$port" 2>err &
+	track $!
+	wait_listening "$port"
+	run --separate-stderr "$S" -r 127.0.0.1 "$port" </dev/null
+	[[ "$output" == *"NOSUCHPROG-$$"*"NOT FOUND"* ]]
+}
+
 @test "exec failure: reported, the connection closed, serving goes on; exit 1 without -l" {
 	start_server -s -l -f -L log -p /nonexistent/prog 0
 	run "$S" 127.0.0.1 "$PORT" </dev/null
@@ -418,11 +487,11 @@ two_clients() {
 
 @test "address in use: exit 1, also with -b (no daemon left)" {
 	start_server -B 127.0.0.1 -s -l -p cat 0
-	run --separate-stderr "$S" -b -B 127.0.0.1 -s "$PORT"
+	run --separate-stderr "$S" -b -B 127.0.0.1 -s "$PORT" -p cat
 	[ "$status" -eq 1 ]
 	[ -z "$output" ]
 	[ "$stderr" = "socket: listen on 127.0.0.1 $PORT: Address already in use" ]
-	[ -z "$(pgrep -f "socket -b -B 127.0.0.1 -s $PORT\$")" ]
+	[ -z "$(pgrep -f "socket -b -B 127.0.0.1 -s $PORT -p cat\$")" ]
 }
 
 @test "UNIX: a live socket is in use, exit 1, untouched" {
@@ -453,7 +522,7 @@ two_clients() {
 }
 
 @test "-L FILE that cannot be opened: exit 1, no daemon, no socket file" {
-	run --separate-stderr "$S" -b -s -L /nonexistent/dir/log ./x.sock
+	run --separate-stderr "$S" -b -s -L /nonexistent/dir/log -p cat ./x.sock
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "socket: /nonexistent/dir/log: No such file or directory" ]
 	[ ! -e x.sock ]
@@ -483,8 +552,26 @@ usage_case() { # expected-message args...
 	usage_case "-C: 'abc' is not a number" -s -f -C abc 0
 }
 @test "usage: missing operands" {
-	usage_case "missing operand" localhost
+	usage_case "localhost: missing port; a UNIX socket path needs a '/' (./localhost)" localhost
+	usage_case "missing operand"
 	usage_case "missing port or path" -s
+}
+
+@test "usage: a UNIX path without a '/' is told it needs one, client and server" {
+	usage_case "myapp.sock: missing port; a UNIX socket path needs a '/' (./myapp.sock)" myapp.sock
+	usage_case "myapp.sock: unknown service; a UNIX socket path needs a '/' (./myapp.sock)" \
+		-s -l -p cat myapp.sock
+	[ -z "$(ls -A)" ]
+}
+
+@test "usage: -b without -p has nothing to relay, server and client" {
+	msg="-b needs -p: in the background there is no stdin or stdout to relay"
+	port=$(free_port)
+	usage_case "$msg" -b -s -l "$port"
+	usage_case "$msg" -b -s -l -f -r "$port"
+	usage_case "$msg" -b 127.0.0.1 "$port"
+	not_listening "$port"
+	[ -z "$(ls -A)" ]
 }
 @test "usage: too many operands" {
 	usage_case "too many operands" a b c

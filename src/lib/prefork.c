@@ -98,6 +98,8 @@ int prefork_gone(struct prefork *p, pid_t pid, long long now)
 	}
 	if (old.failed)
 		p->errors++;
+	if (old.state == PREFORK_RETIRING)
+		return 3;
 	if (old.state != PREFORK_READY)
 		return 0;
 	/* Died without serving: count it toward the fork-bomb guard. */
@@ -123,6 +125,15 @@ size_t prefork_wanted(const struct prefork *p, long long now)
 
 	if (now < p->backoff_until || p->ready >= p->target)
 		return 0;
+	/*
+	 * As many workers ready as connections live, or more: a fork now would
+	 * compete with those connections' programs for the processors, and the
+	 * ready ones can take what comes meanwhile. The pool refills once no
+	 * connection is live, or at once when fewer are ready than live (load:
+	 * a replacement late is a connection kept waiting).
+	 */
+	if (p->busy > 0 && p->ready >= p->busy)
+		return 0;
 	want = p->target - p->ready;
 	room = p->max == PREFORK_UNLIMITED ? want : (alive < p->max ? p->max - alive : 0);
 	return want < room ? want : room;
@@ -144,6 +155,19 @@ pid_t prefork_retire(struct prefork *p, long long now)
 	if (p->target > p->min)
 		p->target--;
 	return oldest->pid;
+}
+
+size_t prefork_retire_ready(struct prefork *p, pid_t *out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < p->n; i++)
+		if (p->w[i].state == PREFORK_READY) {
+			p->w[i].state = PREFORK_RETIRING;
+			out[n++] = p->w[i].pid;
+		}
+	p->ready = 0;
+	return n;
 }
 
 int prefork_timeout(const struct prefork *p, long long now)

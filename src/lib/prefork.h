@@ -70,11 +70,19 @@ int prefork_failed(struct prefork *p, pid_t pid, int err);
 /*
  * Worker pid has been reaped. Returns -1 (ESRCH) when it is not ours, 0
  * for an ordinary end, 1 when it died without serving, 2 when that death
- * starts a back-off (PREFORK_DEATHS within a second): the caller says so.
+ * starts a back-off (PREFORK_DEATHS within a second): the caller says so;
+ * 3 when it retired as asked. 1 to 3: it never had a connection.
  */
 int prefork_gone(struct prefork *p, pid_t pid, long long now);
 
-/* How many workers to fork now: up to target ready, within max, none while backing off. */
+/*
+ * How many workers to fork now: up to target ready, within max, none while
+ * backing off, and none while connections are live and at least as many
+ * workers are ready (so no fork competes with them): the pool refills when
+ * it is idle, or as soon as fewer are ready than connections live. So
+ * target workers are ready when idle, never fewer than one for longer than
+ * a fork takes.
+ */
 size_t prefork_wanted(const struct prefork *p, long long now);
 
 /*
@@ -83,6 +91,13 @@ size_t prefork_wanted(const struct prefork *p, long long now);
  * than min are ready.
  */
 pid_t prefork_retire(struct prefork *p, long long now);
+
+/*
+ * Mark every ready worker retiring (a reload or a graceful stop) and put
+ * their pids into out (room for p->n); returns how many. The target stays:
+ * prefork_wanted asks for a whole new set.
+ */
+size_t prefork_retire_ready(struct prefork *p, pid_t *out);
 
 /* Milliseconds until a retirement or the end of a back-off is due, or -1. */
 int prefork_timeout(const struct prefork *p, long long now);

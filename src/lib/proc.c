@@ -1,23 +1,29 @@
 #define _GNU_SOURCE /* prctl */
 #include "proc.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "io.h"
 #include "sig.h"
 
-#define MAX_ARGS 64
+#define MAX_ARGS PROC_MAX_ARGS
+
+extern char **environ;
 
 /* Anything the shell would treat specially sends the command through sh -c. */
 static const char shell_meta[] = "|&;<>()$`\\\"'*?[]#~=%{}!\n";
@@ -41,21 +47,55 @@ static int split_cmd(const char *cmd, char **copy, char *argv[MAX_ARGS + 1])
 	return 0;
 }
 
-void proc_exec_cmd_at(const char *cmd, const char *path)
+int proc_cmd_init(struct proc_cmd *c, const char *cmd, const char *path)
 {
-	char *argv[MAX_ARGS + 1], *copy = NULL;
+	memset(c, 0, sizeof *c);
+	if (split_cmd(cmd, &c->copy, c->argv) > 0) {
+		if (path && snprintf(c->path, sizeof c->path, "%s", path) >= (int)sizeof c->path)
+			c->path[0] = '\0';
+		return 0;
+	}
+	if (!(c->copy = strdup(cmd)))
+		return -1;
+	c->shell = 1;
+	c->argv[0] = "sh";
+	c->argv[1] = "-c";
+	c->argv[2] = c->copy;
+	c->argv[3] = NULL;
+	return 0;
+}
 
-	if (split_cmd(cmd, &copy, argv) > 0) {
-		/* A stale cached path (ENOENT, ENOEXEC...) falls back to the full search. */
-		if (path)
-			execv(path, argv);
-		execvp(argv[0], argv);
-		int saved = errno;
-		free(copy);
-		errno = saved;
+void proc_cmd_free(struct proc_cmd *c)
+{
+	free(c->copy);
+	c->copy = NULL;
+}
+
+void proc_cmd_exec(const struct proc_cmd *c, char *const envp[])
+{
+	if (!envp)
+		envp = environ;
+	if (c->shell) {
+		execve("/bin/sh", c->argv, envp);
 		return;
 	}
-	execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+	/* A stale cached path (ENOENT, ENOEXEC...) falls back to the full search. */
+	if (c->path[0])
+		execve(c->path, c->argv, envp);
+	execvpe(c->argv[0], c->argv, envp);
+}
+
+void proc_exec_cmd_at(const char *cmd, const char *path)
+{
+	struct proc_cmd c;
+	int saved;
+
+	if (proc_cmd_init(&c, cmd, path) < 0)
+		return;
+	proc_cmd_exec(&c, NULL);
+	saved = errno;
+	proc_cmd_free(&c);
+	errno = saved;
 }
 
 void proc_exec_cmd(const char *cmd)
@@ -63,20 +103,38 @@ void proc_exec_cmd(const char *cmd)
 	proc_exec_cmd_at(cmd, NULL);
 }
 
-int proc_which(const char *cmd, char *path, size_t len)
+/* An executable regular file, as execve would take it; else -1 with errno. */
+static int executable(const char *path)
 {
-	char *argv[MAX_ARGS + 1], *copy = NULL;
-	const char *dirs = getenv("PATH"), *d, *end;
-	int found = -1;
+	struct stat st;
 
-	if (split_cmd(cmd, &copy, argv) == 0)
+	if (stat(path, &st) < 0)
 		return -1;
-	/* A name with a slash is not searched; an unset PATH keeps execvp's default. */
-	if (strchr(argv[0], '/') || !dirs) {
-		free(copy);
+	if (!S_ISREG(st.st_mode) || access(path, X_OK) < 0) {
+		errno = EACCES;
 		return -1;
 	}
-	for (d = dirs; found < 0; d = end + 1) {
+	return 0;
+}
+
+/* find_prog: proc_find for a program name argv0 (a direct exec's first word). */
+static int find_prog(const char *argv0, char *path, size_t len)
+{
+	const char *dirs = getenv("PATH"), *d, *end;
+	int err = ENOENT;
+
+	if (strchr(argv0, '/')) {
+		int n = snprintf(path, len, "%s", argv0);
+
+		if (n < 0 || (size_t)n >= len) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		return executable(path);
+	}
+	if (!dirs)
+		dirs = "/bin:/usr/bin"; /* execvp's default */
+	for (d = dirs;; d = end + 1) {
 		size_t dl;
 		int n;
 
@@ -84,21 +142,75 @@ int proc_which(const char *cmd, char *path, size_t len)
 		if (!end)
 			end = d + strlen(d);
 		dl = (size_t)(end - d);
-		if (dl == 0) /* the current directory: leave that search to execvp */
-			break;
-		n = snprintf(path, len, "%.*s/%s", (int)dl, d, argv[0]);
-		if (n > 0 && (size_t)n < len && access(path, X_OK) == 0)
-			found = 0;
+		/* An empty entry is the current directory, as for execvp. */
+		n = dl ? snprintf(path, len, "%.*s/%s", (int)dl, d, argv0)
+		       : snprintf(path, len, "./%s", argv0);
+		if (n > 0 && (size_t)n < len) {
+			if (executable(path) == 0)
+				return 0;
+			if (errno == EACCES)
+				err = EACCES; /* as execvp: reported only if nothing else is found */
+		}
 		if (!*end)
 			break;
 	}
-	free(copy);
-	return found;
+	path[0] = '\0';
+	errno = err;
+	return -1;
+}
+
+int proc_find(const char *cmd, char *path, size_t len)
+{
+	struct proc_cmd c;
+	int r, saved;
+
+	if (proc_cmd_init(&c, cmd, NULL) < 0)
+		return -1;
+	r = c.shell ? 1 : find_prog(c.argv[0], path, len);
+	saved = errno;
+	proc_cmd_free(&c);
+	errno = saved;
+	return r;
+}
+
+int proc_cmd_find(struct proc_cmd *c)
+{
+	char path[sizeof c->path];
+
+	if (c->shell)
+		return 1;
+	if (find_prog(c->argv[0], path, sizeof path) < 0)
+		return -1;
+	memcpy(c->path, path, sizeof path);
+	return 0;
+}
+
+const char *proc_cmd_name(const char *cmd, char *buf, size_t len)
+{
+	size_t n;
+
+	cmd += strspn(cmd, " \t");
+	n = strcspn(cmd, " \t");
+	if (len == 0)
+		return "";
+	if (n >= len)
+		n = len - 1;
+	memcpy(buf, cmd, n);
+	buf[n] = '\0';
+	return buf;
 }
 
 const char *const proc_ucspi_unset[] = {"LISTEN_PID",	 "LISTEN_FDS",	 "LISTEN_FDNAMES",
 					 "TCPLOCALIP",	 "TCPLOCALPORT", "TCPREMOTEIP",
 					 "TCPREMOTEPORT", NULL};
+
+/* A variable with a value ("NAME=" holds a place for one to come). */
+static int known(const char *var)
+{
+	const char *eq = strchr(var, '=');
+
+	return eq && eq[1];
+}
 
 /* Point the set at the variables known so far. */
 static void ucspi_link(struct proc_ucspi *u)
@@ -107,16 +219,87 @@ static void ucspi_link(struct proc_ucspi *u)
 
 	u->set[n++] = u->proto;
 	if (!u->unix_) {
-		if (u->lip[0])
+		if (known(u->lip))
 			u->set[n++] = u->lip;
 		u->set[n++] = u->lport;
-		if (u->rip[0])
+		if (known(u->rip))
 			u->set[n++] = u->rip;
-		if (u->rport[0])
+		if (known(u->rport))
 			u->set[n++] = u->rport;
 	}
 	u->set[n] = NULL;
-	u->env = (struct proc_env){u->set, proc_ucspi_unset};
+	u->env = (struct proc_env){u->set, proc_ucspi_unset, 0};
+}
+
+/* v in decimal at dst; returns the end. */
+static char *put_u(char *dst, unsigned v)
+{
+	char tmp[12];
+	int n = 0;
+
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	while (n)
+		*dst++ = tmp[--n];
+	return dst;
+}
+
+/* An IPv4 address, dotted, at dst (room for 16). */
+static void put_ip4(char *dst, const unsigned char *a)
+{
+	for (int i = 0; i < 4; i++) {
+		dst = put_u(dst, a[i]);
+		*dst++ = i < 3 ? '.' : '\0';
+	}
+}
+
+/*
+ * The numeric address of fd's local or peer end, as net_name gives it
+ * (an IPv4-mapped IPv6 address as plain IPv4), with less code: a -W
+ * worker formats it between accept and exec, and every page of code
+ * touched there (printf's, which inet_ntop uses for IPv4) is a page fault
+ * of a fresh process.
+ */
+static int sock_name(int fd, int peer, char ip[NET_IPLEN], char port[NET_PORTLEN])
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	int rc = peer ? getpeername(fd, (struct sockaddr *)&ss, &len)
+		      : getsockname(fd, (struct sockaddr *)&ss, &len);
+	unsigned short p;
+
+	ip[0] = port[0] = '\0';
+	if (rc < 0)
+		return -1;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+
+		put_ip4(ip, (const unsigned char *)&in->sin_addr);
+		p = ntohs(in->sin_port);
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+
+		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+			put_ip4(ip, in6->sin6_addr.s6_addr + 12);
+		else if (!inet_ntop(AF_INET6, &in6->sin6_addr, ip, NET_IPLEN))
+			return -1;
+		p = ntohs(in6->sin6_port);
+	} else {
+		return ss.ss_family;
+	}
+	*put_u(port, p) = '\0';
+	return ss.ss_family;
+}
+
+/* buf = "NAME=VALUE" (buf has room: the proc_ucspi sizes). */
+static void put_var(char *buf, const char *name, const char *value)
+{
+	size_t n = strlen(name), v = strlen(value);
+
+	memcpy(buf, name, n);
+	buf[n] = '=';
+	memcpy(buf + n + 1, value, v + 1);
 }
 
 void proc_ucspi_listener(struct proc_ucspi *u, int lfd)
@@ -124,7 +307,7 @@ void proc_ucspi_listener(struct proc_ucspi *u, int lfd)
 	char ip[NET_IPLEN], port[NET_PORTLEN];
 
 	memset(u, 0, sizeof *u);
-	if (net_name(lfd, 0, ip, port) == AF_UNIX) {
+	if (sock_name(lfd, 0, ip, port) == AF_UNIX) {
 		u->unix_ = 1;
 		snprintf(u->proto, sizeof u->proto, "PROTO=UNIX");
 	} else {
@@ -137,19 +320,97 @@ void proc_ucspi_listener(struct proc_ucspi *u, int lfd)
 	ucspi_link(u);
 }
 
+void proc_ucspi_several(struct proc_ucspi *u)
+{
+	if (u->unix_)
+		return;
+	u->wildcard = 1;
+	u->lip[0] = '\0';
+	ucspi_link(u);
+}
+
 void proc_ucspi_conn(struct proc_ucspi *u, int fd)
 {
 	char ip[NET_IPLEN], port[NET_PORTLEN];
 
 	if (u->unix_)
 		return;
-	if (u->wildcard && net_name(fd, 0, ip, port) >= 0)
-		snprintf(u->lip, sizeof u->lip, "TCPLOCALIP=%s", ip);
-	if (net_name(fd, 1, ip, port) >= 0) {
-		snprintf(u->rip, sizeof u->rip, "TCPREMOTEIP=%s", ip);
-		snprintf(u->rport, sizeof u->rport, "TCPREMOTEPORT=%s", port);
+	if (u->wildcard) {
+		sock_name(fd, 0, ip, port);
+		put_var(u->lip, "TCPLOCALIP", ip);
 	}
+	sock_name(fd, 1, ip, port);
+	put_var(u->rip, "TCPREMOTEIP", ip);
+	put_var(u->rport, "TCPREMOTEPORT", port);
 	ucspi_link(u);
+	if (u->envp) { /* the places at its end, as far as they are known */
+		size_t k = u->envn;
+
+		for (char *const *v = u->set; *v; v++)
+			u->envp[k++] = *v;
+		u->envp[k] = NULL;
+	}
+}
+
+/* NAME=VALUE or NAME names name. */
+static int same_name(const char *var, const char *name)
+{
+	size_t n = strcspn(name, "=");
+
+	return strncmp(var, name, n) == 0 && var[n] == '=';
+}
+
+/*
+ * Our environment with env applied, as a new array with room for extra
+ * more entries (its strings are borrowed); *n gets the count. NULL when
+ * out of memory.
+ */
+static char **envp_of(const struct proc_env *env, size_t extra, size_t *n_out)
+{
+	char **envs = environ && !(env && env->clear) ? environ : (char *[]){NULL}, **out;
+	size_t n = 0, k = 0, nset = 0;
+
+	while (envs[n])
+		n++;
+	while (env && env->set && env->set[nset])
+		nset++;
+	if (!(out = calloc(n + nset + extra + 1, sizeof *out)))
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		int drop = 0;
+
+		for (const char *const *u = env ? env->unset : NULL; u && *u && !drop; u++)
+			drop = same_name(envs[i], *u);
+		for (size_t j = 0; j < nset && !drop; j++)
+			drop = same_name(envs[i], env->set[j]);
+		if (!drop)
+			out[k++] = envs[i];
+	}
+	for (size_t j = 0; j < nset; j++)
+		out[k++] = env->set[j];
+	out[k] = NULL;
+	if (n_out)
+		*n_out = k;
+	return out;
+}
+
+int proc_ucspi_envp(struct proc_ucspi *u)
+{
+	size_t n, nset = 0;
+
+	while (u->set[nset])
+		nset++;
+	/* Ours, without the unset names or any we set; then the places of ours. */
+	if (!(u->envp = envp_of(&u->env, PROC_UCSPI_VARS, &n)))
+		return -1;
+	u->envn = n - nset;
+	return 0;
+}
+
+void proc_ucspi_free(struct proc_ucspi *u)
+{
+	free(u->envp);
+	u->envp = NULL;
 }
 
 void proc_conn_fds(int conn, int ronly, int wonly, int fds[3])
@@ -168,15 +429,10 @@ static int place_fd(int fd, int target)
 	return dup2(fd, target) < 0 ? -1 : 0;
 }
 
-int proc_child_setup(int fd0, int fd1, int fd2, const struct proc_env *env, unsigned flags)
+int proc_place_fds(int fd0, int fd1, int fd2)
 {
 	int fds[3] = {fd0, fd1, fd2};
 
-	sig_child_reset();
-	if (flags & PROC_NEWPGRP)
-		setpgid(0, 0);
-	if (flags & PROC_PDEATHSIG)
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
 	/* Move sources out of 0..2 first so one dup2 cannot clobber another. */
 	for (int i = 0; i < 3; i++) {
 		if (fds[i] >= 0 && fds[i] < 3 && fds[i] != i) {
@@ -192,16 +448,33 @@ int proc_child_setup(int fd0, int fd1, int fd2, const struct proc_env *env, unsi
 	for (int i = 0; i < 3; i++)
 		if (place_fd(fds[i], i) < 0)
 			return -1;
-	if ((flags & PROC_CLEARENV) && clearenv() != 0)
-		return -1;
-	if (env) {
-		for (const char *const *u = env->unset; u && *u; u++)
-			unsetenv(*u);
-		for (char *const *s = env->set; s && *s; s++)
-			if (putenv(*s) != 0)
-				return -1;
-	}
 	return 0;
+}
+
+int proc_env_apply(const struct proc_env *env)
+{
+	if (!env)
+		return 0;
+	if (env->clear && clearenv() != 0)
+		return -1;
+	for (const char *const *u = env->unset; u && *u; u++)
+		unsetenv(*u);
+	for (char *const *s = env->set; s && *s; s++)
+		if (putenv(*s) != 0)
+			return -1;
+	return 0;
+}
+
+int proc_child_setup(int fd0, int fd1, int fd2, const struct proc_env *env, unsigned flags)
+{
+	sig_child_reset();
+	if (flags & PROC_NEWPGRP)
+		setpgid(0, 0);
+	if (flags & PROC_PDEATHSIG)
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (proc_place_fds(fd0, fd1, fd2) < 0)
+		return -1;
+	return proc_env_apply(env);
 }
 
 pid_t proc_spawn_start(const char *cmd, int fd0, int fd1, int fd2, const struct proc_env *env,
@@ -247,21 +520,136 @@ int proc_spawn_result(int errfd)
 	return n == (ssize_t)sizeof err ? err : 0;
 }
 
-pid_t proc_spawn(const char *cmd, int fd0, int fd1, int fd2, const struct proc_env *env,
-		 unsigned flags)
-{
-	int errfd, err;
-	pid_t pid = proc_spawn_start(cmd, fd0, fd1, fd2, env, flags, &errfd);
+/* What a spawned child needs; it shares our memory until its exec. */
+struct spawn {
+	const struct proc_cmd *c;
+	char **envp;
+	int fds[3];
+	unsigned flags;
+	int errw; /* the write end of the error pipe */
+};
 
-	if (pid < 0)
+#define SPAWN_STACK 65536 /* the child's stack, in the caller's frame */
+
+/*
+ * AddressSanitizer marks the redzones of the child's frames in the shadow
+ * of our memory, which the child shares, and nothing clears them once the
+ * child has gone on to its exec: we do, or our own later frames there read
+ * as overflows (the false positive its manual warns of for vfork).
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define CHILD_STACK_DONE(p, n) __asan_unpoison_memory_region((p), (n))
+#else
+#define CHILD_STACK_DONE(p, n) ((void)(p), (void)(n))
+#endif
+
+/* Signals whose handlers or dispositions are ours (sig.c, worker.c): back to default. */
+static const int spawn_reset[] = {SIGINT,  SIGHUP,  SIGTERM, SIGCHLD,
+				  SIGUSR1, SIGPIPE, SIGWINCH};
+
+/*
+ * The child of proc_cmd_spawn, on a stack of the caller's, every signal
+ * blocked: only the few dispositions we set are reset (posix_spawn asks
+ * the kernel about all 64 signals, twice for most), then the mask is
+ * emptied and the program executed.
+ */
+static int spawn_child(void *arg)
+{
+	const struct spawn *a = arg;
+	struct sigaction dfl;
+	sigset_t none;
+	int err;
+
+	memset(&dfl, 0, sizeof dfl);
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	for (size_t i = 0; i < sizeof spawn_reset / sizeof spawn_reset[0]; i++)
+		sigaction(spawn_reset[i], &dfl, NULL);
+	if (a->flags & PROC_NEWPGRP)
+		setpgid(0, 0);
+	if (proc_place_fds(a->fds[0], a->fds[1], a->fds[2]) == 0) {
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		proc_cmd_exec(a->c, a->envp);
+	}
+	err = errno;
+	if (write(a->errw, &err, sizeof err) < 0) {
+		/* the parent sees EOF and a child that exited 127 */
+	}
+	_exit(127);
+}
+
+pid_t proc_cmd_spawn(const struct proc_cmd *c, int fd0, int fd1, int fd2,
+		     const struct proc_env *env, unsigned flags)
+{
+	/* 16-byte aligned, as the ABI wants a stack; the child grows it downwards. */
+	_Alignas(16) char stack[SPAWN_STACK];
+	struct spawn a = {.c = c, .fds = {fd0, fd1, fd2}, .flags = flags};
+	sigset_t all, old;
+	int ep[2], err;
+	pid_t pid;
+
+	if (!(a.envp = envp_of(env, 0, NULL)))
 		return -1;
-	err = proc_spawn_result(errfd);
-	if (err) {
+	if (io_pipe(ep) < 0) {
+		err = errno;
+		free(a.envp);
+		errno = err;
+		return -1;
+	}
+	a.errw = ep[1];
+	/* No handler of ours may run in a child that shares our memory. */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	/* vfork's economy: nothing of ours is copied, and we wait only until its exec. */
+	pid = clone(spawn_child, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+	err = errno;
+	CHILD_STACK_DONE(stack, sizeof stack);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	close(ep[1]);
+	free(a.envp);
+	if (pid < 0) {
+		close(ep[0]);
+		errno = err;
+		return -1;
+	}
+	/* End of file once the exec has happened (the pipe is close-on-exec), else its errno. */
+	if ((err = proc_spawn_result(ep[0])) != 0) {
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
 		errno = err;
 		return -1;
 	}
+	return pid;
+}
+
+pid_t proc_spawn(const char *cmd, int fd0, int fd1, int fd2, const struct proc_env *env,
+		 unsigned flags)
+{
+	struct proc_cmd c;
+	int saved;
+	pid_t pid;
+
+	if (flags & PROC_PDEATHSIG) { /* not a spawn attribute: the fork way */
+		int errfd, err;
+
+		if ((pid = proc_spawn_start(cmd, fd0, fd1, fd2, env, flags, &errfd)) < 0)
+			return -1;
+		if ((err = proc_spawn_result(errfd)) != 0) {
+			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+				;
+			errno = err;
+			return -1;
+		}
+		return pid;
+	}
+	if (proc_cmd_init(&c, cmd, NULL) < 0)
+		return -1;
+	pid = proc_cmd_spawn(&c, fd0, fd1, fd2, env, flags);
+	saved = errno;
+	proc_cmd_free(&c);
+	errno = saved;
 	return pid;
 }
 

@@ -9,16 +9,61 @@
 
 /*
  * The variables to set ("NAME=VALUE") and to remove before exec; either
- * list may be NULL, both are NULL-terminated.
+ * list may be NULL, both are NULL-terminated. clear: start from an empty
+ * environment (a service's: nothing of ours leaks into it), then set.
  */
 struct proc_env {
 	char *const *set;
 	const char *const *unset;
+	int clear;
 };
 
 #define PROC_NEWPGRP 1u   /* the child leads a process group of its own */
 #define PROC_PDEATHSIG 2u /* the child gets SIGTERM when its parent dies (Linux) */
-#define PROC_CLEARENV 4u  /* the child starts from an empty environment, then env->set */
+
+#define PROC_MAX_ARGS 64
+#define PROC_PATH_MAX 4096
+
+/*
+ * A command prepared once for many execs: split at blanks for a direct
+ * exec when it has no shell metacharacters, else "sh -c cmd".
+ */
+struct proc_cmd {
+	char *argv[PROC_MAX_ARGS + 4];
+	char *copy;		    /* the words' storage */
+	int shell;		    /* through /bin/sh -c */
+	char path[PROC_PATH_MAX];   /* a direct exec's program as found in PATH, or "" */
+};
+
+/*
+ * Prepare cmd; path (may be NULL) is where its program was found before
+ * (proc_find). Returns 0, or -1 with errno ENOMEM.
+ */
+int proc_cmd_init(struct proc_cmd *c, const char *cmd, const char *path);
+void proc_cmd_free(struct proc_cmd *c);
+
+/*
+ * Look the program up again (PATH may have changed, or the file): as
+ * proc_find, into c->path. Returns 0, 1 for a shell command, or -1 with
+ * errno (c is left as it was).
+ */
+int proc_cmd_find(struct proc_cmd *c);
+
+/*
+ * Exec c in this process with environment envp (NULL: the current one):
+ * c->path first, then a PATH search if that fails. Returns only on
+ * failure, with errno.
+ */
+void proc_cmd_exec(const struct proc_cmd *c, char *const envp[]);
+
+/*
+ * As proc_spawn, for a prepared command, with vfork's economy: the child
+ * shares our memory until its exec (clone with CLONE_VM and CLONE_VFORK),
+ * so nothing is copied, and only the signals we handle are reset in it.
+ * flags: PROC_NEWPGRP only.
+ */
+pid_t proc_cmd_spawn(const struct proc_cmd *c, int fd0, int fd1, int fd2,
+		     const struct proc_env *env, unsigned flags);
 
 /*
  * Exec cmd in this process: directly (split at blanks, PATH search) when
@@ -28,7 +73,7 @@ struct proc_env {
 void proc_exec_cmd(const char *cmd);
 
 /*
- * As proc_exec_cmd, but a direct exec tries path first (what proc_which
+ * As proc_exec_cmd, but a direct exec tries path first (what proc_find
  * found earlier; NULL: none), keeping argv[0] as written, and searches
  * PATH only if that fails: a server resolves its program once instead of
  * failing an execve per PATH entry before it on every connection.
@@ -36,13 +81,17 @@ void proc_exec_cmd(const char *cmd);
 void proc_exec_cmd_at(const char *cmd, const char *path);
 
 /*
- * Where a direct exec of cmd finds its program now: the first executable
- * "DIR/NAME" in PATH, into path (len bytes). Returns 0, or -1 when cmd
- * goes through the shell, names a path itself, or no PATH entry fits
- * (the caller then leaves the search to the exec).
+ * Look up the program a direct exec of cmd will run, as execvp(3) does: a
+ * name with a '/' as it is, else the first executable DIR/NAME in PATH
+ * (unset: /bin:/usr/bin; an empty entry: the current directory). Returns 0
+ * with that file in path (len bytes); 1 when cmd goes through /bin/sh -c,
+ * whose lookup is the shell's; or -1 with errno ENOENT (no such program),
+ * EACCES (found, but not an executable file) or ENAMETOOLONG.
  */
-int proc_which(const char *cmd, char *path, size_t len);
+int proc_find(const char *cmd, char *path, size_t len);
 
+/* The program name of cmd, its first word, into buf (len bytes), for messages; returns buf. */
+const char *proc_cmd_name(const char *cmd, char *buf, size_t len);
 
 /*
  * The UCSPI environment of a connection (PROTO, TCPLOCALIP, TCPLOCALPORT,
@@ -56,6 +105,8 @@ struct proc_ucspi {
 	char rip[NET_IPLEN + 16], rport[NET_PORTLEN + 16];
 	int wildcard; /* the listener's address is a wildcard: the local IP is per connection */
 	int unix_;    /* a UNIX socket: PROTO=UNIX and nothing else */
+	char **envp;  /* proc_ucspi_envp: a whole environment for execve, or NULL */
+	size_t envn;  /* its entries before the ones of this struct */
 	char *set[PROC_UCSPI_VARS + 1];
 	struct proc_env env; /* give &env to proc_spawn */
 };
@@ -70,8 +121,28 @@ extern const char *const proc_ucspi_unset[];
  */
 void proc_ucspi_listener(struct proc_ucspi *u, int lfd);
 
-/* Add connection fd's part: the local address where the listener's was a wildcard, the peer's. */
+/*
+ * The listener has several sockets (every address of a name): the local
+ * IP is each connection's, as for a wildcard.
+ */
+void proc_ucspi_several(struct proc_ucspi *u);
+
+/*
+ * Add connection fd's part: the local address where the listener's was a
+ * wildcard, the peer's. After proc_ucspi_envp, envp holds them too.
+ */
 void proc_ucspi_conn(struct proc_ucspi *u, int fd);
+
+/*
+ * Make ready, before any connection, the whole environment a connection's
+ * program gets, as an array for execve(2): ours, without the unset names,
+ * then u's variables (by reference), which proc_ucspi_conn completes. So a
+ * -W worker neither rebuilds an environment nor calls putenv (libc's
+ * realloc, bound lazily in every fresh process) between accept and exec.
+ * Returns 0, or -1 with errno ENOMEM.
+ */
+int proc_ucspi_envp(struct proc_ucspi *u);
+void proc_ucspi_free(struct proc_ucspi *u);
 
 /*
  * The descriptors a connection's program gets for fds 0, 1 and 2, by -r
@@ -82,10 +153,11 @@ void proc_ucspi_conn(struct proc_ucspi *u, int fd);
 void proc_conn_fds(int conn, int ronly, int wonly, int fds[3]);
 
 /*
- * Fork and exec cmd with fd0, fd1 and fd2 as its standard descriptors
- * (-1: /dev/null). Signal dispositions and mask are reset. Returns the
- * pid once the exec has happened, or -1 with errno set to why the exec
- * failed (the child is reaped then).
+ * Start cmd with fd0, fd1 and fd2 as its standard descriptors (-1:
+ * /dev/null). Signal dispositions and mask are reset. Returns the pid
+ * once the exec has happened, or -1 with errno set to why the exec failed
+ * (the child is reaped then). Without PROC_PDEATHSIG this is
+ * proc_cmd_spawn; with it, fork and exec.
  */
 pid_t proc_spawn(const char *cmd, int fd0, int fd1, int fd2, const struct proc_env *env,
 		 unsigned flags);
@@ -112,6 +184,12 @@ int proc_spawn_result(int errfd);
  * flags; -1 means /dev/null. Returns 0 or -1.
  */
 int proc_child_setup(int fd0, int fd1, int fd2, const struct proc_env *env, unsigned flags);
+
+/* The descriptor part of proc_child_setup: dup fd0..fd2 onto 0..2 (-1: /dev/null). Returns 0 or -1. */
+int proc_place_fds(int fd0, int fd1, int fd2);
+
+/* The environment part: unset env->unset, put env->set (by reference). Returns 0 or -1. */
+int proc_env_apply(const struct proc_env *env);
 
 /* waitpid(-1, WNOHANG) retrying EINTR: a pid, 0 when none is ready, -1. */
 pid_t proc_reap(int *status);

@@ -225,9 +225,14 @@ pid_t pump_spawn(const struct relay *r, const struct proc_env *env, int *in, int
 
 	if ((!r->wonly && io_pipe(to_prog) < 0) || (!r->ronly && io_pipe(from_prog) < 0))
 		goto out_close;
-	prog = proc_spawn(r->program, r->wonly ? STDIN_FILENO : to_prog[0],
-			  r->ronly ? STDOUT_FILENO : from_prog[1],
-			  r->ronly || r->halfclose ? STDERR_FILENO : from_prog[1], env, 0);
+	int err = r->ronly || r->halfclose ? STDERR_FILENO : from_prog[1];
+
+	if (r->cmd)
+		prog = proc_cmd_spawn(r->cmd, r->wonly ? STDIN_FILENO : to_prog[0],
+				      r->ronly ? STDOUT_FILENO : from_prog[1], err, env, 0);
+	else
+		prog = proc_spawn(r->program, r->wonly ? STDIN_FILENO : to_prog[0],
+				  r->ronly ? STDOUT_FILENO : from_prog[1], err, env, 0);
 	if (prog < 0)
 		goto out_close;
 	if (to_prog[0] >= 0)

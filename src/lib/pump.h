@@ -52,10 +52,12 @@ size_t pump_convert(struct pump_flow *f, const char *src, size_t n, char *dst);
 /* ---- the relay: a connection and a program (or our stdin/stdout) ---- */
 
 struct proc_env;
+struct proc_cmd;
 
 /* How a relay treats its connection (socket's -p, -c, -q, -r, -w). */
 struct relay {
 	const char *program; /* NULL: relay our own stdin and stdout */
+	const struct proc_cmd *cmd; /* program prepared (proc_cmd_init), or NULL: prepare each time */
 	int crlf;	     /* -c: LF to CRLF towards the connection, CRLF to LF from it */
 	int quit;	     /* -q: the input's end ends the relay at once */
 	int ronly, wonly;    /* -r: nothing is sent; -w: nothing received is passed on */

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* signalfd */
 #include "server.h"
 
 #include <errno.h>
@@ -6,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -53,16 +55,42 @@ static void conn_name(const struct server *s, struct server_conn *c, int fd)
 	err_warn("connection from %s", c->peer);
 }
 
+/* SIGQUIT and SIGUSR2, blocked, as a descriptor to poll. */
+static int control_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGQUIT);
+	sigaddset(&set, SIGUSR2);
+	/* Blocked before the descriptor exists: none can arrive in between and kill us. */
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -1;
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
 int server_init(struct server *s, const struct server_opts *o, struct listener *l, int sigfd)
 {
 	memset(s, 0, sizeof *s);
 	s->o = o;
+	s->relay = o->relay;
 	s->sigfd = sigfd;
+	s->ctlfd = -1;
 	s->chan[0] = s->chan[1] = -1;
 	s->l = *l;
 	l->n = 0; /* ours now */
-	if (s->l.n)
+	if (o->relay.program) {
+		if (proc_cmd_init(&s->cmd, o->relay.program, o->exec_path) < 0)
+			return -1;
+		s->relay.cmd = &s->cmd;
+	}
+	if (s->l.n) {
 		proc_ucspi_listener(&s->env, s->l.fd[0]);
+		if (s->l.n > 1)
+			proc_ucspi_several(&s->env);
+		if ((s->ctlfd = control_signals()) < 0)
+			return -1;
+	}
 	if (ends_reserve(s, 0) < 0)
 		return -1;
 	if (o->wmin) {
@@ -74,6 +102,9 @@ int server_init(struct server *s, const struct server_opts *o, struct listener *
 			return -1;
 		prefork_init(&s->pool, (size_t)o->wmin, max, o->wmax > 0, o->idle_ms);
 		s->pooled = 1;
+		/* Workers exec the program themselves: its environment is made once, here. */
+		if (!o->prestart && !o->relay.crlf && proc_ucspi_envp(&s->env) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -81,14 +112,14 @@ int server_init(struct server *s, const struct server_opts *o, struct listener *
 /* The program holds the connection itself: no relay in between. */
 static pid_t serve_direct(struct server *s, struct server_conn *c, int fd)
 {
-	const struct relay *r = &s->o->relay;
+	const struct relay *r = &s->relay;
 	int fds[3];
 	pid_t pid;
 
 	proc_conn_fds(fd, r->ronly, r->wonly, fds);
 	if (r->ronly)
 		shutdown(fd, SHUT_WR);
-	pid = proc_spawn(r->program, fds[0], fds[1], fds[2], &s->env.env, PROC_NEWPGRP);
+	pid = proc_cmd_spawn(&s->cmd, fds[0], fds[1], fds[2], &s->env.env, PROC_NEWPGRP);
 	if (pid < 0)
 		return -1;
 	c->fd = fd; /* kept for the graceful close once the program ends */
@@ -105,12 +136,14 @@ static pid_t serve_relay(struct server *s, int fd)
 	if (pid == 0) {
 		setpgid(0, 0);
 		listener_close(&s->l);
+		if (s->ctlfd >= 0)
+			close(s->ctlfd);
 		/* Other connections' copies are not ours to hold. */
 		for (size_t i = 0; i + 1 < s->nconns; i++)
 			if (s->conns[i].fd >= 0)
 				close(s->conns[i].fd);
 		linger_free(&s->linger);
-		pump_child(&s->o->relay, fd, &s->env.env);
+		pump_child(&s->relay, fd, &s->env.env);
 	}
 	setpgid(pid, pid);
 	close(fd);
@@ -119,7 +152,7 @@ static pid_t serve_relay(struct server *s, int fd)
 
 void server_serve(struct server *s, int fd)
 {
-	const struct relay *r = &s->o->relay;
+	const struct relay *r = &s->relay;
 	struct server_conn *c = conn_add(s);
 	pid_t pid;
 
@@ -155,6 +188,8 @@ void server_serve(struct server *s, int fd)
 	s->running++;
 }
 
+static void stop_listening(struct server *s);
+
 /* ---- -W: the workers' side of the loop ---- */
 
 /* Fork workers up to what the pool wants now. */
@@ -162,7 +197,7 @@ static void pool_fill(struct server *s)
 {
 	long long now = io_now_ms();
 
-	if (now < s->fork_pause_until)
+	if (now < s->fork_pause_until || s->stopping)
 		return;
 	for (size_t k = prefork_wanted(&s->pool, now); k > 0; k--) {
 		pid_t pid;
@@ -190,7 +225,7 @@ static void pool_fill(struct server *s)
 	}
 }
 
-/* A worker accepted: its connection is one of ours now. */
+/* A worker accepted: its connection is one of ours now; the pool decides on a replacement. */
 static void pool_accepted(struct server *s, pid_t pid, int *fd)
 {
 	const struct server_opts *o = s->o;
@@ -202,7 +237,7 @@ static void pool_accepted(struct server *s, pid_t pid, int *fd)
 	if (*fd >= 0)
 		conn_name(s, c, *fd);
 	/* Only a program holding the connection itself needs our FIN. */
-	if (!(o->prestart || o->relay.crlf)) {
+	if (!(o->prestart || s->relay.crlf)) {
 		c->fd = *fd;
 		*fd = -1;
 	}
@@ -235,14 +270,96 @@ static void pool_status(const struct server *s)
 		 s->pool.served, s->pool.errors);
 }
 
+/* Ask every ready worker to go; one that accepted meanwhile serves its connection. */
+static size_t retire_ready(struct server *s)
+{
+	size_t n = prefork_retire_ready(&s->pool, s->ends);
+
+	for (size_t i = 0; i < n; i++)
+		kill(s->ends[i], SIGWINCH);
+	return n;
+}
+
+/*
+ * SIGUSR2: a new generation. The program is looked up again first: if it
+ * is gone the old generation goes on serving. The new workers are forked
+ * before the old ready ones are told to go, and the listening sockets are
+ * never closed, so a connection meanwhile waits in the backlog at worst.
+ */
+static void reload(struct server *s)
+{
+	char name[64];
+	size_t old;
+
+	if (!s->pooled) {
+		if (s->o->verbose)
+			err_warn("SIGUSR2: without -W every connection starts its program afresh; "
+				 "nothing to reload");
+		return;
+	}
+	if (s->stopping)
+		return;
+	if (proc_cmd_find(&s->cmd) < 0) {
+		err_warn("reload: %s: %s; the running workers go on",
+			 proc_cmd_name(s->relay.program, name, sizeof name),
+			 errno == ENOENT ? "not found" : strerror(errno));
+		return;
+	}
+	s->generation++;
+	/* Marked first, so the pool forks a whole new generation now... */
+	old = prefork_retire_ready(&s->pool, s->ends);
+	pool_fill(s);
+	/* ...and only then are they told. */
+	for (size_t i = 0; i < old; i++)
+		kill(s->ends[i], SIGWINCH);
+	if (s->o->verbose)
+		err_warn("SIGUSR2: reload: generation %u, %zu ready worker(s) retired, %zu busy finish",
+			 s->generation, old, s->pool.busy);
+}
+
+/* SIGQUIT: no new connection; the running ones have until stop_by. */
+static void graceful_stop(struct server *s, long long now)
+{
+	if (s->stopping)
+		return;
+	s->stopping = 1;
+	s->stop_by = now + s->o->stop_ms;
+	if (s->o->verbose)
+		err_warn("SIGQUIT: graceful stop: %zu connection(s) have %ld ms to finish", s->running,
+			 s->o->stop_ms);
+	stop_listening(s);
+	if (s->pooled)
+		retire_ready(s);
+}
+
+/* Drain the control signals. */
+static void control(struct server *s, long long now)
+{
+	struct signalfd_siginfo si[8];
+	ssize_t n;
+
+	while ((n = read(s->ctlfd, si, sizeof si)) > 0)
+		for (size_t i = 0; i < (size_t)n / sizeof si[0]; i++) {
+			if (si[i].ssi_signo == SIGQUIT)
+				graceful_stop(s, now);
+			else if (si[i].ssi_signo == SIGUSR2)
+				reload(s);
+		}
+}
+
 /* ---- the loop ---- */
 
 static void on_reaped(struct server *s, pid_t pid, int status)
 {
-	if (s->pooled && prefork_gone(&s->pool, pid, io_now_ms()) == 2)
+	int gone = s->pooled ? prefork_gone(&s->pool, pid, io_now_ms()) : -1;
+
+	if (gone == 2)
 		err_warn("workers end faster than %d a second without serving; "
 			 "pausing forks for %lld ms",
 			 PREFORK_DEATHS, s->pool.backoff_until - io_now_ms());
+	/* A worker that never served: what is left of its group (a -P program) goes too. */
+	if (gone >= 1)
+		kill(-pid, SIGKILL);
 	for (size_t i = 0; i < s->nconns; i++) {
 		struct server_conn *c = &s->conns[i];
 
@@ -288,6 +405,11 @@ static void stop_listening(struct server *s)
 
 static void release(struct server *s)
 {
+	if (s->ctlfd >= 0)
+		close(s->ctlfd);
+	s->ctlfd = -1;
+	proc_cmd_free(&s->cmd);
+	proc_ucspi_free(&s->env);
 	while (s->nconns)
 		conn_drop(s, 0);
 	free(s->conns);
@@ -355,21 +477,31 @@ static int min_timeout(int a, int b)
 	return b >= 0 && (a < 0 || b < a) ? b : a;
 }
 
+/* Something is left to serve: a listener, a connection, a draining close, a worker. */
+static int serving(const struct server *s)
+{
+	if (s->nconns || s->linger.n)
+		return 1;
+	if (s->pooled)
+		return !s->stopping || s->pool.n > 0;
+	return s->l.n > 0;
+}
+
 int server_run(struct server *s)
 {
 	struct pollfd *pfd = NULL;
 	size_t pcap = 0;
 
-	while (s->pooled || s->l.n || s->nconns || s->linger.n) {
+	while (serving(s)) {
 		size_t n = 0, nlin, nl = 0;
-		int usr1 = 0, chld = 0, sig, timeout, chan_at = -1;
+		int usr1 = 0, chld = 0, sig, timeout, chan_at = -1, ctl_at = -1;
 		long long now;
 		pid_t pid;
 
 		if (s->pooled)
 			pool_fill(s);
 		now = io_now_ms();
-		if (mem_reserve(&pfd, &pcap, s->linger.n + LISTENER_MAX + 2, sizeof *pfd, 16) < 0) {
+		if (mem_reserve(&pfd, &pcap, s->linger.n + LISTENER_MAX + 3, sizeof *pfd, 16) < 0) {
 			err_warn("poll set:");
 			free(pfd);
 			return teardown(s, SIGTERM);
@@ -390,6 +522,12 @@ int server_run(struct server *s)
 			if (s->fork_pause_until > now)
 				timeout = min_timeout(timeout, (int)(s->fork_pause_until - now));
 		}
+		if (s->ctlfd >= 0) {
+			ctl_at = (int)n;
+			pfd[n++] = (struct pollfd){.fd = s->ctlfd, .events = POLLIN};
+		}
+		if (s->stopping)
+			timeout = min_timeout(timeout, s->stop_by > now ? (int)(s->stop_by - now) : 0);
 		if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR) {
 			err_warn("poll:");
 			free(pfd);
@@ -399,10 +537,17 @@ int server_run(struct server *s)
 			free(pfd);
 			return teardown(s, sig);
 		}
-		if (chan_at >= 0)
+		if (chan_at >= 0 && pfd[chan_at].revents)
 			pool_notes(s);
-		reap_all(s);
+		if (chld)
+			reap_all(s);
 		now = io_now_ms();
+		if (ctl_at >= 0 && pfd[ctl_at].revents)
+			control(s, now);
+		if (s->stopping && now >= s->stop_by && serving(s)) {
+			free(pfd);
+			return teardown(s, SIGQUIT); /* out of time: the prompt way */
+		}
 		if (s->pooled) {
 			if (usr1)
 				pool_status(s);
@@ -418,5 +563,5 @@ int server_run(struct server *s)
 	}
 	free(pfd);
 	release(s);
-	return s->status;
+	return s->stopping ? EXIT_SIGNAL(SIGQUIT) : s->status;
 }

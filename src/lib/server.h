@@ -2,15 +2,23 @@
  * server: socket's serving side. One event loop over the listener, the
  * connections being served (a program holding the connection itself, or
  * a relay child), finished connections draining (linger.c), the
- * self-pipe, and, with -W, the channel preforked workers report on
- * (worker.c; their bookkeeping in prefork.c). The -W master never accepts:
- * its workers do.
+ * self-pipe, the control signals, and, with -W, the channel preforked
+ * workers report on (worker.c; their bookkeeping in prefork.c). The -W
+ * master never accepts: its workers do.
  *
  *	server_init(&s, &opts, &listener, sigfd);
  *	status = server_run(&s);	(or server_serve(&s, fd) first, for one connection)
  *
  * Connections are served in process groups of their own; teardown ends
  * every group (proc_end_groups) and allocates nothing.
+ *
+ * Signals, after nginx's: SIGINT, SIGHUP, SIGTERM tear down at once (the
+ * self-pipe, sig.c). SIGQUIT is a graceful stop: no new connection, the
+ * running ones finish within stop_ms, then the teardown. SIGUSR2 reloads
+ * a -W pool: the program is looked up again, a new generation of workers
+ * is forked, the ready ones of the old retire, the busy ones finish; the
+ * listening sockets stay open all along. Both arrive through a signalfd,
+ * blocked otherwise, since the self-pipe's set is sig.c's.
  */
 #ifndef SP_SERVER_H
 #define SP_SERVER_H
@@ -36,6 +44,7 @@ struct server_opts {
 	long idle_ms;	      /* -I */
 	int prestart;	      /* -P */
 	const char *exec_path; /* -W: the program as found in PATH at start, or NULL */
+	long stop_ms;	      /* -G: a graceful stop waits this long for connections */
 };
 
 /* A connection being served. */
@@ -47,8 +56,14 @@ struct server_conn {
 
 struct server {
 	const struct server_opts *o;
+	struct relay relay;	  /* o's, with the program prepared */
+	struct proc_cmd cmd;	  /* the program, split once (and looked up again on reload) */
 	struct listener l; /* empty once no more connections are taken */
 	int sigfd;
+	int ctlfd;		  /* signalfd for SIGQUIT and SIGUSR2, or -1 */
+	int stopping;		  /* a graceful stop is under way */
+	long long stop_by;	  /* when it turns into the teardown */
+	unsigned generation;	  /* -W: reloads so far */
 	int status; /* exit status when not looping */
 	struct server_conn *conns;
 	size_t nconns, cap;
@@ -66,7 +81,9 @@ struct server {
 
 /*
  * Set s up to serve what l accepts (l's sockets are s's from now; l may be
- * empty for a client's one connection). Returns 0, or -1 with errno.
+ * empty for a client's one connection: then there is nothing to stop
+ * gracefully or reload, and SIGQUIT and SIGUSR2 keep their defaults).
+ * Returns 0, or -1 with errno.
  */
 int server_init(struct server *s, const struct server_opts *o, struct listener *l, int sigfd);
 
@@ -77,7 +94,7 @@ void server_serve(struct server *s, int fd);
  * Run until there is nothing left to serve (no listener, no connection),
  * or a terminating signal arrives: then tear down, ending every
  * connection's process group. Returns the exit status: s->status, or
- * 128+signal after a teardown.
+ * 128+signal after a teardown or a graceful stop (SIGQUIT).
  */
 int server_run(struct server *s);
 

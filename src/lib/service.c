@@ -94,7 +94,7 @@ static void run(struct service *s)
 {
 	struct proc_ucspi u;
 	char name[128], *set[PROC_UCSPI_VARS + 3];
-	struct proc_env env = {set, NULL};
+	struct proc_env env = {set, NULL, 1};
 	size_t n = 0;
 
 	listener_close(&s->l);
@@ -109,7 +109,7 @@ static void run(struct service *s)
 	set[n++] = "PATH=/usr/local/bin:/usr/bin:/bin";
 	set[n] = NULL;
 	s->pid = proc_spawn(s->program, s->fd, s->fd, err_file_fd() >= 0 ? err_file_fd() : STDERR_FILENO,
-			    &env, PROC_NEWPGRP | PROC_CLEARENV);
+			    &env, PROC_NEWPGRP);
 	if (s->pid < 0) {
 		end(s, strerror(errno));
 		return;

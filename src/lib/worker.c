@@ -1,11 +1,11 @@
-#define _GNU_SOURCE /* accept4 */
+#define _GNU_SOURCE /* epoll_pwait, EPOLLEXCLUSIVE */
 #include "worker.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,42 +29,68 @@ static void on_signal(int sig)
 		worker_chld = 1;
 }
 
+/* Asked to go before a connection came: a prestarted program goes too. */
+static _Noreturn void retire(pid_t prog, int in, int out)
+{
+	if (prog > 0) {
+		if (in >= 0)
+			close(in);
+		if (out >= 0)
+			close(out);
+		kill(prog, SIGTERM); /* the master ends what is left of our group */
+	}
+	_exit(0);
+}
+
 /*
- * Wait for a connection on the shared listener. On one socket a blocking
- * accept(2) wakes one waiter per connection (the kernel queues accepting
- * processes exclusively), so N workers cause no thundering herd; several
- * sockets are polled. Returns the connection, or exits.
+ * Wait for a connection on the shared listening sockets. Each worker has an
+ * epoll set of its own with every socket in it as EPOLLEXCLUSIVE, so a
+ * connection wakes one waiting worker, not all of them, however many
+ * sockets and workers there are. The retire signal is blocked except
+ * inside epoll_pwait, so it cannot slip in between a check and the wait;
+ * and a worker always tries to accept before it retires, so a wake-up
+ * meant for it is never dropped with the connection left waiting.
+ * Returns the connection, or exits.
  */
-static int wait_accept(const struct listener *l, pid_t *prog)
+static int wait_accept(struct listener *l, int ep, const sigset_t *waitmask, pid_t *prog, int in,
+		       int out)
 {
 	for (;;) {
-		struct pollfd pfd[LISTENER_MAX];
+		struct epoll_event ev[LISTENER_MAX];
+		unsigned long report;
+		/* Never paused here (a resource failure ends the worker): no clock needed. */
+		int fd = listener_accept(l, 0, &report);
 
+		if (fd >= 0)
+			return fd;
+		if (errno != EAGAIN)
+			_exit(EXIT_RUNTIME); /* EMFILE and the like: the master sees a worker die */
 		if (worker_retire)
-			_exit(0);
+			retire(*prog, in, out);
 		if (worker_chld && *prog > 0) {
 			int st;
 			worker_chld = 0;
 			if (waitpid(*prog, &st, WNOHANG) == *prog)
 				*prog = 0; /* its output, if any, waits in the pipe */
 		}
-		for (size_t i = 0; i < l->n; i++) {
-			int fd = accept4(l->fd[i], NULL, NULL, SOCK_CLOEXEC);
-
-			if (fd >= 0)
-				return fd;
-			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
-				break;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				_exit(EXIT_RUNTIME); /* EMFILE and the like: the master sees a worker die */
-		}
-		if (worker_retire || worker_chld)
-			continue;
-		/* Non-blocking sockets (several, or someone set O_NONBLOCK): wait for one. */
-		for (size_t i = 0; i < l->n; i++)
-			pfd[i] = (struct pollfd){.fd = l->fd[i], .events = POLLIN};
-		poll(pfd, l->n, -1);
+		if (epoll_pwait(ep, ev, LISTENER_MAX, -1, waitmask) < 0 && errno != EINTR)
+			_exit(EXIT_RUNTIME);
 	}
+}
+
+static int epoll_of(const struct listener *l)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	for (size_t i = 0; ep >= 0 && i < l->n; i++) {
+		struct epoll_event e = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u32 = (unsigned)i};
+
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, l->fd[i], &e) < 0) {
+			close(ep);
+			ep = -1;
+		}
+	}
+	return ep;
 }
 
 static void notify(int chan, pid_t pid, int kind, int err, int fd)
@@ -74,33 +100,54 @@ static void notify(int chan, pid_t pid, int kind, int err, int fd)
 	prefork_send(chan, &note, fd);
 }
 
+/* What the master holds that a worker must not: its ends of things. */
+static void close_masters(struct server *s)
+{
+	close(s->chan[0]);
+	if (s->ctlfd >= 0)
+		close(s->ctlfd);
+	for (size_t i = 0; i < s->nconns; i++)
+		if (s->conns[i].fd >= 0)
+			close(s->conns[i].fd);
+	/* Closed, not freed: freeing writes to pages this fresh process shares. */
+	for (size_t i = 0; i < s->linger.n; i++)
+		close(s->linger.v[i].fd);
+	s->linger.n = 0;
+}
+
 void worker_run(struct server *s)
 {
 	const struct server_opts *o = s->o;
-	const struct relay *r = &o->relay;
+	const struct relay *r = &s->relay;
 	struct sigaction sa;
-	int chan = s->chan[1], fd, in = -1, out = -1, fds[3], failed = 0;
+	sigset_t block, waitmask;
+	int chan = s->chan[1], fd, in = -1, out = -1, fds[3], failed = 0, ep;
 	struct pump *pump = NULL;
 	pid_t prog = 0, self = getpid();
 
 	setpgid(0, 0);
 	sig_child_reset();
-	close(s->chan[0]);
-	for (size_t i = 0; i < s->nconns; i++)
-		if (s->conns[i].fd >= 0)
-			close(s->conns[i].fd);
-	linger_free(&s->linger);
+	close_masters(s);
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = 0; /* no SA_RESTART: the signal must interrupt accept */
+	sa.sa_flags = 0; /* no SA_RESTART: the signal must end the wait */
 	sigaction(SIGWINCH, &sa, NULL);
+	sigemptyset(&block);
+	sigaddset(&block, SIGWINCH);
 	if (o->prestart) {
-		/* Allocated and touched now: page faults off the connection's path. */
-		pump = malloc(sizeof *pump);
-		if (pump)
-			memset(pump, 0, sizeof *pump);
 		sigaction(SIGCHLD, &sa, NULL);
+		sigaddset(&block, SIGCHLD);
+	}
+	sigprocmask(SIG_BLOCK, &block, &waitmask);
+	if ((ep = epoll_of(&s->l)) < 0)
+		_exit(EXIT_RUNTIME);
+	if (o->prestart) {
+		/*
+		 * Allocated now, not on the connection's path; its buffers' pages are
+		 * touched only as far as a connection uses them.
+		 */
+		pump = malloc(sizeof *pump);
 		prog = pump_spawn(r, &s->env.env, &in, &out);
 		if (prog < 0) {
 			notify(chan, self, PREFORK_NOTE_EXECFAIL, errno, -1);
@@ -108,28 +155,31 @@ void worker_run(struct server *s)
 			failed = 1;
 		}
 	}
-	fd = wait_accept(&s->l, &prog);
+	fd = wait_accept(&s->l, ep, &waitmask, &prog, in, out);
+	close(ep);
 	listener_close(&s->l);
 	if (failed) {
 		notify(chan, self, PREFORK_NOTE_ACCEPTED, 0, fd);
 		close(fd);
 		_exit(EXIT_RUNTIME);
 	}
-	/* Tell the master at once, so the replacement forks while we serve. The master
-	 * wants a copy of the connection for -v and for the graceful close; a relay
-	 * closes gracefully itself, so without -v the copy would only cost. */
+	/* Tell the master at once, so it knows we are busy. The master wants a copy of
+	 * the connection for -v and for the graceful close; a relay closes gracefully
+	 * itself, so without -v the copy would only cost. */
 	notify(chan, self, PREFORK_NOTE_ACCEPTED, 0, o->verbose || !(o->prestart || r->crlf) ? fd : -1);
 	if (o->prestart)
 		pump_relay(r, pump, fd, in, out, prog);
 	proc_ucspi_conn(&s->env, fd);
 	if (r->crlf)
 		pump_child(r, fd, &s->env.env);
-	/* As the server's direct mode: the program's descriptors are the connection itself. */
+	/* As the server's direct mode: the program's descriptors are the connection itself.
+	 * Its command and environment were made ready before the accept. */
 	if (r->ronly)
 		shutdown(fd, SHUT_WR);
 	proc_conn_fds(fd, r->ronly, r->wonly, fds);
-	if (proc_child_setup(fds[0], fds[1], fds[2], &s->env.env, 0) == 0)
-		proc_exec_cmd_at(r->program, o->exec_path);
+	sigprocmask(SIG_SETMASK, &waitmask, NULL);
+	if (proc_place_fds(fds[0], fds[1], fds[2]) == 0)
+		proc_cmd_exec(&s->cmd, s->env.envp);
 	notify(chan, self, PREFORK_NOTE_EXECFAIL, errno, -1);
 	_exit(127);
 }

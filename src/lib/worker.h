@@ -1,10 +1,11 @@
 /*
  * worker: a preforked worker of socket -W, the side of the pool that
- * prefork.c keeps the books of. Forked by the server, a worker waits in
- * accept(2) on the shared listener, tells the master the moment it has a
- * connection (so the replacement forks while it serves), and becomes the
- * program (or, with -P or -c, relays to it). Runs in the child; never
- * returns.
+ * prefork.c keeps the books of. Forked by the server, a worker makes the
+ * program's command and environment ready (or, with -P, starts it), waits
+ * on the shared listening sockets (epoll, EPOLLEXCLUSIVE: one waiter woken
+ * per connection), tells the master the moment it has a connection, and
+ * becomes the program (or, with -P or -c, relays to it). SIGWINCH asks a
+ * ready worker to retire. Runs in the child; never returns.
  */
 #ifndef SP_WORKER_H
 #define SP_WORKER_H
