@@ -312,10 +312,11 @@ static void call_one(struct master *m)
 	j = &m->d[0];
 	m->nd = 1;
 	snprintf(j->file, sizeof j->file, "%s", m->o->ddir);
-	if (m->o->prefix && strlen(m->o->prefix) + 1 + strlen(j->file) > NAME_MAX_LEN)
+	int n = snprintf(j->name, sizeof j->name, "%s%s%s", m->o->prefix ? m->o->prefix : "",
+			 m->o->prefix ? "." : "", j->file);
+
+	if (n < 0 || (size_t)n > NAME_MAX_LEN || (size_t)n >= sizeof j->name)
 		err_usage(synopsis, "-N: the prefix makes '%s' too long a name", j->file);
-	snprintf(j->name, sizeof j->name, "%s%s%s", m->o->prefix ? m->o->prefix : "",
-		 m->o->prefix ? "." : "", j->file);
 	j->out = j->sock = j->execfd = -1;
 	j->remote = -2;
 	if (proto_random_hex(j->stream, PROTO_STREAM_HEX / 2) < 0)
@@ -507,6 +508,9 @@ static void start_call(struct master *m, struct job *j, int fd)
 		if (m->ctl >= 0)
 			close(m->ctl);
 		linger_free(&m->linger);
+		/* The client portion's diagnostics go where ours do (-L). */
+		if (err_file_fd() >= 0 && dup2(err_file_fd(), STDERR_FILENO) < 0)
+			_exit(EXIT_RUNTIME);
 		snprintf(env_host, sizeof env_host, "POOL_HOST=%s", m->o->host);
 		snprintf(env_port, sizeof env_port, "POOL_PORT=%s", m->o->port);
 		snprintf(env_name, sizeof env_name, "SERVICE_NAME=%s", j->name);
