@@ -85,6 +85,7 @@ struct opts {
 	long max_unauth, max_session, max_grants; /* -c, -n, -N */
 	const char *sdir;			  /* -x */
 	long run_ms, max_services;		  /* -R, -S */
+	int capped;				  /* -R or -S given */
 	char *key;
 	size_t keylen;
 };
@@ -218,8 +219,14 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'n': o->max_session = opt_long_or_die(optarg, 1, 1000000, "-n", synopsis); break;
 		case 'N': o->max_grants = opt_long_or_die(optarg, 1, 1000000, "-N", synopsis); break;
 		case 'r': parse_range(o, optarg); break;
-		case 'R': o->run_ms = opt_ms_or_die(optarg, 1, 86400000L, "-R", synopsis); break;
-		case 'S': o->max_services = opt_long_or_die(optarg, 1, 10000, "-S", synopsis); break;
+		case 'R':
+			o->run_ms = opt_ms_or_die(optarg, 1, 86400000L, "-R", synopsis);
+			o->capped = 1;
+			break;
+		case 'S':
+			o->max_services = opt_long_or_die(optarg, 1, 10000, "-S", synopsis);
+			o->capped = 1;
+			break;
 		case 'x': o->sdir = optarg; break;
 		case 't': o->idle_ms = opt_ms_or_die(optarg, 1, 86400000L, "-t", synopsis); break;
 		default: opt_bad(argv, optstring, synopsis);
@@ -238,6 +245,8 @@ static void parse(int argc, char **argv, struct opts *o)
 		err_usage(synopsis, "-L: empty file name");
 	if (o->sdir && !*o->sdir)
 		err_usage(synopsis, "-x: empty directory");
+	if (!o->sdir && o->capped)
+		err_usage(synopsis, "-R and -S go with -x: they cap the services");
 	o->port = argv[1];
 	opt_key_or_die(argv[0], &o->key, &o->keylen, synopsis);
 }
@@ -1247,6 +1256,21 @@ static void check_dir(const struct opts *o)
 	unlink(probe);
 }
 
+/* -x SDIR must be a directory we can look up services in, before any master may call one. */
+static void check_sdir(const struct opts *o)
+{
+	struct stat st;
+
+	if (!o->sdir)
+		return;
+	if (stat(o->sdir, &st) < 0)
+		err_die(EXIT_RUNTIME, "-x: %s:", o->sdir);
+	if (!S_ISDIR(st.st_mode))
+		err_die(EXIT_RUNTIME, "-x: %s: not a directory", o->sdir);
+	if (access(o->sdir, X_OK) < 0)
+		err_die(EXIT_RUNTIME, "-x: %s:", o->sdir);
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = {0};
@@ -1258,6 +1282,7 @@ int main(int argc, char **argv)
 	io_sanitize_std();
 	parse(argc, argv, &o);
 	check_dir(&o);
+	check_sdir(&o);
 	if (o.keylen < KEY_WEAK)
 		err_warn("warning: the key is %zu bytes: whoever records one session can test "
 			 "guesses of it offline; make a strong one with head -c 32 /dev/urandom > "
