@@ -38,6 +38,8 @@ granted_ports() { sed -n 's/.*service called by .* (port \([0-9]*\))$/\1/p' pool
 no_granted_port_listens() {
 	local p
 	for p in $(granted_ports); do not_listening "$p" || return 1; done
+	# No buffer either: a service call makes no FIFO.
+	[ -z "$(find . -type p)" ]
 }
 # What the pool has running besides itself: nothing once the calls are over.
 pool_idle() { no_children "$POOL"; }
@@ -218,13 +220,12 @@ upload_is_chosen_only() {
 		seq -f "caller $i line %g" 1 2000 | call up >"out.$i" 2>"err.$i" &
 		pids="$pids $!"
 	done
+	# Each master exits 0 only on its own EXIT 0 (the log is rate-limited: not counted here).
 	for i in $pids; do wait "$i"; done
 	for i in 1 2 3 4 5 6 7 8; do
 		[ ! -s "err.$i" ]
 		seq -f "CALLER $i LINE %g" 1 2000 | cmp - "out.$i"
 	done
-	wait_for 5 services_ended 8
-	[ "$(grep -c 'up: service exited 0' pool.log)" -eq 8 ]
 	wait_for 5 pool_idle
 	no_granted_port_listens
 }
