@@ -1237,18 +1237,25 @@ static void loop(struct pool *p)
 	}
 }
 
+/* dir must be a directory (what: the option, for the message, or ""). */
+static void need_dir(const char *what, const char *dir)
+{
+	struct stat st;
+
+	if (stat(dir, &st) < 0)
+		err_die(EXIT_RUNTIME, "%s%s:", what, dir);
+	if (!S_ISDIR(st.st_mode))
+		err_die(EXIT_RUNTIME, "%s%s: not a directory", what, dir);
+}
+
 /* DIR must take FIFOs from us: try one, before any master is told it may come. */
 static void check_dir(const struct opts *o)
 {
 	char probe[4096];
-	struct stat st;
 
 	if (!o->dir)
 		return;
-	if (stat(o->dir, &st) < 0)
-		err_die(EXIT_RUNTIME, "%s:", o->dir);
-	if (!S_ISDIR(st.st_mode))
-		err_die(EXIT_RUNTIME, "%s: not a directory", o->dir);
+	need_dir("", o->dir);
 	/* A dot name: no buffer can be called that. */
 	snprintf(probe, sizeof probe, "%s/.pool-probe-%ld", o->dir, (long)getpid());
 	if (mkfifo(probe, 0600) < 0)
@@ -1259,14 +1266,9 @@ static void check_dir(const struct opts *o)
 /* -x SDIR must be a directory we can look up services in, before any master may call one. */
 static void check_sdir(const struct opts *o)
 {
-	struct stat st;
-
 	if (!o->sdir)
 		return;
-	if (stat(o->sdir, &st) < 0)
-		err_die(EXIT_RUNTIME, "-x: %s:", o->sdir);
-	if (!S_ISDIR(st.st_mode))
-		err_die(EXIT_RUNTIME, "-x: %s: not a directory", o->sdir);
+	need_dir("-x: ", o->sdir);
 	if (access(o->sdir, X_OK) < 0)
 		err_die(EXIT_RUNTIME, "-x: %s:", o->sdir);
 }

@@ -400,6 +400,10 @@ usage_fails() { # PROG EXPECTED-MESSAGE ARGS...: exit 2, the message, the usage 
 	run --separate-stderr "$SP_BIN/pool" -d nodir "$KEY" "$PORT"
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "pool: nodir: No such file or directory" ]
+	touch notdir
+	run --separate-stderr "$SP_BIN/pool" -d notdir "$KEY" "$PORT"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "pool: notdir: not a directory" ]
 	run --separate-stderr "$SP_BIN/pool" @nokey "$KEY"
 	[ "$status" -eq 2 ]
 	run --separate-stderr "$SP_BIN/pool" @nokey "$PORT"
