@@ -1,0 +1,771 @@
+#!/usr/bin/env bats
+# Every example in README.md and in the man pages' EXAMPLES, run or checked
+# as it is written (issue 12). scripts/examples.sh takes the marked blocks out
+# of the documents mechanically (un-escaping mdoc as man prints it), so what
+# runs is what a reader sees, and the two cannot drift.
+#
+# A block is marked on the line before it (see scripts/examples.sh):
+#   README.md   <!-- example: KIND [WORD...] -->
+#   man pages   .\" example: KIND [WORD...]      before its .Bd -literal
+# and every code block of README.md and of a man page's EXAMPLES must be.
+#
+# KIND and WORDs, and what this file does with the block:
+#   sh, bash    Run under that shell (sh: dash, Debian's /bin/sh) to its end,
+#               within EX_TIMEOUT seconds (default 30), in a private directory,
+#               stdin /dev/null. It must exit 0; print exactly what its
+#               "# prints: TEXT" comments say, one line each, in order (no such
+#               comment: nothing); write nothing on stderr but the notes below;
+#               and within 10 s leave no process running (none with its working
+#               directory in the private one, none of the built programs) and
+#               no FIFO behind.
+#     service   A supervisor's run script: started under the shell, it must come
+#               up (every port it names listens) and stay; SIGTERM must end it
+#               with status 143, leaving nothing behind. Its stdout may be
+#               empty or the program's PID.
+#     part      Run only by the scenario test that names its id (PARTS below).
+#     fragment np nm key
+#               A piece of a script using those variables: the master's proof
+#               of socketpool(7). Run with them set, it must print the HMAC our
+#               own implementation computes (tests/bin/sha256test); the session
+#               transcript of the same page is replayed with it.
+#     id=NAME   Names the block for a scenario test.
+#   crontab     Lines of a crontab. Each is a NAME=value assignment or a
+#               schedule (five valid fields, or @daily and the like) and a
+#               command that has no unescaped % and parses under sh -n, whose
+#               calls of our programs use only options of their synopsis
+#               (from --help) with the right number of operands, and which
+#               finds them: a PATH= line holding /usr/local/bin (cron's own PATH
+#               is /usr/bin:/bin). The README's crontabs are also run, as cron
+#               runs them, in the scenario tests below.
+#   transcript  "> line" and "< line": a control connection of socketpool(7),
+#               replayed against a real pool (what the page sends is sent, the
+#               proof made with the page's fragment); every answer must have the
+#               shape shown: the same words, where the page elides hex digits
+#               ("9f2c...(64 hex digits)...e1") as many, numbers as numbers.
+#               "$ command" lines and the output after them: a shell session,
+#               run under sh like an sh block that prints that output.
+#   make        Lines "make TARGET...": each target exists (make -n); the demo
+#               is run by the tests at the end.
+#
+# Substitutions, made in a block's text (comments and "# prints:" included)
+# before it runs, only where an example needs a real peer or a system path:
+#   - the host names poolhost, collector, receiver, remotehost -> 127.0.0.1
+#   - the numbers 7000-7999 and 9000-9999 (whole words) are ports: each
+#     becomes a free port chosen at run time, the same one wherever the
+#     number recurs in the block (or scenario); examples use no such number
+#     for anything else
+#   - absolute paths under /etc/socketpool, /var/, /run/ and /tmp/ move
+#     into the private directory's root/, which has etc, var/log, var/spool,
+#     run and tmp, as a real root has; deeper directories an example makes
+#   - /usr/local/bin (a crontab's PATH) -> the built programs' directory,
+#     then the scenario's stubs
+# and the environment is HOME (the private directory), PATH (the built
+# programs first, then /usr/bin:/bin) and TMPDIR (root/tmp) only.
+#
+# Notes allowed on stderr: "PROG: no syslog daemon listens on /dev/log: ..."
+# (said before backgrounding where, as in most containers, no syslog daemon
+# listens and no -L was given), and pool's warning about a short key (the
+# k12 of the seed's examples).
+load helpers
+
+REPO=$BATS_TEST_DIRNAME/..
+EXTRACT="sh $REPO/scripts/examples.sh"
+DOCS="README.md man/bind-input.1 man/bind-output.1 man/pool.1 man/master.1 man/socketpool.7"
+# Blocks marked "part", and the scenario test that runs each.
+PARTS="collector-reader"
+EX_TIMEOUT=${EX_TIMEOUT:-30}
+OURS="socket bind-input bind-output pool master"
+
+setup() {
+	common_setup
+	EX_N=0
+	PORTMAP=$BATS_TEST_TMPDIR/portmap
+	: >"$PORTMAP"
+	EX_SH=$(command -v dash || echo sh)
+}
+teardown() {
+	common_teardown
+	local p
+	# Whatever an example left running, by PID (the checks already failed).
+	for p in $(procs_in "$BATS_TEST_TMPDIR"); do kill -KILL "$p" 2>/dev/null || true; done
+}
+
+# ---- the private directory, substitutions, and what is left behind ----
+
+new_dir() { # sets X: a fresh private directory with a root of system directories
+	EX_N=$((EX_N + 1))
+	X=$BATS_TEST_TMPDIR/ex$EX_N
+	mkdir -p "$X/root/etc" "$X/root/var/log" "$X/root/var/spool" "$X/root/run" "$X/root/tmp" "$X/stubs"
+}
+
+# port_for N: the free port that stands for N in this test (chosen once).
+port_for() {
+	local old new
+	while read -r old new; do
+		[ "$old" != "$1" ] || { echo "$new"; return; }
+	done <"$PORTMAP"
+	while :; do
+		new=$(free_port)
+		grep -q " $new\$" "$PORTMAP" || break
+	done
+	echo "$1 $new" >>"$PORTMAP"
+	echo "$new"
+}
+
+# subst FILE: the block's text with the substitutions made, on stdout.
+subst() {
+	local n script=""
+	B='(^|[^A-Za-z0-9_./-])'
+	E='([^A-Za-z0-9_.-]|$)'
+	for n in $(grep -oE "$B(7[0-9]{3}|9[0-9]{3})$E" "$1" | grep -oE '[79][0-9]{3}' | sort -u); do
+		script="$script;s/$B$n$E/\\1$(port_for "$n")\\2/g"
+	done
+	# Twice: a match takes the character after it, which may start the next one.
+	sed -E "$script$script
+		s/$B(poolhost|collector|receiver|remotehost)$E/\\1127.0.0.1\\3/g
+		s/$B(poolhost|collector|receiver|remotehost)$E/\\1127.0.0.1\\3/g
+		s#(^|[^A-Za-z0-9_.~/-])/(etc/socketpool|var/|run/|tmp/)#\\1$X/root/\\2#g
+		s#/usr/local/bin#$SP_BIN:$X/stubs#g" "$1"
+}
+
+# procs_in DIR [EXCEPT...]: live processes working in DIR, or running one of
+# the built programs, but for the PIDs given.
+procs_in() {
+	local dir=$1 p
+	shift
+	(cd / && find /proc -mindepth 2 -maxdepth 2 \( -name cwd -o -name exe \) \
+		\( -lname "$dir" -o -lname "$dir/*" -o -lname "$SP_BIN/*" \) 2>/dev/null) |
+		cut -d/ -f3 | sort -u | while read -r p; do
+			case " $* self thread-self $$ $BASHPID " in *" $p "*) continue ;; esac
+			alive "$p" && echo "$p"
+		done
+}
+nothing_runs() { [ -z "$(procs_in "$X" $EX_BEFORE)" ]; }
+
+# left_behind: 0 when nothing runs (within 10 s) and no FIFO is left; else
+# says what, and ends it.
+left_behind() {
+	local p fifos rc=0
+	if ! wait_for 10 nothing_runs; then
+		echo "  left running:"
+		for p in $(procs_in "$X" $EX_BEFORE); do
+			echo "    $(ps -o pid=,args= -p "$p")"
+			kill -TERM "$p" 2>/dev/null
+		done
+		rc=1
+	fi
+	fifos=$(find "$X" -type p)
+	if [ -n "$fifos" ]; then
+		echo "  FIFOs left: $fifos"
+		rc=1
+	fi
+	return $rc
+}
+
+# stderr_ok FILE: nothing but the allowed notes.
+stderr_ok() {
+	! grep -vE '^(socket|bind-input|bind-output|pool|master): no syslog daemon listens on /dev/log: messages from now on are lost \(use -L FILE\)$|^pool: warning: the key is [0-9]+ bytes: ' "$1" >/dev/null
+}
+
+shell_of() { # KIND: the program that runs it
+	case $1 in
+	sh) echo "$EX_SH" ;;
+	bash) echo bash ;;
+	*) return 1 ;;
+	esac
+}
+
+# in_env CMD...: CMD in the private directory with the examples' environment.
+in_env() {
+	(cd "$X" && exec env -i HOME="$X" PATH="$SP_BIN:/usr/bin:/bin" TMPDIR="$X/root/tmp" "$@")
+}
+
+show() { # FILE TITLE: a file's text, indented, for a failure report
+	echo "  $2:"
+	sed 's/^/    | /' "$1"
+}
+
+# ---- the checks, one function per kind; each returns 1 and says why ----
+
+# run_script SHELL FILE: run a block to its end and check what it did.
+run_script() {
+	local shell=$1 src=$2 rc=0 bad=0
+	new_dir
+	subst "$src" >"$X/.example"
+	sed -n -E 's/^(.*[[:space:]])?#[^#]*prints: (.*)$/\2/p' "$X/.example" >"$X/.expected"
+	EX_BEFORE=$(procs_in "$X")
+	in_env timeout -k 5 "$EX_TIMEOUT" "$shell" .example </dev/null >"$X/.out" 2>"$X/.err" || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		[ "$rc" -eq 124 ] && echo "  timed out after $EX_TIMEOUT s" || echo "  exit status $rc"
+		bad=1
+	fi
+	if ! cmp -s "$X/.expected" "$X/.out"; then
+		echo "  stdout is not what the example says it prints:"
+		diff "$X/.expected" "$X/.out" | head -20 | sed 's/^/    /'
+		bad=1
+	fi
+	if ! stderr_ok "$X/.err"; then
+		echo "  stderr:"
+		head -c 2000 "$X/.err" | head -20 | sed 's/^/    | /'
+		bad=1
+	fi
+	left_behind || bad=1
+	rm -f "$X/.example" "$X/.expected" "$X/.out" "$X/.err"
+	return $bad
+}
+
+ports_listen() { # FILE: every port the (substituted) block names listens
+	local old new
+	while read -r old new; do
+		grep -qw "$new" "$1" || continue
+		listening "$new" || return 1
+	done <"$PORTMAP"
+}
+
+# run_service SHELL FILE: a run script that stays until SIGTERM.
+run_service() {
+	local shell=$1 src=$2 rc=0 bad=0 pid out
+	new_dir
+	subst "$src" >"$X/.example"
+	EX_BEFORE=$(procs_in "$X")
+	(cd "$X" && exec env -i HOME="$X" PATH="$SP_BIN:/usr/bin:/bin" TMPDIR="$X/root/tmp" \
+		"$shell" .example) </dev/null >"$X/.out" 2>"$X/.err" &
+	pid=$!
+	if ! wait_for 10 ports_listen "$X/.example" || ! alive "$pid"; then
+		echo "  did not come up and stay"
+		bad=1
+	fi
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid" || rc=$?
+	[ "$rc" -eq 143 ] || { echo "  SIGTERM: exit status $rc, not 143"; bad=1; }
+	out=$(cat "$X/.out")
+	[ -z "$out" ] || [ "$out" = "$pid" ] || { show "$X/.out" stdout; bad=1; }
+	stderr_ok "$X/.err" || { show "$X/.err" stderr; bad=1; }
+	left_behind || bad=1
+	rm -f "$X/.example" "$X/.out" "$X/.err"
+	return $bad
+}
+
+# The synopsis of one of our programs, from its --help: "FLAGS ARGFLAGS OPERANDS"
+# (flags without and with an argument, and the number of operands).
+synopsis() {
+	"$SP_BIN/$1" --help 2>&1 | awk -v p="$1" '
+		NR == 1 { sub(/^usage: [^ ]+ /, ""); s = $0; next }
+		$1 == p { exit }
+		/^[ \t]+\[|^[ \t]+[A-Za-z]/ && !/^[ \t]+-/ { s = s " " $0; next }
+		{ exit }
+		END {
+			n = split(s, w, /[ \t]+/)
+			for (i = 1; i <= n; i++) {
+				if (w[i] ~ /^\[-[^ \]]+\]$/) { f = f substr(w[i], 3, length(w[i]) - 3); continue }
+				if (w[i] ~ /^\[-.$/) { a = a substr(w[i], 3, 1); i++; continue }
+				if (w[i] ~ /^[A-Za-z]/) ops++
+			}
+			printf "%s %s %d\n", f, a, ops
+		}'
+}
+
+# check_call PROG WORD...: the words after PROG are valid for its synopsis.
+check_call() {
+	local prog=$1 flags args want w i c ops=0 dashdash=0
+	shift
+	read -r flags args want <<<"$(synopsis "$prog")"
+	while [ $# -gt 0 ]; do
+		w=$1
+		shift
+		if [ $dashdash -eq 0 ] && [ "$w" = -- ]; then dashdash=1; continue; fi
+		if [ $dashdash -eq 1 ] || [ "${w#-}" = "$w" ] || [ "$w" = - ]; then ops=$((ops + 1)); continue; fi
+		for ((i = 1; i < ${#w}; i++)); do
+			c=${w:i:1}
+			if [[ "$flags" == *"$c"* ]]; then continue; fi
+			if [[ "$args" == *"$c"* ]]; then
+				[ $((i + 1)) -lt ${#w} ] && break
+				[ $# -gt 0 ] || { echo "  $prog: -$c needs an argument"; return 1; }
+				shift
+				break
+			fi
+			echo "  $prog: no option -$c in its synopsis"
+			return 1
+		done
+	done
+	[ "$ops" -eq "$want" ] || { echo "  $prog: $ops operands, its synopsis has $want"; return 1; }
+}
+
+cron_field() { # VALUE LO HI [NAMES]: one field of a schedule is valid
+	local part lo=$2 hi=$3 names=${4:-} a b step
+	local IFS=,
+	for part in $1; do
+		step=${part#*/}
+		[ "$step" = "$part" ] || { [[ "$step" =~ ^[0-9]+$ ]] || return 1; part=${part%%/*}; }
+		[ "$part" = '*' ] && continue
+		if [ -n "$names" ] && [[ " $names " == *" ${part,,} "* ]]; then continue; fi
+		a=${part%-*} b=${part#*-}
+		[[ "$a" =~ ^[0-9]+$ && "$b" =~ ^[0-9]+$ ]] || return 1
+		[ "$a" -ge "$lo" ] && [ "$b" -le "$hi" ] && [ "$a" -le "$b" ] || return 1
+	done
+}
+
+# cron_commands FILE: the commands of a crontab's schedule lines, one a line,
+# with \% back to %, as cron gives them to sh.
+cron_commands() {
+	awk '/^[ \t]*(#|$)/ || /^[A-Za-z_][A-Za-z0-9_]*=/ { next }
+		/^@/ { sub(/^@[a-z]+[ \t]+/, ""); gsub(/\\%/, "%"); print; next }
+		{ for (i = 1; i <= 5; i++) sub(/^[^ \t]+[ \t]+/, ""); gsub(/\\%/, "%"); print }' "$1"
+}
+
+check_crontab() { # FILE
+	local src=$1 line cmd bad=0 f path="" seg w prog
+	while IFS= read -r line; do
+		case $line in '' | '#'*) continue ;; esac
+		if [[ "$line" =~ ^[A-Za-z_][A-Za-z0-9_]*= ]]; then
+			[[ "$line" != PATH=* ]] || path=${line#PATH=}
+			continue
+		fi
+		if [[ "$line" =~ ^@(reboot|yearly|annually|monthly|weekly|daily|midnight|hourly)[[:space:]]+(.*)$ ]]; then
+			cmd=${BASH_REMATCH[2]}
+		else
+			read -r -a f <<<"$line"
+			if [ "${#f[@]}" -lt 6 ] ||
+				! cron_field "${f[0]}" 0 59 || ! cron_field "${f[1]}" 0 23 ||
+				! cron_field "${f[2]}" 1 31 ||
+				! cron_field "${f[3]}" 1 12 "jan feb mar apr may jun jul aug sep oct nov dec" ||
+				! cron_field "${f[4]}" 0 7 "sun mon tue wed thu fri sat"; then
+				echo "  not a valid schedule: $line"
+				bad=1
+				continue
+			fi
+			cmd=$(sed -E 's/^([^[:space:]]+[[:space:]]+){5}//' <<<"$line")
+		fi
+		if [[ "$(sed 's/\\%//g' <<<"$cmd")" == *%* ]]; then
+			echo "  an unescaped % (cron makes it a newline): $cmd"
+			bad=1
+		fi
+		cmd=${cmd//\\%/%}
+		sh -n -c "$cmd" 2>/dev/null || { echo "  does not parse under sh: $cmd"; bad=1; continue; }
+		# Each simple command; our programs' words checked against their synopsis.
+		while IFS= read -r seg; do
+			mapfile -t w < <(xargs -n1 printf '%s\n' <<<"$seg" 2>/dev/null)
+			while [ ${#w[@]} -gt 0 ]; do
+				case ${w[0]} in
+				timeout) w=("${w[@]:2}") ;;
+				nice | exec | env | nohup) w=("${w[@]:1}") ;;
+				*=*) w=("${w[@]:1}") ;;
+				*) break ;;
+				esac
+			done
+			[ ${#w[@]} -gt 0 ] || continue
+			prog=${w[0]}
+			case " $OURS " in *" $prog "*) ;; *) continue ;; esac
+			check_call "$prog" "${w[@]:1}" || bad=1
+			if [[ ":$path:" != *:/usr/local/bin:* ]]; then
+				echo "  calls $prog by name without a PATH= line holding /usr/local/bin"
+				bad=1
+			fi
+		done < <(sed -E 's/&&|\|\||[;&|]/\n/g' <<<"$cmd")
+	done <"$src"
+	return $bad
+}
+
+check_make() { # FILE
+	local line words bad=0 t
+	while IFS= read -r line; do
+		line=${line%%#*}
+		read -r -a words <<<"$line"
+		[ ${#words[@]} -gt 0 ] || continue
+		[ "${words[0]}" = make ] || { echo "  not a make command: $line"; bad=1; continue; }
+		for t in "${words[@]:1}"; do
+			[[ "$t" == *=* || "$t" == -* ]] && continue
+			make -n -C "$REPO" "$t" >/dev/null 2>&1 || { echo "  make has no target $t"; bad=1; }
+		done
+	done <"$1"
+	return $bad
+}
+
+# proof_with FRAGMENT NP NM KEY: what the page's fragment prints.
+proof_with() {
+	in_env np="$2" nm="$3" key="$4" "$EX_SH" -c "$(cat "$1")" 2>/dev/null
+}
+hex64() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
+
+check_fragment() { # FILE WORDS
+	local np nm want got
+	[ "$2" = "np nm key" ] || { echo "  no harness for a fragment of $2"; return 1; }
+	command -v openssl >/dev/null || { echo "  (openssl not installed: not run)"; return 0; }
+	new_dir
+	np=$(hex64) nm=$(hex64)
+	want=$("$TOOLS/sha256test" hmac k12 "socketpool 2 master $np $nm")
+	got=$(proof_with "$1" "$np" "$nm" k12)
+	[ "$got" = "$want" ] || { echo "  the proof is $got, not $want"; return 1; }
+}
+
+# shape_ok DOC REAL: an answer of the pool has the shape the page shows.
+shape_ok() {
+	local -a d r
+	local i dw rw n
+	read -r -a d <<<"$(sed -E 's/[0-9a-f]*\.\.\.\(([0-9]+) hex digits\)\.\.\.[0-9a-f]*/<hex\1>/g' <<<"$1")"
+	read -r -a r <<<"$2"
+	[ ${#d[@]} -eq ${#r[@]} ] || return 1
+	for ((i = 0; i < ${#d[@]}; i++)); do
+		dw=${d[i]} rw=${r[i]}
+		if [[ "$dw" =~ ^\<hex([0-9]+)\>$ ]]; then
+			n=${BASH_REMATCH[1]}
+			[[ "$rw" =~ ^[0-9a-f]{$n}$ ]] || return 1
+		elif [[ "$dw" =~ ^[0-9]+$ ]]; then
+			[[ "$rw" =~ ^[0-9]+$ ]] || return 1
+		elif [[ "$dw" =~ ^[0-9a-f]{16,}$ ]]; then
+			[[ "$rw" =~ ^[0-9a-f]{${#dw}}$ ]] || return 1
+		else
+			[ "$dw" = "$rw" ] || return 1
+		fi
+	done
+}
+
+# replay_session FILE FRAGMENT: a control connection as the page shows it.
+replay_session() {
+	local src=$1 frag=$2 port line real np="" nm mac bad=0 t
+	local -a grants=()
+	[ -n "$frag" ] || { echo "  no fragment to make the proof with"; return 1; }
+	command -v openssl >/dev/null || { echo "  (openssl not installed: not run)"; return 0; }
+	new_dir
+	EX_BEFORE=$(procs_in "$X")
+	port=$(free_port)
+	(cd "$X" && exec "$SP_BIN/pool" -l k12 "$port") </dev/null >/dev/null 2>"$X/pool.err" &
+	local pool=$!
+	wait_listening "$port" || { echo "  no pool"; return 1; }
+	exec 5<>"/dev/tcp/127.0.0.1/$port"
+	while IFS= read -r line; do
+		case $line in
+		'< '*)
+			real=""
+			IFS= read -r -t 5 -u 5 real || true
+			shape_ok "${line#< }" "$real" || { echo "  the page shows: ${line#< }"; echo "  the pool said:  $real"; bad=1; break; }
+			case $real in SOCKETPOOL*) np=${real##* } ;; GRANT*) grants+=("$real") ;; esac
+			;;
+		'> AUTH '*)
+			nm=$(hex64)
+			mac=$(proof_with "$frag" "$np" "$nm" k12)
+			printf 'AUTH %s %s\n' "$mac" "$nm" >&5
+			;;
+		'> END')
+			echo END >&5
+			# The senders, on the ports granted, each with its token.
+			for t in "${grants[@]}"; do
+				read -r _ _ gport token _ <<<"$t"
+				exec 6<>"/dev/tcp/127.0.0.1/$gport"
+				printf '%s\nline\n' "$token" >&6
+				exec 6>&-
+			done
+			;;
+		'> '*) printf '%s\n' "${line#> }" >&5 ;;
+		*) echo "  not a line of a session: $line"; bad=1; break ;;
+		esac
+	done <"$src"
+	exec 5>&-
+	kill -TERM "$pool"
+	wait "$pool" || true
+	[ $bad -eq 1 ] && show "$X/pool.err" "the pool's log"
+	left_behind || bad=1
+	return $bad
+}
+
+# A shell session: "$ command" lines (continued after a trailing \), the rest
+# the output; run as a script that prints that output.
+check_shell_transcript() { # SHELL FILE
+	awk -v s="$BATS_TEST_TMPDIR/tr.sh" -v o="$BATS_TEST_TMPDIR/tr.out" '
+		cont { print > s; cont = /\\$/; next }
+		/^\$ / { sub(/^\$ /, ""); print > s; cont = /\\$/; next }
+		{ print "# prints: " $0 > s }' "$2"
+	run_script "$1" "$BATS_TEST_TMPDIR/tr.sh"
+}
+
+# check_block DOC LINE KIND WORDS...: one block, by its kind.
+check_block() {
+	local doc=$1 line=$2 kind=$3 words src shell
+	shift 3
+	words=$*
+	src=$BATS_TEST_TMPDIR/block
+	$EXTRACT extract "$doc" "$line" >"$src" || return 1
+	case $kind in
+	sh | bash)
+		shell=$(shell_of "$kind")
+		case " $words " in
+		*" part "*)
+			local id=${words##*id=}
+			id=${id%% *}
+			[[ " $PARTS " == *" $id "* ]] || { echo "  a part no scenario test runs: $id"; return 1; }
+			;;
+		*" fragment "*) check_fragment "$src" "$(sed -E 's/.*fragment //; s/ id=[^ ]*//' <<<"$words")" ;;
+		*" service "*) run_service "$shell" "$src" ;;
+		*) run_script "$shell" "$src" ;;
+		esac
+		;;
+	crontab) check_crontab "$src" ;;
+	make) check_make "$src" ;;
+	transcript)
+		if grep -q '^[<>] ' "$src"; then
+			local fl frag=""
+			fl=$($EXTRACT list "$doc" | awk '/ fragment np nm key/ { print $2; exit }')
+			[ -z "$fl" ] || { frag=$BATS_TEST_TMPDIR/fragment; $EXTRACT extract "$doc" "$fl" >"$frag"; }
+			replay_session "$src" "$frag"
+		else
+			check_shell_transcript "$EX_SH" "$src"
+		fi
+		;;
+	*) echo "  unknown kind: $kind"; return 1 ;;
+	esac
+}
+
+# check_doc DOC: every marked block of a document; 1 if any fails.
+check_doc() {
+	local doc=$1 file line kind words failed=0 n=0
+	while read -r file line kind words; do
+		n=$((n + 1))
+		if check_block "$file" "$line" "$kind" $words >"$BATS_TEST_TMPDIR/report" 2>&1; then
+			echo "ok   $file:$line $kind $words"
+		else
+			echo "FAIL $file:$line $kind $words"
+			cat "$BATS_TEST_TMPDIR/report"
+			failed=$((failed + 1))
+		fi
+	done < <($EXTRACT list "$doc")
+	echo "$doc: $n blocks, $failed failed"
+	[ "$n" -gt 0 ] && [ "$failed" -eq 0 ]
+}
+
+# ---- every block is marked, and is what the reader sees ----
+
+@test "every code block of README.md and of the man pages' EXAMPLES is marked" {
+	cd "$REPO"
+	run --separate-stderr $EXTRACT unmarked $DOCS
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+	[ -z "$output" ]
+}
+
+@test "socket.1: every block of its EXAMPLES is marked (once its owner has marked any)" {
+	cd "$REPO"
+	[ -n "$($EXTRACT list man/socket.1)" ] || skip "man/socket.1 has no example markers yet"
+	run --separate-stderr $EXTRACT unmarked man/socket.1
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+}
+
+# Rendered by man, each line of a block is there, in order (spaces aside).
+rendered_has() { # DOC FILE
+	LC_ALL=C MANWIDTH=250 man -l "$1" 2>/dev/null | sed -E 's/[[:space:]]+/ /g; s/^ //; s/ $//' >"$BATS_TEST_TMPDIR/rendered"
+	sed -E 's/[[:space:]]+/ /g; s/^ //; s/ $//' "$2" | grep -v '^$' | awk -v r="$BATS_TEST_TMPDIR/rendered" '
+		BEGIN { while ((getline l < r) > 0) page[++n] = l }
+		{ while (++i <= n && page[i] != $0) ; if (i > n) { print "not in the rendered page: " $0; exit 1 } }'
+}
+
+@test "what the extractor takes from a man page is what man prints" {
+	cd "$REPO"
+	for doc in man/*.[1-9]; do
+		while read -r file line _; do
+			$EXTRACT extract "$file" "$line" >"$BATS_TEST_TMPDIR/b"
+			rendered_has "$file" "$BATS_TEST_TMPDIR/b" || { echo "$file:$line"; false; }
+		done < <($EXTRACT list "$doc")
+	done
+}
+
+# ---- each document's examples ----
+
+@test "README.md: the examples run or check as written" {
+	cd "$REPO"
+	check_doc README.md
+}
+
+@test "bind-input.1: the examples run as written" {
+	cd "$REPO"
+	check_doc man/bind-input.1
+}
+
+@test "bind-output.1: the examples run as written" {
+	cd "$REPO"
+	check_doc man/bind-output.1
+}
+
+@test "pool.1: the examples run as written" {
+	cd "$REPO"
+	check_doc man/pool.1
+}
+
+@test "master.1: the examples run or check as written" {
+	cd "$REPO"
+	check_doc man/master.1
+}
+
+@test "socketpool.7: the proof fragment, and the session replayed against a pool" {
+	cd "$REPO"
+	check_doc man/socketpool.7
+}
+
+@test "socket.1: the examples run as written (once its owner has marked them)" {
+	cd "$REPO"
+	[ -n "$($EXTRACT list man/socket.1)" ] || skip "man/socket.1 has no example markers yet"
+	check_doc man/socket.1
+}
+
+# ---- the README's cron setups, as cron runs them ----
+
+# block_by_id ID: the README block of that id, substituted, into $X/ID.
+block_by_id() {
+	local line
+	line=$(cd "$REPO" && $EXTRACT list README.md | awk -v id="id=$1" '{ for (i = 4; i <= NF; i++) if ($i == id) print $2 }')
+	[ -n "$line" ] || { echo "README.md has no block id=$1"; return 1; }
+	(cd "$REPO" && $EXTRACT extract README.md "$line") >"$BATS_TEST_TMPDIR/$1.raw"
+	subst "$BATS_TEST_TMPDIR/$1.raw" >"$X/$1"
+}
+# as_cron CRONTAB CMD: run one command as cron would, with the crontab's
+# assignments, no terminal, stdin /dev/null; its output goes to $X/CRONTAB.out.
+as_cron() {
+	local -a vars
+	mapfile -t vars < <(grep -E '^[A-Za-z_][A-Za-z0-9_]*=' "$X/$1")
+	(cd "$X" && exec env -i HOME="$X" SHELL=/bin/sh LOGNAME=root "${vars[@]}" /bin/sh -c "$2") \
+		</dev/null >>"$X/$1.out" 2>&1
+}
+stub() { # NAME BODY: a program of the site's own, first on the crontabs' PATH
+	printf '#!/bin/sh\n%s\n' "$2" >"$X/stubs/$1"
+	chmod +x "$X/stubs/$1"
+}
+fixture_daemon() { # DIR NAME BODY
+	mkdir -p "$1"
+	printf '#!/bin/sh\n%s\n' "$3" >"$1/$2"
+	chmod +x "$1/$2"
+}
+
+@test "README cron, a collector: the pool under its supervisor, two cron runs of each host's master, a reader across runs" {
+	new_dir
+	EX_BEFORE=$(procs_in "$X")
+	for id in setup collector-pool collector-cron collector-reader; do block_by_id "$id"; done
+	in_env "$EX_SH" setup
+	stub hostname 'echo web1'
+	fixture_daemon "$X/root/etc/socketpool/daemons" cpu 'echo "load 0.42"'
+	cmd=$(cron_commands "$X/collector-cron")
+	(cd "$X" && exec env -i HOME="$X" PATH="$SP_BIN:/usr/bin:/bin" "$EX_SH" collector-pool) </dev/null 2>"$X/pool.err" &
+	pool=$!
+	track "$pool"
+	wait_listening "$(port_for 9000)"
+	# The first run makes the buffer web1.cpu; its reader starts then (the
+	# supervisor restarts a reader whose FIFO is not there yet).
+	as_cron collector-cron "$cmd"
+	[ -p "$X/root/var/spool/socketpool/web1.cpu" ]
+	(cd "$X" && exec env -i HOME="$X" PATH="/usr/bin:/bin" "$EX_SH" collector-reader) </dev/null 2>"$X/reader.err" &
+	reader=$!
+	track "$reader"
+	as_cron collector-cron "$cmd"
+	[ ! -s "$X/collector-cron.out" ] # quiet success: cron mails nothing
+	wait_for 10 lines_in "$X/root/var/log/cpu-web1.log" 2
+	[ "$(wc -l <"$X/root/var/log/cpu-web1.log")" -eq 2 ]
+	[ "$(grep -c ' load 0.42$' "$X/root/var/log/cpu-web1.log")" -eq 2 ]
+	# Stopped by its supervisor, the pool ends, and the reader with it.
+	kill -TERM "$pool"
+	rc=0
+	wait "$pool" || rc=$?
+	[ "$rc" -eq 143 ]
+	wait "$reader"
+	[ ! -s "$X/reader.err" ]
+	left_behind
+}
+
+@test "README cron, a pair of jobs at 02:00: the master first waits for the pool (-w); the pool spools (-a), ends, and the reader runs after it" {
+	new_dir
+	EX_BEFORE=$(procs_in "$X")
+	for id in setup pair-receiver pair-sender; do block_by_id "$id"; done
+	in_env "$EX_SH" setup
+	stub nightly-report 'cat "$1"/report > "$HOME/report.seen"'
+	fixture_daemon "$X/root/etc/socketpool/nightly" report 'seq 3'
+	as_cron pair-sender "$(cron_commands "$X/pair-sender")" &
+	sender=$!
+	track "$sender"
+	sleep 0.5 # the master has found no pool yet, and waits
+	alive "$sender"
+	as_cron pair-receiver "$(cron_commands "$X/pair-receiver")" &
+	receiver=$!
+	track "$receiver"
+	wait "$sender"
+	wait "$receiver"
+	[ ! -s "$X/pair-sender.out" ]
+	[ ! -s "$X/pair-receiver.out" ]
+	[ "$(cat "$X/report.seen")" = "$(seq 3)" ]
+	left_behind
+}
+
+# ---- the checks catch broken examples ----
+
+# A document of broken examples, each of which check_doc must fail.
+broken() { # NAME KIND TEXT: a README-like document of one block
+	printf '<!-- example: %s -->\n\n```\n%s\n```\n' "$2" "$3" >"$BATS_TEST_TMPDIR/$1.md"
+}
+fails_with() { # NAME MESSAGE
+	run check_doc "$BATS_TEST_TMPDIR/$1.md"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"$2"* ]] || { echo "$output"; false; }
+}
+
+@test "the checks fail a broken example: read -t under sh, a wrong output, a daemon or FIFO left, a bad crontab" {
+	EX_TIMEOUT=3
+	# bind-input.1's old first example: dash has no read -t, and loops.
+	broken readt sh 'pid=$(bind-input in1 9999) || exit 1
+while :; do
+	msg=
+	read -r -t 1 msg < in1
+	[ -z "$msg" ] && continue
+	[ "$msg" = END ] && break
+done
+kill "$pid"'
+	fails_with readt "timed out after 3 s"
+	[[ "$output" == *"Illegal option -t"* ]]
+	[[ "$output" == *"left running:"* ]]
+	[[ "$output" == *"FIFOs left:"* ]]
+	broken prints sh 'echo hello | cat    # prints: hullo'
+	fails_with prints "stdout is not what the example says it prints"
+	broken daemon sh 'bind-input in1 9999 > /dev/null'
+	fails_with daemon "left running:"
+	broken fifo sh 'mkfifo f'
+	fails_with fifo "FIFOs left:"
+	broken status sh 'false'
+	fails_with status "exit status 1"
+	broken cronopt crontab 'PATH=/usr/local/bin:/usr/bin:/bin
+*/5 * * * * master -x k12 collector 9000 /etc/socketpool/daemons'
+	fails_with cronopt "master: no option -x in its synopsis"
+	broken cronops crontab 'PATH=/usr/local/bin:/usr/bin:/bin
+0 2 * * * pool -a k12'
+	fails_with cronops "pool: 1 operands, its synopsis has 2"
+	broken cronpct crontab 'PATH=/usr/local/bin:/usr/bin:/bin
+0 2 * * * master -N "$(date +%F)" k12 receiver 9000 ./daemons'
+	fails_with cronpct "an unescaped %"
+	broken cronpath crontab '0 2 * * * master k12 receiver 9000 ./daemons'
+	fails_with cronpath "without a PATH= line"
+	broken cronsched crontab 'PATH=/usr/local/bin:/usr/bin:/bin
+0 25 * * * master k12 receiver 9000 ./daemons'
+	fails_with cronsched "not a valid schedule"
+	printf 'text\n\n    echo unmarked\n' >"$BATS_TEST_TMPDIR/unmarked.md"
+	run $EXTRACT unmarked "$BATS_TEST_TMPDIR/unmarked.md"
+	[ "$output" = "$BATS_TEST_TMPDIR/unmarked.md:3" ]
+}
+
+# ---- make demo ----
+
+@test "make demo runs to its end, shows both daemons' lines, and leaves nothing" {
+	new_dir
+	EX_BEFORE=$(procs_in "$X")
+	run --separate-stderr env TMPDIR="$X/root/tmp" SP_BIN="$SP_BIN" sh "$REPO/scripts/demo.sh"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"[dem1 buffer] dem1: tick 1 at"* ]]
+	[[ "$output" == *"[dem2 buffer] dem2: load"* ]]
+	[[ "$output" == *"the pool exited on its own"* ]]
+	[ -z "$(ls -A "$X/root/tmp")" ]
+	left_behind
+}
+
+@test "make demo | head -3: the demo cleans up when its reader goes away (SIGPIPE)" {
+	new_dir
+	EX_BEFORE=$(procs_in "$X")
+	out=$(env TMPDIR="$X/root/tmp" SP_BIN="$SP_BIN" sh "$REPO/scripts/demo.sh" | head -3)
+	[ "$(printf '%s\n' "$out" | wc -l)" -eq 3 ]
+	[[ "$out" == "== pool -b -d BUFDIR k12 "* ]]
+	# The daemons it started work in the repository, not in $X: look for them by PID.
+	wait_for 10 test -z "$(ls -A "$X/root/tmp")"
+	left_behind
+}
