@@ -67,10 +67,10 @@ function end_block(   i) {
 }
 FNR == 1 {
 	md = FILENAME ~ /\.md$/
-	marked = 0; inblock = 0; fence = ""; inexamples = 0; prevblank = 1; inunmarked = ""
+	marked = 0; inblock = 0; fence = ""; inexamples = 0; prevblank = 1
 }
 # ---- Markdown ----
-md && !inblock && inunmarked == "" && /^<!-- example: .* -->$/ {
+md && !inblock && /^<!-- example: .* -->$/ {
 	mwords = $0; sub(/^<!-- example: /, "", mwords); sub(/ -->$/, "", mwords)
 	marked = 1; mline = FNR; prevblank = 1; next
 }
@@ -83,11 +83,6 @@ md && inblock {
 	if ($0 ~ /^[ \t]*$/) { text[++nlines] = ""; next }
 	end_block()
 }
-md && inunmarked != "" {
-	if (inunmarked ~ /^(```|~~~)$/) { if (substr($0, 1, 3) == inunmarked) inunmarked = ""; next }
-	if ($0 ~ /^(    |\t)/ || $0 ~ /^[ \t]*$/) next
-	inunmarked = ""
-}
 md {
 	blank = $0 ~ /^[ \t]*$/
 	isfence = $0 ~ /^(```|~~~)/
@@ -98,9 +93,12 @@ md {
 		if (isindent) { begin_block(); line = $0; sub(/^(    |\t)/, "", line); text[++nlines] = line; next }
 		fail("an example marker is not followed by a code block"); marked = 0
 	}
+	# An unmarked block is a block all the same, of kind "-".
 	if (isfence || isindent) {
 		if (mode == "unmarked") printf "%s:%d\n", FILENAME, FNR
-		inunmarked = isfence ? substr($0, 1, 3) : "indent"
+		mwords = "-"; mline = FNR
+		if (isfence) { fence = substr($0, 1, 3); begin_block(); next }
+		begin_block(); line = $0; sub(/^(    |\t)/, "", line); text[++nlines] = line; next
 	}
 	prevblank = blank
 	next
@@ -117,8 +115,9 @@ inblock && /^[.\047]/ { fail("a request or macro inside an example: " $0); next 
 inblock { text[++nlines] = unescape($0); next }
 /^\.Bd -literal/ {
 	if (marked) { begin_block(); next }
-	if (mode == "unmarked" && inexamples) printf "%s:%d\n", FILENAME, FNR
-	next
+	if (!inexamples) next
+	if (mode == "unmarked") printf "%s:%d\n", FILENAME, FNR
+	mwords = "-"; mline = FNR; begin_block(); next
 }
 marked && /^\.\\"/ { next }
 marked { fail("an example marker is not followed by .Bd -literal"); marked = 0 }
