@@ -54,10 +54,10 @@ function unescape(s,    out, c, n, name) {
 	return out s
 }
 # Emit one block: list mode prints its header, extract mode its text.
-function begin_block() { inblock = 1; nlines = 0; start = mline }
+function begin_block() { inblock = 1; nlines = 0; start = mline; bfile = FILENAME; bmd = md }
 function end_block(   i) {
 	inblock = 0
-	if (mode == "list") printf "%s %d %s\n", FILENAME, start, mwords
+	if (mode == "list") printf "%s %d %s\n", bfile, start, mwords
 	else if (mode == "extract" && start == want) {
 		while (nlines > 0 && text[nlines] == "") nlines--
 		for (i = 1; i <= nlines; i++) print text[i]
@@ -65,6 +65,8 @@ function end_block(   i) {
 	}
 	marked = 0
 }
+# An indented Markdown block may end with its file.
+FNR == 1 && inblock && bmd && fence == "" { end_block() }
 FNR == 1 {
 	md = FILENAME ~ /\.md$/
 	marked = 0; inblock = 0; fence = ""; inexamples = 0; prevblank = 1
@@ -122,6 +124,7 @@ inblock { text[++nlines] = unescape($0); next }
 marked && /^\.\\"/ { next }
 marked { fail("an example marker is not followed by .Bd -literal"); marked = 0 }
 END {
+	if (inblock && bmd && fence == "") end_block()
 	if (inblock) fail("an example block does not end")
 	if (mode == "extract" && !found) { printf "examples.sh: no example marked at line %s\n", want > "/dev/stderr"; bad = 1 }
 	exit bad
