@@ -761,6 +761,12 @@ listed_ok() {
 	cat "$BATS_TEST_TMPDIR/all"
 	# Each has a kind this file handles (an unknown one fails here, not later).
 	run ! grep -vE '^[^ ]+ [0-9]+ (sh|bash|crontab|make|transcript|skip)( |$)' "$BATS_TEST_TMPDIR/all"
+	# Each part is there, and a scenario test of this file takes it.
+	for id in $PARTS; do
+		grep -q " id=$id\( \|\$\)" "$BATS_TEST_TMPDIR/all" || { echo "no block id=$id"; false; }
+		grep -qE "^[[:space:]]*for id in .*\b$id\b.*block_by_id|block_by_id $id\b" "$BATS_TEST_FILENAME" ||
+			{ echo "no scenario test runs id=$id"; false; }
+	done
 	# README and every page with EXAMPLES: none is left out.
 	for doc in $DOCS; do grep -q "^$doc " "$BATS_TEST_TMPDIR/all" || { echo "no block of $doc"; false; }; done
 }
@@ -967,11 +973,11 @@ fixture_daemon() { # DIR NAME BODY
 	transcript_script "$X/master-seed" >"$X/master-seed.sh"
 	mv "$X/master-seed.sh" "$X/master-seed"
 	port=$(port_for 9000)
+	mkdir -p "$X/recv"
 	(cd / && exec "$SP_BIN/pool" -d "$X/recv" k12 "$port") </dev/null >/dev/null 2>"$X/pool.err" &
 	pool=$!
 	track "$pool"
-	mkdir -p "$X/recv"
-	wait_listening "$port"
+	wait_listening "$port" || { cat "$X/pool.err"; false; }
 	start_block master-seed "$X/send"
 	master=$BG
 	wait_exists "$X/recv/dem1" 10
