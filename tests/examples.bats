@@ -597,6 +597,7 @@ replay_session() {
 	done <"$src"
 	exec 5>&-
 	kill -TERM "$pool"
+	wait_gone "$pool" 10 || kill -KILL "$pool"
 	wait "$pool" || true
 	[ $bad -eq 1 ] && show "$X/pool.err" "the pool's log"
 	left_behind || bad=1
@@ -870,11 +871,12 @@ runs_prog() { # NAME: one of the built programs runs with its cwd in $X
 }
 # as_cron CRONTAB CMD: run one command as cron would, with the crontab's
 # assignments, no terminal, stdin /dev/null; its output goes to $X/CRONTAB.out.
+# Bounded: a run still going after EX_TIMEOUT seconds is ended (and fails).
 as_cron() {
 	local -a vars
 	mapfile -t vars < <(grep -E '^[A-Za-z_][A-Za-z0-9_]*=' "$X/$1")
-	(cd "$X" && exec env -i HOME="$X" SHELL=/bin/sh LOGNAME=root "${vars[@]}" /bin/sh -c "$2") \
-		</dev/null >>"$X/$1.out" 2>&1
+	(cd "$X" && exec timeout -k 5 "$EX_TIMEOUT" env -i HOME="$X" SHELL=/bin/sh LOGNAME=root \
+		"${vars[@]}" /bin/sh -c "$2") </dev/null >>"$X/$1.out" 2>&1
 }
 stub() { # NAME BODY: a program of the site's own, first on the crontabs' PATH
 	printf '#!/bin/sh\n%s\n' "$2" >"$X/stubs/$1"
