@@ -84,7 +84,9 @@
 #     then the scenario's stubs
 #   - a line that is only "..." (the reader's own work) -> ":"
 # and the environment is HOME (the private directory), PATH (the built
-# programs first, then /usr/bin:/bin) and TMPDIR (root/tmp) only.
+# programs first, then /usr/bin:/bin) and TMPDIR (root/tmp) only. The
+# private directory has a copy of the repository's examples/, as the
+# checkout a reader runs the examples in has.
 #
 # Notes allowed on stderr: "PROG: no syslog daemon listens on /dev/log: ..."
 # (said before backgrounding where, as in most containers, no syslog daemon
@@ -149,6 +151,9 @@ new_dir() { # sets X: a fresh private directory with a root of system directorie
 	EX_N=$((EX_N + 1))
 	X=$BATS_TEST_TMPDIR/ex$EX_N
 	mkdir -p "$X/root/etc" "$X/root/var/log" "$X/root/var/spool" "$X/root/run" "$X/root/tmp" "$X/stubs"
+	# A reader runs the examples in the checkout: examples/ is there (a copy,
+	# so that what runs in it works in the private directory).
+	cp -R "$REPO/examples" "$X/examples"
 }
 
 # port_for N: the free port that stands for N in this test (chosen once).
@@ -1073,6 +1078,11 @@ kill "$pid"'
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"FAIL $BATS_TEST_TMPDIR/new.1:3 sh"* ]]
 	[[ "$output" == *"timed out after 3 s"* ]]
+	# One that uses the checkout's examples/ (as the Remote services ones will) runs.
+	printf 'Text.\n\n```\nls examples/daemons | head -n 1    # prints: dem1\n```\n' >"$BATS_TEST_TMPDIR/ex.md"
+	run check_doc "$BATS_TEST_TMPDIR/ex.md"
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	[[ "$output" == *"ok   $BATS_TEST_TMPDIR/ex.md:3 sh"* ]]
 	# Listed with a reason, it passes as not run; listed as a kind, it runs so.
 	LISTED="$BATS_TEST_TMPDIR/new.1	pool k12 9005	skip	runs until a master comes"
 	run check_doc "$BATS_TEST_TMPDIR/new.1"
