@@ -1,29 +1,30 @@
 #!/bin/sh
-# examples.sh: take the marked example blocks out of README.md and the man
-# pages, exactly as a reader sees them, for tests/examples.bats.
+# examples.sh: take the example blocks out of README.md and the man pages,
+# exactly as a reader sees them, for tests/examples.bats.
 #
-#   examples.sh list FILE...        one line per marked block: FILE LINE KIND [WORD...]
-#   examples.sh extract FILE LINE   the text of the block marked at LINE
-#   examples.sh unmarked FILE...    FILE:LINE of every code block with no marker
+#   examples.sh list FILE...        one line per block: FILE LINE KIND [WORD...]
+#   examples.sh extract FILE LINE   the text of the block listed at LINE
+#   examples.sh unmarked FILE...    FILE:LINE of every block with no marker
 #
-# The marker is the line just before a block (blank lines may come between):
+# The blocks: in Markdown every code block, fenced (``` or ~~~) or indented
+# (four spaces or a tab, which are removed); in a man page every .Bd -literal
+# ... .Ed block of its EXAMPLES section, and any other one that is marked.
+# A marker is the line just before a block (blank lines may come between):
 #
 #   README.md (Markdown)  <!-- example: KIND [WORD...] -->
-#                         then a fenced block (``` or ~~~) or an indented one
-#                         (four spaces or a tab, which are removed)
 #   man pages (mdoc)      .\" example: KIND [WORD...]
-#                         then a .Bd -literal ... .Ed block
 #
-# KIND says how the block runs or, when it cannot run as it stands, what is
-# checked instead; tests/examples.bats has the list. The WORDs are
-# attributes: "service", "part", "fragment VAR...", "id=NAME".
+# An unmarked block is listed with KIND "-": tests/examples.bats decides how
+# it runs (its LISTED table, else the block's look). KIND says how the block
+# runs or, when it cannot run as it stands, what is checked instead;
+# tests/examples.bats has the list. The WORDs are attributes: "service",
+# "part", "fragment VAR...", "id=NAME", and what the reader has ("dir=PATH").
 #
 # A man page's literal block is un-escaped as roff prints it: \e and \\ give
 # a backslash, \& and font changes (\fB \fI \fR \fP) nothing, \- a minus,
 # \(aq \(dq \(ha \(ti \(ga \(rs the ASCII characters they name. Any other
 # escape, and any request or macro line inside the block (other than a
-# comment), is an error: the block would not read as it runs. Unmarked
-# blocks are looked for only in a man page's EXAMPLES section.
+# comment), is an error: the block would not read as it runs.
 set -u
 cmd=${1:-}
 [ $# -ge 1 ] && shift
