@@ -46,8 +46,10 @@
 #               will do); sink=PORT  a receiver on that port, which takes
 #               whatever is sent to it (the "remote host"); pool=PORT  a
 #               pool -l on that port, with the key of the first file= (else
-#               k12); daemons=DIR  a daemons directory with one daemon, dem1,
-#               printing a line a second.
+#               k12), offering the services of services=DIR if given;
+#               daemons=DIR  a daemons directory with one daemon, dem1,
+#               printing a line a second; zip=PATH  a zip archive of text
+#               files, some of which examples/rsi/implodable lets leave.
 #   crontab     Lines of a crontab. Each is a NAME=value assignment or a
 #               schedule (five valid fields, or @daily and the like) and a
 #               command that has no unescaped % and parses under sh -n, whose
@@ -122,6 +124,11 @@ man/pool.1	pool k12 9000	sh part id=pool-seed-pool
 man/pool.1	master k12 poolhost 9000 ./daemons	sh part id=pool-seed-master
 man/pool.1	while read -r line; do echo "dem1 says $line"; done < dem1	sh part id=pool-seed-reader
 man/master.1	$ cat daemons/dem1	transcript part id=master-seed
+README.md	head -c 32 /dev/urandom > key                               # both machines, once	sh daemon zip=in.zip
+man/pool.1	pool -l -x examples/rsi/server -R 300 -S 4 @key 9000	sh service file=key
+man/pool.1	examples/rsi/pack in.zip examples/rsi/implodable |	sh file=key pool=9000 services=examples/rsi/server zip=in.zip
+man/master.1	examples/rsi/pack in.zip examples/rsi/implodable |	sh file=key pool=9000 services=examples/rsi/server zip=in.zip
+man/master.1	RSI_ZIP=$PWD/in.zip RSI_OUT=$PWD/out.zip \	sh file=key pool=9000 services=examples/rsi/server zip=in.zip
 man/master.1	while read -r line; do echo "got $line"; done < dem1	sh part id=master-seed-reader
 EOF
 )
@@ -261,7 +268,7 @@ map_path() {
 # prepare WORDS: make what the block's words say its reader has (dir=, file=,
 # daemons=, sink=, pool=); the peers' PIDs go to EX_PEERS, not to the block.
 prepare() {
-	local w path port pid key=k12 p
+	local w path port pid key=k12 p services=""
 	EX_PEERS=""
 	for w in "$@"; do
 		case $w in
@@ -273,6 +280,18 @@ prepare() {
 			chmod 600 "$path"
 			[ "$key" != k12 ] || key=@$path
 			;;
+		zip=*)
+			# A site's archive: text files with CRLF line ends and trailing
+			# blanks, in members examples/rsi/implodable lets leave and not.
+			path=$(map_path "${w#zip=}")
+			mkdir -p "$X/.zip/site" "$X/.zip/certs"
+			printf '<p>hello</p>  \r\n' >"$X/.zip/site/index.html"
+			printf 'notes \r\nmore\r\n' >"$X/.zip/notes.txt"
+			printf 'secret\n' >"$X/.zip/certs/site.pem"
+			(cd "$X/.zip" && zip -q -r "$path" site notes.txt certs) || return 1
+			rm -rf "$X/.zip"
+			;;
+		services=*) services=$(map_path "${w#services=}") ;;
 		daemons=*)
 			path=$(map_path "${w#daemons=}")
 			mkdir -p "$path"
@@ -290,7 +309,8 @@ prepare() {
 		pool=*)
 			port=$(port_for "${w#pool=}")
 			mkdir -p "$X.pool"
-			pid=$(cd / && "$SP_BIN/pool" -b -l -d "$X.pool" -L "$X.pool.log" "$key" "$port" 2>/dev/null) || return 1
+			pid=$(cd / && "$SP_BIN/pool" -b -l -d "$X.pool" -L "$X.pool.log" ${services:+-x "$services"} \
+				"$key" "$port" 2>/dev/null) || return 1
 			;;
 		*) continue ;;
 		esac
@@ -561,16 +581,31 @@ shape_ok() {
 }
 
 # replay_session FILE FRAGMENT: a control connection as the page shows it.
+# A part of a session (one that does not begin with the pool's greeting)
+# comes after the handshake, made first. A service the page calls (CALL
+# NAME) is there, a program that sends its input back; its caller sends the
+# token's line and a line of input, and half-closes, as master -c does.
 replay_session() {
-	local src=$1 frag=$2 port line real np="" nm mac bad=0 t
-	local -a grants=()
+	local src=$1 frag=$2 port line real np="" nm mac bad=0 t name
+	local -a grants=() calls=()
 	[ -n "$frag" ] || { echo "  no fragment to make the proof with"; return 1; }
 	command -v openssl >/dev/null || { echo "  (openssl not installed: not run)"; return 0; }
 	new_dir
 	EX_BEFORE=$(procs_in "$X")
+	if [ "$(head -c 13 "$src")" != "< SOCKETPOOL " ]; then
+		printf '%s\n' '< SOCKETPOOL 2 00...(64 hex digits)...00' '> AUTH 00...(64 hex digits)...00 00...(64 hex digits)...00' \
+			'< OK 00...(64 hex digits)...00' >"$X/.session"
+	fi
+	cat "$src" >>"$X/.session"
+	mkdir "$X/services"
+	for name in $(sed -n 's/^> CALL \([^ ]*\) .*/\1/p' "$src"); do
+		printf '#!/bin/sh\nexec cat\n' >"$X/services/$name"
+		chmod +x "$X/services/$name"
+	done
 	port=$(free_port)
-	(cd "$X" && exec "$SP_BIN/pool" -l k12 "$port") </dev/null >/dev/null 2>"$X/pool.err" &
+	(cd "$X" && exec "$SP_BIN/pool" -l -x "$X/services" k12 "$port") </dev/null >/dev/null 2>"$X/pool.err" &
 	local pool=$!
+	track "$pool"
 	wait_listening "$port" || { echo "  no pool"; return 1; }
 	exec 5<>"/dev/tcp/127.0.0.1/$port"
 	while IFS= read -r line; do
@@ -590,16 +625,27 @@ replay_session() {
 			echo END >&5
 			# The senders, on the ports granted, each with its token.
 			for t in "${grants[@]}"; do
-				read -r _ _ gport token _ <<<"$t"
+				read -r _ name gport token _ <<<"$t"
+				if [[ " ${calls[*]} " == *" $name "* ]]; then
+					printf '%s\nline\n' "$token" | timeout 10 "$SP_BIN/socket" 127.0.0.1 "$gport" >"$X/$name.out" ||
+						{ echo "  the call of $name failed"; bad=1; }
+					[ "$(cat "$X/$name.out")" = line ] || { echo "  $name did not answer its input"; bad=1; }
+					continue
+				fi
 				exec 6<>"/dev/tcp/127.0.0.1/$gport"
 				printf '%s\nline\n' "$token" >&6
 				exec 6>&-
 			done
 			;;
+		'> CALL '*)
+			read -r _ _ name _ <<<"$line"
+			calls+=("$name")
+			printf '%s\n' "${line#> }" >&5
+			;;
 		'> '*) printf '%s\n' "${line#> }" >&5 ;;
 		*) echo "  not a line of a session: $line"; bad=1; break ;;
 		esac
-	done <"$src"
+	done <"$X/.session"
 	exec 5>&-
 	kill -TERM "$pool"
 	wait_gone "$pool" 10 || kill -KILL "$pool"
