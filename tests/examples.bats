@@ -49,7 +49,9 @@
 #               k12), offering the services of services=DIR if given;
 #               daemons=DIR  a daemons directory with one daemon, dem1,
 #               printing a line a second; zip=PATH  a zip archive of text
-#               files, some of which examples/rsi/implodable lets leave.
+#               files, some of which examples/rsi/implodable lets leave;
+#               exe=NAME  the reader's own program, a stand-in that sends its
+#               input back (a bare NAME is put on PATH).
 #   crontab     Lines of a crontab. Each is a NAME=value assignment or a
 #               schedule (five valid fields, or @daily and the like) and a
 #               command that has no unescaped % and parses under sh -n, whose
@@ -86,9 +88,9 @@
 #     then the scenario's stubs
 #   - a line that is only "..." (the reader's own work) -> ":"
 # and the environment is HOME (the private directory), PATH (the built
-# programs first, then /usr/bin:/bin) and TMPDIR (root/tmp) only. The
-# private directory has a copy of the repository's examples/, as the
-# checkout a reader runs the examples in has.
+# programs first, then /usr/bin:/bin, then the private directory's stubs)
+# and TMPDIR (root/tmp) only. The private directory has a copy of the
+# repository's examples/, as the checkout a reader runs the examples in has.
 #
 # Notes allowed on stderr: "PROG: no syslog daemon listens on /dev/log: ..."
 # (said before backgrounding where, as in most containers, no syslog daemon
@@ -108,10 +110,10 @@ LISTED=$(
 man/socket.1	socket -p cat -l -f -B localhost -s 7000	sh service
 man/socket.1	socket -s -l -f -p 'process' 7001          # on the server	skip	two hosts, and "process" and "files" stand for the reader's own program and files; the README's tour runs the same pair on one host (socket -b, gzip -c)
 man/socket.1	socket -c -r mailhost smtp	skip	needs a mail server on a real host, port 25
-man/socket.1	socket -s -l -f -p ./handler /run/myapp.sock	skip	./handler stands for the reader's own program
+man/socket.1	socket -s -l -f -p ./handler /run/myapp.sock	sh service exe=./handler
 man/socket.1	$ socket -B 127.0.0.1 -s 4000 -b -f -q -l -W 4 \	skip	scgi-wrapper and /srv/app.cgi stand for the reader's own programs; tests/socket-prefork.bats serves SCGI the same way
 man/socket.1	$ pid=$(socket -b -B localhost -s 4000 -W 4 -p app)	skip	app stands for the reader's program, and install into /usr/local/bin needs root
-man/socket.1	$ pid=$(socket -b -s -W 2:32 -P -I 60 -p handler /run/app.sock)	skip	handler stands for the reader's own program
+man/socket.1	$ pid=$(socket -b -s -W 2:32 -P -I 60 -p handler /run/app.sock)	transcript daemon exe=handler
 man/bind-input.1	bind-input -a -L /var/log/spool.log /var/spool/app/incoming 7300	sh daemon dir=/var/spool/app
 man/bind-input.1	exec bind-input -F -L /var/log/in1.log /run/app/in1 9999	sh service dir=/run/app
 man/bind-output.1	pid=$(bind-output out1 receiver.example 9999) || exit 1	sh sink=9999
@@ -246,7 +248,7 @@ shell_of() { # KIND: the program that runs it
 
 # in_env CMD...: CMD in the private directory with the examples' environment.
 in_env() {
-	(cd "$X" && exec env -i HOME="$X" PATH="$SP_BIN:/usr/bin:/bin" TMPDIR="$X/root/tmp" "$@")
+	(cd "$X" && exec env -i HOME="$X" PATH="$SP_BIN:/usr/bin:/bin:$X/stubs" TMPDIR="$X/root/tmp" "$@")
 }
 
 show() { # FILE TITLE: a file's text, indented, for a failure report
@@ -292,6 +294,15 @@ prepare() {
 			rm -rf "$X/.zip"
 			;;
 		services=*) services=$(map_path "${w#services=}") ;;
+		exe=*)
+			# The reader's own program: a stand-in that answers its input.
+			# A bare name is found on PATH (the private directory's stubs).
+			path=${w#exe=}
+			case $path in */*) path=$(map_path "$path") ;; *) path=$X/stubs/$path ;; esac
+			mkdir -p "${path%/*}"
+			printf '#!/bin/sh\nexec cat\n' >"$path"
+			chmod +x "$path"
+			;;
 		daemons=*)
 			path=$(map_path "${w#daemons=}")
 			mkdir -p "$path"
@@ -363,12 +374,15 @@ run_script() {
 	return $bad
 }
 
-ports_listen() { # FILE: every port the (substituted) block names listens
-	local old new
+ports_listen() { # FILE: every port, and every *.sock, the (substituted) block names listens
+	local old new sock
 	while read -r old new; do
 		grep -qw "$new" "$1" || continue
 		listening "$new" || return 1
 	done <"$PORTMAP"
+	for sock in $(grep -oE "$X/[^[:space:]\"')]*\.sock" "$1"); do
+		unix_listening "$sock" || return 1
+	done
 }
 
 # run_service SHELL FILE [WORD...]: a run script that stays until SIGTERM.
@@ -382,7 +396,7 @@ run_service() {
 	# A process group of its own, as a supervisor gives it (and a terminal a
 	# foreground job): SIGTERM goes to the group, so a script that runs the
 	# server without exec is stopped whole.
-	(cd "$X" && exec setsid env -i HOME="$X" PATH="$SP_BIN:/usr/bin:/bin" TMPDIR="$X/root/tmp" \
+	(cd "$X" && exec setsid env -i HOME="$X" PATH="$SP_BIN:/usr/bin:/bin:$X/stubs" TMPDIR="$X/root/tmp" \
 		"$shell" .example) </dev/null >"$X/.out" 2>"$X/.err" &
 	pid=$!
 	track "$pid"
