@@ -50,7 +50,7 @@ static const char usage_text[] =
 	"  -G SECS on SIGQUIT (graceful stop), let connections finish for SECS (default 30)\n"
 	"  -I SECS with -W MIN:MAX, a ready worker beyond MIN idle SECS retires (default 10)\n"
 	"  -l      loop: keep accepting connections (needs -s)\n"
-	"  -L FILE diagnostics to FILE instead of syslog once backgrounded\n"
+	"  -L FILE diagnostics to FILE once ready, not to stderr or syslog\n"
 	"  -p CMD  run CMD with the connection as its stdin, stdout and stderr\n"
 	"  -P      with -W, each ready worker has CMD already started (prestart)\n"
 	"  -q      close the connection at once when stdin ends\n"

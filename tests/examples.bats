@@ -928,9 +928,10 @@ ended() {
 	wait "$1" || RC=$?
 }
 runs_prog() { # NAME: one of the built programs runs with its cwd in $X
-	local p
+	local p want
+	want=$(readlink -f "$SP_BIN/$1") # SP_BIN may be relative or hold ..
 	for p in $(procs_in "$X" $EX_BEFORE); do
-		[ "$(readlink "/proc/$p/exe" 2>/dev/null)" != "$SP_BIN/$1" ] || return 0
+		[ "$(readlink "/proc/$p/exe" 2>/dev/null)" != "$want" ] || return 0
 	done
 	return 1
 }
