@@ -393,6 +393,9 @@ static void peer_read(struct sender *s)
 
 		if (chan_take(s, &end) < 0) {
 			lost(s, errno);
+		} else if (end && s->app_acks) {
+			/* bind-input ends its stream only after ours, or when it stops taking it. */
+			lost(s, ECONNABORTED);
 		} else if (end) {
 			s->peer_eof = 1;
 			err_warn("%s: %s %s ended its stream; sending goes on", s->o->id, s->o->host,

@@ -183,13 +183,17 @@ static void chan_ack(struct conn *c)
 }
 
 /*
- * The sender's stream ended (its END, or a failure): the last count and
- * our own END, best effort, for a sender that waits to hear them.
+ * The sender's stream ended: the last count, best effort, for a sender
+ * that waits to hear it, and after its END our own. A failed stream gets
+ * no END: ours says we took the sender's to its end.
  */
-static void chan_close(struct conn *c)
+static void chan_close(struct conn *c, int err)
 {
 	chan_ack(c);
-	channel_shutdown(c->ch);
+	if (!err)
+		channel_shutdown(c->ch);
+	else
+		channel_flush(c->ch);
 }
 
 static int conn_admit(struct binding *b, size_t i, const char *rest, size_t n);
@@ -277,7 +281,7 @@ static int conn_end(struct binding *b, size_t i, int err)
 		}
 	}
 	if (c->ch)
-		chan_close(c);
+		chan_close(c, err);
 	if (err)
 		report(b, BINDING_EV_ERROR, c->peer, NULL, c->bytes, err);
 	if (c->bytes)

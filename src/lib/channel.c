@@ -462,6 +462,8 @@ const char *channel_strerror(int err, int handshake)
 	case ECONNRESET:
 		return handshake ? "handshake failed: the peer closed the connection (a wrong key?)"
 				 : strerror(err);
+	case ECONNABORTED:
+		return handshake ? strerror(err) : "the peer ended its stream before ours";
 	case ETIMEDOUT:
 		return handshake ? "handshake failed: no answer in time" : strerror(err);
 	case EPROTO: return "handshake failed: a malformed message (not a socketpool channel?)";

@@ -1,0 +1,209 @@
+#!/usr/bin/env bats
+# -k: the encrypted channel (src/lib/channel.c) between bind-output, bind-input
+# and socket, with an independent Noise peer (noise-c, tests/node/peer.js over
+# TCP) both ways, and a man in the middle (tests/tools/mitm.py) that records,
+# alters and cuts what it relays.
+load helpers
+
+bats_require_minimum_version 1.5.0
+
+PY=/usr/bin/python3
+
+setup() {
+	common_setup
+	NODEPEER=$BATS_TEST_DIRNAME/node/peer.js
+	MITM=$BATS_TEST_DIRNAME/tools/mitm.py
+	# The channel's prologue (channel.h), in hex for peer.js.
+	PRO=$(printf 'socketpool channel v1' | od -An -tx1 | tr -d ' \n')
+	head -c 32 /dev/urandom >key
+	head -c 32 /dev/urandom >other
+	P1=$(free_port)
+	P2=$(free_port)
+	while [ "$P2" = "$P1" ]; do P2=$(free_port); done
+}
+teardown() { common_teardown; }
+
+BI() { "$SP_BIN/bind-input" "$@"; }
+BO() { "$SP_BIN/bind-output" "$@"; }
+
+need_node() {
+	[ -f "$BATS_TEST_DIRNAME/node/node_modules/@richardhopton/noise-c.wasm/package.json" ] || {
+		echo "tests/node/node_modules is missing: run scripts/deps.sh" >&2
+		return 1
+	}
+}
+
+logged() { grep -q -- "$2" "$1" 2>/dev/null; } # FILE TEXT
+size_of() { stat -c %s "$1"; }
+same() { [ "$(sha256sum <"$1" | cut -d' ' -f1)" = "$(sha256sum <"$2" | cut -d' ' -f1)" ]; }
+# contains FILE NEEDLE-FILE: the bytes of NEEDLE-FILE occur in FILE.
+contains() { "$PY" -c 'import sys; sys.exit(open(sys.argv[2],"rb").read() not in open(sys.argv[1],"rb").read())' "$1" "$2"; }
+
+# receive ARGS...: bind-input -R -k @key on $P1 into buffer "in" (more ARGS
+# before the operands), its reader copying to got; sets $BIPID, $READER.
+receive() {
+	BIPID=$(BI -R -L in.log "$@" in "$P1")
+	track "$BIPID"
+	cat in >got &
+	READER=$!
+	track "$READER"
+}
+
+# stop_receiver: bind-input tears down (its reader gets its EOF); wait for both.
+stop_receiver() {
+	kill -TERM "$BIPID"
+	wait_gone "$BIPID" 10
+	wait_gone "$READER" 10
+}
+
+# relay MODE [N]: the man in the middle from $P2 to $P1, capturing to cap; sets $RELAY.
+relay() {
+	"$PY" "$MITM" "$P2" "$P1" "$@" -w cap 2>relay.err &
+	RELAY=$!
+	track "$RELAY"
+	wait_listening "$P2"
+}
+
+@test "bind-output -k to bind-input -k: the stream arrives whole, nothing left unread" {
+	receive -k @key
+	PID=$(BO -k @key -L out.log out 127.0.0.1 "$P1")
+	track "$PID"
+	head -c 3000001 /dev/urandom >data
+	cat data >out
+	kill -TERM "$PID"
+	wait_gone "$PID" 10
+	stop_receiver
+	same data got
+	[ ! -e out.unread ]
+	[ ! -e in.unread ]
+	logged in.log "closed after 3000001 bytes"
+}
+
+@test "node (noise-c) initiator to bind-input -k: the stream arrives whole, the END answered" {
+	need_node
+	receive -k @key
+	head -c 500003 /dev/urandom >data
+	run -0 timeout 20 node "$NODEPEER" init @key -c "$P1" -p "$PRO" <data
+	stop_receiver
+	same data got
+	logged in.log "closed after 500003 bytes"
+}
+
+@test "bind-output -k to node (noise-c) responder: the stream arrives whole" {
+	need_node
+	# Its own stream is empty: it sends its END at once, and bind-output sends on.
+	timeout 30 node "$NODEPEER" resp @key -l "$P1" -p "$PRO" </dev/null >nodegot 2>node.err &
+	NODE=$!
+	track "$NODE"
+	wait_listening "$P1"
+	PID=$(BO -k @key -L out.log out 127.0.0.1 "$P1")
+	track "$PID"
+	head -c 400007 /dev/urandom >data
+	cat data >out
+	kill -TERM "$PID"
+	wait_gone "$PID" 10
+	wait_gone "$NODE" 10
+	run -0 wait "$NODE"
+	same data nodegot
+	[ ! -e out.unread ]
+}
+
+@test "a wrong key on either side: a clear error, exit 1, nothing delivered" {
+	receive -k @key
+	run -1 --separate-stderr BO -F -k @other out 127.0.0.1 "$P1"
+	[ "$stderr" = "bind-output: connect to 127.0.0.1 $P1: handshake failed: the peer closed the connection (a wrong key?)" ]
+	[ -z "$output" ]
+	wait_for 5 logged in.log "refused 127.0.0.1 [0-9]*: handshake failed: the peer does not hold the key"
+	# Plain text to a channel is refused the same way (the sender may see a reset).
+	echo "plain words" | "$SP_BIN/socket" 127.0.0.1 "$P1" || true
+	wait_for 5 eval '[ "$(grep -c "refused 127.0.0.1" in.log)" -eq 2 ]'
+	stop_receiver
+	[ ! -s got ]
+	[ ! -e in.unread ]
+	run ! logged in.log "connected"
+}
+
+@test "a wrong key against the independent peer, either way: refused by both" {
+	need_node
+	receive -k @key
+	run -1 timeout 20 node "$NODEPEER" init @other -c "$P1" -p "$PRO" </dev/null
+	[[ "$output" == *"handshake failed"* ]]
+	wait_for 5 logged in.log "handshake failed: the peer does not hold the key"
+	stop_receiver
+	[ ! -s got ]
+	# The other way: node refuses bind-output's first message.
+	timeout 30 node "$NODEPEER" resp @other -l "$P2" -p "$PRO" </dev/null >/dev/null 2>node.err &
+	NODE=$!
+	track "$NODE"
+	wait_listening "$P2"
+	run -1 --separate-stderr BO -F -k @key out 127.0.0.1 "$P2"
+	[[ "$stderr" == "bind-output: connect to 127.0.0.1 $P2: handshake failed: "* ]]
+	run -1 wait "$NODE"
+	grep -q "peer.js: handshake failed" node.err
+}
+
+@test "a man in the middle flips one byte of a record: detected, ended; delivered + unread = written" {
+	receive -k @key
+	relay flip 3
+	PID=$(BO -k @key -L out.log out 127.0.0.1 "$P2")
+	track "$PID"
+	head -c 3000000 /dev/urandom >data
+	cat data >out
+	wait_gone "$PID" 10
+	stop_receiver
+	logged in.log "a record was altered or is from another key; the rest is refused"
+	logged out.log "connection to 127.0.0.1 $P2 lost"
+	[ -s out.unread ]
+	[ ! -e in.unread ]
+	d=$(size_of got) u=$(size_of out.unread)
+	# Three records are 3 x 65518 bytes at most: what came before the bad one, and nothing after.
+	[ "$d" -gt 0 ] && [ "$d" -lt $((3 * 65518)) ]
+	[ $((d + u)) -eq 3000000 ]
+	cmp got <(head -c "$d" data)
+	cmp out.unread <(tail -c +$((d + 1)) data)
+}
+
+@test "a stream cut before its END is reported as truncated" {
+	receive -k @key
+	relay drop-end
+	PID=$(BO -k @key -L out.log out 127.0.0.1 "$P2")
+	track "$PID"
+	seq 1 20000 >data
+	cat data >out
+	kill -TERM "$PID"
+	wait_gone "$PID" 10
+	wait_for 5 logged in.log "stream truncated: the connection closed before its authenticated end"
+	stop_receiver
+	# Every byte before the cut is delivered (and acknowledged: nothing is left unread).
+	same data got
+	[ ! -e out.unread ]
+}
+
+@test "a captured session holds neither the key nor any plaintext line" {
+	receive -k @key
+	relay pass
+	PID=$(BO -k @key -L out.log out 127.0.0.1 "$P2")
+	track "$PID"
+	for i in $(seq 1 2000); do echo "secret line $i of the payroll"; done >data
+	cat data >out
+	kill -TERM "$PID"
+	wait_gone "$PID" 10
+	wait_gone "$RELAY" 10
+	stop_receiver
+	same data got
+	[ -s cap ]
+	run ! grep -a -q "secret line" cap
+	run ! grep -a -q "payroll" cap
+	run ! contains cap key
+	# The same checks fail on a session that does carry them: they can fail.
+	cat key data >plain.in
+	relay2_port=$(free_port)
+	"$PY" "$MITM" "$relay2_port" "$P1" pass -w plain.cap 2>/dev/null &
+	track $!
+	wait_listening "$relay2_port"
+	receive
+	"$SP_BIN/socket" 127.0.0.1 "$relay2_port" <plain.in
+	stop_receiver
+	grep -a -q "secret line" plain.cap
+	contains plain.cap key
+}
