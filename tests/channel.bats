@@ -207,3 +207,77 @@ relay() {
 	grep -a -q "secret line" plain.cap
 	contains plain.cap key
 }
+
+@test "tar c dir | socket -k @key host PORT into bind-input -k @key: the archive arrives whole" {
+	mkdir dir
+	head -c 300000 /dev/urandom >dir/blob
+	seq 1 5000 >dir/lines
+	receive -k @key
+	tar c dir | "$SP_BIN/socket" -k @key 127.0.0.1 "$P1"
+	stop_receiver
+	[ "$(tar c dir | sha256sum)" = "$(sha256sum <got)" ]
+	logged in.log "closed after $(tar c dir | wc -c) bytes"
+}
+
+# serve ARGS...: socket -k @key -s -l ARGS on $P1; sets $SRV.
+serve() {
+	"$SP_BIN/socket" -k @key -s -l "$@" "$P1" 2>srv.err &
+	SRV=$!
+	track "$SRV"
+	wait_listening "$P1"
+}
+
+@test "socket -k -s -p: the program gets plaintext, a peer without the key runs nothing" {
+	serve -p 'touch ran; tr a-z A-Z'
+	run -0 --separate-stderr "$SP_BIN/socket" -k @key 127.0.0.1 "$P1" <<<"hello there"
+	[ "$output" = "HELLO THERE" ]
+	rm ran
+	run -1 --separate-stderr "$SP_BIN/socket" -k @other 127.0.0.1 "$P1" <<<"hello"
+	[ "$stderr" = "socket: connect to 127.0.0.1 $P1: handshake failed: the peer closed the connection (a wrong key?)" ]
+	[ -z "$output" ]
+	wait_for 5 logged srv.err "socket: handshake failed: the peer does not hold the key"
+	[ ! -e ran ]
+}
+
+@test "socket -k -W (preforked, and -P prestarted) serves over the channel" {
+	serve -W 2 -p 'tr a-z A-Z'
+	run -0 "$SP_BIN/socket" -k @key 127.0.0.1 "$P1" <<<"worker"
+	[ "$output" = "WORKER" ]
+	kill -TERM "$SRV"
+	wait_gone "$SRV" 10
+	serve -W 2 -P -p 'tr a-z A-Z'
+	run -0 "$SP_BIN/socket" -k @key 127.0.0.1 "$P1" <<<"prestarted"
+	[ "$output" = "PRESTARTED" ]
+}
+
+@test "socket -k and node (noise-c) both ways: socket serving node, node serving socket" {
+	need_node
+	serve -p 'tr a-z A-Z'
+	run -0 --separate-stderr timeout 20 node "$NODEPEER" init @key -c "$P1" -p "$PRO" <<<"from node"
+	[ "$output" = "FROM NODE" ]
+	seq 1 30000 >node.in
+	timeout 30 node "$NODEPEER" resp @key -l "$P2" -p "$PRO" <node.in >nodegot 2>node.err &
+	NODE=$!
+	track "$NODE"
+	wait_listening "$P2"
+	seq 5 40000 >sock.in
+	run -0 --separate-stderr "$SP_BIN/socket" -k @key 127.0.0.1 "$P2" <sock.in
+	[ "$output" = "$(cat node.in)" ]
+	run -0 wait "$NODE"
+	same sock.in nodegot
+}
+
+@test "socket -k -s reports a stream cut before its END as truncated; its program is stopped" {
+	serve -p 'cat >got.srv && touch whole'
+	relay drop-end
+	seq 1 1000 >data
+	run -0 "$SP_BIN/socket" -k @key 127.0.0.1 "$P2" <data
+	wait_for 10 logged srv.err "socket: connection: stream truncated: the connection closed before its authenticated end"
+	# Its input had no authenticated end: the program was stopped, not let finish. Once
+	# the connection's relay (and its program) is gone, nothing can make it whole.
+	wait_for 10 no_children "$SRV"
+	[ ! -e whole ]
+	# Uncut, the same program ends normally.
+	run -0 "$SP_BIN/socket" -k @key 127.0.0.1 "$P1" <data
+	wait_for 5 exists whole
+}
