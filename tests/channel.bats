@@ -281,3 +281,53 @@ serve() {
 	run -0 "$SP_BIN/socket" -k @key 127.0.0.1 "$P1" <data
 	wait_for 5 exists whole
 }
+
+@test "a peer that never finishes its handshake is dropped after 10 s" {
+	receive -k @key
+	exec 5<>"/dev/tcp/127.0.0.1/$P1"
+	wait_for 15 logged in.log "refused 127.0.0.1 [0-9]*: handshake failed: no answer in time"
+	exec 5>&-
+	# The slot is free again: a sender with the key gets through.
+	echo "after the silent one" | "$SP_BIN/socket" -k @key 127.0.0.1 "$P1"
+	stop_receiver
+	[ "$(cat got)" = "after the silent one" ]
+}
+
+@test "bind-output -k -r: across a receiver's restart every byte arrives once" {
+	receive -k @key
+	PID=$(BO -r -k @key -L out.log out 127.0.0.1 "$P1")
+	track "$PID"
+	seq 1 100000 >a
+	seq 100001 200000 >b
+	cat a >out
+	wait_for 10 same a got
+	stop_receiver
+	mv got got.1
+	cat b >out # queued while nobody listens
+	receive -k @key
+	wait_for 15 same b got
+	kill -TERM "$PID"
+	wait_gone "$PID" 10
+	stop_receiver
+	cat got.1 got >all
+	cat a b >want
+	same want all
+	[ ! -e out.unread ]
+}
+
+@test "-k: --help lists it, an empty key is a usage error, a missing key file a runtime one" {
+	for p in bind-input bind-output socket; do
+		run -0 "$SP_BIN/$p" --help
+		[[ "$output" == *"-k KEY"* ]]
+		[[ "$output" == *"[-k key|@file]"* ]]
+	done
+	run -2 --separate-stderr BI -k "" in "$P1"
+	[[ "$stderr" == "bind-input: empty key"* ]]
+	run -2 --separate-stderr BO -k @/dev/null out 127.0.0.1 "$P1"
+	[[ "$stderr" == "bind-output: empty key in /dev/null"* ]]
+	run -1 --separate-stderr "$SP_BIN/socket" -k @nosuch 127.0.0.1 "$P1"
+	[ "$stderr" = "socket: key file nosuch: No such file or directory" ]
+	run -2 --separate-stderr "$SP_BIN/socket" -k
+	[[ "$stderr" == "socket: -k needs an argument"* ]]
+	[ ! -e in ] && [ ! -e out ]
+}
