@@ -331,3 +331,14 @@ serve() {
 	[[ "$stderr" == "socket: -k needs an argument"* ]]
 	[ ! -e in ] && [ ! -e out ]
 }
+
+@test "-k in each man page: SYNOPSIS, the option, SECURITY with a strong key file" {
+	for p in bind-input bind-output socket; do
+		run -0 env MANWIDTH=200 man -l "$BATS_TEST_DIRNAME/../man/$p.1"
+		[[ "$(sed -n '/^SYNOPSIS/,/^DESCRIPTION/p' <<<"$output")" == *"[-k key | @file]"* ]]
+		grep -q '^ *-k key | @file$' <<<"$output"
+		[[ "$output" == *"The encrypted channel (-k)"* ]]
+		[[ "$output" == *"head -c 32 /dev/urandom > key"* ]]
+		[[ "$output" == *"such as ‘k12’ can be tested offline"* ]]
+	done
+}
