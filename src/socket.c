@@ -387,13 +387,20 @@ static int run_server(const struct opts *o, struct daemon *d, const char *found)
  * -k, relaying our stdin and stdout: the handshake first (a wrong key is
  * the connection's error), then the flows go through the channel.
  */
-static void client_channel(const struct opts *o, struct pump *p, int fd)
+static struct channel *client_handshake(const struct opts *o, int fd)
 {
 	struct relay r = {.psk = o->psk, .initiator = 1};
+	struct channel *ch = pump_channel(&r, fd);
 
-	if (!(p->ch = pump_channel(&r, fd)))
+	if (!ch)
 		err_die(EXIT_RUNTIME, "connect to %s%s%s: %s", o->path ? o->path : o->host,
 			o->path ? "" : " ", o->path ? "" : o->port, channel_strerror(errno, 1));
+	return ch;
+}
+
+static void client_channel(const struct opts *o, struct pump *p, int fd, struct channel *ch)
+{
+	p->ch = ch;
 	p->flow[0].chout = p->ch;
 	p->flow[1].chin = p->ch;
 	/* -r: nothing will be sent: the END at once (the relay's rule). */
@@ -406,6 +413,7 @@ static void client_channel(const struct opts *o, struct pump *p, int fd)
 static int run_client(const struct opts *o, struct daemon *d)
 {
 	int fd, gai = 0, sig;
+	struct channel *ch;
 	struct pump *p;
 
 	if (o->path)
@@ -433,6 +441,7 @@ static int run_client(const struct opts *o, struct daemon *d)
 		server_serve(&s, fd);
 		return server_run(&s);
 	}
+	ch = o->chan ? client_handshake(o, fd) : NULL;
 	p = calloc(1, sizeof *p);
 	if (!p)
 		err_die(EXIT_RUNTIME, "relay:");
@@ -441,8 +450,8 @@ static int run_client(const struct opts *o, struct daemon *d)
 		       o->crlf ? PUMP_LF_TO_CRLF : PUMP_RAW);
 	pump_flow_init(&p->flow[1], fd, o->wonly ? -1 : STDOUT_FILENO,
 		       o->crlf ? PUMP_CRLF_TO_LF : PUMP_RAW);
-	if (o->chan)
-		client_channel(o, p, fd);
+	if (ch)
+		client_channel(o, p, fd, ch);
 	else if (o->ronly)
 		shutdown(fd, SHUT_WR);
 	p->stop_mask = o->quit ? 1u : 0u;

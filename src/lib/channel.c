@@ -103,7 +103,8 @@ struct channel *channel_new(int fd, int initiator, const unsigned char psk[NOISE
 	if (initiator && hs_send(c, payload, n) < 0)
 		goto fail;
 	if (!initiator) {
-		memcpy(c->payload, payload, n); /* kept until the answer: ours, not the peer's */
+		if (n)
+			memcpy(c->payload, payload, n); /* kept until the answer: ours, not the peer's */
 		c->payload_len = n;
 	}
 	return c;
@@ -479,10 +480,7 @@ void channel_free(struct channel *c)
 	record_writer_wipe(&c->w);
 	record_reader_wipe(&c->r);
 	mem_wipe(c->payload, sizeof c->payload);
-	if (c->out) {
-		mem_wipe(c->out, OUT_CAP); /* sealed, but a handshake payload was in there too */
-		free(c->out);
-	}
+	free(c->out); /* ciphertext only: nothing there to wipe */
 	free(c->marks);
 	free(c);
 }
