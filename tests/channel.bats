@@ -373,3 +373,17 @@ serve() {
 	echo "first $(stat -c %s got.1) + $(stat -c %s in.unread.1), then $(stat -c %s got)"
 	cmp all data
 }
+
+@test "bind-input -1 -k: one sender with the key, then the reader's end of file; a wrong key does not use up the one" {
+	mkdir dir
+	seq 1 20000 >dir/lines
+	PID=$(BI -1 -R -k @key -L in.log in "$P1")
+	track "$PID"
+	echo "no key" | "$SP_BIN/socket" -k @other 127.0.0.1 "$P1" 2>/dev/null || true
+	tar c dir | "$SP_BIN/socket" -k @key 127.0.0.1 "$P1"
+	mkdir x
+	(cd x && tar x) <in
+	cmp dir/lines x/dir/lines
+	wait_gone "$PID" 10
+	logged in.log "refused 127.0.0.1 [0-9]*: handshake failed"
+}

@@ -347,8 +347,12 @@ static int mark(struct channel *c)
 {
 	if (!c->track)
 		return 0;
-	if (c->mark_head && c->mark_head == c->nmarks)
-		c->mark_head = c->nmarks = 0;
+	/* Acknowledged marks go once they are half the array: a steady stream never catches up. */
+	if (c->mark_head && c->mark_head * 2 >= c->nmarks) {
+		memmove(c->marks, c->marks + c->mark_head, (c->nmarks - c->mark_head) * sizeof *c->marks);
+		c->nmarks -= c->mark_head;
+		c->mark_head = 0;
+	}
 	if (mem_reserve(&c->marks, &c->mark_cap, c->nmarks + 1, sizeof *c->marks, 64) < 0)
 		return -1;
 	c->marks[c->nmarks++] = (struct mark){c->wire_sealed, c->plain_sent};
