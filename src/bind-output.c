@@ -22,7 +22,6 @@
 #include "lib/fifo.h"
 #include "lib/io.h"
 #include "lib/linger.h"
-#include "lib/mem.h"
 #include "lib/net.h"
 #include "lib/noise.h"
 #include "lib/opt.h"
@@ -110,17 +109,6 @@ struct sender {
 	size_t ack_have;
 };
 
-/* -k: the PSK from KEY or @FILE; the key itself is wiped at once. */
-static void load_psk(const char *arg, unsigned char psk[NOISE_PSK])
-{
-	char *key;
-	size_t len;
-
-	opt_key_or_die(arg, &key, &len, synopsis);
-	noise_psk_from_key(key, len, psk);
-	mem_wipe(key, len);
-	free(key);
-}
 
 static void parse(int argc, char **argv, struct opts *o)
 {
@@ -131,7 +119,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		switch (c) {
 		case 'F': o->foreground = 1; break;
 		case 'k':
-			load_psk(optarg, o->psk);
+			opt_psk_or_die(optarg, o->psk, synopsis);
 			o->chan = 1;
 			break;
 		case 'L': o->logfile = optarg; break;
