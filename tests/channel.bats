@@ -387,3 +387,46 @@ serve() {
 	wait_gone "$PID" 10
 	logged in.log "refused 127.0.0.1 [0-9]*: handshake failed"
 }
+
+# vg NAME LOG ARGS...: $NAME (its dynamic twin when it is linked statically) under
+# memcheck, in the background; sets VPID. As tests/valgrind.bats does it.
+vg() {
+	local p=$SP_BIN/$1 log=$2
+	shift 2
+	readelf -l "$p" 2>/dev/null | grep -q "program interpreter" || p=$TOOLS/dyn/$(basename "$p")
+	valgrind --leak-check=full --show-leak-kinds=definite,indirect \
+		--errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
+		--child-silent-after-fork=yes --log-file="$log" "$p" "$@" &
+	VPID=$!
+	track "$VPID"
+}
+vg_clean() { # LOG: memcheck saw the heap, and no error nor leak
+	grep -q "ERROR SUMMARY: 0 errors" "$1" && grep -qE "total heap usage: [1-9]" "$1" &&
+		grep -qE "All heap blocks were freed|definitely lost: 0 bytes" "$1"
+}
+
+@test "bind-input -k and bind-output -k under valgrind: a stream, a wrong key; no error, no leak" {
+	[[ "$SP_BIN" != */san/* ]] || skip "sanitizer build: valgrind runs on the plain build only"
+	vg bind-input vgi.log -F -k @key -L in.log in "$P1"
+	VI=$VPID
+	wait_listening "$P1" 30
+	cat in >got &
+	track $!
+	echo "wrong" | "$SP_BIN/socket" -k @other 127.0.0.1 "$P1" 2>/dev/null || true
+	vg bind-output vgo.log -F -k @key -L out.log out 127.0.0.1 "$P1"
+	VO=$VPID
+	wait_for 30 logged out.log "connected to"
+	seq 1 100000 >data
+	cat data >out
+	wait_for 30 same data got
+	kill -TERM "$VO"
+	st=0
+	wait "$VO" || st=$?
+	[ "$st" -eq 143 ]
+	kill -TERM "$VI"
+	st=0
+	wait "$VI" || st=$?
+	[ "$st" -eq 143 ]
+	vg_clean vgi.log || { cat vgi.log; false; }
+	vg_clean vgo.log || { cat vgo.log; false; }
+}
