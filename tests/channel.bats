@@ -380,12 +380,17 @@ serve() {
 	PID=$(BI -1 -R -k @key -L in.log in "$P1")
 	track "$PID"
 	echo "no key" | "$SP_BIN/socket" -k @other 127.0.0.1 "$P1" 2>/dev/null || true
+	# One still in its handshake when the sender is admitted loses its place.
+	exec 5<>"/dev/tcp/127.0.0.1/$P1"
 	tar c dir | "$SP_BIN/socket" -k @key 127.0.0.1 "$P1"
 	mkdir x
 	(cd x && tar x) <in
 	cmp dir/lines x/dir/lines
 	wait_gone "$PID" 10
+	exec 5>&-
 	logged in.log "refused 127.0.0.1 [0-9]*: handshake failed"
+	logged in.log "refused 127.0.0.1 [0-9]*: binding already taken"
+	[ "$(grep -c "connected" in.log)" -eq 1 ]
 }
 
 # vg NAME LOG ARGS...: $NAME (its dynamic twin when it is linked statically) under

@@ -352,9 +352,9 @@ static int conn_admit(struct binding *b, size_t i, const char *rest, size_t n)
 	if (b->flags & BINDING_ONCE) {
 		b->passed = 1;
 		stop_listening(b);
-		/* The binding is taken: whoever else waits with a first line goes. */
+		/* The binding is taken: whoever else waits with a first line (or a handshake) goes. */
 		for (size_t k = b->nconns; k-- > 0;)
-			if (b->conns[k].fd != fd && b->conns[k].state == CONN_FIRST)
+			if (b->conns[k].fd != fd && b->conns[k].state != CONN_DATA)
 				reject(b, k, "binding already taken");
 	}
 	if (!n)
