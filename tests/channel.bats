@@ -245,7 +245,7 @@ serve() {
 	run -1 --separate-stderr "$SP_BIN/socket" -k @other 127.0.0.1 "$P1" <<<"hello"
 	[ "$stderr" = "socket: connect to 127.0.0.1 $P1: handshake failed: the peer closed the connection (a wrong key?)" ]
 	[ -z "$output" ]
-	wait_for 5 logged srv.err "socket: handshake failed: the peer does not hold the key"
+	wait_for 5 logged srv.err "socket: 127.0.0.1 [0-9]*: handshake failed: the peer does not hold the key"
 	[ ! -e ran ]
 }
 

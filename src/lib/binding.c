@@ -34,12 +34,7 @@
 #define PEER_LEN (NET_IPLEN + NET_PORTLEN + 2)
 #define BULK_MIN 65536 /* a lone sender with this much waiting is spliced */
 #define FIRST_READ 512 /* bytes read at a time while a first line is awaited */
-/*
- * -k: what a sender asks for in its handshake payload, and our answer: an
- * acknowledgement of every byte taken in, as an 8-byte big-endian count
- * in our own stream (bind-output keeps what was not acknowledged).
- */
-#define ACK_ASK "acks v1"
+/* -k: bytes taken between two acknowledgements (CHANNEL_ACKS) while more are on their way */
 #define ACK_EVERY (256u << 10)
 
 enum conn_state { CONN_HS, CONN_FIRST, CONN_DATA };
@@ -237,8 +232,6 @@ static void reject(struct binding *b, size_t i, const char *why);
 static void chan_step(struct binding *b, size_t i, long long now)
 {
 	struct conn *c = &b->conns[i];
-	const unsigned char *pl;
-	size_t n;
 	int r = channel_handshake(c->ch, now);
 
 	if (r == 0)
@@ -247,8 +240,7 @@ static void chan_step(struct binding *b, size_t i, long long now)
 		reject(b, i, channel_strerror(errno, 1));
 		return;
 	}
-	pl = channel_peer_payload(c->ch, &n);
-	c->acks = n == strlen(ACK_ASK) && memcmp(pl, ACK_ASK, n) == 0;
+	c->acks = channel_peer_said(c->ch, CHANNEL_ACKS);
 	if (b->guard.on_line) {
 		c->state = CONN_FIRST;
 		c->first_by = now + b->guard.wait_ms;
@@ -582,7 +574,7 @@ static void accept_new(struct binding *b, long long now)
 		if (b->chan) {
 			/* We answer that we can acknowledge; the sender's payload says whether it wants it. */
 			c->state = CONN_HS;
-			c->ch = channel_new(fd, 0, b->psk, ACK_ASK, strlen(ACK_ASK), now);
+			c->ch = channel_new(fd, 0, b->psk, CHANNEL_ACKS, strlen(CHANNEL_ACKS), now);
 			if (!c->ch)
 				reject(b, b->nconns - 1, "no memory for its channel");
 			continue;

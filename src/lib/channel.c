@@ -251,6 +251,14 @@ const unsigned char *channel_peer_payload(const struct channel *c, size_t *n)
 	return c->payload;
 }
 
+int channel_peer_said(const struct channel *c, const char *s)
+{
+	size_t n;
+	const unsigned char *p = channel_peer_payload(c, &n);
+
+	return n == strlen(s) && memcmp(p, s, n) == 0;
+}
+
 short channel_events(const struct channel *c)
 {
 	short ev = c->state == CH_HS ? POLLIN : 0;
