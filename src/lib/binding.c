@@ -237,7 +237,7 @@ static void chan_step(struct binding *b, size_t i, long long now)
 	if (r == 0)
 		return;
 	if (r < 0) {
-		reject(b, i, channel_strerror(errno, 1));
+		reject(b, i, channel_strerror(errno, 2));
 		return;
 	}
 	c->acks = channel_peer_said(c->ch, CHANNEL_ACKS);

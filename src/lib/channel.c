@@ -473,6 +473,8 @@ const char *channel_strerror(int err, int handshake)
 		return handshake ? "handshake failed: the connection broke"
 				 : "stream truncated: the connection closed before its authenticated end";
 	case ECONNRESET:
+		if (handshake == 2)
+			return "closed before its handshake";
 		return handshake ? "handshake failed: the peer closed the connection (a wrong key?)"
 				 : strerror(err);
 	case ECONNABORTED:

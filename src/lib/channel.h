@@ -128,7 +128,12 @@ long long channel_tcp_acked(struct channel *c);
 /* Plaintext bytes taken by channel_write so far. */
 unsigned long long channel_sent(const struct channel *c);
 
-/* The channel's error in words: errno values channel_* return, as a user reads them. */
+/*
+ * The channel's error in words: errno values channel_* return, as a user
+ * reads them; handshake: 1 for the initiator's handshake, 2 for the
+ * responder's (a peer that closed first is then no sign of a wrong key),
+ * 0 after it.
+ */
 const char *channel_strerror(int err, int handshake);
 
 /* Wipe and free (c may be NULL); the descriptor stays open. */
