@@ -12,11 +12,14 @@
 #include <unistd.h>
 
 #include "lib/binding.h"
+#include "lib/channel.h"
 #include "lib/daemon.h"
 #include "lib/err.h"
 #include "lib/fifo.h"
 #include "lib/listener.h"
+#include "lib/mem.h"
 #include "lib/net.h"
+#include "lib/noise.h"
 #include "lib/opt.h"
 #include "lib/sig.h"
 
@@ -24,13 +27,15 @@
 #define PIPE_SIZE (1u << 20)
 
 static const char usage_text[] =
-	"usage: bind-input [-1aFR] [-c max] [-m bytes] [-L file] id port\n"
+	"usage: bind-input [-1aFR] [-c max] [-k key|@file] [-m bytes] [-L file] id port\n"
 	"       bind-input -version | -help\n"
 	"\n"
 	"  -1       once: one sender; end when it closed and a reader took everything\n"
 	"  -a       spool: append to a regular file at the buffer path, kept afterwards\n"
 	"  -c MAX   serve at most MAX senders at once (default 64); more wait\n"
 	"  -F       stay in the foreground; still print the PID once listening\n"
+	"  -k KEY   every sender speaks the encrypted channel under KEY, or the key in\n"
+	"           @FILE (make one: head -c 32 /dev/urandom > FILE); see SECURITY\n"
 	"  -L FILE  diagnostics to FILE instead of syslog\n"
 	"  -m BYTES hold at most BYTES beyond the pipe while nobody reads (default 1M;\n"
 	"           suffixes K, M, G)\n"
@@ -40,18 +45,22 @@ static const char usage_text[] =
 	"  ID names a FIFO in $BIND_DIR (default: the current directory); an ID\n"
 	"  containing '/' is the FIFO's path. PORT is 1024-49151.\n";
 
-static const char synopsis[] = "bind-input [-1aFR] [-c max] [-m bytes] [-L file] id port";
+static const char synopsis[] =
+	"bind-input [-1aFR] [-c max] [-k key|@file] [-m bytes] [-L file] id port";
 
 struct opts {
 	int once, spool, foreground, raw;
 	long maxconn, membytes;
 	const char *logfile, *id, *port;
 	char *path; /* the buffer, resolved */
+	int chan;   /* -k */
+	unsigned char psk[NOISE_PSK];
 };
+
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	static const char optstring[] = "1aFc:hL:m:RV";
+	static const char optstring[] = "1aFc:hk:L:m:RV";
 	const char *dir = getenv("BIND_DIR");
 	int c;
 
@@ -61,6 +70,10 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'a': o->spool = 1; break;
 		case 'c': o->maxconn = opt_long_or_die(optarg, 1, 4096, "-c", synopsis); break;
 		case 'F': o->foreground = 1; break;
+		case 'k':
+			opt_psk_or_die(optarg, o->psk, synopsis);
+			o->chan = 1;
+			break;
 		case 'L': o->logfile = optarg; break;
 		case 'm': o->membytes = opt_bytes_or_die(optarg, 1024, 1L << 30, "-m", synopsis); break;
 		case 'R': o->raw = 1; break;
@@ -97,7 +110,10 @@ static void on_event(const struct binding_event *ev, void *arg)
 	case BINDING_EV_REJECT: err_warn("%s: refused %s: %s", o->id, ev->peer, ev->why); break;
 	case BINDING_EV_ERROR:
 		errno = ev->err;
-		if (*ev->peer)
+		if (*ev->peer && o->chan && (ev->err == EBADMSG || ev->err == EPIPE))
+			err_warn("%s: sender %s: %s; connection ended after %llu bytes", o->id,
+				 ev->peer, channel_strerror(ev->err, 0), ev->bytes);
+		else if (*ev->peer)
 			err_warn("%s: sender %s:", o->id, ev->peer);
 		else
 			err_warn("%s: sender (accept): %s (%llu in the last second; pausing)", o->id,
@@ -131,6 +147,7 @@ static struct binding *open_binding(struct opts *o)
 		.on_event = on_event,
 		.arg = o,
 		.pipe_size = PIPE_SIZE,
+		.psk = o->chan ? o->psk : NULL,
 	};
 	struct binding *b;
 	pid_t holder = 0;
@@ -150,6 +167,7 @@ static _Noreturn void finish(struct opts *o, struct binding *b, int code)
 {
 	long long saved = binding_close(b, 1); /* it tells what it saved, and where (on_event) */
 
+	mem_wipe(o->psk, sizeof o->psk);
 	free(o->path);
 	exit(saved < 0 && code == 0 ? EXIT_RUNTIME : code);
 }

@@ -15,6 +15,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "lib/channel.h"
 #include "lib/connector.h"
 #include "lib/daemon.h"
 #include "lib/err.h"
@@ -22,6 +23,7 @@
 #include "lib/io.h"
 #include "lib/linger.h"
 #include "lib/net.h"
+#include "lib/noise.h"
 #include "lib/opt.h"
 #include "lib/queue.h"
 #include "lib/sig.h"
@@ -49,10 +51,12 @@
 #define PIPE_SIZE (1u << 20) /* fewer wake-ups for bulk writers; best effort */
 
 static const char usage_text[] =
-	"usage: bind-output [-rF] [-m bytes] [-L file] id host port\n"
+	"usage: bind-output [-rF] [-k key|@file] [-m bytes] [-L file] id host port\n"
 	"       bind-output -version | -help\n"
 	"\n"
 	"  -F       stay in the foreground; still print the PID once connected\n"
+	"  -k KEY   speak the encrypted channel under KEY, or the key in @FILE (make\n"
+	"           one: head -c 32 /dev/urandom > FILE); see SECURITY\n"
 	"  -L FILE  diagnostics to FILE instead of syslog\n"
 	"  -m BYTES with -r, queue at most BYTES while disconnected (default 1M;\n"
 	"           suffixes K, M, G); then writers block\n"
@@ -61,13 +65,16 @@ static const char usage_text[] =
 	"  ID names a FIFO in $BIND_DIR (default: the current directory); an ID\n"
 	"  containing '/' is the FIFO's path. PORT is 1024-49151.\n";
 
-static const char synopsis[] = "bind-output [-rF] [-m bytes] [-L file] id host port";
+static const char synopsis[] =
+	"bind-output [-rF] [-k key|@file] [-m bytes] [-L file] id host port";
 
 struct opts {
 	int reconnect, foreground;
 	long membytes;
 	const char *logfile, *id, *host, *port;
 	char *path;
+	int chan; /* -k */
+	unsigned char psk[NOISE_PSK];
 };
 
 /*
@@ -85,16 +92,27 @@ struct sender {
 	unsigned long long sent; /* bytes written on this connection */
 	struct connector conn;
 	struct queue q; /* retained (sent, not acknowledged), then not sent yet */
+	/* -k: the connection's channel; with it, sent and the queue count plaintext */
+	struct channel *ch;
+	int app_acks;		  /* the receiver acknowledges in its stream */
+	unsigned long long acked_n; /* plaintext acknowledged on this connection */
+	unsigned char ack[8];	  /* an acknowledgement being read */
+	size_t ack_have;
 };
+
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	static const char optstring[] = "FhL:m:rV";
+	static const char optstring[] = "Fhk:L:m:rV";
 	int c;
 
 	while ((c = opt_next(argc, argv, optstring, usage_text)) != -1) {
 		switch (c) {
 		case 'F': o->foreground = 1; break;
+		case 'k':
+			opt_psk_or_die(optarg, o->psk, synopsis);
+			o->chan = 1;
+			break;
 		case 'L': o->logfile = optarg; break;
 		case 'm': o->membytes = opt_bytes_or_die(optarg, 1024, 1L << 30, "-m", synopsis); break;
 		case 'r': o->reconnect = 1; break;
@@ -155,15 +173,91 @@ static ssize_t fifo_to_queue(struct sender *s, size_t max, long long deadline)
 	return r;
 }
 
+/* -k: the receiver's word that it has taken up to n bytes of this connection's. */
+static void ack_to(struct sender *s, unsigned long long n)
+{
+	if (n > s->sent)
+		n = s->sent; /* more than was sent: not ours to believe */
+	if (n <= s->acked_n)
+		return;
+	queue_ack(&s->q, (size_t)(n - s->acked_n));
+	s->acked_n = n;
+}
+
+/* -k: acknowledgements in the receiver's stream, as far as they came. */
+static void take_acks(struct sender *s, const unsigned char *p, size_t n)
+{
+	while (n) {
+		size_t k = sizeof s->ack - s->ack_have;
+		unsigned long long v = 0;
+
+		if (k > n)
+			k = n;
+		memcpy(s->ack + s->ack_have, p, k);
+		s->ack_have += k;
+		p += k;
+		n -= k;
+		if (s->ack_have < sizeof s->ack)
+			return;
+		for (size_t i = 0; i < sizeof s->ack; i++)
+			v = v << 8 | s->ack[i];
+		s->ack_have = 0;
+		ack_to(s, v);
+	}
+}
+
+/*
+ * -k: read the receiver's stream now. Returns 1 with data, 0 when nothing
+ * waits, or -1 with errno: 0 errno at its END (stored in *end), else its
+ * failure.
+ */
+static int chan_take(struct sender *s, int *end)
+{
+	unsigned char buf[4096];
+
+	for (;;) {
+		ssize_t r = channel_read(s->ch, buf, sizeof buf);
+
+		if (r > 0) {
+			if (s->app_acks)
+				take_acks(s, buf, (size_t)r);
+			continue;
+		}
+		if (r == 0) {
+			*end = 1;
+			return 0;
+		}
+		return errno == EAGAIN ? 0 : -1;
+	}
+}
+
 /* What the receiver acknowledged is dropped from the queue. */
 static void acked(struct sender *s)
 {
-	if (s->sock >= 0)
+	int end = 0;
+	long long a;
+
+	if (s->sock < 0)
+		return;
+	if (!s->ch) {
 		queue_ack_tcp(&s->q, s->sock, s->sent);
+		return;
+	}
+	if (s->app_acks) {
+		if (!s->peer_eof)
+			chan_take(s, &end); /* a failure is peer_read's to report */
+	} else if ((a = channel_tcp_acked(s->ch)) >= 0) {
+		ack_to(s, (unsigned long long)a);
+	}
 }
 
 static void drop_conn(struct sender *s)
 {
+	channel_free(s->ch);
+	s->ch = NULL;
+	s->app_acks = 0;
+	s->acked_n = 0;
+	s->ack_have = 0;
 	if (s->sock >= 0)
 		close(s->sock);
 	s->sock = -1;
@@ -213,13 +307,31 @@ static void lost(struct sender *s, int err)
 	errno = err ? err : EPIPE;
 	err_warn("%s: connection to %s %s lost: %s; %llu bytes sent on it, %llu acknowledged, "
 		 "%llu not: %s",
-		 s->o->id, s->o->host, s->o->port, strerror(errno), sent, sent - unacked, unacked,
+		 s->o->id, s->o->host, s->o->port,
+		 s->ch ? channel_strerror(errno, 0) : strerror(errno), sent, sent - unacked, unacked,
 		 s->o->reconnect ? "they go first once reconnected" : "saved");
 	drop_conn(s);
 	if (!s->o->reconnect)
 		finish(s, EXIT_RUNTIME, io_now_ms() + SEAL_MS);
 	queue_rewind(&s->q); /* the unacknowledged tail is sent again, first */
 	connector_lost(&s->conn, io_now_ms());
+}
+
+/*
+ * -k: the handshake on the new connection, waiting for it (CHANNEL_HS_MS at
+ * most): ask for acknowledgements, and see whether the receiver gives them.
+ * Returns 0, or -1 with errno (channel_strerror).
+ */
+static int chan_open(struct sender *s)
+{
+	s->ch = channel_new(s->sock, 1, s->o->psk, CHANNEL_ACKS, strlen(CHANNEL_ACKS), io_now_ms());
+	if (!s->ch || channel_handshake_wait(s->ch) < 0)
+		return -1;
+	/* A receiver that does not acknowledge is judged by its TCP, record by record. */
+	s->app_acks = channel_peer_said(s->ch, CHANNEL_ACKS);
+	if (!s->app_acks)
+		channel_track_acks(s->ch);
+	return 0;
 }
 
 /* A connect under way, or due: once it is made, the queue goes first. */
@@ -231,6 +343,13 @@ static void reconnect(struct sender *s, short revents)
 		return; /* a failed round waits for the backoff by itself */
 	s->sock = connector_take(&s->conn);
 	set_sndbuf(s->sock);
+	if (s->o->chan && chan_open(s) < 0) {
+		err_warn("%s: %s %s: %s; retrying with backoff", s->o->id, s->o->host, s->o->port,
+			 channel_strerror(errno, 1));
+		drop_conn(s);
+		connector_lost(&s->conn, io_now_ms());
+		return;
+	}
 	err_warn("%s: reconnected to %s %s; %zu bytes to send first", s->o->id, s->o->host,
 		 s->o->port, s->q.len);
 }
@@ -244,6 +363,22 @@ static void peer_read(struct sender *s)
 {
 	char buf[4096];
 	ssize_t r = 0;
+
+	if (s->ch) {
+		int end = 0;
+
+		if (chan_take(s, &end) < 0) {
+			lost(s, errno);
+		} else if (end && s->app_acks) {
+			/* bind-input ends its stream only after ours, or when it stops taking it. */
+			lost(s, ECONNABORTED);
+		} else if (end) {
+			s->peer_eof = 1;
+			err_warn("%s: %s %s ended its stream; sending goes on", s->o->id, s->o->host,
+				 s->o->port);
+		}
+		return;
+	}
 
 	for (int rounds = 0; rounds < 16; rounds++)
 		if ((r = recv(s->sock, buf, sizeof buf, MSG_DONTWAIT)) <= 0)
@@ -270,9 +405,38 @@ static int sock_error(int fd)
 	return err ? err : EPIPE;
 }
 
+/* -k: seal what waits unsent; the channel sends what the socket takes. */
+static int chan_send(struct sender *s)
+{
+	size_t n;
+	const char *p = queue_unsent(&s->q, &n);
+
+	while (n) {
+		ssize_t w = channel_write(s->ch, p, n);
+
+		if (w < 0 && errno == EAGAIN)
+			break;
+		if (w < 0)
+			return -1;
+		queue_mark_sent(&s->q, (size_t)w);
+		s->sent += (unsigned long long)w;
+		p += w;
+		n -= (size_t)w;
+	}
+	if (channel_flush(s->ch) < 0 && errno != EAGAIN)
+		return -1;
+	s->sock_full = channel_unsent(s->ch) > 0;
+	acked(s);
+	return 0;
+}
+
 static int send_queue(struct sender *s)
 {
-	long long w = queue_write(&s->q, s->sock, QUEUE_SOCKET | QUEUE_RETAIN, &s->sock_full);
+	long long w;
+
+	if (s->ch)
+		return chan_send(s);
+	w = queue_write(&s->q, s->sock, QUEUE_SOCKET | QUEUE_RETAIN, &s->sock_full);
 
 	if (w < 0)
 		return -1;
@@ -345,7 +509,10 @@ static _Noreturn void teardown(struct sender *s, int sig)
 			s->sock_full = 0;
 	}
 	if (s->sock >= 0 && fifo_done && !queue_pending(&s->q)) {
-		shutdown(s->sock, SHUT_WR);
+		if (s->ch)
+			channel_shutdown(s->ch); /* the END; what it could not send yet, below */
+		else
+			shutdown(s->sock, SHUT_WR);
 		/*
 		 * Until the receiver has acknowledged all of it, an error says it
 		 * never will, or the time is up. A receiver that half-closed
@@ -357,6 +524,8 @@ static _Noreturn void teardown(struct sender *s, int sig)
 			socklen_t len = sizeof err;
 
 			if (getsockopt(s->sock, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err)
+				break;
+			if (s->ch && channel_shutdown(s->ch) < 0 && errno != EAGAIN)
 				break;
 			poll(NULL, 0, ACK_POLL_MS);
 		}
@@ -490,6 +659,14 @@ int main(int argc, char **argv)
 		err_die(EXIT_RUNTIME, "%s: %s", o.path, fifo_why(errno, 0, holder, why, sizeof why));
 	fifo_set_size(&s.fifo, PIPE_SIZE);
 	s.sock = connect_first(&s, &gai);
+	if (s.sock >= 0 && o.chan && chan_open(&s) < 0) {
+		/* A wrong key is no boot-order race: -r would only fail again. */
+		const char *hs_why = channel_strerror(errno, 1);
+
+		drop_conn(&s);
+		fifo_close(&s.fifo);
+		err_die(EXIT_RUNTIME, "connect to %s %s: %s", o.host, o.port, hs_why);
+	}
 	/* With -r an absent receiver is not fatal (a boot-order race); a name that does not resolve is. */
 	if (s.sock < 0 && (gai || !o.reconnect)) {
 		const char *reason = net_strerror(gai);

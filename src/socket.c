@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lib/channel.h"
 #include "lib/connector.h"
 #include "lib/daemon.h"
 #include "lib/err.h"
@@ -21,6 +22,7 @@
 #include "lib/net.h"
 #include "lib/opt.h"
 #include "lib/listener.h"
+#include "lib/noise.h"
 #include "lib/proc.h"
 #include "lib/pump.h"
 #include "lib/server.h"
@@ -32,13 +34,16 @@
 #define WORKERS_MAX 4096
 
 static const char usage_text[] =
-	"usage: socket [-bcfqrvw] [-p command] [-B local address] [-L file] host port\n"
-	"       socket [-bcfqrvw] [-p command] [-L file] /path\n"
-	"       socket [-bcfqrvw] [-p command] [-B local address] [-C max] [-G secs] [-g secs]\n"
-	"              [-L file] -s [-l] port\n"
-	"       socket [-bcfqrvw] [-p command] [-C max] [-G secs] [-g secs] [-L file] -s [-l] /path\n"
-	"       socket [-bcfqrvw] [-P] [-I secs] [-G secs] [-g secs] [-B local address] [-C max]\n"
-	"              [-L file] -W n | -W min:max -p command -s port | /path\n"
+	"usage: socket [-bcfqrvw] [-k key|@file] [-p command] [-B local address] [-L file]\n"
+	"              host port\n"
+	"       socket [-bcfqrvw] [-k key|@file] [-p command] [-L file] /path\n"
+	"       socket [-bcfqrvw] [-k key|@file] [-p command] [-B local address] [-C max]\n"
+	"              [-G secs] [-g secs] [-L file] -s [-l] port\n"
+	"       socket [-bcfqrvw] [-k key|@file] [-p command] [-C max] [-G secs] [-g secs]\n"
+	"              [-L file] -s [-l] /path\n"
+	"       socket [-bcfqrvw] [-k key|@file] [-P] [-I secs] [-G secs] [-g secs]\n"
+	"              [-B local address] [-C max] [-L file] -W n | -W min:max -p command\n"
+	"              -s port | /path\n"
 	"       socket -version | -help\n"
 	"\n"
 	"  -b      background once ready; print the daemon's PID\n"
@@ -49,6 +54,8 @@ static const char usage_text[] =
 	"  -g SECS at teardown, SIGKILL what SIGTERM left after SECS (default 5)\n"
 	"  -G SECS on SIGQUIT (graceful stop), let connections finish for SECS (default 30)\n"
 	"  -I SECS with -W MIN:MAX, a ready worker beyond MIN idle SECS retires (default 10)\n"
+	"  -k KEY  the connection is an encrypted channel under KEY, or the key in @FILE\n"
+	"          (make one: head -c 32 /dev/urandom > FILE); see SECURITY\n"
 	"  -l      loop: keep accepting connections (needs -s)\n"
 	"  -L FILE diagnostics to FILE once ready, not to stderr or syslog\n"
 	"  -p CMD  run CMD with the connection as its stdin, stdout and stderr\n"
@@ -64,7 +71,8 @@ static const char usage_text[] =
 	"          at least MIN ready, at most MAX alive; ramp up under load, retire idle ones\n";
 
 static const char synopsis[] =
-	"socket [-bcfqrvw] [-p command] [-B address] [-W n|min:max] [-s [-l]] host port | /path";
+	"socket [-bcfqrvw] [-k key|@file] [-p command] [-B address] [-W n|min:max] [-s [-l]] "
+	"host port | /path";
 
 struct opts {
 	int background, crlf, fork, loop, quit, ronly, wonly, server, verbose;
@@ -79,7 +87,10 @@ struct opts {
 	const char *host, *port, *path; /* path set: UNIX socket */
 	int activated;			/* serving systemd's fd 3 */
 	struct listener adopted;	/* fd 3, checked before anything else could take it */
+	int chan;			/* -k */
+	unsigned char psk[NOISE_PSK];
 };
+
 
 static int has_env_activation(void)
 {
@@ -116,7 +127,7 @@ static void parse_workers(const char *arg, struct opts *o)
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	static const char optstring[] = "B:bC:cfG:g:hI:L:lPp:qrsVvW:w";
+	static const char optstring[] = "B:bC:cfG:g:hI:k:L:lPp:qrsVvW:w";
 	int c, nops;
 
 	while ((c = opt_next(argc, argv, optstring, usage_text)) != -1) {
@@ -136,6 +147,10 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'I':
 			o->idle_ms = opt_ms_or_die(optarg, 1, 86400000L, "-I", synopsis);
 			o->idle_set = 1;
+			break;
+		case 'k':
+			opt_psk_or_die(optarg, o->psk, synopsis);
+			o->chan = 1;
 			break;
 		case 'L': o->logfile = optarg; break;
 		case 'l': o->loop = 1; break;
@@ -303,7 +318,7 @@ static void server_opts_of(const struct opts *o, struct server_opts *so)
 {
 	*so = (struct server_opts){
 		.relay = {.program = o->program, .crlf = o->crlf, .quit = o->quit, .ronly = o->ronly,
-			  .wonly = o->wonly},
+			  .wonly = o->wonly, .psk = o->chan ? o->psk : NULL, .initiator = !o->server},
 		.fork = o->fork,
 		.loop = o->loop,
 		.verbose = o->verbose,
@@ -356,10 +371,37 @@ static int run_server(const struct opts *o, struct daemon *d, const char *found)
 	return server_run(&s);
 }
 
+/*
+ * -k, relaying our stdin and stdout: the handshake first (a wrong key is
+ * the connection's error), then the flows go through the channel.
+ */
+static struct channel *client_handshake(const struct opts *o, int fd)
+{
+	struct relay r = {.psk = o->psk, .initiator = 1};
+	struct channel *ch = pump_channel(&r, fd);
+
+	if (!ch)
+		err_die(EXIT_RUNTIME, "connect to %s%s%s: %s", o->path ? o->path : o->host,
+			o->path ? "" : " ", o->path ? "" : o->port, channel_strerror(errno, 1));
+	return ch;
+}
+
+static void client_channel(const struct opts *o, struct pump *p, int fd, struct channel *ch)
+{
+	p->ch = ch;
+	p->flow[0].chout = p->ch;
+	p->flow[1].chin = p->ch;
+	/* -r: nothing will be sent: the END at once (the relay's rule). */
+	if (o->ronly)
+		while (channel_shutdown(p->ch) < 0 && errno == EAGAIN)
+			poll(&(struct pollfd){.fd = fd, .events = POLLOUT}, 1, -1);
+}
+
 /* The client: connect, then relay stdin/stdout, or run the program on the connection. */
 static int run_client(const struct opts *o, struct daemon *d)
 {
 	int fd, gai = 0, sig;
+	struct channel *ch;
 	struct pump *p;
 
 	if (o->path)
@@ -387,6 +429,7 @@ static int run_client(const struct opts *o, struct daemon *d)
 		server_serve(&s, fd);
 		return server_run(&s);
 	}
+	ch = o->chan ? client_handshake(o, fd) : NULL;
 	p = calloc(1, sizeof *p);
 	if (!p)
 		err_die(EXIT_RUNTIME, "relay:");
@@ -395,16 +438,21 @@ static int run_client(const struct opts *o, struct daemon *d)
 		       o->crlf ? PUMP_LF_TO_CRLF : PUMP_RAW);
 	pump_flow_init(&p->flow[1], fd, o->wonly ? -1 : STDOUT_FILENO,
 		       o->crlf ? PUMP_CRLF_TO_LF : PUMP_RAW);
-	if (o->ronly)
+	if (ch)
+		client_channel(o, p, fd, ch);
+	else if (o->ronly)
 		shutdown(fd, SHUT_WR);
 	p->stop_mask = o->quit ? 1u : 0u;
 	sig = pump_run(p);
 	if (sig)
 		exit(EXIT_SIGNAL(sig));
+	if (p->error && o->chan)
+		err_die(EXIT_RUNTIME, "connection: %s", channel_strerror(p->error, 0));
 	if (p->error) {
 		errno = p->error;
 		err_die(EXIT_RUNTIME, "connection:");
 	}
+	channel_free(p->ch);
 	close(fd);
 	free(p);
 	return 0;

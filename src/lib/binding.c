@@ -18,10 +18,12 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "channel.h"
 #include "fifo.h"
 #include "io.h"
 #include "lines.h"
 #include "listener.h"
+#include "mem.h"
 #include "net.h"
 #include "pipew.h"
 
@@ -32,8 +34,10 @@
 #define PEER_LEN (NET_IPLEN + NET_PORTLEN + 2)
 #define BULK_MIN 65536 /* a lone sender with this much waiting is spliced */
 #define FIRST_READ 512 /* bytes read at a time while a first line is awaited */
+/* -k: bytes taken between two acknowledgements (CHANNEL_ACKS) while more are on their way */
+#define ACK_EVERY (256u << 10)
 
-enum conn_state { CONN_FIRST, CONN_DATA };
+enum conn_state { CONN_HS, CONN_FIRST, CONN_DATA };
 
 struct conn {
 	int fd;
@@ -42,6 +46,10 @@ struct conn {
 	unsigned long long bytes; /* data bytes received (a first line excluded) */
 	char last;		  /* the last of them that went in (spliced bytes excepted) */
 	struct binding_admit adm; /* what the guard said of it */
+	struct channel *ch;	  /* -k: the encrypted channel, or NULL */
+	int acks;		  /* -k: the sender asked for acknowledgements */
+	unsigned long long acked; /* ... and the count we last sent */
+	int closing;		  /* teardown: acknowledged and ended: what comes is dropped */
 	struct lines lines;	  /* an unfinished line (line mode), or the first line */
 	char ip[NET_IPLEN];
 	char peer[PEER_LEN];
@@ -54,6 +62,8 @@ struct binding {
 	unsigned flags;
 	size_t max_conns, mem_cap;
 	struct binding_guard guard; /* hooks all NULL: no guard */
+	int chan;		    /* -k: every sender over an encrypted channel */
+	unsigned char psk[NOISE_PSK];
 	void (*on_event)(const struct binding_event *, void *);
 	void *arg;
 
@@ -147,6 +157,98 @@ static int take(struct binding *b, struct conn *c, const char *p, size_t n)
 	return feed(b, c, p, n);
 }
 
+/* ---- -k: the channel's side of a connection ---- */
+
+/* A sender's bytes: through its channel when it has one. 0: its end; -1: errno (EAGAIN). */
+static ssize_t conn_recv(struct conn *c, char *buf, size_t n)
+{
+	return c->ch ? channel_read(c->ch, buf, n) : io_read(c->fd, buf, n);
+}
+
+static int sock_pending(int fd);
+
+/*
+ * Tell a sender that asked how much of its stream we took, when that grew:
+ * at once when it has nothing more on its way (it may be waiting for
+ * this), else every ACK_EVERY bytes, so that a bulk stream is not slowed
+ * by a wake-up per record on both sides.
+ */
+static void chan_ack(struct conn *c, int now)
+{
+	unsigned char v[8];
+
+	if (!c->ch || !c->acks || c->acked == c->bytes)
+		return;
+	if (!now && c->bytes - c->acked < ACK_EVERY &&
+	    (channel_readable(c->ch) || sock_pending(c->fd) > 0))
+		return;
+	for (int k = 0; k < 8; k++)
+		v[k] = (unsigned char)(c->bytes >> (56 - 8 * k));
+	/* A full channel skips this one: the next count covers it. */
+	if (channel_write(c->ch, v, sizeof v) == (ssize_t)sizeof v)
+		c->acked = c->bytes;
+}
+
+/*
+ * Read and drop what the socket holds now; 1 once the peer has closed.
+ * Closing with unread bytes would reset the connection, and a reset
+ * drops what we sent last and the kernel still holds: the count.
+ */
+static int chan_drain(const struct conn *c)
+{
+	char buf[16384];
+
+	for (int rounds = 0; rounds < 64; rounds++) {
+		ssize_t r = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
+
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+			return 1;
+		if (r < 0)
+			return 0;
+	}
+	return 0;
+}
+
+/*
+ * The sender's stream ended: the last count, best effort, for a sender
+ * that waits to hear it, and after its END our own. A failed stream gets
+ * no END: ours says we took the sender's to its end.
+ */
+static void chan_close(struct conn *c, int err)
+{
+	chan_ack(c, 1);
+	if (!err)
+		channel_shutdown(c->ch);
+	else
+		channel_flush(c->ch);
+	if (err)
+		chan_drain(c); /* what it sent after the failure is refused anyway */
+}
+
+static int conn_admit(struct binding *b, size_t i, const char *rest, size_t n);
+static void reject(struct binding *b, size_t i, const char *why);
+
+/* The handshake went on: done, the sender is on to its first line or its data. */
+static void chan_step(struct binding *b, size_t i, long long now)
+{
+	struct conn *c = &b->conns[i];
+	int r = channel_handshake(c->ch, now);
+
+	if (r == 0)
+		return;
+	if (r < 0) {
+		reject(b, i, channel_strerror(errno, 2));
+		return;
+	}
+	c->acks = channel_peer_said(c->ch, CHANNEL_ACKS);
+	if (b->guard.on_line) {
+		c->state = CONN_FIRST;
+		c->first_by = now + b->guard.wait_ms;
+		return;
+	}
+	conn_admit(b, i, NULL, 0);
+}
+
 /* ---- connections ---- */
 
 /* A sender's unterminated last line must be ended when it closes (see BINDING_RAW). */
@@ -165,6 +267,8 @@ static void conn_drop(struct binding *b, size_t i)
 	}
 	lines_clear(&c->lines);
 	pipew_disown(&b->w, c->fd);
+	channel_free(c->ch);
+	c->ch = NULL;
 	if (c->fd >= 0)
 		close(c->fd);
 	b->conns[i] = b->conns[--b->nconns];
@@ -202,6 +306,8 @@ static int conn_end(struct binding *b, size_t i, int err)
 			pipew_disown(&b->w, c->fd); /* the line it owned is ended */
 		}
 	}
+	if (c->ch)
+		chan_close(c, err);
 	if (err)
 		report(b, BINDING_EV_ERROR, c->peer, NULL, c->bytes, err);
 	if (c->bytes)
@@ -238,9 +344,9 @@ static int conn_admit(struct binding *b, size_t i, const char *rest, size_t n)
 	if (b->flags & BINDING_ONCE) {
 		b->passed = 1;
 		stop_listening(b);
-		/* The binding is taken: whoever else waits with a first line goes. */
+		/* The binding is taken: whoever else waits with a first line (or a handshake) goes. */
 		for (size_t k = b->nconns; k-- > 0;)
-			if (b->conns[k].fd != fd && b->conns[k].state == CONN_FIRST)
+			if (b->conns[k].fd != fd && b->conns[k].state != CONN_DATA)
 				reject(b, k, "binding already taken");
 	}
 	if (!n)
@@ -257,7 +363,7 @@ static int first_read(struct binding *b, size_t i)
 {
 	struct conn *c = &b->conns[i];
 	char buf[FIRST_READ], *nl, *rest = NULL;
-	ssize_t r = io_read(c->fd, buf, sizeof buf);
+	ssize_t r = conn_recv(c, buf, sizeof buf);
 	const char *why;
 	size_t len, head, n;
 	int rc;
@@ -325,13 +431,16 @@ static int data_read(struct binding *b, size_t i)
 
 	if (!room)
 		return 0;
-	r = io_read(c->fd, buf, room);
+	r = conn_recv(c, buf, room);
 	if (r < 0 && errno == EAGAIN)
 		return 0;
 	if (r <= 0)
 		return conn_end(b, i, r < 0 ? errno : 0);
 	c->bytes += (size_t)r;
-	return take(b, c, buf, (size_t)r);
+	if (take(b, c, buf, (size_t)r) < 0)
+		return -1;
+	chan_ack(c, 0);
+	return 0;
 }
 
 /* Bytes the socket holds now, for telling which side of a splice blocked. */
@@ -409,8 +518,9 @@ static int can_splice(const struct binding *b, const struct conn *c)
 {
 	int owner = pipew_owner(&b->w);
 
-	if (!b->w.splice_ok || pipew_queued(&b->w) || b->ndata != 1 || c->state != CONN_DATA)
-		return 0;
+	if (!b->w.splice_ok || pipew_queued(&b->w) || b->ndata != 1 || c->state != CONN_DATA ||
+	    c->ch)
+		return 0; /* a channel's bytes must be opened here */
 	if (pipew_splice_room(&b->w) < PIPEW_SPLICE_MIN + c->lines.len)
 		return 0; /* plain writes fill the rest, and block as pipes should */
 	if (b->single)
@@ -422,7 +532,7 @@ static int wants_read(const struct binding *b, const struct conn *c)
 {
 	int owner = pipew_owner(&b->w);
 
-	if (c->state == CONN_FIRST)
+	if (c->state != CONN_DATA)
 		return 1;
 	if (owner >= 0 && owner != c->fd)
 		return 0; /* the owner's line must end first */
@@ -461,12 +571,38 @@ static void accept_new(struct binding *b, long long now)
 			reject(b, b->nconns - 1, why);
 			continue;
 		}
+		if (b->chan) {
+			/* We answer that we can acknowledge; the sender's payload says whether it wants it. */
+			c->state = CONN_HS;
+			c->ch = channel_new(fd, 0, b->psk, CHANNEL_ACKS, strlen(CHANNEL_ACKS), now);
+			if (!c->ch)
+				reject(b, b->nconns - 1, "no memory for its channel");
+			continue;
+		}
 		if (b->guard.on_line) {
 			c->first_by = now + b->guard.wait_ms;
 			continue;
 		}
 		conn_admit(b, b->nconns - 1, NULL, 0);
 	}
+}
+
+/*
+ * The next record's plaintext may wait in a channel, unseen by poll: read
+ * it now. Also handshakes past their deadline.
+ */
+static int chan_pending(struct binding *b, long long now)
+{
+	for (size_t i = b->nconns; i-- > 0;) {
+		struct conn *c = &b->conns[i];
+
+		if (c->state == CONN_HS && channel_timeout(c->ch, now) == 0)
+			chan_step(b, i, now);
+		else if (c->state == CONN_DATA && c->ch && channel_readable(c->ch) &&
+			 wants_read(b, c) && data_read(b, i) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 /* ---- the engine's interface ---- */
@@ -519,6 +655,10 @@ struct binding *binding_open(const struct binding_config *cfg, pid_t *holder, in
 	b->on_event = cfg->on_event;
 	b->arg = cfg->arg;
 	b->single = (cfg->flags & BINDING_ONCE) || b->max_conns == 1;
+	if (cfg->psk) {
+		b->chan = 1;
+		memcpy(b->psk, cfg->psk, NOISE_PSK);
+	}
 	if (cfg->guard) {
 		b->guard = *cfg->guard;
 		if (b->guard.wait_ms <= 0)
@@ -567,9 +707,14 @@ size_t binding_pollfds(struct binding *b, struct pollfd *pfd)
 		pfd[n++] = (struct pollfd){.fd = b->ino, .events = POLLIN};
 	if (b->nconns < b->max_conns)
 		n += listener_pollfds(&b->l, pfd + n, io_now_ms());
-	for (size_t i = 0; i < b->nconns; i++)
-		if (wants_read(b, &b->conns[i]))
-			pfd[n++] = (struct pollfd){.fd = b->conns[i].fd, .events = POLLIN};
+	for (size_t i = 0; i < b->nconns; i++) {
+		short ev = wants_read(b, &b->conns[i]) ? POLLIN : 0;
+
+		if (b->conns[i].ch)
+			ev |= channel_events(b->conns[i].ch);
+		if (ev)
+			pfd[n++] = (struct pollfd){.fd = b->conns[i].fd, .events = ev};
+	}
 	return n;
 }
 
@@ -590,9 +735,16 @@ int binding_timeout(const struct binding *b)
 	long long now = io_now_ms(), at = -1;
 	int t;
 
-	for (size_t i = 0; i < b->nconns; i++)
-		if (b->conns[i].state == CONN_FIRST)
-			at = earlier(at, b->conns[i].first_by);
+	for (size_t i = 0; i < b->nconns; i++) {
+		const struct conn *c = &b->conns[i];
+
+		if (c->state == CONN_FIRST)
+			at = earlier(at, c->first_by);
+		else if (c->state == CONN_HS)
+			at = earlier(at, now + channel_timeout(c->ch, now));
+		else if (c->ch && channel_readable(c->ch) && wants_read(b, c))
+			at = now;
+	}
 	/* Waiting for a reader of an empty stream needs no timer: inotify wakes us. */
 	if (draining(b) && (b->had_data || b->opened || b->ino < 0))
 		at = earlier(at, b->drain_at);
@@ -686,7 +838,15 @@ int binding_handle(struct binding *b, const struct pollfd *pfd, size_t n)
 		owner = pipew_owner(&b->w);
 		if (c->state == CONN_DATA && owner >= 0 && owner != c->fd)
 			continue;
-		if (c->state == CONN_FIRST)
+		if (c->ch && (pfd[k].revents & POLLOUT) && channel_flush(c->ch) < 0 &&
+		    errno != EAGAIN && c->state != CONN_HS) {
+			r = conn_end(b, i, errno);
+		} else if (c->state == CONN_HS) {
+			chan_step(b, i, now);
+			r = 0;
+		} else if (!(pfd[k].revents & ~POLLOUT)) {
+			r = 0;
+		} else if (c->state == CONN_FIRST)
 			r = first_read(b, i);
 		else if (can_splice(b, c))
 			r = data_splice(b, i);
@@ -695,6 +855,8 @@ int binding_handle(struct binding *b, const struct pollfd *pfd, size_t n)
 		if (r < 0)
 			return -1;
 	}
+	if (b->chan && chan_pending(b, now) < 0)
+		return -1;
 	/* A pipe with room again (after the reads above) lets the single sender go on. */
 	if (pipew_flush(&b->w) < 0)
 		return -1;
@@ -725,8 +887,13 @@ static int conn_snatch(struct binding *b, struct conn *c)
 {
 	char buf[16384];
 
+	if (c->closing) {
+		channel_shutdown(c->ch); /* what of the END the socket did not take yet */
+		return chan_drain(c);
+	}
 	for (int rounds = 0; rounds < 64; rounds++) {
-		ssize_t r = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
+		ssize_t r = c->ch ? channel_read(c->ch, buf, sizeof buf)
+				  : recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
 
 		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
 			return 1;
@@ -760,7 +927,21 @@ static void senders_quiesce(struct binding *b, long long deadline)
 			done[i] = 1;
 			continue;
 		}
-		shutdown(b->conns[i].fd, SHUT_WR);
+		if (b->conns[i].ch && b->conns[i].acks) {
+			/*
+			 * It keeps what we never acknowledged: tell it how far we
+			 * took, and end; what it sends after that is its own, and
+			 * dropped until it closes (see chan_drain).
+			 */
+			chan_close(&b->conns[i], 0);
+			b->conns[i].closing = 1;
+			left++;
+			continue;
+		}
+		if (b->conns[i].ch)
+			channel_shutdown(b->conns[i].ch); /* best effort: the END says the same */
+		else
+			shutdown(b->conns[i].fd, SHUT_WR);
 		left++;
 	}
 	while (left && io_now_ms() < deadline) {
@@ -862,6 +1043,7 @@ long long binding_close(struct binding *b, int save)
 	fifo_close(&b->fifo);
 	pipew_free(&b->w);
 	free(b->conns);
+	mem_wipe(b->psk, sizeof b->psk);
 	free(b);
 	if (err) {
 		errno = err;

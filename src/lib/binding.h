@@ -128,6 +128,17 @@ struct binding_config {
 	 * bindings.
 	 */
 	size_t pipe_size;
+	/*
+	 * -k: every sender speaks the encrypted channel (channel.h) under
+	 * this 32-byte PSK (copied), as its responder: it has CHANNEL_HS_MS
+	 * for the handshake, a failed one is a BINDING_EV_REJECT, and only
+	 * authenticated plaintext reaches the buffer. A bad record or a cut
+	 * stream ends the sender's connection (BINDING_EV_ERROR, err EBADMSG
+	 * or EPIPE; channel_strerror says it) after what came before it. A
+	 * sender that asks in its handshake (bind-output) is told how many of
+	 * its bytes were taken. NULL: plain TCP.
+	 */
+	const unsigned char *psk;
 };
 
 /*

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -10,9 +11,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "channel.h"
 #include "err.h"
 #include "io.h"
 #include "linger.h"
+#include "net.h"
 #include "proc.h"
 #include "sig.h"
 
@@ -35,6 +38,8 @@ void pump_flow_init(struct pump_flow *f, int in, int out, enum pump_conv conv)
 	f->eof = f->held_cr = f->last_cr = 0;
 	f->off = f->len = 0;
 	f->bytes = 0;
+	f->chin = f->chout = NULL;
+	f->ending = 0;
 }
 
 size_t pump_convert(struct pump_flow *f, const char *src, size_t n, char *dst)
@@ -71,6 +76,8 @@ static ssize_t flow_read(struct pump_flow *f, char *raw, size_t n)
 {
 	ssize_t r;
 
+	if (f->chin)
+		return channel_read(f->chin, raw, n);
 	do
 		r = f->in_sock ? recv(f->in, raw, n, MSG_DONTWAIT) : read(f->in, raw, n);
 	while (r < 0 && errno == EINTR);
@@ -81,6 +88,8 @@ static ssize_t flow_write(struct pump_flow *f)
 {
 	ssize_t w;
 
+	if (f->chout)
+		return channel_write(f->chout, f->buf + f->off, f->len - f->off);
 	do
 		w = f->out_sock ? send(f->out, f->buf + f->off, f->len - f->off,
 				       MSG_DONTWAIT | MSG_NOSIGNAL)
@@ -89,9 +98,28 @@ static ssize_t flow_write(struct pump_flow *f)
 	return w;
 }
 
-/* Everything read is written: pass the EOF on. */
-static void flow_finish(struct pump_flow *f)
+static void note_error(struct pump *p, int err)
 {
+	if (!p->error)
+		p->error = err;
+}
+
+/* Everything read is written: pass the EOF on (over a channel, its END first). */
+static void flow_finish(struct pump *p, struct pump_flow *f)
+{
+	if (f->chout && f->out >= 0) {
+		if (channel_shutdown(f->chout) < 0) {
+			if (errno == EAGAIN) {
+				f->ending = 1; /* the rest on POLLOUT */
+				return;
+			}
+			note_error(p, errno);
+		}
+		f->ending = 0;
+		f->done = 1;
+		f->out = -1; /* the socket is the other flow's, and the relay's to close */
+		return;
+	}
 	f->done = 1;
 	if (f->out < 0)
 		return;
@@ -102,12 +130,6 @@ static void flow_finish(struct pump_flow *f)
 	f->out = -1;
 }
 
-static void note_error(struct pump *p, int err)
-{
-	if (!p->error)
-		p->error = err;
-}
-
 static void flow_input(struct pump *p, struct pump_flow *f)
 {
 	char raw[PUMP_CHUNK];
@@ -115,6 +137,12 @@ static void flow_input(struct pump *p, struct pump_flow *f)
 
 	if (r < 0 && errno == EAGAIN)
 		return;
+	if (r < 0 && f->chin) {
+		note_error(p, errno);
+		p->broken = 1;
+		f->done = 1;
+		return;
+	}
 	if (r < 0 && f->in_sock)
 		note_error(p, errno);
 	if (r <= 0) {
@@ -129,13 +157,33 @@ static void flow_input(struct pump *p, struct pump_flow *f)
 	if (f->out < 0) /* discarding */
 		f->len = 0;
 	if (f->eof && f->len == 0)
-		flow_finish(f);
+		flow_finish(p, f);
+}
+
+/* Bytes wait to go out: converted ones, or (-k) sealed ones in the channel. */
+static int wants_out(const struct pump_flow *f)
+{
+	return f->len > f->off || f->ending || (f->chout && f->out >= 0 && channel_unsent(f->chout));
 }
 
 static void flow_output(struct pump *p, struct pump_flow *f)
 {
-	ssize_t w = flow_write(f);
+	ssize_t w;
 
+	if (f->ending) {
+		flow_finish(p, f);
+		return;
+	}
+	if (f->len == f->off) {
+		/* Only sealed bytes wait. */
+		if (channel_flush(f->chout) < 0 && errno != EAGAIN) {
+			note_error(p, errno);
+			f->done = 1;
+			f->out = -1;
+		}
+		return;
+	}
+	w = flow_write(f);
 	if (w < 0 && errno == EAGAIN)
 		return;
 	if (w < 0) {
@@ -153,7 +201,7 @@ static void flow_output(struct pump *p, struct pump_flow *f)
 	if (f->off == f->len) {
 		f->off = f->len = 0;
 		if (f->eof)
-			flow_finish(f);
+			flow_finish(p, f);
 	}
 }
 
@@ -161,6 +209,8 @@ static int finished(const struct pump *p)
 {
 	int all = 1;
 
+	if (p->broken)
+		return 1;
 	for (int i = 0; i < 2; i++) {
 		if (p->flow[i].done && (p->stop_mask & (1u << i)))
 			return 1;
@@ -173,7 +223,7 @@ int pump_run(struct pump *p)
 {
 	while (!finished(p)) {
 		struct pollfd pfd[3];
-		int slot[2] = {-1, -1}, n = 0;
+		int slot[2] = {-1, -1}, now[2] = {0, 0}, n = 0, timeout = -1;
 
 		for (int i = 0; i < 2; i++) {
 			struct pump_flow *f = &p->flow[i];
@@ -181,13 +231,17 @@ int pump_run(struct pump *p)
 			if (f->done)
 				continue;
 			slot[i] = n;
-			if (f->len > f->off)
+			if (wants_out(f)) {
 				pfd[n++] = (struct pollfd){.fd = f->out, .events = POLLOUT};
-			else
+			} else {
 				pfd[n++] = (struct pollfd){.fd = f->in, .events = POLLIN};
+				/* A record's plaintext already read waits unseen by poll. */
+				if (f->chin && channel_readable(f->chin))
+					now[i] = 1, timeout = 0;
+			}
 		}
 		pfd[n++] = (struct pollfd){.fd = p->sigfd, .events = POLLIN};
-		if (poll(pfd, (nfds_t)n, -1) < 0) {
+		if (poll(pfd, (nfds_t)n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -1;
@@ -200,9 +254,9 @@ int pump_run(struct pump *p)
 		for (int i = 0; i < 2; i++) {
 			struct pump_flow *f = &p->flow[i];
 
-			if (slot[i] < 0 || !pfd[slot[i]].revents)
+			if (slot[i] < 0 || (!pfd[slot[i]].revents && !now[i]))
 				continue;
-			if (f->len > f->off) {
+			if (wants_out(f)) {
 				flow_output(p, f);
 				continue;
 			}
@@ -260,14 +314,68 @@ out_close:
 	return -1;
 }
 
+int pump_direct(const struct relay *r)
+{
+	return r->program && !r->crlf && !r->psk;
+}
+
+struct channel *pump_channel(const struct relay *r, int conn)
+{
+	struct channel *ch = channel_new(conn, r->initiator, r->psk, NULL, 0, io_now_ms());
+	int saved;
+
+	if (!ch)
+		return NULL;
+	if (channel_handshake_wait(ch) == 1)
+		return ch;
+	saved = errno;
+	channel_free(ch);
+	errno = saved;
+	return NULL;
+}
+
+/* -k: our END, waiting for the socket to take it (LINGER_MS at most). */
+static void chan_end(struct channel *ch, int conn)
+{
+	long long by = io_now_ms() + LINGER_MS;
+
+	while (channel_shutdown(ch) < 0 && errno == EAGAIN && io_now_ms() < by) {
+		struct pollfd pfd = {.fd = conn, .events = POLLOUT};
+
+		poll(&pfd, 1, (int)(by - io_now_ms()));
+	}
+}
+
+/* The relay's channel, made now when the program was started first (-P). */
+static struct channel *relay_channel(const struct relay *r, struct pump *p, int conn)
+{
+	if (!r->psk || p->ch)
+		return p->ch;
+	if (!(p->ch = pump_channel(r, conn))) {
+		char ip[NET_IPLEN], port[NET_PORTLEN];
+		int err = errno;
+		int side = r->initiator ? 1 : 2;
+
+		/* A server's log names who failed; a client's stderr knows whom it called. */
+		if (!r->initiator && net_name(conn, 1, ip, port) >= 0 && *port)
+			err_warn("%s %s: %s", ip, port, channel_strerror(err, side));
+		else
+			err_warn("%s", channel_strerror(err, side));
+		_exit(EXIT_RUNTIME);
+	}
+	return p->ch;
+}
+
 void pump_relay(const struct relay *r, struct pump *p, int conn, int in, int out, pid_t prog)
 {
+	struct channel *ch;
 	int sig;
 
 	if (!p) {
 		err_warn("relay:");
 		_exit(EXIT_RUNTIME);
 	}
+	ch = relay_channel(r, p, conn);
 	/* A self-pipe of our own: the server's would mix our SIGCHLD into its own. */
 	sig_child_reset();
 	p->sigfd = sig_init(0);
@@ -277,18 +385,30 @@ void pump_relay(const struct relay *r, struct pump *p, int conn, int in, int out
 		       r->crlf ? PUMP_LF_TO_CRLF : PUMP_RAW);
 	if (r->wonly) /* still read the peer, so closing never resets it */
 		pump_flow_init(&p->flow[0], conn, -1, PUMP_RAW);
-	if (r->ronly) /* nothing will ever be sent: say so at once */
+	p->flow[0].chin = ch;
+	p->flow[1].chout = ch;
+	if (r->ronly && ch) /* nothing will ever be sent: say so at once */
+		chan_end(ch, conn);
+	else if (r->ronly)
 		shutdown(conn, SHUT_WR);
 	/* With a program, its output ending ends the connection; else -q's rule. */
 	p->stop_mask = r->program && !r->ronly && !r->halfclose ? 2u : r->quit ? 2u : 0u;
 	sig = pump_run(p);
 	if (sig)
 		_exit(EXIT_SIGNAL(sig));
-	if (p->flow[1].out >= 0)
+	if (p->flow[1].out >= 0 && ch)
+		chan_end(ch, conn);
+	else if (p->flow[1].out >= 0)
 		shutdown(conn, SHUT_WR);
+	if (ch && p->error) /* an altered or cut stream is news; a plain relay says nothing */
+		err_warn("connection: %s", channel_strerror(p->error, 0));
+	channel_free(ch);
 	linger_close(conn, LINGER_MS);
 	if (prog > 0) {
 		int st = 0;
+		/* Its input was cut short or altered: it must not finish as if it were whole. */
+		if (p->broken)
+			kill(prog, SIGTERM);
 		if (p->flow[0].out >= 0)
 			close(p->flow[0].out);
 		while (waitpid(prog, &st, 0) < 0 && errno == EINTR)
@@ -303,8 +423,13 @@ void pump_child(const struct relay *r, int conn, const struct proc_env *env)
 	int in = STDIN_FILENO, out = STDOUT_FILENO;
 	pid_t prog = 0;
 
+	struct pump *p = calloc(1, sizeof(struct pump));
+
 	/* The server's handlers must not run in here while the program starts. */
 	sig_child_reset();
+	/* -k: no program runs for a peer that does not hold the key. */
+	if (p && r->psk)
+		relay_channel(r, p, conn);
 	if (r->program) {
 		prog = pump_spawn(r, env, &in, &out);
 		if (prog < 0) {
@@ -312,5 +437,5 @@ void pump_child(const struct relay *r, int conn, const struct proc_env *env)
 			_exit(EXIT_RUNTIME);
 		}
 	}
-	pump_relay(r, calloc(1, sizeof(struct pump)), conn, in, out, prog);
+	pump_relay(r, p, conn, in, out, prog);
 }

@@ -9,6 +9,8 @@
 
 enum pump_conv { PUMP_RAW, PUMP_LF_TO_CRLF, PUMP_CRLF_TO_LF };
 
+struct channel;
+
 /*
  * One direction: bytes read from in are written to out. out == -1
  * discards them (they are still read, so the peer is never reset). At EOF
@@ -21,6 +23,13 @@ struct pump_flow {
 	/* state, zeroed by pump_flow_init */
 	int in_sock, out_sock, done, eof, held_cr, last_cr;
 	int out_nowait; /* a write to out never blocks: it may follow a read at once */
+	/*
+	 * -k: in is read through chin, or out written through chout (the
+	 * connection's channel, set after pump_flow_init; not owned). At EOF
+	 * a chout gets its END record before the shutdown.
+	 */
+	struct channel *chin, *chout;
+	int ending; /* the END is sealed, not all sent yet */
 	size_t off, len;
 	unsigned long long bytes;
 	char buf[2 * PUMP_CHUNK + 2];
@@ -31,12 +40,20 @@ struct pump {
 	int sigfd;	     /* self-pipe; a terminating signal ends the pump */
 	unsigned stop_mask;  /* bit i: when flow i is done the pump ends */
 	int error;	     /* first errno met on a socket, or 0 */
+	struct channel *ch;  /* the relay's channel (-k), freed by the relay, or NULL */
+	/*
+	 * -k: the peer's stream failed (altered, or cut before its END): the
+	 * pump stopped at once, and the flow's out was not closed, so that
+	 * nothing downstream takes the failure for a normal end.
+	 */
+	int broken;
 };
 
 void pump_flow_init(struct pump_flow *f, int in, int out, enum pump_conv conv);
 
 /*
- * Relay until every flow is done, or a flow in stop_mask is. Returns 0,
+ * Relay until every flow is done, or a flow in stop_mask is, or the
+ * stream broke (p->broken). Returns 0,
  * the terminating signal number when one arrived, or -1 with errno when
  * poll itself fails.
  */
@@ -63,7 +80,22 @@ struct relay {
 	int ronly, wonly;    /* -r: nothing is sent; -w: nothing received is passed on */
 	int halfclose;	     /* the program's output ending is only a half-close: the
 				relay goes on until the peer's end too; its stderr is ours */
+	const unsigned char *psk; /* -k: the connection is an encrypted channel under it */
+	int initiator;	     /* -k: we connected (the handshake's first message is ours) */
 };
+
+/*
+ * 1 when the program can hold the connection itself, with no relay in
+ * between: there is one, and neither -c nor -k has bytes to change.
+ */
+int pump_direct(const struct relay *r);
+
+/*
+ * -k: the channel's handshake on conn (blocking, CHANNEL_HS_MS at most),
+ * as r says. Returns the channel, or NULL with errno (channel_strerror
+ * with handshake = 1 says it).
+ */
+struct channel *pump_channel(const struct relay *r, int conn);
 
 /*
  * Start the program a relay talks to: *in gets the pipe carrying its

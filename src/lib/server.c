@@ -103,7 +103,7 @@ int server_init(struct server *s, const struct server_opts *o, struct listener *
 		prefork_init(&s->pool, (size_t)o->wmin, max, o->wmax > 0, o->idle_ms);
 		s->pooled = 1;
 		/* Workers exec the program themselves: its environment is made once, here. */
-		if (!o->prestart && !o->relay.crlf && proc_ucspi_envp(&s->env) < 0)
+		if (!o->prestart && pump_direct(&o->relay) && proc_ucspi_envp(&s->env) < 0)
 			return -1;
 	}
 	return 0;
@@ -165,7 +165,7 @@ void server_serve(struct server *s, int fd)
 	if (!s->l.n && !s->env.proto[0])
 		proc_ucspi_listener(&s->env, fd); /* a client's connection: no listener */
 	proc_ucspi_conn(&s->env, fd);
-	if (r->program && !r->crlf) {
+	if (pump_direct(r)) {
 		pid = serve_direct(s, c, fd);
 		if (pid < 0) {
 			err_warn("exec %s:", r->program);
@@ -237,7 +237,7 @@ static void pool_accepted(struct server *s, pid_t pid, int *fd)
 	if (*fd >= 0)
 		conn_name(s, c, *fd);
 	/* Only a program holding the connection itself needs our FIN. */
-	if (!(o->prestart || s->relay.crlf)) {
+	if (!o->prestart && pump_direct(&s->relay)) {
 		c->fd = *fd;
 		*fd = -1;
 	}

@@ -166,11 +166,12 @@ void worker_run(struct server *s)
 	/* Tell the master at once, so it knows we are busy. The master wants a copy of
 	 * the connection for -v and for the graceful close; a relay closes gracefully
 	 * itself, so without -v the copy would only cost. */
-	notify(chan, self, PREFORK_NOTE_ACCEPTED, 0, o->verbose || !(o->prestart || r->crlf) ? fd : -1);
+	notify(chan, self, PREFORK_NOTE_ACCEPTED, 0,
+	       o->verbose || (!o->prestart && pump_direct(r)) ? fd : -1);
 	if (o->prestart)
 		pump_relay(r, pump, fd, in, out, prog);
 	proc_ucspi_conn(&s->env, fd);
-	if (r->crlf)
+	if (!pump_direct(r))
 		pump_child(r, fd, &s->env.env);
 	/* As the server's direct mode: the program's descriptors are the connection itself.
 	 * Its command and environment were made ready before the accept. */

@@ -3,13 +3,20 @@
 // (rweather's C library, compiled to WebAssembly: @richardhopton/noise-c.wasm),
 // the record layer is written here afresh from the format in src/lib/record.h.
 //
-// usage: node peer.js init|resp PSKHEX [-p PROLOGUEHEX] [-H HASHFILE]
+// usage: node peer.js init|resp PSKHEX|@KEYFILE [-p PROLOGUEHEX] [-H HASHFILE]
+//                      [-c PORT | -l PORT]
 //
 // Like `cryptotest noise-init|noise-resp`: the transport comes in on fd 3 and
 // goes out on fd 4, each handshake message after a 2-byte big-endian length,
 // then records both ways: stdin to the peer, the peer's stream to stdout.
 // Exits 0 once both streams have ended with their END record, 1 on any failure
 // (with the reason on stderr).
+//
+// For tests/channel.bats the transport can be TCP instead: -c PORT connects to
+// 127.0.0.1 PORT, -l PORT listens there and takes one connection (it prints
+// "listening" on stderr once it does). @KEYFILE derives the PSK from a key file
+// as the tools' -k does, with Node's own HKDF: one line end (LF or CR LF) is not
+// part of the key, then HKDF-SHA256 with the salt "socketpool psk v1".
 'use strict';
 
 const fs = require('fs');
@@ -37,20 +44,53 @@ if (argv.length < 2 || !['init', 'resp'].includes(argv[0])) {
   process.exit(2);
 }
 const initiator = argv[0] === 'init';
-const psk = hex(argv[1], 'the PSK');
+function pskOf(arg) {
+  if (!arg.startsWith('@')) return hex(arg, 'the PSK');
+  let key = fs.readFileSync(arg.slice(1));
+  if (key.length && key[key.length - 1] === 0x0a) {
+    key = key.subarray(0, key.length - 1);
+    if (key.length && key[key.length - 1] === 0x0d) key = key.subarray(0, key.length - 1);
+  }
+  return new Uint8Array(require('crypto').hkdfSync('sha256', key, 'socketpool psk v1', '', 32));
+}
+const psk = pskOf(argv[1]);
 if (psk.length !== 32) fail('the PSK is 32 bytes');
 let prologue = new Uint8Array(0);
 let hashFile = null;
+let connectPort = null;
+let listenPort = null;
 for (let i = 2; i < argv.length; i += 2) {
   if (argv[i] === '-p') prologue = hex(argv[i + 1] || '', 'the prologue');
   else if (argv[i] === '-H') hashFile = argv[i + 1];
+  else if (argv[i] === '-c') connectPort = Number(argv[i + 1]);
+  else if (argv[i] === '-l') listenPort = Number(argv[i + 1]);
   else fail(`unknown option ${argv[i]}`);
 }
 
-// Sockets rather than fs streams: a read of a FIFO pending in libuv's thread
-// pool keeps process.exit from returning, and a failing peer must exit.
-const tin = new net.Socket({ fd: 3, readable: true, writable: false });
-const tout = new net.Socket({ fd: 4, readable: false, writable: true });
+let tin;
+let tout;
+let started = null; // the handshake waits for a TCP transport to be there
+if (connectPort !== null) {
+  const s = net.connect({ host: '127.0.0.1', port: connectPort, allowHalfOpen: true });
+  tin = tout = s;
+  started = new Promise((ok) => s.on('connect', ok));
+} else if (listenPort !== null) {
+  // A stand-in until the connection comes: the handlers below go on the real one.
+  tin = tout = null;
+  started = new Promise((ok) => {
+    const srv = net.createServer({ allowHalfOpen: true }, (s) => {
+      srv.close();
+      tin = tout = s;
+      ok();
+    });
+    srv.listen(listenPort, '127.0.0.1', () => process.stderr.write('listening\n'));
+  });
+} else {
+  // Sockets rather than fs streams: a read of a FIFO pending in libuv's thread
+  // pool keeps process.exit from returning, and a failing peer must exit.
+  tin = new net.Socket({ fd: 3, readable: true, writable: false });
+  tout = new net.Socket({ fd: 4, readable: false, writable: true });
+}
 
 // Frames (a 2-byte big-endian length, then that many bytes) as they complete.
 let pending = Buffer.alloc(0);
@@ -68,16 +108,19 @@ function drainFrames() {
   }
 }
 
-tin.on('data', (chunk) => {
-  pending = Buffer.concat([pending, chunk]);
-  if (onFrame) drainFrames();
-});
-tin.on('end', () => {
-  transportEnded = true;
-  if (onTransportEnd) onTransportEnd();
-});
-tin.on('error', (e) => fail(`transport: ${e.message}`));
-tout.on('error', (e) => fail(`transport: ${e.message}`));
+function attach() {
+  tin.on('data', (chunk) => {
+    pending = Buffer.concat([pending, chunk]);
+    if (onFrame) drainFrames();
+  });
+  tin.on('end', () => {
+    transportEnded = true;
+    if (onTransportEnd) onTransportEnd();
+  });
+  tin.on('error', (e) => fail(`transport: ${e.message}`));
+  if (tout !== tin) tout.on('error', (e) => fail(`transport: ${e.message}`));
+}
+if (tin) attach();
 
 function sendFrame(bytes) {
   const f = Buffer.alloc(2 + bytes.length);
@@ -86,7 +129,8 @@ function sendFrame(bytes) {
   tout.write(f);
 }
 
-createNoise((noise) => {
+createNoise((noise) => (started || Promise.resolve()).then(() => {
+  if (listenPort !== null) attach();
   const C = noise.constants;
   let hs;
   try {
@@ -127,7 +171,7 @@ createNoise((noise) => {
     }
   }
   step();
-});
+}));
 
 // After the handshake: records both ways until both streams ended.
 function stream(send, recv) {

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""A man in the middle for tests/channel.bats: takes one connection on
+127.0.0.1 LPORT, connects to 127.0.0.1 TPORT, and relays both ways. It
+knows the channel's framing (a 2-byte big-endian length, then the body:
+the handshake message first, then records), not its keys. What it does to
+the client's frames:
+
+  pass      nothing (with -w FILE, a capture is all the use)
+  flip N    flips one byte of record N (1: the first after the handshake)
+  drop-end  drops every record of 17 bytes (an END: its type and tag),
+            then passes the client's FIN on: a stream cut at its end
+
+-w FILE writes everything it relays, both ways, to FILE. Prints
+"relaying" on stderr once connected both ways, and the frames it saw from
+the client when the connection ends.
+"""
+import socket
+import sys
+import threading
+
+END_LEN = 17
+
+
+def usage():
+    sys.stderr.write("usage: mitm.py LPORT TPORT pass|flip N|drop-end [-w FILE]\n")
+    sys.exit(2)
+
+
+def main():
+    args = sys.argv[1:]
+    cap = None
+    if "-w" in args:
+        i = args.index("-w")
+        cap = open(args[i + 1], "wb")
+        del args[i : i + 2]
+    if len(args) < 3:
+        usage()
+    lport, tport, mode = int(args[0]), int(args[1]), args[2]
+    flip = int(args[3]) if mode == "flip" else None
+    if mode not in ("pass", "flip", "drop-end"):
+        usage()
+    lock = threading.Lock()
+
+    def record(data):
+        if cap:
+            with lock:
+                cap.write(data)
+                cap.flush()
+
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", lport))
+    ls.listen(1)
+    c, _ = ls.accept()
+    ls.close()
+    u = socket.create_connection(("127.0.0.1", tport))
+    sys.stderr.write("relaying\n")
+    sys.stderr.flush()
+
+    def down():
+        """Server to client, as it comes; its end (or failure) is the client's FIN."""
+        try:
+            while True:
+                data = u.recv(65536)
+                if not data:
+                    break
+                record(data)
+                c.sendall(data)
+        except OSError:
+            pass
+        try:
+            c.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    t = threading.Thread(target=down)
+    t.start()
+    buf = b""
+    frames = 0
+    upstream_ok = True
+    try:
+        while True:
+            data = c.recv(65536)
+            if not data:
+                break
+            buf += data
+            while len(buf) >= 2:
+                n = buf[0] << 8 | buf[1]
+                if len(buf) < 2 + n:
+                    break
+                frame, buf = bytearray(buf[: 2 + n]), buf[2 + n :]
+                rec = frames  # frame 0 is the handshake's first message
+                frames += 1
+                if mode == "flip" and rec == flip:
+                    frame[2 + n // 2] ^= 0x01
+                if mode == "drop-end" and rec > 0 and n == END_LEN:
+                    continue
+                if upstream_ok:
+                    record(bytes(frame))
+                    try:
+                        u.sendall(frame)
+                    except OSError:
+                        # The server refused the rest: read on and drop it, so the
+                        # client hears the server's last words, not a reset.
+                        upstream_ok = False
+    except OSError:
+        pass
+    if upstream_ok and buf:
+        record(buf)  # not framed: not a channel, passed as it is
+        try:
+            u.sendall(buf)
+        except OSError:
+            pass
+    try:
+        u.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+    t.join()
+    sys.stderr.write(f"frames {frames}\n")
+    c.close()
+    u.close()
+
+
+main()
