@@ -114,6 +114,7 @@ man/socket.1	socket -s -l -f -p ./handler /run/myapp.sock	sh service exe=./handl
 man/socket.1	$ socket -B 127.0.0.1 -s 4000 -b -f -q -l -W 4 \	skip	scgi-wrapper and /srv/app.cgi stand for the reader's own programs; tests/socket-prefork.bats serves SCGI the same way
 man/socket.1	$ pid=$(socket -b -B localhost -s 4000 -W 4 -p app)	skip	app stands for the reader's program, and install into /usr/local/bin needs root
 man/socket.1	$ pid=$(socket -b -s -W 2:32 -P -I 60 -p handler /run/app.sock)	transcript daemon exe=handler
+man/bind-input.1	bind-input -1 -R -k @key in 9000 >/dev/null && tar x < in	skip	two hosts: the receiver's line waits for the sender's; tests/channel.bats runs the same pair (tar c dir | socket -k into bind-input -k)
 man/bind-input.1	bind-input -a -L /var/log/spool.log /var/spool/app/incoming 7300	sh daemon dir=/var/spool/app
 man/bind-input.1	exec bind-input -F -L /var/log/in1.log /run/app/in1 9999	sh service dir=/run/app
 man/bind-output.1	pid=$(bind-output out1 receiver.example 9999) || exit 1	sh sink=9999
