@@ -73,6 +73,7 @@ static const char synopsis[] =
 struct opts {
 	int background, overlap_wait, resume;
 	int services; /* -x: client portions of services; -c: one call of our own (2) */
+	int call, clients; /* -c, -x given (they exclude each other) */
 	long grace_ms, reply_ms, run_ms, wait_ms;
 	const char *logfile, *host, *port, *ddir, *prefix;
 	char *key;
@@ -146,7 +147,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	while ((c = opt_next(argc, argv, optstring, usage_text)) != -1) {
 		switch (c) {
 		case 'b': o->background = 1; break;
-		case 'c': o->services = 2; break;
+		case 'c': o->services = 2; o->call = 1; break;
 		case 'g': o->grace_ms = opt_ms_or_die(optarg, 1, 3600000L, "-g", synopsis); break;
 		case 'L': o->logfile = optarg; break;
 		case 'N': o->prefix = optarg; break;
@@ -155,7 +156,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 't': o->reply_ms = opt_ms_or_die(optarg, 1, 86400000L, "-t", synopsis); break;
 		case 'T': o->run_ms = opt_ms_or_die(optarg, 1, 31L * 86400000L, "-T", synopsis); break;
 		case 'w': o->wait_ms = opt_ms_or_die(optarg, 1, 86400000L, "-w", synopsis); break;
-		case 'x': o->services = o->services ? o->services : 1; break;
+		case 'x': o->services = o->services ? o->services : 1; o->clients = 1; break;
 		default: opt_bad(argv, optstring, synopsis);
 		}
 	}
@@ -170,6 +171,8 @@ static void parse(int argc, char **argv, struct opts *o)
 		err_usage(synopsis, o->services == 2 ? "empty service name" : "empty daemon directory");
 	if (o->services == 2 && !name_ok(argv[3]))
 		err_usage(synopsis, "%s: not a service name", argv[3]);
+	if (o->call && o->clients)
+		err_usage(synopsis, "-c does not go with -x: one service, or a directory of client portions");
 	if (o->services && o->resume)
 		err_usage(synopsis, "-r does not go with %s: a service call is not resumed",
 			  o->services == 2 ? "-c" : "-x");

@@ -85,6 +85,7 @@ struct opts {
 	long max_unauth, max_session, max_grants; /* -c, -n, -N */
 	const char *sdir;			  /* -x */
 	long run_ms, max_services;		  /* -R, -S */
+	int capped;				  /* -R or -S given */
 	char *key;
 	size_t keylen;
 };
@@ -218,8 +219,14 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'n': o->max_session = opt_long_or_die(optarg, 1, 1000000, "-n", synopsis); break;
 		case 'N': o->max_grants = opt_long_or_die(optarg, 1, 1000000, "-N", synopsis); break;
 		case 'r': parse_range(o, optarg); break;
-		case 'R': o->run_ms = opt_ms_or_die(optarg, 1, 86400000L, "-R", synopsis); break;
-		case 'S': o->max_services = opt_long_or_die(optarg, 1, 10000, "-S", synopsis); break;
+		case 'R':
+			o->run_ms = opt_ms_or_die(optarg, 1, 86400000L, "-R", synopsis);
+			o->capped = 1;
+			break;
+		case 'S':
+			o->max_services = opt_long_or_die(optarg, 1, 10000, "-S", synopsis);
+			o->capped = 1;
+			break;
 		case 'x': o->sdir = optarg; break;
 		case 't': o->idle_ms = opt_ms_or_die(optarg, 1, 86400000L, "-t", synopsis); break;
 		default: opt_bad(argv, optstring, synopsis);
@@ -238,6 +245,8 @@ static void parse(int argc, char **argv, struct opts *o)
 		err_usage(synopsis, "-L: empty file name");
 	if (o->sdir && !*o->sdir)
 		err_usage(synopsis, "-x: empty directory");
+	if (!o->sdir && o->capped)
+		err_usage(synopsis, "-R and -S go with -x: they cap the services");
 	o->port = argv[1];
 	opt_key_or_die(argv[0], &o->key, &o->keylen, synopsis);
 }
@@ -1228,23 +1237,40 @@ static void loop(struct pool *p)
 	}
 }
 
+/* dir must be a directory (what: the option, for the message, or ""). */
+static void need_dir(const char *what, const char *dir)
+{
+	struct stat st;
+
+	if (stat(dir, &st) < 0)
+		err_die(EXIT_RUNTIME, "%s%s:", what, dir);
+	if (!S_ISDIR(st.st_mode))
+		err_die(EXIT_RUNTIME, "%s%s: not a directory", what, dir);
+}
+
 /* DIR must take FIFOs from us: try one, before any master is told it may come. */
 static void check_dir(const struct opts *o)
 {
 	char probe[4096];
-	struct stat st;
 
 	if (!o->dir)
 		return;
-	if (stat(o->dir, &st) < 0)
-		err_die(EXIT_RUNTIME, "%s:", o->dir);
-	if (!S_ISDIR(st.st_mode))
-		err_die(EXIT_RUNTIME, "%s: not a directory", o->dir);
+	need_dir("", o->dir);
 	/* A dot name: no buffer can be called that. */
 	snprintf(probe, sizeof probe, "%s/.pool-probe-%ld", o->dir, (long)getpid());
 	if (mkfifo(probe, 0600) < 0)
 		err_die(EXIT_RUNTIME, "%s: cannot make buffers there:", o->dir);
 	unlink(probe);
+}
+
+/* -x SDIR must be a directory we can look up services in, before any master may call one. */
+static void check_sdir(const struct opts *o)
+{
+	if (!o->sdir)
+		return;
+	need_dir("-x: ", o->sdir);
+	if (access(o->sdir, X_OK) < 0)
+		err_die(EXIT_RUNTIME, "-x: %s:", o->sdir);
 }
 
 int main(int argc, char **argv)
@@ -1258,6 +1284,7 @@ int main(int argc, char **argv)
 	io_sanitize_std();
 	parse(argc, argv, &o);
 	check_dir(&o);
+	check_sdir(&o);
 	if (o.keylen < KEY_WEAK)
 		err_warn("warning: the key is %zu bytes: whoever records one session can test "
 			 "guesses of it offline; make a strong one with head -c 32 /dev/urandom > "

@@ -89,3 +89,21 @@ stderr_quiet() {
 	[ ! -S /dev/log ] &&
 		[ "$stderr" = "$1: no syslog daemon listens on /dev/log: messages from now on are lost (use -L FILE)" ]
 }
+
+# A raw control session with the pool (protocol version 2) on fd 5, for
+# tests that speak the protocol themselves.
+ctl_open() { exec 5<>"/dev/tcp/127.0.0.1/$1"; }
+ctl_read() { IFS= read -r -t 5 -u 5 "$1"; }
+# ctl_auth KEY: the proof of protocol version 2, and the pool's proof checked.
+NM=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
+STREAM=0123456789abcdef0123456789abcdef
+ctl_auth() { # KEY
+	local greet mac ok want
+	ctl_read greet
+	[[ "$greet" =~ ^SOCKETPOOL\ 2\ [0-9a-f]{64}$ ]]
+	mac=$("$TOOLS/sha256test" hmac "$1" "socketpool 2 master ${greet##* } $NM")
+	printf 'AUTH %s %s\n' "$mac" "$NM" >&5
+	ctl_read ok
+	want=$("$TOOLS/sha256test" hmac "$1" "socketpool 2 pool ${greet##* } $NM")
+	[ "$ok" = "OK $want" ]
+}

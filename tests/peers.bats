@@ -84,17 +84,6 @@ NM=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
 	grep -q "127.0.0.1: refused: 2 connections are proving the key" pool.err
 }
 
-ctl_open() { exec 5<>"/dev/tcp/127.0.0.1/$1"; }
-ctl_read() { IFS= read -r -t 5 -u 5 "$1"; }
-ctl_auth() { # KEY
-	local greet mac
-	ctl_read greet
-	mac=$("$TOOLS/sha256test" hmac "$1" "socketpool 2 master ${greet##* } $NM")
-	printf 'AUTH %s %s\n' "$mac" "$NM" >&5
-	ctl_read ok
-	[[ "$ok" == "OK "* ]]
-}
-
 @test "grants are capped per session (-n) and in all (-N); beyond, FAIL with the reason" {
 	start_pool -l -n 2 -N 3 "$KEY" "$PORT"
 	ctl_open "$PORT"

@@ -55,21 +55,6 @@ drain() {
 }
 
 # Play a master by hand on fd 5: greeting, proof, OK.
-ctl_open() { exec 5<>"/dev/tcp/127.0.0.1/$1"; }
-ctl_read() { IFS= read -r -t 5 -u 5 "$1"; }
-# ctl_auth KEY: the proof of protocol version 2, and the pool's proof checked.
-NM=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
-STREAM=0123456789abcdef0123456789abcdef
-ctl_auth() { # KEY
-	local greet mac ok want
-	ctl_read greet
-	[[ "$greet" =~ ^SOCKETPOOL\ 2\ [0-9a-f]{64}$ ]]
-	mac=$("$TOOLS/sha256test" hmac "$1" "socketpool 2 master ${greet##* } $NM")
-	printf 'AUTH %s %s\n' "$mac" "$NM" >&5
-	ctl_read ok
-	want=$("$TOOLS/sha256test" hmac "$1" "socketpool 2 pool ${greet##* } $NM")
-	[ "$ok" = "OK $want" ]
-}
 # eof_on FD: the descriptor reaches end of file within 5 s: read returns 1
 # there (a timeout returns more than 128, a line 0).
 eof_on() {
@@ -415,6 +400,10 @@ usage_fails() { # PROG EXPECTED-MESSAGE ARGS...: exit 2, the message, the usage 
 	run --separate-stderr "$SP_BIN/pool" -d nodir "$KEY" "$PORT"
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "pool: nodir: No such file or directory" ]
+	touch notdir
+	run --separate-stderr "$SP_BIN/pool" -d notdir "$KEY" "$PORT"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "pool: notdir: not a directory" ]
 	run --separate-stderr "$SP_BIN/pool" @nokey "$KEY"
 	[ "$status" -eq 2 ]
 	run --separate-stderr "$SP_BIN/pool" @nokey "$PORT"

@@ -105,3 +105,23 @@ vg_stop() {
 	[ "$st" -eq 0 ] || { cat vgp.log plog; false; }
 	grep -q "ERROR SUMMARY: 0 errors" vgp.log
 }
+
+@test "pool -l -x under valgrind: 20 service calls, one ended by its run cap, one refused; no leak, no error" {
+	port=$(free_port)
+	mkdir s
+	printf '#!/bin/sh\ntr a-z A-Z\n' >s/up
+	chmod +x s/up
+	vg_start vgp.log "$(vg_prog pool)" -l -x "$PWD/s" -R 2 -L plog k12 "$port"
+	wait_listening "$port" 30
+	for i in $(seq 1 20); do
+		[ "$(echo "call $i" | "$SP_BIN/master" -c -t 20 k12 127.0.0.1 "$port" up)" = "CALL $i" ]
+	done
+	run "$SP_BIN/master" -c -t 20 k12 127.0.0.1 "$port" nosuch </dev/null
+	[ "$status" -eq 1 ]
+	printf '#!/bin/sh\nexec sleep 60\n' >s/slow
+	chmod +x s/slow
+	run "$SP_BIN/master" -c -t 20 k12 127.0.0.1 "$port" slow </dev/null
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"remote exited 143 (its run time is up)"* ]]
+	vg_stop vgp.log
+}
