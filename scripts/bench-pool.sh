@@ -130,7 +130,9 @@ deliver() {
 	for f in "$tmp/buf"/*; do
 		[ -p "$f" ] || continue
 		nfifo=$((nfifo + 1))
-		cksum <"$f" >"$tmp/got/${f##*/}" &
+		# A lasting buffer (pool -l) has no end of file while its pool runs:
+		# each reader takes the size a daemon writes, then checks it.
+		head -c "${ref#* }" <"$f" | cksum >"$tmp/got/${f##*/}" &
 		readers="$readers $!"
 	done
 	pids="$pids $readers"
