@@ -57,17 +57,6 @@ struct opts {
 	unsigned char psk[NOISE_PSK];
 };
 
-/* -k: the PSK from KEY or @FILE; the key itself is wiped at once. */
-static void load_psk(const char *arg, unsigned char psk[NOISE_PSK])
-{
-	char *key;
-	size_t len;
-
-	opt_key_or_die(arg, &key, &len, synopsis);
-	noise_psk_from_key(key, len, psk);
-	mem_wipe(key, len);
-	free(key);
-}
 
 static void parse(int argc, char **argv, struct opts *o)
 {
@@ -82,7 +71,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'c': o->maxconn = opt_long_or_die(optarg, 1, 4096, "-c", synopsis); break;
 		case 'F': o->foreground = 1; break;
 		case 'k':
-			load_psk(optarg, o->psk);
+			opt_psk_or_die(optarg, o->psk, synopsis);
 			o->chan = 1;
 			break;
 		case 'L': o->logfile = optarg; break;
@@ -178,6 +167,7 @@ static _Noreturn void finish(struct opts *o, struct binding *b, int code)
 {
 	long long saved = binding_close(b, 1); /* it tells what it saved, and where (on_event) */
 
+	mem_wipe(o->psk, sizeof o->psk);
 	free(o->path);
 	exit(saved < 0 && code == 0 ? EXIT_RUNTIME : code);
 }

@@ -22,7 +22,6 @@
 #include "lib/fifo.h"
 #include "lib/io.h"
 #include "lib/linger.h"
-#include "lib/mem.h"
 #include "lib/net.h"
 #include "lib/noise.h"
 #include "lib/opt.h"
@@ -50,15 +49,6 @@
 #define SNDBUF (512u << 10)
 #define MEM_DEFAULT (1L << 20)
 #define PIPE_SIZE (1u << 20) /* fewer wake-ups for bulk writers; best effort */
-/*
- * -k: what we ask the receiver for in the handshake, and what bind-input
- * answers: it acknowledges what it took, as 8-byte big-endian counts of
- * plaintext in its own stream. The receiver's TCP acknowledges records
- * before it has opened them, so only its own word proves a byte was
- * delivered; a peer that does not answer so (socket -k, another
- * implementation) is judged by its TCP, record by record.
- */
-#define ACK_ASK "acks v1"
 
 static const char usage_text[] =
 	"usage: bind-output [-rF] [-k key|@file] [-m bytes] [-L file] id host port\n"
@@ -110,17 +100,6 @@ struct sender {
 	size_t ack_have;
 };
 
-/* -k: the PSK from KEY or @FILE; the key itself is wiped at once. */
-static void load_psk(const char *arg, unsigned char psk[NOISE_PSK])
-{
-	char *key;
-	size_t len;
-
-	opt_key_or_die(arg, &key, &len, synopsis);
-	noise_psk_from_key(key, len, psk);
-	mem_wipe(key, len);
-	free(key);
-}
 
 static void parse(int argc, char **argv, struct opts *o)
 {
@@ -131,7 +110,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		switch (c) {
 		case 'F': o->foreground = 1; break;
 		case 'k':
-			load_psk(optarg, o->psk);
+			opt_psk_or_die(optarg, o->psk, synopsis);
 			o->chan = 1;
 			break;
 		case 'L': o->logfile = optarg; break;
@@ -345,14 +324,11 @@ static void lost(struct sender *s, int err)
  */
 static int chan_open(struct sender *s)
 {
-	const unsigned char *pl;
-	size_t n;
-
-	s->ch = channel_new(s->sock, 1, s->o->psk, ACK_ASK, strlen(ACK_ASK), io_now_ms());
+	s->ch = channel_new(s->sock, 1, s->o->psk, CHANNEL_ACKS, strlen(CHANNEL_ACKS), io_now_ms());
 	if (!s->ch || channel_handshake_wait(s->ch) < 0)
 		return -1;
-	pl = channel_peer_payload(s->ch, &n);
-	s->app_acks = n == strlen(ACK_ASK) && memcmp(pl, ACK_ASK, n) == 0;
+	/* A receiver that does not acknowledge is judged by its TCP, record by record. */
+	s->app_acks = channel_peer_said(s->ch, CHANNEL_ACKS);
 	if (!s->app_acks)
 		channel_track_acks(s->ch);
 	return 0;

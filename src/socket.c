@@ -22,7 +22,6 @@
 #include "lib/net.h"
 #include "lib/opt.h"
 #include "lib/listener.h"
-#include "lib/mem.h"
 #include "lib/noise.h"
 #include "lib/proc.h"
 #include "lib/pump.h"
@@ -92,17 +91,6 @@ struct opts {
 	unsigned char psk[NOISE_PSK];
 };
 
-/* -k: the PSK from KEY or @FILE; the key itself is wiped at once. */
-static void load_psk(const char *arg, unsigned char psk[NOISE_PSK])
-{
-	char *key;
-	size_t len;
-
-	opt_key_or_die(arg, &key, &len, synopsis);
-	noise_psk_from_key(key, len, psk);
-	mem_wipe(key, len);
-	free(key);
-}
 
 static int has_env_activation(void)
 {
@@ -161,7 +149,7 @@ static void parse(int argc, char **argv, struct opts *o)
 			o->idle_set = 1;
 			break;
 		case 'k':
-			load_psk(optarg, o->psk);
+			opt_psk_or_die(optarg, o->psk, synopsis);
 			o->chan = 1;
 			break;
 		case 'L': o->logfile = optarg; break;

@@ -34,12 +34,8 @@
 #define PEER_LEN (NET_IPLEN + NET_PORTLEN + 2)
 #define BULK_MIN 65536 /* a lone sender with this much waiting is spliced */
 #define FIRST_READ 512 /* bytes read at a time while a first line is awaited */
-/*
- * -k: what a sender asks for in its handshake payload, and our answer: an
- * acknowledgement of every byte taken in, as an 8-byte big-endian count
- * in our own stream (bind-output keeps what was not acknowledged).
- */
-#define ACK_ASK "acks v1"
+/* -k: bytes taken between two acknowledgements (CHANNEL_ACKS) while more are on their way */
+#define ACK_EVERY (256u << 10)
 
 enum conn_state { CONN_HS, CONN_FIRST, CONN_DATA };
 
@@ -53,6 +49,7 @@ struct conn {
 	struct channel *ch;	  /* -k: the encrypted channel, or NULL */
 	int acks;		  /* -k: the sender asked for acknowledgements */
 	unsigned long long acked; /* ... and the count we last sent */
+	int closing;		  /* teardown: acknowledged and ended: what comes is dropped */
 	struct lines lines;	  /* an unfinished line (line mode), or the first line */
 	char ip[NET_IPLEN];
 	char peer[PEER_LEN];
@@ -169,12 +166,22 @@ static ssize_t conn_recv(struct conn *c, char *buf, size_t n)
 	return c->ch ? channel_read(c->ch, buf, n) : io_read(c->fd, buf, n);
 }
 
-/* Tell a sender that asked how much of its stream we took, when that grew. */
-static void chan_ack(struct conn *c)
+static int sock_pending(int fd);
+
+/*
+ * Tell a sender that asked how much of its stream we took, when that grew:
+ * at once when it has nothing more on its way (it may be waiting for
+ * this), else every ACK_EVERY bytes, so that a bulk stream is not slowed
+ * by a wake-up per record on both sides.
+ */
+static void chan_ack(struct conn *c, int now)
 {
 	unsigned char v[8];
 
 	if (!c->ch || !c->acks || c->acked == c->bytes)
+		return;
+	if (!now && c->bytes - c->acked < ACK_EVERY &&
+	    (channel_readable(c->ch) || sock_pending(c->fd) > 0))
 		return;
 	for (int k = 0; k < 8; k++)
 		v[k] = (unsigned char)(c->bytes >> (56 - 8 * k));
@@ -184,17 +191,39 @@ static void chan_ack(struct conn *c)
 }
 
 /*
+ * Read and drop what the socket holds now; 1 once the peer has closed.
+ * Closing with unread bytes would reset the connection, and a reset
+ * drops what we sent last and the kernel still holds: the count.
+ */
+static int chan_drain(const struct conn *c)
+{
+	char buf[16384];
+
+	for (int rounds = 0; rounds < 64; rounds++) {
+		ssize_t r = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
+
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+			return 1;
+		if (r < 0)
+			return 0;
+	}
+	return 0;
+}
+
+/*
  * The sender's stream ended: the last count, best effort, for a sender
  * that waits to hear it, and after its END our own. A failed stream gets
  * no END: ours says we took the sender's to its end.
  */
 static void chan_close(struct conn *c, int err)
 {
-	chan_ack(c);
+	chan_ack(c, 1);
 	if (!err)
 		channel_shutdown(c->ch);
 	else
 		channel_flush(c->ch);
+	if (err)
+		chan_drain(c); /* what it sent after the failure is refused anyway */
 }
 
 static int conn_admit(struct binding *b, size_t i, const char *rest, size_t n);
@@ -204,18 +233,15 @@ static void reject(struct binding *b, size_t i, const char *why);
 static void chan_step(struct binding *b, size_t i, long long now)
 {
 	struct conn *c = &b->conns[i];
-	const unsigned char *pl;
-	size_t n;
 	int r = channel_handshake(c->ch, now);
 
 	if (r == 0)
 		return;
 	if (r < 0) {
-		reject(b, i, channel_strerror(errno, 1));
+		reject(b, i, channel_strerror(errno, 2));
 		return;
 	}
-	pl = channel_peer_payload(c->ch, &n);
-	c->acks = n == strlen(ACK_ASK) && memcmp(pl, ACK_ASK, n) == 0;
+	c->acks = channel_peer_said(c->ch, CHANNEL_ACKS);
 	if (b->guard.on_line) {
 		c->state = CONN_FIRST;
 		c->first_by = now + b->guard.wait_ms;
@@ -319,9 +345,9 @@ static int conn_admit(struct binding *b, size_t i, const char *rest, size_t n)
 	if (b->flags & BINDING_ONCE) {
 		b->passed = 1;
 		stop_listening(b);
-		/* The binding is taken: whoever else waits with a first line goes. */
+		/* The binding is taken: whoever else waits with a first line (or a handshake) goes. */
 		for (size_t k = b->nconns; k-- > 0;)
-			if (b->conns[k].fd != fd && b->conns[k].state == CONN_FIRST)
+			if (b->conns[k].fd != fd && b->conns[k].state != CONN_DATA)
 				reject(b, k, "binding already taken");
 	}
 	if (!n)
@@ -414,7 +440,7 @@ static int data_read(struct binding *b, size_t i)
 	c->bytes += (size_t)r;
 	if (take(b, c, buf, (size_t)r) < 0)
 		return -1;
-	chan_ack(c);
+	chan_ack(c, 0);
 	return 0;
 }
 
@@ -549,8 +575,8 @@ static void accept_new(struct binding *b, long long now)
 		if (b->chan) {
 			/* We answer that we can acknowledge; the sender's payload says whether it wants it. */
 			c->state = CONN_HS;
-			c->ch = channel_new_for(fd, 0, b->psk, b->prologue, ACK_ASK, strlen(ACK_ASK),
-					       now);
+			c->ch = channel_new_for(fd, 0, b->psk, b->prologue, CHANNEL_ACKS,
+					       strlen(CHANNEL_ACKS), now);
 			if (!c->ch)
 				reject(b, b->nconns - 1, "no memory for its channel");
 			continue;
@@ -864,6 +890,10 @@ static int conn_snatch(struct binding *b, struct conn *c)
 {
 	char buf[16384];
 
+	if (c->closing) {
+		channel_shutdown(c->ch); /* what of the END the socket did not take yet */
+		return chan_drain(c);
+	}
 	for (int rounds = 0; rounds < 64; rounds++) {
 		ssize_t r = c->ch ? channel_read(c->ch, buf, sizeof buf)
 				  : recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
@@ -898,6 +928,17 @@ static void senders_quiesce(struct binding *b, long long deadline)
 	for (size_t i = 0; i < b->nconns; i++) {
 		if (b->conns[i].state != CONN_DATA) {
 			done[i] = 1;
+			continue;
+		}
+		if (b->conns[i].ch && b->conns[i].acks) {
+			/*
+			 * It keeps what we never acknowledged: tell it how far we
+			 * took, and end; what it sends after that is its own, and
+			 * dropped until it closes (see chan_drain).
+			 */
+			chan_close(&b->conns[i], 0);
+			b->conns[i].closing = 1;
+			left++;
 			continue;
 		}
 		if (b->conns[i].ch)

@@ -257,6 +257,14 @@ const unsigned char *channel_peer_payload(const struct channel *c, size_t *n)
 	return c->payload;
 }
 
+int channel_peer_said(const struct channel *c, const char *s)
+{
+	size_t n;
+	const unsigned char *p = channel_peer_payload(c, &n);
+
+	return n == strlen(s) && memcmp(p, s, n) == 0;
+}
+
 short channel_events(const struct channel *c)
 {
 	short ev = c->state == CH_HS ? POLLIN : 0;
@@ -353,8 +361,12 @@ static int mark(struct channel *c)
 {
 	if (!c->track)
 		return 0;
-	if (c->mark_head && c->mark_head == c->nmarks)
-		c->mark_head = c->nmarks = 0;
+	/* Acknowledged marks go once they are half the array: a steady stream never catches up. */
+	if (c->mark_head && c->mark_head * 2 >= c->nmarks) {
+		memmove(c->marks, c->marks + c->mark_head, (c->nmarks - c->mark_head) * sizeof *c->marks);
+		c->nmarks -= c->mark_head;
+		c->mark_head = 0;
+	}
 	if (mem_reserve(&c->marks, &c->mark_cap, c->nmarks + 1, sizeof *c->marks, 64) < 0)
 		return -1;
 	c->marks[c->nmarks++] = (struct mark){c->wire_sealed, c->plain_sent};
@@ -467,6 +479,8 @@ const char *channel_strerror(int err, int handshake)
 		return handshake ? "handshake failed: the connection broke"
 				 : "stream truncated: the connection closed before its authenticated end";
 	case ECONNRESET:
+		if (handshake == 2)
+			return "closed before its handshake";
 		return handshake ? "handshake failed: the peer closed the connection (a wrong key?)"
 				 : strerror(err);
 	case ECONNABORTED:

@@ -31,6 +31,14 @@
 #define CHANNEL_PROLOGUE "socketpool channel v1"
 #define CHANNEL_HS_MS 10000   /* the handshake's deadline: a silent peer holds nothing longer */
 #define CHANNEL_PAYLOAD_MAX 64 /* a handshake payload's longest */
+/*
+ * The handshake payload of a sender that wants its bytes acknowledged
+ * (bind-output), and of a receiver that does so (bind-input): then the
+ * receiver's stream is 8-byte big-endian counts of the sender's bytes it
+ * has taken. The receiver's TCP acknowledges records before it has opened
+ * them: only its own word proves a byte was delivered.
+ */
+#define CHANNEL_ACKS "acks v1"
 
 struct channel;
 
@@ -67,6 +75,9 @@ int channel_handshake_wait(struct channel *c);
 
 /* The peer's handshake payload: a pointer to it, its length in *n (0 before it came). */
 const unsigned char *channel_peer_payload(const struct channel *c, size_t *n);
+
+/* 1 when the peer's handshake payload is the string s, else 0. */
+int channel_peer_said(const struct channel *c, const char *s);
 
 /* The poll events the channel itself needs: POLLIN during the handshake, POLLOUT with bytes to send. */
 short channel_events(const struct channel *c);
@@ -125,7 +136,12 @@ long long channel_tcp_acked(struct channel *c);
 /* Plaintext bytes taken by channel_write so far. */
 unsigned long long channel_sent(const struct channel *c);
 
-/* The channel's error in words: errno values channel_* return, as a user reads them. */
+/*
+ * The channel's error in words: errno values channel_* return, as a user
+ * reads them; handshake: 1 for the initiator's handshake, 2 for the
+ * responder's (a peer that closed first is then no sign of a wrong key),
+ * 0 after it.
+ */
 const char *channel_strerror(int err, int handshake);
 
 /* Wipe and free (c may be NULL); the descriptor stays open. */

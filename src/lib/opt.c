@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "mem.h"
+#include "noise.h"
 #include "proto.h"
 
 int opt_next(int argc, char **argv, const char *optstring, const char *usage)
@@ -199,4 +201,15 @@ void opt_key_or_die(const char *arg, char **key, size_t *len, const char *synops
 	if (errno == EFBIG)
 		err_die(EXIT_RUNTIME, "key file %s: longer than %d bytes", arg + 1, PROTO_KEY_MAX);
 	err_die(EXIT_RUNTIME, "key file %s:", arg + 1);
+}
+
+void opt_psk_or_die(const char *arg, unsigned char psk[32], const char *synopsis)
+{
+	char *key;
+	size_t len;
+
+	opt_key_or_die(arg, &key, &len, synopsis);
+	noise_psk_from_key(key, len, psk);
+	mem_wipe(key, len);
+	free(key);
 }

@@ -67,4 +67,11 @@ long opt_ms_or_die(const char *s, long min_ms, long max_ms, const char *what,
  */
 void opt_key_or_die(const char *arg, char **key, size_t *len, const char *synopsis);
 
+/*
+ * -k of bind-input, bind-output and socket: the channel's 32-byte PSK
+ * (noise_psk_from_key) from a KEY operand as opt_key_or_die reads it; the
+ * key itself is wiped at once. Fails as opt_key_or_die.
+ */
+void opt_psk_or_die(const char *arg, unsigned char psk[32], const char *synopsis);
+
 #endif

@@ -15,6 +15,7 @@
 #include "err.h"
 #include "io.h"
 #include "linger.h"
+#include "net.h"
 #include "proc.h"
 #include "sig.h"
 
@@ -351,7 +352,15 @@ static struct channel *relay_channel(const struct relay *r, struct pump *p, int 
 	if (!r->psk || p->ch)
 		return p->ch;
 	if (!(p->ch = pump_channel(r, conn))) {
-		err_warn("%s", channel_strerror(errno, 1));
+		char ip[NET_IPLEN], port[NET_PORTLEN];
+		int err = errno;
+		int side = r->initiator ? 1 : 2;
+
+		/* A server's log names who failed; a client's stderr knows whom it called. */
+		if (!r->initiator && net_name(conn, 1, ip, port) >= 0 && *port)
+			err_warn("%s %s: %s", ip, port, channel_strerror(err, side));
+		else
+			err_warn("%s", channel_strerror(err, side));
 		_exit(EXIT_RUNTIME);
 	}
 	return p->ch;
