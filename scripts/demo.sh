@@ -2,7 +2,8 @@
 # `make demo`: a pool and a master on loopback. The master pushes the sample
 # daemons of examples/daemons/ to the pool; their lines arrive in the pool's
 # buffers (FIFOs named after them), which we read for a few seconds with cat.
-# Then everything is torn down.
+# Then everything is torn down, on any exit: the end, an error, a signal, or
+# a reader that went away (`make demo | head -3`: SIGPIPE at our next line).
 set -eu
 cd "$(dirname "$0")/.."
 B=$PWD/bin
@@ -19,7 +20,13 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+# dash runs the EXIT trap on exit, not on death by a signal: make each an exit.
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 141' PIPE
+trap 'exit 143' TERM
+# A line for the reader; a reader gone is an end, not an error to print.
+say() { printf '%s\n' "$*" 2>/dev/null || exit 141; }
 
 # A free port for the pool: try a few at random (pool fails at once if taken).
 for try in 1 2 3 4 5 6 7 8; do
@@ -28,23 +35,23 @@ for try in 1 2 3 4 5 6 7 8; do
 	pool=""
 done
 [ -n "$pool" ] || { echo "demo: no free port for the pool" >&2; exit 1; }
-echo "== pool -b -d BUFDIR k12 $port              -> PID $pool"
+say "== pool -b -d BUFDIR k12 $port              -> PID $pool"
 master=$("$B/master" -b -L "$tmp/master.log" k12 127.0.0.1 "$port" "$D")
-echo "== master -b k12 127.0.0.1 $port $D  -> PID $master"
-echo "   the key never crosses the wire: HMAC-SHA-256 over the pool's nonce"
+say "== master -b k12 127.0.0.1 $port $D  -> PID $master"
+say "   the key never crosses the wire: HMAC-SHA-256 over the pool's nonce"
 i=0
 until [ -p "$tmp/dem1" ] && [ -p "$tmp/dem2" ]; do
 	i=$((i + 1)); [ $i -lt 100 ] || { echo "demo: buffers did not appear" >&2; exit 1; }
 	sleep 0.05
 done
-echo "== buffers on the pool side: $(cd "$tmp" && ls -p | grep -v / | grep -v log | tr '\n' ' ')"
-echo "== reading them for 4 seconds (while read -r line; do ...; done < dem1)"
+say "== buffers on the pool side: $(cd "$tmp" && ls -p | grep -v / | grep -v log | tr '\n' ' ')"
+say "== reading them for 4 seconds (while read -r line; do ...; done < dem1)"
 for b in dem1 dem2; do
 	(while read -r line; do echo "   [$b buffer] $line"; done <"$tmp/$b") &
 	readers="$readers $!"
 done
 sleep 4
-echo "== SIGTERM to the master: it ends its daemons; the bindings drain and end"
+say "== SIGTERM to the master: it ends its daemons; the bindings drain and end"
 kill "$master"
 for r in $readers; do wait "$r" 2>/dev/null || true; done
 readers=""
@@ -53,5 +60,5 @@ while kill -0 "$pool" 2>/dev/null; do
 	i=$((i + 1)); [ $i -lt 100 ] || { echo "demo: pool still running" >&2; exit 1; }
 	sleep 0.05
 done
-echo "== the pool exited on its own; left behind in the buffer directory: $(ls "$tmp" | grep -v log || echo nothing)"
+say "== the pool exited on its own; left behind in the buffer directory: $(ls "$tmp" | grep -v log || echo nothing)"
 pool="" master=""

@@ -57,7 +57,7 @@ static const char usage_text[] =
 	"  -c         call one SERVICE of the pool, with our stdin as its input and its\n"
 	"             output on our stdout\n"
 	"  -g SECONDS at teardown, SIGKILL daemons still alive after SECONDS (default 5)\n"
-	"  -L FILE    diagnostics to FILE instead of syslog once backgrounded\n"
+	"  -L FILE    diagnostics to FILE once ready, not to stderr or syslog\n"
 	"  -N PREFIX  ask for PREFIX.NAME instead of NAME (many hosts, one pool)\n"
 	"  -o         when another master runs DDIR, wait for it instead of refusing\n"
 	"  -r         resume: when the pool goes away, keep the daemons running, reconnect\n"
@@ -126,6 +126,7 @@ struct master {
 	size_t ask[WINDOW], asked, answered; /* jobs whose PORT is in flight, in order */
 	pid_t *ends; /* room for every daemon's pid, made with the list: teardown allocates nothing */
 	int ctl, sigfd, ddirfd, cwdfd;
+	int errfd; /* -L: the daemons' stderr, open from the start; else -1 */
 	enum cstate state;
 	struct connector conn;
 	int ready;   /* readiness reported (-b): every daemon had its first answer */
@@ -578,7 +579,7 @@ static void start_call(struct master *m, struct job *j, int fd, struct channel *
 		m->ch = NULL;
 		linger_free(&m->linger);
 		/* The client portion's diagnostics go where ours do (-L). */
-		if (err_file_fd() >= 0 && dup2(err_file_fd(), STDERR_FILENO) < 0)
+		if (m->errfd >= 0 && dup2(m->errfd, STDERR_FILENO) < 0)
 			_exit(EXIT_RUNTIME);
 		snprintf(env_host, sizeof env_host, "POOL_HOST=%s", m->o->host);
 		snprintf(env_port, sizeof env_port, "POOL_PORT=%s", m->o->port);
@@ -628,7 +629,7 @@ static void start(struct master *m, struct job *j, int fd, struct channel *ch)
 		goto fail;
 	}
 	/* Not waiting for the exec here lets many daemons start at once. */
-	pid = proc_spawn_start(cmd, -1, out, err_file_fd() >= 0 ? err_file_fd() : STDERR_FILENO,
+	pid = proc_spawn_start(cmd, -1, out, m->errfd >= 0 ? m->errfd : STDERR_FILENO,
 			       &env, PROC_NEWPGRP | PROC_PDEATHSIG, &j->execfd);
 	if (fchdir(m->cwdfd) < 0)
 		err_warn("cd back:");
@@ -1474,6 +1475,10 @@ int main(int argc, char **argv)
 		lock_ddir(&o, m.ddirfd);
 		list_daemons(&m);
 	}
+	/* The daemons write to -L from their start: not to a caller (cron's mail) we leave. */
+	m.errfd = -1;
+	if (o.logfile && (m.errfd = err_open_file(o.logfile)) < 0)
+		err_die(EXIT_RUNTIME, "%s: %s", o.logfile, err_file_why(errno));
 	if (connector_init(&m.conn, o.host, o.port, NULL, &gai) < 0)
 		err_die(EXIT_RUNTIME, "connect to %s %s: %s", o.host, o.port, net_strerror(gai));
 	if (daemon_start(&m.dm, o.background, 0) < 0)

@@ -65,7 +65,7 @@ static const char usage_text[] =
 	"  -d DIR     create the buffers in DIR (default: the current directory)\n"
 	"  -l         keep serving masters until signalled; a name's buffer lasts, and every\n"
 	"             master's stream for it follows the one before\n"
-	"  -L FILE    diagnostics to FILE instead of syslog once backgrounded\n"
+	"  -L FILE    diagnostics to FILE once ready, not to stderr or syslog\n"
 	"  -n MAX     at most MAX grants for one master's session (default 1000)\n"
 	"  -N MAX     at most MAX grants at once in all (default 4000)\n"
 	"  -r LO-HI   take buffer ports from LO-HI (default: the kernel chooses)\n"

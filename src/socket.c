@@ -57,7 +57,7 @@ static const char usage_text[] =
 	"  -k KEY  the connection is an encrypted channel under KEY, or the key in @FILE\n"
 	"          (make one: head -c 32 /dev/urandom > FILE); see SECURITY\n"
 	"  -l      loop: keep accepting connections (needs -s)\n"
-	"  -L FILE diagnostics to FILE instead of syslog once backgrounded\n"
+	"  -L FILE diagnostics to FILE once ready, not to stderr or syslog\n"
 	"  -p CMD  run CMD with the connection as its stdin, stdout and stderr\n"
 	"  -P      with -W, each ready worker has CMD already started (prestart)\n"
 	"  -q      close the connection at once when stdin ends\n"

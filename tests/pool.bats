@@ -673,6 +673,23 @@ mk_forever() { # NAME...: daemons that record their PID and print a line a secon
 	no_fifo_left
 }
 
+@test "master -L: the daemons' stderr is the file from their start, not the caller's; a bad -L fails first" {
+	daemon d e1 'echo to-stderr-at-start >&2; echo out'
+	start_pool "$KEY" "$PORT"
+	# The caller's stderr is a pipe: with -b, nothing may keep it open after the PID.
+	run --separate-stderr "$SP_BIN/master" -b -L master.log "$KEY" 127.0.0.1 "$PORT" d
+	[ "$status" -eq 0 ]
+	track "$output"
+	[[ "$stderr" != *to-stderr-at-start* ]]
+	wait_for 5 test -p e1
+	[ "$(cat e1)" = out ]
+	wait_for 5 grep -q to-stderr-at-start master.log
+	mkfifo fifo.log
+	run --separate-stderr timeout 10 "$SP_BIN/master" -L fifo.log "$KEY" 127.0.0.1 "$PORT" d
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "master: fifo.log: not a regular file or a terminal" ]
+}
+
 @test "IPv6: a master on ::1 is granted and guarded on ::1" {
 	[ -n "$(ip -6 addr show dev lo 2>/dev/null | grep -F '::1')" ] || skip "no IPv6 loopback here"
 	daemon d six 'echo over-v6'

@@ -60,7 +60,7 @@ void err_to_syslog(void)
 	sink = TO_SYSLOG;
 }
 
-int err_to_file(const char *path)
+int err_open_file(const char *path)
 {
 	/* Never through a link, never blocked by a FIFO planted there; created 0600. */
 	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
@@ -74,6 +74,15 @@ int err_to_file(const char *path)
 		return -1;
 	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK); /* a terminal's writes may wait */
+	return fd;
+}
+
+int err_to_file(const char *path)
+{
+	int fd = err_open_file(path);
+
+	if (fd < 0)
+		return -1;
 	if (file_fd >= 0)
 		close(file_fd);
 	file_fd = fd;

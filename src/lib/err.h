@@ -36,6 +36,11 @@ const char *err_progname(void);
 void err_to_syslog(void);
 int err_to_file(const char *path);
 /*
+ * The same file opened the same way, for another writer (the stderr of
+ * programs we start): its descriptor (close-on-exec), or -1 with errno.
+ */
+int err_open_file(const char *path);
+/*
  * Why err_to_file failed with err, as the tools say it after the name: a
  * log file is opened with O_NOFOLLOW and O_NONBLOCK (a planted link or
  * FIFO never takes our messages nor holds us), created 0600, and must be
