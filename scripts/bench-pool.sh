@@ -389,6 +389,8 @@ trim "$(printf '  %-19s %11s ms  %-17s (pool/master -U, plain text: goal <= 1000
 	"$(ratio "${M_pool_conn:--}" "${M_plain_conn:--}")")"
 trim "$(printf '  %-19s %14s  %-17s (encrypted / plain: %s)' "-U: lines/s" "${M_plain_lps:--}" \
 	"${R_plain_lps:--}" "$(ratio "${M_pool_lps:--}" "${M_plain_lps:--}")")"
+trim "$(printf '  %-19s %10s KiB  %-17s (encrypted / plain: %s)' "-U: peak RSS" "${M_plain_rss:--}" \
+	"${R_plain_rss:--}" "$(ratio "${M_pool_rss:--}" "${M_plain_rss:--}")")"
 if [ "${inv_pool:-0}" -eq 0 ]; then lgoal="goal met"; else lgoal="GOAL MISSED"; fi
 printf '  %-19s pool/master: %s; bind-input: %s\n' "lines delivered" \
 	"$(delivered pool)" "$(delivered peer)"

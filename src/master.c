@@ -102,6 +102,8 @@ struct job {
 	int sock;  /* the data connection, or -1 */
 	struct channel *ch; /* version 3: sock's channel, or NULL */
 	size_t tok;	    /* version 3: plaintext bytes before the stream on ch (the token line) */
+	int hs;		    /* version 3: ch's handshake goes on; the token line waits in token */
+	char token[PROTO_TOKEN_HEX + 2];
 	int full;  /* sock took less than offered: wait for POLLOUT */
 	int shut;  /* the stream is complete and our FIN is sent */
 	int ended; /* the stream is delivered: nothing more to do for it */
@@ -491,16 +493,19 @@ static void ready(struct master *m)
  * Version 3: the data connection's channel, as its initiator. Returns it,
  * or NULL (said why).
  */
-static struct channel *data_channel(struct master *m, const struct job *j, int fd)
+static struct channel *data_channel(struct master *m, const struct job *j, int fd, int wait)
 {
-	struct channel *ch = channel_new_for(fd, 1, m->psk, WIRE_DATA, NULL, 0, io_now_ms());
+	long long now = io_now_ms();
+	struct channel *ch = channel_new_for(fd, 1, m->psk, WIRE_DATA, NULL, 0, now);
 
 	if (!ch) {
 		err_warn("%s: no channel:", j->name);
 		return NULL;
 	}
 	channel_track_acks(ch); /* what the pool's TCP took is what -r may forget */
-	if (channel_handshake_wait(ch) < 0) {
+	if (!wait)
+		channel_handshake(ch, now); /* our message goes; the answer comes to the loop */
+	else if (channel_handshake_wait(ch) < 0) {
 		err_warn("%s: data connection: %s", j->name, channel_strerror(errno, 1));
 		channel_free(ch);
 		return NULL;
@@ -510,9 +515,12 @@ static struct channel *data_channel(struct master *m, const struct job *j, int f
 
 /*
  * Connect to a granted port and hand over the token: in version 3 inside
- * the channel (*ch, else NULL). Returns the socket, or -1 (said why).
+ * the channel (*ch, else NULL). A relayed stream (j->hs) does not wait for
+ * the handshake: the loop finishes it with the others', then sends the
+ * token line (hs_done), so that many daemons' handshakes are in flight at
+ * once. Returns the socket, or -1 (said why).
  */
-static int data_connect(struct master *m, const struct job *j, const struct proto_msg *msg,
+static int data_connect(struct master *m, struct job *j, const struct proto_msg *msg,
 			struct channel **ch)
 {
 	char portbuf[NET_PORTLEN], line[PROTO_TOKEN_HEX + 2];
@@ -527,9 +535,15 @@ static int data_connect(struct master *m, const struct job *j, const struct prot
 			 net_strerror(gai));
 		return -1;
 	}
-	if (!m->o->plain && !(*ch = data_channel(m, j, fd))) {
+	j->hs = !m->o->plain && relayed(m);
+	if (!m->o->plain && !(*ch = data_channel(m, j, fd, !j->hs))) {
+		j->hs = 0;
 		close(fd);
 		return -1;
+	}
+	if (j->hs) {
+		snprintf(j->token, sizeof j->token, "%s\n", msg->arg[2]);
+		return fd;
 	}
 	snprintf(line, sizeof line, "%s\n", msg->arg[2]);
 	if (wire_write_all(fd, *ch, line, strlen(line)) < 0) {
@@ -660,6 +674,8 @@ fail:
 	if (pipefd[1] >= 0)
 		close(pipefd[1]);
 	channel_free(ch);
+	j->hs = 0;
+	mem_wipe(j->token, sizeof j->token);
 	close(fd);
 	m->failed = 1;
 	j->state = J_DONE;
@@ -691,7 +707,7 @@ static void relay_acked(struct job *j)
 	unsigned long long pos, to;
 	long long acked;
 
-	if (j->sock < 0)
+	if (j->sock < 0 || j->hs)
 		return;
 	if (j->ch) {
 		/* The token line came first on this connection: it is no part of the stream. */
@@ -726,7 +742,12 @@ static void relay_lost(struct master *m, struct job *j, int err)
 
 	relay_acked(j);
 	err = err ? err : EPIPE;
-	why = err == EPIPE ? "the pool closed it" : j->ch ? channel_strerror(err, 0) : strerror(err);
+	why = j->hs	     ? channel_strerror(err, 1)
+	      : err == EPIPE ? "the pool closed it"
+	      : j->ch	     ? channel_strerror(err, 0)
+			     : strerror(err);
+	j->hs = 0;
+	mem_wipe(j->token, sizeof j->token);
 	channel_free(j->ch);
 	j->ch = NULL;
 	close(j->sock);
@@ -770,6 +791,26 @@ static int relay_peer(struct job *j)
 	return 0;
 }
 
+/*
+ * Version 3: the data connection's handshake went on. Returns 1 once it is
+ * done and the token line is sealed (the stream may follow), 0 while it
+ * waits, or -1 with errno.
+ */
+static int hs_done(struct job *j)
+{
+	size_t n = strlen(j->token);
+	int r = channel_handshake(j->ch, io_now_ms());
+
+	if (r <= 0)
+		return r;
+	/* A fresh channel takes a line whole; it goes out with the stream's first bytes. */
+	if (channel_write(j->ch, j->token, n) != (ssize_t)n)
+		return -1;
+	mem_wipe(j->token, sizeof j->token);
+	j->hs = 0;
+	return 1;
+}
+
 /* Our end of the stream: the END record (version 3), then the FIN. 1 once out, 0 not yet, -1 errno. */
 static int relay_end(struct job *j)
 {
@@ -804,6 +845,15 @@ static void relay(struct master *m, struct job *j, short out_rev, short sock_rev
 	}
 	if (j->sock < 0)
 		return;
+	if (j->hs) {
+		int r = hs_done(j);
+
+		if (r < 0)
+			relay_lost(m, j, errno);
+		if (r <= 0)
+			return;
+		sock_rev = 0; /* what woke us was the handshake's */
+	}
 	if (sock_rev & POLLIN) {
 		int err = relay_peer(j);
 
@@ -1382,13 +1432,18 @@ static void loop(struct master *m)
 			if (j->out >= 0 && queue_pending(&j->q) < JOB_QUEUE)
 				pfd[n++] = (struct pollfd){.fd = j->out, .events = POLLIN};
 			/* POLLIN: the pool's FIN on a data connection says it takes no more. */
-			if (j->sock >= 0)
+			if (j->sock >= 0 && j->hs)
+				pfd[n++] = (struct pollfd){.fd = j->sock,
+							   .events = POLLIN | channel_events(j->ch)};
+			else if (j->sock >= 0)
 				pfd[n++] = (struct pollfd){
 					.fd = j->sock,
 					.events = POLLIN | (queue_pending(&j->q) || j->full ||
 								    (j->ch && channel_unsent(j->ch))
 							    ? POLLOUT
 							    : 0)};
+			if (j->sock >= 0 && j->hs)
+				timeout = min_timeout(timeout, now + channel_timeout(j->ch, now), now);
 			if (j->sock >= 0 && j->q.sent)
 				timeout = min_timeout(timeout, now + 50, now); /* acknowledgements free memory */
 			if (j->retry_at > 0)
