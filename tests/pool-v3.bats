@@ -144,3 +144,43 @@ run_master() {
 	wait_for 5 grep -q 'wrong key (1 in a row from 127.0.0.1); dropped' pool2.err
 	[ ! -e x1 ]
 }
+
+@test "an independent Noise implementation (noise-c: tests/node/peer.js) speaks version 3 as socketpool(7) has it: the greeting, both prologues, the token inside" {
+	[ -f "$BATS_TEST_DIRNAME/node/node_modules/@richardhopton/noise-c.wasm/package.json" ] ||
+		skip "tests/node/node_modules is missing: run scripts/deps.sh"
+	local peer=$BATS_TEST_DIRNAME/node/peer.js cpro dpro greet grant line bye n gport token
+	head -c 32 /dev/urandom >key
+	"$SP_BIN/pool" -l @key "$PORT" 2>pool.err &
+	POOL=$!
+	track "$POOL"
+	wait_listening "$PORT"
+	exec 5<>"/dev/tcp/127.0.0.1/$PORT"
+	IFS= read -r -t 5 -u 5 greet # bash reads a socket a byte at a time: the greeting only
+	[ "$greet" = "SOCKETPOOL 3 noise" ]
+	cpro=$(printf 'socketpool 3 control\n%s' "$greet" | od -An -tx1 | tr -d ' \n')
+	dpro=$(printf 'socketpool 3 data' | od -An -tx1 | tr -d ' \n')
+	# The control channel: peer.js on the connection (fds 3 and 4), lines in and out.
+	coproc CTL { exec node "$peer" init @key -p "$cpro" 3<&5 4>&5 2>ctl.err; }
+	track "$CTL_PID"
+	exec 5>&-
+	for n in 1 2; do
+		printf 'PORT x%s 0123456789abcdef0123456789abcdef -\n' "$n" >&"${CTL[1]}"
+		IFS= read -r -t 10 -u "${CTL[0]}" grant
+		[[ "$grant" =~ ^GRANT\ x$n\ ([0-9]+)\ ([0-9a-f]{32})\ -$ ]]
+		gport=${BASH_REMATCH[1]} token=${BASH_REMATCH[2]}
+		if [ "$n" = 2 ]; then
+			# Under the control prologue: refused, the prologue binds the use.
+			run -1 timeout 20 node "$peer" init @key -p "$cpro" -c "$gport" </dev/null
+			wait_for 5 grep -q 'x2: refused a connection from 127.0.0.1 [0-9]*: handshake failed' pool.err
+		fi
+		# The data connection: the token line first, inside its own channel.
+		printf '%s\nhello from noise-c\n' "$token" |
+			timeout 20 node "$peer" init @key -p "$dpro" -c "$gport" >data.out 2>data.err
+		IFS= read -r line <"x$n" # a lasting buffer (-l): no end of file to wait for
+		[ "$line" = "hello from noise-c" ]
+	done
+	printf 'END\n' >&"${CTL[1]}"
+	IFS= read -r -t 10 -u "${CTL[0]}" bye
+	[ "$bye" = BYE ]
+	grep -q 'x1: sender 127.0.0.1 [0-9]* closed after 19 bytes$' pool.err
+}
