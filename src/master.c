@@ -21,6 +21,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "lib/channel.h"
 #include "lib/connector.h"
 #include "lib/daemon.h"
 #include "lib/err.h"
@@ -34,6 +35,7 @@
 #include "lib/pump.h"
 #include "lib/queue.h"
 #include "lib/sig.h"
+#include "lib/wire.h"
 
 #define WINDOW 32		/* PORT requests in flight: enough to hide the round trips */
 #define EXIT_BUSY 75		/* another master runs these daemons (sysexits EX_TEMPFAIL) */
@@ -42,10 +44,10 @@
 #define DATA_LINGER_MS 2000	/* a finished stream: how long the pool may take to close */
 
 static const char usage_text[] =
-	"usage: master [-bor] [-g SECONDS] [-L FILE] [-N PREFIX] [-t SECONDS] [-T SECONDS]\n"
+	"usage: master [-borU] [-g SECONDS] [-L FILE] [-N PREFIX] [-t SECONDS] [-T SECONDS]\n"
 	"              [-w SECONDS] KEY HOST PORT DDIR\n"
-	"       master -x [-bo] [options] KEY HOST PORT DDIR\n"
-	"       master -c [-t SECONDS] [-T SECONDS] [-w SECONDS] KEY HOST PORT SERVICE\n"
+	"       master -x [-boU] [options] KEY HOST PORT DDIR\n"
+	"       master -c [-U] [-t SECONDS] [-T SECONDS] [-w SECONDS] KEY HOST PORT SERVICE\n"
 	"       master -version | -help\n"
 	"\n"
 	"  KEY        the pool's key, or @FILE to read it from FILE\n"
@@ -62,16 +64,19 @@ static const char usage_text[] =
 	"             and go on where the pool's side stopped\n"
 	"  -t SECONDS give the pool SECONDS for each answer (default 30)\n"
 	"  -T SECONDS end the daemons after SECONDS (default: no limit)\n"
+	"  -U         unencrypted: speak protocol version 2, in plain text, to a pool\n"
+	"             given -U too\n"
 	"  -w SECONDS wait up to SECONDS for the pool to come up (default: no wait)\n"
 	"  -x         DDIR's executables are client portions of the pool's services of\n"
 	"             the same names: each talks to its service over its connection\n";
 
 static const char synopsis[] =
-	"master [-bcorx] [-g SECONDS] [-L FILE] [-N PREFIX] [-t SECONDS] [-T SECONDS] [-w SECONDS] "
+	"master [-bcorUx] [-g SECONDS] [-L FILE] [-N PREFIX] [-t SECONDS] [-T SECONDS] [-w SECONDS] "
 	"KEY HOST PORT DDIR|SERVICE";
 
 struct opts {
 	int background, overlap_wait, resume;
+	int plain; /* -U: version 2, in plain text */
 	int services; /* -x: client portions of services; -c: one call of our own (2) */
 	int call, clients; /* -c, -x given (they exclude each other) */
 	long grace_ms, reply_ms, run_ms, wait_ms;
@@ -95,6 +100,10 @@ struct job {
 	/* -r */
 	int out;   /* our end of the daemon's output pipe; -1 once it ended */
 	int sock;  /* the data connection, or -1 */
+	struct channel *ch; /* version 3: sock's channel, or NULL */
+	size_t tok;	    /* version 3: plaintext bytes before the stream on ch (the token line) */
+	int hs;		    /* version 3: ch's handshake goes on; the token line waits in token */
+	char token[PROTO_TOKEN_HEX + 2];
 	int full;  /* sock took less than offered: wait for POLLOUT */
 	int shut;  /* the stream is complete and our FIN is sent */
 	int ended; /* the stream is delivered: nothing more to do for it */
@@ -108,7 +117,8 @@ struct job {
 	int remote;		  /* -x, -c: the service's status (EXIT), -1 it did not run, -2 unknown */
 };
 
-enum cstate { C_DOWN, C_CONNECTING, C_HELLO, C_AUTH, C_RUN, C_ENDED };
+/* C_HS: version 3's handshake; C_AUTH: version 2's AUTH waits for OK. */
+enum cstate { C_DOWN, C_CONNECTING, C_HELLO, C_HS, C_AUTH, C_RUN, C_ENDED };
 
 struct master {
 	const struct opts *o;
@@ -134,13 +144,15 @@ struct master {
 	char peer_ip[NET_IPLEN], local_ip[NET_IPLEN];
 	struct proto_in in;
 	struct linger_set linger;
+	struct channel *ch;	      /* version 3: the control channel, from the greeting on */
+	unsigned char psk[NOISE_PSK]; /* version 3: the channels' key, from KEY */
 };
 
 /* ---- options ---- */
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	static const char optstring[] = ":bcg:hL:N:ort:T:Vw:x";
+	static const char optstring[] = ":bcg:hL:N:ort:T:UVw:x";
 	int c;
 
 	o->grace_ms = 5000;
@@ -155,6 +167,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'o': o->overlap_wait = 1; break;
 		case 'r': o->resume = 1; break;
 		case 't': o->reply_ms = opt_ms_or_die(optarg, 1, 86400000L, "-t", synopsis); break;
+		case 'U': o->plain = 1; break;
 		case 'T': o->run_ms = opt_ms_or_die(optarg, 1, 31L * 86400000L, "-T", synopsis); break;
 		case 'w': o->wait_ms = opt_ms_or_die(optarg, 1, 86400000L, "-w", synopsis); break;
 		case 'x': o->services = o->services ? o->services : 1; o->clients = 1; break;
@@ -373,10 +386,20 @@ static void exec_outcome(struct master *m, struct job *j)
 	}
 }
 
-/* -r: the stream needs nothing more: delivered, or nothing to deliver. */
+/*
+ * Every daemon's output comes through us: with -r, to keep what the pool
+ * has not taken; in version 3, to seal it (the channel is ours, not the
+ * daemon's).
+ */
+static int relayed(const struct master *m)
+{
+	return !m->o->services && (m->o->resume || !m->o->plain);
+}
+
+/* A relayed stream needs nothing more: delivered, or nothing to deliver. */
 static int stream_over(const struct master *m, const struct job *j)
 {
-	return !m->o->resume || j->ended || j->unstarted;
+	return !relayed(m) || j->ended || j->unstarted;
 }
 
 static void reaped(pid_t pid, int status, void *arg)
@@ -421,6 +444,7 @@ static _Noreturn void finish(struct master *m, int code)
 		}
 		if (j->pid > 0)
 			pids[n++] = j->pid;
+		channel_free(j->ch);
 		if (j->sock >= 0)
 			close(j->sock);
 		if (j->out >= 0)
@@ -434,8 +458,13 @@ static _Noreturn void finish(struct master *m, int code)
 	free(m->ends);
 	linger_free(&m->linger);
 	connector_free(&m->conn);
+	/* Our END record: the pool tells a finished session from a cut one. */
+	if (m->ch && (m->state == C_RUN || m->state == C_ENDED))
+		channel_shutdown(m->ch);
+	channel_free(m->ch);
 	if (m->ctl >= 0)
 		close(m->ctl);
+	mem_wipe(m->psk, sizeof m->psk);
 	mem_wipe(m->o->key, m->o->keylen);
 	free(m->o->key);
 	free(m->d);
@@ -460,12 +489,44 @@ static void ready(struct master *m)
 
 /* ---- data connections ---- */
 
-/* Connect to a granted port and hand over the token. Returns the socket, or -1 (said why). */
-static int data_connect(struct master *m, const struct job *j, const struct proto_msg *msg)
+/*
+ * Version 3: the data connection's channel, as its initiator. Returns it,
+ * or NULL (said why).
+ */
+static struct channel *data_channel(struct master *m, const struct job *j, int fd, int wait)
+{
+	long long now = io_now_ms();
+	struct channel *ch = channel_new_for(fd, 1, m->psk, WIRE_DATA, NULL, 0, now);
+
+	if (!ch) {
+		err_warn("%s: no channel:", j->name);
+		return NULL;
+	}
+	channel_track_acks(ch); /* what the pool's TCP took is what -r may forget */
+	if (!wait)
+		channel_handshake(ch, now); /* our message goes; the answer comes to the loop */
+	else if (channel_handshake_wait(ch) < 0) {
+		err_warn("%s: data connection: %s", j->name, channel_strerror(errno, 1));
+		channel_free(ch);
+		return NULL;
+	}
+	return ch;
+}
+
+/*
+ * Connect to a granted port and hand over the token: in version 3 inside
+ * the channel (*ch, else NULL). A relayed stream (j->hs) does not wait for
+ * the handshake: the loop finishes it with the others', then sends the
+ * token line (hs_done), so that many daemons' handshakes are in flight at
+ * once. Returns the socket, or -1 (said why).
+ */
+static int data_connect(struct master *m, struct job *j, const struct proto_msg *msg,
+			struct channel **ch)
 {
 	char portbuf[NET_PORTLEN], line[PROTO_TOKEN_HEX + 2];
 	int fd, gai = 0;
 
+	*ch = NULL;
 	snprintf(portbuf, sizeof portbuf, "%d", msg->port);
 	/* The pool's guard accepts our control connection's address only: use the same pair. */
 	fd = connector_connect(m->peer_ip, portbuf, m->local_ip, m->o->reply_ms, &gai);
@@ -474,9 +535,21 @@ static int data_connect(struct master *m, const struct job *j, const struct prot
 			 net_strerror(gai));
 		return -1;
 	}
+	j->hs = !m->o->plain && relayed(m);
+	if (!m->o->plain && !(*ch = data_channel(m, j, fd, !j->hs))) {
+		j->hs = 0;
+		close(fd);
+		return -1;
+	}
+	if (j->hs) {
+		snprintf(j->token, sizeof j->token, "%s\n", msg->arg[2]);
+		return fd;
+	}
 	snprintf(line, sizeof line, "%s\n", msg->arg[2]);
-	if (io_write_all(fd, line, strlen(line)) < 0) {
+	if (wire_write_all(fd, *ch, line, strlen(line)) < 0) {
 		err_warn("%s: sending the token:", j->name);
+		channel_free(*ch);
+		*ch = NULL;
 		close(fd);
 		return -1;
 	}
@@ -489,7 +562,7 @@ static int data_connect(struct master *m, const struct job *j, const struct prot
  * our FIN follows its output's end), -c relays our own stdin and stdout.
  * The child ends as the client portion did.
  */
-static void start_call(struct master *m, struct job *j, int fd)
+static void start_call(struct master *m, struct job *j, int fd, struct channel *ch)
 {
 	char env_host[300], env_port[32], env_name[80], cmd[PROTO_NAME_MAX + 3];
 	char *set[] = {env_host, env_port, env_name, NULL};
@@ -497,8 +570,13 @@ static void start_call(struct master *m, struct job *j, int fd)
 	struct relay r = {0};
 	pid_t pid = fork();
 
+	/* Version 3: the relay speaks the channel the token went in; the psk only says so. */
+	r.ch = ch;
+	r.psk = ch ? m->psk : NULL;
+	r.initiator = 1;
 	if (pid < 0) {
 		err_warn("%s: cannot start: fork:", j->file);
+		channel_free(ch);
 		close(fd);
 		m->failed = 1;
 		j->state = J_DONE;
@@ -511,6 +589,8 @@ static void start_call(struct master *m, struct job *j, int fd)
 		/* Nothing of the master's but this connection: not the pool's, not the others'. */
 		if (m->ctl >= 0)
 			close(m->ctl);
+		channel_free(m->ch); /* its keys: the pool's session is not this child's */
+		m->ch = NULL;
 		linger_free(&m->linger);
 		/* The client portion's diagnostics go where ours do (-L). */
 		if (m->errfd >= 0 && dup2(m->errfd, STDERR_FILENO) < 0)
@@ -528,6 +608,7 @@ static void start_call(struct master *m, struct job *j, int fd)
 		pump_child(&r, fd, &env);
 	}
 	setpgid(pid, pid);
+	channel_free(ch); /* our copy: the relay's is the one in use */
 	close(fd);
 	j->pid = pid;
 	j->state = J_RUNNING;
@@ -535,8 +616,8 @@ static void start_call(struct master *m, struct job *j, int fd)
 	m->started++;
 }
 
-/* Start the daemon: its stdout is the connection (fd), or (-r) a pipe to us. */
-static void start(struct master *m, struct job *j, int fd)
+/* Start the daemon: its stdout is the connection (fd), or (relayed) a pipe to us. */
+static void start(struct master *m, struct job *j, int fd, struct channel *ch)
 {
 	char env_host[300], env_port[32], env_name[80];
 	char *set[] = {env_host, env_port, env_name, NULL};
@@ -545,7 +626,7 @@ static void start(struct master *m, struct job *j, int fd)
 	int pipefd[2] = {-1, -1}, out = fd;
 	pid_t pid;
 
-	if (m->o->resume) {
+	if (relayed(m)) {
 		if (io_pipe(pipefd) < 0) {
 			err_warn("%s: cannot start: pipe:", j->file);
 			goto fail;
@@ -570,11 +651,13 @@ static void start(struct master *m, struct job *j, int fd)
 		err_warn("%s: cannot start:", j->file);
 		goto fail;
 	}
-	if (m->o->resume) {
+	if (relayed(m)) {
 		close(pipefd[1]);
 		j->out = pipefd[0];
 		io_set_nonblock(j->out, 1);
 		j->sock = fd;
+		j->ch = ch;
+		j->tok = ch ? PROTO_TOKEN_HEX + 1 : 0;
 		j->cbase = j->base;
 		j->csent = 0;
 	} else {
@@ -590,6 +673,9 @@ fail:
 		close(pipefd[0]);
 	if (pipefd[1] >= 0)
 		close(pipefd[1]);
+	channel_free(ch);
+	j->hs = 0;
+	mem_wipe(j->token, sizeof j->token);
 	close(fd);
 	m->failed = 1;
 	j->state = J_DONE;
@@ -621,8 +707,16 @@ static void relay_acked(struct job *j)
 	unsigned long long pos, to;
 	long long acked;
 
-	if (j->sock < 0 || (acked = queue_tcp_acked(j->sock, j->csent)) < 0)
+	if (j->sock < 0 || j->hs)
 		return;
+	if (j->ch) {
+		/* The token line came first on this connection: it is no part of the stream. */
+		if ((acked = channel_tcp_acked(j->ch)) < 0)
+			return;
+		acked = acked > (long long)j->tok ? acked - (long long)j->tok : 0;
+	} else if ((acked = queue_tcp_acked(j->sock, j->csent)) < 0) {
+		return;
+	}
 	pos = j->cbase + (unsigned long long)acked;
 	to = j->shut && (unsigned long long)acked == j->csent ? j->base + j->q.sent
 							      : line_end(j, pos);
@@ -637,19 +731,97 @@ static void relay_acked(struct job *j)
 	}
 }
 
-/* The data connection broke: what the pool did not surely take is sent again, after a new grant. */
+/*
+ * The data connection broke: with -r, what the pool did not surely take
+ * is sent again, after a new grant; without, the stream has failed, and
+ * its daemon's next write fails too.
+ */
 static void relay_lost(struct master *m, struct job *j, int err)
 {
+	const char *why;
+
 	relay_acked(j);
-	errno = err ? err : EPIPE;
-	err_warn("%s: data connection lost: %s; %zu byte(s) to send again", j->name,
-		 strerror(errno), j->q.len);
+	err = err ? err : EPIPE;
+	why = j->hs	     ? channel_strerror(err, 1)
+	      : err == EPIPE ? "the pool closed it"
+	      : j->ch	     ? channel_strerror(err, 0)
+			     : strerror(err);
+	j->hs = 0;
+	mem_wipe(j->token, sizeof j->token);
+	channel_free(j->ch);
+	j->ch = NULL;
 	close(j->sock);
 	j->sock = -1;
 	j->full = 0;
 	j->shut = 0;
-	queue_rewind(&j->q);
-	(void)m; /* the loop asks for a new port: wants_port */
+	if (m->o->resume) {
+		err_warn("%s: data connection lost: %s; %zu byte(s) to send again", j->name, why,
+			 j->q.len);
+		queue_rewind(&j->q); /* the loop asks for a new port: wants_port */
+		return;
+	}
+	err_warn("%s: data connection lost: %s; %zu byte(s) not delivered", j->name, why,
+		 j->q.len);
+	m->failed = 1;
+	j->ended = 1;
+	queue_free(&j->q);
+	memset(&j->q, 0, sizeof j->q);
+	if (j->out >= 0)
+		close(j->out);
+	j->out = -1;
+	if (j->pid == 0 && j->state != J_STARTING)
+		j->state = J_DONE;
+}
+
+/*
+ * The pool's side of a data connection: only its end is news. Returns 0,
+ * 1 when its END record says it took our stream to our END, or an errno
+ * value: it takes no more (EPIPE: it closed, or ended first).
+ */
+static int relay_peer(struct job *j)
+{
+	char junk[512];
+	ssize_t r = j->ch ? channel_read(j->ch, junk, sizeof junk)
+			  : recv(j->sock, junk, sizeof junk, MSG_DONTWAIT);
+
+	if (r == 0 && j->ch && j->shut)
+		return 1;
+	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+		return r < 0 ? errno : EPIPE;
+	return 0;
+}
+
+/*
+ * Version 3: the data connection's handshake went on. Returns 1 once it is
+ * done and the token line is sealed (the stream may follow), 0 while it
+ * waits, or -1 with errno.
+ */
+static int hs_done(struct job *j)
+{
+	size_t n = strlen(j->token);
+	int r = channel_handshake(j->ch, io_now_ms());
+
+	if (r <= 0)
+		return r;
+	/* A fresh channel takes a line whole; it goes out with the stream's first bytes. */
+	if (channel_write(j->ch, j->token, n) != (ssize_t)n)
+		return -1;
+	mem_wipe(j->token, sizeof j->token);
+	j->hs = 0;
+	return 1;
+}
+
+/* Our end of the stream: the END record (version 3), then the FIN. 1 once out, 0 not yet, -1 errno. */
+static int relay_end(struct job *j)
+{
+	if (!j->ch)
+		return shutdown(j->sock, SHUT_WR) < 0 && errno != ENOTCONN ? -1 : 1;
+	if (channel_shutdown(j->ch) == 0)
+		return 1;
+	if (errno != EAGAIN)
+		return -1;
+	j->full = 1;
+	return 0;
 }
 
 /* Move the daemon's output on: pipe to queue, queue to the pool; end the stream when done. */
@@ -673,12 +845,25 @@ static void relay(struct master *m, struct job *j, short out_rev, short sock_rev
 	}
 	if (j->sock < 0)
 		return;
-	if (sock_rev & POLLIN) {
-		char junk[512];
-		ssize_t r = recv(j->sock, junk, sizeof junk, MSG_DONTWAIT);
+	if (j->hs) {
+		int r = hs_done(j);
 
-		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
-			relay_lost(m, j, r < 0 ? errno : EPIPE); /* the pool is ending: it takes no more */
+		if (r < 0)
+			relay_lost(m, j, errno);
+		if (r <= 0)
+			return;
+		sock_rev = 0; /* what woke us was the handshake's */
+	}
+	if (sock_rev & POLLIN) {
+		int err = relay_peer(j);
+
+		if (err == 1) {
+			/* All of it is in the pool's hands: nothing to keep. */
+			j->base += j->q.len;
+			queue_ack(&j->q, j->q.len);
+			sock_rev = 0; /* its close after the END is no loss */
+		} else if (err) {
+			relay_lost(m, j, err); /* the pool is ending: it takes no more */
 			return;
 		}
 	}
@@ -692,8 +877,8 @@ static void relay(struct master *m, struct job *j, short out_rev, short sock_rev
 	}
 	if (sock_rev & POLLOUT)
 		j->full = 0;
-	if (queue_pending(&j->q)) {
-		long long w = queue_write(&j->q, j->sock, QUEUE_SOCKET | QUEUE_RETAIN, &j->full);
+	if (queue_pending(&j->q) || (j->ch && channel_unsent(j->ch))) {
+		long long w = wire_write(&j->q, j->sock, j->ch, QUEUE_SOCKET | QUEUE_RETAIN, &j->full);
 
 		if (w < 0) {
 			relay_lost(m, j, errno);
@@ -702,11 +887,18 @@ static void relay(struct master *m, struct job *j, short out_rev, short sock_rev
 		j->csent += (unsigned long long)w;
 	}
 	if (j->out < 0 && !queue_pending(&j->q) && !j->shut) {
-		shutdown(j->sock, SHUT_WR);
-		j->shut = 1;
+		int r = relay_end(j);
+
+		if (r < 0) {
+			relay_lost(m, j, errno);
+			return;
+		}
+		j->shut = r;
 	}
 	relay_acked(j);
 	if (j->shut && j->q.len == 0) {
+		channel_free(j->ch);
+		j->ch = NULL;
 		linger_add(&m->linger, j->sock, DATA_LINGER_MS);
 		j->sock = -1;
 		j->ended = 1;
@@ -722,6 +914,7 @@ static void relay(struct master *m, struct job *j, short out_rev, short sock_rev
 static void resume(struct master *m, struct job *j, const struct proto_msg *msg)
 {
 	long long taken = msg->offset;
+	struct channel *ch;
 	int fd;
 
 	if (taken >= 0 && (unsigned long long)taken < j->base)
@@ -734,13 +927,15 @@ static void resume(struct master *m, struct job *j, const struct proto_msg *msg)
 		j->base = (unsigned long long)taken;
 		j->line = j->base; /* the pool's count ends at a line or a piece */
 	}
-	if ((fd = data_connect(m, j, msg)) < 0) {
+	if ((fd = data_connect(m, j, msg, &ch)) < 0) {
 		j->retry_at = io_now_ms() + CONNECTOR_BACKOFF_MIN_MS * 10;
 		return;
 	}
 	io_set_nonblock(fd, 1);
 	queue_rewind(&j->q);
 	j->sock = fd;
+	j->ch = ch;
+	j->tok = ch ? PROTO_TOKEN_HEX + 1 : 0;
 	j->cbase = j->base;
 	j->csent = 0;
 	j->shut = 0;
@@ -764,8 +959,8 @@ static void send_line(struct master *m, const char *fmt, ...)
 	n = vsnprintf(line, sizeof line - 1, fmt, ap);
 	va_end(ap);
 	line[n++] = '\n';
-	if (io_write_all(m->ctl, line, (size_t)n) < 0)
-		ctl_lost(m, strerror(errno));
+	if (wire_write_all(m->ctl, m->ch, line, (size_t)n) < 0)
+		ctl_lost(m, m->ch ? channel_strerror(errno, 0) : strerror(errno));
 }
 
 /* A job that must ask (again) for a port now. */
@@ -828,6 +1023,7 @@ static void answer(struct master *m, const struct proto_msg *msg)
 	struct job *j = &m->d[m->ask[m->answered++ % WINDOW]];
 	int resuming = j->pid > 0 || j->state == J_RUNNING || j->state == J_STARTING;
 	char text[PROTO_LINE_MAX];
+	struct channel *ch;
 	int fd;
 
 	j->retry_at = 0;
@@ -858,19 +1054,19 @@ static void answer(struct master *m, const struct proto_msg *msg)
 		/* A stream the pool already has part of can only be a resumed one: not ours. */
 		j->base = 0;
 	}
-	fd = data_connect(m, j, msg);
+	fd = data_connect(m, j, msg, &ch);
 	if (fd < 0) {
 		m->failed = 1;
 		j->state = J_DONE;
 		j->ended = 1;
 		return;
 	}
-	if (m->o->resume)
+	if (relayed(m))
 		io_set_nonblock(fd, 1);
 	if (m->o->services)
-		start_call(m, j, fd);
+		start_call(m, j, fd, ch);
 	else
-		start(m, j, fd);
+		start(m, j, fd, ch);
 }
 
 /* EXIT: how the pool's side of a call ended; its failure is ours (one line). */
@@ -893,6 +1089,75 @@ static void remote_exit(struct master *m, const struct proto_msg *msg)
 			err_warn("%s: remote exited %d", j->name, msg->status);
 		return;
 	}
+}
+
+/* The pool's version must be ours: plain text (version 2) only where both sides say -U. */
+static void version_check(struct master *m, const struct proto_msg *msg)
+{
+	const char *h = m->o->host, *pt = m->o->port;
+
+	if (msg->version == PROTO_VERSION_PLAIN && !m->o->plain)
+		err_warn("the pool at %s %s speaks protocol version 2, in plain text (pool -U): "
+			 "this master encrypts; give -U to both sides to allow plain text", h, pt);
+	else if (msg->version == PROTO_VERSION && m->o->plain)
+		err_warn("the pool at %s %s speaks protocol version 3, encrypted: this master "
+			 "was given -U (plain text); give -U to both sides or to neither", h, pt);
+	else if (msg->version != (m->o->plain ? PROTO_VERSION_PLAIN : PROTO_VERSION))
+		err_warn("the pool speaks protocol version %ld, this master version %d",
+			 msg->version, m->o->plain ? PROTO_VERSION_PLAIN : PROTO_VERSION);
+	else if (!m->o->plain && strcmp(msg->arg[1], WIRE_NOISE) != 0)
+		err_warn("the pool at %s %s greets with an unknown channel: %s", h, pt, msg->arg[1]);
+	else
+		return;
+	finish(m, EXIT_RUNTIME);
+}
+
+/* Version 3: greeted; the handshake begins (our first message), under the greeting's words. */
+static void greeted(struct master *m)
+{
+	char line[PROTO_LINE_MAX];
+
+	/* proto_parse cut the words apart: put the greeting together again. */
+	snprintf(line, sizeof line, "SOCKETPOOL %d %s", PROTO_VERSION, WIRE_NOISE);
+	m->ch = wire_control(m->ctl, 1, m->psk, line, io_now_ms());
+	if (!m->ch) {
+		err_warn("no channel:");
+		finish(m, EXIT_RUNTIME);
+	}
+	m->in.len = 0; /* the pool sends nothing more before our first message */
+	m->state = C_HS;
+	m->reply_by = io_now_ms() + m->o->reply_ms;
+}
+
+/*
+ * Version 3: the handshake went on. Returns 1 once it is done (the
+ * session begins), 0 while it waits; a failure ends the run, or (-r, a
+ * pool we reached before) the connection.
+ */
+static int hs_step(struct master *m)
+{
+	int r = channel_handshake(m->ch, io_now_ms()), err = errno;
+
+	if (r == 0)
+		return 0;
+	if (r < 0) {
+		/* A pool that cannot open our first message closes: the only answer it gives. */
+		if (err == ECONNRESET)
+			err_warn("the pool at %s %s rejected the key (it closed the handshake)",
+				 m->o->host, m->o->port);
+		else
+			err_warn("the pool at %s %s: %s", m->o->host, m->o->port,
+				 channel_strerror(err, 1));
+		if (err == EBADMSG || err == EPROTO || !m->o->resume || !m->ready)
+			finish(m, EXIT_RUNTIME);
+		ctl_lost(m, channel_strerror(err, 1));
+		return 0;
+	}
+	m->state = C_RUN;
+	m->reply_by = 0;
+	m->asked = m->answered = 0;
+	ask(m);
+	return 1;
 }
 
 static void handle(struct master *m, char *line)
@@ -918,10 +1183,10 @@ static void handle(struct master *m, char *line)
 	case C_HELLO:
 		if (msg.cmd != PROTO_HELLO)
 			break;
-		if (msg.version != PROTO_VERSION) {
-			err_warn("the pool speaks protocol version %ld, this master version %d",
-				 msg.version, PROTO_VERSION);
-			finish(m, EXIT_RUNTIME);
+		version_check(m, &msg);
+		if (!m->o->plain) {
+			greeted(m);
+			return;
 		}
 		snprintf(m->nonce_p, sizeof m->nonce_p, "%s", msg.arg[1]);
 		if (proto_random_hex(m->nonce_m, PROTO_NONCE_HEX / 2) < 0) {
@@ -996,6 +1261,8 @@ static void ctl_lost(struct master *m, const char *why)
 	if (m->ctl >= 0)
 		close(m->ctl);
 	m->ctl = -1;
+	channel_free(m->ch);
+	m->ch = NULL;
 	m->in.len = 0;
 	m->reply_by = 0;
 	if (m->state == C_ENDED && (m->bye || m->running == 0) && all_over(m))
@@ -1032,23 +1299,36 @@ static void ctl_lost(struct master *m, const char *why)
 static void from_pool(struct master *m)
 {
 	char line[PROTO_LINE_MAX];
-	ssize_t r = proto_fill(&m->in, m->ctl);
-	int got;
 
-	if (r < 0 && errno == EAGAIN)
+	if (m->state == C_HS && !hs_step(m))
 		return;
-	while ((got = proto_next(&m->in, line)) == 1) {
-		handle(m, line);
-		if (m->ctl < 0)
+	/* Until the socket is empty: a record's plaintext may wait unseen by poll. */
+	for (;;) {
+		struct channel *ch = m->state == C_HELLO ? NULL : m->ch;
+		ssize_t r = wire_fill(&m->in, m->ctl, ch);
+		int got;
+
+		if (r < 0 && errno == EAGAIN)
 			return;
-	}
-	if (got < 0) {
-		err_warn("the pool sent a malformed line");
-		finish(m, EXIT_RUNTIME);
-	}
-	if (r > 0)
+		while ((got = proto_next(&m->in, line)) == 1) {
+			handle(m, line);
+			if (m->ctl < 0)
+				return;
+			if (m->state == C_HS) /* greeted: what follows is the handshake's */
+				return;
+		}
+		if (got < 0) {
+			err_warn("the pool sent a malformed line");
+			finish(m, EXIT_RUNTIME);
+		}
+		if (r > 0)
+			continue;
+		/* A pool that dies closes without its END: that is only its going away. */
+		ctl_lost(m, r == 0 || (ch && errno == EPIPE) ? ""
+			    : ch			     ? channel_strerror(errno, 0)
+							     : strerror(errno));
 		return;
-	ctl_lost(m, r < 0 ? strerror(errno) : "");
+	}
 }
 
 /* The control connection is made: greet and be greeted. */
@@ -1057,6 +1337,7 @@ static void ctl_up(struct master *m, int fd)
 	char port[NET_PORTLEN];
 
 	m->ctl = fd;
+	io_set_nonblock(fd, 1);
 	if (net_name(m->ctl, 1, m->peer_ip, port) < 0 || net_name(m->ctl, 0, m->local_ip, port) < 0) {
 		ctl_lost(m, strerror(errno));
 		return;
@@ -1128,13 +1409,16 @@ static void loop(struct master *m)
 		pfd[n++] = (struct pollfd){.fd = m->sigfd, .events = POLLIN};
 		if (m->ctl >= 0) {
 			ctl_at = (int)n;
-			pfd[n++] = (struct pollfd){.fd = m->ctl, .events = POLLIN};
+			pfd[n++] = (struct pollfd){
+				.fd = m->ctl, .events = POLLIN | (m->ch ? channel_events(m->ch) : 0)};
 		} else if (m->state == C_CONNECTING && connector_pollfd(&m->conn, &pfd[n])) {
 			ctl_at = (int)n++;
 		}
 		if (m->state == C_DOWN || (m->state == C_CONNECTING && ctl_at < 0))
 			timeout = min_timeout(timeout, now + connector_timeout(&m->conn, now) + 1, now);
 		timeout = min_timeout(timeout, m->reply_by, now);
+		if (m->state == C_HS && m->ch)
+			timeout = min_timeout(timeout, now + channel_timeout(m->ch, now), now);
 		timeout = min_timeout(timeout, m->run_by, now);
 		for (size_t i = 0; i < m->nd; i++) {
 			struct job *j = &m->d[i];
@@ -1148,10 +1432,18 @@ static void loop(struct master *m)
 			if (j->out >= 0 && queue_pending(&j->q) < JOB_QUEUE)
 				pfd[n++] = (struct pollfd){.fd = j->out, .events = POLLIN};
 			/* POLLIN: the pool's FIN on a data connection says it takes no more. */
-			if (j->sock >= 0)
+			if (j->sock >= 0 && j->hs)
+				pfd[n++] = (struct pollfd){.fd = j->sock,
+							   .events = POLLIN | channel_events(j->ch)};
+			else if (j->sock >= 0)
 				pfd[n++] = (struct pollfd){
 					.fd = j->sock,
-					.events = POLLIN | (queue_pending(&j->q) || j->full ? POLLOUT : 0)};
+					.events = POLLIN | (queue_pending(&j->q) || j->full ||
+								    (j->ch && channel_unsent(j->ch))
+							    ? POLLOUT
+							    : 0)};
+			if (j->sock >= 0 && j->hs)
+				timeout = min_timeout(timeout, now + channel_timeout(j->ch, now), now);
 			if (j->sock >= 0 && j->q.sent)
 				timeout = min_timeout(timeout, now + 50, now); /* acknowledgements free memory */
 			if (j->retry_at > 0)
@@ -1199,7 +1491,7 @@ static void loop(struct master *m)
 				out_rev = pfd[k++].revents;
 			if (j->sock >= 0 && k < n)
 				sock_rev = pfd[k++].revents;
-			if (m->o->resume && (j->out >= 0 || j->sock >= 0 || j->q.len))
+			if (relayed(m) && (j->out >= 0 || j->sock >= 0 || j->q.len))
 				relay(m, j, out_rev, sock_rev);
 		}
 		while ((pid = proc_reap(&status)) > 0)
@@ -1226,6 +1518,8 @@ int main(int argc, char **argv)
 	m.cwdfd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (m.cwdfd < 0)
 		err_die(EXIT_RUNTIME, "current directory:");
+	if (noise_psk_from_key(o.key, o.keylen, m.psk) < 0)
+		err_die(EXIT_RUNTIME, "the key:");
 	if (o.services == 2) {
 		call_one(&m);
 	} else {

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "lib/binding.h"
+#include "lib/channel.h"
 #include "lib/daemon.h"
 #include "lib/err.h"
 #include "lib/fifo.h"
@@ -37,6 +38,7 @@
 #include "lib/service.h"
 #include "lib/sig.h"
 #include "lib/streams.h"
+#include "lib/wire.h"
 
 #define OUT_HOLD 4096	    /* stop reading a master that leaves this much unread */
 #define OUT_MAX 65536	    /* a master that leaves this much unread is dropped */
@@ -48,7 +50,7 @@
 #define KEY_WEAK 16	    /* a shorter key is warned about */
 
 static const char usage_text[] =
-	"usage: pool [-abl] [-c MAX] [-d DIR] [-n MAX] [-N MAX] [-r LO-HI] [-A ADDR] [-t SECONDS]\n"
+	"usage: pool [-ablU] [-c MAX] [-d DIR] [-n MAX] [-N MAX] [-r LO-HI] [-A ADDR] [-t SECONDS]\n"
 	"            [-x SDIR [-R SECONDS] [-S MAX]] [-L FILE] KEY PORT\n"
 	"       pool -version | -help\n"
 	"\n"
@@ -71,14 +73,17 @@ static const char usage_text[] =
 	"  -S MAX     at most MAX services at once (default 16)\n"
 	"  -t SECONDS a master must prove the key within SECONDS of connecting, and a\n"
 	"             session silent that long is dropped (default 30)\n"
+	"  -U         unencrypted: speak protocol version 2, in plain text, to masters\n"
+	"             given -U too\n"
 	"  -x SDIR    the executables in SDIR are services masters may call\n";
 
 static const char synopsis[] =
-	"pool [-abl] [-c MAX] [-d DIR] [-n MAX] [-N MAX] [-r LO-HI] [-A ADDR] [-t SECONDS] "
+	"pool [-ablU] [-c MAX] [-d DIR] [-n MAX] [-N MAX] [-r LO-HI] [-A ADDR] [-t SECONDS] "
 	"[-x SDIR [-R SECONDS] [-S MAX]] [-L FILE] KEY PORT";
 
 struct opts {
 	int background, loop, spool;
+	int plain; /* -U: version 2, in plain text */
 	const char *dir, *addr, *logfile, *port;
 	long lo, hi; /* -r; 0: kernel's choice */
 	long idle_ms;
@@ -91,7 +96,7 @@ struct opts {
 };
 
 enum sstate {
-	S_NEW,	  /* greeted, waiting for AUTH */
+	S_NEW,	  /* greeted, waiting for AUTH (2) or the handshake (3) */
 	S_AUTHED, /* serving PORT requests */
 	S_ENDED	  /* END received: waiting for its grants to end, then BYE */
 };
@@ -106,6 +111,9 @@ struct session {
 	long long judge_at;
 	int closing; /* say nothing more; close gracefully once out is flushed */
 	int done;    /* flushed and closing: hand the connection to the linger set */
+	struct channel *ch; /* version 3: the control channel, once the handshake began */
+	int open;	    /* version 3: the handshake is done; every line goes through ch */
+	int quiet;	    /* version 3 before the handshake: no plain line after the greeting */
 	char nonce[PROTO_NONCE_HEX + 1];
 	char mac[PROTO_MAC_HEX + 1], nonce_m[PROTO_NONCE_HEX + 1];
 	char ip[NET_IPLEN], peer[NET_IPLEN + NET_PORTLEN + 2];
@@ -177,6 +185,7 @@ struct pool {
 	size_t ng, gcap;
 	struct pollfd *pfd;
 	size_t pcap;
+	unsigned char psk[NOISE_PSK]; /* version 3: the channels' key, from KEY */
 };
 
 /* ---- options ---- */
@@ -198,7 +207,7 @@ static void parse_range(struct opts *o, const char *arg)
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	static const char optstring[] = ":aA:bc:d:hL:ln:N:r:R:S:t:Vx:";
+	static const char optstring[] = ":aA:bc:d:hL:ln:N:r:R:S:t:UVx:";
 	int c;
 
 	o->idle_ms = 30000;
@@ -229,6 +238,7 @@ static void parse(int argc, char **argv, struct opts *o)
 			break;
 		case 'x': o->sdir = optarg; break;
 		case 't': o->idle_ms = opt_ms_or_die(optarg, 1, 86400000L, "-t", synopsis); break;
+		case 'U': o->plain = 1; break;
 		default: opt_bad(argv, optstring, synopsis);
 		}
 	}
@@ -255,16 +265,24 @@ static void parse(int argc, char **argv, struct opts *o)
 
 static void flush(struct session *s)
 {
+	struct channel *ch = s->open ? s->ch : NULL;
 	int full;
 
-	if (queue_write(&s->out, s->fd, QUEUE_SOCKET, &full) < 0) {
+	if (wire_write(&s->out, s->fd, ch, QUEUE_SOCKET, &full) < 0) {
 		queue_consume(&s->out, s->out.len); /* the peer is gone; the read side will tell */
 		s->closing = 1;
+		ch = NULL;
 	}
 	queue_release(&s->out, 4096);
-	/* FIN after our last line, then drain (linger.c), so closing sends no reset over it. */
-	if (s->closing && !queue_pending(&s->out))
+	/*
+	 * FIN after our last line (in version 3 the END record before it),
+	 * then drain (linger.c), so closing sends no reset over it.
+	 */
+	if (s->closing && !queue_pending(&s->out)) {
+		if (ch && channel_shutdown(ch) < 0 && errno == EAGAIN)
+			return; /* the rest goes on POLLOUT */
 		s->done = 1;
+	}
 }
 
 static void say(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -275,7 +293,7 @@ static void say(struct session *s, const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	if (s->closing)
+	if (s->closing || (s->quiet && !s->open))
 		return;
 	va_start(ap, fmt);
 	n = vsnprintf(line, sizeof line - 1, fmt, ap);
@@ -352,11 +370,14 @@ static void session_new(struct pool *p, int fd)
 	snprintf(s->peer, sizeof s->peer, "%s %s", s->ip, port);
 	/* Absolute: bytes dribbled in one at a time do not buy a guesser more time. */
 	s->deadline = io_now_ms() + p->o->idle_ms;
-	if (proto_random_hex(s->nonce, PROTO_NONCE_HEX / 2) < 0) {
+	if (!p->o->plain) {
+		say(s, "SOCKETPOOL %d %s", PROTO_VERSION, WIRE_NOISE);
+		s->quiet = 1;
+	} else if (proto_random_hex(s->nonce, PROTO_NONCE_HEX / 2) < 0) {
 		err_warn("%s: no random nonce:", s->peer);
 		refuse(s, "no randomness");
 	} else {
-		say(s, "SOCKETPOOL %d %s", PROTO_VERSION, s->nonce);
+		say(s, "SOCKETPOOL %d %s", PROTO_VERSION_PLAIN, s->nonce);
 	}
 	p->s[p->ns++] = s;
 	p->unauth++;
@@ -398,6 +419,7 @@ static void session_free(struct pool *p, size_t i)
 			if (p->calls[k]->sv->state == SERVICE_WAITING)
 				service_stop(p->calls[k]->sv);
 		}
+	channel_free(s->ch);
 	if (s->done)
 		linger_add(&p->linger, s->fd, POOL_LINGER_MS);
 	else
@@ -644,6 +666,9 @@ static struct buffer *buffer_open(struct pool *p, struct nstate *ns, struct sess
 	cfg.flags = (p->o->loop ? 0 : BINDING_ONCE) | (p->o->spool ? BINDING_SPOOL : 0);
 	cfg.max_conns = p->o->loop ? BUFFER_CONNS : GRANT_CONNS;
 	cfg.guard = &buf->guard.hook;
+	/* Version 3: every sender is a channel; its token is the first line of its plaintext. */
+	cfg.psk = p->o->plain ? NULL : p->psk;
+	cfg.prologue = WIRE_DATA;
 	cfg.on_event = on_event;
 	cfg.arg = buf;
 	buf->b = binding_open(&cfg, &holder, &gai);
@@ -850,7 +875,8 @@ static void call(struct pool *p, struct session *s, const struct proto_msg *m)
 		free(c);
 		goto out;
 	}
-	if (!(c->sv = service_open(name, path, token, s->ip, &l, p->o->run_ms, 2000))) {
+	if (!(c->sv = service_open(name, path, token, s->ip, &l, p->o->run_ms, 2000,
+				   p->o->plain ? NULL : p->psk))) {
 		say(s, "FAIL %s %s", name, strerror(errno));
 		free(c);
 		goto out;
@@ -914,6 +940,15 @@ static void calls_reaped(struct pool *p)
 
 /* ---- the protocol, pool side ---- */
 
+/* The master proved the key, and (version 2: by the OK line about to go) the pool too. */
+static void session_begins(struct pool *p, struct session *s, long long now)
+{
+	s->state = S_AUTHED;
+	p->unauth--;
+	s->deadline = now + p->o->idle_ms;
+	err_warn("%s: master session begins", s->peer);
+}
+
 /* Judge a proof the penalty now allows: the session goes on with the pool's own proof, or ends. */
 static void judge(struct pool *p, struct session *s, long long now)
 {
@@ -927,13 +962,65 @@ static void judge(struct pool *p, struct session *s, long long now)
 		refuse(s, "key rejected");
 		return;
 	}
-	s->state = S_AUTHED;
-	p->unauth--;
-	s->deadline = now + p->o->idle_ms;
 	proto_mac(p->o->key, p->o->keylen, PROTO_POOL, s->nonce, s->nonce_m, mac);
 	say(s, "OK %s", mac);
 	mem_wipe(mac, sizeof mac);
-	err_warn("%s: master session begins", s->peer);
+	session_begins(p, s, now);
+}
+
+/*
+ * Version 3: the handshake is the proof, both ways. The master's first
+ * message is taken, like an AUTH line, only when the penalty allows; a
+ * failed one (a wrong key) counts as a wrong proof. A failed handshake
+ * gets no answer: nothing goes in plain text after the greeting.
+ */
+static void handshake(struct pool *p, struct session *s, short revents, long long now)
+{
+	char greeting[32];
+	unsigned fails;
+	int r, err;
+
+	if (!s->ch) {
+		if (revents & (POLLERR | POLLHUP)) {
+			s->closing = 1; /* gone before it was judged */
+			return;
+		}
+		if (!s->judging && !(revents & POLLIN))
+			return;
+		if (!s->judging) {
+			s->judging = 1;
+			s->judge_at = penalty_when(&p->pen, s->ip, now);
+		}
+		if (now < s->judge_at)
+			return;
+		s->judging = 0;
+		snprintf(greeting, sizeof greeting, "SOCKETPOOL %d %s", PROTO_VERSION, WIRE_NOISE);
+		if (!(s->ch = wire_control(s->fd, 0, p->psk, greeting, now))) {
+			err_warn("%s: no channel:", s->peer);
+			s->closing = 1;
+			return;
+		}
+	}
+	r = channel_handshake(s->ch, now);
+	if (r == 0)
+		return;
+	err = errno;
+	s->closing = r < 0;
+	if (r == 1) {
+		penalty_judged(&p->pen, s->ip, 1, now);
+		s->open = 1;
+		session_begins(p, s, now);
+	} else if (err == EBADMSG || err == EPROTO) {
+		fails = penalty_judged(&p->pen, s->ip, 0, now);
+		err_warn("%s: %s (%u in a row from %s); dropped", s->peer,
+			 err == EBADMSG ? "wrong key" : "not a version 3 handshake", fails, s->ip);
+	} else if (err == ETIMEDOUT) {
+		err_warn("%s: no proof of the key in time; dropped", s->peer);
+	} else if (err == ECONNRESET) {
+		err_warn("%s: closed the connection during the handshake", s->peer);
+	} else {
+		err_warn("%s: the handshake failed: %s", s->peer, strerror(err));
+	}
 }
 
 static void line_in(struct pool *p, struct session *s, char *line)
@@ -1000,13 +1087,24 @@ static int session_io(struct pool *p, struct session *s, short revents)
 
 	if (revents & POLLOUT)
 		flush(s);
+	if (!p->o->plain && s->state == S_NEW) {
+		if (!s->closing)
+			handshake(p, s, revents, now);
+		revents = 0;
+		flush(s);
+	}
+	if (s->open && channel_readable(s->ch))
+		revents |= POLLIN; /* a record's plaintext waits, unseen by poll */
 	if (revents & (POLLIN | POLLHUP | POLLERR)) {
 		ssize_t r;
 		int got;
 
-		r = proto_fill(&s->in, s->fd);
+		r = wire_fill(&s->in, s->fd, s->open ? s->ch : NULL);
 		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
-			if (s->state == S_AUTHED)
+			if (r < 0 && s->open && errno != ECONNRESET)
+				err_warn("%s: control connection: %s", s->peer,
+					 channel_strerror(errno, 0));
+			else if (s->state == S_AUTHED)
 				err_warn("%s: closed the connection before END", s->peer);
 			return -1;
 		}
@@ -1025,11 +1123,11 @@ static int session_io(struct pool *p, struct session *s, short revents)
 		}
 		flush(s);
 	}
-	if (s->judging && !s->closing && now >= s->judge_at && now < s->deadline) {
+	if (p->o->plain && s->judging && !s->closing && now >= s->judge_at && now < s->deadline) {
 		judge(p, s, now);
 		flush(s);
 	}
-	if (s->state != S_ENDED && now >= s->deadline && !s->closing) {
+	if (s->state != S_ENDED && now >= s->deadline && !s->closing && !s->done) {
 		if (s->state == S_NEW) {
 			err_warn("%s: no proof of the key within %ld ms; dropped", s->peer,
 				 p->o->idle_ms);
@@ -1071,6 +1169,7 @@ static void release(struct pool *p)
 	free(p->pfd);
 	mem_wipe(p->o->key, p->o->keylen);
 	free(p->o->key);
+	mem_wipe(p->psk, sizeof p->psk);
 }
 
 static _Noreturn void teardown(struct pool *p, int sig)
@@ -1166,8 +1265,13 @@ static void loop(struct pool *p)
 
 			if (pending)
 				ev |= POLLOUT;
-			if (pending < OUT_HOLD)
+			if (s->ch)
+				ev |= channel_events(s->ch);
+			/* Version 3: a handshake waiting for its judgement stays in the kernel. */
+			if (pending < OUT_HOLD && !(s->judging && !p->o->plain))
 				ev |= POLLIN;
+			if (s->open && channel_readable(s->ch) && pending < OUT_HOLD)
+				timeout = 0;
 			s->pfd = n;
 			p->pfd[n++] = (struct pollfd){.fd = s->fd, .events = ev};
 			if (s->state != S_ENDED)
@@ -1285,6 +1389,8 @@ int main(int argc, char **argv)
 	parse(argc, argv, &o);
 	check_dir(&o);
 	check_sdir(&o);
+	if (noise_psk_from_key(o.key, o.keylen, p.psk) < 0)
+		err_die(EXIT_RUNTIME, "the key:");
 	if (o.keylen < KEY_WEAK)
 		err_warn("warning: the key is %zu bytes: whoever records one session can test "
 			 "guesses of it offline; make a strong one with head -c 32 /dev/urandom > "

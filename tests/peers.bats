@@ -29,8 +29,8 @@ NM=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
 
 # ---- 7. guessing keys ----
 
-@test "key guessing: 64 connections for 6 s get about one judgement a second; the real master still gets in" {
-	start_pool -l "$KEY" "$PORT"
+@test "key guessing (-U: the guesser speaks version 2): 64 connections for 6 s get about one judgement a second; the real master still gets in" {
+	start_pool -U -l "$KEY" "$PORT"
 	grep -q "warning: the key is 3 bytes" pool.err
 	# From 127.0.0.2: the penalty falls on the guesser's address, the real master's is another.
 	run "$TOOLS/guesser" 127.0.0.1 "$PORT" 64 6 127.0.0.2
@@ -43,7 +43,7 @@ NM=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
 	# Every judgement was logged, but the log itself is bounded by the limiter.
 	[ "$(wc -l <pool.err)" -le 60 ]
 	daemon d real1 'echo in'
-	run --separate-stderr "$SP_BIN/master" "$KEY" 127.0.0.1 "$PORT" d
+	run --separate-stderr "$SP_BIN/master" -U "$KEY" 127.0.0.1 "$PORT" d
 	[ "$status" -eq 0 ]
 	IFS= read -r l <real1
 	[ "$l" = in ]
@@ -52,7 +52,7 @@ NM=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
 # ---- 8. slow and greedy clients ----
 
 @test "a client that dribbles one byte at a time is dropped at the handshake's deadline, not held" {
-	start_pool -l -t 2 "$KEY" "$PORT"
+	start_pool -U -l -t 2 "$KEY" "$PORT"
 	exec 6<>"/dev/tcp/127.0.0.1/$PORT"
 	IFS= read -r -t 5 -u 6 greet
 	[[ "$greet" == "SOCKETPOOL 2 "* ]]
@@ -71,7 +71,7 @@ NM=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
 	for fd in 6 7; do
 		eval "exec $fd<>/dev/tcp/127.0.0.1/$PORT"
 		IFS= read -r -t 5 -u "$fd" greet
-		[[ "$greet" == "SOCKETPOOL 2 "* ]]
+		[ "$greet" = "SOCKETPOOL 3 noise" ]
 	done
 	# A third from 127.0.0.1 is one too many for one address (8 / 4 = 2).
 	exec 8<>"/dev/tcp/127.0.0.1/$PORT"
@@ -79,13 +79,13 @@ NM=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
 	[ "$busy" = "ERR busy: too many connections proving the key" ]
 	# Another address still gets in.
 	run socat -T 2 - "TCP:127.0.0.1:$PORT,bind=127.0.0.2" </dev/null
-	[[ "$output" == "SOCKETPOOL 2 "* ]]
+	[ "$output" = "SOCKETPOOL 3 noise" ]
 	exec 6>&- 7>&- 8>&-
 	grep -q "127.0.0.1: refused: 2 connections are proving the key" pool.err
 }
 
 @test "grants are capped per session (-n) and in all (-N); beyond, FAIL with the reason" {
-	start_pool -l -n 2 -N 3 "$KEY" "$PORT"
+	start_pool -U -l -n 2 -N 3 "$KEY" "$PORT"
 	ctl_open "$PORT"
 	ctl_auth "$KEY"
 	for n in 1 2 3; do printf 'PORT g%s 0123456789abcdef0123456789abcdef -\n' "$n" >&5; done
@@ -128,17 +128,31 @@ NM=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
 
 # ---- 10. the pool proves itself ----
 
-@test "a pool that cannot prove the key learns no request: the master stops after its proof" {
+@test "a pool that cannot prove the key learns no request: the master -U stops after its proof" {
 	daemon d secret-name 'echo x'
 	# A fake pool: greets, takes the proof, answers OK with a made-up one.
 	socat "TCP-LISTEN:$PORT,reuseaddr" SYSTEM:"echo SOCKETPOOL 2 $NM; read a; echo \"\$a\" >got; echo OK 0000000000000000000000000000000000000000000000000000000000000000; cat >>got" &
 	track $!
 	wait_listening "$PORT"
-	run --separate-stderr "$SP_BIN/master" "$KEY" 127.0.0.1 "$PORT" d
+	run --separate-stderr "$SP_BIN/master" -U "$KEY" 127.0.0.1 "$PORT" d
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "master: the pool at 127.0.0.1 $PORT does not prove the key; not trusting it" ]
 	wait_for 5 file_has got
 	[[ "$(head -1 got)" == "AUTH "* ]]
+	run ! grep -q "PORT\|secret-name" got
+}
+
+@test "version 3: a pool that does not hold the key fails the master's handshake; no request, no name goes out" {
+	daemon d secret-name 'echo x'
+	# A fake pool: greets, takes the master's first message, answers 48 bytes of noise
+	# (after their length, 0x00 0x30: a NUL and a '0').
+	socat "TCP-LISTEN:$PORT,reuseaddr" SYSTEM:"echo SOCKETPOOL 3 noise; head -c 50 >got; head -c 1 /dev/zero; printf 0; head -c 48 /dev/urandom; cat >>got" &
+	track $!
+	wait_listening "$PORT"
+	run --separate-stderr "$SP_BIN/master" "$KEY" 127.0.0.1 "$PORT" d
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "master: the pool at 127.0.0.1 $PORT: handshake failed: the peer does not hold the key (or is not a socketpool channel)" ]
+	wait_for 5 file_has got
 	run ! grep -q "PORT\|secret-name" got
 }
 

@@ -156,7 +156,7 @@ read_buffer() { # FIFO OUT: read a buffer to its EOF in the background; sets REA
 	run --separate-stderr "$SP_BIN/master" wrong 127.0.0.1 "$PORT" d
 	[ "$status" -eq 1 ]
 	[ -z "$output" ]
-	[[ "$stderr" == "master: the pool at 127.0.0.1 $PORT rejected the key" ]]
+	[[ "$stderr" == "master: the pool at 127.0.0.1 $PORT rejected the key (it closed the handshake)" ]]
 	grep -q "^pool: 127.0.0.1 [0-9]*: wrong key (1 in a row from 127.0.0.1); dropped$" pool.err
 	alive "$POOL"
 	no_fifo_left
@@ -169,16 +169,35 @@ read_buffer() { # FIFO OUT: read a buffer to its EOF in the background; sets REA
 	[ "$RC" -eq 0 ]
 }
 
-@test "the key never appears in the captured control traffic" {
+@test "the key never appears in the captured control traffic, nor any line but the greeting" {
 	KEY=sekrit-k12-VALUE
 	daemon d x1 'echo data-line'
 	relay=$(free_port)
 	start_pool "$KEY" "$PORT"
-	# A relay in the middle, logging both directions of the control connection.
 	socat -v "TCP-LISTEN:$relay,bind=127.0.0.1,reuseaddr" "TCP:127.0.0.1:$PORT" 2>capture &
 	track $!
 	wait_listening "$relay"
 	start_master "$KEY" 127.0.0.1 "$relay" d
+	wait_for 5 test -p x1
+	[ "$(cat x1)" = data-line ]
+	wait_status "$MASTER"
+	[ "$RC" -eq 0 ]
+	grep -q 'SOCKETPOOL 3 noise' capture
+	run ! grep -q 'SOCKETPOOL 2 ' capture
+	run ! grep -Eq 'AUTH|PORT|GRANT|BYE' capture # (short words could be ciphertext by chance)
+	run ! grep -q 'sekrit' capture
+}
+
+@test "-U on both sides: version 2 in plain text, the proofs seen, the key never" {
+	KEY=sekrit-k12-VALUE
+	daemon d x1 'echo data-line'
+	relay=$(free_port)
+	start_pool -U "$KEY" "$PORT"
+	# A relay in the middle, logging both directions of the control connection.
+	socat -v "TCP-LISTEN:$relay,bind=127.0.0.1,reuseaddr" "TCP:127.0.0.1:$PORT" 2>capture &
+	track $!
+	wait_listening "$relay"
+	start_master -U "$KEY" 127.0.0.1 "$relay" d
 	wait_for 5 test -p x1
 	[ "$(cat x1)" = data-line ]
 	wait_status "$MASTER"
@@ -215,7 +234,7 @@ read_buffer() { # FIFO OUT: read a buffer to its EOF in the background; sets REA
 # ---- grants and their guard ----
 
 @test "a foreign connection to a granted port never reaches the buffer; the real sender's data arrives intact" {
-	start_pool "$KEY" "$PORT"
+	start_pool -U "$KEY" "$PORT"
 	ctl_open "$PORT"
 	ctl_auth "$KEY"
 	printf 'PORT g1 %s -\n' "$STREAM" >&5
@@ -305,7 +324,7 @@ foreign with stolen token"
 
 @test "idle, oversized, unknown and bad-name control connections are dropped while a real master is served" {
 	daemon d x1 'echo x1-data; sleep 1; echo x1-more'
-	start_pool -l -t 2 "$KEY" "$PORT"
+	start_pool -U -l -t 2 "$KEY" "$PORT"
 	# Idle: greeted, then dropped after -t.
 	exec 6<>"/dev/tcp/127.0.0.1/$PORT"
 	IFS= read -r -t 5 -u 6 greet
@@ -317,7 +336,7 @@ foreign with stolen token"
 	exec 8<>"/dev/tcp/127.0.0.1/$PORT"
 	echo HELLO >&8
 	# Meanwhile a real master is served.
-	start_master "$KEY" 127.0.0.1 "$PORT" d
+	start_master -U "$KEY" 127.0.0.1 "$PORT" d
 	wait_for 5 test -p x1
 	IFS= read -r line <x1
 	[ "$line" = x1-data ]
@@ -474,14 +493,23 @@ usage_fails() { # PROG EXPECTED-MESSAGE ARGS...: exit 2, the message, the usage 
 	[ ! -e noexec ] && [ ! -e .hidden ] && [ ! -e subdir ]
 }
 
-@test "master: each daemon runs in DDIR with stdin /dev/null, stdout its connection only, its own process group and the POOL_* variables" {
+@test "master: each daemon runs in DDIR with stdin /dev/null, stdout a pipe to the master (-U: its connection), its own process group and the POOL_* variables" {
 	daemon d env1 'echo "cwd=$PWD"; echo "host=$POOL_HOST port=$POOL_PORT name=$DAEMON_NAME"
 if read -r x; then echo "stdin=data"; else echo "stdin=eof"; fi
 echo "pgid=$(ps -o pgid= -p $$ | tr -d " ") pid=$$"
 echo "sockets=$(for f in /proc/$$/fd/*; do readlink "$f"; done | grep -c "^socket:")"
+echo "stdout=$(readlink /proc/$$/fd/1 | cut -d: -f1)"
 echo "to-stderr" >&2'
-	start_pool "$KEY" "$PORT"
-	echo "should not be read" | "$SP_BIN/master" "$KEY" localhost "$PORT" d >master.out 2>master.err &
+	for u in -U ""; do
+		env_run "$u"
+	done
+}
+
+# env_run [-U]: one run of the test above; plain text, or encrypted (the master relays)
+env_run() {
+	rm -f env.got
+	start_pool ${1:+"$1"} "$KEY" "$PORT"
+	echo "should not be read" | "$SP_BIN/master" ${1:+"$1"} "$KEY" localhost "$PORT" d >master.out 2>master.err &
 	MASTER=$!
 	track $MASTER
 	wait_for 5 test -p env1
@@ -491,12 +519,19 @@ echo "to-stderr" >&2'
 	grep -qx "cwd=$PWD/d" env.got
 	grep -qx "host=localhost port=$PORT name=env1" env.got
 	grep -qx "stdin=eof" env.got
-	grep -qx "sockets=1" env.got # its stdout only: no control connection leaked
+	if [ -n "$1" ]; then
+		grep -qx "sockets=1" env.got # its stdout only: no control connection leaked
+		grep -qx "stdout=socket" env.got
+	else
+		grep -qx "sockets=0" env.got # no connection of the master's at all
+		grep -qx "stdout=pipe" env.got
+	fi
 	pg=$(sed -n 's/^pgid=\([0-9]*\) pid=.*/\1/p' env.got)
 	pid=$(sed -n 's/^pgid=[0-9]* pid=\([0-9]*\)$/\1/p' env.got)
 	[ -n "$pg" ] && [ "$pg" = "$pid" ]
 	[ "$(cat master.err)" = to-stderr ]
 	[ ! -s master.out ]
+	wait_status "$POOL"
 }
 
 @test "master: exit 1 with one line per failed daemon; an empty DDIR is an error that still ends the session" {
@@ -671,22 +706,88 @@ mk_forever() { # NAME...: daemons that record their PID and print a line a secon
 
 @test "a version word the master does not speak is reported, older or newer" {
 	daemon d x1 'echo x'
-	for v in 1 3; do
-		port=$(free_port)
-		socat "TCP-LISTEN:$port,reuseaddr" SYSTEM:"echo SOCKETPOOL $v 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff; sleep 5" &
-		track $!
-		wait_listening "$port"
-		run --separate-stderr "$SP_BIN/master" "$KEY" 127.0.0.1 "$port" d
-		[ "$status" -eq 1 ]
-		[ "$stderr" = "master: the pool speaks protocol version $v, this master version 2" ]
+	for v in 1 4; do
+		for u in "" -U; do
+			port=$(free_port)
+			socat "TCP-LISTEN:$port,reuseaddr" SYSTEM:"echo SOCKETPOOL $v 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff; sleep 5" &
+			track $!
+			wait_listening "$port"
+			want=3
+			[ -z "$u" ] || want=2
+			run --separate-stderr "$SP_BIN/master" ${u:+"$u"} "$KEY" 127.0.0.1 "$port" d
+			[ "$status" -eq 1 ]
+			[ "$stderr" = "master: the pool speaks protocol version $v, this master version $want" ]
+		done
 	done
 	# An old master's one-word AUTH is answered in words it understands.
-	start_pool -l "$KEY" "$PORT"
+	start_pool -U -l "$KEY" "$PORT"
 	ctl_open "$PORT"
 	ctl_read greet
 	printf 'AUTH %s\n' "$NM" >&5
 	ctl_read err
 	[ "$err" = "ERR protocol version 2 needed: the master is older" ]
+}
+
+@test "plain text only where both sides say -U: each side alone fails clearly, nothing is granted" {
+	daemon d x1 'echo x'
+	# An encrypting master and a plain pool.
+	start_pool -U -l "$KEY" "$PORT"
+	run --separate-stderr "$SP_BIN/master" "$KEY" 127.0.0.1 "$PORT" d
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	[ "$stderr" = "master: the pool at 127.0.0.1 $PORT speaks protocol version 2, in plain text (pool -U): this master encrypts; give -U to both sides to allow plain text" ]
+	run ! grep -q granted pool.err
+	[ ! -e x1 ]
+	# Both with -U: served, as version 2.
+	start_master -U "$KEY" 127.0.0.1 "$PORT" d
+	wait_for 5 test -p x1
+	IFS= read -r line <x1 # a lasting buffer (-l): no end of file to wait for
+	[ "$line" = x ]
+	wait_status "$MASTER"
+	[ "$RC" -eq 0 ]
+	[ ! -s master.err ]
+	kill "$POOL"
+	wait_status "$POOL"
+	# A plain master and an encrypting pool: the pool sees no handshake, counts no wrong key.
+	port=$(free_port)
+	start_pool -l "$KEY" "$port"
+	run --separate-stderr "$SP_BIN/master" -U "$KEY" 127.0.0.1 "$port" d
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "master: the pool at 127.0.0.1 $port speaks protocol version 3, encrypted: this master was given -U (plain text); give -U to both sides or to neither" ]
+	[ ! -e x1 ]
+	run ! grep -Eq 'granted|wrong key' pool.err
+}
+
+@test "version 3: a silent, a garbage and a wrong-key peer get no plain line after the greeting; the penalty counts the failed handshakes" {
+	daemon d x1 'echo served'
+	start_pool -l -t 2 "$KEY" "$PORT"
+	exec 6<>"/dev/tcp/127.0.0.1/$PORT"
+	IFS= read -r -t 5 -u 6 greet
+	[ "$greet" = "SOCKETPOOL 3 noise" ]
+	exec 7<>"/dev/tcp/127.0.0.1/$PORT"
+	IFS= read -r -t 5 -u 7 greet
+	printf 'AUTH %s %s\n' "$NM" "$NM" >&7
+	for k in 1 2; do
+		run --separate-stderr "$SP_BIN/master" "wrong$k" 127.0.0.1 "$PORT" d
+		[ "$status" -eq 1 ]
+		[[ "$stderr" == *"rejected the key"* ]]
+	done
+	start_master "$KEY" 127.0.0.1 "$PORT" d
+	wait_for 5 test -p x1
+	IFS= read -r line <x1 # a lasting buffer (-l): no end of file to wait for
+	[ "$line" = served ]
+	# Nothing more on either: an end of file, no ERR line.
+	run timeout 5 cat <&7
+	[ -z "$output" ]
+	run timeout 5 cat <&6
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	grep -q 'not a version 3 handshake (1 in a row from 127.0.0.1); dropped' pool.err
+	grep -q 'wrong key (2 in a row from 127.0.0.1); dropped' pool.err
+	grep -q 'wrong key (3 in a row from 127.0.0.1); dropped' pool.err
+	grep -q 'no proof of the key within 2000 ms; dropped' pool.err
+	wait_status "$MASTER"
+	[ "$RC" -eq 0 ]
 }
 
 # ---- two hosts ----

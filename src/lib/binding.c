@@ -64,6 +64,7 @@ struct binding {
 	struct binding_guard guard; /* hooks all NULL: no guard */
 	int chan;		    /* -k: every sender over an encrypted channel */
 	unsigned char psk[NOISE_PSK];
+	const char *prologue; /* -k: what its handshakes hash in (binding_config) */
 	void (*on_event)(const struct binding_event *, void *);
 	void *arg;
 
@@ -574,7 +575,8 @@ static void accept_new(struct binding *b, long long now)
 		if (b->chan) {
 			/* We answer that we can acknowledge; the sender's payload says whether it wants it. */
 			c->state = CONN_HS;
-			c->ch = channel_new(fd, 0, b->psk, CHANNEL_ACKS, strlen(CHANNEL_ACKS), now);
+			c->ch = channel_new_for(fd, 0, b->psk, b->prologue, CHANNEL_ACKS,
+					       strlen(CHANNEL_ACKS), now);
 			if (!c->ch)
 				reject(b, b->nconns - 1, "no memory for its channel");
 			continue;
@@ -658,6 +660,7 @@ struct binding *binding_open(const struct binding_config *cfg, pid_t *holder, in
 	if (cfg->psk) {
 		b->chan = 1;
 		memcpy(b->psk, cfg->psk, NOISE_PSK);
+		b->prologue = cfg->prologue ? cfg->prologue : CHANNEL_PROLOGUE;
 	}
 	if (cfg->guard) {
 		b->guard = *cfg->guard;

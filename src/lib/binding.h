@@ -139,6 +139,8 @@ struct binding_config {
 	 * its bytes were taken. NULL: plain TCP.
 	 */
 	const unsigned char *psk;
+	/* -k: the prologue its handshakes hash in (static text); NULL: CHANNEL_PROLOGUE. */
+	const char *prologue;
 };
 
 /*

@@ -83,6 +83,12 @@ static int hs_send(struct channel *c, const void *payload, size_t n)
 struct channel *channel_new(int fd, int initiator, const unsigned char psk[NOISE_PSK],
 			    const void *payload, size_t n, long long now)
 {
+	return channel_new_for(fd, initiator, psk, CHANNEL_PROLOGUE, payload, n, now);
+}
+
+struct channel *channel_new_for(int fd, int initiator, const unsigned char psk[NOISE_PSK],
+				const char *prologue, const void *payload, size_t n, long long now)
+{
 	struct channel *c;
 	int saved;
 
@@ -97,7 +103,7 @@ struct channel *channel_new(int fd, int initiator, const unsigned char psk[NOISE
 	c->fd = fd;
 	c->state = CH_HS;
 	c->deadline = now + CHANNEL_HS_MS;
-	if (noise_hs_init(&c->hs, initiator, psk, CHANNEL_PROLOGUE, strlen(CHANNEL_PROLOGUE)) < 0)
+	if (noise_hs_init(&c->hs, initiator, psk, prologue, strlen(prologue)) < 0)
 		goto fail;
 	/* The responder answers with its payload once it has read the first message. */
 	if (initiator && hs_send(c, payload, n) < 0)

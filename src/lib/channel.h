@@ -53,6 +53,14 @@ struct channel *channel_new(int fd, int initiator, const unsigned char psk[NOISE
 			    const void *payload, size_t n, long long now);
 
 /*
+ * The same with another prologue (a NUL-terminated text both sides hash
+ * in): the pool protocol binds each of its uses, and its version, so that
+ * a handshake relayed from another use fails.
+ */
+struct channel *channel_new_for(int fd, int initiator, const unsigned char psk[NOISE_PSK],
+				const char *prologue, const void *payload, size_t n, long long now);
+
+/*
  * Make progress with the handshake, never blocking. Returns 1 once it is
  * done (and on every call after), 0 while it waits for the peer (poll for
  * channel_events), or -1 with errno: EBADMSG when the peer does not hold

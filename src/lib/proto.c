@@ -207,7 +207,7 @@ int proto_parse(char *line, struct proto_msg *m)
 		if (number(w[1], 1, 999999, &m->version) < 0)
 			goto bad;
 		/* A later version may send another nonce shape: the caller checks version first. */
-		if (m->version == PROTO_VERSION && !proto_is_hex(w[2], PROTO_NONCE_HEX))
+		if (m->version == PROTO_VERSION_PLAIN && !proto_is_hex(w[2], PROTO_NONCE_HEX))
 			goto bad;
 		break;
 	case PROTO_AUTH:
@@ -293,7 +293,7 @@ void proto_mac(const char *key, size_t keylen, enum proto_role role, const char 
 {
 	char msg[2 * PROTO_NONCE_HEX + 64];
 	unsigned char d[SHA256_LEN];
-	int n = snprintf(msg, sizeof msg, "socketpool %d %s %s %s", PROTO_VERSION,
+	int n = snprintf(msg, sizeof msg, "socketpool %d %s %s %s", PROTO_VERSION_PLAIN,
 			 role == PROTO_POOL ? "pool" : "master", np, nm);
 
 	hmac_sha256(key, keylen, msg, n > 0 ? (size_t)n : 0, d);

@@ -10,7 +10,8 @@
 
 #include "name.h"
 
-#define PROTO_VERSION 2
+#define PROTO_VERSION 3	      /* the lines inside the channel (wire.h) */
+#define PROTO_VERSION_PLAIN 2 /* the same lines in plain text, with AUTH and OK (-U) */
 #define PROTO_LINE_MAX 1024 /* bytes in a line, its LF included */
 #define PROTO_NONCE_HEX 64  /* 32 random bytes */
 #define PROTO_MAC_HEX 64    /* HMAC-SHA-256 */
@@ -90,7 +91,7 @@ int proto_is_hex(const char *s, size_t n);
 int proto_random_hex(char *out, size_t n);
 
 /*
- * The proofs of version 2: each side proves it knows the key over both
+ * The proofs of version 2 (version 3 has the handshake instead): each side proves it knows the key over both
  * nonces (the pool's first), so neither can be replayed from another
  * session, and with its role in the message, so neither can be reflected:
  * out = hex of HMAC-SHA-256(key, "socketpool 2 ROLE NP NM") with ROLE

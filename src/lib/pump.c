@@ -379,6 +379,8 @@ void pump_relay(const struct relay *r, struct pump *p, int conn, int in, int out
 	/* A self-pipe of our own: the server's would mix our SIGCHLD into its own. */
 	sig_child_reset();
 	p->sigfd = sig_init(0);
+	if (r->term_ign)
+		signal(SIGTERM, SIG_IGN); /* the program ends, and the relay with its output */
 	pump_flow_init(&p->flow[0], r->wonly ? -1 : conn, r->wonly ? -1 : out,
 		       r->crlf ? PUMP_CRLF_TO_LF : PUMP_RAW);
 	pump_flow_init(&p->flow[1], r->ronly ? -1 : in, r->ronly ? -1 : conn,
@@ -428,6 +430,8 @@ void pump_child(const struct relay *r, int conn, const struct proc_env *env)
 	/* The server's handlers must not run in here while the program starts. */
 	sig_child_reset();
 	/* -k: no program runs for a peer that does not hold the key. */
+	if (p)
+		p->ch = r->ch;
 	if (p && r->psk)
 		relay_channel(r, p, conn);
 	if (r->program) {

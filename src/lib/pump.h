@@ -82,6 +82,8 @@ struct relay {
 				relay goes on until the peer's end too; its stderr is ours */
 	const unsigned char *psk; /* -k: the connection is an encrypted channel under it */
 	int initiator;	     /* -k: we connected (the handshake's first message is ours) */
+	struct channel *ch;  /* -k: conn's channel, its handshake done already (master -x), or NULL */
+	int term_ign;	     /* SIGTERM is the program's to act on (pool -x: its group gets it) */
 };
 
 /*

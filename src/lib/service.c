@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* close_range */
 #include "service.h"
 
 #include <errno.h>
@@ -8,14 +9,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "channel.h"
 #include "err.h"
 #include "io.h"
 #include "mem.h"
 #include "net.h"
 #include "proc.h"
+#include "pump.h"
+#include "sig.h"
+#include "wire.h"
 
 struct service *service_open(const char *name, const char *program, const char *token,
-			     const char *addr, struct listener *l, long run_ms, long grace_ms)
+			     const char *addr, struct listener *l, long run_ms, long grace_ms,
+			     const unsigned char *psk)
 {
 	struct service *s = calloc(1, sizeof *s);
 
@@ -38,6 +44,10 @@ struct service *service_open(const char *name, const char *program, const char *
 	s->run_ms = run_ms;
 	s->grace_ms = grace_ms;
 	s->token_by = io_now_ms() + SERVICE_TOKEN_MS;
+	if (psk) {
+		s->chan = 1;
+		memcpy(s->psk, psk, NOISE_PSK);
+	}
 	return s;
 }
 
@@ -51,7 +61,8 @@ size_t service_pollfds(struct service *s, struct pollfd *pfd, long long now)
 	if (s->state != SERVICE_WAITING)
 		return 0;
 	if (s->fd >= 0) {
-		pfd[0] = (struct pollfd){.fd = s->fd, .events = POLLIN};
+		pfd[0] = (struct pollfd){.fd = s->fd,
+					 .events = POLLIN | (s->ch ? channel_events(s->ch) : 0)};
 		return 1;
 	}
 	return listener_pollfds(&s->l, pfd, now);
@@ -78,8 +89,21 @@ int service_timeout(const struct service *s, long long now)
 	return at <= now ? 0 : (int)(at - now > 0x7fffffff ? 0x7fffffff : at - now);
 }
 
+/* The caller being checked goes (its channel with it); another may come. */
+static void drop_caller(struct service *s)
+{
+	channel_free(s->ch);
+	s->ch = NULL;
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+	s->flen = 0;
+}
+
 static void end(struct service *s, const char *why)
 {
+	channel_free(s->ch);
+	s->ch = NULL;
 	listener_close(&s->l);
 	if (s->fd >= 0)
 		close(s->fd);
@@ -87,6 +111,83 @@ static void end(struct service *s, const char *why)
 	s->state = SERVICE_ENDED;
 	s->status = -1;
 	s->why = why;
+}
+
+/*
+ * Nothing of the pool's but what the relay carries: its other connections
+ * and listeners (close-on-exec, but the relay does not exec) would stay
+ * open in here.
+ */
+static void close_others(int a, int b, int c)
+{
+	int keep[3] = {a, b, c}, lo = 3;
+
+	for (int i = 0; i < 3; i++) /* sort the three */
+		for (int k = i + 1; k < 3; k++)
+			if (keep[k] < keep[i]) {
+				int t = keep[i];
+				keep[i] = keep[k];
+				keep[k] = t;
+			}
+	for (int i = 0; i < 3; i++) {
+		if (keep[i] > lo)
+			close_range((unsigned)lo, (unsigned)keep[i] - 1, 0);
+		lo = keep[i] + 1 > lo ? keep[i] + 1 : lo;
+	}
+	close_range((unsigned)lo, ~0u, 0);
+}
+
+/*
+ * Version 3: the relay child, leader of the service's group. It starts the
+ * program on pipes, relays them through the channel (the program's output
+ * ending ends the connection, as its close would), and exits as the
+ * program did. Returns its pid, or -1 with errno.
+ */
+static pid_t relay_start(struct service *s, const struct proc_env *env)
+{
+	/* TERM to the group is for the program: the relay ends when its output does. */
+	struct relay r = {.program = s->program, .psk = s->psk, .ch = s->ch, .term_ign = 1};
+	int to_prog[2], from_prog[2];
+	pid_t pid;
+
+	if (io_pipe(to_prog) < 0)
+		return -1;
+	if (io_pipe(from_prog) < 0) {
+		close(to_prog[0]);
+		close(to_prog[1]);
+		return -1;
+	}
+	pid = fork();
+	if (pid == 0) {
+		struct pump *p = calloc(1, sizeof *p);
+		int errfd = err_file_fd() >= 0 ? err_file_fd() : STDERR_FILENO;
+		pid_t prog;
+
+		setpgid(0, 0);
+		sig_child_reset();
+		if (errfd != STDERR_FILENO && dup2(errfd, STDERR_FILENO) < 0)
+			_exit(EXIT_RUNTIME);
+		prog = proc_spawn(s->program, to_prog[0], from_prog[1], STDERR_FILENO, env, 0);
+		if (prog < 0) {
+			err_warn("exec %s:", s->program);
+			_exit(127);
+		}
+		close(to_prog[0]);
+		close(from_prog[1]);
+		close_others(s->fd, to_prog[1], from_prog[0]);
+		io_set_nonblock(to_prog[1], 1);
+		io_set_nonblock(from_prog[0], 1);
+		if (p)
+			p->ch = s->ch;
+		pump_relay(&r, p, s->fd, from_prog[0], to_prog[1], prog);
+	}
+	close(to_prog[0]);
+	close(to_prog[1]);
+	close(from_prog[0]);
+	close(from_prog[1]);
+	if (pid > 0)
+		setpgid(pid, pid);
+	return pid;
 }
 
 /* The program, on the caller's connection, in a clean environment. */
@@ -108,8 +209,20 @@ static void run(struct service *s)
 	set[n++] = name;
 	set[n++] = "PATH=/usr/local/bin:/usr/bin:/bin";
 	set[n] = NULL;
-	s->pid = proc_spawn(s->program, s->fd, s->fd, err_file_fd() >= 0 ? err_file_fd() : STDERR_FILENO,
-			    &env, PROC_NEWPGRP);
+	if (s->ch) {
+		s->pid = relay_start(s, &env);
+		/* The relay holds the connection and its channel; ours go. */
+		channel_free(s->ch);
+		s->ch = NULL;
+		if (s->pid > 0) {
+			close(s->fd);
+			s->fd = -1;
+		}
+	} else {
+		s->pid = proc_spawn(s->program, s->fd, s->fd,
+				    err_file_fd() >= 0 ? err_file_fd() : STDERR_FILENO, &env,
+				    PROC_NEWPGRP);
+	}
 	if (s->pid < 0) {
 		end(s, strerror(errno));
 		return;
@@ -126,7 +239,7 @@ static void read_token(struct service *s)
 {
 	for (;;) {
 		char c;
-		ssize_t r = recv(s->fd, &c, 1, MSG_DONTWAIT);
+		ssize_t r = s->ch ? channel_read(s->ch, &c, 1) : recv(s->fd, &c, 1, MSG_DONTWAIT);
 
 		if (r < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
@@ -145,9 +258,18 @@ static void read_token(struct service *s)
 	}
 wrong:
 	/* Not the caller: the grant goes on waiting for it. */
-	close(s->fd);
-	s->fd = -1;
-	s->flen = 0;
+	drop_caller(s);
+}
+
+/* Version 3: the caller's handshake went on; once done, its token. */
+static void handshake(struct service *s, long long now)
+{
+	int r = channel_handshake(s->ch, now);
+
+	if (r == 1)
+		read_token(s);
+	else if (r < 0)
+		drop_caller(s); /* without the key: not the caller */
 }
 
 static void accept_caller(struct service *s, long long now)
@@ -164,7 +286,14 @@ static void accept_caller(struct service *s, long long now)
 	}
 	io_set_nonblock(fd, 1);
 	s->fd = fd;
-	read_token(s);
+	if (!s->chan) {
+		read_token(s);
+		return;
+	}
+	if (!(s->ch = channel_new_for(fd, 0, s->psk, WIRE_DATA, NULL, 0, now)))
+		drop_caller(s);
+	else
+		handshake(s, now);
 }
 
 void service_handle(struct service *s, const struct pollfd *pfd, size_t n, long long now)
@@ -172,7 +301,9 @@ void service_handle(struct service *s, const struct pollfd *pfd, size_t n, long 
 	for (size_t k = 0; k < n && s->state == SERVICE_WAITING; k++) {
 		if (!pfd[k].revents)
 			continue;
-		if (pfd[k].fd == s->fd)
+		if (pfd[k].fd == s->fd && s->ch && channel_timeout(s->ch, now) >= 0)
+			handshake(s, now);
+		else if (pfd[k].fd == s->fd)
 			read_token(s);
 		else if (s->fd < 0)
 			accept_caller(s, now);
@@ -214,9 +345,11 @@ void service_free(struct service *s)
 	if (!s)
 		return;
 	listener_close(&s->l);
+	channel_free(s->ch);
 	if (s->fd >= 0)
 		close(s->fd);
 	mem_wipe(s->token, sizeof s->token);
+	mem_wipe(s->psk, sizeof s->psk);
 	free(s->program);
 	free(s->name);
 	free(s);

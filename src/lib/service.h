@@ -6,7 +6,11 @@
  * relay), in a clean environment with the UCSPI variables and
  * SERVICE_NAME, in a process group of its own, for at most run_ms. When it
  * ends, our FIN follows everything it wrote and the peer is drained
- * (linger.c). Poll-driven like the binding engine; never prints or exits.
+ * (linger.c). Version 3: the connection is an encrypted channel (its
+ * responder), the token the first line of its plaintext, and the program
+ * cannot hold the connection itself: a relay child (pump.c), the leader of
+ * the group, carries its input and output through the channel and ends as
+ * it did. Poll-driven like the binding engine; never prints or exits.
  */
 #ifndef SP_SERVICE_H
 #define SP_SERVICE_H
@@ -16,6 +20,9 @@
 #include <sys/types.h>
 
 #include "listener.h"
+#include "noise.h"
+
+struct channel;
 
 #define SERVICE_TOKEN_MS 10000 /* the caller's time to connect and present the token */
 
@@ -42,14 +49,19 @@ struct service {
 	long run_ms;
 	long grace_ms;
 	int term_sent;
+	int chan;		/* version 3: the caller speaks the channel under psk */
+	unsigned char psk[NOISE_PSK];
+	struct channel *ch;	/* version 3: the caller's channel, while it is checked */
 };
 
 /*
  * A service waiting for its caller on l (taken over): program is run for
- * the caller from addr that presents token. Returns it, or NULL with errno.
+ * the caller from addr that presents token, over the channel under psk
+ * (copied; NULL: plain TCP). Returns it, or NULL with errno.
  */
 struct service *service_open(const char *name, const char *program, const char *token,
-			     const char *addr, struct listener *l, long run_ms, long grace_ms);
+			     const char *addr, struct listener *l, long run_ms, long grace_ms,
+			     const unsigned char *psk);
 
 int service_port(const struct service *s);
 

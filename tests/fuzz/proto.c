@@ -37,7 +37,7 @@ static void check_msg(const struct proto_msg *m)
 		break;
 	case PROTO_HELLO:
 		if (m->version < 1 ||
-		    (m->version == PROTO_VERSION && !proto_is_hex(m->arg[1], PROTO_NONCE_HEX)))
+		    (m->version == PROTO_VERSION_PLAIN && !proto_is_hex(m->arg[1], PROTO_NONCE_HEX)))
 			abort();
 		break;
 	case PROTO_CALL:
