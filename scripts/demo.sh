@@ -38,7 +38,7 @@ done
 say "== pool -b -d BUFDIR k12 $port              -> PID $pool"
 master=$("$B/master" -b -L "$tmp/master.log" k12 127.0.0.1 "$port" "$D")
 say "== master -b k12 127.0.0.1 $port $D  -> PID $master"
-say "   the key never crosses the wire: HMAC-SHA-256 over the pool's nonce"
+say "   the key never crosses the wire: both prove it in a Noise handshake, then all is encrypted"
 i=0
 until [ -p "$tmp/dem1" ] && [ -p "$tmp/dem2" ]; do
 	i=$((i + 1)); [ $i -lt 100 ] || { echo "demo: buffers did not appear" >&2; exit 1; }
@@ -47,7 +47,8 @@ done
 say "== buffers on the pool side: $(cd "$tmp" && ls -p | grep -v / | grep -v log | tr '\n' ' ')"
 say "== reading them for 4 seconds (while read -r line; do ...; done < dem1)"
 for b in dem1 dem2; do
-	(while read -r line; do echo "   [$b buffer] $line"; done <"$tmp/$b") &
+	# say: a reader whose stdout went away ends quietly, whatever SIGPIPE's disposition.
+	(while read -r line; do say "   [$b buffer] $line"; done <"$tmp/$b") &
 	readers="$readers $!"
 done
 sleep 4

@@ -141,8 +141,11 @@ relay() {
 	wait_listening "$P2"
 	run -1 --separate-stderr BO -F -k @key out 127.0.0.1 "$P2"
 	[[ "$stderr" == "bind-output: connect to 127.0.0.1 $P2: handshake failed: "* ]]
-	run -1 wait "$NODE"
-	grep -q "peer.js: handshake failed" node.err
+	# node refuses it (noise-c: MAC failure). Its exit status is 1, or under
+	# load at times 255 from node itself after peer.js's exit(1): not ours to judge.
+	run wait "$NODE"
+	[ "$status" -ne 0 ] || { cat node.err; false; }
+	grep -q "peer.js: handshake failed: NOISE_ERROR_MAC_FAILURE" node.err
 }
 
 @test "a man in the middle flips one byte of a record: detected, ended; delivered + unread = written" {

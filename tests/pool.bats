@@ -428,6 +428,12 @@ usage_fails() { # PROG EXPECTED-MESSAGE ARGS...: exit 2, the message, the usage 
 	run --separate-stderr "$SP_BIN/pool" @nokey "$PORT"
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "pool: key file nokey: No such file or directory" ]
+	# A FIFO planted where the key file should be: refused at once, never read.
+	mkfifo fifokey
+	run --separate-stderr timeout 10 "$SP_BIN/pool" @fifokey "$PORT"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "pool: key file fifokey: not a regular file" ]
+	rm fifokey
 	socat "TCP-LISTEN:$PORT,reuseaddr" - </dev/null &
 	track $!
 	wait_listening "$PORT"

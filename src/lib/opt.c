@@ -200,6 +200,8 @@ void opt_key_or_die(const char *arg, char **key, size_t *len, const char *synops
 			  arg[0] == '@' ? arg + 1 : "");
 	if (errno == EFBIG)
 		err_die(EXIT_RUNTIME, "key file %s: longer than %d bytes", arg + 1, PROTO_KEY_MAX);
+	if (errno == EINVAL)
+		err_die(EXIT_RUNTIME, "key file %s: not a regular file", arg + 1);
 	err_die(EXIT_RUNTIME, "key file %s:", arg + 1);
 }
 

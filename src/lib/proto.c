@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "io.h"
@@ -320,6 +321,7 @@ int proto_load_key(const char *arg, char **key, size_t *len)
 	char buf[PROTO_KEY_MAX + 3]; /* the longest key, its CR LF, and one byte to tell more */
 	size_t n = 0;
 	ssize_t r = 0;
+	struct stat st;
 	int fd, saved;
 
 	if (arg[0] != '@') {
@@ -331,9 +333,15 @@ int proto_load_key(const char *arg, char **key, size_t *len)
 		*len = strlen(arg);
 		return *key ? 0 : -1;
 	}
-	fd = open(arg + 1, O_RDONLY | O_CLOEXEC);
+	/* A FIFO or device planted at that path neither holds us nor gives the key. */
+	fd = open(arg + 1, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return -1;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
 	while (n < sizeof buf && (r = io_read(fd, buf + n, sizeof buf - n)) > 0)
 		n += (size_t)r;
 	saved = errno;

@@ -113,7 +113,8 @@ int proto_mac_ok(const char *key, size_t keylen, enum proto_role role, const cha
  * its very end: a LF, or a CR LF; nothing else is stripped, so a key may
  * hold any bytes. *key is malloc'd and NUL-terminated. Returns 0, or -1
  * with errno: ENODATA (the key is empty), EFBIG (more than PROTO_KEY_MAX
- * bytes once the line end is off), or the file's open/read error.
+ * bytes once the line end is off), EINVAL (not a regular file: a FIFO or
+ * device planted there is never read), or the open/read error.
  */
 int proto_load_key(const char *arg, char **key, size_t *len);
 
