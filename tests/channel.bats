@@ -340,8 +340,12 @@ serve() {
 	done
 	run -2 --separate-stderr BI -k "" in "$P1"
 	[[ "$stderr" == "bind-input: empty key"* ]]
-	run -2 --separate-stderr BO -k @/dev/null out 127.0.0.1 "$P1"
-	[[ "$stderr" == "bind-output: empty key in /dev/null"* ]]
+	: >empty.key
+	run -2 --separate-stderr BO -k @empty.key out 127.0.0.1 "$P1"
+	[[ "$stderr" == "bind-output: empty key in empty.key"* ]]
+	# A device or FIFO is no key file: refused, never read.
+	run -1 --separate-stderr BO -k @/dev/null out 127.0.0.1 "$P1"
+	[ "$stderr" = "bind-output: key file /dev/null: not a regular file" ]
 	run -1 --separate-stderr "$SP_BIN/socket" -k @nosuch 127.0.0.1 "$P1"
 	[ "$stderr" = "socket: key file nosuch: No such file or directory" ]
 	run -2 --separate-stderr "$SP_BIN/socket" -k
