@@ -429,6 +429,8 @@ static void reaped(pid_t pid, int status, void *arg)
 	}
 }
 
+static void drain_streams(struct master *m);
+
 static _Noreturn void finish(struct master *m, int code)
 {
 	pid_t *pids = m->ends;
@@ -444,6 +446,16 @@ static _Noreturn void finish(struct master *m, int code)
 		}
 		if (j->pid > 0)
 			pids[n++] = j->pid;
+	}
+	if (n)
+		proc_end_groups(pids, n, m->o->grace_ms, m->sigfd, reaped, m);
+	/* Whatever a daemon left behind came back to us (we are its subreaper): it ends too. */
+	proc_end_children(m->o->grace_ms, reaped, m);
+	if (!m->o->resume)
+		drain_streams(m);
+	for (size_t i = 0; i < m->nd; i++) {
+		struct job *j = &m->d[i];
+
 		channel_free(j->ch);
 		if (j->sock >= 0)
 			close(j->sock);
@@ -451,10 +463,6 @@ static _Noreturn void finish(struct master *m, int code)
 			close(j->out);
 		queue_free(&j->q);
 	}
-	if (n)
-		proc_end_groups(pids, n, m->o->grace_ms, m->sigfd, reaped, m);
-	/* Whatever a daemon left behind came back to us (we are its subreaper): it ends too. */
-	proc_end_children(m->o->grace_ms, reaped, m);
 	free(m->ends);
 	linger_free(&m->linger);
 	connector_free(&m->conn);
@@ -905,6 +913,57 @@ static void relay(struct master *m, struct job *j, short out_rev, short sock_rev
 		if (j->pid == 0 && j->state != J_STARTING)
 			j->state = J_DONE;
 	}
+}
+
+/*
+ * Teardown without -r: the daemons have ended, so each relayed stream is
+ * whole once its pipe is read to its end. Send it and its END within the
+ * -g bound, rather than cut off what a daemon wrote last (with -r a cut
+ * stream is the one a later master resumes).
+ */
+static void drain_streams(struct master *m)
+{
+	long long by = io_now_ms() + m->o->grace_ms;
+	struct pollfd *pfd = calloc(2 * m->nd + 1, sizeof *pfd);
+	size_t *at = calloc(m->nd + 1, sizeof *at);
+
+	while (pfd && at && io_now_ms() < by) {
+		size_t n = 0, live = 0;
+
+		for (size_t i = 0; i < m->nd; i++) {
+			struct job *j = &m->d[i];
+
+			at[i] = n;
+			/* Once our END is out the stream is whole: its acknowledgement is not awaited. */
+			if (j->sock < 0 || j->shut || j->state == J_STARTING)
+				continue;
+			live++;
+			pfd[n++] = (struct pollfd){
+				.fd = j->out, .events = j->out >= 0 && queue_pending(&j->q) < JOB_QUEUE
+								? POLLIN
+								: 0};
+			pfd[n++] = (struct pollfd){
+				.fd = j->sock,
+				.events = POLLIN | (j->ch ? channel_events(j->ch) : 0) |
+					  (queue_pending(&j->q) || j->full ||
+							   (j->ch && channel_unsent(j->ch))
+						   ? POLLOUT
+						   : 0)};
+		}
+		if (!live)
+			break;
+		if (poll(pfd, n, (int)(by - io_now_ms() > 0 ? by - io_now_ms() : 0)) < 0 &&
+		    errno != EINTR)
+			break;
+		for (size_t i = 0; i < m->nd; i++) {
+			struct job *j = &m->d[i];
+
+			if (j->sock >= 0 && !j->shut && j->state != J_STARTING)
+				relay(m, j, pfd[at[i]].revents, pfd[at[i] + 1].revents);
+		}
+	}
+	free(pfd);
+	free(at);
 }
 
 /*

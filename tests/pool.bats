@@ -835,3 +835,19 @@ netns_cleanup() {
 	netns_cleanup
 	! ip netns list | grep -q "$NSP" || false
 }
+
+@test "SIGTERM to a master (no -r) while a daemon's last output is still in its pipe: every byte arrives, the stream ends whole" {
+	# The daemon writes its output and at once signals the master that relays
+	# it (its parent): what sits in the pipe and the master's queue then must
+	# still go out, with the stream's END, before the master exits.
+	daemon d w1 'seq 1 50000; kill -TERM $PPID; exec sleep 300'
+	start_pool "$KEY" "$PORT"
+	start_master "$KEY" 127.0.0.1 "$PORT" d
+	wait_for 5 test -p w1
+	read_buffer w1 got
+	wait_gone "$MASTER" 15
+	wait_gone "$READER" 15
+	seq 1 50000 | cmp - got
+	wait_gone "$POOL" 10
+	[ ! -e w1.unread.streams ] && [ ! -e w1.unread ]
+}
