@@ -17,12 +17,6 @@ teardown() {
 	[ -z "$NS" ] || ip netns del "$NS" 2>/dev/null || true
 }
 
-daemon() { # DIR NAME BODY...
-	local dir=$1 name=$2
-	shift 2
-	printf '#!/bin/sh\n%s\n' "$*" >"$dir/$name"
-	chmod +x "$dir/$name"
-}
 # cron CMD...: as cron runs a job (no environment, no terminal, stdin /dev/null).
 cron() { env -i PATH=/usr/bin:/bin HOME="$HOME" "$@" </dev/null; }
 # As cron does, but not through cron(): a function in the background would

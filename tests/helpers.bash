@@ -107,3 +107,12 @@ ctl_auth() { # KEY
 	want=$("$TOOLS/sha256test" hmac "$1" "socketpool 2 pool ${greet##* } $NM")
 	[ "$ok" = "OK $want" ]
 }
+
+# daemon DIR NAME BODY...: an executable shell script DIR/NAME (a daemon, a
+# service or a client portion, for master and pool).
+daemon() {
+	local dir=$1 name=$2
+	shift 2
+	printf '#!/bin/sh\n%s\n' "$*" >"$dir/$name"
+	chmod +x "$dir/$name"
+}

@@ -13,12 +13,6 @@ setup() {
 }
 teardown() { common_teardown; }
 
-daemon() { # DIR NAME BODY...
-	local dir=$1 name=$2
-	shift 2
-	printf '#!/bin/sh\n%s\n' "$*" >"$dir/$name"
-	chmod +x "$dir/$name"
-}
 start_pool() { # ARGS... (KEY and PORT last); sets POOL
 	"$SP_BIN/pool" "$@" 2>pool.err &
 	POOL=$!

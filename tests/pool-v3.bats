@@ -21,12 +21,6 @@ setup() {
 }
 teardown() { common_teardown; }
 
-daemon() { # DIR NAME BODY...
-	local dir=$1 name=$2
-	shift 2
-	printf '#!/bin/sh\n%s\n' "$*" >"$dir/$name"
-	chmod +x "$dir/$name"
-}
 
 # relays MODE [pool options]: the pool on 127.0.0.2 with its one buffer
 # port GP, the relays in front of it (MODE: mitm.py's, or plain for socat on

@@ -16,12 +16,6 @@ teardown() {
 }
 
 # A daemon script in DIR: daemon DIR NAME BODY...
-daemon() {
-	local dir=$1 name=$2
-	shift 2
-	printf '#!/bin/sh\n%s\n' "$*" >"$dir/$name"
-	chmod +x "$dir/$name"
-}
 
 # Pool in the foreground of a background job, so its exit status can be waited for.
 # start_pool ARGS... (KEY and PORT last); sets POOL.

@@ -15,13 +15,6 @@ teardown() {
 	common_teardown
 }
 
-# service DIR NAME BODY...: an executable shell script DIR/NAME.
-service() {
-	local dir=$1 name=$2
-	shift 2
-	printf '#!/bin/sh\n%s\n' "$*" >"$dir/$name"
-	chmod +x "$dir/$name"
-}
 start_pool() { # ARGS... (the pool's options); sets POOL
 	"$SP_BIN/pool" -l -x "$PWD/sdir" -L "$PWD/pool.log" "$@" "$KEY" "$PORT" </dev/null 2>>pool.err &
 	POOL=$!
@@ -61,7 +54,7 @@ make_archive() {
 }
 # The vendor service with a tee in front: upload.zip holds what reached the pool's side.
 spy_vendor() {
-	service sdir vendor "tee '$PWD/upload.zip' | '$RSI/server/vendor'"
+	daemon sdir vendor "tee '$PWD/upload.zip' | '$RSI/server/vendor'"
 }
 extract() { # ZIP DIR
 	rm -rf "$2" && mkdir "$2" && (cd "$2" && unzip -qq "$OLDPWD/$1")
@@ -137,8 +130,8 @@ upload_is_chosen_only() {
 
 @test "master -x: a client portion's failure is its own line, the exit status 1" {
 	start_pool
-	service sdir up 'tr a-z A-Z'
-	service cdir up 'echo hi; exec >&-; cat >"$OUT"; exit 4'
+	daemon sdir up 'tr a-z A-Z'
+	daemon cdir up 'echo hi; exec >&-; cat >"$OUT"; exit 4'
 	OUT=$PWD/got run --separate-stderr "$SP_BIN/master" -x "$KEY" 127.0.0.1 "$PORT" cdir
 	[ "$status" -eq 1 ]
 	[ "$(cat got)" = HI ]
@@ -149,7 +142,7 @@ upload_is_chosen_only() {
 
 @test "a name that is not a service: FAIL no such service, exit 1, nothing started" {
 	start_pool
-	service sdir real 'cat'
+	daemon sdir real 'cat'
 	mkdir sdir/adir
 	printf '#!/bin/sh\necho no\n' >sdir/notexec
 	for name in nosuch adir notexec; do
@@ -165,7 +158,7 @@ upload_is_chosen_only() {
 
 @test "a service that exits non-zero: 'remote exited 3', exit 1, its output still delivered" {
 	start_pool
-	service sdir fail3 'cat; echo partial; exit 3'
+	daemon sdir fail3 'cat; echo partial; exit 3'
 	run --separate-stderr call fail3 <<<"in"
 	[ "$status" -eq 1 ]
 	[ "$output" = "$(printf 'in\npartial')" ]
@@ -177,7 +170,7 @@ upload_is_chosen_only() {
 @test "a service that never ends: -R ends it, TERM then KILL, its whole group; master says why" {
 	start_pool -R 1
 	# Ignores TERM, and leaves a child behind in its group.
-	service sdir forever "echo \$\$ >'$PWD/svc.pid'; trap '' TERM; sleep 300 & while :; do sleep 1; done"
+	daemon sdir forever "echo \$\$ >'$PWD/svc.pid'; trap '' TERM; sleep 300 & while :; do sleep 1; done"
 	run --separate-stderr call forever </dev/null
 	[ "$status" -eq 1 ]
 	# The service's relay was killed with it: its stream has no END, and the
@@ -193,7 +186,7 @@ upload_is_chosen_only() {
 
 @test "a service that ends on TERM when its time is up: 143" {
 	start_pool -R 1
-	service sdir slow "exec sleep 300"
+	daemon sdir slow "exec sleep 300"
 	run --separate-stderr call slow </dev/null
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "master: slow: remote exited 143 (its run time is up)" ]
@@ -203,8 +196,8 @@ upload_is_chosen_only() {
 	make_archive
 	head -c 300000 /dev/urandom >big
 	(cd a && zip -q -0 ../big.zip ../big)
-	service sdir vendor "'$RSI/server/vendor'"
-	service cdir vendor "head -c 1000 '$PWD/big.zip'; kill -9 \$\$"
+	daemon sdir vendor "'$RSI/server/vendor'"
+	daemon cdir vendor "head -c 1000 '$PWD/big.zip'; kill -9 \$\$"
 	start_pool
 	run --separate-stderr "$SP_BIN/master" -x "$KEY" 127.0.0.1 "$PORT" cdir
 	[ "$status" -eq 1 ]
@@ -218,7 +211,7 @@ upload_is_chosen_only() {
 
 @test "eight callers at once: each gets its own answer" {
 	start_pool
-	service sdir up 'tr a-z A-Z'
+	daemon sdir up 'tr a-z A-Z'
 	local i pids=""
 	for i in 1 2 3 4 5 6 7 8; do
 		seq -f "caller $i line %g" 1 2000 | call up >"out.$i" 2>"err.$i" &
@@ -236,7 +229,7 @@ upload_is_chosen_only() {
 
 @test "-S: a call over the cap is refused while the others run" {
 	start_pool -S 1
-	service sdir hold "echo \$\$ >'$PWD/hold.pid'; while [ ! -e '$PWD/go' ]; do sleep 0.05; done; echo held"
+	daemon sdir hold "echo \$\$ >'$PWD/hold.pid'; while [ ! -e '$PWD/go' ]; do sleep 0.05; done; echo held"
 	call hold </dev/null >held.out 2>held.err &
 	local first=$!
 	wait_file hold.pid
@@ -251,7 +244,7 @@ upload_is_chosen_only() {
 
 @test "a service's environment: clean, the UCSPI variables, SERVICE_NAME; its own process group (led by its relay)" {
 	SECRET_VAR=leak start_pool
-	service sdir envy "env; ps -o pgid= -p \$\$; echo \$PPID; pwd"
+	daemon sdir envy "env; ps -o pgid= -p \$\$; echo \$PPID; pwd"
 	run --separate-stderr call envy </dev/null
 	[ "$status" -eq 0 ]
 	printf '%s\n' "$output" >env.out
@@ -273,7 +266,7 @@ upload_is_chosen_only() {
 
 @test "the pool's end ends the services it runs, their whole groups" {
 	start_pool
-	service sdir hang "echo \$\$ >'$PWD/hang.pid'; sleep 300 & wait"
+	daemon sdir hang "echo \$\$ >'$PWD/hang.pid'; sleep 300 & wait"
 	call hang </dev/null >/dev/null 2>call.err &
 	local caller=$!
 	track "$caller"
@@ -289,7 +282,7 @@ upload_is_chosen_only() {
 
 @test "the granted port takes only a caller with the token (-U: spoken raw): a stranger gets nothing started" {
 	start_pool -U
-	service sdir once "echo started >>'$PWD/started'; tr a-z A-Z"
+	daemon sdir once "echo started >>'$PWD/started'; tr a-z A-Z"
 	ctl_open "$PORT"
 	ctl_auth "$KEY"
 	printf 'CALL once %s\n' "$STREAM" >&5
