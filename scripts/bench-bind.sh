@@ -31,53 +31,12 @@ LINE='the quick brown fox jumps over the lazy dog, a line of seventy bytes.'
 # round, collect in t_ROW.
 ROWS='nc_in one one_c1 many nc_out nc_cat out'
 
-for t in nc ss "$BIN/bind-input" "$BIN/bind-output" "$FREEPORT"; do
-	command -v "$t" >/dev/null 2>&1 || { echo "bench-bind: $t missing (make all tools)" >&2; exit 1; }
-done
-tmp=$(mktemp -d) || exit 1
-# Every process a run starts, background jobs and daemons alike, until the
-# run has reaped it. The runs execute in this shell, never in a $(...)
-# subshell, so that this list is the one the exit trap sees.
-pids=""
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null; done
-	# A bind-input killed with data in hand writes it to ID.unread in the
-	# directory: let every process end before the directory goes.
-	for p in $pids; do wait_gone "$p"; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-# A trapped signal would otherwise only interrupt the current `wait` and let
-# the rounds go on; exiting runs the EXIT trap.
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-now_ns() { date +%s%N; }
+. scripts/bench-lib.sh
+need bench-bind nc ss "$BIN/bind-input" "$BIN/bind-output" "$FREEPORT"
 # The data, made once: whole lines, read from the page cache by every run.
 make_data() { # FILE BYTES
 	yes "$LINE" | head -c "$2" >"$1"
 }
-wait_port() { # PORT: until something listens there (bounded)
-	i=0
-	while [ -z "$(ss -Hltn "sport = :$1")" ]; do
-		i=$((i + 1))
-		[ "$i" -lt 250 ] || return 1
-		sleep 0.02
-	done
-}
-# wait_gone PID: until a daemon we killed has ended (bounded), so that its
-# teardown neither takes CPU from the next run nor meets that run's FIFO.
-# A daemon is not our child: ended means no /proc entry, or a zombie.
-wait_gone() {
-	i=0
-	while st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) && [ "${st%% *}" != Z ]; do
-		i=$((i + 1))
-		[ "$i" -lt 250 ] || return 1
-		sleep 0.02
-	done
-}
-mbps() { echo "$1 $2" | awk '{ printf "%.0f", $1 / 1048576 / ($2 / 1e9) }'; }
 ratio() { echo "$1 $2" | awk '{ printf "%.2f", $2 / $1 }'; } # our_ns peer_ns: peer time / ours
 
 # ---- bind-input: senders -> buffer -> cat >/dev/null ----

@@ -20,33 +20,8 @@ RUNS=${BENCH_RUNS:-5}
 FREEPORT=tests/bin/freeport
 LINE='the quick brown fox jumps over the lazy dog, a line of seventy bytes.'
 
-for t in ss timeout "$BIN/bind-input" "$BIN/bind-output" "$FREEPORT"; do
-	command -v "$t" >/dev/null 2>&1 || { echo "bench-channel: $t missing (make all tools)" >&2; exit 1; }
-done
-tmp=$(mktemp -d) || exit 1
-pids=""
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null; done
-	for p in $pids; do wait_gone "$p"; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-now_ns() { date +%s%N; }
-# wait_gone PID: until a daemon we killed has ended (bounded); not our child,
-# so ended means no /proc entry, or a zombie.
-wait_gone() {
-	i=0
-	while st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) && [ "${st%% *}" != Z ]; do
-		i=$((i + 1))
-		[ "$i" -lt 500 ] || return 1
-		sleep 0.02
-	done
-}
-mbps() { echo "$1 $2" | awk '{ printf "%.0f", $1 / 1048576 / ($2 / 1e9) }'; }
+. scripts/bench-lib.sh
+need bench-channel ss timeout "$BIN/bind-input" "$BIN/bind-output" "$FREEPORT"
 
 # run_stream [-k FILE]: BYTES through bind-output -> bind-input, until the
 # reader has the last byte; sets ns, or returns 1 (also when bytes are missing).
@@ -67,8 +42,8 @@ run_stream() {
 	wait "$reader"
 	end=$(now_ns)
 	kill "$bi"
-	wait_gone "$bo" || return 1
-	wait_gone "$bi" || return 1
+	wait_gone "$bo" 500 || return 1
+	wait_gone "$bi" 500 || return 1
 	pids=""
 	[ "$(cat "$tmp/count")" -eq "$BYTES" ] || {
 		echo "bench-channel: $(cat "$tmp/count") of $BYTES bytes arrived" >&2

@@ -50,38 +50,8 @@ ROWS='pool plain peer'
 for t in ss cksum "$B/pool" "$B/master" "$B/bind-input" "$B/socket" "$FREEPORT"; do
 	command -v "$t" >/dev/null 2>&1 || { echo "bench-pool: $t missing (make all tools)" >&2; exit 0; }
 done
-tmp=$(mktemp -d) || exit 0
-# Every process a run starts, daemons, senders, readers and the watchdog, until
-# the run has reaped it. The runs execute in this shell, never in a $(...)
-# subshell, so that this list is the one the exit trap sees.
-pids=""
-# shellcheck disable=SC2317 # run by the EXIT trap
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null; done
-	# A binding killed with data in hand writes it to NAME.unread in the
-	# directory: let every process end before the directory goes.
-	for p in $pids; do wait_gone "$p"; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-# A trapped signal would otherwise only interrupt the current `wait` and let
-# the rounds go on; exiting runs the EXIT trap.
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 141' PIPE # output to a reader that went away
-
-now_ns() { date +%s%N; }
+. scripts/bench-lib.sh
 ms() { echo $((($1 + 500000) / 1000000)); } # NS: whole milliseconds
-# wait_gone PID: until a process has ended (bounded): no /proc entry, or a zombie
-wait_gone() {
-	i=0
-	while st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) && [ "${st%% *}" != Z ]; do
-		i=$((i + 1))
-		[ "$i" -lt 250 ] || return 1
-		sleep 0.02
-	done
-}
 # note WHAT: what made this run INVALID, listed at the end
 note() {
 	bad=$((bad + 1))

@@ -84,44 +84,9 @@ label() {
 	esac
 }
 
-tmp=$(mktemp -d) || exit 0
+. scripts/bench-lib.sh
 : >"$tmp/notes"
-# Every process a run starts, servers and load generators alike, until the run
-# has reaped it. They run in this shell, never in a $(...) subshell, so that this
-# list is the one the exit trap sees.
-pids=""
-# shellcheck disable=SC2317 # run by the EXIT trap
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null; done
-	for p in $pids; do wait_gone "$p"; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-# A trapped signal would otherwise only interrupt the current `wait` and let the
-# rounds go on; exiting runs the EXIT trap.
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 141' PIPE # output to a reader that went away
 
-wait_port() { # PORT: until something listens there (bounded)
-	i=0
-	while [ -z "$(ss -Hltn "sport = :$1")" ]; do
-		i=$((i + 1))
-		[ "$i" -lt 250 ] || return 1
-		sleep 0.02
-	done
-}
-# wait_gone PID: until a process we killed has ended (bounded): no /proc entry,
-# or a zombie.
-wait_gone() {
-	i=0
-	while st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) && [ "${st%% *}" != Z ]; do
-		i=$((i + 1))
-		[ "$i" -lt 250 ] || return 1
-		sleep 0.02
-	done
-}
 note() { printf '  %s\n' "$*" >>"$tmp/notes"; }
 add() { # VAR VALUE: append a figure (digits only) to the list VAR
 	eval "$1=\"\${$1:-} \$2\""
