@@ -916,6 +916,20 @@ static void relay(struct master *m, struct job *j, short out_rev, short sock_rev
 }
 
 /*
+ * What a relayed stream's data connection waits for: its handshake, or
+ * room for what is to be sent; always POLLIN, since the pool's FIN on a
+ * data connection says it takes no more.
+ */
+static short sock_events(const struct job *j)
+{
+	if (j->hs)
+		return POLLIN | channel_events(j->ch);
+	return POLLIN | (queue_pending(&j->q) || j->full || (j->ch && channel_unsent(j->ch))
+				 ? POLLOUT
+				 : 0);
+}
+
+/*
  * Teardown without -r: the daemons have ended, so each relayed stream is
  * whole once its pipe is read to its end. Send it and its END within the
  * -g bound, rather than cut off what a daemon wrote last (with -r a cut
@@ -942,13 +956,7 @@ static void drain_streams(struct master *m)
 				.fd = j->out, .events = j->out >= 0 && queue_pending(&j->q) < JOB_QUEUE
 								? POLLIN
 								: 0};
-			pfd[n++] = (struct pollfd){
-				.fd = j->sock,
-				.events = POLLIN | (j->ch ? channel_events(j->ch) : 0) |
-					  (queue_pending(&j->q) || j->full ||
-							   (j->ch && channel_unsent(j->ch))
-						   ? POLLOUT
-						   : 0)};
+			pfd[n++] = (struct pollfd){.fd = j->sock, .events = sock_events(j)};
 		}
 		if (!live)
 			break;
@@ -1490,17 +1498,8 @@ static void loop(struct master *m)
 			}
 			if (j->out >= 0 && queue_pending(&j->q) < JOB_QUEUE)
 				pfd[n++] = (struct pollfd){.fd = j->out, .events = POLLIN};
-			/* POLLIN: the pool's FIN on a data connection says it takes no more. */
-			if (j->sock >= 0 && j->hs)
-				pfd[n++] = (struct pollfd){.fd = j->sock,
-							   .events = POLLIN | channel_events(j->ch)};
-			else if (j->sock >= 0)
-				pfd[n++] = (struct pollfd){
-					.fd = j->sock,
-					.events = POLLIN | (queue_pending(&j->q) || j->full ||
-								    (j->ch && channel_unsent(j->ch))
-							    ? POLLOUT
-							    : 0)};
+			if (j->sock >= 0)
+				pfd[n++] = (struct pollfd){.fd = j->sock, .events = sock_events(j)};
 			if (j->sock >= 0 && j->hs)
 				timeout = min_timeout(timeout, now + channel_timeout(j->ch, now), now);
 			if (j->sock >= 0 && j->q.sent)
