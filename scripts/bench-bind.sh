@@ -33,7 +33,7 @@ ROWS='nc_in one one_c1 many nc_out nc_cat out'
 
 . scripts/bench-lib.sh
 need bench-bind nc ss "$BIN/bind-input" "$BIN/bind-output" "$FREEPORT"
-# The data, made once: whole lines, read from the page cache by every run.
+# The data, made once: whole lines, read from memory ($mem) by every run.
 make_data() { # FILE BYTES
 	yes "$LINE" | head -c "$2" >"$1"
 }
@@ -57,7 +57,7 @@ run_input() {
 	start=$(now_ns)
 	i=0
 	while [ "$i" -lt "$n" ]; do
-		nc -N 127.0.0.1 "$port" <"$tmp/data.$n" &
+		nc -N 127.0.0.1 "$port" <"$mem/data.$n" &
 		pids="$pids $!"
 		i=$((i + 1))
 	done
@@ -80,7 +80,7 @@ run_nc_input() {
 	pids="$pids $reader"
 	wait_port "$port" || return 1
 	start=$(now_ns)
-	nc -N 127.0.0.1 "$port" <"$tmp/data.1"
+	nc -N 127.0.0.1 "$port" <"$mem/data.1"
 	wait "$reader"
 	end=$(now_ns)
 	wait
@@ -103,7 +103,7 @@ run_output() {
 	pid=$("$BIN/bind-output" "$tmp/out" 127.0.0.1 "$port") || return 1
 	pids="$pids $pid"
 	start=$(now_ns)
-	cat "$tmp/data.1" >"$tmp/out"
+	cat "$mem/data.1" >"$tmp/out"
 	kill "$pid" # teardown sends what is left, then ends the stream
 	wait "$recv"
 	end=$(now_ns)
@@ -117,9 +117,9 @@ run_nc_output() {
 	start=$(now_ns)
 	if [ "${1:-}" = cat ]; then
 		# shellcheck disable=SC2002 # the cat is what this row measures
-		cat "$tmp/data.1" | nc -N 127.0.0.1 "$port"
+		cat "$mem/data.1" | nc -N 127.0.0.1 "$port"
 	else
-		nc -N 127.0.0.1 "$port" <"$tmp/data.1"
+		nc -N 127.0.0.1 "$port" <"$mem/data.1"
 	fi
 	wait "$recv"
 	end=$(now_ns)
@@ -174,9 +174,9 @@ idle_rss() { # sets rss_kb priv_kb pss_kb
 }
 
 mib=$((BYTES / 1048576))
-make_data "$tmp/data.1" "$BYTES"
-make_data "$tmp/data.$SENDERS" $((BYTES / SENDERS))
-cat "$tmp/data.1" "$tmp/data.$SENDERS" >/dev/null # into the page cache
+make_data "$mem/data.1" "$BYTES"
+make_data "$mem/data.$SENDERS" $((BYTES / SENDERS))
+cat "$mem/data.1" "$mem/data.$SENDERS" >/dev/null
 echo "bind-input / bind-output vs nc, $mib MiB of 70-byte lines over loopback"
 echo "median of $RUNS interleaved rounds; range: slowest-fastest round"
 r=0

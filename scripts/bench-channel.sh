@@ -37,7 +37,7 @@ run_stream() {
 	bo=$("$BIN/bind-output" -L /dev/null "$@" "$tmp/out" 127.0.0.1 "$port") || return 1
 	pids="$pids $bo"
 	start=$(now_ns)
-	cat "$tmp/data" >"$tmp/out"
+	cat "$mem/data" >"$tmp/out"
 	kill "$bo" # teardown sends what is left, then ends the stream
 	wait "$reader"
 	end=$(now_ns)
@@ -80,8 +80,8 @@ row() { # LABEL ROW [REST]
 }
 
 head -c 32 /dev/urandom >"$tmp/key"
-yes "$LINE" | head -c "$BYTES" >"$tmp/data"
-cat "$tmp/data" >/dev/null
+yes "$LINE" | head -c "$BYTES" >"$mem/data"
+cat "$mem/data" >/dev/null
 echo "bind-output -> bind-input, plain and -k (encrypted), $((BYTES / 1048576)) MiB of 70-byte lines over loopback"
 echo "median of $RUNS interleaved rounds; range: slowest-fastest round; every run's byte count checked"
 r=0

@@ -7,6 +7,10 @@
 # The runs execute in the sourcing shell, never in a $(...) subshell, so
 # that this list is the one the exit trap sees.
 tmp=$(mktemp -d) || exit 1
+# The data a run sends lives in memory (tmpfs) where there is one: this
+# VM's DAMON reclaims a cold file's page cache within seconds, and a run
+# that reads its source from disk times the disk.
+mem=$(mktemp -d /dev/shm/sp-bench.XXXXXX 2>/dev/null) || mem=$tmp
 pids=""
 # shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
@@ -14,7 +18,7 @@ cleanup() {
 	# A binding killed with data in hand writes it to NAME.unread in the
 	# directory: let every process end before the directory goes.
 	for p in $pids; do wait_gone "$p"; done
-	rm -rf "$tmp"
+	rm -rf "$tmp" "$mem"
 }
 trap cleanup EXIT
 # A trapped signal would otherwise only interrupt the current `wait` and let

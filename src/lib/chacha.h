@@ -49,6 +49,17 @@ int chacha_aead_seal(const unsigned char key[CHACHA_KEY], const unsigned char no
 		     const void *ad, size_t adlen, const void *pt, size_t n, void *out);
 
 /*
+ * The same, of the hn bytes of head (at most CHACHA_BLOCK) followed by
+ * the n of pt, as if they were one plaintext: a record's type byte and
+ * its payload sealed without first copying them together. out (hn + n +
+ * CHACHA_TAG bytes) must not overlap pt, except as pt == out + hn (in
+ * place). EINVAL when hn is over CHACHA_BLOCK.
+ */
+int chacha_aead_seal_parts(const unsigned char key[CHACHA_KEY],
+			   const unsigned char nonce[CHACHA_NONCE], const void *ad, size_t adlen,
+			   const void *head, size_t hn, const void *pt, size_t n, void *out);
+
+/*
  * AEAD decryption: ct holds n bytes, the ciphertext and its 16-byte tag;
  * the n - CHACHA_TAG bytes of plaintext go to out (which may be ct).
  * The tag is checked, in constant time, before anything is decrypted, so
@@ -58,5 +69,16 @@ int chacha_aead_seal(const unsigned char key[CHACHA_KEY], const unsigned char no
  */
 int chacha_aead_open(const unsigned char key[CHACHA_KEY], const unsigned char nonce[CHACHA_NONCE],
 		     const void *ad, size_t adlen, const void *ct, size_t n, void *out);
+
+/*
+ * The same, the plaintext's first hn bytes (at most CHACHA_BLOCK) to
+ * head and the rest to out, which must not overlap ct except as out ==
+ * ct + hn (in place): a record opened straight into the reader's buffer.
+ * EBADMSG also when the plaintext is
+ * shorter than hn; EINVAL when hn is over CHACHA_BLOCK.
+ */
+int chacha_aead_open_parts(const unsigned char key[CHACHA_KEY],
+			   const unsigned char nonce[CHACHA_NONCE], const void *ad, size_t adlen,
+			   const void *ct, size_t n, void *head, size_t hn, void *out);
 
 #endif

@@ -282,14 +282,12 @@ int channel_timeout(const struct channel *c, long long now)
 /* Bytes of the record being assembled, from the socket. 1: some, 0: EAGAIN, -1: error or EOF. */
 static int rec_recv(struct channel *c)
 {
-	unsigned char buf[RECORD_WIRE_MAX];
-	size_t want = record_want(&c->r);
+	size_t want;
+	void *room = record_room(&c->r, &want);
 	ssize_t r;
 
-	if (want > sizeof buf)
-		want = sizeof buf;
 	do
-		r = recv(c->fd, buf, want, MSG_DONTWAIT);
+		r = recv(c->fd, room, want, MSG_DONTWAIT);
 	while (r < 0 && errno == EINTR);
 	if (r < 0)
 		return errno == EAGAIN ? 0 : -1;
@@ -299,7 +297,7 @@ static int rec_recv(struct channel *c)
 			return 1; /* cannot be: pull would have said END; harmless */
 		return -1;    /* EPIPE: cut short before its END */
 	}
-	record_push(&c->r, buf, (size_t)r);
+	record_fill(&c->r, (size_t)r);
 	return 1;
 }
 
@@ -313,9 +311,13 @@ ssize_t channel_read(struct channel *c, void *buf, size_t n)
 		return -1;
 	}
 	while (got < n && !err) {
-		ssize_t p = record_pull(&c->r, (char *)buf + got, n - got);
+		ssize_t p;
 		int r;
 
+		/* The next record whole into the caller's next buffer rather than in pieces. */
+		if (got && !record_fits(&c->r, n - got))
+			break;
+		p = record_pull(&c->r, (char *)buf + got, n - got);
 		if (p > 0) {
 			got += (size_t)p;
 			continue;
@@ -341,7 +343,7 @@ ssize_t channel_read(struct channel *c, void *buf, size_t n)
 
 int channel_readable(const struct channel *c)
 {
-	return c->state == CH_OPEN && c->r.len > 0;
+	return c->state == CH_OPEN && record_ready(&c->r);
 }
 
 /* Room for the next record at the buffer's end, moving what waits to its start. */

@@ -93,11 +93,13 @@ int channel_timeout(const struct channel *c, long long now);
  * or sealed under another key (the rest of the stream is refused), EPIPE
  * when the connection closed without the END record (truncated), or the
  * socket's error. Reads from the socket never go past the record being
- * assembled, so what the kernel holds is what poll sees.
+ * assembled, so what the kernel holds is what poll sees. It may stop
+ * short of n before a record longer than the room left, which the next
+ * call opens straight into its buffer instead of copying it in pieces.
  */
 ssize_t channel_read(struct channel *c, void *buf, size_t n);
 
-/* 1 when plaintext of a record already read waits for channel_read (poll would not say so). */
+/* 1 when a record already read waits for channel_read (poll would not say so). */
 int channel_readable(const struct channel *c);
 
 /*

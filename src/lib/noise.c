@@ -46,16 +46,37 @@ static int cs_check(const struct noise_cs *cs, size_t n, size_t max)
 	return 0;
 }
 
-int noise_cs_encrypt(struct noise_cs *cs, const void *ad, size_t adlen, const void *in, size_t n,
-		     void *out)
+int noise_cs_encrypt_parts(struct noise_cs *cs, const void *ad, size_t adlen, const void *head,
+			   size_t hn, const void *in, size_t n, void *out)
 {
 	unsigned char nonce[CHACHA_NONCE];
 
-	if (cs_check(cs, n, NOISE_CS_PLAIN_MAX) < 0)
+	if (cs_check(cs, hn + n, NOISE_CS_PLAIN_MAX) < 0)
 		return -1;
 	cs_nonce(nonce, cs->n);
-	if (chacha_aead_seal(cs->k, nonce, ad, adlen, in, n, out) < 0)
+	if (chacha_aead_seal_parts(cs->k, nonce, ad, adlen, head, hn, in, n, out) < 0)
 		return -1;
+	cs->n++;
+	return 0;
+}
+
+int noise_cs_encrypt(struct noise_cs *cs, const void *ad, size_t adlen, const void *in, size_t n,
+		     void *out)
+{
+	return noise_cs_encrypt_parts(cs, ad, adlen, NULL, 0, in, n, out);
+}
+
+int noise_cs_decrypt_parts(struct noise_cs *cs, const void *ad, size_t adlen, const void *in,
+			   size_t n, void *head, size_t hn, void *out)
+{
+	unsigned char nonce[CHACHA_NONCE];
+
+	if (cs_check(cs, n, NOISE_MSG_MAX) < 0)
+		return -1;
+	cs_nonce(nonce, cs->n);
+	if (chacha_aead_open_parts(cs->k, nonce, ad, adlen, in, n, head, hn, out) < 0)
+		return -1;
+	/* Only a message that authenticates uses up its nonce (Noise §5.1). */
 	cs->n++;
 	return 0;
 }
@@ -63,16 +84,7 @@ int noise_cs_encrypt(struct noise_cs *cs, const void *ad, size_t adlen, const vo
 int noise_cs_decrypt(struct noise_cs *cs, const void *ad, size_t adlen, const void *in, size_t n,
 		     void *out)
 {
-	unsigned char nonce[CHACHA_NONCE];
-
-	if (cs_check(cs, n, NOISE_MSG_MAX) < 0)
-		return -1;
-	cs_nonce(nonce, cs->n);
-	if (chacha_aead_open(cs->k, nonce, ad, adlen, in, n, out) < 0)
-		return -1;
-	/* Only a message that authenticates uses up its nonce (Noise §5.1). */
-	cs->n++;
-	return 0;
+	return noise_cs_decrypt_parts(cs, ad, adlen, in, n, NULL, 0, out);
 }
 
 void noise_cs_wipe(struct noise_cs *cs) { mem_wipe(cs, sizeof *cs); }

@@ -129,6 +129,13 @@ int noise_cs_encrypt(struct noise_cs *cs, const void *ad, size_t adlen, const vo
 		     void *out);
 
 /*
+ * The same, of the hn bytes of head (at most 64) followed by the n of in
+ * as one plaintext (chacha_aead_seal_parts: out overlaps in only as in == out + hn).
+ */
+int noise_cs_encrypt_parts(struct noise_cs *cs, const void *ad, size_t adlen, const void *head,
+			   size_t hn, const void *in, size_t n, void *out);
+
+/*
  * Decrypt a message of n bytes (tag included, at most NOISE_MSG_MAX) into
  * out (n - NOISE_TAG bytes; out may be in). Returns 0, or -1 with errno
  * EBADMSG when it fails authentication (altered, replayed, reordered or
@@ -137,6 +144,13 @@ int noise_cs_encrypt(struct noise_cs *cs, const void *ad, size_t adlen, const vo
  */
 int noise_cs_decrypt(struct noise_cs *cs, const void *ad, size_t adlen, const void *in, size_t n,
 		     void *out);
+
+/*
+ * The same, the plaintext's first hn bytes (at most 64) to head and the
+ * rest to out (chacha_aead_open_parts: out overlaps in only as out == in + hn).
+ */
+int noise_cs_decrypt_parts(struct noise_cs *cs, const void *ad, size_t adlen, const void *in,
+			   size_t n, void *head, size_t hn, void *out);
 
 /* Wipe the key: the CipherState can do nothing after it. */
 void noise_cs_wipe(struct noise_cs *cs);

@@ -20,14 +20,20 @@ char *queue_tail(struct queue *q, size_t n)
 {
 	if (q->off + q->len + n <= q->cap)
 		return q->buf + q->off + q->len;
-	/* Move the bytes down once they leave room behind, before growing. */
-	if (q->off) {
+	/*
+	 * Move the bytes down rather than grow, but only once what was
+	 * consumed before them is at least as much: each move then costs no
+	 * more than the bytes consumed since the last, where moving at every
+	 * lack of room moved a long retained tail (bind-output -k keeps
+	 * megabytes until acknowledged) for each read.
+	 */
+	if (q->off && (q->off >= q->len || q->len + n <= q->cap / 2)) {
 		memmove(q->buf, q->buf + q->off, q->len);
 		q->off = 0;
 	}
-	if (mem_reserve(&q->buf, &q->cap, q->len + n, 1, FIRST) < 0)
+	if (mem_reserve(&q->buf, &q->cap, q->off + q->len + n, 1, FIRST) < 0)
 		return NULL;
-	return q->buf + q->len;
+	return q->buf + q->off + q->len;
 }
 
 void queue_commit(struct queue *q, size_t n)

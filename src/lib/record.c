@@ -18,14 +18,12 @@ static ssize_t seal(struct record_writer *w, int type, const void *data, size_t 
 		    unsigned char *out)
 {
 	size_t clen = 1 + m + NOISE_TAG;
+	unsigned char t = (unsigned char)type;
 
 	out[0] = (unsigned char)(clen >> 8);
 	out[1] = (unsigned char)clen;
-	out[2] = (unsigned char)type;
-	if (m)
-		memmove(out + 3, data, m);
-	/* Encrypted in place: the type byte and the payload are one plaintext. */
-	if (noise_cs_encrypt(&w->cs, NULL, 0, out + 2, 1 + m, out + 2) < 0)
+	/* The type byte and the payload are one plaintext, sealed without copying them together. */
+	if (noise_cs_encrypt_parts(&w->cs, NULL, 0, &t, 1, data, m, out + 2) < 0)
 		return -1;
 	return (ssize_t)(RECORD_HDR + clen);
 }
@@ -101,6 +99,19 @@ size_t record_want(const struct record_reader *r)
 	return record_size(r) - r->have; /* 0: complete, pull it */
 }
 
+void *record_room(struct record_reader *r, size_t *n)
+{
+	*n = record_want(r);
+	return r->buf + r->have;
+}
+
+void record_fill(struct record_reader *r, size_t n)
+{
+	size_t want = record_want(r);
+
+	r->have += n < want ? n : want;
+}
+
 size_t record_push(struct record_reader *r, const void *data, size_t n)
 {
 	const unsigned char *p = data;
@@ -117,6 +128,19 @@ size_t record_push(struct record_reader *r, const void *data, size_t n)
 		taken += take;
 	}
 	return taken;
+}
+
+int record_ready(const struct record_reader *r)
+{
+	return r->state == R_OPEN &&
+	       (r->len || (r->have >= RECORD_HDR && r->have == record_size(r)));
+}
+
+int record_fits(const struct record_reader *r, size_t cap)
+{
+	if (r->state != R_OPEN || r->len || r->have < RECORD_HDR)
+		return 1;
+	return record_size(r) - RECORD_HDR <= cap + 1 + NOISE_TAG;
 }
 
 static ssize_t fail(struct record_reader *r)
@@ -142,6 +166,9 @@ ssize_t record_pull(struct record_reader *r, void *out, size_t cap)
 		return -1;
 	}
 	if (!r->len) {
+		unsigned char type;
+		int direct;
+
 		if (r->have < RECORD_HDR || r->have < record_size(r)) {
 			errno = EAGAIN;
 			return -1;
@@ -149,25 +176,30 @@ ssize_t record_pull(struct record_reader *r, void *out, size_t cap)
 		clen = record_size(r) - RECORD_HDR;
 		if (clen < 1 + NOISE_TAG)
 			return fail(r);
-		if (noise_cs_decrypt(&r->cs, NULL, 0, r->buf + RECORD_HDR, clen,
-				     r->buf + RECORD_HDR) < 0)
+		/* A payload that fits is opened straight into out, else in place and copied. */
+		m = clen - 1 - NOISE_TAG;
+		direct = m <= cap;
+		if (noise_cs_decrypt_parts(&r->cs, NULL, 0, r->buf + RECORD_HDR, clen, &type, 1,
+					   direct ? out : r->buf + RECORD_HDR + 1) < 0)
 			return fail(r);
 		r->have = 0;
-		if (r->buf[RECORD_HDR] == RECORD_END) {
-			if (clen != 1 + NOISE_TAG)
+		if (type == RECORD_END) {
+			if (m)
 				return fail(r);
 			r->state = R_ENDED;
 			noise_cs_wipe(&r->cs);
 			return 0;
 		}
-		if (r->buf[RECORD_HDR] != RECORD_DATA)
+		if (type != RECORD_DATA)
 			return fail(r);
-		r->off = RECORD_HDR + 1;
-		r->len = clen - 1 - NOISE_TAG;
-		if (!r->len) {
+		if (!m) {
 			errno = EAGAIN; /* an empty record: nothing to hand out */
 			return -1;
 		}
+		if (direct)
+			return (ssize_t)m;
+		r->off = RECORD_HDR + 1;
+		r->len = m;
 	}
 	m = r->len < cap ? r->len : cap;
 	memcpy(out, r->buf + r->off, m);

@@ -82,11 +82,35 @@ void record_reader_init(struct record_reader *r, const struct noise_cs *recv);
 size_t record_push(struct record_reader *r, const void *data, size_t n);
 
 /*
+ * Where received bytes can go straight into the reader: returns the place
+ * and sets *n to record_want (0: nothing now). Say how many were put
+ * there with record_fill; a recv into it spares record_push's copy.
+ */
+void *record_room(struct record_reader *r, size_t *n);
+
+/* n bytes (at most what record_room said) were put at record_room's place. */
+void record_fill(struct record_reader *r, size_t n);
+
+/*
  * How many more bytes complete the record being assembled (reading just
  * that many never takes bytes of the next one); 0 when pull has something
  * to do first.
  */
 size_t record_want(const struct record_reader *r);
+
+/*
+ * 1 when record_pull has something to do without more bytes: plaintext
+ * not yet pulled, or a whole record to open. (poll cannot say so.)
+ */
+int record_ready(const struct record_reader *r);
+
+/*
+ * 0 when the record being assembled is known (its length is in) to carry
+ * more than cap bytes: a caller that has some plaintext already can stop
+ * there and pull it next time into a buffer it fits, opened straight
+ * into it. 1 otherwise.
+ */
+int record_fits(const struct record_reader *r, size_t cap);
 
 /*
  * Copy up to cap (> 0) bytes of plaintext to out, decrypting the record

@@ -69,9 +69,10 @@ def x25519(trials):
 def aead(trials):
     # Lengths around the 64-byte block and the 4-, 8- and 16-block batches
     # (SSE2, AVX2, AVX-512), one that takes each batch in turn (1024 + 512 +
-    # 256 + 64 + 5), then random ones.
+    # 256 + 64 + 5), longer ones (Poly1305's 4-lane path takes 256 bytes on),
+    # then random ones.
     lengths = [0, 1, 15, 16, 17, 63, 64, 65, 255, 256, 257, 511, 512, 513, 1000,
-               1023, 1024, 1025, 1861, 4096]
+               1023, 1024, 1025, 1861, 4096, 16383, 16401, 20000]
     for t in range(trials):
         key, nonce = os.urandom(32), os.urandom(12)
         ad = rand(0, 80)

@@ -4,8 +4,8 @@
  * RFC 8439 (ChaCha20, Poly1305, the AEAD: sections 2 and appendix A),
  * RFC 7748 (X25519, 1 and 1000 iterations, Diffie-Hellman), RFC 5869
  * (HKDF-SHA256, cases 1-3) and cacophony's Noise_NNpsk0_25519_ChaChaPoly_
- * SHA256 vector, then the failure cases of the handshake and the record
- * layer. Prints one TAP-like line per check and exits 1 if any fails.
+ * SHA256 vector, the AEAD of two parts against the AEAD of them joined,
+ * then the failure cases of the handshake and the record layer. Prints one TAP-like line per check and exits 1 if any fails.
  *
  * The subcommands let tests compare with other implementations:
  *   cryptotest million			the RFC 7748 1,000,000 iterations (slow)
@@ -469,6 +469,48 @@ static void rfc8439(void)
 		   chacha_aead_open(key, nonce, NULL, 0, buf, 15, out), EBADMSG);
 }
 
+/*
+ * The AEAD of two parts (a record's type byte and its payload) is the
+ * AEAD of them joined, whatever their lengths around the 64-byte block,
+ * and opens back into two parts, also in place (pt == out + hn).
+ */
+static void aead_parts(void)
+{
+	static const size_t heads[] = {1, 17, 63, 64}, lens[] = {0, 1, 62, 63, 64, 65, 200, 1500};
+	static unsigned char key[32] = {7}, nonce[12] = {3}, ad[5] = {1, 2, 3, 4, 5};
+	static unsigned char joined[1600], want[1600 + 16], got[1600 + 16], head[64], back[1600];
+	int bad = 0;
+
+	for (size_t i = 0; i < sizeof joined; i++)
+		joined[i] = (unsigned char)(i * 13 + 1);
+	for (size_t h = 0; h < sizeof heads / sizeof heads[0]; h++)
+		for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
+			size_t hn = heads[h], n = lens[l], all = hn + n;
+
+			chacha_aead_seal(key, nonce, ad, sizeof ad, joined, all, want);
+			chacha_aead_seal_parts(key, nonce, ad, sizeof ad, joined, hn, joined + hn, n,
+					       got);
+			bad += memcmp(got, want, all + 16) != 0;
+			memcpy(got + hn, joined + hn, n); /* in place: the payload already at out + hn */
+			chacha_aead_seal_parts(key, nonce, ad, sizeof ad, joined, hn, got + hn, n, got);
+			bad += memcmp(got, want, all + 16) != 0;
+			memset(head, 0, sizeof head), memset(back, 0, sizeof back);
+			bad += chacha_aead_open_parts(key, nonce, ad, sizeof ad, want, all + 16, head,
+						      hn, back) != 0;
+			bad += memcmp(head, joined, hn) != 0 || memcmp(back, joined + hn, n) != 0;
+			memcpy(got, want, all + 16);
+			bad += chacha_aead_open_parts(key, nonce, ad, sizeof ad, got, all + 16, head,
+						      hn, got + hn) != 0;
+			bad += memcmp(got + hn, joined + hn, n) != 0;
+		}
+	result("ChaCha20-Poly1305 of two parts == of the parts joined (32 length pairs, in place too)",
+	       bad == 0);
+	check_fail("  ... a head longer than the plaintext: EBADMSG",
+		   chacha_aead_open_parts(key, nonce, NULL, 0, want, 16 + 3, head, 4, back), EBADMSG);
+	check_fail("  ... a head over 64 bytes: EINVAL",
+		   chacha_aead_seal_parts(key, nonce, NULL, 0, joined, 65, joined, 1, got), EINVAL);
+}
+
 static void rfc7748(void)
 {
 	unsigned char k[32], u[32], out[32], t[32];
@@ -750,18 +792,24 @@ static void record_pair(struct record_writer *w, struct record_reader *r)
 	noise_cs_wipe(&is), noise_cs_wipe(&ir), noise_cs_wipe(&rs), noise_cs_wipe(&rr);
 }
 
-/* Feed n bytes to the reader in pieces of step, pulling as it goes; returns the last pull. */
-static ssize_t feed(struct record_reader *r, const unsigned char *p, size_t n, size_t step,
-		    unsigned char *out, size_t *outlen)
+/*
+ * Feed n bytes to the reader in pieces of step, pulling at most pull bytes
+ * at a time as it goes (a record that fits is opened straight into the
+ * pull's buffer, a longer one in place); returns the last pull.
+ */
+static ssize_t feed_pulls(struct record_reader *r, const unsigned char *p, size_t n, size_t step,
+			  size_t pull, unsigned char *out, size_t *outlen)
 {
-	static unsigned char tmp[1000];
+	static unsigned char tmp[RECORD_PLAIN_MAX];
 	ssize_t m = -1;
 
+	if (pull > sizeof tmp)
+		pull = sizeof tmp;
 	errno = EAGAIN;
 	while (n) {
 		size_t k = n < step ? n : step, t = record_push(r, p, k);
 		p += t, n -= t;
-		while ((m = record_pull(r, tmp, sizeof tmp)) > 0) {
+		while ((m = record_pull(r, tmp, pull)) > 0) {
 			memcpy(out + *outlen, tmp, (size_t)m);
 			*outlen += (size_t)m;
 		}
@@ -769,6 +817,12 @@ static ssize_t feed(struct record_reader *r, const unsigned char *p, size_t n, s
 			return m;
 	}
 	return m;
+}
+
+static ssize_t feed(struct record_reader *r, const unsigned char *p, size_t n, size_t step,
+		    unsigned char *out, size_t *outlen)
+{
+	return feed_pulls(r, p, n, step, 1000, out, outlen);
 }
 
 static void records(void)
@@ -799,6 +853,13 @@ static void records(void)
 			k = feed(&r, wire, wl, steps[st], back, &bl);
 			snprintf(name, sizeof name, "record stream of %zu bytes in pieces of %zu",
 				 sizes[s], steps[st]);
+			result(name, k == 0 && bl == sizes[s] && memcmp(back, data, bl) == 0 &&
+					 record_eof(&r) == 0);
+			/* Again, pulled into a buffer that takes a whole record. */
+			record_pair(&w, &r);
+			bl = 0;
+			k = feed_pulls(&r, wire, wl, steps[st], RECORD_PLAIN_MAX, back, &bl);
+			snprintf(name, sizeof name, "  ... and pulled whole records at a time");
 			result(name, k == 0 && bl == sizes[s] && memcmp(back, data, bl) == 0 &&
 					 record_eof(&r) == 0);
 			if (steps[st] > sizes[s] + 100)
@@ -1409,6 +1470,7 @@ int main(int argc, char **argv)
 		usage();
 	}
 	rfc8439();
+	aead_parts();
 	rfc7748();
 	rfc5869();
 	noise_vector();
