@@ -511,7 +511,8 @@ __attribute__((target("avx2"))) static inline __m256i lanes4(const uint64_t pw[8
 __attribute__((target("avx2"))) static void poly_blocks8(struct poly *p, const unsigned char *m,
 							  size_t n)
 {
-	uint64_t pw[8][5], h[3] = {p->h0, p->h1, p->h2}, l[5], lane[4];
+	/* pw zeroed only for the analyzer, which does not follow poly_powers' loop. */
+	uint64_t pw[8][5] = {{0}}, h[3] = {p->h0, p->h1, p->h2}, l[5], lane[4];
 	__m256i r[5], s[5], x[5], y[5], t[5], d[5];
 
 	poly_powers(p, pw);

@@ -286,6 +286,8 @@ static int rec_recv(struct channel *c)
 	void *room = record_room(&c->r, &want);
 	ssize_t r;
 
+	if (!room)
+		return -1; /* ENOMEM */
 	do
 		r = recv(c->fd, room, want, MSG_DONTWAIT);
 	while (r < 0 && errno == EINTR);

@@ -1,11 +1,14 @@
 #include "record.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mem.h"
 
 enum { R_OPEN, R_ENDED, R_FAILED };
+
+#define KEEP 4096 /* a record buffer up to this is kept for the next record */
 
 void record_writer_init(struct record_writer *w, const struct noise_cs *send)
 {
@@ -82,12 +85,29 @@ void record_reader_init(struct record_reader *r, const struct noise_cs *recv)
 	r->cs = *recv;
 	r->state = R_OPEN;
 	r->have = r->off = r->len = 0;
+	r->buf = NULL;
+	r->cap = 0;
 }
 
 /* The whole length of the record being assembled, once its header is in. */
 static size_t record_size(const struct record_reader *r)
 {
-	return RECORD_HDR + ((size_t)r->buf[0] << 8 | r->buf[1]);
+	return RECORD_HDR + ((size_t)r->hdr[0] << 8 | r->hdr[1]);
+}
+
+/*
+ * The record is done with: a large buffer goes back, wiped first when it
+ * held plaintext (opened in place), so that quiet channels hold little.
+ */
+static void record_done(struct record_reader *r, int plain)
+{
+	if (r->cap <= KEEP)
+		return;
+	if (plain)
+		mem_wipe(r->buf, r->cap);
+	free(r->buf);
+	r->buf = NULL;
+	r->cap = 0;
 }
 
 size_t record_want(const struct record_reader *r)
@@ -101,7 +121,25 @@ size_t record_want(const struct record_reader *r)
 
 void *record_room(struct record_reader *r, size_t *n)
 {
+	size_t size;
+
 	*n = record_want(r);
+	if (r->have < RECORD_HDR)
+		return r->hdr + r->have;
+	/* The length is in: a buffer that takes the record, its length first. */
+	size = record_size(r);
+	if (size > r->cap) {
+		unsigned char *b = malloc(size < KEEP ? KEEP : size);
+		if (!b) {
+			*n = 0;
+			errno = ENOMEM;
+			return NULL;
+		}
+		free(r->buf); /* held only ciphertext: a smaller, finished record's */
+		r->buf = b;
+		r->cap = size < KEEP ? KEEP : size;
+	}
+	memcpy(r->buf, r->hdr, RECORD_HDR);
 	return r->buf + r->have;
 }
 
@@ -118,10 +156,13 @@ size_t record_push(struct record_reader *r, const void *data, size_t n)
 	size_t taken = 0;
 
 	while (n) {
-		size_t want = record_want(r), take = want < n ? want : n;
-		if (!take)
+		size_t want;
+		unsigned char *room = record_room(r, &want);
+		size_t take = want < n ? want : n;
+
+		if (!room || !take)
 			break;
-		memcpy(r->buf + r->have, p, take);
+		memcpy(room, p, take);
 		r->have += take;
 		p += take;
 		n -= take;
@@ -183,6 +224,8 @@ ssize_t record_pull(struct record_reader *r, void *out, size_t cap)
 					   direct ? out : r->buf + RECORD_HDR + 1) < 0)
 			return fail(r);
 		r->have = 0;
+		if (direct)
+			record_done(r, 0);
 		if (type == RECORD_END) {
 			if (m)
 				return fail(r);
@@ -205,6 +248,8 @@ ssize_t record_pull(struct record_reader *r, void *out, size_t cap)
 	memcpy(out, r->buf + r->off, m);
 	r->off += m;
 	r->len -= m;
+	if (!r->len)
+		record_done(r, 1);
 	return (ssize_t)m;
 }
 
@@ -220,6 +265,9 @@ void record_reader_wipe(struct record_reader *r)
 {
 	int state = r->state;
 
+	if (r->buf)
+		mem_wipe(r->buf, r->cap);
+	free(r->buf);
 	mem_wipe(r, sizeof *r);
 	r->state = state == R_OPEN ? R_FAILED : state;
 }

@@ -13,7 +13,11 @@
  *
  * Made for poll loops: the writer seals into the caller's buffer, the
  * reader takes whatever bytes the caller received and hands out plaintext
- * as records complete. Neither allocates; the reader holds one record.
+ * as records complete. The writer never allocates. The reader holds one
+ * record, in a buffer of its length taken once its length is in and given
+ * back when the record is done (a small one is kept for the next): a pool
+ * with hundreds of quiet channels holds kilobytes each, not a 64 KiB
+ * record apiece.
  */
 #ifndef SP_RECORD_H
 #define SP_RECORD_H
@@ -39,9 +43,11 @@ struct record_writer {
 struct record_reader {
 	struct noise_cs cs;
 	int state;	 /* open, ended or failed */
-	size_t have;	 /* bytes of the next record in buf (length included) */
+	size_t have;	 /* bytes of the next record in (length included) */
 	size_t off, len; /* plaintext of the last record not yet pulled: buf[off..off+len) */
-	unsigned char buf[RECORD_WIRE_MAX];
+	unsigned char hdr[RECORD_HDR]; /* the record's length, until buf is there */
+	unsigned char *buf;	       /* the record, length included: cap bytes, or NULL */
+	size_t cap;
 };
 
 /* A writer that seals with send (from noise_hs_split), which it copies. */
@@ -69,7 +75,11 @@ ssize_t record_seal_end(struct record_writer *w, void *out, size_t cap);
 /* Wipe the writer's key; it refuses to seal after it. */
 void record_writer_wipe(struct record_writer *w);
 
-/* A reader that opens with recv (from noise_hs_split), which it copies. */
+/*
+ * A reader that opens with recv (from noise_hs_split), which it copies.
+ * One already set up is wiped (record_reader_wipe) before it is set up
+ * again, or its buffer is lost.
+ */
 void record_reader_init(struct record_reader *r, const struct noise_cs *recv);
 
 /*
@@ -77,7 +87,8 @@ void record_reader_init(struct record_reader *r, const struct noise_cs *recv);
  * of the record it is assembling, and nothing while that record's
  * plaintext is still to be pulled, after the END record, or after a
  * failure: push the bytes it did not take again after record_pull.
- * Returns the number of bytes taken.
+ * Returns the number of bytes taken (fewer also when no memory was left
+ * for the record: see record_room).
  */
 size_t record_push(struct record_reader *r, const void *data, size_t n);
 
@@ -85,6 +96,7 @@ size_t record_push(struct record_reader *r, const void *data, size_t n);
  * Where received bytes can go straight into the reader: returns the place
  * and sets *n to record_want (0: nothing now). Say how many were put
  * there with record_fill; a recv into it spares record_push's copy.
+ * NULL with errno ENOMEM (and *n 0) when the record's buffer cannot be had.
  */
 void *record_room(struct record_reader *r, size_t *n);
 
@@ -133,8 +145,8 @@ ssize_t record_pull(struct record_reader *r, void *out, size_t cap);
 int record_eof(const struct record_reader *r);
 
 /*
- * Wipe the reader's key and buffer, which holds the plaintext of the last
- * record until the next one overwrites it; it refuses to read after it
+ * Wipe the reader's key and buffer (which may hold plaintext of a record
+ * not all pulled) and give the buffer back; it refuses to read after it
  * (record_eof still tells whether the END had come).
  */
 void record_reader_wipe(struct record_reader *r);

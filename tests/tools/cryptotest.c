@@ -788,6 +788,7 @@ static void record_pair(struct record_writer *w, struct record_reader *r)
 	noise_hs_split(&i, &is, &ir);
 	noise_hs_split(&s, &rs, &rr);
 	record_writer_init(w, &is);
+	record_reader_wipe(r); /* the last pair's buffer: static readers, zeroed at first */
 	record_reader_init(r, &rr);
 	noise_cs_wipe(&is), noise_cs_wipe(&ir), noise_cs_wipe(&rs), noise_cs_wipe(&rr);
 }
@@ -950,6 +951,7 @@ static void records(void)
 		noise_hs_read(&i, m, (size_t)noise_hs_write(&s, NULL, 0, m, sizeof m), NULL, 0);
 		noise_hs_split(&i, &is, &ir);
 		noise_hs_split(&s, &rs, &rr);
+		record_reader_wipe(&r);
 		record_reader_init(&r, &rs); /* the responder's sending key: wrong for this */
 		bl = 0;
 		check_fail("record under the other direction's key (reflected): EBADMSG",
