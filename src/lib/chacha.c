@@ -383,11 +383,12 @@ static void poly_blocks1(struct poly *p, const unsigned char *m, size_t n, uint6
 
 #if defined(__GNUC__) && defined(__x86_64__)
 /*
- * Eight blocks at once on AVX2 (Goll and Gueron's way): lane j sums every
- * eighth block, times r^8 per step, and the lanes are joined at the end
- * times r^8 down to r. Limbs of 26 bits, so that vpmuludq's 32 by 32-bit
- * products and their sums fit 64-bit lanes: h under 2^27.2 and 5 r under
- * 2^28.4 make each sum of five under 2^58.
+ * Eight blocks at once on AVX2, sixteen on AVX-512 (Goll and Gueron's
+ * way): lane j sums every eighth (sixteenth) block, times r^8 (r^16) per
+ * step, and the lanes are joined at the end times r^8 (r^16) down to r.
+ * Limbs of 26 bits, so that vpmuludq's 32 by 32-bit products and their
+ * sums fit 64-bit lanes: h under 2^27.2 and 5 r under 2^28.4 make each
+ * sum of five under 2^58.
  */
 #define M26 0x3ffffffULL
 
@@ -405,7 +406,7 @@ static void poly_to26(uint64_t l[5], const uint64_t h[3])
 }
 
 /*
- * Back, carried first: the sums of four lanes (under 2^28.1 each) become
+ * Back, carried first: the sums of 8 lanes or fewer (under 2^29.1 each) become
  * limbs under 2^26 (the second one under 2^26 + 2^5), so h leaves as
  * poly_mul leaves it and the next poly_to26 gives limbs under 2^26.
  */
@@ -425,149 +426,226 @@ static void poly_from26(uint64_t h[3], uint64_t l[5])
 	h[2] = (uint64_t)acc;
 }
 
-/* d = h * r per lane; s holds 5 r (s[0] unused): what wraps past 2^130 comes back times 5. */
-__attribute__((target("avx2"))) static inline void mul4(__m256i d[5], const __m256i h[5],
-							 const __m256i r[5], const __m256i s[5])
-{
-#define MUL(a, b) _mm256_mul_epu32(a, b)
-#define ADD(a, b) _mm256_add_epi64(a, b)
-	d[0] = ADD(ADD(ADD(MUL(h[0], r[0]), MUL(h[1], s[4])), ADD(MUL(h[2], s[3]), MUL(h[3], s[2]))),
-		   MUL(h[4], s[1]));
-	d[1] = ADD(ADD(ADD(MUL(h[0], r[1]), MUL(h[1], r[0])), ADD(MUL(h[2], s[4]), MUL(h[3], s[3]))),
-		   MUL(h[4], s[2]));
-	d[2] = ADD(ADD(ADD(MUL(h[0], r[2]), MUL(h[1], r[1])), ADD(MUL(h[2], r[0]), MUL(h[3], s[4]))),
-		   MUL(h[4], s[3]));
-	d[3] = ADD(ADD(ADD(MUL(h[0], r[3]), MUL(h[1], r[2])), ADD(MUL(h[2], r[1]), MUL(h[3], r[0]))),
-		   MUL(h[4], s[4]));
-	d[4] = ADD(ADD(ADD(MUL(h[0], r[4]), MUL(h[1], r[3])), ADD(MUL(h[2], r[2]), MUL(h[3], r[1]))),
-		   MUL(h[4], r[0]));
-}
-
-/* Carry each lane's limbs back under 2^26 (limbs 1 and 4 a little over), two chains interleaved. */
-__attribute__((target("avx2"))) static inline void carry4(__m256i d[5])
-{
-	const __m256i mask = _mm256_set1_epi64x((long long)M26);
-	__m256i c;
-
-#define CARRY(i, j)                                                                                \
-	(c = _mm256_srli_epi64(d[i], 26), d[i] = _mm256_and_si256(d[i], mask), d[j] = ADD(d[j], c))
-	CARRY(0, 1);
-	CARRY(3, 4);
-	CARRY(1, 2);
-	c = _mm256_srli_epi64(d[4], 26), d[4] = _mm256_and_si256(d[4], mask);
-	d[0] = ADD(d[0], ADD(c, _mm256_slli_epi64(c, 2)));
-	CARRY(2, 3);
-	CARRY(0, 1);
-	CARRY(3, 4);
-#undef CARRY
-}
-
-/*
- * The limbs of four blocks, with the 2^128 bit. The unpacks put them in
- * lanes as blocks 0, 2, 1, 3: the powers at the end follow that order.
- */
-__attribute__((target("avx2"))) static inline void load4(__m256i t[5], const unsigned char *m)
-{
-	const __m256i mask = _mm256_set1_epi64x((long long)M26);
-	__m256i a = _mm256_loadu_si256((const __m256i *)(const void *)m);
-	__m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(m + 32));
-	__m256i lo = _mm256_unpacklo_epi64(a, b), hi = _mm256_unpackhi_epi64(a, b);
-
-	t[0] = _mm256_and_si256(lo, mask);
-	t[1] = _mm256_and_si256(_mm256_srli_epi64(lo, 26), mask);
-	t[2] = _mm256_and_si256(
-	    _mm256_or_si256(_mm256_srli_epi64(lo, 52), _mm256_slli_epi64(hi, 12)), mask);
-	t[3] = _mm256_and_si256(_mm256_srli_epi64(hi, 14), mask);
-	t[4] = _mm256_or_si256(_mm256_srli_epi64(hi, 40), _mm256_set1_epi64x(1 << 24));
-}
-
-/* r to r^8 in limbs of 26 bits: pw[k] is r^(k+1). */
-static void poly_powers(const struct poly *p, uint64_t pw[8][5])
+/* r to r^k in limbs of 26 bits: pw[j] is r^(j+1). */
+static void poly_powers(const struct poly *p, uint64_t pw[][5], int k)
 {
 	uint64_t x[3] = {p->r0, p->r1, p->r2};
 
 	poly_to26(pw[0], x);
-	for (int k = 1; k < 8; k++) {
+	for (int j = 1; j < k; j++) {
 		poly_mul(x, p->r0, p->r1, p->r2, p->s1, p->s2);
-		poly_to26(pw[k], x);
+		poly_to26(pw[j], x);
 	}
 	mem_wipe(x, sizeof x);
 }
 
-/* The same limb of r^a, r^b, r^c, r^d in lanes 0 to 3, times f. */
-__attribute__((target("avx2"))) static inline __m256i lanes4(const uint64_t pw[8][5], int i,
-							      int a, int b, int c, int d, uint64_t f)
+/*
+ * The body, made for AVX2 (4 lanes) and AVX-512 (8) by POLYN from the
+ * width's operations (VMUL is vpmuludq, of the low 32 bits of each lane).
+ * d = h r per lane, s holding 5 r (s[0] unused): what wraps past 2^130
+ * comes back times 5.
+ */
+#define VMULR(d, h, r, s)                                                                          \
+	do {                                                                                       \
+		d[0] = VADD(VADD(VADD(VMUL(h[0], r[0]), VMUL(h[1], s[4])),                         \
+				 VADD(VMUL(h[2], s[3]), VMUL(h[3], s[2]))),                        \
+			    VMUL(h[4], s[1]));                                                     \
+		d[1] = VADD(VADD(VADD(VMUL(h[0], r[1]), VMUL(h[1], r[0])),                         \
+				 VADD(VMUL(h[2], s[4]), VMUL(h[3], s[3]))),                        \
+			    VMUL(h[4], s[2]));                                                     \
+		d[2] = VADD(VADD(VADD(VMUL(h[0], r[2]), VMUL(h[1], r[1])),                         \
+				 VADD(VMUL(h[2], r[0]), VMUL(h[3], s[4]))),                        \
+			    VMUL(h[4], s[3]));                                                     \
+		d[3] = VADD(VADD(VADD(VMUL(h[0], r[3]), VMUL(h[1], r[2])),                         \
+				 VADD(VMUL(h[2], r[1]), VMUL(h[3], r[0]))),                        \
+			    VMUL(h[4], s[4]));                                                     \
+		d[4] = VADD(VADD(VADD(VMUL(h[0], r[4]), VMUL(h[1], r[3])),                         \
+				 VADD(VMUL(h[2], r[2]), VMUL(h[3], r[1]))),                        \
+			    VMUL(h[4], r[0]));                                                     \
+	} while (0)
+
+/* Each lane's limbs back under 2^26 (limbs 1 and 4 a little over), two chains interleaved. */
+#define VCARRY1(d, i, j, c)                                                                        \
+	(c = VSRL(d[i], 26), d[i] = VAND(d[i], mask), d[j] = VADD(d[j], c))
+#define VCARRY(d)                                                                                  \
+	do {                                                                                       \
+		VT c;                                                                              \
+		VCARRY1(d, 0, 1, c);                                                               \
+		VCARRY1(d, 3, 4, c);                                                               \
+		VCARRY1(d, 1, 2, c);                                                               \
+		c = VSRL(d[4], 26), d[4] = VAND(d[4], mask);                                       \
+		d[0] = VADD(d[0], VADD(c, VSLL(c, 2)));                                            \
+		VCARRY1(d, 2, 3, c);                                                               \
+		VCARRY1(d, 0, 1, c);                                                               \
+		VCARRY1(d, 3, 4, c);                                                               \
+	} while (0)
+
+/*
+ * The limbs of 2 x L / 2 blocks from m, with the 2^128 bit. The 64-bit
+ * unpacks of the two halves put block k of the first half in lane 2k and
+ * block k of the second in lane 2k + 1: lane i holds block lane_block(i).
+ */
+#define VLOAD(t, m)                                                                                \
+	do {                                                                                       \
+		VT a_ = VLOADU(m), b_ = VLOADU((m) + 8 * VL);                                      \
+		VT lo = VUNLO(a_, b_), hi = VUNHI(a_, b_);                                         \
+		t[0] = VAND(lo, mask);                                                             \
+		t[1] = VAND(VSRL(lo, 26), mask);                                                   \
+		t[2] = VAND(VOR(VSRL(lo, 52), VSLL(hi, 12)), mask);                                \
+		t[3] = VAND(VSRL(hi, 14), mask);                                                   \
+		t[4] = VOR(VSRL(hi, 40), VSET1(1 << 24));                                          \
+	} while (0)
+
+/* Which block of its L a lane holds (VLOAD's order). */
+static int lane_block(int i, int lanes) { return i / 2 + (i % 2) * (lanes / 2); }
+
+/* Limb i of r^(top - lane_block(j)) in lane j, times f: the powers that join the lanes. */
+static void join_powers(uint64_t out[], const uint64_t pw[][5], int i, int top, int lanes,
+			uint64_t f)
 {
-	return _mm256_set_epi64x((long long)(pw[d - 1][i] * f), (long long)(pw[c - 1][i] * f),
-				 (long long)(pw[b - 1][i] * f), (long long)(pw[a - 1][i] * f));
+	for (int j = 0; j < lanes; j++)
+		out[j] = pw[top - lane_block(j, lanes) - 1][i] * f;
 }
 
 /*
- * Absorb n bytes, a multiple of 128, as full blocks: two sets of four
- * lanes, x for the first four blocks of every eight and y for the other
- * four, each times r^8 per step. Two chains, because one step's carries
+ * Absorb n bytes, a multiple of 32 VL, as full blocks: two sets of VL
+ * lanes, x for the first VL blocks of every 2 VL and y for the other VL,
+ * each times r^(2 VL) per step. Two chains, because one step's carries
  * are a long chain of dependent instructions: the other's fill the wait.
  */
-__attribute__((target("avx2"))) static void poly_blocks8(struct poly *p, const unsigned char *m,
-							  size_t n)
-{
-	/* pw zeroed only for the analyzer, which does not follow poly_powers' loop. */
-	uint64_t pw[8][5] = {{0}}, h[3] = {p->h0, p->h1, p->h2}, l[5], lane[4];
-	__m256i r[5], s[5], x[5], y[5], t[5], d[5];
+#define POLYN(name, ATTR)                                                                          \
+	ATTR static void name(struct poly *p, const unsigned char *m, size_t n)                    \
+	{                                                                                          \
+		/* pw zeroed only for the analyzer, which does not follow poly_powers' loop. */    \
+		uint64_t pw[2 * VL][5] = {{0}}, h[3] = {p->h0, p->h1, p->h2}, l[5];                \
+		uint64_t lane[VL], lr[VL], ls[VL];                                                 \
+		const VT mask = VSET1(M26);                                                        \
+		VT r[5], s[5], x[5], y[5], t[5], d[5];                                             \
+                                                                                                   \
+		poly_powers(p, pw, 2 * VL);                                                        \
+		for (int i = 0; i < 5; i++) {                                                      \
+			r[i] = VSET1(pw[2 * VL - 1][i]);                                           \
+			s[i] = VSET1(pw[2 * VL - 1][i] * 5);                                       \
+		}                                                                                  \
+		/* The first 2 VL blocks, h added to block 0 (lane 0). */                          \
+		poly_to26(l, h);                                                                   \
+		VLOAD(x, m);                                                                       \
+		VLOAD(y, m + 16 * VL);                                                             \
+		for (int i = 0; i < 5; i++) {                                                      \
+			memset(lane, 0, sizeof lane);                                              \
+			lane[0] = l[i];                                                            \
+			x[i] = VADD(x[i], VLOADU(lane));                                           \
+		}                                                                                  \
+		for (m += 32 * VL, n -= 32 * VL; n >= 32 * VL; m += 32 * VL, n -= 32 * VL) {       \
+			VMULR(d, x, r, s);                                                         \
+			VMULR(t, y, r, s);                                                         \
+			VCARRY(d);                                                                 \
+			VCARRY(t);                                                                 \
+			VLOAD(x, m);                                                               \
+			VLOAD(y, m + 16 * VL);                                                     \
+			for (int i = 0; i < 5; i++) {                                              \
+				x[i] = VADD(d[i], x[i]);                                           \
+				y[i] = VADD(t[i], y[i]);                                           \
+			}                                                                          \
+		}                                                                                  \
+		/* x's lanes times r^(2 VL) down to r^(VL + 1), y's r^VL down to r. */             \
+		for (int i = 0; i < 5; i++) {                                                      \
+			join_powers(lr, pw, i, 2 * VL, VL, 1);                                     \
+			join_powers(ls, pw, i, 2 * VL, VL, 5);                                     \
+			r[i] = VLOADU(lr), s[i] = VLOADU(ls);                                      \
+		}                                                                                  \
+		VMULR(d, x, r, s);                                                                 \
+		for (int i = 0; i < 5; i++) {                                                      \
+			join_powers(lr, pw, i, VL, VL, 1);                                         \
+			join_powers(ls, pw, i, VL, VL, 5);                                         \
+			r[i] = VLOADU(lr), s[i] = VLOADU(ls);                                      \
+		}                                                                                  \
+		VMULR(t, y, r, s);                                                                 \
+		for (int i = 0; i < 5; i++)                                                        \
+			d[i] = VADD(d[i], t[i]);                                                   \
+		VCARRY(d);                                                                         \
+		for (int i = 0; i < 5; i++) {                                                      \
+			VSTOREU(lane, d[i]);                                                       \
+			l[i] = 0;                                                                  \
+			for (int j = 0; j < VL; j++)                                               \
+				l[i] += lane[j];                                                   \
+		}                                                                                  \
+		poly_from26(h, l);                                                                 \
+		p->h0 = h[0], p->h1 = h[1], p->h2 = h[2];                                          \
+		mem_wipe(pw, sizeof pw);                                                           \
+		mem_wipe(l, sizeof l);                                                             \
+		mem_wipe(lane, sizeof lane);                                                       \
+		mem_wipe(h, sizeof h);                                                             \
+	}
 
-	poly_powers(p, pw);
-	for (int i = 0; i < 5; i++) {
-		r[i] = _mm256_set1_epi64x((long long)pw[7][i]);
-		s[i] = _mm256_set1_epi64x((long long)(pw[7][i] * 5));
-	}
-	/* The first eight blocks, h added to block 0. */
-	poly_to26(l, h);
-	load4(x, m);
-	load4(y, m + 64);
-	for (int i = 0; i < 5; i++)
-		x[i] = ADD(x[i], _mm256_set_epi64x(0, 0, 0, (long long)l[i]));
-	for (m += 128, n -= 128; n >= 128; m += 128, n -= 128) {
-		mul4(d, x, r, s);
-		mul4(t, y, r, s);
-		carry4(d);
-		carry4(t);
-		load4(x, m);
-		load4(y, m + 64);
-		for (int i = 0; i < 5; i++) {
-			x[i] = ADD(d[i], x[i]);
-			y[i] = ADD(t[i], y[i]);
-		}
-	}
-	/* Lanes hold blocks 0, 2, 1, 3 of their four: x times r^8, r^6, r^7, r^5; y r^4, r^2, r^3, r. */
-	for (int i = 0; i < 5; i++)
-		r[i] = lanes4(pw, i, 8, 6, 7, 5, 1), s[i] = lanes4(pw, i, 8, 6, 7, 5, 5);
-	mul4(d, x, r, s);
-	for (int i = 0; i < 5; i++)
-		r[i] = lanes4(pw, i, 4, 2, 3, 1, 1), s[i] = lanes4(pw, i, 4, 2, 3, 1, 5);
-	mul4(t, y, r, s);
-	for (int i = 0; i < 5; i++)
-		d[i] = ADD(d[i], t[i]);
-	carry4(d);
-	for (int i = 0; i < 5; i++) {
-		_mm256_storeu_si256((__m256i *)(void *)lane, d[i]);
-		l[i] = lane[0] + lane[1] + lane[2] + lane[3];
-	}
-	poly_from26(h, l);
-	p->h0 = h[0], p->h1 = h[1], p->h2 = h[2];
-	mem_wipe(pw, sizeof pw);
-	mem_wipe(l, sizeof l);
-	mem_wipe(lane, sizeof lane);
-	mem_wipe(h, sizeof h);
-#undef MUL
-#undef ADD
-}
+#define VT __m256i
+#define VL 4
+#define VMUL _mm256_mul_epu32
+#define VADD _mm256_add_epi64
+#define VSRL _mm256_srli_epi64
+#define VSLL _mm256_slli_epi64
+#define VAND _mm256_and_si256
+#define VOR _mm256_or_si256
+#define VSET1(v) _mm256_set1_epi64x((long long)(v))
+#define VLOADU(p) _mm256_loadu_si256((const void *)(p))
+#define VSTOREU(p, v) _mm256_storeu_si256((void *)(p), v)
+#define VUNLO _mm256_unpacklo_epi64
+#define VUNHI _mm256_unpackhi_epi64
+POLYN(poly_blocks8, __attribute__((target("avx2"))))
+#undef VT
+#undef VL
+#undef VMUL
+#undef VADD
+#undef VSRL
+#undef VSLL
+#undef VAND
+#undef VOR
+#undef VSET1
+#undef VLOADU
+#undef VSTOREU
+#undef VUNLO
+#undef VUNHI
+
+#define VT __m512i
+#define VL 8
+#define VMUL _mm512_mul_epu32
+#define VADD _mm512_add_epi64
+#define VSRL _mm512_srli_epi64
+#define VSLL _mm512_slli_epi64
+#define VAND _mm512_and_si512
+#define VOR _mm512_or_si512
+#define VSET1(v) _mm512_set1_epi64((long long)(v))
+#define VLOADU(p) _mm512_loadu_si512((const void *)(p))
+#define VSTOREU(p, v) _mm512_storeu_si512((void *)(p), v)
+#define VUNLO _mm512_unpacklo_epi64
+#define VUNHI _mm512_unpackhi_epi64
+POLYN(poly_blocks16, __attribute__((target("avx512f"))))
+#undef VT
+#undef VL
+#undef VMUL
+#undef VADD
+#undef VSRL
+#undef VSLL
+#undef VAND
+#undef VOR
+#undef VSET1
+#undef VLOADU
+#undef VSTOREU
+#undef VUNLO
+#undef VUNHI
 #endif
 
 /* Absorb n bytes (a multiple of 16) as blocks, each with hibit added. */
 static void poly_blocks(struct poly *p, const unsigned char *m, size_t n, uint64_t hibit)
 {
 #if defined(__GNUC__) && defined(__x86_64__)
-	/* Worth the powers of r from 512 bytes on. */
+	/* Worth the powers of r from 512 (AVX2) or 1024 bytes (AVX-512) on. */
+	if (hibit && n >= 1024 && wide_lanes() == 2) {
+		size_t v = n & ~(size_t)255;
+		poly_blocks16(p, m, v);
+		m += v;
+		n -= v;
+	}
 	if (hibit && n >= 512 && wide_lanes() >= 1) {
 		size_t v = n & ~(size_t)127;
 		poly_blocks8(p, m, v);

@@ -31,10 +31,21 @@ int mem_reserve(void *pp, size_t *cap, size_t need, size_t elem, size_t first)
 
 void mem_wipe(void *p, size_t n)
 {
+#if defined(__GNUC__)
+	/*
+	 * memset at its speed, then a barrier that tells the compiler the
+	 * bytes are read: the store cannot be dropped as dead. A volatile byte
+	 * loop took 2% of an encrypted stream wiping keystream blocks.
+	 */
+	if (n)
+		memset(p, 0, n);
+	__asm__ __volatile__("" : : "r"(p) : "memory");
+#else
 	volatile unsigned char *v = p;
 
 	while (n--)
 		*v++ = 0;
+#endif
 }
 
 int mem_equal_ct(const void *a, const void *b, size_t n)
