@@ -77,8 +77,8 @@ static const char synopsis[] =
 struct opts {
 	int background, overlap_wait, resume;
 	int plain; /* -U: version 2, in plain text */
-	int services; /* -x: client portions of services; -c: one call of our own (2) */
 	int call, clients; /* -c, -x given (they exclude each other) */
+	int services;	   /* from them: 1 -x, client portions of services; 2 -c, one call */
 	long grace_ms, reply_ms, run_ms, wait_ms;
 	const char *logfile, *host, *port, *ddir, *prefix;
 	char *key;
@@ -160,7 +160,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	while ((c = opt_next(argc, argv, optstring, usage_text)) != -1) {
 		switch (c) {
 		case 'b': o->background = 1; break;
-		case 'c': o->services = 2; o->call = 1; break;
+		case 'c': o->call = 1; break;
 		case 'g': o->grace_ms = opt_ms_or_die(optarg, 1, 3600000L, "-g", synopsis); break;
 		case 'L': o->logfile = optarg; break;
 		case 'N': o->prefix = optarg; break;
@@ -170,12 +170,13 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'U': o->plain = 1; break;
 		case 'T': o->run_ms = opt_ms_or_die(optarg, 1, 31L * 86400000L, "-T", synopsis); break;
 		case 'w': o->wait_ms = opt_ms_or_die(optarg, 1, 86400000L, "-w", synopsis); break;
-		case 'x': o->services = o->services ? o->services : 1; o->clients = 1; break;
+		case 'x': o->clients = 1; break;
 		default: opt_bad(argv, optstring, synopsis);
 		}
 	}
 	argv += optind;
 	argc -= optind;
+	o->services = o->call ? 2 : o->clients;
 	if (argc != 4)
 		err_usage(synopsis, argc < 4 ? "missing operand" : "too many operands");
 	if (!*argv[1])
@@ -1194,6 +1195,8 @@ static void greeted(struct master *m)
 	m->in.len = 0; /* the pool sends nothing more before our first message */
 	m->state = C_HS;
 	m->reply_by = io_now_ms() + m->o->reply_ms;
+	/* A pool slowing guessers may judge us late: -t is how long we wait, as in version 2. */
+	channel_set_deadline(m->ch, m->reply_by);
 }
 
 /*

@@ -1000,6 +1000,7 @@ static void handshake(struct pool *p, struct session *s, short revents, long lon
 			s->closing = 1;
 			return;
 		}
+		channel_set_deadline(s->ch, s->deadline); /* -t, from the connect, not 10 s from now */
 	}
 	r = channel_handshake(s->ch, now);
 	if (r == 0)

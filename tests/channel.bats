@@ -126,6 +126,28 @@ relay() {
 	run ! logged in.log "connected"
 }
 
+@test "key guessers are slowed down: 16 connections for 6 s from one address get 3 free guesses, then about one a second; a sender with the key still gets in" {
+	receive -k @key
+	# From 127.0.0.2: the penalty falls on the guesser's address, the sender's is another.
+	run -0 "$TOOLS/guesser" -k 127.0.0.1 "$P1" 16 6 127.0.0.2
+	read -r _ tried _ judged _ _ _ _ <<<"$output"
+	echo "tried $tried judged $judged" >&3
+	[ "$tried" -ge 16 ]
+	# Without the penalty: over 20,000 in those 6 s here. 3 free, then 1, 2, 4 s
+	# apart for the address, one a second from anywhere: a little slack at the edges.
+	[ "$judged" -ge 3 ]
+	[ "$judged" -le 12 ]
+	PID=$(BO -k @key -L out.log out 127.0.0.1 "$P1")
+	track "$PID"
+	echo "with the key" >out
+	wait_for 5 eval '[ "$(cat got)" = "with the key" ]'
+	kill -TERM "$PID"
+	wait_gone "$PID" 10
+	stop_receiver
+	[ "$(cat got)" = "with the key" ]
+	[ ! -e out.unread ]
+}
+
 @test "a wrong key against the independent peer, either way: refused by both" {
 	need_node
 	receive -k @key

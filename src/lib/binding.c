@@ -25,6 +25,7 @@
 #include "listener.h"
 #include "mem.h"
 #include "net.h"
+#include "penalty.h"
 #include "pipew.h"
 
 #define SCRATCH 65536	      /* one read from a sender */
@@ -47,6 +48,7 @@ struct conn {
 	char last;		  /* the last of them that went in (spliced bytes excepted) */
 	struct binding_admit adm; /* what the guard said of it */
 	struct channel *ch;	  /* -k: the encrypted channel, or NULL */
+	long long judge_at;	  /* -k: its handshake is not read before this (penalty.h); -1: ask */
 	int acks;		  /* -k: the sender asked for acknowledgements */
 	unsigned long long acked; /* ... and the count we last sent */
 	int closing;		  /* teardown: acknowledged and ended: what comes is dropped */
@@ -65,6 +67,7 @@ struct binding {
 	int chan;		    /* -k: every sender over an encrypted channel */
 	unsigned char psk[NOISE_PSK];
 	const char *prologue; /* -k: what its handshakes hash in (binding_config) */
+	struct penalty *pen;  /* -k: key guessers slowed down, from the first wrong key on */
 	void (*on_event)(const struct binding_event *, void *);
 	void *arg;
 
@@ -229,18 +232,52 @@ static void chan_close(struct conn *c, int err)
 static int conn_admit(struct binding *b, size_t i, const char *rest, size_t n);
 static void reject(struct binding *b, size_t i, const char *why);
 
+/*
+ * A handshake is a guess at the key, as the pool's AUTH is: one from a
+ * source that guessed wrong before is read only when the penalty allows
+ * (penalty.h), and what its first message proves is recorded. The table
+ * is made at the first wrong key: most bindings never need it.
+ */
+static void chan_judged(struct binding *b, const struct conn *c, int ok, long long now)
+{
+	if (!b->pen && !ok)
+		b->pen = calloc(1, sizeof *b->pen); /* no memory: no penalty, as before */
+	if (b->pen)
+		penalty_judged(b->pen, c->ip, ok, now);
+}
+
+static int chan_waits(const struct conn *c, long long now)
+{
+	return c->state == CONN_HS && now < c->judge_at && channel_timeout(c->ch, now) > 0;
+}
+
 /* The handshake went on: done, the sender is on to its first line or its data. */
 static void chan_step(struct binding *b, size_t i, long long now)
 {
 	struct conn *c = &b->conns[i];
-	int r = channel_handshake(c->ch, now);
+	int r, err;
 
-	if (r == 0)
+	if (c->judge_at) {
+		/*
+		 * Asked when its message comes, and again when its wait is over:
+		 * the judgements before it, in this round too, may have moved it.
+		 */
+		long long at = b->pen ? penalty_when(b->pen, c->ip, now) : now;
+		c->judge_at = at > now ? at : 0;
+		if (chan_waits(c, now))
+			return;
+		c->judge_at = 0;
+	}
+	if ((r = channel_handshake(c->ch, now)) == 0)
 		return;
+	err = errno;
+	if (r < 0 && (err == EBADMSG || err == EPROTO))
+		chan_judged(b, c, 0, now);
 	if (r < 0) {
-		reject(b, i, channel_strerror(errno, 2));
+		reject(b, i, channel_strerror(err, 2));
 		return;
 	}
+	chan_judged(b, c, 1, now);
 	c->acks = channel_peer_said(c->ch, CHANNEL_ACKS);
 	if (b->guard.on_line) {
 		c->state = CONN_FIRST;
@@ -575,6 +612,7 @@ static void accept_new(struct binding *b, long long now)
 		if (b->chan) {
 			/* We answer that we can acknowledge; the sender's payload says whether it wants it. */
 			c->state = CONN_HS;
+			c->judge_at = -1;
 			c->ch = channel_new_for(fd, 0, b->psk, b->prologue, CHANNEL_ACKS,
 					       strlen(CHANNEL_ACKS), now);
 			if (!c->ch)
@@ -598,7 +636,8 @@ static int chan_pending(struct binding *b, long long now)
 	for (size_t i = b->nconns; i-- > 0;) {
 		struct conn *c = &b->conns[i];
 
-		if (c->state == CONN_HS && channel_timeout(c->ch, now) == 0)
+		if (c->state == CONN_HS && (channel_timeout(c->ch, now) == 0 ||
+					    (c->judge_at > 0 && !chan_waits(c, now))))
 			chan_step(b, i, now);
 		else if (c->state == CONN_DATA && c->ch && channel_readable(c->ch) &&
 			 wants_read(b, c) && data_read(b, i) < 0)
@@ -715,6 +754,8 @@ size_t binding_pollfds(struct binding *b, struct pollfd *pfd)
 
 		if (b->conns[i].ch)
 			ev |= channel_events(b->conns[i].ch);
+		if (chan_waits(&b->conns[i], io_now_ms()))
+			ev &= (short)~POLLIN; /* penalized: its message waits in the kernel */
 		if (ev)
 			pfd[n++] = (struct pollfd){.fd = b->conns[i].fd, .events = ev};
 	}
@@ -744,7 +785,8 @@ int binding_timeout(const struct binding *b)
 		if (c->state == CONN_FIRST)
 			at = earlier(at, c->first_by);
 		else if (c->state == CONN_HS)
-			at = earlier(at, now + channel_timeout(c->ch, now));
+			at = earlier(at, chan_waits(c, now) ? c->judge_at
+							   : now + channel_timeout(c->ch, now));
 		else if (c->ch && channel_readable(c->ch) && wants_read(b, c))
 			at = now;
 	}
@@ -1046,6 +1088,7 @@ long long binding_close(struct binding *b, int save)
 	fifo_close(&b->fifo);
 	pipew_free(&b->w);
 	free(b->conns);
+	free(b->pen);
 	mem_wipe(b->psk, sizeof b->psk);
 	free(b);
 	if (err) {

@@ -272,6 +272,11 @@ short channel_events(const struct channel *c)
 	return c->off < c->len ? (short)(ev | POLLOUT) : ev;
 }
 
+void channel_set_deadline(struct channel *c, long long at)
+{
+	c->deadline = at;
+}
+
 int channel_timeout(const struct channel *c, long long now)
 {
 	if (c->state != CH_HS)

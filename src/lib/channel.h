@@ -73,6 +73,13 @@ int channel_handshake(struct channel *c, long long now);
 /* The same, blocking until done or the deadline: 1, or -1 with errno as above. */
 int channel_handshake_wait(struct channel *c);
 
+/*
+ * Move the handshake's deadline (CHANNEL_HS_MS from channel_new) to at,
+ * an io_now_ms() time: for a caller with a deadline of its own, longer or
+ * shorter (pool -t, master -t).
+ */
+void channel_set_deadline(struct channel *c, long long at);
+
 /* The peer's handshake payload: a pointer to it, its length in *n (0 before it came). */
 const unsigned char *channel_peer_payload(const struct channel *c, size_t *n);
 

@@ -3,13 +3,17 @@
  * CONNS connections to HOST PORT for SECONDS; on each, reads the greeting,
  * sends a wrong AUTH at once and waits for the answer.
  *
- * usage: guesser HOST PORT CONNS SECONDS [FROM]
+ * usage: guesser [-k] HOST PORT CONNS SECONDS [FROM]
  *
  * FROM: a local address to connect from (another loopback address, say).
  *
  * Prints "tried N judged N busy N other N": connections opened, AUTHs
  * answered "ERR key rejected", connections turned away "ERR busy...",
  * and any other end (a handshake timeout, a close).
+ *
+ * -k: a guesser at a -k channel (bind-input -k): on each connection the
+ * first Noise message under a wrong key, at once; the receiver's close
+ * (or reset) after it is a judgement. Nothing is read before it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,6 +26,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "lib/channel.h"
+#include "lib/noise.h"
 
 #define MAXC 512
 
@@ -56,6 +63,23 @@ static int open_one(const struct sockaddr_in *a)
 	return fd;
 }
 
+/* The first handshake message of a -k sender that holds another key, after its length. */
+static int noise_guess(int fd)
+{
+	static const unsigned char wrong[NOISE_PSK] = {0x77};
+	unsigned char m[2 + NOISE_HS_OVERHEAD];
+	struct noise_hs hs;
+	ssize_t n;
+
+	if (noise_hs_init(&hs, 1, wrong, CHANNEL_PROLOGUE, strlen(CHANNEL_PROLOGUE)) < 0 ||
+	    (n = noise_hs_write(&hs, NULL, 0, m + 2, sizeof m - 2)) < 0)
+		return -1;
+	noise_hs_wipe(&hs);
+	m[0] = (unsigned char)(n >> 8);
+	m[1] = (unsigned char)n;
+	return write(fd, m, (size_t)n + 2) == n + 2 ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
 	static const char auth[] = "AUTH 00000000000000000000000000000000000000000000000000000000000000"
@@ -63,9 +87,14 @@ int main(int argc, char **argv)
 	struct sockaddr_in a = {.sin_family = AF_INET};
 	struct c cs[MAXC];
 	long tried = 0, judged = 0, busy = 0, other = 0;
-	int n, secs;
+	int n, secs, noise = 0;
 	long long end;
 
+	if (argc > 1 && strcmp(argv[1], "-k") == 0) {
+		noise = 1;
+		argv++;
+		argc--;
+	}
 	if (argc != 5 && argc != 6)
 		return 2;
 	if (argc == 6)
@@ -89,6 +118,11 @@ int main(int argc, char **argv)
 				cs[i].len = 0;
 				if (cs[i].fd >= 0)
 					tried++;
+				if (cs[i].fd >= 0 && noise && noise_guess(cs[i].fd) < 0) {
+					other++;
+					close(cs[i].fd);
+					cs[i].fd = -1;
+				}
 			}
 			pfd[i] = (struct pollfd){.fd = cs[i].fd, .events = POLLIN};
 		}
@@ -102,6 +136,12 @@ int main(int argc, char **argv)
 			if (c->fd < 0 || !pfd[i].revents)
 				continue;
 			r = read(c->fd, c->buf + c->len, sizeof c->buf - 1 - c->len);
+			if (r <= 0 && noise) {
+				judged++; /* a wrong key is answered by the close */
+				close(c->fd);
+				c->fd = -1;
+				continue;
+			}
 			if (r <= 0) {
 				other++;
 				close(c->fd);
