@@ -619,20 +619,7 @@ POLYN(poly_blocks8, __attribute__((target("avx2"))))
 #define VSTOREU(p, v) _mm512_storeu_si512((void *)(p), v)
 #define VUNLO _mm512_unpacklo_epi64
 #define VUNHI _mm512_unpackhi_epi64
-POLYN(poly_blocks16, __attribute__((target("avx512f"))))
-#undef VT
-#undef VL
-#undef VMUL
-#undef VADD
-#undef VSRL
-#undef VSLL
-#undef VAND
-#undef VOR
-#undef VSET1
-#undef VLOADU
-#undef VSTOREU
-#undef VUNLO
-#undef VUNHI
+POLYN(poly_blocks16, __attribute__((target("avx512f")))) /* its names stay: nothing after uses them */
 #endif
 
 /* Absorb n bytes (a multiple of 16) as blocks, each with hibit added. */
