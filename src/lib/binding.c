@@ -752,10 +752,11 @@ size_t binding_pollfds(struct binding *b, struct pollfd *pfd)
 	for (size_t i = 0; i < b->nconns; i++) {
 		short ev = wants_read(b, &b->conns[i]) ? POLLIN : 0;
 
-		if (b->conns[i].ch)
+		if (b->conns[i].ch) {
 			ev |= channel_events(b->conns[i].ch);
-		if (chan_waits(&b->conns[i], io_now_ms()))
-			ev &= (short)~POLLIN; /* penalized: its message waits in the kernel */
+			if (b->conns[i].judge_at > 0 && chan_waits(&b->conns[i], io_now_ms()))
+				ev &= (short)~POLLIN; /* penalized: its message waits in the kernel */
+		}
 		if (ev)
 			pfd[n++] = (struct pollfd){.fd = b->conns[i].fd, .events = ev};
 	}
