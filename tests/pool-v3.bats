@@ -178,3 +178,23 @@ run_master() {
 	[ "$bye" = BYE ]
 	grep -q 'x1: sender 127.0.0.1 [0-9]* closed after 19 bytes$' pool.err
 }
+
+@test "pool -t over 10 s holds for the version 3 handshake: a master's first message dribbling in over 11 s still gets in" {
+	"$SP_BIN/pool" -l -t 14 "$KEY" "$PORT" 2>pool.err &
+	POOL=$!
+	track "$POOL"
+	wait_listening "$PORT"
+	CTL=$(free_port)
+	# The message's length at once, a byte of it 10.5 s later, the rest at 11 s: the
+	# pool's channel waits for it since the length came, past the 10 s of its own.
+	python3 "$MITM" "$CTL" "$PORT" stall 10.5 2>mitm.err &
+	track $!
+	wait_listening "$CTL"
+	daemon d s1 'echo stalled'
+	RC=0
+	"$SP_BIN/master" -t 14 "$KEY" 127.0.0.1 "$CTL" d 2>master.err || RC=$?
+	[ "$RC" -eq 0 ] || { cat master.err pool.err; false; }
+	IFS= read -r l <s1
+	[ "$l" = stalled ]
+	grep -q "master session begins" pool.err
+}

@@ -9,6 +9,9 @@ the client's frames:
   flip N    flips one byte of record N (1: the first after the handshake)
   drop-end  drops every record of 17 bytes (an END: its type and tag),
             then passes the client's FIN on: a stream cut at its end
+  stall S   passes the handshake message's 2-byte length at once, its
+            first byte S seconds later and the rest half a second after
+            that: a handshake that dribbles in
 
 -w FILE writes everything it relays, both ways, to FILE. Prints
 "relaying" on stderr once connected both ways, and the frames it saw from
@@ -17,12 +20,13 @@ the client when the connection ends.
 import socket
 import sys
 import threading
+import time
 
 END_LEN = 17
 
 
 def usage():
-    sys.stderr.write("usage: mitm.py LPORT TPORT pass|flip N|drop-end [-w FILE]\n")
+    sys.stderr.write("usage: mitm.py LPORT TPORT pass|flip N|drop-end|stall S [-w FILE]\n")
     sys.exit(2)
 
 
@@ -37,7 +41,8 @@ def main():
         usage()
     lport, tport, mode = int(args[0]), int(args[1]), args[2]
     flip = int(args[3]) if mode == "flip" else None
-    if mode not in ("pass", "flip", "drop-end"):
+    stall = float(args[3]) if mode == "stall" else None
+    if mode not in ("pass", "flip", "drop-end", "stall"):
         usage()
     lock = threading.Lock()
 
@@ -98,6 +103,12 @@ def main():
                 if upstream_ok:
                     record(bytes(frame))
                     try:
+                        if mode == "stall" and rec == 0:
+                            u.sendall(frame[:2])
+                            time.sleep(stall)
+                            u.sendall(frame[2:3])
+                            time.sleep(0.5)
+                            frame = frame[3:]
                         u.sendall(frame)
                     except OSError:
                         # The server refused the rest: read on and drop it, so the
