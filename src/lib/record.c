@@ -135,7 +135,9 @@ void *record_room(struct record_reader *r, size_t *n)
 			errno = ENOMEM;
 			return NULL;
 		}
-		free(r->buf); /* held only ciphertext: a smaller, finished record's */
+		if (r->buf)
+			mem_wipe(r->buf, r->cap); /* a small record's, maybe opened in place */
+		free(r->buf);
 		r->buf = b;
 		r->cap = size < KEEP ? KEEP : size;
 	}
