@@ -148,6 +148,40 @@ relay() {
 	[ ! -e out.unread ]
 }
 
+@test "one address may hold a quarter of -c in handshakes: a third silent connection from it is refused at once, a sender with the key still gets in" {
+	receive -k @key -c 8
+	# hold: a connection from 127.0.0.2 that sends nothing; "closed" once the receiver ends it.
+	hold='import socket, sys
+s = socket.socket()
+s.bind(("127.0.0.2", 0))
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(float(sys.argv[2]))
+try:
+    print("closed" if s.recv(1) == b"" else "data", flush=True)
+except socket.timeout:
+    print("held", flush=True)
+except ConnectionResetError:
+    print("closed", flush=True)'
+	for n in 1 2; do
+		"$PY" -c "$hold" "$P1" 60 >"hold$n" &
+		track $!
+	done
+	wait_for 5 eval '[ "$(ss -Htn state established "( dport = :$P1 )" | grep -c 127.0.0.2)" -eq 2 ]'
+	run -0 timeout 10 "$PY" -c "$hold" "$P1" 5
+	[ "$output" = closed ]
+	wait_for 5 logged in.log "refused 127.0.0.2 [0-9]*: too many handshakes at once from its address"
+	PID=$(BO -k @key -L out.log out 127.0.0.1 "$P1")
+	track "$PID"
+	echo "with the key" >out
+	wait_for 5 eval '[ "$(cat got)" = "with the key" ]'
+	# The first two are still held (the handshake deadline is 10 s).
+	[ ! -s hold1 ]
+	[ ! -s hold2 ]
+	kill -TERM "$PID"
+	wait_gone "$PID" 10
+	stop_receiver
+}
+
 @test "a wrong key against the independent peer, either way: refused by both" {
 	need_node
 	receive -k @key

@@ -579,6 +579,20 @@ static int wants_read(const struct binding *b, const struct conn *c)
 	return read_room(b, c) > 0;
 }
 
+/*
+ * Connections from ip still in their handshake. A quarter of -c is the
+ * most one address may hold (as pool -c), so that guessers waiting out
+ * their penalty, or silent ones, cannot take every slot.
+ */
+static size_t hs_from(const struct binding *b, const char *ip)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < b->nconns; i++)
+		n += b->conns[i].state == CONN_HS && strcmp(b->conns[i].ip, ip) == 0;
+	return n;
+}
+
 static void accept_new(struct binding *b, long long now)
 {
 	while (b->l.n && b->nconns < b->max_conns) {
@@ -607,6 +621,12 @@ static void accept_new(struct binding *b, long long now)
 			why = b->guard.on_connect(b->guard.arg, c->ip);
 		if (why) {
 			reject(b, b->nconns - 1, why);
+			continue;
+		}
+		/* Not for a guarded binding (a pool's port): it admits one address, which proved the key. */
+		if (b->chan && !b->guard.on_connect &&
+		    hs_from(b, c->ip) >= (b->max_conns / 4 ? b->max_conns / 4 : 1)) {
+			reject(b, b->nconns - 1, "too many handshakes at once from its address");
 			continue;
 		}
 		if (b->chan) {

@@ -13,7 +13,8 @@
  *
  * -k: a guesser at a -k channel (bind-input -k): on each connection the
  * first Noise message under a wrong key, at once; the receiver's close
- * (or reset) after it is a judgement. Nothing is read before it.
+ * (or reset) after it is a judgement. Nothing is read before it. Its own
+ * closes, the last ones at its end included, are resets (SO_LINGER 0).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -118,6 +119,10 @@ int main(int argc, char **argv)
 				cs[i].len = 0;
 				if (cs[i].fd >= 0)
 					tried++;
+				if (cs[i].fd >= 0 && noise) {
+					struct linger rst = {1, 0};
+					setsockopt(cs[i].fd, SOL_SOCKET, SO_LINGER, &rst, sizeof rst);
+				}
 				if (cs[i].fd >= 0 && noise && noise_guess(cs[i].fd) < 0) {
 					other++;
 					close(cs[i].fd);
