@@ -140,21 +140,9 @@ run_row() { # ROW: one run of it, its time appended to t_ROW
 	eval "t_$1=\"\${t_$1:-} $ns\"" # ns is digits only
 }
 
-# stats ROW: sets med, lo, hi: the median, fastest and slowest of its times
-stats() {
-	eval "set -- \$t_$1"
-	s=$(printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 }
-		END { m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
-		      printf "%.0f %s %s\n", m, a[1], a[NR] }')
-	med=${s%% *}
-	s=${s#* }
-	lo=${s% *}
-	hi=${s#* }
-}
-
 # row LABEL ROW [REST]: label, median MiB/s, slowest-fastest MiB/s, REST
 row() {
-	stats "$2"
+	stats "t_$2"
 	l=$(printf '%-44s %8s MiB/s  %-11s %s' "$1" "$(mbps "$BYTES" "$med")" \
 		"$(mbps "$BYTES" "$hi")-$(mbps "$BYTES" "$lo")" "${3:-}")
 	printf '%s\n' "${l%"${l##*[! ]}"}" # without trailing blanks
@@ -182,28 +170,20 @@ echo "median of $RUNS interleaved rounds; range: slowest-fastest round"
 r=0
 while [ "$r" -lt "$RUNS" ]; do
 	# shellcheck disable=SC2086 # ROWS is a list of plain words
-	set -- $ROWS
-	k=$((r % $#))
-	while [ "$k" -gt 0 ]; do
-		first=$1
-		shift
-		set -- "$@" "$first"
-		k=$((k - 1))
-	done
-	for name; do
+	for name in $(rotate "$r" $ROWS); do
 		run_row "$name" || { echo "bench-bind: row $name failed" >&2; exit 1; }
 	done
 	r=$((r + 1))
 done
 idle_rss || { echo "bench-bind: idle RSS failed" >&2; exit 1; }
 
-stats nc_in; nc_in=$med
-stats one; one=$med
-stats one_c1; one_c1=$med
-stats many; many=$med
-stats nc_out; nc_out=$med
-stats nc_cat; nc_cat=$med
-stats out; out=$med
+stats t_nc_in; nc_in=$med
+stats t_one; one=$med
+stats t_one_c1; one_c1=$med
+stats t_many; many=$med
+stats t_nc_out; nc_out=$med
+stats t_nc_cat; nc_cat=$med
+stats t_out; out=$med
 
 row "nc -l > fifo, cat fifo (1 sender)" nc_in
 row "bind-input, 1 sender" one "$(ratio "$one" "$nc_in")x nc  (goal >= 1.0)"

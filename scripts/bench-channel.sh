@@ -60,20 +60,8 @@ run_row() { # ROW
 	eval "t_$1=\"\${t_$1:-} $ns\""
 }
 
-# stats ROW: sets med, lo, hi: the median, fastest and slowest of its times
-stats() {
-	eval "set -- \$t_$1"
-	s=$(printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 }
-		END { m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
-		      printf "%.0f %s %s\n", m, a[1], a[NR] }')
-	med=${s%% *}
-	s=${s#* }
-	lo=${s% *}
-	hi=${s#* }
-}
-
 row() { # LABEL ROW [REST]
-	stats "$2"
+	stats "t_$2"
 	l=$(printf '%-44s %8s MiB/s  %-11s %s' "$1" "$(mbps "$BYTES" "$med")" \
 		"$(mbps "$BYTES" "$hi")-$(mbps "$BYTES" "$lo")" "${3:-}")
 	printf '%s\n' "${l%"${l##*[! ]}"}"
@@ -92,8 +80,8 @@ while [ "$r" -lt "$RUNS" ]; do
 	done
 	r=$((r + 1))
 done
-stats plain; plain=$med
-stats enc; enc=$med
+stats t_plain; plain=$med
+stats t_enc; enc=$med
 row "plain" plain
 row "-k @key (NNpsk0, ChaChaPoly records)" enc \
 	"$(echo "$enc $plain" | awk '{ printf "%.2f", $2 / $1 }')x plain  (goal >= 0.5)"

@@ -57,3 +57,30 @@ wait_gone() {
 		sleep 0.02
 	done
 }
+# stats VAR: sets med, lo, hi: the median, lowest and highest of the figures
+# listed in $VAR (rounds' times or measures); returns 1 when it has none
+# shellcheck disable=SC2034 # med, lo and hi are for the sourcing script
+stats() {
+	eval "set -- \${$1:-}"
+	[ "$#" -gt 0 ] || { med=0 lo=0 hi=0; return 1; }
+	s=$(printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 }
+		END { m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+		      printf "%.0f %s %s\n", m, a[1], a[NR] }')
+	med=${s%% *}
+	s=${s#* }
+	lo=${s% *}
+	hi=${s#* }
+}
+# rotate N WORD...: the words, rotated left by N modulo their count: round N's
+# order of the rows, so that every row takes every place in turn
+rotate() {
+	_rk=$(($1 % ($# - 1)))
+	shift
+	while [ "$_rk" -gt 0 ]; do
+		_rf=$1
+		shift
+		set -- "$@" "$_rf"
+		_rk=$((_rk - 1))
+	done
+	echo "$@"
+}

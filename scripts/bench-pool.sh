@@ -266,19 +266,6 @@ label() {
 }
 
 # shellcheck disable=SC2034 # med, lo, hi are read through eval
-# stats VAR: sets med, lo, hi: the median, lowest and highest of its figures;
-# returns 1 when it has none
-stats() {
-	eval "set -- \${$1:-}"
-	[ "$#" -gt 0 ] || { med=0 lo=0 hi=0; return 1; }
-	s=$(printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 }
-		END { m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
-		      printf "%.0f %s %s\n", m, a[1], a[NR] }')
-	med=${s%% *}
-	s=${s#* }
-	lo=${s% *}
-	hi=${s#* }
-}
 
 # The daemons, made once. Each waits for its start line, so "connected" is
 # measured apart from sending.
@@ -299,15 +286,7 @@ echo "median of $RUNS interleaved rounds; range: lowest-highest round; every buf
 r=0
 while [ "$r" -lt "$RUNS" ]; do
 	# shellcheck disable=SC2086 # ROWS is a list of plain words
-	set -- $ROWS
-	k=$((r % $#))
-	while [ "$k" -gt 0 ]; do
-		first=$1
-		shift
-		set -- "$@" "$first"
-		k=$((k - 1))
-	done
-	for name; do
+	for name in $(rotate "$r" $ROWS); do
 		run_row "$name" || { echo "bench-pool: row $name failed" >&2; exit 0; }
 	done
 	r=$((r + 1))

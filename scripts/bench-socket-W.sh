@@ -249,19 +249,6 @@ run_row() { # ROW: one run of it
 	pids="" # all reaped
 }
 
-# stats VAR: sets med, lo, hi: the median, lowest and highest of its figures;
-# returns 1 when it has none
-stats() {
-	eval "set -- \${$1:-}"
-	[ "$#" -gt 0 ] || { med=0 lo=0 hi=0; return 1; }
-	s=$(printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 }
-		END { m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
-		      printf "%.0f %s %s\n", m, a[1], a[NR] }')
-	med=${s%% *}
-	s=${s#* }
-	lo=${s% *}
-	hi=${s#* }
-}
 # flag ROW M: what the INVALID runs of ROW's measure M were, if any
 flag() {
 	k=0 b=0
@@ -293,15 +280,7 @@ command -v tcpserver >/dev/null 2>&1 || echo "tcpserver: not installed, no row"
 r=0
 while [ "$r" -lt "$RUNS" ]; do
 	# shellcheck disable=SC2086 # ROWS is a list of plain words
-	set -- $ROWS
-	k=$((r % $#))
-	while [ "$k" -gt 0 ]; do
-		first=$1
-		shift
-		set -- "$@" "$first"
-		k=$((k - 1))
-	done
-	for name; do run_row "$name"; done
+	for name in $(rotate "$r" $ROWS); do run_row "$name"; done
 	r=$((r + 1))
 done
 
