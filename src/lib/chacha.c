@@ -89,9 +89,11 @@ typedef uint32_t v16 __attribute__((vector_size(64)));
 /*
  * XOR 64 * L bytes of in with the keystream of blocks st[12] to
  * st[12] + L - 1, into out. ks is the caller's, to be wiped once at the
- * end of a message rather than here, at every step.
+ * end of a message rather than here, at every step: STORE_WORDS goes
+ * through it; the wide paths keep the keystream in registers, and take
+ * NULL.
  */
-#define XORN(name, V, L, CTR, STORE, ...)                                                                 \
+#define XORN(name, V, L, CTR, STORE, ...)                                                          \
 	__VA_ARGS__ static void name(unsigned char *out, const unsigned char *in,                  \
 				     const uint32_t st[16], uint32_t ks[16][L])                    \
 	{                                                                                          \
@@ -267,25 +269,26 @@ void chacha_xor(const unsigned char key[CHACHA_KEY], uint32_t counter,
 
 	setup(st, key, counter, nonce);
 #if defined(__GNUC__)
-/* As many runs of L blocks as there are, by fn; its keystream wiped after. */
-#define WIDE(L, fn)                                                                                \
+/* As many runs of L blocks as there are, by fn, through ks (see XORN). */
+#define WIDE(L, fn, ks)                                                                            \
 	do {                                                                                       \
-		uint32_t ksw[16][L];                                                               \
 		for (; n >= L * CHACHA_BLOCK;                                                      \
 		     n -= L * CHACHA_BLOCK, p += L * CHACHA_BLOCK, o += L * CHACHA_BLOCK) {        \
-			fn(o, p, st, ksw);                                                         \
+			fn(o, p, st, ks);                                                          \
 			st[12] += L;                                                               \
 		}                                                                                  \
-		mem_wipe(ksw, sizeof ksw);                                                         \
 	} while (0)
 #if defined(__x86_64__)
 	if (n >= 16 * CHACHA_BLOCK && wide_lanes() == 2)
-		WIDE(16, xor16);
+		WIDE(16, xor16, NULL);
 	if (n >= 8 * CHACHA_BLOCK && wide_lanes() >= 1)
-		WIDE(8, xor8);
+		WIDE(8, xor8, NULL);
 #endif
-	if (n >= 4 * CHACHA_BLOCK)
-		WIDE(4, xor4);
+	if (n >= 4 * CHACHA_BLOCK) {
+		uint32_t ks4[16][4];
+		WIDE(4, xor4, ks4);
+		mem_wipe(ks4, sizeof ks4);
+	}
 #undef WIDE
 #endif
 	/* Whole blocks word by word: the loads and stores compile to plain moves. */
