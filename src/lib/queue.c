@@ -27,7 +27,7 @@ char *queue_tail(struct queue *q, size_t n)
 	 * lack of room moved a long retained tail (bind-output -k keeps
 	 * megabytes until acknowledged) for each read.
 	 */
-	if (q->off && (q->off >= q->len || q->len + n <= q->cap / 2)) {
+	if (q->off && q->off >= q->len) {
 		memmove(q->buf, q->buf + q->off, q->len);
 		q->off = 0;
 	}
