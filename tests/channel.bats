@@ -49,6 +49,16 @@ receive() {
 	track "$READER"
 }
 
+# send FILE [PORT]: FILE through bind-output -k @key to 127.0.0.1 PORT ($P1),
+# then its teardown, which sends what is left and ends the stream.
+send() {
+	PID=$(BO -k @key -L out.log out 127.0.0.1 "${2:-$P1}")
+	track "$PID"
+	cat "$1" >out
+	kill -TERM "$PID"
+	wait_gone "$PID" 10
+}
+
 # stop_receiver [FILE]: bind-input tears down (its reader gets its EOF); wait for
 # both. With FILE, first until the reader has all of it: what the reader did not
 # take yet would go to in.unread.
@@ -69,12 +79,8 @@ relay() {
 
 @test "bind-output -k to bind-input -k: the stream arrives whole, nothing left unread" {
 	receive -k @key
-	PID=$(BO -k @key -L out.log out 127.0.0.1 "$P1")
-	track "$PID"
 	head -c 3000001 /dev/urandom >data
-	cat data >out
-	kill -TERM "$PID"
-	wait_gone "$PID" 10
+	send data
 	stop_receiver data
 	same data got
 	[ ! -e out.unread ]
@@ -99,12 +105,8 @@ relay() {
 	NODE=$!
 	track "$NODE"
 	wait_listening "$P1"
-	PID=$(BO -k @key -L out.log out 127.0.0.1 "$P1")
-	track "$PID"
 	head -c 400007 /dev/urandom >data
-	cat data >out
-	kill -TERM "$PID"
-	wait_gone "$PID" 10
+	send data
 	wait_gone "$NODE" 10
 	run -0 wait "$NODE"
 	same data nodegot
@@ -137,14 +139,10 @@ relay() {
 	# apart for the address, one a second from anywhere: a little slack at the edges.
 	[ "$judged" -ge 3 ]
 	[ "$judged" -le 12 ]
-	PID=$(BO -k @key -L out.log out 127.0.0.1 "$P1")
-	track "$PID"
-	echo "with the key" >out
-	wait_for 5 eval '[ "$(cat got)" = "with the key" ]'
-	kill -TERM "$PID"
-	wait_gone "$PID" 10
-	stop_receiver
-	[ "$(cat got)" = "with the key" ]
+	echo "with the key" >msg
+	send msg
+	stop_receiver msg
+	same msg got
 	[ ! -e out.unread ]
 }
 
@@ -170,15 +168,12 @@ except ConnectionResetError:
 	run -0 timeout 10 "$PY" -c "$hold" "$P1" 5
 	[ "$output" = closed ]
 	wait_for 5 logged in.log "refused 127.0.0.2 [0-9]*: too many handshakes at once from its address"
-	PID=$(BO -k @key -L out.log out 127.0.0.1 "$P1")
-	track "$PID"
-	echo "with the key" >out
-	wait_for 5 eval '[ "$(cat got)" = "with the key" ]'
+	echo "with the key" >msg
+	send msg
+	wait_for 5 same msg got
 	# The first two are still held (the handshake deadline is 10 s).
 	[ ! -s hold1 ]
 	[ ! -s hold2 ]
-	kill -TERM "$PID"
-	wait_gone "$PID" 10
 	stop_receiver
 }
 
@@ -234,12 +229,8 @@ except ConnectionResetError:
 @test "a stream cut before its END is reported as truncated" {
 	receive -k @key
 	relay drop-end
-	PID=$(BO -k @key -L out.log out 127.0.0.1 "$P2")
-	track "$PID"
 	seq 1 20000 >data
-	cat data >out
-	kill -TERM "$PID"
-	wait_gone "$PID" 10
+	send data "$P2"
 	wait_for 5 logged in.log "stream truncated: the connection closed before its authenticated end"
 	stop_receiver
 	# Every byte before the cut is delivered (and acknowledged: nothing is left unread).
@@ -250,12 +241,8 @@ except ConnectionResetError:
 @test "a captured session holds neither the key nor any plaintext line" {
 	receive -k @key
 	relay pass
-	PID=$(BO -k @key -L out.log out 127.0.0.1 "$P2")
-	track "$PID"
 	for i in $(seq 1 2000); do echo "secret line $i of the payroll"; done >data
-	cat data >out
-	kill -TERM "$PID"
-	wait_gone "$PID" 10
+	send data "$P2"
 	wait_gone "$RELAY" 10
 	stop_receiver data
 	same data got
