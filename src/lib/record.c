@@ -124,10 +124,12 @@ void *record_room(struct record_reader *r, size_t *n)
 	size_t size;
 
 	*n = record_want(r);
+	if (!*n)
+		return r->hdr; /* nothing to take now: any place will do */
 	if (r->have < RECORD_HDR)
 		return r->hdr + r->have;
-	/* The length is in: a buffer that takes the record, its length first. */
-	size = record_size(r);
+	/* The length is in (in hdr): a buffer that takes the rest, the ciphertext. */
+	size = record_size(r) - RECORD_HDR;
 	if (size > r->cap) {
 		unsigned char *b = malloc(size < KEEP ? KEEP : size);
 		if (!b) {
@@ -141,8 +143,7 @@ void *record_room(struct record_reader *r, size_t *n)
 		r->buf = b;
 		r->cap = size < KEEP ? KEEP : size;
 	}
-	memcpy(r->buf, r->hdr, RECORD_HDR);
-	return r->buf + r->have;
+	return r->buf + (r->have - RECORD_HDR);
 }
 
 void record_fill(struct record_reader *r, size_t n)
@@ -222,8 +223,8 @@ ssize_t record_pull(struct record_reader *r, void *out, size_t cap)
 		/* A payload that fits is opened straight into out, else in place and copied. */
 		m = clen - 1 - NOISE_TAG;
 		direct = m <= cap;
-		if (noise_cs_decrypt_parts(&r->cs, NULL, 0, r->buf + RECORD_HDR, clen, &type, 1,
-					   direct ? out : r->buf + RECORD_HDR + 1) < 0)
+		if (noise_cs_decrypt_parts(&r->cs, NULL, 0, r->buf, clen, &type, 1,
+					   direct ? out : r->buf + 1) < 0)
 			return fail(r);
 		r->have = 0;
 		if (direct)
@@ -243,7 +244,7 @@ ssize_t record_pull(struct record_reader *r, void *out, size_t cap)
 		}
 		if (direct)
 			return (ssize_t)m;
-		r->off = RECORD_HDR + 1;
+		r->off = 1;
 		r->len = m;
 	}
 	m = r->len < cap ? r->len : cap;

@@ -46,7 +46,7 @@ struct record_reader {
 	size_t have;	 /* bytes of the next record in (length included) */
 	size_t off, len; /* plaintext of the last record not yet pulled: buf[off..off+len) */
 	unsigned char hdr[RECORD_HDR]; /* the record's length, until buf is there */
-	unsigned char *buf;	       /* the record, length included: cap bytes, or NULL */
+	unsigned char *buf;	       /* the record's ciphertext: cap bytes, or NULL */
 	size_t cap;
 };
 
