@@ -324,7 +324,8 @@ static void lost(struct sender *s, int err)
  */
 static int chan_open(struct sender *s)
 {
-	s->ch = channel_new(s->sock, 1, s->o->psk, CHANNEL_ACKS, strlen(CHANNEL_ACKS), io_now_ms());
+	s->ch = channel_new(s->sock, 1, s->o->psk, CHANNEL_BIND, CHANNEL_ACKS,
+			    strlen(CHANNEL_ACKS), io_now_ms());
 	if (!s->ch || channel_handshake_wait(s->ch) < 0)
 		return -1;
 	/* A receiver that does not acknowledge is judged by its TCP, record by record. */

@@ -102,6 +102,15 @@ struct job {
 	int sock;  /* the data connection, or -1 */
 	struct channel *ch; /* version 3: sock's channel, or NULL */
 	size_t tok;	    /* version 3: plaintext bytes before the stream on ch (the token line) */
+	/*
+	 * Version 3: the pool counts what its buffer took of this connection's
+	 * stream (CHANNEL_ACKS); its TCP acknowledges bytes it may yet refuse
+	 * (a token it no longer holds), so only its word lets us forget them.
+	 */
+	int acks;
+	unsigned long long acked_n; /* its last count */
+	unsigned char ack[8];	    /* a count being read */
+	size_t ack_have;
 	int hs;		    /* version 3: ch's handshake goes on; the token line waits in token */
 	char token[PROTO_TOKEN_HEX + 2];
 	int full;  /* sock took less than offered: wait for POLLOUT */
@@ -505,7 +514,9 @@ static void ready(struct master *m)
 static struct channel *data_channel(struct master *m, const struct job *j, int fd, int wait)
 {
 	long long now = io_now_ms();
-	struct channel *ch = channel_new_for(fd, 1, m->psk, WIRE_DATA, NULL, 0, now);
+	/* A relayed stream (not waited for) asks the pool to count what it takes. */
+	struct channel *ch = channel_new(fd, 1, m->psk, WIRE_DATA, wait ? NULL : CHANNEL_ACKS,
+					 wait ? 0 : strlen(CHANNEL_ACKS), now);
 
 	if (!ch) {
 		err_warn("%s: no channel:", j->name);
@@ -669,6 +680,9 @@ static void start(struct master *m, struct job *j, int fd, struct channel *ch)
 		j->tok = ch ? PROTO_TOKEN_HEX + 1 : 0;
 		j->cbase = j->base;
 		j->csent = 0;
+		j->acks = 0;
+		j->acked_n = 0;
+		j->ack_have = 0;
 	} else {
 		close(fd);
 	}
@@ -718,7 +732,9 @@ static void relay_acked(struct job *j)
 
 	if (j->sock < 0 || j->hs)
 		return;
-	if (j->ch) {
+	if (j->ch && j->acks) {
+		acked = (long long)j->acked_n;
+	} else if (j->ch) {
 		/* The token line came first on this connection: it is no part of the stream. */
 		if ((acked = channel_tcp_acked(j->ch)) < 0)
 			return;
@@ -782,17 +798,51 @@ static void relay_lost(struct master *m, struct job *j, int err)
 		j->state = J_DONE;
 }
 
+/* Counts of what the pool took (8 bytes big-endian each), as far as they came. */
+static void take_counts(struct job *j, const unsigned char *p, size_t n)
+{
+	while (n) {
+		size_t k = sizeof j->ack - j->ack_have;
+		unsigned long long v = 0;
+
+		if (k > n)
+			k = n;
+		memcpy(j->ack + j->ack_have, p, k);
+		j->ack_have += k;
+		p += k;
+		n -= k;
+		if (j->ack_have < sizeof j->ack)
+			return;
+		for (size_t i = 0; i < sizeof j->ack; i++)
+			v = v << 8 | j->ack[i];
+		j->ack_have = 0;
+		/* More than was sent on this connection is not the pool's to say. */
+		if (v > j->csent)
+			v = j->csent;
+		if (v > j->acked_n)
+			j->acked_n = v;
+	}
+}
+
 /*
- * The pool's side of a data connection: only its end is news. Returns 0,
+ * The pool's side of a data connection: its counts, and its end. Returns 0,
  * 1 when its END record says it took our stream to our END, or an errno
  * value: it takes no more (EPIPE: it closed, or ended first).
  */
 static int relay_peer(struct job *j)
 {
-	char junk[512];
-	ssize_t r = j->ch ? channel_read(j->ch, junk, sizeof junk)
-			  : recv(j->sock, junk, sizeof junk, MSG_DONTWAIT);
+	unsigned char buf[512];
+	ssize_t r = 0;
 
+	/* Bounded: the pool sends counts, a few bytes now and then; the rest waits for the next poll. */
+	for (int rounds = 0; rounds < 16; rounds++) {
+		r = j->ch ? channel_read(j->ch, buf, sizeof buf)
+			  : recv(j->sock, buf, sizeof buf, MSG_DONTWAIT);
+		if (r <= 0)
+			break;
+		if (j->acks)
+			take_counts(j, buf, (size_t)r);
+	}
 	if (r == 0 && j->ch && j->shut)
 		return 1;
 	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
@@ -815,6 +865,7 @@ static int hs_done(struct job *j)
 	/* A fresh channel takes a line whole; it goes out with the stream's first bytes. */
 	if (channel_write(j->ch, j->token, n) != (ssize_t)n)
 		return -1;
+	j->acks = channel_peer_said(j->ch, CHANNEL_ACKS);
 	mem_wipe(j->token, sizeof j->token);
 	j->hs = 0;
 	return 1;
@@ -1006,6 +1057,9 @@ static void resume(struct master *m, struct job *j, const struct proto_msg *msg)
 	j->tok = ch ? PROTO_TOKEN_HEX + 1 : 0;
 	j->cbase = j->base;
 	j->csent = 0;
+	j->acks = 0;
+	j->acked_n = 0;
+	j->ack_have = 0;
 	j->shut = 0;
 	err_warn("%s: resumed at byte %llu of its stream", j->name, j->base);
 }
@@ -1234,7 +1288,17 @@ static void handle(struct master *m, char *line)
 {
 	struct proto_msg msg;
 
-	if (proto_parse(line, &msg) < 0) {
+	/*
+	 * The greeting is matched exactly (its words go into the channel's
+	 * prologue): no CR, no other spelling. A busy pool says ERR instead.
+	 */
+	if (m->state == C_HELLO && (m->in.cr || proto_parse(line, &msg) < 0 ||
+				    (msg.cmd != PROTO_HELLO && msg.cmd != PROTO_ERR))) {
+		err_warn("the pool at %s %s sent a malformed greeting (not a socketpool pool?)",
+			 m->o->host, m->o->port);
+		finish(m, EXIT_RUNTIME);
+	}
+	if (m->state != C_HELLO && proto_parse(line, &msg) < 0) {
 		err_warn("the pool sent a line this master cannot read");
 		finish(m, EXIT_RUNTIME);
 	}

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -714,6 +715,15 @@ static int once_busy(const struct pool *p, const char *name)
 	return 0;
 }
 
+/* The lasting buffer of name (-l), or NULL when it has none yet. */
+static struct buffer *lasting_of(const struct pool *p, const char *name)
+{
+	for (size_t i = 0; i < p->nn; i++)
+		if (strcmp(p->names[i]->name, name) == 0)
+			return p->names[i]->lasting;
+	return NULL;
+}
+
 static void grant(struct pool *p, struct session *s, const struct proto_msg *m)
 {
 	const char *name = m->arg[0], *stream = m->arg[1];
@@ -733,6 +743,17 @@ static void grant(struct pool *p, struct session *s, const struct proto_msg *m)
 	}
 	if (p->ng >= (size_t)p->o->max_grants) {
 		say(s, "FAIL %s the pool holds all the grants it may (%ld)", name, p->o->max_grants);
+		return;
+	}
+	/*
+	 * -l: a name's buffer lasts until the pool ends (a reader that keeps
+	 * reading never sees its end), with a FIFO and a listener: -N bounds
+	 * those too, so a new name past it is refused, and names are retired
+	 * by restarting the pool.
+	 */
+	if (p->o->loop && !lasting_of(p, name) && p->nb >= (size_t)p->o->max_grants) {
+		say(s, "FAIL %s the pool holds all the buffers it may (%ld): no new name until it "
+		       "restarts", name, p->o->max_grants);
 		return;
 	}
 	if (mem_reserve(&p->g, &p->gcap, p->ng + 1, sizeof *p->g, 16) < 0 || !(ns = nstate_of(p, name)) ||
@@ -927,6 +948,26 @@ static void call_end(struct pool *p, size_t i)
 	p->calls[i] = p->calls[--p->ncalls];
 }
 
+/*
+ * A service's leader ends what its program left behind; but one killed at
+ * the end of -R's grace cannot, and its orphans come back to us (we are
+ * their subreaper): every child that is no running service's leader is
+ * such a stray, and ends now.
+ */
+static void strays_end(struct pool *p)
+{
+	pid_t *live = calloc(p->ncalls + 1, sizeof *live);
+	size_t n = 0;
+
+	if (!live)
+		return; /* at the next service's end, or ours */
+	for (size_t i = 0; i < p->ncalls; i++)
+		if (p->calls[i]->sv->state == SERVICE_RUNNING)
+			live[n++] = p->calls[i]->sv->pid;
+	proc_kill_strays(live, n);
+	free(live);
+}
+
 static void calls_reaped(struct pool *p)
 {
 	int status;
@@ -936,6 +977,8 @@ static void calls_reaped(struct pool *p)
 		for (size_t i = 0; i < p->ncalls; i++)
 			if (service_reaped(p->calls[i]->sv, pid, status))
 				break;
+	if (p->o->sdir)
+		strays_end(p);
 }
 
 /* ---- the protocol, pool side ---- */
@@ -1204,6 +1247,8 @@ static _Noreturn void teardown(struct pool *p, int sig)
 			free(p->calls[--p->ncalls]);
 		}
 	}
+	if (p->o->sdir)
+		proc_end_children(2000, NULL, NULL); /* strays (strays_end), if any are left */
 	/* Every buffer saves what nobody read; its senders' streams record where they stopped. */
 	while (p->nb)
 		buffer_close(p, p->bufs[0], 1);
@@ -1407,6 +1452,9 @@ int main(int argc, char **argv)
 	p.sigfd = sig_init(0);
 	if (p.sigfd < 0)
 		err_die(EXIT_RUNTIME, "signals:");
+	/* What a service leaves behind comes back to us, not to init: see strays_end. */
+	if (o.sdir && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		err_die(EXIT_RUNTIME, "prctl:");
 	if (listener_open(&p.l, o.addr, o.port, SOMAXCONN, &gai) < 0)
 		err_die(EXIT_RUNTIME, "listen on %s %s: %s", o.addr ? o.addr : "*", o.port,
 			net_strerror(gai));

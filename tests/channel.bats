@@ -13,8 +13,10 @@ setup() {
 	common_setup
 	NODEPEER=$BATS_TEST_DIRNAME/node/peer.js
 	MITM=$BATS_TEST_DIRNAME/tools/mitm.py
-	# The channel's prologue (channel.h), in hex for peer.js.
-	PRO=$(printf 'socketpool channel v1' | od -An -tx1 | tr -d ' \n')
+	# The channel's prologues (channel.h), in hex for peer.js: bind-output's
+	# (to bind-input) and socket's (to a socket server, and to bind-input).
+	PRO=$(printf 'socketpool bind-output v2' | od -An -tx1 | tr -d ' \n')
+	SPRO=$(printf 'socketpool socket v2' | od -An -tx1 | tr -d ' \n')
 	head -c 32 /dev/urandom >key
 	head -c 32 /dev/urandom >other
 	P1=$(free_port)
@@ -201,7 +203,7 @@ except ConnectionResetError:
 
 @test "a man in the middle flips one byte of a record: detected, ended; delivered + unread = written" {
 	receive -k @key
-	relay flip 3
+	relay flip 4 # the third data record: 1 is the key confirmation
 	PID=$(BO -k @key -L out.log out 127.0.0.1 "$P2")
 	track "$PID"
 	head -c 3000000 /dev/urandom >data
@@ -309,10 +311,10 @@ serve() {
 @test "socket -k and node (noise-c) both ways: socket serving node, node serving socket" {
 	need_node
 	serve -p 'tr a-z A-Z'
-	run -0 --separate-stderr timeout 20 node "$NODEPEER" init @key -c "$P1" -p "$PRO" <<<"from node"
+	run -0 --separate-stderr timeout 20 node "$NODEPEER" init @key -c "$P1" -p "$SPRO" <<<"from node"
 	[ "$output" = "FROM NODE" ]
 	seq 1 30000 >node.in
-	timeout 30 node "$NODEPEER" resp @key -l "$P2" -p "$PRO" <node.in >nodegot 2>node.err &
+	timeout 30 node "$NODEPEER" resp @key -l "$P2" -p "$SPRO" <node.in >nodegot 2>node.err &
 	NODE=$!
 	track "$NODE"
 	wait_listening "$P2"

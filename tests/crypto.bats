@@ -230,10 +230,11 @@ delivered() {
 
 @test "a flipped byte in a record from noise-c: we reject it (Bad message), keep only what came before" {
 	need_node
-	converse node c i2r flip 2
+	converse node c i2r flip 3
 	[ "$(rc resp)" -eq 1 ]
 	grep -q 'cryptotest: record rejected: Bad message' resp.err
-	# Record 1 (frame 1) arrived whole; nothing of record 2 or after did.
+	# Frame 1 is noise-c's key confirmation (an empty record, channel.h), frame 2
+	# the first data record: it arrived whole; nothing of frame 3 or after did.
 	n=$(stat -c %s resp.out)
 	[ "$n" -gt 0 ]
 	[ "$n" -lt "$(stat -c %s init.in)" ]

@@ -100,9 +100,10 @@ run_master() {
 }
 
 @test "a flipped byte in a data record: what came before is delivered, the connection ends, the master reports it and exits 1" {
-	# Records: 1 the token line, 2 the first line, 3 the second (written after a pause).
+	# Records: 1 the key confirmation, 2 the token line, 3 the first line, 4 the
+	# second (written after a pause).
 	daemon d x1 'echo before-the-flip; sleep 0.5; echo after-the-flip; sleep 0.5; echo end'
-	relays "flip 3"
+	relays "flip 4"
 	run_master
 	[ "$RC" -eq 1 ]
 	grep -q '^master: x1: data connection lost: the pool closed it; [0-9]* byte(s) not delivered$' master.err

@@ -67,6 +67,7 @@ struct binding {
 	int chan;		    /* -k: every sender over an encrypted channel */
 	unsigned char psk[NOISE_PSK];
 	const char *prologue; /* -k: what its handshakes hash in (binding_config) */
+	const char *also;     /* -k: what they may hash in instead (bind-input: socket's), or NULL */
 	struct penalty *pen;  /* -k: key guessers slowed down, from the first wrong key on */
 	void (*on_event)(const struct binding_event *, void *);
 	void *arg;
@@ -633,10 +634,12 @@ static void accept_new(struct binding *b, long long now)
 			/* We answer that we can acknowledge; the sender's payload says whether it wants it. */
 			c->state = CONN_HS;
 			c->judge_at = -1;
-			c->ch = channel_new_for(fd, 0, b->psk, b->prologue, CHANNEL_ACKS,
-					       strlen(CHANNEL_ACKS), now);
+			c->ch = channel_new(fd, 0, b->psk, b->prologue, CHANNEL_ACKS,
+					    strlen(CHANNEL_ACKS), now);
 			if (!c->ch)
 				reject(b, b->nconns - 1, "no memory for its channel");
+			else if (b->also)
+				channel_also(c->ch, b->also);
 			continue;
 		}
 		if (b->guard.on_line) {
@@ -659,6 +662,9 @@ static int chan_pending(struct binding *b, long long now)
 		if (c->state == CONN_HS && (channel_timeout(c->ch, now) == 0 ||
 					    (c->judge_at > 0 && !chan_waits(c, now))))
 			chan_step(b, i, now);
+		else if (c->state == CONN_FIRST && c->ch && channel_readable(c->ch) &&
+			 first_read(b, i) < 0)
+			return -1;
 		else if (c->state == CONN_DATA && c->ch && channel_readable(c->ch) &&
 			 wants_read(b, c) && data_read(b, i) < 0)
 			return -1;
@@ -719,7 +725,9 @@ struct binding *binding_open(const struct binding_config *cfg, pid_t *holder, in
 	if (cfg->psk) {
 		b->chan = 1;
 		memcpy(b->psk, cfg->psk, NOISE_PSK);
-		b->prologue = cfg->prologue ? cfg->prologue : CHANNEL_PROLOGUE;
+		b->prologue = cfg->prologue ? cfg->prologue : CHANNEL_BIND;
+		/* bind-input's senders: bind-output, or socket -k (a shell's tar c | socket). */
+		b->also = cfg->prologue ? NULL : CHANNEL_SOCKET;
 	}
 	if (cfg->guard) {
 		b->guard = *cfg->guard;
@@ -803,13 +811,13 @@ int binding_timeout(const struct binding *b)
 	for (size_t i = 0; i < b->nconns; i++) {
 		const struct conn *c = &b->conns[i];
 
-		if (c->state == CONN_FIRST)
+		if (c->state != CONN_HS && c->ch && channel_readable(c->ch) && wants_read(b, c))
+			at = now; /* a first line or data already opened, or an error to act on */
+		else if (c->state == CONN_FIRST)
 			at = earlier(at, c->first_by);
 		else if (c->state == CONN_HS)
 			at = earlier(at, chan_waits(c, now) ? c->judge_at
 							   : now + channel_timeout(c->ch, now));
-		else if (c->ch && channel_readable(c->ch) && wants_read(b, c))
-			at = now;
 	}
 	/* Waiting for a reader of an empty stream needs no timer: inotify wakes us. */
 	if (draining(b) && (b->had_data || b->opened || b->ino < 0))

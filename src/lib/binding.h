@@ -139,7 +139,10 @@ struct binding_config {
 	 * its bytes were taken. NULL: plain TCP.
 	 */
 	const unsigned char *psk;
-	/* -k: the prologue its handshakes hash in (static text); NULL: CHANNEL_PROLOGUE. */
+	/*
+	 * -k: the prologue its handshakes hash in (static text); NULL:
+	 * bind-input's, CHANNEL_BIND, or CHANNEL_SOCKET (a socket -k sender).
+	 */
 	const char *prologue;
 };
 

@@ -25,7 +25,17 @@
 /* Sealed bytes a channel holds: two full records, so one fills while the other goes out. */
 #define OUT_CAP (2 * RECORD_WIRE_MAX)
 
-enum { CH_HS, CH_OPEN, CH_FAILED };
+/*
+ * CH_PROVING: a responder that has answered the handshake and waits for
+ * the initiator's first record. NNpsk0's first message can be replayed by
+ * anyone who recorded one, so only an authenticated record from the
+ * initiator, under keys that hold our fresh ephemeral, shows that it
+ * holds the key (key confirmation): until then nothing counts it as
+ * authenticated, and the handshake's deadline still runs.
+ */
+enum { CH_HS, CH_PROVING, CH_OPEN, CH_FAILED };
+
+#define DEFER_END (-1) /* channel_read's next call returns 0: the END came */
 
 /* One sealed record's end, for channel_tcp_acked: wire and plaintext offsets. */
 struct mark {
@@ -45,6 +55,9 @@ struct channel {
 	size_t off, len;
 	unsigned long long wire_sealed, wire_sent, plain_sent;
 	int ended, shut, eof;
+	const char *also; /* responder: another prologue an initiator may hash in (channel_also) */
+	int deferred; /* met after bytes channel_read handed out, for its next call: an errno
+			 value, or DEFER_END */
 	int track; /* channel_track_acks: keep marks */
 	struct mark *marks; /* records sent and not known acknowledged, from mark_head */
 	size_t nmarks, mark_head, mark_cap;
@@ -81,13 +94,7 @@ static int hs_send(struct channel *c, const void *payload, size_t n)
 }
 
 struct channel *channel_new(int fd, int initiator, const unsigned char psk[NOISE_PSK],
-			    const void *payload, size_t n, long long now)
-{
-	return channel_new_for(fd, initiator, psk, CHANNEL_PROLOGUE, payload, n, now);
-}
-
-struct channel *channel_new_for(int fd, int initiator, const unsigned char psk[NOISE_PSK],
-				const char *prologue, const void *payload, size_t n, long long now)
+			    const char *prologue, const void *payload, size_t n, long long now)
 {
 	struct channel *c;
 	int saved;
@@ -119,6 +126,16 @@ fail:
 	channel_free(c);
 	errno = saved;
 	return NULL;
+}
+
+int channel_also(struct channel *c, const char *prologue)
+{
+	if (c->hs.initiator || c->state != CH_HS || c->hsin_have) {
+		errno = EINVAL;
+		return -1;
+	}
+	c->also = prologue;
+	return 0;
 }
 
 int channel_flush(struct channel *c)
@@ -172,11 +189,53 @@ static int hs_recv(struct channel *c)
 	}
 }
 
+/*
+ * The initiator's first record, sent as soon as the handshake is done (an
+ * empty one: whatever the caller writes next follows in the same flight):
+ * the responder's proof that we hold the key (see CH_PROVING).
+ */
+static int confirm(struct channel *c)
+{
+	size_t taken;
+	ssize_t m = record_seal(&c->w, NULL, 0, &taken, c->out + c->len, OUT_CAP - c->len);
+
+	if (m < 0)
+		return -1;
+	c->len += (size_t)m;
+	c->wire_sealed += (size_t)m;
+	return 0;
+}
+
+/*
+ * Read the peer's handshake message into pl (room HS_MAX): under our
+ * prologue, or (a responder given channel_also) under the other one.
+ * Returns the payload's length, or -1 with errno as noise_hs_read.
+ */
+static ssize_t hs_read(struct channel *c, unsigned char *pl)
+{
+	const unsigned char *msg = c->hsin + HS_HDR;
+	size_t len = c->hsin_have - HS_HDR;
+	unsigned char psk[NOISE_PSK];
+	ssize_t n;
+
+	if (!c->also || c->hs.initiator)
+		return noise_hs_read(&c->hs, msg, len, pl, HS_MAX);
+	memcpy(psk, c->hs.psk, sizeof psk); /* a failed read wipes the state */
+	n = noise_hs_read(&c->hs, msg, len, pl, HS_MAX);
+	/* The first message reads under one prologue or the other: no DH is spent on it. */
+	if (n < 0 && errno == EBADMSG &&
+	    noise_hs_init(&c->hs, 0, psk, c->also, strlen(c->also)) == 0)
+		n = noise_hs_read(&c->hs, msg, len, pl, HS_MAX);
+	mem_wipe(psk, sizeof psk);
+	return n;
+}
+
 /* The peer's message is in: read it, answer it (responder), split. */
 static int hs_take(struct channel *c)
 {
 	unsigned char pl[HS_MAX];
-	ssize_t n = noise_hs_read(&c->hs, c->hsin + HS_HDR, c->hsin_have - HS_HDR, pl, sizeof pl);
+	int initiator = c->hs.initiator;
+	ssize_t n = hs_read(c, pl);
 	struct noise_cs send, recv;
 
 	c->hsin_have = 0;
@@ -187,7 +246,7 @@ static int hs_take(struct channel *c)
 		errno = EPROTO;
 		return -1;
 	}
-	if (!c->hs.initiator) {
+	if (!initiator) {
 		int r = hs_send(c, c->payload, c->payload_len);
 
 		if (r < 0)
@@ -206,32 +265,63 @@ static int hs_take(struct channel *c)
 	noise_cs_wipe(&send);
 	noise_cs_wipe(&recv);
 	noise_hs_wipe(&c->hs); /* the handshake hash too: nothing here uses it */
+	if (!initiator) {
+		c->state = CH_PROVING;
+		return 0;
+	}
 	c->state = CH_OPEN;
-	return 0;
+	return confirm(c);
+}
+
+static int rec_recv(struct channel *c);
+
+/*
+ * CH_PROVING: read the initiator's first record and open it (its
+ * plaintext, if any, then waits for channel_read). Returns 1 once it
+ * authenticated, 0 while it is incomplete, or -1 with errno: EBADMSG
+ * (not sealed under the keys of this handshake: a replayed first message
+ * cannot make one), ECONNRESET (closed before it), the socket's.
+ */
+static int prove(struct channel *c)
+{
+	for (;;) {
+		int r = record_open(&c->r);
+
+		if (r != 0)
+			return r;
+		if ((r = rec_recv(c)) < 0 && c->eof)
+			errno = ECONNRESET;
+		if (r <= 0)
+			return r;
+	}
 }
 
 int channel_handshake(struct channel *c, long long now)
 {
 	int r;
 
-	if (c->state == CH_OPEN)
-		return 1;
 	if (c->state == CH_FAILED) {
 		errno = c->err;
 		return -1;
 	}
+	if (c->state == CH_OPEN)
+		return 1;
 	if (channel_flush(c) < 0 && errno != EAGAIN)
 		return fail(c, errno);
-	r = hs_recv(c);
-	if (r < 0)
-		return fail(c, errno);
-	if (r == 1) {
-		if (hs_take(c) < 0)
+	if (c->state == CH_HS) {
+		if ((r = hs_recv(c)) < 0 || (r == 1 && hs_take(c) < 0))
 			return fail(c, errno);
-		if (channel_flush(c) < 0 && errno != EAGAIN)
+		if (r == 1 && channel_flush(c) < 0 && errno != EAGAIN)
 			return fail(c, errno);
-		return 1;
 	}
+	if (c->state == CH_PROVING) {
+		if ((r = prove(c)) < 0)
+			return fail(c, errno);
+		if (r == 1)
+			c->state = CH_OPEN;
+	}
+	if (c->state == CH_OPEN)
+		return 1;
 	if (now >= c->deadline)
 		return fail(c, ETIMEDOUT);
 	return 0;
@@ -265,9 +355,15 @@ int channel_peer_said(const struct channel *c, const char *s)
 	return n == strlen(s) && memcmp(p, s, n) == 0;
 }
 
+/* Still in the handshake: its messages, or (responder) the initiator's first record. */
+static int handshaking(const struct channel *c)
+{
+	return c->state == CH_HS || c->state == CH_PROVING;
+}
+
 short channel_events(const struct channel *c)
 {
-	short ev = c->state == CH_HS ? POLLIN : 0;
+	short ev = handshaking(c) ? POLLIN : 0;
 
 	return c->off < c->len ? (short)(ev | POLLOUT) : ev;
 }
@@ -279,7 +375,7 @@ void channel_set_deadline(struct channel *c, long long at)
 
 int channel_timeout(const struct channel *c, long long now)
 {
-	if (c->state != CH_HS)
+	if (!handshaking(c))
 		return -1;
 	return c->deadline <= now ? 0 : (int)(c->deadline - now);
 }
@@ -317,6 +413,15 @@ ssize_t channel_read(struct channel *c, void *buf, size_t n)
 		errno = c->state == CH_FAILED ? c->err : EAGAIN;
 		return -1;
 	}
+	if (c->deferred) {
+		int d = c->deferred;
+
+		c->deferred = 0;
+		if (d == DEFER_END)
+			return 0;
+		errno = d;
+		return -1;
+	}
 	while (got < n && !err) {
 		ssize_t p;
 		int r;
@@ -330,17 +435,25 @@ ssize_t channel_read(struct channel *c, void *buf, size_t n)
 			continue;
 		}
 		if (p == 0)
-			break; /* the END */
-		if (errno != EAGAIN)
+			err = DEFER_END; /* the END: 0, now or (after bytes) next time */
+		else if (errno != EAGAIN)
 			err = errno; /* a bad record */
 		else if (c->eof)
 			err = EPIPE; /* cut short before the END */
 		else if ((r = rec_recv(c)) <= 0)
 			err = r == 0 ? EAGAIN : errno;
 	}
-	/* What came before a failure is handed out first; the failure on the next call. */
-	if (got)
+	/*
+	 * What came before a failure is handed out first; the failure on the
+	 * next call, which channel_readable asks for: the socket may have
+	 * nothing more to wake a poll with.
+	 */
+	if (got) {
+		c->deferred = err == EAGAIN ? 0 : err;
 		return (ssize_t)got;
+	}
+	if (err == DEFER_END)
+		return 0;
 	if (err) {
 		errno = err;
 		return -1;
@@ -350,7 +463,7 @@ ssize_t channel_read(struct channel *c, void *buf, size_t n)
 
 int channel_readable(const struct channel *c)
 {
-	return c->state == CH_OPEN && record_ready(&c->r);
+	return c->state == CH_OPEN && (c->deferred || record_ready(&c->r));
 }
 
 /* Room for the next record at the buffer's end, moving what waits to its start. */

@@ -1,11 +1,12 @@
 /*
  * channel: the encrypted stream of bind-input, bind-output and socket -k,
- * over one non-blocking connected socket, for poll loops. The handshake is
- * noise.h's NNpsk0 with the prologue CHANNEL_PROLOGUE; each handshake
- * message goes after a 2-byte big-endian length (as tests/node/peer.js
- * frames them), then records (record.h) both ways.
+ * and of the pool protocol (wire.h), over one non-blocking connected
+ * socket, for poll loops. The handshake is noise.h's NNpsk0 under a
+ * prologue that names the tool and the use; each handshake message goes
+ * after a 2-byte big-endian length (as tests/node/peer.js frames them),
+ * then records (record.h) both ways.
  *
- *	c = channel_new(fd, initiator, psk, payload, n, now);
+ *	c = channel_new(fd, initiator, psk, prologue, payload, n, now);
  *	while ((r = channel_handshake(c, now)) == 0)
  *		poll fd for channel_events(c), at most channel_timeout(c, now)
  *	r == 1: channel_read / channel_write / channel_shutdown, polling
@@ -27,8 +28,23 @@
 
 #include "noise.h"
 
-/* What both sides hash in: a peer for another use fails the handshake. */
-#define CHANNEL_PROLOGUE "socketpool channel v1"
+/*
+ * Key confirmation. NNpsk0's first message can be replayed by anyone who
+ * recorded one, so the responder cannot know the initiator holds the key
+ * from it: only the initiator's first record, sealed under keys that mix
+ * in the responder's fresh ephemeral, proves it. The initiator sends one
+ * at once (an empty record, before whatever it writes), and a responder's
+ * channel_handshake returns 1 only once that record has authenticated:
+ * until then the peer is "proving the key", under the handshake's
+ * deadline. What the initiator learns from the responder's answer is
+ * proof enough for it (that answer depends on its own fresh ephemeral).
+ *
+ * What both sides hash in: a peer for another tool or use fails the
+ * handshake, so a first message recorded for one starts nothing with
+ * another. v2: with key confirmation (a v1 peer fails the handshake).
+ */
+#define CHANNEL_SOCKET "socketpool socket v2"	/* socket -k: its client, to its server */
+#define CHANNEL_BIND "socketpool bind-output v2" /* bind-output -k, to bind-input -k */
 #define CHANNEL_HS_MS 10000   /* the handshake's deadline: a silent peer holds nothing longer */
 #define CHANNEL_PAYLOAD_MAX 64 /* a handshake payload's longest */
 /*
@@ -44,29 +60,33 @@ struct channel;
 
 /*
  * A channel on fd as initiator (1) or responder (0), with the 32-byte psk
- * (noise_psk_from_key; copied) and a handshake payload (n bytes, at most
- * CHANNEL_PAYLOAD_MAX) for the peer; now is io_now_ms(), for the
- * deadline. Returns the channel, or NULL with errno (ENOMEM, EINVAL, or
- * getrandom's).
+ * (noise_psk_from_key; copied), the prologue (a NUL-terminated text both
+ * sides hash in: CHANNEL_SOCKET, CHANNEL_BIND, wire.h's) and a handshake
+ * payload (n bytes, at most CHANNEL_PAYLOAD_MAX) for the peer; now is
+ * io_now_ms(), for the deadline. Returns the channel, or NULL with errno
+ * (ENOMEM, EINVAL, or getrandom's).
  */
 struct channel *channel_new(int fd, int initiator, const unsigned char psk[NOISE_PSK],
-			    const void *payload, size_t n, long long now);
+			    const char *prologue, const void *payload, size_t n, long long now);
 
 /*
- * The same with another prologue (a NUL-terminated text both sides hash
- * in): the pool protocol binds each of its uses, and its version, so that
- * a handshake relayed from another use fails.
+ * A responder (before the handshake began) that also takes an initiator
+ * under this other prologue (static text): bind-input takes socket's
+ * senders as well as bind-output's, while a socket server takes only
+ * socket's. Returns 0, or -1 with errno EINVAL for an initiator or later.
  */
-struct channel *channel_new_for(int fd, int initiator, const unsigned char psk[NOISE_PSK],
-				const char *prologue, const void *payload, size_t n, long long now);
+int channel_also(struct channel *c, const char *prologue);
 
 /*
  * Make progress with the handshake, never blocking. Returns 1 once it is
- * done (and on every call after), 0 while it waits for the peer (poll for
- * channel_events), or -1 with errno: EBADMSG when the peer does not hold
- * the key (or speaks another protocol), ECONNRESET when it closed first
- * (what a responder does to a wrong key), ETIMEDOUT after CHANNEL_HS_MS,
- * EPROTO when a message is malformed, or the socket's error.
+ * done (and on every call after): for a responder, once the initiator's
+ * first record has authenticated (key confirmation, above); 0 while it
+ * waits for the peer (poll for channel_events), or -1 with errno: EBADMSG
+ * when the peer does not hold the key (or speaks another protocol, or
+ * replays a recorded handshake and then sends a record), ECONNRESET when
+ * it closed first (what a responder does to a wrong key, and a replayer
+ * that gives up), ETIMEDOUT after CHANNEL_HS_MS, EPROTO when a message is
+ * malformed, or the socket's error.
  */
 int channel_handshake(struct channel *c, long long now);
 
@@ -106,7 +126,11 @@ int channel_timeout(const struct channel *c, long long now);
  */
 ssize_t channel_read(struct channel *c, void *buf, size_t n);
 
-/* 1 when a record already read waits for channel_read (poll would not say so). */
+/*
+ * 1 when channel_read has something to say without the socket: a record's
+ * plaintext read already, or the END or a failure met while it handed out
+ * bytes before them (poll would not say so).
+ */
 int channel_readable(const struct channel *c);
 
 /*

@@ -806,6 +806,24 @@ void proc_end_children(long grace_ms, void (*on_reap)(pid_t pid, int status, voi
 	reap_all(on_reap, arg);
 }
 
+size_t proc_kill_strays(const pid_t *keep, size_t n)
+{
+	pid_t kids[256];
+	size_t found = children(kids, sizeof kids / sizeof kids[0]), killed = 0;
+
+	for (size_t i = 0; i < found; i++) {
+		size_t k = 0;
+
+		while (k < n && keep[k] != kids[i])
+			k++;
+		if (k < n)
+			continue;
+		signal_child(kids[i], SIGKILL);
+		killed++;
+	}
+	return killed;
+}
+
 /* The keeper's state, for its signal handler: process-wide by nature. */
 static volatile pid_t keeper_worker;
 

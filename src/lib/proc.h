@@ -218,6 +218,15 @@ void proc_end_children(long grace_ms, void (*on_reap)(pid_t pid, int status, voi
 		       void *arg);
 
 /*
+ * SIGKILL (with the group each leads) every child of ours but the n
+ * pids in keep: descendants of a process tree that has ended which came
+ * back to us as their subreaper, with nobody left to end them gently.
+ * They are reaped as any child (proc_reap). Returns how many were
+ * signalled (at most 256 a call: call again after reaping).
+ */
+size_t proc_kill_strays(const pid_t *keep, size_t n);
+
+/*
  * Split this process in two, so that no descendant outlives it, however
  * it ends. The caller's process becomes the keeper: a subreaper (Linux
  * PR_SET_CHILD_SUBREAPER) that forwards SIGINT, SIGHUP and SIGTERM to the

@@ -54,8 +54,8 @@ int proto_next(struct proto_in *in, char out[PROTO_LINE_MAX])
 	}
 	take = (size_t)(lf - in->buf) + 1;
 	n = take - 1;
-	if (n && in->buf[n - 1] == '\r')
-		n--;
+	in->cr = n && in->buf[n - 1] == '\r';
+	n -= (size_t)in->cr;
 	memcpy(out, in->buf, n);
 	out[n] = '\0';
 	memmove(in->buf, in->buf + take, in->len - take);
@@ -98,7 +98,8 @@ static int number(const char *s, long lo, long hi, long *out)
 	char *end;
 	long v;
 
-	if (!*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 9)
+	/* One spelling per number: "03" is not 3 (a rewritten line is not the line). */
+	if (!*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 9 || (s[0] == '0' && s[1]))
 		return -1;
 	v = strtol(s, &end, 10);
 	if (v < lo || v > hi)

@@ -23,6 +23,7 @@
 /* Bytes received and not yet taken as lines. */
 struct proto_in {
 	size_t len;
+	int cr; /* the last line proto_next took ended in CR LF (the CR is not in it) */
 	char buf[PROTO_LINE_MAX];
 };
 

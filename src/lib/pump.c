@@ -321,7 +321,7 @@ int pump_direct(const struct relay *r)
 
 struct channel *pump_channel(const struct relay *r, int conn)
 {
-	struct channel *ch = channel_new(conn, r->initiator, r->psk, NULL, 0, io_now_ms());
+	struct channel *ch = channel_new(conn, r->initiator, r->psk, CHANNEL_SOCKET, NULL, 0, io_now_ms());
 	int saved;
 
 	if (!ch)
@@ -415,6 +415,8 @@ void pump_relay(const struct relay *r, struct pump *p, int conn, int in, int out
 			close(p->flow[0].out);
 		while (waitpid(prog, &st, 0) < 0 && errno == EINTR)
 			;
+		if (r->end_rest_ms)
+			proc_end_children(r->end_rest_ms, NULL, NULL);
 		_exit(proc_status_code(st)); /* the relay ends as its program did */
 	}
 	_exit(0);

@@ -84,6 +84,8 @@ struct relay {
 	int initiator;	     /* -k: we connected (the handshake's first message is ours) */
 	struct channel *ch;  /* -k: conn's channel, its handshake done already (master -x), or NULL */
 	int term_ign;	     /* SIGTERM is the program's to act on (pool -x: its group gets it) */
+	long end_rest_ms;    /* a subreaper's relay (pool -x): once the program has ended, end
+				every other child (proc_end_children, this grace) before exit */
 };
 
 /*

@@ -195,9 +195,62 @@ static ssize_t fail(struct record_reader *r)
 	return -1;
 }
 
+/*
+ * Open the complete record in r into out when its payload fits cap (out
+ * may be NULL: never), else in place, where record_pull copies it from.
+ * Returns the payload's length opened into out, 0 when it went in place
+ * (or was an empty DATA record or the END), -1 with errno EBADMSG.
+ */
+static ssize_t open_record(struct record_reader *r, void *out, size_t cap)
+{
+	size_t clen = record_size(r) - RECORD_HDR, m;
+	unsigned char type;
+	int direct;
+
+	if (clen < 1 + NOISE_TAG)
+		return fail(r);
+	m = clen - 1 - NOISE_TAG;
+	direct = out && m <= cap;
+	if (noise_cs_decrypt_parts(&r->cs, NULL, 0, r->buf, clen, &type, 1,
+				   direct ? out : r->buf + 1) < 0)
+		return fail(r);
+	r->have = 0;
+	if (direct || !m)
+		record_done(r, 0);
+	if (type == RECORD_END) {
+		if (m)
+			return fail(r);
+		r->state = R_ENDED;
+		noise_cs_wipe(&r->cs);
+		return 0;
+	}
+	if (type != RECORD_DATA)
+		return fail(r);
+	if (direct)
+		return (ssize_t)m;
+	r->off = 1;
+	r->len = m;
+	return 0;
+}
+
+int record_open(struct record_reader *r)
+{
+	if (r->state == R_FAILED) {
+		errno = EBADMSG;
+		return -1;
+	}
+	if (r->state == R_ENDED || r->len)
+		return 1;
+	if (r->have < RECORD_HDR || r->have < record_size(r)) {
+		errno = EAGAIN;
+		return 0;
+	}
+	return open_record(r, NULL, 0) < 0 ? -1 : 1;
+}
+
 ssize_t record_pull(struct record_reader *r, void *out, size_t cap)
 {
-	size_t clen, m;
+	size_t m;
 
 	if (r->state == R_FAILED) {
 		errno = EBADMSG;
@@ -210,42 +263,21 @@ ssize_t record_pull(struct record_reader *r, void *out, size_t cap)
 		return -1;
 	}
 	if (!r->len) {
-		unsigned char type;
-		int direct;
+		ssize_t d;
 
 		if (r->have < RECORD_HDR || r->have < record_size(r)) {
 			errno = EAGAIN;
 			return -1;
 		}
-		clen = record_size(r) - RECORD_HDR;
-		if (clen < 1 + NOISE_TAG)
-			return fail(r);
 		/* A payload that fits is opened straight into out, else in place and copied. */
-		m = clen - 1 - NOISE_TAG;
-		direct = m <= cap;
-		if (noise_cs_decrypt_parts(&r->cs, NULL, 0, r->buf, clen, &type, 1,
-					   direct ? out : r->buf + 1) < 0)
-			return fail(r);
-		r->have = 0;
-		if (direct)
-			record_done(r, 0);
-		if (type == RECORD_END) {
-			if (m)
-				return fail(r);
-			r->state = R_ENDED;
-			noise_cs_wipe(&r->cs);
+		if ((d = open_record(r, out, cap)) != 0)
+			return d;
+		if (r->state == R_ENDED)
 			return 0;
-		}
-		if (type != RECORD_DATA)
-			return fail(r);
-		if (!m) {
+		if (!r->len) {
 			errno = EAGAIN; /* an empty record: nothing to hand out */
 			return -1;
 		}
-		if (direct)
-			return (ssize_t)m;
-		r->off = 1;
-		r->len = m;
 	}
 	m = r->len < cap ? r->len : cap;
 	memcpy(out, r->buf + r->off, m);

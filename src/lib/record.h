@@ -137,6 +137,16 @@ int record_fits(const struct record_reader *r, size_t cap);
 ssize_t record_pull(struct record_reader *r, void *out, size_t cap);
 
 /*
+ * Open the record pushed in, when it is complete, without handing its
+ * plaintext out: that waits for record_pull (record_ready says so). What
+ * a responder needs to know the initiator holds the key, its first record
+ * authenticated, before it pulls anything. Returns 1 once a record is
+ * open (or one already was, or the END was read), 0 with errno EAGAIN
+ * while the record is incomplete, -1 with errno EBADMSG as record_pull.
+ */
+int record_open(struct record_reader *r);
+
+/*
  * Say the transport has reached end of file (after pulling until EAGAIN
  * or 0). Returns 0 when the END record was read: the stream is complete;
  * -1 with errno EPIPE when it was not: the stream was truncated, and what

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "channel.h"
@@ -137,56 +139,104 @@ static void close_others(int a, int b, int c)
 	close_range((unsigned)lo, ~0u, 0);
 }
 
+/* The program's exit status, once it has ended. */
+static int wait_status(pid_t pid)
+{
+	int st = 0;
+
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return proc_status_code(st);
+}
+
 /*
- * Version 3: the relay child, leader of the service's group. It starts the
- * program on pipes, relays them through the channel (the program's output
- * ending ends the connection, as its close would), and exits as the
- * program did. Returns its pid, or -1 with errno.
+ * In the leader: the program on the caller's connection itself (version
+ * 2), waited for. TERM to the group is for the program; the leader ends
+ * once the program has, and what it left behind with it.
  */
-static pid_t relay_start(struct service *s, const struct proc_env *env)
+static _Noreturn void lead_plain(struct service *s, const struct proc_env *env)
+{
+	pid_t prog = proc_spawn(s->program, s->fd, s->fd, STDERR_FILENO, env, 0);
+	int status;
+
+	if (prog < 0) {
+		err_warn("exec %s:", s->program);
+		_exit(127);
+	}
+	close_others(STDERR_FILENO, STDERR_FILENO, STDERR_FILENO);
+	signal(SIGTERM, SIG_IGN);
+	status = wait_status(prog);
+	proc_end_children(s->grace_ms, NULL, NULL);
+	_exit(status);
+}
+
+/*
+ * In the leader, version 3: the program on pipes, relayed through the
+ * channel (the program's output ending ends the connection, as its close
+ * would); the relay waits for it and ends the rest (relay.end_rest_ms).
+ */
+static _Noreturn void lead_relay(struct service *s, const struct proc_env *env,
+				 const int to_prog[2], const int from_prog[2])
 {
 	/* TERM to the group is for the program: the relay ends when its output does. */
-	struct relay r = {.program = s->program, .psk = s->psk, .ch = s->ch, .term_ign = 1};
-	int to_prog[2], from_prog[2];
-	pid_t pid;
+	struct relay r = {.program = s->program, .psk = s->psk, .ch = s->ch, .term_ign = 1,
+			  .end_rest_ms = s->grace_ms};
+	struct pump *p = calloc(1, sizeof *p);
+	pid_t prog = proc_spawn(s->program, to_prog[0], from_prog[1], STDERR_FILENO, env, 0);
 
-	if (io_pipe(to_prog) < 0)
-		return -1;
-	if (io_pipe(from_prog) < 0) {
-		close(to_prog[0]);
-		close(to_prog[1]);
-		return -1;
+	if (prog < 0) {
+		err_warn("exec %s:", s->program);
+		_exit(127);
 	}
-	pid = fork();
-	if (pid == 0) {
-		struct pump *p = calloc(1, sizeof *p);
+	close(to_prog[0]);
+	close(from_prog[1]);
+	close_others(s->fd, to_prog[1], from_prog[0]);
+	io_set_nonblock(to_prog[1], 1);
+	io_set_nonblock(from_prog[0], 1);
+	if (p)
+		p->ch = s->ch;
+	pump_relay(&r, p, s->fd, from_prog[0], to_prog[1], prog);
+}
+
+/*
+ * The service's leader: a child of ours that leads the service's process
+ * group and is the subreaper of everything the program starts. It runs
+ * the program, waits for it, then ends whatever it left behind, also
+ * descendants that left the group (setsid, double forks: they come back
+ * to the leader, not to init), and exits as the program did: every
+ * descendant ends with the service, at its run cap too. Returns its pid,
+ * or -1 with errno.
+ */
+static pid_t leader_start(struct service *s, const struct proc_env *env)
+{
+	int to_prog[2] = {-1, -1}, from_prog[2] = {-1, -1}, saved;
+	pid_t pid = -1;
+
+	if (s->ch && (io_pipe(to_prog) < 0 || io_pipe(from_prog) < 0))
+		goto out;
+	if ((pid = fork()) == 0) {
 		int errfd = err_file_fd() >= 0 ? err_file_fd() : STDERR_FILENO;
-		pid_t prog;
 
 		setpgid(0, 0);
+		prctl(PR_SET_CHILD_SUBREAPER, 1);
 		sig_child_reset();
 		if (errfd != STDERR_FILENO && dup2(errfd, STDERR_FILENO) < 0)
 			_exit(EXIT_RUNTIME);
-		prog = proc_spawn(s->program, to_prog[0], from_prog[1], STDERR_FILENO, env, 0);
-		if (prog < 0) {
-			err_warn("exec %s:", s->program);
-			_exit(127);
-		}
-		close(to_prog[0]);
-		close(from_prog[1]);
-		close_others(s->fd, to_prog[1], from_prog[0]);
-		io_set_nonblock(to_prog[1], 1);
-		io_set_nonblock(from_prog[0], 1);
-		if (p)
-			p->ch = s->ch;
-		pump_relay(&r, p, s->fd, from_prog[0], to_prog[1], prog);
+		if (!s->ch)
+			lead_plain(s, env);
+		lead_relay(s, env, to_prog, from_prog);
 	}
-	close(to_prog[0]);
-	close(to_prog[1]);
-	close(from_prog[0]);
-	close(from_prog[1]);
 	if (pid > 0)
 		setpgid(pid, pid);
+out:
+	saved = errno;
+	for (int i = 0; i < 2; i++) {
+		if (to_prog[i] >= 0)
+			close(to_prog[i]);
+		if (from_prog[i] >= 0)
+			close(from_prog[i]);
+	}
+	errno = saved;
 	return pid;
 }
 
@@ -209,19 +259,13 @@ static void run(struct service *s)
 	set[n++] = name;
 	set[n++] = "PATH=/usr/local/bin:/usr/bin:/bin";
 	set[n] = NULL;
-	if (s->ch) {
-		s->pid = relay_start(s, &env);
-		/* The relay holds the connection and its channel; ours go. */
-		channel_free(s->ch);
-		s->ch = NULL;
-		if (s->pid > 0) {
-			close(s->fd);
-			s->fd = -1;
-		}
-	} else {
-		s->pid = proc_spawn(s->program, s->fd, s->fd,
-				    err_file_fd() >= 0 ? err_file_fd() : STDERR_FILENO, &env,
-				    PROC_NEWPGRP);
+	s->pid = leader_start(s, &env);
+	/* The leader holds the connection (and its channel); ours go. */
+	channel_free(s->ch);
+	s->ch = NULL;
+	if (s->pid > 0) {
+		close(s->fd);
+		s->fd = -1;
 	}
 	if (s->pid < 0) {
 		end(s, strerror(errno));
@@ -290,7 +334,7 @@ static void accept_caller(struct service *s, long long now)
 		read_token(s);
 		return;
 	}
-	if (!(s->ch = channel_new_for(fd, 0, s->psk, WIRE_DATA, NULL, 0, now)))
+	if (!(s->ch = channel_new(fd, 0, s->psk, WIRE_DATA, NULL, 0, now)))
 		drop_caller(s);
 	else
 		handshake(s, now);

@@ -20,7 +20,7 @@ struct channel *wire_control(int fd, int initiator, const unsigned char psk[NOIS
 	}
 	memcpy(prologue, WIRE_CONTROL, sizeof WIRE_CONTROL - 1);
 	strcpy(prologue + sizeof WIRE_CONTROL - 1, greeting);
-	return channel_new_for(fd, initiator, psk, prologue, NULL, 0, now);
+	return channel_new(fd, initiator, psk, prologue, NULL, 0, now);
 }
 
 ssize_t wire_fill(struct proto_in *in, int fd, struct channel *ch)

@@ -213,6 +213,9 @@ function stream(send, recv) {
   drainFrames();
   if (transportEnded) onTransportEnd();
 
+  // Key confirmation: an initiator's first record goes at once (an empty
+  // one), so that a responder knows it holds the key before anything acts.
+  if (initiator) seal(DATA, empty);
   process.stdin.on('data', (chunk) => {
     for (let off = 0; off < chunk.length; off += PLAIN_MAX)
       seal(DATA, chunk.subarray(off, off + PLAIN_MAX));

@@ -72,7 +72,7 @@ static int noise_guess(int fd)
 	struct noise_hs hs;
 	ssize_t n;
 
-	if (noise_hs_init(&hs, 1, wrong, CHANNEL_PROLOGUE, strlen(CHANNEL_PROLOGUE)) < 0 ||
+	if (noise_hs_init(&hs, 1, wrong, CHANNEL_BIND, strlen(CHANNEL_BIND)) < 0 ||
 	    (n = noise_hs_write(&hs, NULL, 0, m + 2, sizeof m - 2)) < 0)
 		return -1;
 	noise_hs_wipe(&hs);
