@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "cpu.h"
 #include "mem.h"
 
 /* Byte order is spelled out: the formats are little-endian whatever the machine is. */
@@ -220,18 +221,6 @@ __attribute__((target("avx512f"))) static inline void store16(unsigned char *out
 #define STORE16(out, in, x, ks) ((void)ks, store16(out, in, x))
 XORN(xor8, v8, 8, CTR8, STORE8, __attribute__((target("avx2"))))
 XORN(xor16, v16, 16, CTR16, STORE16, __attribute__((target("avx512f"))))
-
-/* The widest vectors the CPU has, asked once: 2 AVX-512, 1 AVX2, 0 neither. */
-static int wide_lanes(void)
-{
-	static int known = -1;
-
-	if (known < 0) {
-		__builtin_cpu_init();
-		known = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
-	}
-	return known;
-}
 #endif
 #endif
 
@@ -279,9 +268,9 @@ void chacha_xor(const unsigned char key[CHACHA_KEY], uint32_t counter,
 		}                                                                                  \
 	} while (0)
 #if defined(__x86_64__)
-	if (n >= 16 * CHACHA_BLOCK && wide_lanes() == 2)
+	if (n >= 16 * CHACHA_BLOCK && cpu_vectors() == CPU_AVX512)
 		WIDE(16, xor16, NULL);
-	if (n >= 8 * CHACHA_BLOCK && wide_lanes() >= 1)
+	if (n >= 8 * CHACHA_BLOCK && cpu_vectors() >= CPU_AVX2)
 		WIDE(8, xor8, NULL);
 #endif
 	if (n >= 4 * CHACHA_BLOCK) {
@@ -630,13 +619,13 @@ static void poly_blocks(struct poly *p, const unsigned char *m, size_t n, uint64
 {
 #if defined(__GNUC__) && defined(__x86_64__)
 	/* Worth the powers of r from 512 (AVX2) or 1024 bytes (AVX-512) on. */
-	if (hibit && n >= 1024 && wide_lanes() == 2) {
+	if (hibit && n >= 1024 && cpu_vectors() == CPU_AVX512) {
 		size_t v = n & ~(size_t)255;
 		poly_blocks16(p, m, v);
 		m += v;
 		n -= v;
 	}
-	if (hibit && n >= 512 && wide_lanes() >= 1) {
+	if (hibit && n >= 512 && cpu_vectors() >= CPU_AVX2) {
 		size_t v = n & ~(size_t)127;
 		poly_blocks8(p, m, v);
 		m += v;
