@@ -1,7 +1,8 @@
 /*
  * cpu: which vector instructions the CPU running us has, for the
- * cryptography's choice of path at run time (chacha.c): one binary for
- * every x86-64, the wide paths where the CPU can run them.
+ * cryptography's choice of path at run time (chacha20_simd.c,
+ * poly1305_simd.c): one binary for every x86-64, the wide paths where
+ * the CPU can run them.
  */
 #ifndef SP_CPU_H
 #define SP_CPU_H
