@@ -24,38 +24,6 @@ void poly1305_init(struct poly1305 *p, const unsigned char key[POLY1305_KEY])
 	p->pad1 = mem_load64le(key + 24);
 }
 
-/* poly1305_mulr, inline: r passed by value, so the block loop keeps it in registers. */
-static inline void poly_mul(uint64_t h[3], uint64_t r0, uint64_t r1, uint64_t r2, uint64_t s1,
-			    uint64_t s2)
-{
-	unsigned __int128 d0, d1, d2;
-	uint64_t c;
-
-	d0 = (unsigned __int128)h[0] * r0 + (unsigned __int128)h[1] * s2 +
-	     (unsigned __int128)h[2] * s1;
-	d1 = (unsigned __int128)h[0] * r1 + (unsigned __int128)h[1] * r0 +
-	     (unsigned __int128)h[2] * s2;
-	d2 = (unsigned __int128)h[0] * r2 + (unsigned __int128)h[1] * r1 +
-	     (unsigned __int128)h[2] * r0;
-	c = (uint64_t)(d0 >> 44);
-	h[0] = (uint64_t)d0 & M44;
-	d1 += c;
-	c = (uint64_t)(d1 >> 44);
-	h[1] = (uint64_t)d1 & M44;
-	d2 += c;
-	c = (uint64_t)(d2 >> 42);
-	h[2] = (uint64_t)d2 & M42;
-	h[0] += c * 5;
-	c = h[0] >> 44;
-	h[0] &= M44;
-	h[1] += c;
-}
-
-void poly1305_mulr(uint64_t h[3], const struct poly1305 *p)
-{
-	poly_mul(h, p->r0, p->r1, p->r2, p->s1, p->s2);
-}
-
 /* Absorb n bytes (a multiple of 16) as blocks, each with hibit added, one at a time. */
 static void poly_blocks1(struct poly1305 *p, const unsigned char *m, size_t n, uint64_t hibit)
 {
@@ -67,7 +35,7 @@ static void poly_blocks1(struct poly1305 *p, const unsigned char *m, size_t n, u
 		h[0] += t0 & M44;
 		h[1] += ((t0 >> 44) | (t1 << 20)) & M44;
 		h[2] += ((t1 >> 24) & M42) | hibit;
-		poly_mul(h, p->r0, p->r1, p->r2, p->s1, p->s2);
+		poly1305_mul(h, p->r0, p->r1, p->r2, p->s1, p->s2);
 	}
 	p->h0 = h[0], p->h1 = h[1], p->h2 = h[2];
 }

@@ -34,7 +34,7 @@ static void poly_to26(uint64_t l[5], const uint64_t h[3])
 /*
  * Back, carried first: the sums of 8 lanes or fewer (under 2^29.1 each) become
  * limbs under 2^26 (the second one under 2^26 + 2^5), so h leaves as
- * poly1305_mulr leaves it and the next poly_to26 gives limbs under 2^26.
+ * poly1305_mul leaves it and the next poly_to26 gives limbs under 2^26.
  */
 static void poly_from26(uint64_t h[3], uint64_t l[5])
 {
@@ -59,7 +59,7 @@ static void poly_powers(const struct poly1305 *p, uint64_t pw[][5], int k)
 
 	poly_to26(pw[0], x);
 	for (int j = 1; j < k; j++) {
-		poly1305_mulr(x, p);
+		poly1305_mul(x, p->r0, p->r1, p->r2, p->s1, p->s2);
 		poly_to26(pw[j], x);
 	}
 	mem_wipe(x, sizeof x);
