@@ -100,8 +100,9 @@ FUZZERS   = proto lines queue noise
 FUZZSRC_proto = src/lib/proto.c src/lib/sha256.c src/lib/io.c src/lib/mem.c src/lib/name.c
 FUZZSRC_lines = src/lib/lines.c src/lib/mem.c
 FUZZSRC_queue = src/lib/queue.c src/lib/mem.c
-FUZZSRC_noise = src/lib/noise.c src/lib/record.c src/lib/chacha.c src/lib/x25519.c \
-		src/lib/hkdf.c src/lib/sha256.c src/lib/mem.c
+FUZZSRC_noise = src/lib/noise.c src/lib/record.c src/lib/aead.c src/lib/chacha20.c \
+		src/lib/chacha20_simd.c src/lib/poly1305.c src/lib/poly1305_simd.c \
+		src/lib/cpu.c src/lib/x25519.c src/lib/hkdf.c src/lib/sha256.c src/lib/mem.c
 FUZZSEEDS_proto = tests/fuzz/seeds
 FUZZSEEDS_lines = tests/fuzz/lines-seeds
 FUZZSEEDS_queue = tests/fuzz/queue-seeds

@@ -1,9 +1,10 @@
 #!/usr/bin/env bats
-# The encrypted channel's cryptography (src/lib/chacha.c x25519.c hkdf.c noise.c
-# record.c): published vectors, agreement with OpenSSL (Debian's
-# python3-cryptography) on random inputs, a handshake and streams with an
-# independent Noise implementation (noise-c, in tests/node), and what a man in
-# the middle of the transport can and cannot do.
+# The encrypted channel's cryptography (src/lib/chacha20.c poly1305.c aead.c
+# and their vector paths, x25519.c hkdf.c noise.c record.c): published
+# vectors, agreement with OpenSSL (Debian's python3-cryptography) on random
+# inputs, a handshake and streams with an independent Noise implementation
+# (noise-c, in tests/node), and what a man in the middle of the transport can
+# and cannot do.
 load helpers
 
 bats_require_minimum_version 1.5.0

@@ -4,7 +4,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "chacha.h"
+#include "aead.h"
 #include "hkdf.h"
 #include "mem.h"
 #include "sha256.h"
@@ -14,7 +14,7 @@
 enum { STEP_DONE = 2, STEP_SPLIT = 3, STEP_FAILED = -1 };
 
 /* ChaChaPoly's nonce (Noise §12.3): 32 zero bits, then n as 64 bits little-endian. */
-static void cs_nonce(unsigned char nonce[CHACHA_NONCE], uint64_t n)
+static void cs_nonce(unsigned char nonce[AEAD_NONCE], uint64_t n)
 {
 	memset(nonce, 0, 4);
 	for (int i = 0; i < 8; i++)
@@ -49,12 +49,12 @@ static int cs_check(const struct noise_cs *cs, size_t n, size_t max)
 int noise_cs_encrypt_parts(struct noise_cs *cs, const void *ad, size_t adlen, const void *head,
 			   size_t hn, const void *in, size_t n, void *out)
 {
-	unsigned char nonce[CHACHA_NONCE];
+	unsigned char nonce[AEAD_NONCE];
 
 	if (cs_check(cs, hn + n, NOISE_CS_PLAIN_MAX) < 0)
 		return -1;
 	cs_nonce(nonce, cs->n);
-	if (chacha_aead_seal_parts(cs->k, nonce, ad, adlen, head, hn, in, n, out) < 0)
+	if (aead_seal_parts(cs->k, nonce, ad, adlen, head, hn, in, n, out) < 0)
 		return -1;
 	cs->n++;
 	return 0;
@@ -69,12 +69,12 @@ int noise_cs_encrypt(struct noise_cs *cs, const void *ad, size_t adlen, const vo
 int noise_cs_decrypt_parts(struct noise_cs *cs, const void *ad, size_t adlen, const void *in,
 			   size_t n, void *head, size_t hn, void *out)
 {
-	unsigned char nonce[CHACHA_NONCE];
+	unsigned char nonce[AEAD_NONCE];
 
 	if (cs_check(cs, n, NOISE_MSG_MAX) < 0)
 		return -1;
 	cs_nonce(nonce, cs->n);
-	if (chacha_aead_open_parts(cs->k, nonce, ad, adlen, in, n, head, hn, out) < 0)
+	if (aead_open_parts(cs->k, nonce, ad, adlen, in, n, head, hn, out) < 0)
 		return -1;
 	/* Only a message that authenticates uses up its nonce (Noise §5.1). */
 	cs->n++;

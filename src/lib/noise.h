@@ -130,7 +130,7 @@ int noise_cs_encrypt(struct noise_cs *cs, const void *ad, size_t adlen, const vo
 
 /*
  * The same, of the hn bytes of head (at most 64) followed by the n of in
- * as one plaintext (chacha_aead_seal_parts: out overlaps in only as in == out + hn).
+ * as one plaintext (aead_seal_parts: out overlaps in only as in == out + hn).
  */
 int noise_cs_encrypt_parts(struct noise_cs *cs, const void *ad, size_t adlen, const void *head,
 			   size_t hn, const void *in, size_t n, void *out);
@@ -147,7 +147,7 @@ int noise_cs_decrypt(struct noise_cs *cs, const void *ad, size_t adlen, const vo
 
 /*
  * The same, the plaintext's first hn bytes (at most 64) to head and the
- * rest to out (chacha_aead_open_parts: out overlaps in only as out == in + hn).
+ * rest to out (aead_open_parts: out overlaps in only as out == in + hn).
  */
 int noise_cs_decrypt_parts(struct noise_cs *cs, const void *ad, size_t adlen, const void *in,
 			   size_t n, void *head, size_t hn, void *out);

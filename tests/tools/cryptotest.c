@@ -1,6 +1,7 @@
 /*
- * cryptotest: check the channel's cryptography (src/lib/chacha.c,
- * x25519.c, hkdf.c, noise.c, record.c) against published test vectors:
+ * cryptotest: check the channel's cryptography (src/lib/chacha20.c,
+ * poly1305.c, aead.c and their vector paths, x25519.c, hkdf.c, noise.c,
+ * record.c) against published test vectors:
  * RFC 8439 (ChaCha20, Poly1305, the AEAD: sections 2 and appendix A),
  * RFC 7748 (X25519, 1 and 1000 iterations, Diffie-Hellman), RFC 5869
  * (HKDF-SHA256, cases 1-3) and cacophony's Noise_NNpsk0_25519_ChaChaPoly_
@@ -39,11 +40,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lib/chacha.h"
+#include "lib/aead.h"
+#include "lib/chacha20.h"
 #include "lib/hkdf.h"
 #include "lib/io.h"
 #include "lib/mem.h"
 #include "lib/noise.h"
+#include "lib/poly1305.h"
 #include "lib/record.h"
 #include "lib/x25519.h"
 
@@ -383,7 +386,7 @@ static void rfc8439(void)
 
 	/* §2.1.1: one quarter round on four words. */
 	s[0] = 0x11111111, s[1] = 0x01020304, s[2] = 0x9b8d6f43, s[3] = 0x01234567;
-	chacha_qround(s, 0, 1, 2, 3);
+	chacha20_qround(s, 0, 1, 2, 3);
 	result("RFC 8439 2.1.1 quarter round", s[0] == 0xea2a92f4 && s[1] == 0xcb1cf8ce &&
 						   s[2] == 0x4581472e && s[3] == 0x5881c4bb);
 	/* §2.2.1: a quarter round on the state, a diagonal one. */
@@ -392,7 +395,7 @@ static void rfc8439(void)
 					0x53372767, 0xb00a5631, 0x974c541a, 0x359e9963,
 					0x5c971061, 0x3d631689, 0x2098d9d6, 0x91dbd320};
 	memcpy(s, st, sizeof s);
-	chacha_qround(s, 2, 7, 8, 13);
+	chacha20_qround(s, 2, 7, 8, 13);
 	result("RFC 8439 2.2.1 quarter round on the state",
 	       s[2] == 0xbdb886dc && s[7] == 0xcfacafd2 && s[8] == 0xe46bea80 &&
 		   s[13] == 0xccc07c79 && s[0] == st[0] && s[15] == st[15]);
@@ -400,29 +403,29 @@ static void rfc8439(void)
 	for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) {
 		vhex(blocks[i].key, key, 32);
 		vhex(blocks[i].nonce, nonce, 12);
-		chacha_block(key, blocks[i].counter, nonce, buf);
+		chacha20_block(key, blocks[i].counter, nonce, buf);
 		check_bytes(blocks[i].name, buf, 64, blocks[i].out);
 	}
 	for (size_t i = 0; i < sizeof encs / sizeof encs[0]; i++) {
 		size_t n = vhex(encs[i].pt, buf, sizeof buf);
 		vhex(encs[i].key, key, 32);
 		vhex(encs[i].nonce, nonce, 12);
-		chacha_xor(key, encs[i].counter, nonce, buf, n, out);
+		chacha20_xor(key, encs[i].counter, nonce, buf, n, out);
 		check_bytes(encs[i].name, out, n, encs[i].ct);
 		/* In place, as the AEAD and the record layer use it. */
-		chacha_xor(key, encs[i].counter, nonce, out, n, out);
+		chacha20_xor(key, encs[i].counter, nonce, out, n, out);
 		result("  ... and back in place", memcmp(out, buf, n) == 0);
 	}
 	for (size_t i = 0; i < sizeof macs / sizeof macs[0]; i++) {
 		size_t n = vhex(macs[i].msg, buf, sizeof buf);
 		vhex(macs[i].key, key, 32);
-		chacha_poly1305(key, buf, n, out);
+		poly1305_mac(key, buf, n, out);
 		check_bytes(macs[i].name, out, 16, macs[i].tag);
 	}
 	for (size_t i = 0; i < sizeof keygens / sizeof keygens[0]; i++) {
 		vhex(keygens[i].key, key, 32);
 		vhex(keygens[i].nonce, nonce, 12);
-		chacha_block(key, 0, nonce, buf);
+		chacha20_block(key, 0, nonce, buf);
 		check_bytes(keygens[i].name, buf, 32, keygens[i].out);
 	}
 	for (size_t i = 0; i < sizeof aeads / sizeof aeads[0]; i++) {
@@ -431,33 +434,33 @@ static void rfc8439(void)
 		char name[80];
 		vhex(aeads[i].key, key, 32);
 		vhex(aeads[i].nonce, nonce, 12);
-		chacha_aead_seal(key, nonce, ad, adlen, buf, n, out);
+		aead_seal(key, nonce, ad, adlen, buf, n, out);
 		snprintf(name, sizeof name, "%s seal", aeads[i].name);
 		check_bytes(name, out, n + 16, aeads[i].ct);
 		memset(want, 0xa5, sizeof want);
 		snprintf(name, sizeof name, "%s open", aeads[i].name);
-		result(name, chacha_aead_open(key, nonce, ad, adlen, out, n + 16, want) == 0 &&
+		result(name, aead_open(key, nonce, ad, adlen, out, n + 16, want) == 0 &&
 				 memcmp(want, buf, n) == 0);
 		/* Any change anywhere fails, and leaves out as it was. */
 		memset(want, 0xa5, sizeof want);
 		out[n + 15] ^= 0x80;
 		snprintf(name, sizeof name, "%s open, tag altered: EBADMSG", aeads[i].name);
-		check_fail(name, chacha_aead_open(key, nonce, ad, adlen, out, n + 16, want),
+		check_fail(name, aead_open(key, nonce, ad, adlen, out, n + 16, want),
 			   EBADMSG);
 		out[n + 15] ^= 0x80;
 		out[7] ^= 1;
 		snprintf(name, sizeof name, "%s open, ciphertext altered: EBADMSG", aeads[i].name);
-		check_fail(name, chacha_aead_open(key, nonce, ad, adlen, out, n + 16, want),
+		check_fail(name, aead_open(key, nonce, ad, adlen, out, n + 16, want),
 			   EBADMSG);
 		out[7] ^= 1;
 		ad[0] ^= 1;
 		snprintf(name, sizeof name, "%s open, AD altered: EBADMSG", aeads[i].name);
-		check_fail(name, chacha_aead_open(key, nonce, ad, adlen, out, n + 16, want),
+		check_fail(name, aead_open(key, nonce, ad, adlen, out, n + 16, want),
 			   EBADMSG);
 		ad[0] ^= 1;
 		nonce[11] ^= 1;
 		snprintf(name, sizeof name, "%s open, other nonce: EBADMSG", aeads[i].name);
-		check_fail(name, chacha_aead_open(key, nonce, ad, adlen, out, n + 16, want),
+		check_fail(name, aead_open(key, nonce, ad, adlen, out, n + 16, want),
 			   EBADMSG);
 		size_t j = 0;
 		while (j < sizeof want && want[j] == 0xa5)
@@ -466,7 +469,7 @@ static void rfc8439(void)
 		result(name, j == sizeof want);
 	}
 	check_fail("AEAD open of 15 bytes: EBADMSG",
-		   chacha_aead_open(key, nonce, NULL, 0, buf, 15, out), EBADMSG);
+		   aead_open(key, nonce, NULL, 0, buf, 15, out), EBADMSG);
 }
 
 /*
@@ -487,28 +490,28 @@ static void aead_parts(void)
 		for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
 			size_t hn = heads[h], n = lens[l], all = hn + n;
 
-			chacha_aead_seal(key, nonce, ad, sizeof ad, joined, all, want);
-			chacha_aead_seal_parts(key, nonce, ad, sizeof ad, joined, hn, joined + hn, n,
+			aead_seal(key, nonce, ad, sizeof ad, joined, all, want);
+			aead_seal_parts(key, nonce, ad, sizeof ad, joined, hn, joined + hn, n,
 					       got);
 			bad += memcmp(got, want, all + 16) != 0;
 			memcpy(got + hn, joined + hn, n); /* in place: the payload already at out + hn */
-			chacha_aead_seal_parts(key, nonce, ad, sizeof ad, joined, hn, got + hn, n, got);
+			aead_seal_parts(key, nonce, ad, sizeof ad, joined, hn, got + hn, n, got);
 			bad += memcmp(got, want, all + 16) != 0;
 			memset(head, 0, sizeof head), memset(back, 0, sizeof back);
-			bad += chacha_aead_open_parts(key, nonce, ad, sizeof ad, want, all + 16, head,
+			bad += aead_open_parts(key, nonce, ad, sizeof ad, want, all + 16, head,
 						      hn, back) != 0;
 			bad += memcmp(head, joined, hn) != 0 || memcmp(back, joined + hn, n) != 0;
 			memcpy(got, want, all + 16);
-			bad += chacha_aead_open_parts(key, nonce, ad, sizeof ad, got, all + 16, head,
+			bad += aead_open_parts(key, nonce, ad, sizeof ad, got, all + 16, head,
 						      hn, got + hn) != 0;
 			bad += memcmp(got + hn, joined + hn, n) != 0;
 		}
 	result("ChaCha20-Poly1305 of two parts == of the parts joined (32 length pairs, in place too)",
 	       bad == 0);
 	check_fail("  ... a head longer than the plaintext: EBADMSG",
-		   chacha_aead_open_parts(key, nonce, NULL, 0, want, 16 + 3, head, 4, back), EBADMSG);
+		   aead_open_parts(key, nonce, NULL, 0, want, 16 + 3, head, 4, back), EBADMSG);
 	check_fail("  ... a head over 64 bytes: EINVAL",
-		   chacha_aead_seal_parts(key, nonce, NULL, 0, joined, 65, joined, 1, got), EINVAL);
+		   aead_seal_parts(key, nonce, NULL, 0, joined, 65, joined, 1, got), EINVAL);
 }
 
 static void rfc7748(void)
@@ -1046,10 +1049,10 @@ static int cmd_aead(int argc, char **argv)
 	al = arg_hex(argv[4], ad, sizeof ad, 0);
 	n = arg_hex(argv[5], in, sizeof in - 16, 0);
 	if (strcmp(argv[1], "seal") == 0) {
-		chacha_aead_seal(k, nonce, ad, al, in, n, out);
+		aead_seal(k, nonce, ad, al, in, n, out);
 		print_hex(out, n + 16);
 	} else {
-		if (chacha_aead_open(k, nonce, ad, al, in, n, out) < 0) {
+		if (aead_open(k, nonce, ad, al, in, n, out) < 0) {
 			perror("cryptotest: open");
 			return 1;
 		}
@@ -1401,22 +1404,22 @@ static int cmd_bench(void)
 	t0 = now();
 	for (n = 0; (t = now() - t0) < 1.0; n++) {
 		nonce[0] = (unsigned char)n;
-		chacha_aead_seal(key, nonce, NULL, 0, buf, 65536, buf);
+		aead_seal(key, nonce, NULL, 0, buf, 65536, buf);
 	}
 	printf("chacha20-poly1305 seal, 64 KiB messages: %.0f MB/s\n", (double)n * 65536 / t / 1e6);
-	chacha_aead_seal(key, nonce, NULL, 0, buf, 65536, buf);
+	aead_seal(key, nonce, NULL, 0, buf, 65536, buf);
 	t0 = now();
 	for (n = 0; (t = now() - t0) < 1.0; n++)
-		if (chacha_aead_open(key, nonce, NULL, 0, buf, 65536 + 16, out) < 0)
+		if (aead_open(key, nonce, NULL, 0, buf, 65536 + 16, out) < 0)
 			return 1;
 	printf("chacha20-poly1305 open, 64 KiB messages: %.0f MB/s\n", (double)n * 65536 / t / 1e6);
 	t0 = now();
 	for (n = 0; (t = now() - t0) < 1.0; n++)
-		chacha_xor(key, 1, nonce, buf, 65536, buf);
+		chacha20_xor(key, 1, nonce, buf, 65536, buf);
 	printf("chacha20 alone: %.0f MB/s\n", (double)n * 65536 / t / 1e6);
 	t0 = now();
 	for (n = 0; (t = now() - t0) < 1.0; n++)
-		chacha_poly1305(key, buf, 65536, buf);
+		poly1305_mac(key, buf, 65536, buf);
 	printf("poly1305 alone: %.0f MB/s\n", (double)n * 65536 / t / 1e6);
 	t0 = now();
 	for (n = 0; (t = now() - t0) < 1.0; n++) {
