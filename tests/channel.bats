@@ -220,7 +220,8 @@ except ConnectionResetError:
 	echo "delivered $d, unread $u" # shown when an assertion below fails
 	cat in.log out.log relay.err
 	# Three records are 3 x 65518 bytes at most: what came before the bad one, and nothing after.
-	[ "$d" -gt 0 ] && [ "$d" -lt $((3 * 65518)) ]
+	[ "$d" -gt 0 ]
+	[ "$d" -lt $((3 * 65518)) ]
 	[ $((d + u)) -eq 3000000 ]
 	cmp got <(head -c "$d" data)
 	cmp out.unread <(tail -c +$((d + 1)) data)

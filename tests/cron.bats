@@ -52,7 +52,8 @@ lines_are() { [ -f "$1" ] && [ "$(wc -l <"$1")" -eq "$2" ]; }
 		daemon d cpu "seq -f 'run $run line %g' 1 300"
 		run --separate-stderr cron "$SP_BIN/master" "$KEY" 127.0.0.1 "$PORT" d
 		[ "$status" -eq 0 ]
-		[ -z "$output" ] && [ -z "$stderr" ] # quiet success: cron mails nothing
+		[ -z "$output" ] # quiet success: cron mails nothing
+		[ -z "$stderr" ]
 		# One reader, opened once, for all three runs.
 		[ "$run" -gt 1 ] || { exec 6<cpu; }
 	done

@@ -528,7 +528,8 @@ env_run() {
 	fi
 	pg=$(sed -n 's/^pgid=\([0-9]*\) pid=.*/\1/p' env.got)
 	pid=$(sed -n 's/^pgid=[0-9]* pid=\([0-9]*\)$/\1/p' env.got)
-	[ -n "$pg" ] && [ "$pg" = "$pid" ]
+	[ -n "$pg" ]
+	[ "$pg" = "$pid" ]
 	[ "$(cat master.err)" = to-stderr ]
 	[ ! -s master.out ]
 	wait_status "$POOL"

@@ -156,7 +156,8 @@ long_client() { # OUTFILE
 		[ "$lip" = 127.0.0.1 ]
 		[ "$lport" = "$P" ]
 		[ "$rip" = 127.0.0.1 ]
-		[[ "$rport" =~ ^[0-9]+$ ]] && [ "$rport" != "$P" ]
+		[[ "$rport" =~ ^[0-9]+$ ]]
+		[ "$rport" != "$P" ]
 		[ "$fdnames" = none ]
 		[ "$keep" = kept ]
 	done

@@ -55,7 +55,8 @@ start_server() {
 
 @test "-s 0 picks a free port and -v reports it" {
 	start_server -s -l -p cat 0
-	[[ "$PORT" =~ ^[0-9]+$ ]] && [ "$PORT" -gt 0 ]
+	[[ "$PORT" =~ ^[0-9]+$ ]]
+	[ "$PORT" -gt 0 ]
 	wait_listening "$PORT"
 }
 
