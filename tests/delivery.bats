@@ -24,14 +24,6 @@ netns_up() {
 }
 nsx() { ip netns exec "$NS" "$@"; }
 ns_listening() { [ -n "$(nsx ss -Hltn "sport = :$1")" ]; }
-logged() { grep -q -- "$2" "$1" 2>/dev/null; }
-size_is() { [ "$(stat -c %s "$1" 2>/dev/null)" = "$2" ]; }
-sizes_are() { # TOTAL FILE...: the files' sizes add up to TOTAL
-	local t=$1 sum=0 f
-	shift
-	for f in "$@"; do sum=$((sum + $(stat -c %s "$f" 2>/dev/null || echo 0))); done
-	[ "$sum" -eq "$t" ]
-}
 
 # ---- 1. a receiver's half-close is not the end ----
 
@@ -116,7 +108,7 @@ sizes_are() { # TOTAL FILE...: the files' sizes add up to TOTAL
 	wait_for 30 logged log "lost: .* not: they go first once reconnected"
 	ip netns exec "$NS" socat -u "TCP-LISTEN:$PORT,bind=127.0.0.1,reuseaddr" CREATE:got2 &
 	track $!
-	wait_for 30 sizes_are "$(stat -c %s sent)" got1 got2
+	wait_for 30 sizes_sum_is "$(stat -c %s sent)" got1 got2
 	kill -TERM "$pid"
 	wait_gone "$pid" 10
 	cat got1 got2 | cmp - sent

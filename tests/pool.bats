@@ -17,15 +17,6 @@ teardown() {
 
 # A daemon script in DIR: daemon DIR NAME BODY...
 
-# Pool in the foreground of a background job, so its exit status can be waited for.
-# start_pool ARGS... (KEY and PORT last); sets POOL.
-start_pool() {
-	"$SP_BIN/pool" "$@" 2>pool.err &
-	POOL=$!
-	track "$POOL"
-	wait_listening "${@: -1}"
-}
-
 start_master() { # ARGS...; sets MASTER
 	"$SP_BIN/master" "$@" >master.out 2>master.err &
 	MASTER=$!
