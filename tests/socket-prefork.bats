@@ -169,7 +169,7 @@ long_client() { # OUTFILE
 	wait_for 5 child_count_is "$M" 2
 	# The program runs before any connection: each worker already has a child.
 	for w in $(children_of "$M"); do
-		wait_for 5 test -n "$(children_of "$w")"
+		wait_for 5 any_children "$w"
 	done
 	run --separate-stderr reply hello
 	[ "$status" -eq 0 ]

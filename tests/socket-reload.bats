@@ -60,7 +60,7 @@ no_groups() { # PGID...
 @test "SIGQUIT with -W -P: prestarted programs of ready workers end too, exit 131" {
 	start_socket -W 2 -P -s -p 'sh -c "read x; echo got \$x; sleep 1; echo done"' "$P"
 	wait_listening "$P"
-	wait_for 5 test "$(children_of "$M" | wc -l)" -eq 2
+	wait_for 5 child_count_is "$M" 2
 	mkfifo in
 	"$S" 127.0.0.1 "$P" <in >out &
 	C=$!
