@@ -167,7 +167,13 @@ for f in "$@"; do
 				report(i, "a negated command")
 		}
 	}
-	(/^@test / || /^(function[ \t]+)?[A-Za-z_][A-Za-z0-9_]*[ \t]*\(\)[ \t]*\{[ \t]*(#.*)?$/) && !intest { intest = 1; n = 0; nstack = 0; heredoc = ""; skel = ""; ltext = ""; lstart = 0; next }
+	# a test, or a function, at the start of a line begins a body; a test on
+	# one line is its own last command
+	/^@test / || /^(function[ \t]+)?[A-Za-z_][A-Za-z0-9_]*[ \t]*\(\)[ \t]*\{[ \t]*(#.*)?$/ {
+		intest = $0 !~ /\}[ \t]*$/
+		n = 0; nstack = 0; heredoc = ""; skel = ""; ltext = ""; lstart = 0
+		next
+	}
 	!intest { next }
 	heredoc != "" {
 		t = $0
