@@ -129,6 +129,18 @@ ctl_auth() { # KEY
 bind_input() { "$SP_BIN/bind-input" "$@"; }
 bind_output() { "$SP_BIN/bind-output" "$@"; }
 
+# usage_fails PROG MESSAGE ARGS...: PROG ARGS is a usage error: exit 2,
+# nothing on stdout, "PROG: MESSAGE" first on stderr, the usage line next.
+usage_fails() {
+	local prog=$1 want=$2
+	shift 2
+	run --separate-stderr "$SP_BIN/$prog" "$@"
+	[ "$status" -eq 2 ]
+	[ -z "$output" ]
+	[ "${stderr_lines[0]}" = "$prog: $want" ]
+	[[ "${stderr_lines[1]}" == "usage: $prog "* ]]
+}
+
 # start_detached PROG ARGS...: run PROG (bind-input, bind-output), which goes
 # to the background by itself and prints its PID; sets PID, tracked.
 start_detached() {
@@ -157,6 +169,15 @@ start_pool() {
 	POOL=$!
 	track "$POOL"
 	wait_listening "${@: -1}"
+}
+
+# every_worker_runs PID NAME: every child of PID (the workers of socket -W)
+# has a child named NAME (with -P: the program it prestarted)
+every_worker_runs() {
+	local w
+	for w in $(children_of "$1"); do
+		ps -o comm= --ppid "$w" | grep -qxF -- "$2" || return 1
+	done
 }
 
 # need_node: the node modules of tests/node are installed (scripts/deps.sh).

@@ -366,16 +366,6 @@ foreign with stolen token"
 
 # ---- bad arguments ----
 
-usage_fails() { # PROG EXPECTED-MESSAGE ARGS...: exit 2, the message, the usage hint
-	local prog=$1 want=$2
-	shift 2
-	run --separate-stderr "$SP_BIN/$prog" "$@"
-	[ "$status" -eq 2 ]
-	[ -z "$output" ]
-	[[ "${stderr_lines[0]}" == "$prog: $want" ]]
-	[[ "${stderr_lines[1]}" == "usage: $prog "* ]]
-}
-
 @test "pool: every bad argument is a usage error (exit 2) and leaves nothing" {
 	bad() { usage_fails pool "$@"; }
 	: >empty

@@ -211,13 +211,6 @@ vanishing() {
 	printf '#!/bin/sh\nexec cat\n' >prog
 	chmod +x prog
 }
-# Every -P worker of M has its program running (the script became cat).
-prestarted() {
-	local w
-	for w in $(children_of "$M"); do
-		ps -o comm= --ppid "$w" | grep -qx cat || return 1
-	done
-}
 
 @test "exec failure: reported once per distinct error, connections closed, serving goes on" {
 	vanishing
@@ -241,7 +234,7 @@ prestarted() {
 	wait_listening "$P"
 	# The two prestarted programs run already; their replacements find nothing.
 	wait_for 5 child_count_is "$M" 2
-	wait_for 5 prestarted
+	wait_for 5 every_worker_runs "$M" cat
 	rm prog
 	run --separate-stderr reply x
 	[ "$output" = x ]

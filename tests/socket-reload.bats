@@ -197,13 +197,7 @@ no_groups() { # PGID...
 	chmod +x prog
 	start_socket -W 2 -P -v -s -p "$PWD/prog" "$P"
 	wait_listening "$P"
-	prestarted() {
-		local w
-		for w in $(children_of "$M"); do
-			ps -o comm= --ppid "$w" | grep -qx cat || return 1
-		done
-	}
-	wait_for 5 prestarted
+	wait_for 5 every_worker_runs "$M" cat
 	rm prog
 	kill -USR2 "$M"
 	wait_for 5 grep -q "reload: $PWD/prog: not found; the running workers go on" err
