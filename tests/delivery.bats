@@ -163,6 +163,20 @@ ns_listening() { [ -n "$(nsx ss -Hltn "sport = :$1")" ]; }
 
 # ---- 4. teardown keeps what writers were told was written ----
 
+# start_storm FIFO: three writers, a, b and c, pour lines into FIFO, each
+# counting in count.TAG the lines its write() took; sets WRITERS, their PIDs,
+# once all three have begun.
+start_storm() {
+	local tag
+	WRITERS=""
+	for tag in a b c; do
+		"$TOOLS/storm" "$1" "$tag" "started.$tag" >"count.$tag" &
+		WRITERS="$WRITERS $!"
+		track "$!"
+	done
+	for tag in a b c; do wait_for 5 exists "started.$tag"; done
+}
+
 # check_storm GOT... : each writer's lines, counted in count.TAG, appear in
 # the concatenation of the files exactly once each and in order.
 check_storm() {
@@ -185,17 +199,11 @@ check_storm() {
 		wait_listening "$port"
 		pid=$("$SP_BIN/bind-output" -L log out1 127.0.0.1 "$port")
 		track "$pid"
-		ws=""
-		for tag in a b c; do
-			"$TOOLS/storm" out1 "$tag" "started.$tag" >"count.$tag" &
-			ws="$ws $!"
-			track "$!"
-		done
-		for tag in a b c; do wait_for 5 exists "started.$tag"; done
+		start_storm out1
 		wait_for 5 file_has got
 		kill -TERM "$pid"
-		kill -TERM $ws
-		for w in $ws; do wait "$w"; done
+		kill -TERM $WRITERS
+		for w in $WRITERS; do wait "$w"; done
 		wait_gone "$pid" 10
 		wait_gone "$recv" 10
 		[ ! -e out1 ]
@@ -209,16 +217,10 @@ check_storm() {
 		port=$(free_port)
 		pid=$("$SP_BIN/bind-input" in1 "$port")
 		track "$pid"
-		ws=""
-		for tag in a b c; do
-			"$TOOLS/storm" in1 "$tag" "started.$tag" >"count.$tag" &
-			ws="$ws $!"
-			track "$!"
-		done
-		for tag in a b c; do wait_for 5 exists "started.$tag"; done
+		start_storm in1
 		kill -TERM "$pid"
-		kill -TERM $ws
-		for w in $ws; do wait "$w"; done
+		kill -TERM $WRITERS
+		for w in $WRITERS; do wait "$w"; done
 		wait_gone "$pid" 10
 		[ ! -e in1 ]
 		check_storm in1.unread
