@@ -77,9 +77,10 @@ analyze:
 	@for f in src/*.c src/lib/*.c; do $(ANALYZE) -c -o /dev/null $$f || exit 1; done
 	@echo "analyze: clean"
 
-# Assertions that cannot fail (a negated command that is not a test's last line).
+# Assertions that cannot fail (a negation, or tests joined by &&, that is not the
+# last command of a test or helper).
 lint-tests:
-	sh scripts/lint-tests.sh tests/*.bats
+	sh scripts/lint-tests.sh tests/*.bats tests/*.bash
 
 demo: all
 	sh scripts/demo.sh

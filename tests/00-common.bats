@@ -5,15 +5,18 @@ load helpers
 setup() { common_setup; }
 teardown() { common_teardown; }
 
-progs() {
-	local p
-	for p in socket bind-input bind-output pool master; do
-		[ -x "$SP_BIN/$p" ] && echo "$p"
+PROGS="socket bind-input bind-output pool master"
+
+# Every test below goes through all five: one not built fails them, rather
+# than leaving them nothing to check.
+@test "every program is built: all five are executable files in \$SP_BIN" {
+	for p in $PROGS; do
+		[ -f "$SP_BIN/$p" ] && [ -x "$SP_BIN/$p" ] || { echo "not built: $SP_BIN/$p"; false; }
 	done
 }
 
 @test "every program prints usage on -h, -help and --help, exit 0" {
-	for p in $(progs); do
+	for p in $PROGS; do
 		for h in -h -help --help; do
 			run --separate-stderr "$SP_BIN/$p" "$h"
 			[ "$status" -eq 0 ]
@@ -24,7 +27,7 @@ progs() {
 }
 
 @test "every program prints NAME VERSION on -V, -version and --version" {
-	for p in $(progs); do
+	for p in $PROGS; do
 		for v in -V -version --version; do
 			run --separate-stderr "$SP_BIN/$p" "$v"
 			[ "$status" -eq 0 ]
@@ -34,7 +37,7 @@ progs() {
 }
 
 @test "every program rejects an unknown option with exit 2 and a usage hint" {
-	for p in $(progs); do
+	for p in $PROGS; do
 		run --separate-stderr "$SP_BIN/$p" -Z
 		[ "$status" -eq 2 ]
 		[ -z "$output" ]

@@ -8,17 +8,6 @@ setup() {
 }
 teardown() { common_teardown; }
 
-BI() { "$SP_BIN/bind-input" "$@"; }
-
-# start ARGS...: run bind-input (backgrounding), track it, set $PID.
-start() {
-	PID=$(BI "$@")
-	local rc=$?
-	[ "$rc" -eq 0 ] || return "$rc"
-	[[ "$PID" =~ ^[0-9]+$ ]] || return 1
-	track "$PID"
-}
-
 send() { # PORT TEXT: one connection, TEXT as is, then close
 	printf '%s' "$2" >"/dev/tcp/127.0.0.1/$1"
 }
@@ -28,20 +17,13 @@ is_fifo() { [ -p "$1" ]; }
 recvq_full() { # PORT
 	ss -Htn state established "sport = :$1" | awk '$1 > 0 { found = 1 } END { exit !found }'
 }
-sizes_sum_is() { # N FILE...: the sizes of FILEs add up to N
-	local n=$1 sum=0 f
-	shift
-	for f in "$@"; do sum=$((sum + $(stat -c %s "$f" 2>/dev/null || echo 0))); done
-	[ "$sum" -eq "$n" ]
-}
 conns_on() { # PORT N: N connections to PORT, accepted or in the backlog
 	[ "$(ss -Htn "sport = :$1" | wc -l)" -eq "$2" ]
 }
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
-logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 
 @test "\$(bind-input ...) returns at once with the PID; FIFO 0600; SIGTERM removes it" {
-	run --separate-stderr BI in1 "$PORT"
+	run --separate-stderr bind_input in1 "$PORT"
 	[ "$status" -eq 0 ]
 	stderr_quiet bind-input
 	[ "${#lines[@]}" -eq 1 ]
@@ -60,7 +42,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 }
 
 @test "the seed's example: read every second, ignore empty reads, stop at END" {
-	start in1 "$PORT"
+	start_detached bind-input in1 "$PORT"
 	send "$PORT" $'one\n\ntwo\nEND\nafter\n'
 	got=()
 	for _ in 1 2 3 4 5 6 7 8; do
@@ -78,7 +60,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 }
 
 @test "read -r takes exactly one line and leaves the rest; readers come and go" {
-	start in1 "$PORT"
+	start_detached bind-input in1 "$PORT"
 	send "$PORT" $'l1\nl2\nl3\n'
 	read -r a <in1
 	read -r b <in1
@@ -92,7 +74,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 }
 
 @test "three senders x 3000 distinct lines at once give 9000 whole lines" {
-	start -L log in1 "$PORT"
+	start_detached bind-input -L log in1 "$PORT"
 	cat in1 >out &
 	track $!
 	for s in a b c; do
@@ -115,7 +97,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 @test "senders joining a spliced bulk stream mid-line still give whole lines" {
 	pad=the-quick-brown-fox-jumps-over-the-lazy-dog-the-quick-brown-fox-jumps-over
 	seq -f "A-%07g-$pad" 1 400000 >a.sent
-	start -L log in1 "$PORT"
+	start_detached bind-input -L log in1 "$PORT"
 	rss0=$(rss_kb "$PID")
 	(cat a.sent >"/dev/tcp/127.0.0.1/$PORT") &
 	track $!
@@ -138,7 +120,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 
 @test "a slow reader holds a 60 MB binary sender back and every byte arrives (-R)" {
 	head -c 60000000 /dev/urandom >big
-	start -R -m 64K in1 "$PORT"
+	start_detached bind-input -R -m 64K in1 "$PORT"
 	(cat big >"/dev/tcp/127.0.0.1/$PORT") &
 	sender=$!
 	track "$sender"
@@ -159,7 +141,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 }
 
 @test "a sender's final unterminated bytes arrive when it closes, ended by a newline; long lines whole" {
-	start in1 "$PORT"
+	start_detached bind-input in1 "$PORT"
 	send "$PORT" abc
 	dd if=in1 of=first bs=4 count=1 status=none
 	[ "$(od -An -c first | tr -s ' ')" = " a b c \n" ]
@@ -172,7 +154,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 
 @test "SIGTERM with unread data leaves ID.unread with exactly the missing bytes" {
 	seq -f 'line %07g of the unread test' 1 20000 >sent
-	start -L log in1 "$PORT"
+	start_detached bind-input -L log in1 "$PORT"
 	# A second, silent sender: with two, nobody is spliced, so the daemon
 	# reads all 640 KB (under -m) and every byte is surely accepted.
 	exec 7<>"/dev/tcp/127.0.0.1/$PORT"
@@ -193,7 +175,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 
 @test "SIGTERM while a bulk sender is spliced and held back: what was taken is saved, in order" {
 	seq -f 'line %07g of the spliced unread test' 1 600000 >sent
-	start -L log in1 "$PORT"
+	start_detached bind-input -L log in1 "$PORT"
 	(cat sent >"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null &
 	track $!
 	wait_for 10 recvq_full "$PORT" # pipe full, the socket holding more
@@ -230,12 +212,12 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 }
 
 @test "SIGKILL leaves a stale FIFO that the next binding with that ID reclaims" {
-	start in1 "$PORT"
+	start_detached bind-input in1 "$PORT"
 	kill -KILL "$PID"
 	wait_gone "$PID"
 	is_fifo in1
 	port2=$(free_port)
-	start in1 "$port2"
+	start_detached bind-input in1 "$port2"
 	is_fifo in1
 	[ "$(stat -c %a in1)" = 600 ]
 	send "$port2" $'fresh\n'
@@ -244,10 +226,10 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 }
 
 @test "an ID in use by a live binding is refused, nothing touched" {
-	start in1 "$PORT"
+	start_detached bind-input in1 "$PORT"
 	first=$PID
 	port2=$(free_port)
-	run --separate-stderr BI in1 "$port2"
+	run --separate-stderr bind_input in1 "$port2"
 	[ "$status" -eq 1 ]
 	[ -z "$output" ]
 	[ "$stderr" = "bind-input: in1: in use by PID $first" ]
@@ -261,24 +243,24 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 @test "bad IDs are usage errors (exit 2) and create nothing" {
 	long=$(printf 'a%.0s' $(seq 1 65))
 	for id in '' '..' '.' '.hidden' 'a b' $'a\tb' $'new\nline' "$long" 'x*y' 'dir/' 'sub/..'; do
-		run --separate-stderr BI -- "$id" "$PORT"
+		run --separate-stderr bind_input -- "$id" "$PORT"
 		[ "$status" -eq 2 ]
 		[ -z "$output" ]
 		[[ "$stderr" == "bind-input: bad id: "* ]]
 		[[ "$stderr" == *"usage: bind-input"* ]]
 	done
-	run --separate-stderr BI -- -x "$PORT"
+	run --separate-stderr bind_input -- -x "$PORT"
 	[ "$status" -eq 2 ]
 	[ -z "$(ls -A)" ]
 	not_listening "$PORT"
 	# the longest name is fine
-	start "${long:1}" "$PORT"
+	start_detached bind-input "${long:1}" "$PORT"
 	is_fifo "${long:1}"
 }
 
 @test "bad ports are usage errors (exit 2) and create nothing" {
 	for p in 1023 49152 0 65536 abc '' -5 12x; do
-		run --separate-stderr BI -- in1 "$p"
+		run --separate-stderr bind_input -- in1 "$p"
 		[ "$status" -eq 2 ]
 		[ -z "$output" ]
 		[[ "$stderr" == "bind-input: port: '$p' is not a number from 1024 to 49151"* ]]
@@ -287,63 +269,63 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 }
 
 @test "missing and extra operands, bad -c and -m are usage errors" {
-	run --separate-stderr BI in1
+	run --separate-stderr bind_input in1
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == "bind-input: missing port"* ]]
-	run --separate-stderr BI
+	run --separate-stderr bind_input
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == "bind-input: missing id and port"* ]]
-	run --separate-stderr BI in1 "$PORT" extra
+	run --separate-stderr bind_input in1 "$PORT" extra
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == "bind-input: too many operands"* ]]
 	for c in 0 -1 x 5000; do
-		run --separate-stderr BI -c "$c" in1 "$PORT"
+		run --separate-stderr bind_input -c "$c" in1 "$PORT"
 		[ "$status" -eq 2 ]
 		[[ "$stderr" == "bind-input: -c: "* ]]
 	done
 	for m in 0 100 1023 x 2G 1.5M; do
-		run --separate-stderr BI -m "$m" in1 "$PORT"
+		run --separate-stderr bind_input -m "$m" in1 "$PORT"
 		[ "$status" -eq 2 ]
 		[[ "$stderr" == "bind-input: -m: '$m' is not a size from 1024 to 1G"* ]]
 	done
-	run --separate-stderr BI -L '' in1 "$PORT"
+	run --separate-stderr bind_input -L '' in1 "$PORT"
 	[ "$status" -eq 2 ]
 	[ ! -e in1 ]
 }
 
 @test "a path that exists and is not a FIFO is refused and never touched" {
 	echo precious >in1
-	run --separate-stderr BI in1 "$PORT"
+	run --separate-stderr bind_input in1 "$PORT"
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "bind-input: in1: exists and is not a FIFO; not touching it" ]
 	[ "$(cat in1)" = precious ]
 	not_listening "$PORT"
 	mkdir d1
-	run --separate-stderr BI d1 "$PORT"
+	run --separate-stderr bind_input d1 "$PORT"
 	[ "$status" -eq 1 ]
 	[ -d d1 ]
 }
 
 @test "an ID with '/' is the path; its directory must exist; BIND_DIR holds names" {
 	mkdir sub bd
-	start sub/in1 "$PORT"
+	start_detached bind-input sub/in1 "$PORT"
 	is_fifo sub/in1
 	kill "$PID"
 	wait_gone "$PID"
 	[ ! -e sub/in1 ]
-	run --separate-stderr BI nodir/in1 "$PORT"
+	run --separate-stderr bind_input nodir/in1 "$PORT"
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "bind-input: nodir/in1: No such file or directory" ]
 	[ ! -e nodir ]
 	not_listening "$PORT"
-	BIND_DIR=bd start in2 "$PORT"
+	BIND_DIR=bd start_detached bind-input in2 "$PORT"
 	is_fifo bd/in2
 	[ ! -e in2 ]
 }
 
 @test "a port already taken is a runtime error that leaves nothing" {
-	start in1 "$PORT"
-	run --separate-stderr BI in2 "$PORT"
+	start_detached bind-input in1 "$PORT"
+	run --separate-stderr bind_input in2 "$PORT"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == "bind-input: listen on port $PORT: Address already in use" ]]
 	[ ! -e in2 ]
@@ -371,7 +353,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 }
 
 @test "-1: data sent before any reader waits for one, then EOF" {
-	start -1 -L log in1 "$PORT"
+	start_detached bind-input -1 -L log in1 "$PORT"
 	send "$PORT" $'early\n'
 	wait_for 5 logged log "closed after 6 bytes"
 	alive "$PID"
@@ -385,7 +367,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 
 @test "-a spools to a regular file that is kept, appending" {
 	echo old >spool
-	start -a spool "$PORT"
+	start_detached bind-input -a spool "$PORT"
 	[ -f spool ]
 	send "$PORT" $'new1\n'
 	send "$PORT" 'new2'
@@ -395,20 +377,20 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 	[ "$(cat spool)" = $'old\nnew1\nnew2' ]
 	[ ! -e spool.unread ]
 	mkfifo afifo
-	run --separate-stderr BI -a afifo "$PORT"
+	run --separate-stderr bind_input -a afifo "$PORT"
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "bind-input: afifo: exists and is not a regular file; not touching it" ]
 }
 
 @test "-a -1: the spool ends when its one sender closed" {
-	start -a -1 spool "$PORT"
+	start_detached bind-input -a -1 spool "$PORT"
 	send "$PORT" $'once\n'
 	wait_gone "$PID"
 	[ "$(cat spool)" = once ]
 }
 
 @test "-c 1: a second sender waits in the backlog until the first closes" {
-	start -c 1 in1 "$PORT"
+	start_detached bind-input -c 1 in1 "$PORT"
 	exec 7<>"/dev/tcp/127.0.0.1/$PORT"
 	echo a1 >&7
 	read -r l <in1
@@ -427,10 +409,10 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 }
 
 @test "-L FILE gets the diagnostics; an unwritable -L fails and leaves nothing" {
-	start -L log in1 "$PORT"
+	start_detached bind-input -L log in1 "$PORT"
 	wait_for 5 logged log "^bind-input: in1: listening on port $PORT"
 	port2=$(free_port)
-	run --separate-stderr BI -L /nonexistent/dir/log in2 "$port2"
+	run --separate-stderr bind_input -L /nonexistent/dir/log in2 "$port2"
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "bind-input: /nonexistent/dir/log: No such file or directory" ]
 	[ ! -e in2 ]
@@ -472,8 +454,6 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 	[ "${stderr_lines[0]}" = "bind-input: unknown option -Q" ]
 	[ -z "$(ls -A)" ]
 }
-
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 @test "out of descriptors: accept errors are logged, and the daemon does not spin" {
 	# 0-2, the self-pipe, the listener, the FIFO and the log take 8: no room to accept

@@ -8,17 +8,6 @@ setup() {
 }
 teardown() { common_teardown; }
 
-BO() { "$SP_BIN/bind-output" "$@"; }
-
-# start ARGS...: run bind-output (backgrounding), track it, set $PID.
-start() {
-	PID=$(BO "$@")
-	local rc=$?
-	[ "$rc" -eq 0 ] || return "$rc"
-	[[ "$PID" =~ ^[0-9]+$ ]] || return 1
-	track "$PID"
-}
-
 # receiver FILE [ADDR]: nc listening on $PORT, writing what arrives to FILE; sets $RECV.
 receiver() {
 	nc -d -l "${2:-127.0.0.1}" "$PORT" >"$1" 3>&- &
@@ -35,13 +24,10 @@ stuck() {
 	ss -Htn state established "dport = :$1" | awk '$2 > 0 { f = 1 } END { exit !f }' &&
 		ss -Htn state established "sport = :$1" | awk '$1 > 0 { f = 1 } END { exit !f }'
 }
-has_children() { [ -n "$(children_of "$1")" ]; }
-size_is() { [ "$(stat -c %s "$1" 2>/dev/null)" = "$2" ]; }
-logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 
 @test "\$(bind-output ...) returns connected with the PID; FIFO 0600; two writers, one connection" {
 	receiver got
-	run --separate-stderr BO out1 127.0.0.1 "$PORT"
+	run --separate-stderr bind_output out1 127.0.0.1 "$PORT"
 	[ "$status" -eq 0 ]
 	stderr_quiet bind-output
 	[[ "$output" =~ ^[0-9]+$ ]]
@@ -67,7 +53,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 @test "20 MB of binary data pass unchanged" {
 	head -c 20000000 /dev/urandom >big
 	receiver got
-	start out1 127.0.0.1 "$PORT"
+	start_detached bind-output out1 127.0.0.1 "$PORT"
 	cat big >out1
 	wait_for 20 size_is got 20000000
 	cmp big got
@@ -75,7 +61,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 
 @test "a host name and an IPv6 literal work" {
 	receiver got
-	start out1 localhost "$PORT"
+	start_detached bind-output out1 localhost "$PORT"
 	echo byname >out1
 	wait_for 5 size_is got 7
 	kill "$PID"
@@ -84,14 +70,14 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 		skip "no IPv6 loopback here"
 	fi
 	receiver got6 ::1
-	start out2 ::1 "$PORT"
+	start_detached bind-output out2 ::1 "$PORT"
 	echo v6 >out2
 	wait_for 5 size_is got6 3
 	[ "$(cat got6)" = v6 ]
 }
 
 @test "connection refused at start: exit 1 with the reason, nothing created" {
-	run --separate-stderr BO out1 127.0.0.1 "$PORT"
+	run --separate-stderr bind_output out1 127.0.0.1 "$PORT"
 	[ "$status" -eq 1 ]
 	[ -z "$output" ]
 	[ "$stderr" = "bind-output: connect to 127.0.0.1 $PORT: Connection refused" ]
@@ -99,7 +85,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 }
 
 @test "unknown host at start: exit 1 with the reason, nothing created" {
-	run --separate-stderr BO out1 no-such-host.invalid "$PORT"
+	run --separate-stderr bind_output out1 no-such-host.invalid "$PORT"
 	[ "$status" -eq 1 ]
 	[ -z "$output" ]
 	[[ "$stderr" == "bind-output: connect to no-such-host.invalid $PORT: "* ]]
@@ -137,11 +123,11 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 	sock=$!
 	track "$sock"
 	wait_listening "$PORT"
-	start -L log out1 127.0.0.1 "$PORT"
+	start_detached bind-output -L log out1 127.0.0.1 "$PORT"
 	cat sent >out1 2>/dev/null &
 	writer=$!
 	track "$writer"
-	wait_for 10 has_children "$sock"
+	wait_for 10 any_children "$sock"
 	for c in $(children_of "$sock"); do track "$c"; done
 	wait_for 10 stuck "$PORT"
 	kill -KILL $(children_of "$sock") "$sock"
@@ -159,7 +145,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 
 @test "-r: reconnects to a restarted receiver and delivers what was queued, in order" {
 	receiver got1
-	start -r -L log out1 127.0.0.1 "$PORT"
+	start_detached bind-output -r -L log out1 127.0.0.1 "$PORT"
 	echo one >out1
 	wait_for 5 size_is got1 4
 	kill "$RECV"
@@ -177,7 +163,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 
 @test "-r -m: while disconnected the queue holds BYTES, then writers block" {
 	receiver got1
-	start -r -m 4K -L log out1 127.0.0.1 "$PORT"
+	start_detached bind-output -r -m 4K -L log out1 127.0.0.1 "$PORT"
 	kill "$RECV"
 	wait_for 5 logged log "closed the connection"
 	head -c 3000000 /dev/zero | tr "\\0" q >sent
@@ -234,7 +220,7 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 
 @test "SIGTERM while disconnected (-r): the queue is saved exactly to ID.unread" {
 	receiver got
-	start -r -L log out1 127.0.0.1 "$PORT"
+	start_detached bind-output -r -L log out1 127.0.0.1 "$PORT"
 	kill "$RECV"
 	wait_for 5 logged log "closed the connection"
 	seq 1 5000 >sent
@@ -248,9 +234,9 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 
 @test "an ID in use is refused before connecting; SIGKILL leaves a FIFO that is reclaimed" {
 	receiver got
-	start out1 127.0.0.1 "$PORT"
+	start_detached bind-output out1 127.0.0.1 "$PORT"
 	first=$PID
-	run --separate-stderr BO out1 127.0.0.1 "$PORT"
+	run --separate-stderr bind_output out1 127.0.0.1 "$PORT"
 	[ "$status" -eq 1 ]
 	[ -z "$output" ]
 	[ "$stderr" = "bind-output: out1: in use by PID $first" ]
@@ -259,38 +245,38 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 	wait_gone "$first"
 	[ -p out1 ]
 	receiver got2
-	start out1 127.0.0.1 "$PORT"
+	start_detached bind-output out1 127.0.0.1 "$PORT"
 	echo again >out1
 	wait_for 5 size_is got2 6
 }
 
 @test "bad IDs, ports and operands are usage errors (exit 2) and create nothing" {
 	for id in '' '..' '.x' 'a b' 'x/' "$(printf 'b%.0s' $(seq 1 65))"; do
-		run --separate-stderr BO -- "$id" 127.0.0.1 "$PORT"
+		run --separate-stderr bind_output -- "$id" 127.0.0.1 "$PORT"
 		[ "$status" -eq 2 ]
 		[[ "$stderr" == "bind-output: bad id: "* ]]
 		[[ "$stderr" == *"usage: bind-output"* ]]
 	done
 	for p in 1023 49152 x ''; do
-		run --separate-stderr BO -- out1 127.0.0.1 "$p"
+		run --separate-stderr bind_output -- out1 127.0.0.1 "$p"
 		[ "$status" -eq 2 ]
 		[[ "$stderr" == "bind-output: port: '$p' is not a number from 1024 to 49151"* ]]
 	done
-	run --separate-stderr BO out1 "" "$PORT"
+	run --separate-stderr bind_output out1 "" "$PORT"
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == "bind-output: empty host"* ]]
-	run --separate-stderr BO out1 127.0.0.1
+	run --separate-stderr bind_output out1 127.0.0.1
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == "bind-output: missing operand"* ]]
-	run --separate-stderr BO out1 127.0.0.1 "$PORT" extra
+	run --separate-stderr bind_output out1 127.0.0.1 "$PORT" extra
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == "bind-output: too many operands"* ]]
 	for m in 0 1000 x 3G; do
-		run --separate-stderr BO -m "$m" out1 127.0.0.1 "$PORT"
+		run --separate-stderr bind_output -m "$m" out1 127.0.0.1 "$PORT"
 		[ "$status" -eq 2 ]
 		[[ "$stderr" == "bind-output: -m: '$m' is not a size from 1024 to 1G"* ]]
 	done
-	run --separate-stderr BO -L '' out1 127.0.0.1 "$PORT"
+	run --separate-stderr bind_output -L '' out1 127.0.0.1 "$PORT"
 	[ "$status" -eq 2 ]
 	[ -z "$(ls -A)" ]
 }
@@ -298,30 +284,30 @@ logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 @test "a path that is not a FIFO is refused and untouched; '/' IDs and BIND_DIR" {
 	receiver got
 	echo keep >out1
-	run --separate-stderr BO out1 127.0.0.1 "$PORT"
+	run --separate-stderr bind_output out1 127.0.0.1 "$PORT"
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "bind-output: out1: exists and is not a FIFO; not touching it" ]
 	[ "$(cat out1)" = keep ]
 	conns_to "$PORT" 0
 	mkdir sub bd
-	start sub/o 127.0.0.1 "$PORT"
+	start_detached bind-output sub/o 127.0.0.1 "$PORT"
 	[ -p sub/o ]
 	kill "$PID"
 	wait_gone "$PID"
 	receiver got2
-	BIND_DIR=bd start o2 127.0.0.1 "$PORT"
+	BIND_DIR=bd start_detached bind-output o2 127.0.0.1 "$PORT"
 	[ -p bd/o2 ]
 	[ ! -e o2 ]
 }
 
 @test "-L FILE gets the diagnostics; an unwritable -L fails and leaves nothing" {
 	receiver got
-	run --separate-stderr BO -L /nonexistent/dir/log out1 127.0.0.1 "$PORT"
+	run --separate-stderr bind_output -L /nonexistent/dir/log out1 127.0.0.1 "$PORT"
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "bind-output: /nonexistent/dir/log: No such file or directory" ]
 	[ ! -e out1 ]
 	receiver got2
-	start -L log out1 127.0.0.1 "$PORT"
+	start_detached bind-output -L log out1 127.0.0.1 "$PORT"
 	wait_for 5 logged log "^bind-output: out1: connected to 127.0.0.1 $PORT"
 }
 

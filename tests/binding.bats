@@ -14,7 +14,6 @@ guard() {
 	wait_for 5 file_has ports
 	mapfile -t PORTS <ports
 }
-logged() { grep -q -- "$1" events; }
 logged_times() { [ "$(grep -c -- "$1" events)" -ge "$2" ]; } # PATTERN N
 
 @test "guard: foreign address and wrong token turned away, token line never in the buffer" {
@@ -22,9 +21,9 @@ logged_times() { [ "$(grep -c -- "$1" events)" -ge "$2" ]; } # PATTERN N
 	p=${PORTS[0]}
 	[ -p buf ]
 	printf 's3cret\nFROM-WRONG-ADDRESS\n' | nc -N 127.0.0.1 "$p"
-	wait_for 5 logged "^buf reject 127.0.0.1 [0-9]*: address not allowed$"
+	wait_for 5 logged events "^buf reject 127.0.0.1 [0-9]*: address not allowed$"
 	printf 'nope\nBAD\n' | nc -N -s 127.0.0.2 127.0.0.1 "$p"
-	wait_for 5 logged "^buf reject 127.0.0.2 [0-9]*: wrong token$"
+	wait_for 5 logged events "^buf reject 127.0.0.2 [0-9]*: wrong token$"
 	listening "$p" # once mode waits for the real sender
 	cat buf >out &
 	reader=$!
@@ -44,14 +43,14 @@ logged_times() { [ "$(grep -c -- "$1" events)" -ge "$2" ]; } # PATTERN N
 	guard -t tok -w 300 buf
 	p=${PORTS[0]}
 	exec 7<>"/dev/tcp/127.0.0.1/$p"
-	wait_for 5 logged "reject 127.0.0.1 [0-9]*: no token in time"
+	wait_for 5 logged events "reject 127.0.0.1 [0-9]*: no token in time"
 	exec 7>&-
 	printf 'tok\nfirst\n' >"/dev/tcp/127.0.0.1/$p"
 	read -r l <buf
 	[ "$l" = first ]
 	# turned away at once: the write may see the reset
 	(printf 'tok\nsecond\n' >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || true
-	wait_for 5 logged "reject 127.0.0.1 [0-9]*: token already used"
+	wait_for 5 logged events "reject 127.0.0.1 [0-9]*: token already used"
 	(printf 'tok' >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || true
 	wait_for 5 logged_times reject 2
 	run timeout 0.5 cat buf

@@ -25,17 +25,6 @@ setup() {
 }
 teardown() { common_teardown; }
 
-BI() { "$SP_BIN/bind-input" "$@"; }
-BO() { "$SP_BIN/bind-output" "$@"; }
-
-need_node() {
-	[ -f "$BATS_TEST_DIRNAME/node/node_modules/@richardhopton/noise-c.wasm/package.json" ] || {
-		echo "tests/node/node_modules is missing: run scripts/deps.sh" >&2
-		return 1
-	}
-}
-
-logged() { grep -q -- "$2" "$1" 2>/dev/null; } # FILE TEXT
 size_of() { stat -c %s "$1"; }
 same() { [ "$(sha256sum <"$1" | cut -d' ' -f1)" = "$(sha256sum <"$2" | cut -d' ' -f1)" ]; }
 # contains FILE NEEDLE-FILE: the bytes of NEEDLE-FILE occur in FILE.
@@ -44,7 +33,7 @@ contains() { "$PY" -c 'import sys; sys.exit(open(sys.argv[2],"rb").read() not in
 # receive ARGS...: bind-input -R -k @key on $P1 into buffer "in" (more ARGS
 # before the operands), its reader copying to got; sets $BIPID, $READER.
 receive() {
-	BIPID=$(BI -R -L in.log "$@" in "$P1")
+	BIPID=$(bind_input -R -L in.log "$@" in "$P1")
 	track "$BIPID"
 	cat in >got &
 	READER=$!
@@ -54,8 +43,7 @@ receive() {
 # send FILE [PORT]: FILE through bind-output -k @key to 127.0.0.1 PORT ($P1),
 # then its teardown, which sends what is left and ends the stream.
 send() {
-	PID=$(BO -k @key -L out.log out 127.0.0.1 "${2:-$P1}")
-	track "$PID"
+	start_detached bind-output -k @key -L out.log out 127.0.0.1 "${2:-$P1}"
 	cat "$1" >out
 	kill -TERM "$PID"
 	wait_gone "$PID" 10
@@ -117,7 +105,7 @@ relay() {
 
 @test "a wrong key on either side: a clear error, exit 1, nothing delivered" {
 	receive -k @key
-	run -1 --separate-stderr BO -F -k @other out 127.0.0.1 "$P1"
+	run -1 --separate-stderr bind_output -F -k @other out 127.0.0.1 "$P1"
 	[ "$stderr" = "bind-output: connect to 127.0.0.1 $P1: handshake failed: the peer closed the connection (a wrong key?)" ]
 	[ -z "$output" ]
 	wait_for 5 logged in.log "refused 127.0.0.1 [0-9]*: handshake failed: the peer does not hold the key"
@@ -192,7 +180,7 @@ except ConnectionResetError:
 	NODE=$!
 	track "$NODE"
 	wait_listening "$P2"
-	run -1 --separate-stderr BO -F -k @key out 127.0.0.1 "$P2"
+	run -1 --separate-stderr bind_output -F -k @key out 127.0.0.1 "$P2"
 	[[ "$stderr" == "bind-output: connect to 127.0.0.1 $P2: handshake failed: "* ]]
 	# node refuses it (noise-c: MAC failure). Its exit status is 1, or under
 	# load at times 255 from node itself after peer.js's exit(1): not ours to judge.
@@ -204,8 +192,7 @@ except ConnectionResetError:
 @test "a man in the middle flips one byte of a record: detected, ended; delivered + unread = written" {
 	receive -k @key
 	relay flip 4 # the third data record: 1 is the key confirmation
-	PID=$(BO -k @key -L out.log out 127.0.0.1 "$P2")
-	track "$PID"
+	start_detached bind-output -k @key -L out.log out 127.0.0.1 "$P2"
 	head -c 3000000 /dev/urandom >data
 	cat data >out
 	wait_gone "$PID" 10
@@ -222,7 +209,8 @@ except ConnectionResetError:
 	echo "delivered $d, unread $u" # shown when an assertion below fails
 	cat in.log out.log relay.err
 	# Three records are 3 x 65518 bytes at most: what came before the bad one, and nothing after.
-	[ "$d" -gt 0 ] && [ "$d" -lt $((3 * 65518)) ]
+	[ "$d" -gt 0 ]
+	[ "$d" -lt $((3 * 65518)) ]
 	[ $((d + u)) -eq 3000000 ]
 	cmp got <(head -c "$d" data)
 	cmp out.unread <(tail -c +$((d + 1)) data)
@@ -357,8 +345,7 @@ serve() {
 
 @test "bind-output -k -r: across a receiver's restart every byte arrives once" {
 	receive -k @key
-	PID=$(BO -r -k @key -L out.log out 127.0.0.1 "$P1")
-	track "$PID"
+	start_detached bind-output -r -k @key -L out.log out 127.0.0.1 "$P1"
 	seq 1 100000 >a
 	seq 100001 200000 >b
 	cat a >out
@@ -383,13 +370,13 @@ serve() {
 		[[ "$output" == *"-k KEY"* ]]
 		[[ "$output" == *"[-k key|@file]"* ]]
 	done
-	run -2 --separate-stderr BI -k "" in "$P1"
+	run -2 --separate-stderr bind_input -k "" in "$P1"
 	[[ "$stderr" == "bind-input: empty key"* ]]
 	: >empty.key
-	run -2 --separate-stderr BO -k @empty.key out 127.0.0.1 "$P1"
+	run -2 --separate-stderr bind_output -k @empty.key out 127.0.0.1 "$P1"
 	[[ "$stderr" == "bind-output: empty key in empty.key"* ]]
 	# A device or FIFO is no key file: refused, never read.
-	run -1 --separate-stderr BO -k @/dev/null out 127.0.0.1 "$P1"
+	run -1 --separate-stderr bind_output -k @/dev/null out 127.0.0.1 "$P1"
 	[ "$stderr" = "bind-output: key file /dev/null: not a regular file" ]
 	run -1 --separate-stderr "$SP_BIN/socket" -k @nosuch 127.0.0.1 "$P1"
 	[ "$stderr" = "socket: key file nosuch: No such file or directory" ]
@@ -411,13 +398,12 @@ serve() {
 
 @test "bind-output -k -r into a bind-input torn down mid-stream: every byte exactly once" {
 	# The first reader takes 3 MB and goes, so that it never races the teardown's spill.
-	BIPID=$(BI -R -L in.log -k @key in "$P1")
+	BIPID=$(bind_input -R -L in.log -k @key in "$P1")
 	track "$BIPID"
 	head -c 3000000 in >got.1 &
 	READER=$!
 	track "$READER"
-	PID=$(BO -r -k @key -L out.log out 127.0.0.1 "$P1")
-	track "$PID"
+	start_detached bind-output -r -k @key -L out.log out 127.0.0.1 "$P1"
 	seq -f 'line %08g of a stream cut by a restart' 1 500000 >data
 	cat data >out &
 	WRITER=$!
@@ -442,8 +428,7 @@ serve() {
 @test "bind-input -1 -k: one sender with the key, then the reader's end of file; a wrong key does not use up the one" {
 	mkdir dir
 	seq 1 20000 >dir/lines
-	PID=$(BI -1 -R -k @key -L in.log in "$P1")
-	track "$PID"
+	start_detached bind-input -1 -R -k @key -L in.log in "$P1"
 	echo "no key" | "$SP_BIN/socket" -k @other 127.0.0.1 "$P1" 2>/dev/null || true
 	# One still in its handshake when the sender is admitted loses its place.
 	exec 5<>"/dev/tcp/127.0.0.1/$P1"

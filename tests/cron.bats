@@ -21,7 +21,7 @@ teardown() {
 cron() { env -i PATH=/usr/bin:/bin HOME="$HOME" "$@" </dev/null; }
 # As cron does, but not through cron(): a function in the background would
 # make $! a subshell's PID, which a signal would not get past.
-start_pool() { # ARGS... (KEY and PORT last); sets POOL
+start_pool_as_cron() { # ARGS... (KEY and PORT last); sets POOL
 	env -i PATH=/usr/bin:/bin "$SP_BIN/pool" "$@" </dev/null 2>>pool.err &
 	POOL=$!
 	track "$POOL"
@@ -42,17 +42,17 @@ reader() {
 	READER=$!
 	track "$READER"
 }
-lines_are() { [ -f "$1" ] && [ "$(wc -l <"$1")" -eq "$2" ]; }
 
 # ---- 1. one stream per name across runs ----
 
 @test "collector (pool -l): three master runs make one continuous stream; the reader never sees end of file" {
-	start_pool -l "$KEY" "$PORT"
+	start_pool_as_cron -l "$KEY" "$PORT"
 	for run in 1 2 3; do
 		daemon d cpu "seq -f 'run $run line %g' 1 300"
 		run --separate-stderr cron "$SP_BIN/master" "$KEY" 127.0.0.1 "$PORT" d
 		[ "$status" -eq 0 ]
-		[ -z "$output" ] && [ -z "$stderr" ] # quiet success: cron mails nothing
+		[ -z "$output" ] # quiet success: cron mails nothing
+		[ -z "$stderr" ]
 		# One reader, opened once, for all three runs.
 		[ "$run" -gt 1 ] || { exec 6<cpu; }
 	done
@@ -63,7 +63,7 @@ lines_are() { [ -f "$1" ] && [ "$(wc -l <"$1")" -eq "$2" ]; }
 }
 
 @test "-N PREFIX: many hosts with the same daemon names, one pool; concurrent senders interleave whole lines" {
-	start_pool -l "$KEY" "$PORT"
+	start_pool_as_cron -l "$KEY" "$PORT"
 	mkdir h1 h2
 	daemon h1 cpu 'seq -f "web1 %g of a line long enough to be cut by TCP now and then" 1 3000'
 	daemon h2 cpu 'seq -f "web2 %g of a line long enough to be cut by TCP now and then" 1 3000'
@@ -82,7 +82,7 @@ lines_are() { [ -f "$1" ] && [ "$(wc -l <"$1")" -eq "$2" ]; }
 	head -n 3000 <&7 >log2
 	head -n 3000 <&8 >got2
 	wait $m1 $m2
-	wait_for 10 lines_are got1 3000
+	wait_for 10 line_count_is got1 3000
 	seq -f "web1 %g of a line long enough to be cut by TCP now and then" 1 3000 | cmp - got1
 	seq -f "web2 %g of a line long enough to be cut by TCP now and then" 1 3000 | cmp - got2
 	seq -f "shared from web1 %g" 1 3000 | cmp - log1
@@ -115,7 +115,7 @@ lines_are() { [ -f "$1" ] && [ "$(wc -l <"$1")" -eq "$2" ]; }
 	# The other order: pool first, master later.
 	rm spool/nightly
 	port=$(free_port)
-	start_pool -a -d spool "$KEY" "$port"
+	start_pool_as_cron -a -d spool "$KEY" "$port"
 	run --separate-stderr cron "$SP_BIN/master" "$KEY" 127.0.0.1 "$port" d
 	[ "$status" -eq 0 ]
 	wait_gone "$POOL" 10
@@ -136,7 +136,7 @@ lines_are() { [ -f "$1" ] && [ "$(wc -l <"$1")" -eq "$2" ]; }
 
 @test "a master refuses to run a DDIR another master runs (exit 75, its PID named); -o waits for it" {
 	daemon d slow 'echo one; sleep 2; echo two'
-	start_pool -l "$KEY" "$PORT"
+	start_pool_as_cron -l "$KEY" "$PORT"
 	# Not through cron(): a function in the background would make $! a subshell's PID.
 	env -i PATH=/usr/bin:/bin "$SP_BIN/master" "$KEY" 127.0.0.1 "$PORT" d </dev/null 2>first.err &
 	first=$!
@@ -161,7 +161,7 @@ lines_are() { [ -f "$1" ] && [ "$(wc -l <"$1")" -eq "$2" ]; }
 	socat "TCP-LISTEN:$gp,reuseaddr" - </dev/null &
 	track $!
 	wait_listening "$gp"
-	start_pool -l -r "$gp-$gp" "$KEY" "$PORT"
+	start_pool_as_cron -l -r "$gp-$gp" "$KEY" "$PORT"
 	run --separate-stderr cron "$SP_BIN/master" -b -L m.log "$KEY" 127.0.0.1 "$PORT" d
 	[ "$status" -eq 1 ]
 	[ -z "$output" ]
@@ -171,7 +171,7 @@ lines_are() { [ -f "$1" ] && [ "$(wc -l <"$1")" -eq "$2" ]; }
 	# -T: a daemon that loops forever is ended, and the run fails with one line.
 	port=$(free_port)
 	daemon d r1 'while :; do echo loop; sleep 0.2; done'
-	start_pool -l "$KEY" "$port"
+	start_pool_as_cron -l "$KEY" "$port"
 	t0=$(date +%s)
 	run --separate-stderr cron "$SP_BIN/master" -T 1 "$KEY" 127.0.0.1 "$port" d
 	[ "$status" -eq 1 ]
@@ -184,7 +184,7 @@ lines_are() { [ -f "$1" ] && [ "$(wc -l <"$1")" -eq "$2" ]; }
 @test "no syslog and no -L: said once before backgrounding; the pool logs each session, its grants and bytes" {
 	[ ! -S /dev/log ] || skip "a syslog daemon listens here: the note is not due"
 	daemon d fail3 'echo partial; exit 3'
-	start_pool -l "$KEY" "$PORT"
+	start_pool_as_cron -l "$KEY" "$PORT"
 	run --separate-stderr cron "$SP_BIN/master" -b "$KEY" 127.0.0.1 "$PORT" d
 	[ "$status" -eq 0 ]
 	[ "$stderr" = "master: no syslog daemon listens on /dev/log: messages from now on are lost (use -L FILE)" ]
@@ -211,7 +211,7 @@ lines_are() { [ -f "$1" ] && [ "$(wc -l <"$1")" -eq "$2" ]; }
 	printf '#!/bin/sh\r\necho x\r\n' >d/crlf
 	daemon d quiet 'exit 0'
 	chmod +x d/nosuch d/crlf
-	start_pool "$KEY" "$PORT"
+	start_pool_as_cron "$KEY" "$PORT"
 	run --separate-stderr cron "$SP_BIN/master" "$KEY" 127.0.0.1 "$PORT" d
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"master: nosuch: cannot start: bad interpreter /usr/bin/nosuch: No such file or directory"* ]]
@@ -227,27 +227,26 @@ lines_are() { [ -f "$1" ] && [ "$(wc -l <"$1")" -eq "$2" ]; }
 
 # A daemon that writes numbered lines for a while, in bursts, with pauses.
 streamer() { daemon d "$1" "i=0; while [ \$i -lt $2 ]; do i=\$((i + 1)); echo \"$1 line \$i of the stream\"; [ \$((i % 100)) -ne 0 ] || sleep 0.05; done"; }
-at_least() { [ -f "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ]; }
 
 @test "resume (-r): across a pool SIGTERM and restart, the reader sees every line once and in order" {
 	streamer s1 6000
 	streamer s2 6000
 	reader s1 got1
 	reader s2 got2
-	start_pool -l "$KEY" "$PORT"
+	start_pool_as_cron -l "$KEY" "$PORT"
 	env -i PATH=/usr/bin:/bin "$SP_BIN/master" -r "$KEY" 127.0.0.1 "$PORT" d </dev/null 2>master.err &
 	m=$!
 	track "$m"
 	# Mid-stream: the daemons write for about three seconds.
-	wait_for 10 at_least got1 1000
+	wait_for 10 lines_in got1 1000
 	kill -TERM "$POOL"
 	wait_gone "$POOL"
-	start_pool -l "$KEY" "$PORT"
+	start_pool_as_cron -l "$KEY" "$PORT"
 	rc=0
 	wait "$m" || rc=$?
 	[ "$rc" -eq 0 ]
-	wait_for 20 lines_are got1 6000
-	wait_for 20 lines_are got2 6000
+	wait_for 20 line_count_is got1 6000
+	wait_for 20 line_count_is got2 6000
 	touch stop
 	seq -f "s1 line %g of the stream" 1 6000 | cmp - got1
 	seq -f "s2 line %g of the stream" 1 6000 | cmp - got2
@@ -267,13 +266,13 @@ at_least() { [ -f "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ]; }
 	ip netns exec "$NS" "$SP_BIN/master" -r "$KEY" 127.0.0.1 "$PORT" d 2>master.err &
 	m=$!
 	track "$m"
-	wait_for 10 at_least got 1000
+	wait_for 10 lines_in got 1000
 	# The master's ends of its connections: to the control port and to the buffer ports.
 	ip netns exec "$NS" ss -K "( dport = :$PORT or ( dport >= :$lo and dport <= :$hi ) )"
 	rc=0
 	wait "$m" || rc=$?
 	[ "$rc" -eq 0 ]
-	wait_for 20 lines_are got 8000
+	wait_for 20 line_count_is got 8000
 	touch stop
 	seq -f "k1 line %g of the stream" 1 8000 | cmp - got
 	grep -q "resumed at byte" master.err

@@ -23,13 +23,6 @@ setup() {
 }
 teardown() { common_teardown; }
 
-need_node() {
-	[ -f "$BATS_TEST_DIRNAME/node/node_modules/@richardhopton/noise-c.wasm/package.json" ] || {
-		echo "tests/node/node_modules is missing: run scripts/deps.sh" >&2
-		return 1
-	}
-}
-
 # peer IMPL ROLE PSK [ARGS...]: one side, c (cryptotest) or node (noise-c), on fds 3 and 4.
 peer() {
 	local impl=$1 role=$2 psk=$3

@@ -24,14 +24,6 @@ netns_up() {
 }
 nsx() { ip netns exec "$NS" "$@"; }
 ns_listening() { [ -n "$(nsx ss -Hltn "sport = :$1")" ]; }
-logged() { grep -q -- "$2" "$1" 2>/dev/null; }
-size_is() { [ "$(stat -c %s "$1" 2>/dev/null)" = "$2" ]; }
-sizes_are() { # TOTAL FILE...: the files' sizes add up to TOTAL
-	local t=$1 sum=0 f
-	shift
-	for f in "$@"; do sum=$((sum + $(stat -c %s "$f" 2>/dev/null || echo 0))); done
-	[ "$sum" -eq "$t" ]
-}
 
 # ---- 1. a receiver's half-close is not the end ----
 
@@ -116,7 +108,7 @@ sizes_are() { # TOTAL FILE...: the files' sizes add up to TOTAL
 	wait_for 30 logged log "lost: .* not: they go first once reconnected"
 	ip netns exec "$NS" socat -u "TCP-LISTEN:$PORT,bind=127.0.0.1,reuseaddr" CREATE:got2 &
 	track $!
-	wait_for 30 sizes_are "$(stat -c %s sent)" got1 got2
+	wait_for 30 sizes_sum_is "$(stat -c %s sent)" got1 got2
 	kill -TERM "$pid"
 	wait_gone "$pid" 10
 	cat got1 got2 | cmp - sent
@@ -171,6 +163,20 @@ sizes_are() { # TOTAL FILE...: the files' sizes add up to TOTAL
 
 # ---- 4. teardown keeps what writers were told was written ----
 
+# start_storm FIFO: three writers, a, b and c, pour lines into FIFO, each
+# counting in count.TAG the lines its write() took; sets WRITERS, their PIDs,
+# once all three have begun.
+start_storm() {
+	local tag
+	WRITERS=""
+	for tag in a b c; do
+		"$TOOLS/storm" "$1" "$tag" "started.$tag" >"count.$tag" &
+		WRITERS="$WRITERS $!"
+		track "$!"
+	done
+	for tag in a b c; do wait_for 5 exists "started.$tag"; done
+}
+
 # check_storm GOT... : each writer's lines, counted in count.TAG, appear in
 # the concatenation of the files exactly once each and in order.
 check_storm() {
@@ -193,17 +199,11 @@ check_storm() {
 		wait_listening "$port"
 		pid=$("$SP_BIN/bind-output" -L log out1 127.0.0.1 "$port")
 		track "$pid"
-		ws=""
-		for tag in a b c; do
-			"$TOOLS/storm" out1 "$tag" "started.$tag" >"count.$tag" &
-			ws="$ws $!"
-			track "$!"
-		done
-		for tag in a b c; do wait_for 5 exists "started.$tag"; done
+		start_storm out1
 		wait_for 5 file_has got
 		kill -TERM "$pid"
-		kill -TERM $ws
-		for w in $ws; do wait "$w"; done
+		kill -TERM $WRITERS
+		for w in $WRITERS; do wait "$w"; done
 		wait_gone "$pid" 10
 		wait_gone "$recv" 10
 		[ ! -e out1 ]
@@ -217,16 +217,10 @@ check_storm() {
 		port=$(free_port)
 		pid=$("$SP_BIN/bind-input" in1 "$port")
 		track "$pid"
-		ws=""
-		for tag in a b c; do
-			"$TOOLS/storm" in1 "$tag" "started.$tag" >"count.$tag" &
-			ws="$ws $!"
-			track "$!"
-		done
-		for tag in a b c; do wait_for 5 exists "started.$tag"; done
+		start_storm in1
 		kill -TERM "$pid"
-		kill -TERM $ws
-		for w in $ws; do wait "$w"; done
+		kill -TERM $WRITERS
+		for w in $WRITERS; do wait "$w"; done
 		wait_gone "$pid" 10
 		[ ! -e in1 ]
 		check_storm in1.unread

@@ -668,7 +668,7 @@ replay_session() {
 	kill -TERM "$pool"
 	wait_gone "$pool" 10 || kill -KILL "$pool"
 	wait "$pool" || true
-	[ $bad -eq 1 ] && show "$X/pool.err" "the pool's log"
+	if [ $bad -eq 1 ]; then show "$X/pool.err" "the pool's log"; fi
 	left_behind || bad=1
 	return $bad
 }

@@ -64,8 +64,20 @@ wait_file() { wait_for "${2:-5}" file_has "$1"; }
 exists() { [ -e "$1" ]; }
 wait_exists() { wait_for "${2:-5}" exists "$1"; }
 
-# lines_in FILE N: FILE has at least N lines
+# lines_in FILE N: FILE has at least N lines; line_count_is FILE N: exactly N
 lines_in() { [ -f "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ]; }
+line_count_is() { [ -f "$1" ] && [ "$(wc -l <"$1")" -eq "$2" ]; }
+# size_is FILE N: FILE has N bytes
+size_is() { [ "$(stat -c %s "$1" 2>/dev/null)" = "$2" ]; }
+# sizes_sum_is N FILE...: the sizes of FILEs (one not there counts 0) add up to N
+sizes_sum_is() {
+	local n=$1 sum=0 f
+	shift
+	for f in "$@"; do sum=$((sum + $(stat -c %s "$f" 2>/dev/null || echo 0))); done
+	[ "$sum" -eq "$n" ]
+}
+# logged LOG PATTERN: a line of LOG matches PATTERN (grep); no LOG yet is no match
+logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 
 # Default range 20000-32000: valid for every PORT operand (1024-49151) and below
 # the kernel's ephemeral range, so no outgoing connection takes it meanwhile.
@@ -78,6 +90,11 @@ children_of() { ps --ppid "$1" -o pid= 2>/dev/null | tr -d ' '; }
 group_members() { ps -e -o pgid=,pid= | awk -v g="$1" '$1 == g { print $2 }'; }
 no_group() { [ -z "$(group_members "$1")" ]; }
 no_children() { [ -z "$(children_of "$1")" ]; }
+any_children() { [ -n "$(children_of "$1")" ]; }
+child_count() { children_of "$1" | wc -l; }
+child_count_is() { [ "$(child_count "$1")" -eq "$2" ]; } # PID N
+# cpu_ticks PID: the CPU time PID has used, user and system, in clock ticks
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 fds_are() { [ "$(fd_count "$1")" -eq "$2" ]; } # PID N
 
 # stderr_quiet PROG: $stderr is empty, but for the one line a daemon says
@@ -106,6 +123,69 @@ ctl_auth() { # KEY
 	ctl_read ok
 	want=$("$TOOLS/sha256test" hmac "$1" "socketpool 2 pool ${greet##* } $NM")
 	[ "$ok" = "OK $want" ]
+}
+
+# The programs under test.
+bind_input() { "$SP_BIN/bind-input" "$@"; }
+bind_output() { "$SP_BIN/bind-output" "$@"; }
+
+# usage_fails PROG MESSAGE ARGS...: PROG ARGS is a usage error: exit 2,
+# nothing on stdout, "PROG: MESSAGE" first on stderr, the usage line next.
+usage_fails() {
+	local prog=$1 want=$2
+	shift 2
+	run --separate-stderr "$SP_BIN/$prog" "$@"
+	[ "$status" -eq 2 ]
+	[ -z "$output" ]
+	[ "${stderr_lines[0]}" = "$prog: $want" ]
+	[[ "${stderr_lines[1]}" == "usage: $prog "* ]]
+}
+
+# start_detached PROG ARGS...: run PROG (bind-input, bind-output), which goes
+# to the background by itself and prints its PID; sets PID, tracked.
+start_detached() {
+	local prog=$1
+	shift
+	PID=$("$SP_BIN/$prog" "$@")
+	local rc=$?
+	[ "$rc" -eq 0 ] || return "$rc"
+	[[ "$PID" =~ ^[0-9]+$ ]] || return 1
+	track "$PID"
+}
+
+# start_socket ARGS...: socket in the background, stdout to /dev/null and
+# stderr to ./err; sets M, tracked.
+start_socket() {
+	"$SP_BIN/socket" "$@" 2>err >/dev/null &
+	M=$!
+	track "$M"
+}
+
+# start_pool ARGS... (KEY and PORT last): pool in the foreground of a
+# background job, so that its exit status can be waited for, stderr to
+# ./pool.err; sets POOL, tracked, and waits until it listens.
+start_pool() {
+	"$SP_BIN/pool" "$@" 2>pool.err &
+	POOL=$!
+	track "$POOL"
+	wait_listening "${@: -1}"
+}
+
+# every_worker_runs PID NAME: every child of PID (the workers of socket -W)
+# has a child named NAME (with -P: the program it prestarted)
+every_worker_runs() {
+	local w
+	for w in $(children_of "$1"); do
+		ps -o comm= --ppid "$w" | grep -qxF -- "$2" || return 1
+	done
+}
+
+# need_node: the node modules of tests/node are installed (scripts/deps.sh).
+need_node() {
+	[ -f "$BATS_TEST_DIRNAME/node/node_modules/@richardhopton/noise-c.wasm/package.json" ] || {
+		echo "tests/node/node_modules is missing: run scripts/deps.sh" >&2
+		return 1
+	}
 }
 
 # daemon DIR NAME BODY...: an executable shell script DIR/NAME (a daemon, a

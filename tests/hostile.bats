@@ -10,14 +10,7 @@ setup() {
 }
 teardown() { common_teardown; }
 
-# start_bi ARGS...: bind-input in the background (its PID in PID), tracked.
-start_bi() {
-	PID=$("$SP_BIN/bind-input" "$@")
-	[[ "$PID" =~ ^[0-9]+$ ]] || return 1
-	track "$PID"
-}
 send() { printf %s "$2" | nc -N 127.0.0.1 "$1"; }
-logged() { grep -q -- "$2" "$1" 2>/dev/null; }
 # spill_left ID: the fresh file a refused ID.unread made bind-input use
 spill_left() { ls "$1".unread-* 2>/dev/null | head -1; }
 
@@ -25,7 +18,7 @@ spill_left() { ls "$1".unread-* 2>/dev/null | head -1; }
 
 @test "a FIFO planted at ID.unread: the spill neither blocks nor writes into it; a fresh file gets the bytes" {
 	mkfifo in1.unread
-	start_bi -L log in1 "$PORT"
+	start_detached bind-input -L log in1 "$PORT"
 	send "$PORT" $'hi\n'
 	wait_for 5 logged log "closed after 3 bytes"
 	kill -TERM "$PID"
@@ -45,7 +38,7 @@ spill_left() { ls "$1".unread-* 2>/dev/null | head -1; }
 	: >in1.unread
 	chown 65534:65534 in1.unread
 	chmod 666 in1.unread
-	start_bi -L ../log in1 "$PORT"
+	start_detached bind-input -L ../log in1 "$PORT"
 	send "$PORT" $'secret\n'
 	wait_for 5 logged ../log "closed after 7 bytes"
 	kill -TERM "$PID"
@@ -61,7 +54,7 @@ spill_left() { ls "$1".unread-* 2>/dev/null | head -1; }
 @test "our own ID.unread open to others is not appended to either; a private one is" {
 	printf 'old\n' >in1.unread
 	chmod 644 in1.unread
-	start_bi -L log in1 "$PORT"
+	start_detached bind-input -L log in1 "$PORT"
 	send "$PORT" $'new\n'
 	wait_for 5 logged log "closed after 4 bytes"
 	kill -TERM "$PID"
@@ -70,7 +63,7 @@ spill_left() { ls "$1".unread-* 2>/dev/null | head -1; }
 	grep -q "in1.unread is open to others, not touched" log
 	rm -f in1.unread-*
 	chmod 600 in1.unread
-	start_bi -L log2 in1 "$PORT"
+	start_detached bind-input -L log2 in1 "$PORT"
 	send "$PORT" $'new\n'
 	wait_for 5 logged log2 "closed after 4 bytes"
 	kill -TERM "$PID"
@@ -111,10 +104,10 @@ spill_left() { ls "$1".unread-* 2>/dev/null | head -1; }
 	not_listening "$PORT"
 	[ ! -e ev ]
 	# A character device is fine; a new file is made 0600.
-	start_bi -L /dev/null ev "$PORT"
+	start_detached bind-input -L /dev/null ev "$PORT"
 	kill "$PID"
 	wait_gone "$PID"
-	start_bi -L new.log ev "$PORT"
+	start_detached bind-input -L new.log ev "$PORT"
 	[ "$(stat -c %a new.log)" = 600 ]
 	kill "$PID"
 	wait_gone "$PID"
@@ -140,11 +133,11 @@ spill_left() { ls "$1".unread-* 2>/dev/null | head -1; }
 	[[ "$stderr" == *"theirs: exists and is not ours"* ]]
 	[ "$(stat -c %u theirs)" = 65534 ]
 	# What a SIGKILLed binding of ours leaves is taken over.
-	start_bi st "$PORT"
+	start_detached bind-input st "$PORT"
 	kill -KILL "$PID"
 	wait_gone "$PID"
 	[ -p st ]
-	start_bi st "$PORT"
+	start_detached bind-input st "$PORT"
 	send "$PORT" $'again\n'
 	IFS= read -r l <st
 	[ "$l" = again ]

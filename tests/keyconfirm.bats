@@ -23,7 +23,6 @@ setup() {
 }
 teardown() { common_teardown; }
 
-logged() { grep -q -- "$2" "$1" 2>/dev/null; } # FILE TEXT
 count_of() { grep -c -- "$2" "$1" 2>/dev/null || true; } # FILE TEXT
 
 # capture TO-PORT: the man in the middle from $P2 to TO-PORT, writing the

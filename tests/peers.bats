@@ -13,13 +13,6 @@ setup() {
 }
 teardown() { common_teardown; }
 
-start_pool() { # ARGS... (KEY and PORT last); sets POOL
-	"$SP_BIN/pool" "$@" 2>pool.err &
-	POOL=$!
-	track "$POOL"
-	wait_listening "${@: -1}"
-}
-NM=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
 
 # ---- 7. guessing keys ----
 

@@ -17,15 +17,6 @@ teardown() {
 
 # A daemon script in DIR: daemon DIR NAME BODY...
 
-# Pool in the foreground of a background job, so its exit status can be waited for.
-# start_pool ARGS... (KEY and PORT last); sets POOL.
-start_pool() {
-	"$SP_BIN/pool" "$@" 2>pool.err &
-	POOL=$!
-	track "$POOL"
-	wait_listening "${@: -1}"
-}
-
 start_master() { # ARGS...; sets MASTER
 	"$SP_BIN/master" "$@" >master.out 2>master.err &
 	MASTER=$!
@@ -375,16 +366,6 @@ foreign with stolen token"
 
 # ---- bad arguments ----
 
-usage_fails() { # PROG EXPECTED-MESSAGE ARGS...: exit 2, the message, the usage hint
-	local prog=$1 want=$2
-	shift 2
-	run --separate-stderr "$SP_BIN/$prog" "$@"
-	[ "$status" -eq 2 ]
-	[ -z "$output" ]
-	[[ "${stderr_lines[0]}" == "$prog: $want" ]]
-	[[ "${stderr_lines[1]}" == "usage: $prog "* ]]
-}
-
 @test "pool: every bad argument is a usage error (exit 2) and leaves nothing" {
 	bad() { usage_fails pool "$@"; }
 	: >empty
@@ -528,7 +509,8 @@ env_run() {
 	fi
 	pg=$(sed -n 's/^pgid=\([0-9]*\) pid=.*/\1/p' env.got)
 	pid=$(sed -n 's/^pgid=[0-9]* pid=\([0-9]*\)$/\1/p' env.got)
-	[ -n "$pg" ] && [ "$pg" = "$pid" ]
+	[ -n "$pg" ]
+	[ "$pg" = "$pid" ]
 	[ "$(cat master.err)" = to-stderr ]
 	[ ! -s master.out ]
 	wait_status "$POOL"

@@ -15,7 +15,7 @@ teardown() {
 	common_teardown
 }
 
-start_pool() { # ARGS... (the pool's options); sets POOL
+start_service_pool() { # ARGS... (the pool's options); sets POOL
 	"$SP_BIN/pool" -l -x "$PWD/sdir" -L "$PWD/pool.log" "$@" "$KEY" "$PORT" </dev/null 2>>pool.err &
 	POOL=$!
 	track "$POOL"
@@ -89,7 +89,7 @@ upload_is_chosen_only() {
 @test "trio through master -c: only the chosen files leave, the result differs only in the processed ones" {
 	make_archive
 	spy_vendor
-	start_pool
+	start_service_pool
 	"$RSI/pack" in.zip "$RSI/implodable" | call vendor >processed.zip 2>master.err
 	[ ! -s master.err ]
 	"$RSI/merge" in.zip processed.zip >out.zip
@@ -104,7 +104,7 @@ upload_is_chosen_only() {
 @test "trio: the spy can see a certificate when the patterns let it go (the probe works)" {
 	make_archive
 	spy_vendor
-	start_pool
+	start_service_pool
 	printf 'certs/*\nsite/*\n' >allow-all
 	"$RSI/pack" in.zip allow-all | call vendor >processed.zip
 	run grep -c CERT-MARKER upload.zip
@@ -116,7 +116,7 @@ upload_is_chosen_only() {
 @test "trio through master -x and examples/rsi/client: the client portion uploads, half-closes, merges" {
 	make_archive
 	spy_vendor
-	start_pool
+	start_service_pool
 	RSI_ZIP=$PWD/in.zip RSI_OUT=$PWD/out.zip run --separate-stderr \
 		"$SP_BIN/master" -x "$KEY" 127.0.0.1 "$PORT" "$RSI/client"
 	[ "$status" -eq 0 ]
@@ -129,7 +129,7 @@ upload_is_chosen_only() {
 }
 
 @test "master -x: a client portion's failure is its own line, the exit status 1" {
-	start_pool
+	start_service_pool
 	daemon sdir up 'tr a-z A-Z'
 	daemon cdir up 'echo hi; exec >&-; cat >"$OUT"; exit 4'
 	OUT=$PWD/got run --separate-stderr "$SP_BIN/master" -x "$KEY" 127.0.0.1 "$PORT" cdir
@@ -141,7 +141,7 @@ upload_is_chosen_only() {
 # ---- failures ----
 
 @test "a name that is not a service: FAIL no such service, exit 1, nothing started" {
-	start_pool
+	start_service_pool
 	daemon sdir real 'cat'
 	mkdir sdir/adir
 	printf '#!/bin/sh\necho no\n' >sdir/notexec
@@ -157,7 +157,7 @@ upload_is_chosen_only() {
 }
 
 @test "a service that exits non-zero: 'remote exited 3', exit 1, its output still delivered" {
-	start_pool
+	start_service_pool
 	daemon sdir fail3 'cat; echo partial; exit 3'
 	run --separate-stderr call fail3 <<<"in"
 	[ "$status" -eq 1 ]
@@ -168,7 +168,7 @@ upload_is_chosen_only() {
 }
 
 @test "a service that never ends: -R ends it, TERM then KILL, its whole group; master says why" {
-	start_pool -R 1
+	start_service_pool -R 1
 	# Ignores TERM, and leaves a child behind in its group.
 	daemon sdir forever "echo \$\$ >'$PWD/svc.pid'; trap '' TERM; sleep 300 & while :; do sleep 1; done"
 	run --separate-stderr call forever </dev/null
@@ -185,7 +185,7 @@ upload_is_chosen_only() {
 }
 
 @test "a service that ends on TERM when its time is up: 143" {
-	start_pool -R 1
+	start_service_pool -R 1
 	daemon sdir slow "exec sleep 300"
 	run --separate-stderr call slow </dev/null
 	[ "$status" -eq 1 ]
@@ -198,7 +198,7 @@ upload_is_chosen_only() {
 	(cd a && zip -q -0 ../big.zip ../big)
 	daemon sdir vendor "'$RSI/server/vendor'"
 	daemon cdir vendor "head -c 1000 '$PWD/big.zip'; kill -9 \$\$"
-	start_pool
+	start_service_pool
 	run --separate-stderr "$SP_BIN/master" -x "$KEY" 127.0.0.1 "$PORT" cdir
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"master: vendor: killed by signal 9"* ]]
@@ -210,7 +210,7 @@ upload_is_chosen_only() {
 }
 
 @test "eight callers at once: each gets its own answer" {
-	start_pool
+	start_service_pool
 	daemon sdir up 'tr a-z A-Z'
 	local i pids=""
 	for i in 1 2 3 4 5 6 7 8; do
@@ -228,7 +228,7 @@ upload_is_chosen_only() {
 }
 
 @test "-S: a call over the cap is refused while the others run" {
-	start_pool -S 1
+	start_service_pool -S 1
 	daemon sdir hold "echo \$\$ >'$PWD/hold.pid'; while [ ! -e '$PWD/go' ]; do sleep 0.05; done; echo held"
 	call hold </dev/null >held.out 2>held.err &
 	local first=$!
@@ -243,7 +243,7 @@ upload_is_chosen_only() {
 }
 
 @test "a service's environment: clean, the UCSPI variables, SERVICE_NAME; its own process group (led by its relay)" {
-	SECRET_VAR=leak start_pool
+	SECRET_VAR=leak start_service_pool
 	daemon sdir envy "env; ps -o pgid= -p \$\$; echo \$PPID; pwd"
 	run --separate-stderr call envy </dev/null
 	[ "$status" -eq 0 ]
@@ -265,7 +265,7 @@ upload_is_chosen_only() {
 }
 
 @test "the pool's end ends the services it runs, their whole groups" {
-	start_pool
+	start_service_pool
 	daemon sdir hang "echo \$\$ >'$PWD/hang.pid'; sleep 300 & wait"
 	call hang </dev/null >/dev/null 2>call.err &
 	local caller=$!
@@ -281,7 +281,7 @@ upload_is_chosen_only() {
 }
 
 @test "the granted port takes only a caller with the token (-U: spoken raw): a stranger gets nothing started" {
-	start_pool -U
+	start_service_pool -U
 	daemon sdir once "echo started >>'$PWD/started'; tr a-z A-Z"
 	ctl_open "$PORT"
 	ctl_auth "$KEY"

@@ -33,8 +33,6 @@ serve() {
 	track "$M"
 }
 
-nworkers() { children_of "$M" | wc -l; }
-has_workers() { [ "$(nworkers)" -eq "$1" ]; }
 
 @test "-B localhost listens on 127.0.0.1 and ::1 and serves both, in every mode" {
 	for mode in "-f -l" "-l" "-W 2" "-W 2 -P" "-W 1:3"; do
@@ -109,7 +107,7 @@ all_idle() { idle_workers >/dev/null; }
 
 @test "-W 16 on two addresses: a connection wakes one worker, not the herd" {
 	serve -s "$P" -W 16 -p 'head -n1'
-	wait_for 5 has_workers 16
+	wait_for 5 child_count_is "$M" 16
 	wait_for 5 all_idle
 	idle_workers >before
 	# 8 connections, one at a time, on both sockets: the longest waiting 8 serve them.

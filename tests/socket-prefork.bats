@@ -8,15 +8,6 @@ setup() {
 }
 teardown() { common_teardown; }
 
-# Start socket in the background, stderr to ./err; M is its pid.
-start() {
-	"$SP_BIN/socket" "$@" 2>err >out &
-	M=$!
-	track "$M"
-}
-
-nchildren() { children_of "$1" | wc -l; }
-has_children() { [ "$(nchildren "$1")" -eq "$2" ]; }
 # The status lines themselves, not the log limiter's summaries that quote one.
 status_lines() { grep -c '^socket: status: ' "$1" || true; }
 more_status() { [ "$(status_lines "$1")" -gt "$2" ]; }
@@ -54,9 +45,9 @@ long_client() { # OUTFILE
 }
 
 @test "-W N: N workers, each leading its own process group, right after start" {
-	start -W 3 -s -p 'head -n1' "$P"
+	start_socket -W 3 -s -p 'head -n1' "$P"
 	wait_listening "$P"
-	wait_for 5 has_children "$M" 3
+	wait_for 5 child_count_is "$M" 3
 	for w in $(children_of "$M"); do
 		[ "$(ps -o pgid= -p "$w" | tr -d ' ')" = "$w" ]
 	done
@@ -66,16 +57,16 @@ long_client() { # OUTFILE
 }
 
 @test "-W N: a replacement follows each connection" {
-	start -W 2 -s -p 'head -n1' "$P"
+	start_socket -W 2 -s -p 'head -n1' "$P"
 	wait_listening "$P"
-	wait_for 5 has_children "$M" 2
+	wait_for 5 child_count_is "$M" 2
 	before=$(children_of "$M" | sort)
 	for n in 1 2 3 4 5; do
 		run --separate-stderr reply "line $n"
 		[ "$status" -eq 0 ]
 		[ "$output" = "line $n" ]
 	done
-	wait_for 5 has_children "$M" 2
+	wait_for 5 child_count_is "$M" 2
 	status_within 5 "$M" err "2 0 5 0"
 	after=$(children_of "$M" | sort)
 	# Five connections used up five workers: at most one of the first two is left.
@@ -83,28 +74,28 @@ long_client() { # OUTFILE
 }
 
 @test "-W N: no fork while as many workers are ready as connections run; fewer, and it refills" {
-	start -W 3 -s -p cat "$P"
+	start_socket -W 3 -s -p cat "$P"
 	wait_listening "$P"
 	status_within 5 "$M" err "3 0"
 	long_client c1
 	pids=$LAST
 	status_within 5 "$M" err "2 1"
-	[ "$(nchildren "$M")" -eq 3 ]
+	[ "$(child_count "$M")" -eq 3 ]
 	# One ready for two live: the pool refills at once.
 	long_client c2
 	pids="$pids $LAST"
 	status_within 5 "$M" err "3 2"
-	[ "$(nchildren "$M")" -eq 5 ]
+	[ "$(child_count "$M")" -eq 5 ]
 	# And idle again, it holds N ready.
 	kill $pids
 	status_within 5 "$M" err "3 0"
-	wait_for 5 has_children "$M" 3
+	wait_for 5 child_count_is "$M" 3
 }
 
 @test "-W N: the replacement is forked while the first connection still runs" {
-	start -W 1 -s -p cat "$P"
+	start_socket -W 1 -s -p cat "$P"
 	wait_listening "$P"
-	wait_for 5 has_children "$M" 1
+	wait_for 5 child_count_is "$M" 1
 	long_client c1
 	status_within 5 "$M" err "1 1"
 	# A second connection is served while the first is still open.
@@ -114,7 +105,7 @@ long_client() { # OUTFILE
 }
 
 @test "-W MIN:MAX ramps up under long connections, caps at MAX, retires back to MIN" {
-	start -W 1:4 -I 1 -s -p cat "$P"
+	start_socket -W 1:4 -I 1 -s -p cat "$P"
 	wait_listening "$P"
 	status_within 5 "$M" err "1 0"
 	long_client c1
@@ -126,7 +117,7 @@ long_client() { # OUTFILE
 		pids="$pids $LAST"
 	done
 	status_within 5 "$M" err "0 4"
-	[ "$(nchildren "$M")" -eq 4 ]
+	[ "$(child_count "$M")" -eq 4 ]
 	# A fifth waits in the backlog: no worker may be forked beyond MAX.
 	mkfifo f5
 	nc -N 127.0.0.1 "$P" <f5 >c5 &
@@ -134,19 +125,19 @@ long_client() { # OUTFILE
 	exec 7>f5
 	echo waiting >&7
 	run ! wait_for 1 file_has c5
-	[ "$(nchildren "$M")" -eq 4 ]
+	[ "$(child_count "$M")" -eq 4 ]
 	kill $pids
 	wait_for 5 file_has c5
 	[ "$(cat c5)" = waiting ]
 	exec 7>&-
 	# All idle now: the extra ready workers retire after -I 1, down to MIN.
 	status_within 10 "$M" err "1 0" || { tail -n 3 err >&3; false; }
-	wait_for 5 has_children "$M" 1
+	wait_for 5 child_count_is "$M" 1
 	alive "$M"
 }
 
 @test "-W: the program gets PROTO, TCPLOCAL*, TCPREMOTE* (UCSPI), nothing stale or of systemd's" {
-	TCPREMOTEIP=stale PROTO=old LISTEN_FDNAMES=x KEEP=kept start -W 2 -B 127.0.0.1 -s \
+	TCPREMOTEIP=stale PROTO=old LISTEN_FDNAMES=x KEEP=kept start_socket -W 2 -B 127.0.0.1 -s \
 		-p 'sh -c "echo $PROTO $TCPLOCALIP $TCPLOCALPORT $TCPREMOTEIP $TCPREMOTEPORT ${LISTEN_FDNAMES-none} $KEEP"' "$P"
 	wait_listening "$P"
 	for n in 1 2 3; do
@@ -156,14 +147,15 @@ long_client() { # OUTFILE
 		[ "$lip" = 127.0.0.1 ]
 		[ "$lport" = "$P" ]
 		[ "$rip" = 127.0.0.1 ]
-		[[ "$rport" =~ ^[0-9]+$ ]] && [ "$rport" != "$P" ]
+		[[ "$rport" =~ ^[0-9]+$ ]]
+		[ "$rport" != "$P" ]
 		[ "$fdnames" = none ]
 		[ "$keep" = kept ]
 	done
 	kill "$M"
 	wait_gone "$M"
 	# A wildcard listener: the local address is each connection's.
-	start -W 1 -s -p 'sh -c "echo $TCPLOCALIP $TCPREMOTEIP"' "$P"
+	start_socket -W 1 -s -p 'sh -c "echo $TCPLOCALIP $TCPREMOTEIP"' "$P"
 	wait_listening "$P"
 	run --separate-stderr sh -c "nc -N 127.0.0.1 $P </dev/null"
 	[ "$output" = "127.0.0.1 127.0.0.1" ]
@@ -172,12 +164,12 @@ long_client() { # OUTFILE
 }
 
 @test "-P: prestarted program serves, without TCPREMOTE*, with half-close and large data" {
-	start -W 2 -P -s -p 'sh -c "echo proto=\$PROTO remote=\${TCPREMOTEIP-unset}; exec cat"' "$P"
+	start_socket -W 2 -P -s -p 'sh -c "echo proto=\$PROTO remote=\${TCPREMOTEIP-unset}; exec cat"' "$P"
 	wait_listening "$P"
-	wait_for 5 has_children "$M" 2
+	wait_for 5 child_count_is "$M" 2
 	# The program runs before any connection: each worker already has a child.
 	for w in $(children_of "$M"); do
-		wait_for 5 test -n "$(children_of "$w")"
+		wait_for 5 any_children "$w"
 	done
 	run --separate-stderr reply hello
 	[ "$status" -eq 0 ]
@@ -192,19 +184,19 @@ long_client() { # OUTFILE
 }
 
 @test "-P: a program that writes and exits before the connection still delivers" {
-	start -W 1 -P -s -p 'echo early' "$P"
+	start_socket -W 1 -P -s -p 'echo early' "$P"
 	wait_listening "$P"
-	wait_for 5 has_children "$M" 1
+	wait_for 5 child_count_is "$M" 1
 	# The server side ends first (half-close towards the client) while it still sends.
 	run --separate-stderr reply ignored
 	[ "$status" -eq 0 ]
 	[ "$output" = early ]
-	wait_for 5 has_children "$M" 1
+	wait_for 5 child_count_is "$M" 1
 	[ "$(zombies_of "$(children_of "$M")")" -eq 0 ]
 }
 
 @test "-W with -c converts line ends; with a UNIX socket it serves and removes the path" {
-	start -W 2 -c -s -p 'head -n1' "$PWD/w.sock"
+	start_socket -W 2 -c -s -p 'head -n1' "$PWD/w.sock"
 	wait_for 5 unix_listening "$PWD/w.sock"
 	run --separate-stderr sh -c 'printf "dos\r\n" | nc -N -U w.sock | od -c | head -n1'
 	[[ "$output" == *"d   o   s  \r  \n"* ]]
@@ -219,17 +211,10 @@ vanishing() {
 	printf '#!/bin/sh\nexec cat\n' >prog
 	chmod +x prog
 }
-# Every -P worker of M has its program running (the script became cat).
-prestarted() {
-	local w
-	for w in $(children_of "$M"); do
-		ps -o comm= --ppid "$w" | grep -qx cat || return 1
-	done
-}
 
 @test "exec failure: reported once per distinct error, connections closed, serving goes on" {
 	vanishing
-	start -W 2 -s -p "$PWD/prog" "$P"
+	start_socket -W 2 -s -p "$PWD/prog" "$P"
 	wait_listening "$P"
 	rm prog
 	for n in 1 2 3 4; do
@@ -240,16 +225,16 @@ prestarted() {
 	status_within 5 "$M" err "2 0 0 4"
 	[ "$(grep -c "exec $PWD/prog: No such file or directory" err)" -eq 1 ]
 	alive "$M"
-	wait_for 5 has_children "$M" 2
+	wait_for 5 child_count_is "$M" 2
 }
 
 @test "exec failure with -P: reported once, the connection closed, the master goes on" {
 	vanishing
-	start -W 2 -P -s -p "$PWD/prog" "$P"
+	start_socket -W 2 -P -s -p "$PWD/prog" "$P"
 	wait_listening "$P"
 	# The two prestarted programs run already; their replacements find nothing.
-	wait_for 5 has_children "$M" 2
-	wait_for 5 prestarted
+	wait_for 5 child_count_is "$M" 2
+	wait_for 5 every_worker_runs "$M" cat
 	rm prog
 	run --separate-stderr reply x
 	[ "$output" = x ]
@@ -263,16 +248,16 @@ prestarted() {
 }
 
 @test "workers dying without serving make the master back off instead of fork-bombing" {
-	start -W 4 -s -p cat "$P"
+	start_socket -W 4 -s -p cat "$P"
 	wait_listening "$P"
-	wait_for 5 has_children "$M" 4
+	wait_for 5 child_count_is "$M" 4
 	for round in 1 2 3 4 5; do
 		kill -KILL $(children_of "$M") 2>/dev/null || true
 	done
 	wait_for 5 grep -q 'without serving; pausing forks' err
 	alive "$M"
 	# After the pause the pool is whole again.
-	wait_for 10 has_children "$M" 4
+	wait_for 10 child_count_is "$M" 4
 	run --separate-stderr reply after
 	[ "$output" = after ]
 }
@@ -314,9 +299,9 @@ prestarted() {
 }
 
 @test "teardown: TERM ends every worker's process group, busy and ready" {
-	start -W 2 -s -p 'sh -c "sleep 60 & cat"' "$P"
+	start_socket -W 2 -s -p 'sh -c "sleep 60 & cat"' "$P"
 	wait_listening "$P"
-	wait_for 5 has_children "$M" 2
+	wait_for 5 child_count_is "$M" 2
 	long_client c1
 	# One busy, one ready: no replacement competes with the live connection.
 	status_within 5 "$M" err "1 1"
@@ -334,7 +319,7 @@ prestarted() {
 }
 
 @test "teardown: -g bounds the wait for a program that ignores TERM" {
-	start -W 1 -g 0.5 -s -p 'sh -c "trap \"\" TERM; echo up; while :; do sleep 1; done"' "$P"
+	start_socket -W 1 -g 0.5 -s -p 'sh -c "trap \"\" TERM; echo up; while :; do sleep 1; done"' "$P"
 	wait_listening "$P"
 	long_client c1
 	wait_for 5 file_has c1
@@ -348,9 +333,9 @@ prestarted() {
 }
 
 @test "1000 connections leave no zombie and no descriptor growth in the master" {
-	start -W 4 -s -p 'head -n1' "$P"
+	start_socket -W 4 -s -p 'head -n1' "$P"
 	wait_listening "$P"
-	wait_for 5 has_children "$M" 4
+	wait_for 5 child_count_is "$M" 4
 	"$TOOLS/loadgen" -c 1 -n 20 127.0.0.1 "$P" >/dev/null
 	status_within 5 "$M" err "4 0"
 	fds=$(fd_count "$M")
@@ -377,7 +362,7 @@ prestarted() {
 	M=$output
 	track "$M"
 	listening "$P"
-	wait_for 5 has_children "$M" 4
+	wait_for 5 child_count_is "$M" 4
 	run --separate-stderr reply scgi
 	[ "$output" = scgi ]
 	kill -TERM "$M"
@@ -391,7 +376,7 @@ prestarted() {
 	track "$M"
 	wait_file portfile
 	P=$(cat portfile)
-	wait_for 5 has_children "$M" 2
+	wait_for 5 child_count_is "$M" 2
 	run --separate-stderr reply activated
 	[ "$output" = activated ]
 }
@@ -412,7 +397,7 @@ prestarted() {
 	printf '#!/bin/sh\necho "from a"\n' >a/greet
 	printf '#!/bin/sh\necho "from b"\n' >b/greet
 	chmod +x a/greet b/greet
-	PATH="$PWD/a:$PWD/b:$PATH" start -W 1 -s -p greet "$P"
+	PATH="$PWD/a:$PWD/b:$PATH" start_socket -W 1 -s -p greet "$P"
 	wait_listening "$P"
 	run --separate-stderr reply x
 	[ "$status" -eq 0 ]

@@ -11,13 +11,6 @@ setup() {
 }
 teardown() { common_teardown; }
 
-# Start socket in the background, stderr to ./err; M is its pid.
-start() {
-	"$S" "$@" 2>err >/dev/null &
-	M=$!
-	track "$M"
-}
-
 # A client whose reply goes to FILE; its pid in C. CF: its options (-c).
 client() { # FILE
 	# shellcheck disable=SC2086 # CF's words are options
@@ -26,7 +19,6 @@ client() { # FILE
 	track "$C"
 }
 
-lines_are() { [ "$(cat "$1")" = "$2" ]; } # FILE TEXT
 refused() { ! "$S" -r 127.0.0.1 "$P" </dev/null >/dev/null 2>&1; }
 no_groups() { # PGID...
 	local g
@@ -41,7 +33,7 @@ no_groups() { # PGID...
 		CF=""
 		[[ "$mode" != *-c* ]] || CF=-c
 		# shellcheck disable=SC2086 # the mode's words are options
-		start $mode -s -p "$PWD/slow" "$P"
+		start_socket $mode -s -p "$PWD/slow" "$P"
 		wait_listening "$P"
 		client out
 		wait_for 5 file_has out
@@ -66,9 +58,9 @@ no_groups() { # PGID...
 }
 
 @test "SIGQUIT with -W -P: prestarted programs of ready workers end too, exit 131" {
-	start -W 2 -P -s -p 'sh -c "read x; echo got \$x; sleep 1; echo done"' "$P"
+	start_socket -W 2 -P -s -p 'sh -c "read x; echo got \$x; sleep 1; echo done"' "$P"
 	wait_listening "$P"
-	wait_for 5 test "$(children_of "$M" | wc -l)" -eq 2
+	wait_for 5 child_count_is "$M" 2
 	mkfifo in
 	"$S" 127.0.0.1 "$P" <in >out &
 	C=$!
@@ -92,7 +84,7 @@ no_groups() { # PGID...
 }
 
 @test "SIGQUIT on a UNIX socket server removes the path at once and waits for the connection" {
-	start -W 1 -s -p 'sh -c "echo start; sleep 1; echo done"' "$PWD/g.sock"
+	start_socket -W 1 -s -p 'sh -c "echo start; sleep 1; echo done"' "$PWD/g.sock"
 	wait_for 5 unix_listening "$PWD/g.sock"
 	"$S" -r ./g.sock </dev/null >out &
 	C=$!
@@ -113,7 +105,7 @@ no_groups() { # PGID...
 	for mode in "-f -l" "-W 1"; do
 		P=$(free_port)
 		# shellcheck disable=SC2086 # the mode's words are options
-		start $mode -G 0.5 -g 0.5 -s -p 'sh -c "echo start; trap \"\" TERM; sleep 30; echo done"' "$P"
+		start_socket $mode -G 0.5 -g 0.5 -s -p 'sh -c "echo start; trap \"\" TERM; sleep 30; echo done"' "$P"
 		wait_listening "$P"
 		client out
 		wait_for 5 file_has out
@@ -133,7 +125,7 @@ no_groups() { # PGID...
 }
 
 @test "SIGTERM during a graceful stop tears down at once; SIGQUIT again and SIGUSR2 change nothing" {
-	start -W 2 -v -s -p 'sh -c "echo start; sleep 30"' "$P"
+	start_socket -W 2 -v -s -p 'sh -c "echo start; sleep 30"' "$P"
 	wait_listening "$P"
 	client out
 	wait_for 5 file_has out
@@ -172,7 +164,7 @@ no_groups() { # PGID...
 	mkdir a b
 	printf '#!/bin/sh\necho "from b"\nexec cat\n' >b/greet
 	chmod +x b/greet
-	PATH="$PWD/a:$PWD/b:$PATH" start -W 2 -v -s -p greet "$P"
+	PATH="$PWD/a:$PWD/b:$PATH" start_socket -W 2 -v -s -p greet "$P"
 	wait_listening "$P"
 	mkfifo in
 	"$S" 127.0.0.1 "$P" <in >old &
@@ -203,15 +195,9 @@ no_groups() { # PGID...
 @test "SIGUSR2 with the program gone: the running workers go on, the listener stays" {
 	printf '#!/bin/sh\nexec cat\n' >prog
 	chmod +x prog
-	start -W 2 -P -v -s -p "$PWD/prog" "$P"
+	start_socket -W 2 -P -v -s -p "$PWD/prog" "$P"
 	wait_listening "$P"
-	prestarted() {
-		local w
-		for w in $(children_of "$M"); do
-			ps -o comm= --ppid "$w" | grep -qx cat || return 1
-		done
-	}
-	wait_for 5 prestarted
+	wait_for 5 every_worker_runs "$M" cat
 	rm prog
 	kill -USR2 "$M"
 	wait_for 5 grep -q "reload: $PWD/prog: not found; the running workers go on" err
@@ -221,7 +207,7 @@ no_groups() { # PGID...
 }
 
 @test "SIGUSR2 without -W: nothing to reload, serving goes on" {
-	start -f -l -v -s -p 'echo hi' "$P"
+	start_socket -f -l -v -s -p 'echo hi' "$P"
 	wait_listening "$P"
 	kill -USR2 "$M"
 	wait_for 5 grep -q 'SIGUSR2: without -W every connection starts its program afresh; nothing to reload' err
@@ -239,7 +225,7 @@ reload_under_load() {
 	printf '#!/bin/sh\necho >>"%s/served"\nexec head -n1\n' "$PWD" >prog
 	chmod +x prog
 	: >served
-	start "$@" -v -s -p "$PWD/prog" "$P"
+	start_socket "$@" -v -s -p "$PWD/prog" "$P"
 	wait_listening "$P"
 	"$TOOLS/loadgen" -t 10 -c 8 -n 2000 127.0.0.1 "$P" >lg 2>lg.err &
 	L=$!

@@ -55,7 +55,8 @@ start_server() {
 
 @test "-s 0 picks a free port and -v reports it" {
 	start_server -s -l -p cat 0
-	[[ "$PORT" =~ ^[0-9]+$ ]] && [ "$PORT" -gt 0 ]
+	[[ "$PORT" =~ ^[0-9]+$ ]]
+	[ "$PORT" -gt 0 ]
 	wait_listening "$PORT"
 }
 
@@ -530,36 +531,26 @@ fd3_case() {
 
 # ---- usage errors: exit 2, message, hint, nothing created ----
 
-usage_case() { # expected-message args...
-	local msg=$1
-	shift
-	run --separate-stderr "$S" "$@"
-	[ "$status" -eq 2 ]
-	[ -z "$output" ]
-	[ "${stderr_lines[0]}" = "socket: $msg" ]
-	[[ "${stderr_lines[1]}" == "usage: socket "* ]]
-}
-
-@test "usage: port above 65535" { usage_case "65536: bad port (0-65535 or a service name)" -s 65536; }
-@test "usage: malformed port" { usage_case "12ab: bad port (0-65535 or a service name)" localhost 12ab; }
-@test "usage: unknown service name" { usage_case "nosuchservice: unknown service" localhost nosuchservice; }
-@test "usage: -l without -s" { usage_case "-l needs -s" -l localhost 80; }
-@test "usage: -r with -w" { usage_case "-r and -w exclude each other" -r -w localhost 80; }
-@test "usage: -f without -s" { usage_case "-f needs -s" -f localhost 80; }
-@test "usage: -C without -f" { usage_case "-C needs -f" -s -C 4 0; }
+@test "usage: port above 65535" { usage_fails socket "65536: bad port (0-65535 or a service name)" -s 65536; }
+@test "usage: malformed port" { usage_fails socket "12ab: bad port (0-65535 or a service name)" localhost 12ab; }
+@test "usage: unknown service name" { usage_fails socket "nosuchservice: unknown service" localhost nosuchservice; }
+@test "usage: -l without -s" { usage_fails socket "-l needs -s" -l localhost 80; }
+@test "usage: -r with -w" { usage_fails socket "-r and -w exclude each other" -r -w localhost 80; }
+@test "usage: -f without -s" { usage_fails socket "-f needs -s" -f localhost 80; }
+@test "usage: -C without -f" { usage_fails socket "-C needs -f" -s -C 4 0; }
 @test "usage: -C 0 and -C abc" {
-	usage_case "-C: '0' is out of range (1-1000000)" -s -f -C 0 0
-	usage_case "-C: 'abc' is not a number" -s -f -C abc 0
+	usage_fails socket "-C: '0' is out of range (1-1000000)" -s -f -C 0 0
+	usage_fails socket "-C: 'abc' is not a number" -s -f -C abc 0
 }
 @test "usage: missing operands" {
-	usage_case "localhost: missing port; a UNIX socket path needs a '/' (./localhost)" localhost
-	usage_case "missing operand"
-	usage_case "missing port or path" -s
+	usage_fails socket "localhost: missing port; a UNIX socket path needs a '/' (./localhost)" localhost
+	usage_fails socket "missing operand"
+	usage_fails socket "missing port or path" -s
 }
 
 @test "usage: a UNIX path without a '/' is told it needs one, client and server" {
-	usage_case "myapp.sock: missing port; a UNIX socket path needs a '/' (./myapp.sock)" myapp.sock
-	usage_case "myapp.sock: unknown service; a UNIX socket path needs a '/' (./myapp.sock)" \
+	usage_fails socket "myapp.sock: missing port; a UNIX socket path needs a '/' (./myapp.sock)" myapp.sock
+	usage_fails socket "myapp.sock: unknown service; a UNIX socket path needs a '/' (./myapp.sock)" \
 		-s -l -p cat myapp.sock
 	[ -z "$(ls -A)" ]
 }
@@ -567,23 +558,23 @@ usage_case() { # expected-message args...
 @test "usage: -b without -p has nothing to relay, server and client" {
 	msg="-b needs -p: in the background there is no stdin or stdout to relay"
 	port=$(free_port)
-	usage_case "$msg" -b -s -l "$port"
-	usage_case "$msg" -b -s -l -f -r "$port"
-	usage_case "$msg" -b 127.0.0.1 "$port"
+	usage_fails socket "$msg" -b -s -l "$port"
+	usage_fails socket "$msg" -b -s -l -f -r "$port"
+	usage_fails socket "$msg" -b 127.0.0.1 "$port"
 	not_listening "$port"
 	[ -z "$(ls -A)" ]
 }
 @test "usage: too many operands" {
-	usage_case "too many operands" a b c
-	usage_case "too many operands" -s 1 2
+	usage_fails socket "too many operands" a b c
+	usage_fails socket "too many operands" -s 1 2
 }
-@test "usage: -B with a UNIX path" { usage_case "-B does not apply to a UNIX socket" -B 127.0.0.1 -s ./x.sock; }
-@test "usage: empty -p command" { usage_case "-p: empty command" -s -p '' 0; }
-@test "usage: -p without its argument" { usage_case "-p needs an argument" -s 0 -p; }
+@test "usage: -B with a UNIX path" { usage_fails socket "-B does not apply to a UNIX socket" -B 127.0.0.1 -s ./x.sock; }
+@test "usage: empty -p command" { usage_fails socket "-p: empty command" -s -p '' 0; }
+@test "usage: -p without its argument" { usage_fails socket "-p needs an argument" -s 0 -p; }
 
 @test "usage: UNIX path longer than sun_path is refused, nothing created" {
 	long="./$(printf 'x%.0s' $(seq 1 120))"
-	usage_case "$long: path longer than a UNIX socket allows (107 bytes)" -s "$long"
+	usage_fails socket "$long: path longer than a UNIX socket allows (107 bytes)" -s "$long"
 	[ ! -e "$long" ]
 	[ -z "$(ls)" ]
 }

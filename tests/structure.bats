@@ -33,8 +33,6 @@ teardown() { common_teardown; }
 	grep -qx 'errflood: last message repeated 1 time' <<<"$stderr"
 }
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-
 @test "pool out of descriptors: the accept loop pauses instead of spinning, one log line a second" {
 	port=$(free_port)
 	(

@@ -97,7 +97,8 @@ vg_stop() {
 	wait_exists dem2 10
 	cat dem1 >got1
 	cat dem2 >got2
-	[ "$(wc -l <got1)" -eq 50 ] && [ "$(wc -l <got2)" -eq 50 ]
+	[ "$(wc -l <got1)" -eq 50 ]
+	[ "$(wc -l <got2)" -eq 50 ]
 	grep -q "ERROR SUMMARY: 0 errors" vgm.log
 	# Without -l the pool ends by itself once its bindings have drained.
 	st=0
