@@ -12,8 +12,11 @@ tmp=$(mktemp -d) || exit 1
 # that reads its source from disk times the disk.
 mem=$(mktemp -d /dev/shm/sp-bench.XXXXXX 2>/dev/null) || mem=$tmp
 pids=""
+# Functions the EXIT trap runs first, that libraries add (netns-lib.sh: netns_down).
+at_exit=""
 # shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
+	for f in $at_exit; do "$f"; done
 	for p in $pids; do kill "$p" 2>/dev/null; done
 	# A binding killed with data in hand writes it to NAME.unread in the
 	# directory: let every process end before the directory goes.
