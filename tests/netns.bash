@@ -63,7 +63,9 @@ wait_listening_in() { wait_for "${3:-5}" listening_in "$1" "$2"; }
 _netns_pids() {
 	local ns
 	for ns in "$NETNS_A" "$NETNS_B"; do
-		[ -n "$ns" ] && ip netns pids "$ns" 2>/dev/null
+		if [ -n "$ns" ]; then
+			ip netns pids "$ns" 2>/dev/null
+		fi
 	done
 	return 0
 }
