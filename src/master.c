@@ -24,6 +24,7 @@
 #include "lib/channel.h"
 #include "lib/connector.h"
 #include "lib/daemon.h"
+#include "lib/deadline.h"
 #include "lib/err.h"
 #include "lib/io.h"
 #include "lib/linger.h"
@@ -1073,15 +1074,14 @@ static void ctl_lost(struct master *m, const char *why);
 
 static void send_line(struct master *m, const char *fmt, ...)
 {
-	char line[PROTO_LINE_MAX + 1];
+	char line[PROTO_LINE_MAX];
 	va_list ap;
-	int n;
+	ssize_t n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof line - 1, fmt, ap);
+	n = proto_vline(line, fmt, ap);
 	va_end(ap);
-	line[n++] = '\n';
-	if (wire_write_all(m->ctl, m->ch, line, (size_t)n) < 0)
+	if (n < 0 || wire_write_all(m->ctl, m->ch, line, (size_t)n) < 0)
 		ctl_lost(m, m->ch ? channel_strerror(errno, 0) : strerror(errno));
 }
 
@@ -1504,18 +1504,6 @@ static void connect_step(struct master *m, short revents)
 
 /* ---- the loop ---- */
 
-static int min_timeout(int t, long long at, long long now)
-{
-	long long d;
-
-	if (at <= 0)
-		return t;
-	d = at > now ? at - now : 0;
-	if (d > 0x7fffffff)
-		d = 0x7fffffff;
-	return t < 0 || d < t ? (int)d : t;
-}
-
 static void loop(struct master *m)
 {
 	/* The self-pipe, the pool; per daemon its exec pipe, or its output and connection; lingering ends. */
@@ -1527,8 +1515,8 @@ static void loop(struct master *m)
 		err_die(EXIT_RUNTIME, "poll set:");
 	for (;;) {
 		size_t n = 0, nlin;
-		int chld = 0, sig, status, timeout = -1, ctl_at = -1;
-		long long now = io_now_ms();
+		int chld = 0, sig, status, ctl_at = -1;
+		long long now = io_now_ms(), at = -1;
 		pid_t pid;
 
 		/* Done: every stream delivered, the pool told (END), or (-r) no pool to tell now. */
@@ -1549,11 +1537,11 @@ static void loop(struct master *m)
 			ctl_at = (int)n++;
 		}
 		if (m->state == C_DOWN || (m->state == C_CONNECTING && ctl_at < 0))
-			timeout = min_timeout(timeout, now + connector_timeout(&m->conn, now) + 1, now);
-		timeout = min_timeout(timeout, m->reply_by, now);
+			at = deadline_earlier(at, now + connector_timeout(&m->conn, now) + 1);
+		at = deadline_earlier(at, m->reply_by ? m->reply_by : -1);
 		if (m->state == C_HS && m->ch)
-			timeout = min_timeout(timeout, now + channel_timeout(m->ch, now), now);
-		timeout = min_timeout(timeout, m->run_by, now);
+			at = deadline_earlier(at, deadline_in(channel_timeout(m->ch, now), now));
+		at = deadline_earlier(at, m->run_by ? m->run_by : -1);
 		for (size_t i = 0; i < m->nd; i++) {
 			struct job *j = &m->d[i];
 
@@ -1568,16 +1556,16 @@ static void loop(struct master *m)
 			if (j->sock >= 0)
 				pfd[n++] = (struct pollfd){.fd = j->sock, .events = sock_events(j)};
 			if (j->sock >= 0 && j->hs)
-				timeout = min_timeout(timeout, now + channel_timeout(j->ch, now), now);
+				at = deadline_earlier(at, deadline_in(channel_timeout(j->ch, now), now));
 			if (j->sock >= 0 && j->q.sent)
-				timeout = min_timeout(timeout, now + 50, now); /* acknowledgements free memory */
+				at = deadline_earlier(at, now + 50); /* acknowledgements free memory */
 			if (j->retry_at > 0)
-				timeout = min_timeout(timeout, j->retry_at, now);
+				at = deadline_earlier(at, j->retry_at);
 		}
 		nlin = linger_pollfds(&m->linger, pfd + n);
 		n += nlin;
-		timeout = min_timeout(timeout, linger_timeout(&m->linger, now) < 0 ? 0 : now + linger_timeout(&m->linger, now), now);
-		if (poll(pfd, n, timeout) < 0 && errno != EINTR)
+		at = deadline_earlier(at, deadline_in(linger_timeout(&m->linger, now), now));
+		if (poll(pfd, n, deadline_timeout(at, now)) < 0 && errno != EINTR)
 			err_die(EXIT_RUNTIME, "poll:");
 		now = io_now_ms();
 		if (pfd[0].revents && (sig = sig_drain(&chld, NULL)) != 0) {

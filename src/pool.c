@@ -23,6 +23,7 @@
 #include "lib/binding.h"
 #include "lib/channel.h"
 #include "lib/daemon.h"
+#include "lib/deadline.h"
 #include "lib/err.h"
 #include "lib/fifo.h"
 #include "lib/guard.h"
@@ -290,20 +291,20 @@ static void say(struct session *s, const char *fmt, ...) __attribute__((format(p
 
 static void say(struct session *s, const char *fmt, ...)
 {
-	char line[PROTO_LINE_MAX + 1];
+	char line[PROTO_LINE_MAX];
 	va_list ap;
-	int n;
+	ssize_t n;
 
 	if (s->closing || (s->quiet && !s->open))
 		return;
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof line - 1, fmt, ap);
+	n = proto_vline(line, fmt, ap);
 	va_end(ap);
-	if (n < 0)
+	if (n < 0) {
+		err_warn("%s: a line too long to say; dropped", s->peer);
+		s->closing = 1;
 		return;
-	if ((size_t)n > sizeof line - 2)
-		n = (int)sizeof line - 2;
-	line[n++] = '\n';
+	}
 	if (queue_pending(&s->out) + (size_t)n > OUT_MAX) {
 		err_warn("%s: not reading its replies; dropped", s->peer);
 		queue_consume(&s->out, s->out.len);
@@ -1275,21 +1276,12 @@ static struct pollfd *pfd_room(struct pool *p, size_t need)
 	return p->pfd;
 }
 
-static int min_timeout(int a, long long b)
-{
-	if (b < 0)
-		return a;
-	if (b > 0x7fffffff)
-		b = 0x7fffffff;
-	return a < 0 || b < a ? (int)b : a;
-}
-
 static void loop(struct pool *p)
 {
 	for (;;) {
 		size_t n = 0, nl, nlin, need = 1 + LISTENER_MAX + p->ns + p->linger.n;
-		long long now = io_now_ms();
-		int timeout, chld, sig;
+		long long now = io_now_ms(), at;
+		int chld, sig;
 
 		if (p->ended && p->nb == 0 && p->ns == 0 && p->linger.n == 0 && p->ncalls == 0)
 			return;
@@ -1300,10 +1292,10 @@ static void loop(struct pool *p)
 		p->pfd[n++] = (struct pollfd){.fd = p->sigfd, .events = POLLIN};
 		nl = listener_pollfds(&p->l, p->pfd + n, now);
 		n += nl;
-		timeout = listener_timeout(&p->l, now);
+		at = deadline_in(listener_timeout(&p->l, now), now);
 		nlin = linger_pollfds(&p->linger, p->pfd + n);
 		n += nlin;
-		timeout = min_timeout(timeout, linger_timeout(&p->linger, now));
+		at = deadline_earlier(at, deadline_in(linger_timeout(&p->linger, now), now));
 		for (size_t i = 0; i < p->ns; i++) {
 			struct session *s = p->s[i];
 			size_t pending = queue_pending(&s->out);
@@ -1317,29 +1309,29 @@ static void loop(struct pool *p)
 			if (pending < OUT_HOLD && !(s->judging && !p->o->plain))
 				ev |= POLLIN;
 			if (s->open && channel_readable(s->ch) && pending < OUT_HOLD)
-				timeout = 0;
+				at = now;
 			s->pfd = n;
 			p->pfd[n++] = (struct pollfd){.fd = s->fd, .events = ev};
 			if (s->state != S_ENDED)
-				timeout = min_timeout(timeout, s->deadline > now ? s->deadline - now : 0);
+				at = deadline_earlier(at, s->deadline);
 			if (s->judging)
-				timeout = min_timeout(timeout, s->judge_at > now ? s->judge_at - now : 0);
+				at = deadline_earlier(at, s->judge_at);
 		}
 		for (size_t i = 0; i < p->nb; i++) {
 			struct buffer *buf = p->bufs[i];
 			buf->pfd = n;
 			buf->npfd = binding_pollfds(buf->b, p->pfd + n);
 			n += buf->npfd;
-			timeout = min_timeout(timeout, binding_timeout(buf->b));
+			at = deadline_earlier(at, deadline_in(binding_timeout(buf->b), now));
 		}
 		for (size_t i = 0; i < p->ncalls; i++) {
 			struct call *c = p->calls[i];
 			c->pfd = n;
 			c->npfd = service_pollfds(c->sv, p->pfd + n, now);
 			n += c->npfd;
-			timeout = min_timeout(timeout, service_timeout(c->sv, now));
+			at = deadline_earlier(at, deadline_in(service_timeout(c->sv, now), now));
 		}
-		if (poll(p->pfd, (nfds_t)n, timeout) < 0) {
+		if (poll(p->pfd, (nfds_t)n, deadline_timeout(at, now)) < 0) {
 			if (errno != EINTR)
 				err_die(EXIT_RUNTIME, "poll:");
 			continue;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "deadline.h"
 #include "fifo.h"
 #include "io.h"
 #include "lines.h"
@@ -798,15 +799,9 @@ static int draining(const struct binding *b)
 	       !pipew_queued(&b->w) && !b->done;
 }
 
-static long long earlier(long long a, long long b)
-{
-	return a < 0 || (b >= 0 && b < a) ? b : a;
-}
-
 int binding_timeout(const struct binding *b)
 {
 	long long now = io_now_ms(), at = -1;
-	int t;
 
 	for (size_t i = 0; i < b->nconns; i++) {
 		const struct conn *c = &b->conns[i];
@@ -814,21 +809,19 @@ int binding_timeout(const struct binding *b)
 		if (c->state != CONN_HS && c->ch && channel_readable(c->ch) && wants_read(b, c))
 			at = now; /* a first line or data already opened, or an error to act on */
 		else if (c->state == CONN_FIRST)
-			at = earlier(at, c->first_by);
+			at = deadline_earlier(at, c->first_by);
 		else if (c->state == CONN_HS)
-			at = earlier(at, chan_waits(c, now) ? c->judge_at
-							   : now + channel_timeout(c->ch, now));
+			at = deadline_earlier(at, chan_waits(c, now)
+						      ? c->judge_at
+						      : deadline_in(channel_timeout(c->ch, now), now));
 	}
 	/* Waiting for a reader of an empty stream needs no timer: inotify wakes us. */
 	if (draining(b) && (b->had_data || b->opened || b->ino < 0))
-		at = earlier(at, b->drain_at);
-	if ((t = listener_timeout(&b->l, now)) >= 0)
-		at = earlier(at, now + t);
+		at = deadline_earlier(at, b->drain_at);
+	at = deadline_earlier(at, deadline_in(listener_timeout(&b->l, now), now));
 	if (b->ndata > 1)
-		at = earlier(at, pipew_owner_due(&b->w));
-	if (at < 0)
-		return -1;
-	return at <= now ? 0 : (int)(at - now > 0x7fffffff ? 0x7fffffff : at - now);
+		at = deadline_earlier(at, pipew_owner_due(&b->w));
+	return deadline_timeout(at, now);
 }
 
 static void finish(struct binding *b)

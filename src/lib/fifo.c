@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "io.h"
 #include "name.h"
 
@@ -363,7 +364,7 @@ ssize_t fifo_drain(struct fifo *f, void *buf, size_t n, long long deadline)
 			errno = EAGAIN;
 			return -1;
 		}
-		poll(&pfd, 1, left > 0x7fffffff ? 0x7fffffff : (int)left);
+		poll(&pfd, 1, deadline_timeout(deadline, io_now_ms()));
 	}
 }
 

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "io.h"
 #include "mem.h"
 
@@ -99,11 +100,8 @@ int linger_timeout(const struct linger_set *s, long long now)
 	long long due = -1;
 
 	for (size_t i = 0; i < s->n; i++)
-		if (due < 0 || s->v[i].by < due)
-			due = s->v[i].by;
-	if (due < 0)
-		return -1;
-	return due <= now ? 0 : (int)(due - now > 0x7fffffff ? 0x7fffffff : due - now);
+		due = deadline_earlier(due, s->v[i].by);
+	return deadline_timeout(due, now);
 }
 
 void linger_free(struct linger_set *s)

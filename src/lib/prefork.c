@@ -8,6 +8,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "mem.h"
 
 int prefork_init(struct prefork *p, size_t min, size_t max, int elastic, long idle_ms)
@@ -172,23 +173,13 @@ size_t prefork_retire_ready(struct prefork *p, pid_t *out)
 
 int prefork_timeout(const struct prefork *p, long long now)
 {
-	long long due = -1;
+	long long due = now < p->backoff_until ? p->backoff_until : -1;
 
-	if (now < p->backoff_until)
-		due = p->backoff_until - now;
-	if (p->elastic && p->ready > p->min) {
-		for (size_t i = 0; i < p->n; i++) {
-			long long left;
-			if (p->w[i].state != PREFORK_READY)
-				continue;
-			left = p->w[i].since + p->idle_ms - now;
-			if (left < 0)
-				left = 0;
-			if (due < 0 || left < due)
-				due = left;
-		}
-	}
-	return due > 0x7fffffff ? 0x7fffffff : (int)due;
+	if (p->elastic && p->ready > p->min)
+		for (size_t i = 0; i < p->n; i++)
+			if (p->w[i].state == PREFORK_READY)
+				due = deadline_earlier(due, p->w[i].since + p->idle_ms);
+	return deadline_timeout(due, now);
 }
 
 size_t prefork_pids(const struct prefork *p, pid_t *out)

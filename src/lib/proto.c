@@ -15,6 +15,18 @@
 #include "name.h"
 #include "sha256.h"
 
+ssize_t proto_vline(char out[PROTO_LINE_MAX], const char *fmt, va_list ap)
+{
+	int n = vsnprintf(out, PROTO_LINE_MAX, fmt, ap);
+
+	if (n < 0 || n > PROTO_LINE_MAX - 1) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	out[n] = '\n'; /* over the NUL: a line is not a string */
+	return n + 1;
+}
+
 ssize_t proto_fill(struct proto_in *in, int fd)
 {
 	ssize_t r;

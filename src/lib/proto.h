@@ -5,6 +5,7 @@
 #ifndef SP_PROTO_H
 #define SP_PROTO_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -26,6 +27,16 @@ struct proto_in {
 	int cr; /* the last line proto_next took ended in CR LF (the CR is not in it) */
 	char buf[PROTO_LINE_MAX];
 };
+
+/*
+ * Format one line (the words, then its LF) into out, which has room for
+ * PROTO_LINE_MAX bytes: the one writer of both sides' lines. Returns its
+ * length, LF included, or -1 with errno EMSGSIZE when it would be longer
+ * than PROTO_LINE_MAX (nothing of it is to be sent: a cut line is
+ * another line).
+ */
+ssize_t proto_vline(char out[PROTO_LINE_MAX], const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 
 /*
  * Read what fd has into in (one read(2)). Returns the bytes read, 0 at

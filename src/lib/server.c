@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "err.h"
 #include "io.h"
 #include "mem.h"
@@ -472,11 +473,6 @@ static void accept_one(struct server *s, long long now)
 	server_serve(s, fd);
 }
 
-static int min_timeout(int a, int b)
-{
-	return b >= 0 && (a < 0 || b < a) ? b : a;
-}
-
 /* Something is left to serve: a listener, a connection, a draining close, a worker. */
 static int serving(const struct server *s)
 {
@@ -494,8 +490,8 @@ int server_run(struct server *s)
 
 	while (serving(s)) {
 		size_t n = 0, nlin, nl = 0;
-		int usr1 = 0, chld = 0, sig, timeout, chan_at = -1, ctl_at = -1;
-		long long now;
+		int usr1 = 0, chld = 0, sig, chan_at = -1, ctl_at = -1;
+		long long now, at;
 		pid_t pid;
 
 		if (s->pooled)
@@ -509,26 +505,26 @@ int server_run(struct server *s)
 		pfd[n++] = (struct pollfd){.fd = s->sigfd, .events = POLLIN};
 		nlin = linger_pollfds(&s->linger, pfd + n);
 		n += nlin;
-		timeout = linger_timeout(&s->linger, now);
+		at = deadline_in(linger_timeout(&s->linger, now), now);
 		if (accepting(s)) {
 			nl = listener_pollfds(&s->l, pfd + n, now);
 			n += nl;
-			timeout = min_timeout(timeout, listener_timeout(&s->l, now));
+			at = deadline_earlier(at, deadline_in(listener_timeout(&s->l, now), now));
 		}
 		if (s->pooled) {
 			chan_at = (int)n;
 			pfd[n++] = (struct pollfd){.fd = s->chan[0], .events = POLLIN};
-			timeout = min_timeout(timeout, prefork_timeout(&s->pool, now));
+			at = deadline_earlier(at, deadline_in(prefork_timeout(&s->pool, now), now));
 			if (s->fork_pause_until > now)
-				timeout = min_timeout(timeout, (int)(s->fork_pause_until - now));
+				at = deadline_earlier(at, s->fork_pause_until);
 		}
 		if (s->ctlfd >= 0) {
 			ctl_at = (int)n;
 			pfd[n++] = (struct pollfd){.fd = s->ctlfd, .events = POLLIN};
 		}
 		if (s->stopping)
-			timeout = min_timeout(timeout, s->stop_by > now ? (int)(s->stop_by - now) : 0);
-		if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR) {
+			at = deadline_earlier(at, s->stop_by);
+		if (poll(pfd, (nfds_t)n, deadline_timeout(at, now)) < 0 && errno != EINTR) {
 			err_warn("poll:");
 			free(pfd);
 			return teardown(s, SIGTERM);

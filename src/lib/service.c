@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "deadline.h"
 #include "err.h"
 #include "io.h"
 #include "mem.h"
@@ -70,25 +71,16 @@ size_t service_pollfds(struct service *s, struct pollfd *pfd, long long now)
 	return listener_pollfds(&s->l, pfd, now);
 }
 
-static long long earlier(long long a, long long b)
-{
-	return a < 0 || (b >= 0 && b < a) ? b : a;
-}
-
 int service_timeout(const struct service *s, long long now)
 {
 	long long at = -1;
-	int t = s->state == SERVICE_WAITING ? listener_timeout(&s->l, now) : -1;
 
-	if (s->state == SERVICE_WAITING)
-		at = earlier(at, s->token_by);
-	if (s->state == SERVICE_RUNNING)
-		at = earlier(at, s->term_sent ? s->run_by + s->grace_ms : s->run_by);
-	if (t >= 0)
-		at = earlier(at, now + t);
-	if (at < 0)
-		return -1;
-	return at <= now ? 0 : (int)(at - now > 0x7fffffff ? 0x7fffffff : at - now);
+	if (s->state == SERVICE_WAITING) {
+		at = deadline_earlier(s->token_by, deadline_in(listener_timeout(&s->l, now), now));
+	} else if (s->state == SERVICE_RUNNING) {
+		at = s->term_sent ? s->run_by + s->grace_ms : s->run_by;
+	}
+	return deadline_timeout(at, now);
 }
 
 /* The caller being checked goes (its channel with it); another may come. */
