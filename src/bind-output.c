@@ -18,6 +18,7 @@
 #include "lib/channel.h"
 #include "lib/connector.h"
 #include "lib/daemon.h"
+#include "lib/deadline.h"
 #include "lib/err.h"
 #include "lib/fifo.h"
 #include "lib/io.h"
@@ -27,6 +28,7 @@
 #include "lib/opt.h"
 #include "lib/queue.h"
 #include "lib/sig.h"
+#include "lib/stream.h"
 
 /*
  * Bytes moved per read from the FIFO. The data crosses user space: on
@@ -78,28 +80,18 @@ struct opts {
 };
 
 /*
- * The daemon: one FIFO, one connection (or none, between tries), one
- * queue. The queue keeps every byte sent until the receiver's TCP has
- * acknowledged it, so a broken connection loses nothing we could know of.
+ * The daemon: one FIFO, one connection (or none, between tries), and the
+ * stream between them (stream.h), which keeps every byte sent until the
+ * receiver confirmed it, so a broken connection loses nothing we could
+ * know of.
  */
 struct sender {
 	const struct opts *o;
 	struct fifo fifo;
 	int sigfd;
-	int sock;      /* -1 while disconnected or connecting */
-	int sock_full; /* the socket refused bytes: wait for POLLOUT */
-	int peer_eof;  /* the receiver sent its FIN: it sends no more, but may read on */
-	unsigned long long sent; /* bytes written on this connection */
 	struct connector conn;
-	struct queue q; /* retained (sent, not acknowledged), then not sent yet */
-	/* -k: the connection's channel; with it, sent and the queue count plaintext */
-	struct channel *ch;
-	int app_acks;		  /* the receiver acknowledges in its stream */
-	unsigned long long acked_n; /* plaintext acknowledged on this connection */
-	unsigned char ack[8];	  /* an acknowledgement being read */
-	size_t ack_have;
+	struct stream st;
 };
-
 
 static void parse(int argc, char **argv, struct opts *o)
 {
@@ -149,12 +141,17 @@ static void set_sndbuf(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &n, sizeof n); /* best effort: the default is bounded too */
 }
 
+static int connected(const struct sender *s)
+{
+	return s->st.fd >= 0;
+}
+
 /*
- * Move up to max bytes (at most CHUNK) from the FIFO to the queue's tail.
+ * Move up to max bytes (at most CHUNK) from the FIFO to the stream's tail.
  * Returns the bytes, 0 at end of file (sealed: every writer has closed),
  * or -1 with errno (EAGAIN: nothing there now).
  */
-static ssize_t fifo_to_queue(struct sender *s, size_t max, long long deadline)
+static ssize_t fifo_to_stream(struct sender *s, size_t max, long long deadline)
 {
 	char *t;
 	ssize_t r;
@@ -165,109 +162,17 @@ static ssize_t fifo_to_queue(struct sender *s, size_t max, long long deadline)
 		errno = EAGAIN;
 		return -1;
 	}
-	if (!(t = queue_tail(&s->q, max)))
+	if (!(t = stream_tail(&s->st, max)))
 		return -1;
 	r = s->fifo.sealed ? fifo_drain(&s->fifo, t, max, deadline) : io_read(s->fifo.fd, t, max);
 	if (r > 0)
-		queue_commit(&s->q, (size_t)r);
+		stream_commit(&s->st, (size_t)r);
 	return r;
-}
-
-/* -k: the receiver's word that it has taken up to n bytes of this connection's. */
-static void ack_to(struct sender *s, unsigned long long n)
-{
-	if (n > s->sent)
-		n = s->sent; /* more than was sent: not ours to believe */
-	if (n <= s->acked_n)
-		return;
-	queue_ack(&s->q, (size_t)(n - s->acked_n));
-	s->acked_n = n;
-}
-
-/* -k: acknowledgements in the receiver's stream, as far as they came. */
-static void take_acks(struct sender *s, const unsigned char *p, size_t n)
-{
-	while (n) {
-		size_t k = sizeof s->ack - s->ack_have;
-		unsigned long long v = 0;
-
-		if (k > n)
-			k = n;
-		memcpy(s->ack + s->ack_have, p, k);
-		s->ack_have += k;
-		p += k;
-		n -= k;
-		if (s->ack_have < sizeof s->ack)
-			return;
-		for (size_t i = 0; i < sizeof s->ack; i++)
-			v = v << 8 | s->ack[i];
-		s->ack_have = 0;
-		ack_to(s, v);
-	}
-}
-
-/*
- * -k: read the receiver's stream now. Returns 1 with data, 0 when nothing
- * waits, or -1 with errno: 0 errno at its END (stored in *end), else its
- * failure.
- */
-static int chan_take(struct sender *s, int *end)
-{
-	unsigned char buf[4096];
-
-	for (;;) {
-		ssize_t r = channel_read(s->ch, buf, sizeof buf);
-
-		if (r > 0) {
-			if (s->app_acks)
-				take_acks(s, buf, (size_t)r);
-			continue;
-		}
-		if (r == 0) {
-			*end = 1;
-			return 0;
-		}
-		return errno == EAGAIN ? 0 : -1;
-	}
-}
-
-/* What the receiver acknowledged is dropped from the queue. */
-static void acked(struct sender *s)
-{
-	int end = 0;
-	long long a;
-
-	if (s->sock < 0)
-		return;
-	if (!s->ch) {
-		queue_ack_tcp(&s->q, s->sock, s->sent);
-		return;
-	}
-	if (s->app_acks) {
-		if (!s->peer_eof)
-			chan_take(s, &end); /* a failure is peer_read's to report */
-	} else if ((a = channel_tcp_acked(s->ch)) >= 0) {
-		ack_to(s, (unsigned long long)a);
-	}
-}
-
-static void drop_conn(struct sender *s)
-{
-	channel_free(s->ch);
-	s->ch = NULL;
-	s->app_acks = 0;
-	s->acked_n = 0;
-	s->ack_have = 0;
-	if (s->sock >= 0)
-		close(s->sock);
-	s->sock = -1;
-	s->sock_full = s->peer_eof = 0;
-	s->sent = 0;
 }
 
 /*
  * Save what was not delivered, remove the FIFO, exit. In order: what the
- * receiver never acknowledged, what was never sent, what the pipe holds
+ * receiver never confirmed, what was never sent, what the pipe holds
  * (read until its writers are done, within the deadline).
  */
 static _Noreturn void finish(struct sender *s, int code, long long deadline)
@@ -277,10 +182,8 @@ static _Noreturn void finish(struct sender *s, int code, long long deadline)
 	struct iovec iov;
 	long long saved;
 
-	acked(s);
-	drop_conn(s);
-	queue_rewind(&s->q);
-	p = queue_unsent(&s->q, &n);
+	stream_lost(&s->st);
+	p = queue_unsent(&s->st.q, &n);
 	iov = (struct iovec){(void *)p, n};
 	fifo_seal(&s->fifo);
 	saved = fifo_spill(&s->fifo, &iov, n ? 1 : 0, n ? 1 : 0, deadline);
@@ -293,179 +196,161 @@ static _Noreturn void finish(struct sender *s, int code, long long deadline)
 		err_warn("%s: %lld unsent bytes saved to %s", s->o->id, saved, s->fifo.unread);
 	fifo_close(&s->fifo);
 	connector_free(&s->conn);
-	queue_free(&s->q);
+	stream_free(&s->st);
 	exit(saved < 0 && code == 0 ? EXIT_RUNTIME : code);
 }
 
 /* The connection broke: say so once, with the counts; save or keep what it did not deliver. */
 static void lost(struct sender *s, int err)
 {
-	unsigned long long unacked, sent = s->sent;
+	unsigned long long unacked, sent = s->st.csent;
+	int channel = s->st.ch != NULL;
 
-	acked(s);
-	unacked = s->q.sent;
+	stream_confirm(&s->st);
+	unacked = s->st.q.sent;
 	errno = err ? err : EPIPE;
 	err_warn("%s: connection to %s %s lost: %s; %llu bytes sent on it, %llu acknowledged, "
 		 "%llu not: %s",
 		 s->o->id, s->o->host, s->o->port,
-		 s->ch ? channel_strerror(errno, 0) : strerror(errno), sent, sent - unacked, unacked,
+		 channel ? channel_strerror(errno, 0) : strerror(errno), sent, sent - unacked, unacked,
 		 s->o->reconnect ? "they go first once reconnected" : "saved");
-	drop_conn(s);
+	stream_lost(&s->st); /* the unacknowledged tail is sent again, first */
 	if (!s->o->reconnect)
 		finish(s, EXIT_RUNTIME, io_now_ms() + SEAL_MS);
-	queue_rewind(&s->q); /* the unacknowledged tail is sent again, first */
 	connector_lost(&s->conn, io_now_ms());
 }
 
 /*
- * -k: the handshake on the new connection, waiting for it (CHANNEL_HS_MS at
- * most): ask for acknowledgements, and see whether the receiver gives them.
- * Returns 0, or -1 with errno (channel_strerror).
+ * A connection is made: with -k, the handshake on it, waiting for it
+ * (CHANNEL_HS_MS at most), asking for counts of what the receiver takes.
+ * The stream takes it over. Returns 0, or -1 with errno (channel_strerror;
+ * the socket is closed).
  */
-static int chan_open(struct sender *s)
+static int conn_open(struct sender *s, int fd)
 {
-	s->ch = channel_new(s->sock, 1, s->o->psk, CHANNEL_BIND, CHANNEL_ACKS,
-			    strlen(CHANNEL_ACKS), io_now_ms());
-	if (!s->ch || channel_handshake_wait(s->ch) < 0)
-		return -1;
-	/* A receiver that does not acknowledge is judged by its TCP, record by record. */
-	s->app_acks = channel_peer_said(s->ch, CHANNEL_ACKS);
-	if (!s->app_acks)
-		channel_track_acks(s->ch);
+	struct channel *ch = NULL;
+	int saved;
+
+	set_sndbuf(fd);
+	if (s->o->chan) {
+		ch = channel_new(fd, 1, s->o->psk, CHANNEL_BIND, CHANNEL_ACKS, strlen(CHANNEL_ACKS),
+				 io_now_ms());
+		if (!ch || channel_handshake_wait(ch) < 0)
+			goto fail;
+	}
+	stream_attach(&s->st, fd, ch, NULL, 0);
+	stream_step(&s->st, 0, io_now_ms()); /* the handshake's outcome: how the receiver confirms */
 	return 0;
+fail:
+	saved = errno;
+	channel_free(ch);
+	close(fd);
+	errno = saved;
+	return -1;
 }
 
-/* A connect under way, or due: once it is made, the queue goes first. */
+/* A connect under way, or due: once it is made, what was not confirmed goes first. */
 static void reconnect(struct sender *s, short revents)
 {
 	int r = connector_step(&s->conn, revents, io_now_ms());
+	size_t held = stream_held(&s->st);
 
 	if (r != 1)
 		return; /* a failed round waits for the backoff by itself */
-	s->sock = connector_take(&s->conn);
-	set_sndbuf(s->sock);
-	if (s->o->chan && chan_open(s) < 0) {
+	if (conn_open(s, connector_take(&s->conn)) < 0) {
 		err_warn("%s: %s %s: %s; retrying with backoff", s->o->id, s->o->host, s->o->port,
 			 channel_strerror(errno, 1));
-		drop_conn(s);
 		connector_lost(&s->conn, io_now_ms());
 		return;
 	}
 	err_warn("%s: reconnected to %s %s; %zu bytes to send first", s->o->id, s->o->host,
-		 s->o->port, s->q.len);
+		 s->o->port, held);
 }
 
 /*
- * The receiver sends nothing we want. Its FIN says it will send no more,
- * not that it stops reading (a `socket -s` or `nc -N` receiver half-closes
- * at once): only a failed send, an error or a hangup ends the connection.
+ * The receiver's end came. Its FIN says it will send no more, not that it
+ * stops reading (a `socket -s` or `nc -N` receiver half-closes at once):
+ * sending goes on. But bind-input, which counts what it takes, ends its
+ * stream only after ours, or when it stops taking it.
  */
-static void peer_read(struct sender *s)
+static void peer_ended(struct sender *s)
 {
-	char buf[4096];
-	ssize_t r = 0;
-
-	if (s->ch) {
-		int end = 0;
-
-		if (chan_take(s, &end) < 0) {
-			lost(s, errno);
-		} else if (end && s->app_acks) {
-			/* bind-input ends its stream only after ours, or when it stops taking it. */
-			lost(s, ECONNABORTED);
-		} else if (end) {
-			s->peer_eof = 1;
-			err_warn("%s: %s %s ended its stream; sending goes on", s->o->id, s->o->host,
-				 s->o->port);
-		}
+	if (s->st.confirm == STREAM_BY_COUNTS) {
+		lost(s, ECONNABORTED);
 		return;
 	}
-
-	for (int rounds = 0; rounds < 16; rounds++)
-		if ((r = recv(s->sock, buf, sizeof buf, MSG_DONTWAIT)) <= 0)
-			break;
-	if (r > 0)
-		return;
-	if (r == 0) {
-		s->peer_eof = 1;
+	if (s->st.ch)
+		err_warn("%s: %s %s ended its stream; sending goes on", s->o->id, s->o->host,
+			 s->o->port);
+	else
 		err_warn("%s: %s %s closed the connection on its side; sending goes on", s->o->id,
 			 s->o->host, s->o->port);
-	} else if (errno != EAGAIN && errno != EINTR) {
+}
+
+/* The connection's events: counts, the receiver's end, sending. 0, or -1 when it was lost. */
+static int conn_step(struct sender *s, short revents)
+{
+	int r = stream_step(&s->st, revents, io_now_ms());
+
+	if (r < 0) {
 		lost(s, errno);
-	}
-}
-
-/* An error or hangup on the socket: what it was. */
-static int sock_error(int fd)
-{
-	int err = 0;
-	socklen_t len = sizeof err;
-
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		err = errno;
-	return err ? err : EPIPE;
-}
-
-/* -k: seal what waits unsent; the channel sends what the socket takes. */
-static int chan_send(struct sender *s)
-{
-	size_t n;
-	const char *p = queue_unsent(&s->q, &n);
-
-	while (n) {
-		ssize_t w = channel_write(s->ch, p, n);
-
-		if (w < 0 && errno == EAGAIN)
-			break;
-		if (w < 0)
-			return -1;
-		queue_mark_sent(&s->q, (size_t)w);
-		s->sent += (unsigned long long)w;
-		p += w;
-		n -= (size_t)w;
-	}
-	if (channel_flush(s->ch) < 0 && errno != EAGAIN)
 		return -1;
-	s->sock_full = channel_unsent(s->ch) > 0;
-	acked(s);
-	return 0;
+	}
+	if (r == 1)
+		peer_ended(s);
+	return connected(s) ? 0 : -1;
 }
 
-static int send_queue(struct sender *s)
-{
-	long long w;
-
-	if (s->ch)
-		return chan_send(s);
-	w = queue_write(&s->q, s->sock, QUEUE_SOCKET | QUEUE_RETAIN, &s->sock_full);
-
-	if (w < 0)
-		return -1;
-	s->sent += (unsigned long long)w;
-	acked(s);
-	return 0;
-}
-
-/* FIFO to socket while nothing waits unsent, through the queue. */
+/* FIFO to socket while nothing waits unsent, through the stream. */
 static int pump(struct sender *s)
 {
-	for (int rounds = 0; rounds < 16 && !queue_pending(&s->q) && !s->sock_full; rounds++) {
-		ssize_t r = fifo_to_queue(s, CHUNK, 0);
+	for (int rounds = 0; rounds < 16 && !stream_pending(&s->st) && !s->st.full; rounds++) {
+		ssize_t r = fifo_to_stream(s, CHUNK, 0);
 
 		if (r < 0 && errno == EAGAIN)
 			return 0;
-		if (r <= 0)
-			return -1; /* our own write end keeps EOF away: anything else is an error */
-		if (send_queue(s) < 0)
+		if (r <= 0) {
+			/* our own write end keeps EOF away: anything else is an error */
+			lost(s, r < 0 ? errno : EPIPE);
+			return -1;
+		}
+		if (conn_step(s, 0) < 0)
 			return -1;
 	}
 	return 0;
+}
+
+/*
+ * The end of a teardown with everything sent: our end of the stream, then
+ * until the receiver has confirmed all of it, an error says it never
+ * will, or the time is up. A receiver that half-closed leaves the socket
+ * hung up both ways now, and poll would not wait: look every ACK_POLL_MS
+ * instead.
+ */
+static void teardown_confirm(struct sender *s, long long by)
+{
+	int r = stream_end(&s->st);
+
+	while (r >= 0 && !stream_done(&s->st) && io_now_ms() < by) {
+		int err = 0;
+		socklen_t len = sizeof err;
+
+		if (getsockopt(s->st.fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err)
+			return;
+		poll(NULL, 0, ACK_POLL_MS);
+		if (r == 0)
+			r = stream_end(&s->st); /* the END, what the socket did not take yet */
+		if (stream_step(&s->st, 0, io_now_ms()) < 0)
+			return;
+	}
+	if (stream_done(&s->st))
+		linger_drain(s->st.fd, TEARDOWN_DRAIN_MS);
 }
 
 /*
  * Teardown: seal the FIFO (no new writer; read until the writers are
- * done), send everything for up to TEARDOWN_MS, shut down our side and
- * wait for the receiver to acknowledge it all, then save the rest.
+ * done), send everything for up to TEARDOWN_MS, end our stream and wait
+ * for the receiver to confirm it all, then save the rest.
  */
 static _Noreturn void teardown(struct sender *s, int sig)
 {
@@ -473,138 +358,106 @@ static _Noreturn void teardown(struct sender *s, int sig)
 	int fifo_done = 0;
 
 	err_warn("%s: signal %d: tearing down", s->o->id, sig);
-	if (fifo_seal(&s->fifo) < 0 || s->sock < 0)
+	if (fifo_seal(&s->fifo) < 0 || !connected(s))
 		finish(s, EXIT_SIGNAL(sig), by);
 	for (;;) {
 		long long now = io_now_ms();
-		/* What waits unsent bounds the reading; what waits for its acknowledgement does not. */
-		int more = !fifo_done && queue_pending(&s->q) < CHUNK;
+		/* What waits unsent bounds the reading; what waits for its confirmation does not. */
+		int more = !fifo_done && stream_pending(&s->st) < CHUNK;
 		struct pollfd pfd[3] = {{.fd = s->sigfd, .events = POLLIN},
-					{.fd = s->sock, .events = POLLOUT},
-					{.fd = more ? s->fifo.fd : -1, .events = POLLIN}};
+					{.fd = s->st.fd, .events = stream_events(&s->st) & POLLOUT},
+					{.fd = -1, .events = POLLIN}};
 		ssize_t r;
 
 		if (now >= by)
 			break;
 		/* Nothing read yet means end of file: every writer has closed. */
-		if (more && (r = fifo_to_queue(s, CHUNK, now)) <= 0)
+		if (more && (r = fifo_to_stream(s, CHUNK, now)) <= 0)
 			fifo_done = r == 0 || errno != EAGAIN;
-		if (send_queue(s) < 0) {
+		if (stream_step(&s->st, 0, now) < 0) {
 			lost(s, errno); /* saves and exits, whatever -r says: we are ending */
 			break;
 		}
-		if (fifo_done && !queue_pending(&s->q))
+		if (fifo_done && !stream_pending(&s->st))
 			break;
-		if (!queue_pending(&s->q) && !s->sock_full)
+		pfd[1].events = stream_events(&s->st) & POLLOUT;
+		if (!pfd[1].events)
 			pfd[1].fd = -1;
-		pfd[2].fd = !fifo_done && queue_pending(&s->q) < CHUNK ? s->fifo.fd : -1;
+		pfd[2].fd = !fifo_done && stream_pending(&s->st) < CHUNK ? s->fifo.fd : -1;
 		if (poll(pfd, 3, (int)(by - now)) < 0 && errno != EINTR)
 			break;
 		if (pfd[0].revents && sig_drain(NULL, NULL))
 			break; /* asked twice: stop waiting */
 		if (pfd[1].revents & (POLLERR | POLLHUP)) {
-			lost(s, sock_error(s->sock));
+			lost(s, stream_step(&s->st, pfd[1].revents, io_now_ms()) < 0 ? errno : EPIPE);
 			break;
 		}
-		if (pfd[1].revents & POLLOUT)
-			s->sock_full = 0;
 	}
-	if (s->sock >= 0 && fifo_done && !queue_pending(&s->q)) {
-		if (s->ch)
-			channel_shutdown(s->ch); /* the END; what it could not send yet, below */
-		else
-			shutdown(s->sock, SHUT_WR);
-		/*
-		 * Until the receiver has acknowledged all of it, an error says it
-		 * never will, or the time is up. A receiver that half-closed
-		 * leaves the socket hung up both ways now, and poll would not
-		 * wait: look every ACK_POLL_MS instead.
-		 */
-		for (acked(s); s->q.sent && io_now_ms() < by; acked(s)) {
-			int err = 0;
-			socklen_t len = sizeof err;
-
-			if (getsockopt(s->sock, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err)
-				break;
-			if (s->ch && channel_shutdown(s->ch) < 0 && errno != EAGAIN)
-				break;
-			poll(NULL, 0, ACK_POLL_MS);
-		}
-		if (!s->q.sent)
-			linger_drain(s->sock, TEARDOWN_DRAIN_MS);
-	}
+	if (connected(s) && fifo_done && !stream_pending(&s->st))
+		teardown_confirm(s, by);
 	finish(s, EXIT_SIGNAL(sig), by);
+}
+
+/* Disconnected (-r): keep the writers going until the queue is full; connect again. */
+static void offline(struct sender *s, short fifo_rev, short conn_rev)
+{
+	size_t cap = (size_t)s->o->membytes, held = stream_held(&s->st);
+
+	if (fifo_rev && fifo_to_stream(s, cap > held ? cap - held : 0, 0) < 0 && errno != EAGAIN) {
+		err_warn("%s: reading %s:", s->o->id, s->o->path);
+		finish(s, EXIT_RUNTIME, io_now_ms() + SEAL_MS);
+	}
+	reconnect(s, conn_rev);
 }
 
 static void loop(struct sender *s)
 {
 	for (;;) {
 		struct pollfd pfd[3];
-		int fifo_at = -1, sock_at = -1, conn_at = -1, timeout = -1, n = 0, sig, ready;
-		size_t cap = (size_t)s->o->membytes, pending = queue_pending(&s->q);
-		long long now = io_now_ms();
+		int fifo_at = -1, sock_at = -1, conn_at = -1, n = 0, sig, ready;
+		long long now = io_now_ms(), at = -1;
 
 		pfd[n++] = (struct pollfd){.fd = s->sigfd, .events = POLLIN};
-		if (s->sock >= 0) {
-			short ev = s->peer_eof ? 0 : POLLIN; /* errors and hangups come anyway */
-
-			if (pending || s->sock_full)
-				ev |= POLLOUT;
+		if (connected(s)) {
 			sock_at = n;
-			pfd[n++] = (struct pollfd){.fd = s->sock, .events = ev};
-			if (!pending && !s->sock_full) {
+			/* errors and hangups come anyway */
+			pfd[n++] = (struct pollfd){.fd = s->st.fd, .events = stream_events(&s->st)};
+			at = deadline_in(stream_timeout(&s->st, now), now);
+			if (!stream_pending(&s->st) && !s->st.full) {
 				fifo_at = n;
 				pfd[n++] = (struct pollfd){.fd = s->fifo.fd, .events = POLLIN};
 			}
 		} else {
 			if (connector_pollfd(&s->conn, &pfd[n]))
 				conn_at = n++;
-			timeout = connector_timeout(&s->conn, now);
-			if (s->q.len < cap) {
+			at = deadline_in(connector_timeout(&s->conn, now), now);
+			if (stream_held(&s->st) < (size_t)s->o->membytes) {
 				fifo_at = n;
 				pfd[n++] = (struct pollfd){.fd = s->fifo.fd, .events = POLLIN};
 			}
 		}
-		if (s->q.cap && !pending && (timeout < 0 || timeout > IDLE_MS))
-			timeout = IDLE_MS;
-		if ((ready = poll(pfd, (nfds_t)n, timeout)) < 0) {
+		if (s->st.q.cap && !stream_pending(&s->st))
+			at = deadline_earlier(at, now + IDLE_MS);
+		if ((ready = poll(pfd, (nfds_t)n, deadline_timeout(at, now))) < 0) {
 			if (errno == EINTR)
 				continue;
 			err_warn("poll:");
 			finish(s, EXIT_RUNTIME, io_now_ms() + SEAL_MS);
 		}
-		if (!ready) {
-			acked(s);
-			queue_release(&s->q, 0); /* idle: the buffer goes back (see mallopt in main) */
+		if (!ready && !stream_pending(&s->st)) {
+			stream_confirm(&s->st);
+			queue_release(&s->st.q, 0); /* idle: the buffer goes back (see mallopt in main) */
 		}
 		if (pfd[0].revents && (sig = sig_drain(NULL, NULL)))
 			teardown(s, sig);
-		if (s->sock < 0) {
-			/* Disconnected (-r): keep the writers going until the queue is full. */
-			if (fifo_at >= 0 && pfd[fifo_at].revents &&
-			    fifo_to_queue(s, cap > s->q.len ? cap - s->q.len : 0, 0) < 0 &&
-			    errno != EAGAIN) {
-				err_warn("%s: reading %s:", s->o->id, s->o->path);
-				finish(s, EXIT_RUNTIME, io_now_ms() + SEAL_MS);
-			}
-			reconnect(s, conn_at >= 0 ? pfd[conn_at].revents : 0);
+		if (!connected(s)) {
+			offline(s, fifo_at >= 0 ? pfd[fifo_at].revents : 0,
+				conn_at >= 0 ? pfd[conn_at].revents : 0);
 			continue;
 		}
-		if (pfd[sock_at].revents & POLLIN) {
-			peer_read(s);
-			if (s->sock < 0)
-				continue;
-		}
-		if ((pfd[sock_at].revents & (POLLERR | POLLHUP)) && !(pfd[sock_at].revents & POLLIN)) {
-			lost(s, sock_error(s->sock));
+		if (conn_step(s, pfd[sock_at].revents) < 0)
 			continue;
-		}
-		if (pfd[sock_at].revents & POLLOUT)
-			s->sock_full = 0;
-		if (send_queue(s) < 0 || pump(s) < 0) {
-			lost(s, errno);
-			continue;
-		}
+		pump(s);
 	}
 }
 
@@ -621,11 +474,8 @@ static int connect_first(struct sender *s, int *gai)
 		int r = connector_step(&s->conn, connector_pollfd(&s->conn, &pfd) ? POLLOUT : 0,
 				       io_now_ms());
 
-		if (r == 1) {
-			int fd = connector_take(&s->conn);
-			set_sndbuf(fd);
-			return fd;
-		}
+		if (r == 1)
+			return connector_take(&s->conn);
 		if (r < 0)
 			return -1;
 		if (connector_pollfd(&s->conn, &pfd) && poll(&pfd, 1, -1) < 0 && errno != EINTR)
@@ -636,11 +486,11 @@ static int connect_first(struct sender *s, int *gai)
 int main(int argc, char **argv)
 {
 	struct opts o = {0};
-	struct sender s = {.o = &o, .sock = -1};
+	struct sender s = {.o = &o};
 	struct daemon d;
 	pid_t holder = 0;
 	char why[64];
-	int gai = 0, err;
+	int gai = 0, err, fd;
 
 	err_init(argv[0]);
 	/*
@@ -650,6 +500,7 @@ int main(int argc, char **argv)
 	 */
 	mallopt(M_MMAP_THRESHOLD, 128 << 10);
 	parse(argc, argv, &o);
+	stream_init(&s.st, STREAM_COUNTS, 0);
 	if (daemon_start(&d, !o.foreground, 1) < 0)
 		err_die(EXIT_RUNTIME, "fork:");
 	s.sigfd = sig_init(0);
@@ -659,30 +510,30 @@ int main(int argc, char **argv)
 	if (fifo_create(&s.fifo, o.path, 0, &holder) < 0)
 		err_die(EXIT_RUNTIME, "%s: %s", o.path, fifo_why(errno, 0, holder, why, sizeof why));
 	fifo_set_size(&s.fifo, PIPE_SIZE);
-	s.sock = connect_first(&s, &gai);
-	if (s.sock >= 0 && o.chan && chan_open(&s) < 0) {
+	fd = connect_first(&s, &gai);
+	err = errno;
+	if (fd >= 0 && conn_open(&s, fd) < 0) {
 		/* A wrong key is no boot-order race: -r would only fail again. */
 		const char *hs_why = channel_strerror(errno, 1);
 
-		drop_conn(&s);
 		fifo_close(&s.fifo);
 		err_die(EXIT_RUNTIME, "connect to %s %s: %s", o.host, o.port, hs_why);
 	}
 	/* With -r an absent receiver is not fatal (a boot-order race); a name that does not resolve is. */
-	if (s.sock < 0 && (gai || !o.reconnect)) {
+	if (fd < 0 && (gai || !o.reconnect)) {
 		const char *reason = net_strerror(gai);
 
 		fifo_close(&s.fifo);
+		errno = err;
 		err_die(EXIT_RUNTIME, "connect to %s %s: %s", o.host, o.port, reason);
 	}
-	err = errno;
 	if (daemon_ready(&d, o.logfile) < 0) {
 		int saved = errno;
 		fifo_close(&s.fifo);
 		errno = saved;
 		err_die(EXIT_RUNTIME, "%s: %s", o.logfile, err_file_why(errno));
 	}
-	if (s.sock >= 0) {
+	if (connected(&s)) {
 		err_warn("%s: connected to %s %s, buffer %s", o.id, o.host, o.port, o.path);
 	} else {
 		errno = err;
