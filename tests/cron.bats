@@ -33,7 +33,16 @@ reader() {
 	(
 		while [ ! -e stop ]; do
 			if [ -p "$1" ]; then
-				while IFS= read -r line; do printf '%s\n' "$line"; done <"$1"
+				# A line a teardown cut (a slow reader mid-line when the pool
+				# ended) goes on, unended: its rest comes after the restart.
+				while :; do
+					if IFS= read -r line; then
+						printf '%s\n' "$line"
+						continue
+					fi
+					printf '%s' "$line"
+					break
+				done <"$1"
 			else
 				sleep 0.02
 			fi

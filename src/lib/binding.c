@@ -1083,8 +1083,9 @@ long long binding_close(struct binding *b, int save)
 		/*
 		 * Sealed first: no new writer, and our own write end closed, so the
 		 * pipe is read to its end: nothing another writer was told it wrote
-		 * is lost.
+		 * is lost. Before it, a reader at work takes what the pipe holds.
 		 */
+		fifo_let_reader_finish(&b->fifo, io_now_ms() + BINDING_SEAL_MS);
 		fifo_seal(&b->fifo);
 		saved = iov ? fifo_spill(&b->fifo, iov, n, 0, io_now_ms() + BINDING_SEAL_MS) : -1;
 		if (saved < 0)

@@ -327,6 +327,21 @@ size_t fifo_pending(const struct fifo *f)
 	return (size_t)n;
 }
 
+void fifo_let_reader_finish(const struct fifo *f, long long deadline)
+{
+	long long now = io_now_ms(), moved = now;
+	size_t left = fifo_pending(f);
+
+	while (left && now < deadline && now - moved < FIFO_READER_IDLE_MS) {
+		size_t was = left;
+
+		poll(NULL, 0, 10); /* a pipe tells no one when it is read: look again */
+		now = io_now_ms();
+		if ((left = fifo_pending(f)) < was)
+			moved = now;
+	}
+}
+
 int fifo_seal(struct fifo *f)
 {
 	struct stat st;
@@ -451,19 +466,34 @@ static int spill_write(struct fifo *f, int *out, const void *buf, size_t n)
 	return io_write_all(*out, buf, n);
 }
 
+/*
+ * The pipe's content into the unread file. It is taken whole, in one
+ * read(2) of the pipe's size: a reader still reading (a byte at a time)
+ * may take bytes between two reads of ours, and what it took would then
+ * come before what we saved of the bytes ahead of it.
+ */
 static long long spill_pipe(struct fifo *f, int *out, long long deadline)
 {
-	char buf[16384];
+	/* A spliced slot may hold more than a page: what is there, if that is more. */
+	size_t cap = fifo_capacity(f), now = fifo_pending(f);
+	char *buf;
 	long long total = 0;
 	ssize_t r;
 
 	if (f->spool || f->fd < 0)
 		return 0;
-	while ((r = fifo_drain(f, buf, sizeof buf, deadline)) > 0) {
-		if (spill_write(f, out, buf, (size_t)r) < 0)
+	if (now > cap)
+		cap = now;
+	if (!(buf = malloc(cap)))
+		return -1;
+	while ((r = fifo_drain(f, buf, cap, deadline)) > 0) {
+		if (spill_write(f, out, buf, (size_t)r) < 0) {
+			free(buf);
 			return -1;
+		}
 		total += r;
 	}
+	free(buf);
 	return total;
 }
 

@@ -98,6 +98,16 @@ size_t fifo_capacity(const struct fifo *f);
 size_t fifo_pending(const struct fifo *f);
 
 /*
+ * At teardown, before the spill: a reader still taking the pipe's bytes
+ * gets them, so that the spill does not take the rest of a line it is in
+ * the middle of (a shell's read takes a byte at a time, and drops a part
+ * line at end of file). Returns once the pipe is empty, or its reader has
+ * taken nothing for FIFO_READER_IDLE_MS, or at the deadline (io_now_ms).
+ */
+#define FIFO_READER_IDLE_MS 100
+void fifo_let_reader_finish(const struct fifo *f, long long deadline);
+
+/*
  * The first step of a teardown that loses nothing a writer was told was
  * written: the path is removed (if it still names our FIFO), so no new
  * writer can open it, and our own write end is closed, so that reading

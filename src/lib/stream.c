@@ -230,8 +230,15 @@ static int peer_read(struct stream *s)
 		}
 		if (r == 0) {
 			s->peer_end = 1;
-			/* Its END after ours: it took our stream to its end. */
-			s->peer_took = s->ch && s->shut;
+			/*
+			 * Its END after ours took our stream to its end, if its last
+			 * count says so: a receiver ending (a pool's teardown) sends
+			 * its END too, and ours may have crossed it on the way.
+			 * Without counts, its END after ours is all there is to go by.
+			 */
+			s->peer_took = s->shut && (s->confirm == STREAM_BY_COUNTS
+							   ? s->count >= s->csent
+							   : s->ch != NULL);
 			return 1;
 		}
 		return errno == EAGAIN || errno == EINTR ? 0 : -1;
@@ -396,6 +403,20 @@ int stream_detach(struct stream *s)
 	stream_confirm(s);
 	disconnect(s);
 	return fd;
+}
+
+int stream_settled(const struct stream *s)
+{
+	return s->fd >= 0 && !s->handshaking && s->prefix_off == s->prefix_len &&
+	       !(s->ch && channel_unsent(s->ch));
+}
+
+void stream_release(struct stream *s, int *fd, struct channel **ch)
+{
+	*fd = s->fd;
+	*ch = s->ch;
+	s->ch = NULL;
+	disconnect(s);
 }
 
 unsigned long long stream_resume_at(struct stream *s, unsigned long long at)

@@ -70,7 +70,8 @@ struct stream {
 	int full;      /* the socket took less than offered: wait for POLLOUT */
 	int shut;      /* our END (and FIN) went out: the stream is complete on it */
 	int peer_end;  /* the receiver ended its stream (its END, or its FIN) */
-	int peer_took; /* ... after ours, in its channel: it took all of ours */
+	int peer_took; /* ... after ours, and its count (or, without counts, its END) says it
+			  took all of ours */
 };
 
 /* A stream with nothing in it and no connection. flags: STREAM_LINES, STREAM_COUNTS. */
@@ -141,6 +142,15 @@ unsigned long long stream_resume_at(struct stream *s, unsigned long long at);
 
 /* Let go of the connection without closing it: its descriptor, or -1 (its channel is freed). */
 int stream_detach(struct stream *s);
+
+/*
+ * The handshake is done and the prefix all out, nothing sealed waits: the
+ * connection may be handed over as it is (to a program that speaks it).
+ */
+int stream_settled(const struct stream *s);
+
+/* Hand the connection over: its descriptor into *fd and its channel (or NULL) into *ch. */
+void stream_release(struct stream *s, int *fd, struct channel **ch);
 
 /* Everything goes: the connection closed, the bytes freed. */
 void stream_free(struct stream *s);

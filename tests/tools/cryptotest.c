@@ -1172,7 +1172,7 @@ static struct {
 static int pump(void)
 {
 	size_t outlen = 0, outoff = 0;
-	int in_eof = 0, out_closed = 0, peer_end = 0;
+	int in_eof = 0, out_closed = 0, peer_end = 0, send_err = 0;
 
 	if (io_set_nonblock(TOUT, 1) < 0)
 		die("transport");
@@ -1208,8 +1208,16 @@ static int pump(void)
 		}
 		if (io >= 0 && fds[io].revents) {
 			ssize_t n = write(TOUT, P.out + outoff, outlen - outoff);
-			if (n < 0 && errno != EAGAIN && errno != EINTR)
-				die("send");
+			/*
+			 * The peer is gone: what our side of the transport says of its
+			 * stream (truncated, or ended) is read first, and is the news.
+			 */
+			if (n < 0 && errno != EAGAIN && errno != EINTR) {
+				send_err = errno;
+				in_eof = out_closed = 1;
+				outoff = outlen = 0;
+				continue;
+			}
 			if (n > 0)
 				outoff += (size_t)n;
 			if (outoff == outlen && in_eof && !out_closed) {
@@ -1238,6 +1246,10 @@ static int pump(void)
 					die("record rejected");
 			}
 		}
+	}
+	if (send_err) {
+		errno = send_err;
+		die("send");
 	}
 	return 0;
 }

@@ -1,0 +1,160 @@
+/*
+ * jobs: the daemons master runs (or, with -x and -c, the service calls it
+ * makes), each with its data connection to the port the pool granted it.
+ * A relayed daemon's output comes through us (every daemon in version 3,
+ * or with -r): a pipe into its stream (stream.h), which keeps what the
+ * pool has not confirmed and, after a break, sends it again on a new
+ * grant. Data connections are made without blocking, many at once: the
+ * connect, the handshake and the token all go on in the one poll loop.
+ * Never prints or exits: what happens goes to cfg->on_event.
+ */
+#ifndef SP_JOBS_H
+#define SP_JOBS_H
+
+#include <poll.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "connector.h"
+#include "name.h"
+#include "net.h"
+#include "proto.h"
+#include "stream.h"
+
+struct linger_set;
+
+enum job_state {
+	JOB_WAITING,	/* its first PORT (or CALL) is to be asked */
+	JOB_ASKED,	/* asked; no grant yet */
+	JOB_CONNECTING, /* granted: the data connection is being made */
+	JOB_STARTING,	/* forked, its exec's outcome not read yet */
+	JOB_RUNNING,
+	JOB_DONE
+};
+
+enum jobs_kind {
+	JOBS_DAEMONS, /* DDIR's daemons */
+	JOBS_CLIENTS, /* -x: DDIR's client portions of services */
+	JOBS_CALL     /* -c: one service call, our stdin and stdout */
+};
+
+/* A service call's outcome as the pool's EXIT says it (0-255 its status). */
+enum { JOB_REMOTE_UNKNOWN = -2, JOB_REMOTE_NONE = -1 };
+
+struct job {
+	char file[NAME_MAX_LEN + 1]; /* in DDIR (-c: the service's name) */
+	char name[NAME_MAX_LEN + 1]; /* what the pool knows it by: -N's PREFIX.file */
+	char stream[PROTO_STREAM_HEX + 1];
+	enum job_state state;
+	pid_t pid;		 /* 0 once reaped */
+	int execfd;		 /* JOB_STARTING: the exec outcome's pipe */
+	int unstarted;		 /* its exec failed: the 127 it exits with is not news */
+	int out;		 /* relayed: our end of its output pipe; -1 once it ended */
+	struct stream st;	 /* the data connection, and (relayed) the stream */
+	struct connector conn;	 /* the data connection while it is being made */
+	int connecting;		 /* conn is under way */
+	long long connect_by;	 /* ... until then */
+	char token[PROTO_TOKEN_HEX + 2]; /* the grant's token line, until it is the stream's prefix */
+	char port[NET_PORTLEN];		 /* the granted port, for messages */
+	int resuming;		 /* the grant continues a stream that ran before (-r) */
+	int ended;		 /* the stream is delivered, or failed: nothing more to do */
+	long long retry_at;	 /* refused while resuming: ask again then */
+	int inflight;		 /* a request for it waits for its answer */
+	int remote;		 /* -x, -c: the pool's EXIT status, or JOB_REMOTE_* */
+};
+
+enum job_ev {
+	JOB_EV_CANNOT_START,   /* why */
+	JOB_EV_ENDED,	       /* code: it ended with a non-zero status (code > 128: a signal) */
+	JOB_EV_CONNECT_FAILED, /* why: its data connection could not be made */
+	JOB_EV_LOST,	       /* why, n bytes held: the data connection broke (resend: -r) */
+	JOB_EV_RESUMED,	       /* n: the stream goes on from this offset on a new connection */
+	JOB_EV_LACKS,	       /* n: bytes the pool says it lacks, which we forgot */
+};
+
+struct job_event {
+	enum job_ev type;
+	const struct job *job;
+	const char *why;
+	unsigned long long n;
+	int code;
+	int resend; /* JOB_EV_LOST: the stream goes on after a new grant */
+};
+
+struct jobs_config {
+	enum jobs_kind kind;
+	int relayed;		  /* a daemon's output comes through us (see above) */
+	int resume;		  /* -r */
+	const unsigned char *psk; /* version 3: the channel's key; NULL: plain text */
+	int dirfd, cwdfd;	  /* DDIR, and where to come back to after a start */
+	int errfd;		  /* the daemons' stderr (-L), or -1: ours */
+	const char *ddir, *host, *port; /* the environment's POOL_HOST, POOL_PORT; messages */
+	long reply_ms;		  /* -t: a data connection's time to be made */
+	struct linger_set *linger; /* finished data connections close gracefully there */
+	void (*in_child)(void *arg); /* a relay child lets go of what is the master's */
+	void (*on_event)(const struct job_event *ev, void *arg);
+	void *arg;
+};
+
+struct jobs {
+	const struct jobs_config *cfg;
+	struct job *v;
+	size_t n, cap;
+	size_t running, started;
+	int ending; /* tearing down: the daemons' deaths are ours, not news */
+};
+
+/* No jobs yet. */
+void jobs_init(struct jobs *js, const struct jobs_config *cfg);
+
+/*
+ * Add a job for file, known to the pool as prefix.file (prefix NULL: as
+ * file), with a fresh random stream name. Returns it, or NULL with errno
+ * (ENAMETOOLONG: the prefix makes too long a name; ENOMEM; getrandom's).
+ */
+struct job *jobs_add(struct jobs *js, const char *file, const char *prefix);
+
+/* The request for j, as the pool's protocol has it, into line (PROTO_LINE_MAX): its length. */
+int job_request(const struct jobs *js, const struct job *j, char *line, size_t len);
+
+/*
+ * A job that must ask (again) for a port now: its first, or (-r) a new
+ * one after its data connection broke.
+ */
+int job_wants_port(const struct jobs *js, const struct job *j, long long now);
+
+/* A relayed stream needs nothing more: delivered, or nothing to deliver. */
+int job_stream_over(const struct jobs *js, const struct job *j);
+
+/*
+ * The pool's answer to j's request: GRANT (its data connection is made
+ * to peer_ip and the port, from local_ip: the pool's guard takes that
+ * address only) or FAIL. Returns 0, or -1 when the job has failed (an
+ * event said why; FAIL is the caller's to say).
+ */
+int job_granted(struct jobs *js, struct job *j, const struct proto_msg *msg, const char *peer_ip,
+		const char *local_ip, long long now);
+
+/* Append j's descriptors to poll (room for 3); returns how many. */
+size_t job_pollfds(const struct jobs *js, const struct job *j, struct pollfd *pfd);
+
+/* When j must be handled without an event: an io_now_ms time, or -1. */
+long long job_due(const struct job *j, long long now);
+
+/* Act on poll's answer for the slice job_pollfds appended (n entries, revents set). */
+void job_handle(struct jobs *js, struct job *j, const struct pollfd *pfd, size_t n,
+		long long now);
+
+/* A child was reaped with status: the job it was (if any) hears of it. */
+void jobs_reaped(struct jobs *js, pid_t pid, int status);
+
+/* At teardown: each relayed stream sent to its end, until every one is or by passes. */
+void jobs_drain(struct jobs *js, long long by);
+
+/* Every running job's pid into pids (room for js->n); returns how many. */
+size_t jobs_pids(struct jobs *js, pid_t *pids);
+
+/* Close every connection and pipe, free everything (the processes are the caller's). */
+void jobs_free(struct jobs *js);
+
+#endif
