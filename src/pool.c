@@ -897,8 +897,11 @@ static void call(struct pool *p, struct session *s, const struct proto_msg *m)
 		free(c);
 		goto out;
 	}
-	if (!(c->sv = service_open(name, path, token, s->ip, &l, p->o->run_ms, 2000,
-				   p->o->plain ? NULL : p->psk))) {
+	struct service_config sc = {.name = name, .program = path, .token = token, .addr = s->ip,
+				    .listener = &l, .run_ms = p->o->run_ms, .grace_ms = 2000,
+				    .psk = p->o->plain ? NULL : p->psk, .errfd = err_file_fd()};
+
+	if (!(c->sv = service_open(&sc))) {
 		say(s, "FAIL %s %s", name, strerror(errno));
 		free(c);
 		goto out;
@@ -922,6 +925,10 @@ static void call_end(struct pool *p, size_t i)
 	struct call *c = p->calls[i];
 	struct service *sv = c->sv;
 
+	if (sv->exec_err) {
+		errno = sv->exec_err;
+		err_warn("exec %s:", sv->program);
+	}
 	if (sv->status >= 0)
 		err_warn("%s: service exited %d%s%s", c->name, sv->status, sv->why ? ": " : "",
 			 sv->why ? sv->why : "");
