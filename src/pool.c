@@ -42,8 +42,7 @@
 #include "lib/sig.h"
 
 #define POOL_LINGER_MS 1000 /* after our last bytes: read and drop the peer's this long */
-#define ACCEPT_BURST 64	    /* connections taken per wakeup, so bindings are not starved */
-#define END_GRACE_MS 2000   /* a service's group, at its run cap or ours: KILL this long after TERM */
+#define END_GRACE_MS 2000   /* services' groups: KILL this long after TERM */
 #define KEY_WEAK 16	    /* a shorter key is warned about */
 
 static const char usage_text[] =
@@ -181,64 +180,40 @@ static void parse(int argc, char **argv, struct opts *o)
 	opt_key_or_die(argv[0], &o->key, &o->keylen, synopsis);
 }
 
-/* ---- what the modules report ---- */
+/* ---- what the modules report: the log's lines ---- */
 
-/* A session's event that is a log line. */
-static void session_logged(const struct session_event *ev)
-{
-	const char *peer = ev->peer;
-
-	switch (ev->type) {
-	case SESSION_EV_BUSY:
-		err_warn("%s: refused: %zu connections are proving the key", ev->ip, (size_t)ev->count);
-		break;
-	case SESSION_EV_NO_ROOM: err_warn("connection dropped:"); break;
-	case SESSION_EV_NO_NONCE: err_warn("%s: no random nonce:", peer); break;
-	case SESSION_EV_BEGIN: err_warn("%s: master session begins", peer); break;
-	case SESSION_EV_WRONG_KEY:
-		err_warn("%s: %s (%u in a row from %s); dropped", peer, ev->what, (unsigned)ev->count,
-			 ev->ip);
-		break;
-	case SESSION_EV_NO_CHANNEL: err_warn("%s: no channel:", peer); break;
-	case SESSION_EV_HANDSHAKE_LATE: err_warn("%s: no proof of the key in time; dropped", peer); break;
-	case SESSION_EV_HANDSHAKE_FAILED:
-		err_warn("%s: the handshake failed: %s", peer, strerror(ev->err));
-		break;
-	case SESSION_EV_CLOSED:
-		if (ev->state == SESSION_PROVING)
-			err_warn("%s: closed the connection during the handshake", peer);
-		else
-			err_warn("%s: closed the connection before END", peer);
-		break;
-	case SESSION_EV_BROKEN:
-		err_warn("%s: control connection: %s", peer, channel_strerror(ev->err, 0));
-		break;
-	case SESSION_EV_BAD_LINE: err_warn("%s: %s; dropped", peer, ev->what); break;
-	case SESSION_EV_OUT_OF_TURN: err_warn("%s: %s out of turn; dropped", peer, ev->what); break;
-	case SESSION_EV_PROOF_LATE:
-		err_warn("%s: no proof of the key within %ld ms; dropped", peer, ev->ms);
-		break;
-	case SESSION_EV_IDLE: err_warn("%s: idle for %ld ms; dropped", peer, ev->ms); break;
-	case SESSION_EV_UNSAYABLE: err_warn("%s: a line too long to say; dropped", peer); break;
-	case SESSION_EV_UNREAD: err_warn("%s: not reading its replies; dropped", peer); break;
-	default: break;
-	}
-}
-
+/* Sessions report to the log, and their ends to what they got. */
 static void on_session_event(const struct session_event *ev, void *arg)
 {
 	struct pool *p = arg;
 	const struct grant_request *rq = ev->request;
+	const char *peer = ev->peer;
 	int saved = errno;
 
 	errno = ev->err;
 	switch (ev->type) {
+	case SESSION_EV_BUSY:
+		err_warn("%s: refused: %zu connections are proving the key", ev->ip,
+			 (size_t)ev->count);
+		break;
+	case SESSION_EV_NO_ROOM: err_warn("connection dropped:"); break;
+	case SESSION_EV_ACCEPT_FAILED:
+		err_warn("accept: %s (%llu in the last second; pausing)", strerror(ev->err),
+			 ev->count);
+		break;
+	case SESSION_EV_BEGIN: err_warn("%s: master session begins", peer); break;
+	case SESSION_EV_DROPPED: err_warn("%s: %s; dropped", peer, ev->what); break;
+	case SESSION_EV_FAILED: err_warn("%s: %s:", peer, ev->what); break;
+	case SESSION_EV_CLOSED: err_warn("%s: %s", peer, ev->what); break;
+	case SESSION_EV_BROKEN:
+		err_warn("%s: control connection: %s", peer, channel_strerror(ev->err, 0));
+		break;
 	case SESSION_EV_GRANTED:
 		if (rq->cmd == PROTO_CALL)
-			err_warn("%s: service called by %s (port %d)", rq->name, ev->peer, rq->port);
+			err_warn("%s: service called by %s (port %d)", rq->name, peer, rq->port);
 		else
 			err_warn("%s: granted to %s (port %d, stream %.8s, from byte %s)", rq->name,
-				 ev->peer, rq->port, rq->stream, ev->what);
+				 peer, rq->port, rq->stream, ev->what);
 		break;
 	case SESSION_EV_END:
 		if (!p->o->lasting && !p->ended) {
@@ -249,13 +224,12 @@ static void on_session_event(const struct session_event *ev, void *arg)
 		break;
 	case SESSION_EV_GONE:
 		if (ev->state != SESSION_PROVING)
-			err_warn("%s: session ends: %zu grant(s), %zu not finished yet", ev->peer,
+			err_warn("%s: session ends: %zu grant(s), %zu not finished yet", peer,
 				 (size_t)ev->count, (size_t)ev->unfinished);
 		/* The grants it got and did not use go with it; a call waiting for it too. */
 		grants_forget(&p->grants, ev->session);
 		calls_forget(&p->calls, ev->session);
 		break;
-	default: session_logged(ev); break;
 	}
 	errno = saved;
 }
@@ -267,88 +241,56 @@ static int on_request(struct grant_request *rq, void *arg)
 	return rq->cmd == PROTO_CALL ? calls_start(&p->calls, rq) : grants_port(&p->grants, rq);
 }
 
-/* A buffer's binding event, as bind-input says them, with the buffer's name. */
+/* A buffer's binding event, with the buffer's name. */
 static void binding_logged(const char *name, const struct binding_event *ev)
 {
 	errno = ev->err;
-	switch (ev->type) {
-	case BINDING_EV_CLOSE:
+	if (ev->type == BINDING_EV_CLOSE)
 		err_warn("%s: sender %s closed after %llu bytes%s", name, ev->peer, ev->bytes,
 			 ev->err ? " (broken: its stream may resume)" : "");
-		break;
-	case BINDING_EV_REJECT:
+	else if (ev->type == BINDING_EV_REJECT)
 		err_warn("%s: refused a connection from %s: %s", name, ev->peer, ev->why);
-		break;
-	case BINDING_EV_ERROR:
-		if (*ev->peer)
-			err_warn("%s: connection from %s:", name, ev->peer);
-		else
-			err_warn("%s: accept: %s (%llu in the last second; pausing)", name,
-				 strerror(ev->err), ev->bytes);
-		break;
-	case BINDING_EV_SAVED:
-		if (ev->err)
-			err_warn("%s: saving unread bytes:", name);
-		else if (*ev->peer)
-			err_warn("%s: %s%s %s, not touched; %llu unread byte(s) saved to %s instead",
-				 name, name, FIFO_UNREAD, ev->peer, ev->bytes, ev->why);
-		else
-			err_warn("%s: %llu unread byte(s) saved to %s", name, ev->bytes, ev->why);
-		break;
-	default: break;
-	}
+	else if (ev->type == BINDING_EV_ERROR && *ev->peer)
+		err_warn("%s: connection from %s:", name, ev->peer);
+	else if (ev->type == BINDING_EV_ERROR)
+		err_warn("%s: accept: %s (%llu in the last second; pausing)", name,
+			 strerror(ev->err), ev->bytes);
+	else if (ev->type == BINDING_EV_SAVED && ev->err)
+		err_warn("%s: saving unread bytes:", name);
+	else if (ev->type == BINDING_EV_SAVED && *ev->peer)
+		err_warn("%s: %s%s %s, not touched; %llu unread byte(s) saved to %s instead", name,
+			 name, FIFO_UNREAD, ev->peer, ev->bytes, ev->why);
+	else if (ev->type == BINDING_EV_SAVED)
+		err_warn("%s: %llu unread byte(s) saved to %s", name, ev->bytes, ev->why);
 }
 
+/* Grants report to the log, and their ends to their sessions. */
 static void on_grant_event(const struct grant_event *ev, void *arg)
 {
-	const char *name = ev->name, *path = ev->path;
 	int saved = errno;
 
 	(void)arg;
 	errno = ev->err;
-	switch (ev->type) {
-	case GRANT_EV_ENDED: session_grant_ended(ev->owner); break;
-	case GRANT_EV_CANCELLED:
-		err_warn("%s: its master left before connecting; cancelled", name);
-		break;
-	case GRANT_EV_BINDING: binding_logged(name, ev->binding); break;
-	case GRANT_EV_BUFFER_FAILED: err_warn("%s: buffer:", name); break;
-	case GRANT_EV_STREAMS_LOADED:
-		if (ev->err)
-			err_warn("%s: %s not taken back:", name, path);
-		else
-			err_warn("%s: %d stream(s) to resume, from %s", name, (int)ev->count, path);
-		break;
-	case GRANT_EV_STREAMS_SAVED:
-		if (ev->err)
-			err_warn("%s: saving its streams to %s:", name, path);
-		else
-			err_warn("%s: %u stream(s) may resume; counts saved to %s", name,
-				 (unsigned)ev->count, path);
-		break;
-	case GRANT_EV_PRELOADED:
-		if (ev->err)
-			err_warn("%s: reading %s:", name, path);
-		else
-			err_warn("%s: %llu byte(s) a previous pool left unread go first, from %s", name,
-				 (unsigned long long)ev->count, path);
-		break;
-	case GRANT_EV_PRELOAD_REFUSED:
-		err_warn("%s: %s is not a private file of ours; left alone", name, path);
-		break;
-	}
+	if (ev->type == GRANT_EV_ENDED)
+		session_grant_ended(ev->owner);
+	else if (ev->type == GRANT_EV_BINDING)
+		binding_logged(ev->name, ev->binding);
+	else if (ev->err)
+		err_warn("%s: %s:", ev->name, ev->what);
+	else
+		err_warn("%s: %s", ev->name, ev->what);
 	errno = saved;
 }
 
+/* A call's end: the log says how, and its caller hears it. */
 static void on_call_event(const struct call_event *ev, void *arg)
 {
 	int saved = errno;
 
 	(void)arg;
-	if (ev->exec_err) {
-		errno = ev->exec_err;
+	errno = ev->exec_err;
+	if (ev->exec_err)
 		err_warn("exec %s:", ev->program);
-	}
 	if (ev->status >= 0)
 		err_warn("%s: service exited %d%s%s", ev->name, ev->status, ev->why ? ": " : "",
 			 ev->why ? ev->why : "");
@@ -370,10 +312,12 @@ static void on_call_event(const struct call_event *ev, void *arg)
 static void strays_end(struct pool *p)
 {
 	pid_t *live = calloc(p->calls.ncalls + 1, sizeof *live);
+	size_t n;
 
 	if (!live)
 		return; /* at the next service's end, or ours */
-	proc_kill_strays(live, calls_leaders(&p->calls, live));
+	n = calls_leaders(&p->calls, live);
+	proc_kill_strays(live, n);
 	free(live);
 }
 
@@ -386,22 +330,6 @@ static void reap(struct pool *p)
 		calls_reaped(&p->calls, pid, status);
 	if (p->o->sdir)
 		strays_end(p);
-}
-
-static void accept_masters(struct pool *p)
-{
-	for (int k = 0; k < ACCEPT_BURST; k++) {
-		unsigned long failures;
-		int fd = listener_accept(&p->masters, io_now_ms(), &failures);
-
-		if (fd < 0) {
-			if (failures)
-				err_warn("accept: %s (%lu in the last second; pausing)", strerror(errno),
-					 failures);
-			return;
-		}
-		sessions_accept(&p->sessions, fd, io_now_ms());
-	}
 }
 
 static void release(struct pool *p)
@@ -422,17 +350,17 @@ static _Noreturn void teardown(struct pool *p, int sig)
 	/* Every service ends with the pool, its whole process group. */
 	if (p->calls.ncalls) {
 		pid_t *pids = calloc(p->calls.ncalls, sizeof *pids);
+		size_t n = pids ? calls_leaders(&p->calls, pids) : 0;
 
 		if (pids)
-			proc_end_groups(pids, calls_leaders(&p->calls, pids), END_GRACE_MS, p->sigfd, NULL,
-					NULL);
+			proc_end_groups(pids, n, END_GRACE_MS, p->sigfd, NULL, NULL);
 		else
 			calls_stop(&p->calls); /* no memory: TERM at least */
 		free(pids);
 		calls_free(&p->calls);
 	}
 	if (p->o->sdir)
-		proc_end_children(END_GRACE_MS, NULL, NULL); /* strays (strays_end), if any are left */
+		proc_end_children(END_GRACE_MS, NULL, NULL); /* strays (strays_end), if any */
 	/* Every buffer saves what nobody read; its senders' streams record where they stopped. */
 	grants_free(&p->grants);
 	err_warn("signal %d: ended", sig);
@@ -445,20 +373,14 @@ struct slices {
 	size_t masters, nmasters, linger, nlinger, sessions, nsessions, grants, calls;
 };
 
-/* Build the poll set; returns its size, and in *at when the loop must wake at the latest. */
+/* Build the poll set; returns its size, and in *at when the loop must wake. */
 static size_t poll_set(struct pool *p, struct slices *sl, long long now, long long *at)
 {
 	size_t n = 1, need = 1 + LISTENER_MAX + p->linger.n + p->sessions.n +
 			     grants_nfds(&p->grants) + calls_nfds(&p->calls);
 
-	if (need > p->pcap) {
-		struct pollfd *more = realloc(p->pfd, (need + 64) * sizeof *more);
-
-		if (!more)
-			err_die(EXIT_RUNTIME, "poll set:");
-		p->pfd = more;
-		p->pcap = need + 64;
-	}
+	if (mem_reserve(&p->pfd, &p->pcap, need, sizeof *p->pfd, 64) < 0)
+		err_die(EXIT_RUNTIME, "poll set:");
 	p->pfd[0] = (struct pollfd){.fd = p->sigfd, .events = POLLIN};
 	sl->masters = n;
 	n += sl->nmasters = listener_pollfds(&p->masters, p->pfd + n, now);
@@ -471,8 +393,7 @@ static size_t poll_set(struct pool *p, struct slices *sl, long long now, long lo
 	sl->grants = n;
 	n += grants_pollfds(&p->grants, p->pfd + n, now, at);
 	sl->calls = n;
-	n += calls_pollfds(&p->calls, p->pfd + n, now, at);
-	return n;
+	return n + calls_pollfds(&p->calls, p->pfd + n, now, at);
 }
 
 static void loop(struct pool *p)
@@ -504,7 +425,7 @@ static void loop(struct pool *p)
 		linger_handle(&p->linger, p->pfd + sl.linger, sl.nlinger, io_now_ms());
 		for (size_t k = 0; k < sl.nmasters; k++)
 			if (p->pfd[sl.masters + k].revents) {
-				accept_masters(p);
+				sessions_accept(&p->sessions, &p->masters);
 				break;
 			}
 	}
@@ -515,25 +436,25 @@ static void wire_up(struct pool *p)
 {
 	const struct opts *o = p->o;
 	const unsigned char *psk = o->plain ? NULL : p->psk;
-	struct session_config sc = {
-		.key = o->key, .keylen = o->keylen, .psk = psk, .idle_ms = o->idle_ms,
-		.max_proving = (size_t)o->max_proving, .linger = &p->linger,
-		.linger_ms = POOL_LINGER_MS, .on_event = on_session_event, .on_request = on_request,
-		.arg = p};
-	struct grant_config gc = {.policy = &p->policy, .dir = o->dir, .lasting = o->lasting,
-				  .spool = o->spool, .max_grants = o->max_grants,
-				  .on_event = on_grant_event, .arg = p};
-	struct call_config cc = {
-		.policy = &p->policy, .dir = o->sdir, .run_ms = o->run_ms, .grace_ms = END_GRACE_MS,
-		.max_running = o->max_services, .linger = &p->linger, .linger_ms = POOL_LINGER_MS,
-		.errfd = err_file_fd(), .on_event = on_call_event, .arg = p};
 
 	p->policy = (struct grant_policy){.addr = o->addr, .port_lo = o->lo, .port_hi = o->hi,
 					  .next_port = o->lo, .max_session = o->max_session,
 					  .psk = psk};
-	sessions_init(&p->sessions, &sc);
-	grants_init(&p->grants, &gc);
-	calls_init(&p->calls, &cc);
+	sessions_init(&p->sessions,
+		      &(struct session_config){
+			      .key = o->key, .keylen = o->keylen, .psk = psk, .idle_ms = o->idle_ms,
+			      .max_proving = (size_t)o->max_proving, .linger = &p->linger,
+			      .linger_ms = POOL_LINGER_MS, .on_event = on_session_event,
+			      .on_request = on_request, .arg = p});
+	grants_init(&p->grants, &(struct grant_config){
+					.policy = &p->policy, .dir = o->dir, .lasting = o->lasting,
+					.spool = o->spool, .max_grants = o->max_grants,
+					.on_event = on_grant_event, .arg = p});
+	calls_init(&p->calls, &(struct call_config){
+				      .policy = &p->policy, .dir = o->sdir, .run_ms = o->run_ms,
+				      .grace_ms = END_GRACE_MS, .max_running = o->max_services,
+				      .linger = &p->linger, .linger_ms = POOL_LINGER_MS,
+				      .errfd = err_file_fd(), .on_event = on_call_event, .arg = p});
 }
 
 /* dir must be a directory (what: the option, for the message, or ""). */

@@ -57,14 +57,20 @@ static size_t running(const struct calls *cs)
 	return n;
 }
 
-/* The call's service, waiting for its caller on a port of the grant's. Returns 0 or -1 (refused). */
+/* The call's service, waiting for its caller on a port of the grant's. Returns 0 or -1 (refused).
+ */
 static int call_open(struct calls *cs, struct call *c, const char *path, struct grant_request *rq)
 {
 	const struct call_config *cc = &cs->cfg;
 	struct listener l;
-	struct service_config sc = {.name = rq->name, .program = path, .token = rq->token,
-				    .addr = rq->ip, .listener = &l, .run_ms = cc->run_ms,
-				    .grace_ms = cc->grace_ms, .psk = cc->policy->psk,
+	struct service_config sc = {.name = rq->name,
+				    .program = path,
+				    .token = rq->token,
+				    .addr = rq->ip,
+				    .listener = &l,
+				    .run_ms = cc->run_ms,
+				    .grace_ms = cc->grace_ms,
+				    .psk = cc->policy->psk,
 				    .errfd = cc->errfd};
 
 	if (grant_token(rq) < 0 || grant_listen(cc->policy, rq, &l) < 0)
@@ -115,9 +121,14 @@ static void call_end(struct calls *cs, size_t i)
 {
 	struct call *c = cs->all[i];
 	struct service *sv = c->service;
-	struct call_event ev = {.type = CALL_EV_ENDED, .name = c->name, .stream = c->stream,
-				.program = sv->program, .status = sv->status, .why = sv->why,
-				.exec_err = sv->exec_err, .owner = c->owner};
+	struct call_event ev = {.type = CALL_EV_ENDED,
+				.name = c->name,
+				.stream = c->stream,
+				.program = sv->program,
+				.status = sv->status,
+				.why = sv->why,
+				.exec_err = sv->exec_err,
+				.owner = c->owner};
 
 	if (cs->cfg.on_event)
 		cs->cfg.on_event(&ev, cs->cfg.arg);
@@ -131,10 +142,7 @@ static void call_end(struct calls *cs, size_t i)
 	cs->all[i] = cs->all[--cs->ncalls];
 }
 
-size_t calls_nfds(const struct calls *cs)
-{
-	return cs->ncalls * (LISTENER_MAX + 1);
-}
+size_t calls_nfds(const struct calls *cs) { return cs->ncalls * (LISTENER_MAX + 1); }
 
 size_t calls_pollfds(struct calls *cs, struct pollfd *pfd, long long now, long long *at)
 {

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +43,7 @@ struct buffer {
 	char name[PROTO_NAME_MAX + 1];
 	struct binding *binding;
 	struct guard guard;
-	size_t users;	      /* grants waiting for it or using it */
+	size_t users;	     /* grants waiting for it or using it */
 	size_t slot, nslots; /* its slice of the poll set */
 };
 
@@ -59,6 +60,22 @@ static void tell(struct grants *gs, struct grant_event ev)
 {
 	if (gs->cfg.on_event)
 		gs->cfg.on_event(&ev, gs->cfg.arg);
+}
+
+static void note(struct grants *gs, const char *name, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* What happened to name's buffer, for the log; err: what failed, and why. */
+static void note(struct grants *gs, const char *name, int err, const char *fmt, ...)
+{
+	char what[PATH_MAX + 128];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	tell(gs,
+	     (struct grant_event){.type = GRANT_EV_NOTE, .name = name, .what = what, .err = err});
 }
 
 /* ---- what every grant shares ---- */
@@ -171,9 +188,10 @@ static struct name_entry *entry_of(struct grants *gs, const char *name)
 	if ((path = path_of(gs, name, STREAMS_SUFFIX)) != NULL) {
 		int r = streams_load(e->streams, path, io_now_ms());
 
-		if (r != 0)
-			tell(gs, (struct grant_event){.type = GRANT_EV_STREAMS_LOADED, .name = name,
-						      .path = path, .count = r, .err = r < 0 ? errno : 0});
+		if (r > 0)
+			note(gs, name, 0, "%d stream(s) to resume, from %s", r, path);
+		else if (r < 0)
+			note(gs, name, errno, "%s not taken back", path);
 		free(path);
 	}
 	gs->names[gs->nnames++] = e;
@@ -188,11 +206,10 @@ static void save_streams(struct grants *gs)
 		char *path = path_of(gs, e->name, STREAMS_SUFFIX);
 
 		if (path && streams_save(e->streams, path) < 0)
-			tell(gs, (struct grant_event){.type = GRANT_EV_STREAMS_SAVED, .name = e->name,
-						      .path = path, .err = errno});
+			note(gs, e->name, errno, "saving its streams to %s", path);
 		else if (path && streams_open(e->streams))
-			tell(gs, (struct grant_event){.type = GRANT_EV_STREAMS_SAVED, .name = e->name,
-						      .path = path, .count = streams_open(e->streams)});
+			note(gs, e->name, 0, "%u stream(s) may resume; counts saved to %s",
+			     streams_open(e->streams), path);
 		free(path);
 		streams_free(e->streams);
 		free(e);
@@ -243,14 +260,17 @@ static void on_binding_event(const struct binding_event *ev, void *arg)
 		if ((g = grant_find(buf->gs, ev->tag, NULL)) != NULL)
 			g->connected = 1;
 		break;
-	case BINDING_EV_CLOSE: sender_closed(buf, ev); break;
+	case BINDING_EV_CLOSE:
+		sender_closed(buf, ev);
+		break;
 	case BINDING_EV_REJECT:
 	case BINDING_EV_ERROR:
 	case BINDING_EV_SAVED:
-		tell(buf->gs, (struct grant_event){.type = GRANT_EV_BINDING, .name = buf->name,
-						   .binding = ev});
+		tell(buf->gs, (struct grant_event){
+				  .type = GRANT_EV_BINDING, .name = buf->name, .binding = ev});
 		break;
-	default: break;
+	default:
+		break;
 	}
 }
 
@@ -261,14 +281,13 @@ static void on_binding_event(const struct binding_event *ev, void *arg)
 static void preload(struct buffer *buf)
 {
 	char *path = path_of(buf->gs, buf->name, FIFO_UNREAD), chunk[PRELOAD_CHUNK];
-	struct grant_event ev = {.type = GRANT_EV_PRELOADED, .name = buf->name};
+	unsigned long long total = 0;
 	struct stat st;
 	ssize_t r;
 	int fd;
 
 	if (!path)
 		return;
-	ev.path = path;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
 		free(path);
@@ -276,20 +295,21 @@ static void preload(struct buffer *buf)
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
 	    (st.st_mode & 077)) {
-		ev.type = GRANT_EV_PRELOAD_REFUSED;
-		tell(buf->gs, ev);
+		note(buf->gs, buf->name, 0, "%s is not a private file of ours; left alone", path);
 		goto out;
 	}
 	while ((r = io_read(fd, chunk, sizeof chunk)) > 0) {
 		if (binding_put(buf->binding, chunk, (size_t)r) < 0)
 			break;
-		ev.count += r;
+		total += (unsigned long long)r;
 	}
-	if (r == 0)
+	if (r == 0) {
 		unlink(path);
-	else
-		ev.err = errno;
-	tell(buf->gs, ev);
+		note(buf->gs, buf->name, 0,
+		     "%llu byte(s) a previous pool left unread go first, from %s", total, path);
+	} else {
+		note(buf->gs, buf->name, errno, "reading %s", path);
+	}
 out:
 	close(fd);
 	free(path);
@@ -306,7 +326,8 @@ static struct buffer *buffer_open(struct grants *gs, struct name_entry *e, struc
 	pid_t holder = 0;
 	int gai = 0;
 
-	if (mem_reserve(&gs->buffers, &gs->buffers_cap, gs->nbuffers + 1, sizeof *gs->buffers, 16) < 0 ||
+	if (mem_reserve(&gs->buffers, &gs->buffers_cap, gs->nbuffers + 1, sizeof *gs->buffers, 16) <
+		0 ||
 	    !(buf = calloc(1, sizeof *buf))) {
 		grant_refuse(rq, "out of memory");
 		return NULL;
@@ -351,7 +372,8 @@ fail:
 
 static void buffer_close(struct grants *gs, struct buffer *buf, int save)
 {
-	binding_close(buf->binding, save); /* it tells what it saved, and where (on_binding_event) */
+	binding_close(buf->binding,
+		      save); /* it tells what it saved, and where (on_binding_event) */
 	buf->binding = NULL;
 	if (buf->entry->lasting == buf)
 		buf->entry->lasting = NULL;
@@ -373,10 +395,7 @@ static void buffer_end(struct grants *gs, struct buffer *buf, int save)
 	buffer_close(gs, buf, save);
 }
 
-size_t grants_buffers(const struct grants *gs)
-{
-	return gs->nbuffers;
-}
+size_t grants_buffers(const struct grants *gs) { return gs->nbuffers; }
 
 size_t grants_nfds(const struct grants *gs)
 {
@@ -409,8 +428,7 @@ void grants_handle(struct grants *gs, const struct pollfd *pfd)
 		size_t before = gs->nbuffers;
 
 		if (binding_handle(buf->binding, pfd + buf->slot, buf->nslots) < 0) {
-			tell(gs, (struct grant_event){.type = GRANT_EV_BUFFER_FAILED, .name = buf->name,
-						      .err = errno});
+			note(gs, buf->name, errno, "buffer");
 			buffer_end(gs, buf, 1);
 		} else if (binding_done(buf->binding)) {
 			buffer_end(gs, buf, 0);
@@ -443,7 +461,8 @@ static int port_allowed(struct grants *gs, struct grant_request *rq)
 	if (grant_within_session(c->policy, rq) < 0)
 		return -1;
 	if (gs->ngrants >= (size_t)c->max_grants)
-		return grant_refuse(rq, "the pool holds all the grants it may (%ld)", c->max_grants);
+		return grant_refuse(rq, "the pool holds all the grants it may (%ld)",
+				    c->max_grants);
 	/*
 	 * -l: a name's buffer lasts until the pool ends (a reader that keeps
 	 * reading never sees its end), with a FIFO and a listener: -N bounds
@@ -451,8 +470,10 @@ static int port_allowed(struct grants *gs, struct grant_request *rq)
 	 * by restarting the pool.
 	 */
 	if (c->lasting && !(e && e->lasting) && gs->nbuffers >= (size_t)c->max_grants)
-		return grant_refuse(rq, "the pool holds all the buffers it may (%ld): no new name "
-					"until it restarts", c->max_grants);
+		return grant_refuse(rq,
+				    "the pool holds all the buffers it may (%ld): no new name "
+				    "until it restarts",
+				    c->max_grants);
 	return 0;
 }
 
@@ -479,7 +500,9 @@ int grants_port(struct grants *gs, struct grant_request *rq)
 	g->buffer = buf;
 	g->owner = rq->owner;
 	snprintf(g->stream, sizeof g->stream, "%s", rq->stream);
-	g->base = r >= 0 ? (unsigned long long)r : rq->offset > 0 ? (unsigned long long)rq->offset : 0;
+	g->base = r >= 0	   ? (unsigned long long)r
+		  : rq->offset > 0 ? (unsigned long long)rq->offset
+				   : 0;
 	if (guard_add(&buf->guard, rq->token, rq->ip, g, rq->offset >= 0) < 0) {
 		grant_refuse(rq, "%s", strerror(errno));
 		if (buf->users == 0 && buf != e->lasting)
@@ -513,7 +536,7 @@ static void grant_cancel(struct grants *gs, size_t i)
 {
 	struct buffer *buf = gs->all[i]->buffer;
 
-	tell(gs, (struct grant_event){.type = GRANT_EV_CANCELLED, .name = buf->name});
+	note(gs, buf->name, 0, "its master left before connecting; cancelled");
 	grant_end(gs, i);
 	if (buf != buf->entry->lasting && buf->users == 0)
 		buffer_close(gs, buf, 0);

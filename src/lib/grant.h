@@ -57,7 +57,7 @@ struct grant_policy {
 
 /* Refuse rq with the reason fmt, ...: fills rq->why. Returns -1. */
 int grant_refuse(struct grant_request *rq, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* The -n cap: 0 when rq's session may have one more grant, else -1 (refused). */
 int grant_within_session(const struct grant_policy *gp, struct grant_request *rq);
@@ -73,28 +73,21 @@ int grant_token(struct grant_request *rq);
 int grant_listen(struct grant_policy *gp, struct grant_request *rq, struct listener *l);
 
 enum grant_ev {
-	GRANT_EV_ENDED,		 /* a grant is over: owner has one grant less (never NULL) */
-	GRANT_EV_CANCELLED,	 /* name: its master left before its sender came */
-	GRANT_EV_BINDING,	 /* name: its binding's CLOSE (a grant's sender), REJECT,
-				    ERROR or SAVED event (binding.h) */
-	GRANT_EV_BUFFER_FAILED,	 /* name: the buffer failed (err) and ended, saving what it held */
-	GRANT_EV_STREAMS_LOADED, /* name: count streams to resume, taken back from path;
-				    err: path was not taken back */
-	GRANT_EV_STREAMS_SAVED,	 /* name: count streams may resume, saved to path;
-				    err: saving them to path failed */
-	GRANT_EV_PRELOADED,	 /* name: count bytes a previous pool left in path go first;
-				    err: reading path failed */
-	GRANT_EV_PRELOAD_REFUSED /* name: path is not a private file of ours; left alone */
+	GRANT_EV_ENDED,	  /* a grant is over: owner has one grant less (never NULL) */
+	GRANT_EV_BINDING, /* name: its binding's CLOSE (a grant's sender), REJECT, ERROR or
+			     SAVED event (binding.h) */
+	GRANT_EV_NOTE	  /* name: what happened to it ("its master left before connecting;
+			     cancelled", "3 stream(s) to resume, from PATH"); with err,
+			     what failed ("reading PATH") */
 };
 
 struct grant_event {
 	enum grant_ev type;
 	const char *name;
-	const char *path;
-	long long count;
-	int err;
-	struct session *owner;			/* ENDED */
-	const struct binding_event *binding;	/* BINDING */
+	const char *what;		     /* NOTE */
+	int err;			     /* NOTE: what failed, and why */
+	struct session *owner;		     /* ENDED */
+	const struct binding_event *binding; /* BINDING */
 };
 
 struct grant_config {

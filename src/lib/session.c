@@ -16,26 +16,27 @@
 #include "queue.h"
 #include "wire.h"
 
-#define OUT_HOLD 4096  /* stop reading a master that leaves this much unread */
-#define OUT_MAX 65536  /* a master that leaves this much unread is dropped */
-#define OUT_KEEP 4096  /* memory an idle queue of lines out keeps */
+#define OUT_HOLD 4096 /* stop reading a master that leaves this much unread */
+#define OUT_MAX 65536 /* a master that leaves this much unread is dropped */
+#define OUT_KEEP 4096 /* memory an idle queue of lines out keeps */
 #define NO_SLOT ((size_t)-1)
+#define ACCEPT_BURST 64 /* connections taken per wakeup, so bindings are not starved */
 
 struct session {
 	struct sessions *set;
 	int fd;
 	enum session_state state;
-	int version;	       /* PROTO_VERSION, or PROTO_VERSION_PLAIN (-U) */
-	size_t granted;	       /* grants it got */
-	size_t unfinished;     /* of those, not ended yet */
-	long long deadline;    /* PROVING: the handshake's end (absolute); then the idle limit */
-	int proof_waits;       /* a proof waits for the penalty to allow judging it */
-	long long proof_at;    /* when it may be judged */
-	int closing;	       /* say nothing more; close gracefully once out is flushed */
-	int finished;	       /* flushed and closing: hand the connection to the linger set */
+	int version;		 /* PROTO_VERSION, or PROTO_VERSION_PLAIN (-U) */
+	size_t granted;		 /* grants it got */
+	size_t unfinished;	 /* of those, not ended yet */
+	long long deadline;	 /* PROVING: the handshake's end (absolute); then the idle limit */
+	int proof_waits;	 /* a proof waits for the penalty to allow judging it */
+	long long proof_at;	 /* when it may be judged */
+	int closing;		 /* say nothing more; close gracefully once out is flushed */
+	int finished;		 /* flushed and closing: hand the connection to the linger set */
 	struct channel *channel; /* version 3: the control channel, once the handshake began */
-	int secured;	       /* version 3: the handshake is done; every line goes through it */
-	char pool_nonce[PROTO_NONCE_HEX + 1];		/* version 2: the greeting's */
+	int secured;		 /* version 3: the handshake is done; every line goes through it */
+	char pool_nonce[PROTO_NONCE_HEX + 1]; /* version 2: the greeting's */
 	char master_mac[PROTO_MAC_HEX + 1], master_nonce[PROTO_NONCE_HEX + 1]; /* its AUTH */
 	char ip[NET_IPLEN], peer[NET_IPLEN + NET_PORTLEN + 2];
 	struct queue out;
@@ -43,7 +44,18 @@ struct session {
 	size_t slot; /* its entry in the poll set, or NO_SLOT */
 };
 
-static void tell(struct session *s, struct session_event ev)
+/* An event of the set's, about no session but a newcomer from ip. */
+static void tell_set(struct sessions *set, enum session_ev type, const char *ip,
+		     unsigned long long count, int err)
+{
+	struct session_event ev = {.type = type, .ip = ip, .count = count, .err = err};
+
+	if (set->cfg.on_event)
+		set->cfg.on_event(&ev, set->cfg.arg);
+}
+
+/* Report ev of s, with its peer and state. */
+static void report(struct session *s, struct session_event ev)
 {
 	const struct session_config *cfg = &s->set->cfg;
 
@@ -53,6 +65,25 @@ static void tell(struct session *s, struct session_event ev)
 	ev.ip = s->ip;
 	if (cfg->on_event)
 		cfg->on_event(&ev, cfg->arg);
+}
+
+static void tell(struct session *s, enum session_ev type, const char *what, int err)
+{
+	report(s, (struct session_event){.type = type, .what = what, .err = err});
+}
+
+static void dropped(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* s is dropped: why, for the log. */
+static void dropped(struct session *s, const char *fmt, ...)
+{
+	char why[PROTO_LINE_MAX + 64];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	tell(s, SESSION_EV_DROPPED, why, 0);
 }
 
 /* ---- lines out ---- */
@@ -94,12 +125,12 @@ static void line_out(struct session *s, const char *fmt, ...)
 	n = proto_vline(line, fmt, ap);
 	va_end(ap);
 	if (n < 0) {
-		tell(s, (struct session_event){.type = SESSION_EV_UNSAYABLE});
+		dropped(s, "a line too long to say");
 		s->closing = 1;
 		return;
 	}
 	if (queue_pending(&s->out) + (size_t)n > OUT_MAX) {
-		tell(s, (struct session_event){.type = SESSION_EV_UNREAD});
+		dropped(s, "not reading its replies");
 		queue_consume(&s->out, s->out.len);
 		s->closing = 1;
 		return;
@@ -135,7 +166,8 @@ void session_call_ended(struct session *s, const char *name, const char *stream,
 			const char *why)
 {
 	if (status >= 0)
-		line_out(s, "EXIT %s %s %d%s%s", name, stream, status, why ? " " : "", why ? why : "");
+		line_out(s, "EXIT %s %s %d%s%s", name, stream, status, why ? " " : "",
+			 why ? why : "");
 	else
 		line_out(s, "EXIT %s %s - %s", name, stream, why ? why : "did not run");
 	grant_over(s);
@@ -172,12 +204,10 @@ static int over_cap(struct sessions *set, int fd, const char *ip)
 	const struct session_config *cfg = &set->cfg;
 	size_t per_source = cfg->max_proving / 4 ? cfg->max_proving / 4 : 1;
 	static const char busy[] = "ERR busy: too many connections proving the key\n";
-	struct session_event ev = {.type = SESSION_EV_BUSY, .ip = ip, .count = set->proving};
 
 	if (set->proving < cfg->max_proving && proving_from(set, ip) < per_source)
 		return 0;
-	if (cfg->on_event)
-		cfg->on_event(&ev, cfg->arg);
+	tell_set(set, SESSION_EV_BUSY, ip, set->proving, 0);
 	if (send(fd, busy, sizeof busy - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
 		/* the line is a courtesy; the close says the same */
 	}
@@ -194,14 +224,15 @@ static void greet(struct session *s)
 	}
 	s->version = PROTO_VERSION_PLAIN;
 	if (proto_random_hex(s->pool_nonce, PROTO_NONCE_HEX / 2) < 0) {
-		tell(s, (struct session_event){.type = SESSION_EV_NO_NONCE, .err = errno});
+		tell(s, SESSION_EV_FAILED, "no random nonce", errno);
 		refuse(s, "no randomness");
 	} else {
 		line_out(s, "SOCKETPOOL %d %s", PROTO_VERSION_PLAIN, s->pool_nonce);
 	}
 }
 
-void sessions_accept(struct sessions *set, int fd, long long now)
+/* A master connected on fd (taken over): greet it, or turn it away at the cap. */
+static void session_new(struct sessions *set, int fd, long long now)
 {
 	struct session *s;
 	char ip[NET_IPLEN], port[NET_PORTLEN];
@@ -214,10 +245,7 @@ void sessions_accept(struct sessions *set, int fd, long long now)
 		return;
 	if (mem_reserve(&set->all, &set->cap, set->n + 1, sizeof *set->all, 16) < 0 ||
 	    !(s = calloc(1, sizeof *s))) {
-		struct session_event ev = {.type = SESSION_EV_NO_ROOM, .ip = ip, .err = errno};
-
-		if (set->cfg.on_event)
-			set->cfg.on_event(&ev, set->cfg.arg);
+		tell_set(set, SESSION_EV_NO_ROOM, ip, 0, errno);
 		close(fd);
 		return;
 	}
@@ -235,6 +263,21 @@ void sessions_accept(struct sessions *set, int fd, long long now)
 	flush(s);
 }
 
+void sessions_accept(struct sessions *set, struct listener *l)
+{
+	for (int k = 0; k < ACCEPT_BURST; k++) {
+		unsigned long failures;
+		int fd = listener_accept(l, io_now_ms(), &failures);
+
+		if (fd < 0) {
+			if (failures)
+				tell_set(set, SESSION_EV_ACCEPT_FAILED, NULL, failures, errno);
+			return;
+		}
+		session_new(set, fd, io_now_ms());
+	}
+}
+
 /* Close a session (gracefully once finished); whoever knew it is told first. */
 static void session_free(struct sessions *set, size_t i)
 {
@@ -242,8 +285,8 @@ static void session_free(struct sessions *set, size_t i)
 
 	if (s->state == SESSION_PROVING)
 		set->proving--;
-	tell(s, (struct session_event){.type = SESSION_EV_GONE, .count = s->granted,
-				       .unfinished = s->unfinished});
+	report(s, (struct session_event){
+		      .type = SESSION_EV_GONE, .count = s->granted, .unfinished = s->unfinished});
 	channel_free(s->channel);
 	if (s->finished)
 		linger_add(set->cfg.linger, s->fd, set->cfg.linger_ms);
@@ -284,7 +327,7 @@ static void session_begins(struct session *s, long long now)
 	s->state = SESSION_SERVING;
 	s->set->proving--;
 	s->deadline = now + s->set->cfg.idle_ms;
-	tell(s, (struct session_event){.type = SESSION_EV_BEGIN});
+	tell(s, SESSION_EV_BEGIN, NULL, 0);
 }
 
 /* Version 2: judge an AUTH the penalty now allows: the pool's own proof follows, or the end. */
@@ -298,8 +341,7 @@ static void judge_proof(struct session *s, long long now)
 
 	s->proof_waits = 0;
 	if (!ok) {
-		tell(s, (struct session_event){.type = SESSION_EV_WRONG_KEY, .what = "wrong key",
-					       .count = fails});
+		dropped(s, "wrong key (%u in a row from %s)", fails, s->ip);
 		refuse(s, "key rejected");
 		return;
 	}
@@ -347,7 +389,7 @@ static int handshake_begun(struct session *s, short revents, long long now)
 	s->proof_waits = 0;
 	snprintf(greeting, sizeof greeting, "SOCKETPOOL %d %s", PROTO_VERSION, WIRE_NOISE);
 	if (!(s->channel = wire_control(s->fd, 0, s->set->cfg.psk, greeting, now))) {
-		tell(s, (struct session_event){.type = SESSION_EV_NO_CHANNEL, .err = errno});
+		tell(s, SESSION_EV_FAILED, "no channel", errno);
 		s->closing = 1;
 		return 0;
 	}
@@ -375,15 +417,14 @@ static void handshake(struct session *s, short revents, long long now)
 	} else if (err == EBADMSG || err == EPROTO) {
 		unsigned fails = penalty_judged(&s->set->penalty, s->ip, 0, now);
 
-		tell(s, (struct session_event){
-				.type = SESSION_EV_WRONG_KEY, .count = fails,
-				.what = err == EBADMSG ? "wrong key" : "not a version 3 handshake"});
+		dropped(s, "%s (%u in a row from %s)",
+			err == EBADMSG ? "wrong key" : "not a version 3 handshake", fails, s->ip);
 	} else if (err == ETIMEDOUT) {
-		tell(s, (struct session_event){.type = SESSION_EV_HANDSHAKE_LATE});
+		dropped(s, "no proof of the key in time");
 	} else if (err == ECONNRESET) {
-		tell(s, (struct session_event){.type = SESSION_EV_CLOSED});
+		tell(s, SESSION_EV_CLOSED, "closed the connection during the handshake", 0);
 	} else {
-		tell(s, (struct session_event){.type = SESSION_EV_HANDSHAKE_FAILED, .err = err});
+		tell(s, SESSION_EV_FAILED, "the handshake failed", err);
 	}
 }
 
@@ -393,9 +434,14 @@ static void handshake(struct session *s, short revents, long long now)
 static void request(struct session *s, const struct proto_msg *m)
 {
 	const struct session_config *cfg = &s->set->cfg;
-	struct grant_request rq = {.cmd = m->cmd, .name = m->arg[0], .stream = m->arg[1],
-				   .offset = m->offset, .owner = s, .ip = s->ip,
-				   .granted = s->granted, .taken = -1};
+	struct grant_request rq = {.cmd = m->cmd,
+				   .name = m->arg[0],
+				   .stream = m->arg[1],
+				   .offset = m->offset,
+				   .owner = s,
+				   .ip = s->ip,
+				   .granted = s->granted,
+				   .taken = -1};
 	char taken[24] = "-";
 
 	if (cfg->on_request(&rq, cfg->arg) < 0) {
@@ -406,8 +452,8 @@ static void request(struct session *s, const struct proto_msg *m)
 		if (rq.taken >= 0)
 			snprintf(taken, sizeof taken, "%lld", rq.taken);
 		line_out(s, "GRANT %s %d %s %s", rq.name, rq.port, rq.token, taken);
-		tell(s, (struct session_event){.type = SESSION_EV_GRANTED, .request = &rq,
-					       .what = taken});
+		report(s, (struct session_event){
+			      .type = SESSION_EV_GRANTED, .request = &rq, .what = taken});
 	}
 	mem_wipe(rq.token, sizeof rq.token);
 }
@@ -431,7 +477,7 @@ static void line_in(struct session *s, char *line)
 	if (proto_parse(line, &m) < 0) {
 		const char *why = parse_error(s, &m);
 
-		tell(s, (struct session_event){.type = SESSION_EV_BAD_LINE, .what = why});
+		dropped(s, "%s", why);
 		refuse(s, why);
 		return;
 	}
@@ -445,15 +491,14 @@ static void line_in(struct session *s, char *line)
 	}
 	if (s->state == SESSION_SERVING && m.cmd == PROTO_END) {
 		s->state = SESSION_ENDING;
-		tell(s, (struct session_event){.type = SESSION_EV_END});
+		tell(s, SESSION_EV_END, NULL, 0);
 		if (s->unfinished == 0) {
 			line_out(s, "BYE");
 			s->closing = 1;
 		}
 		return;
 	}
-	/* line holds the command word only, now that it is parsed */
-	tell(s, (struct session_event){.type = SESSION_EV_OUT_OF_TURN, .what = line});
+	dropped(s, "%s out of turn", line); /* the command word only, now that it is parsed */
 	refuse(s, "command out of turn");
 }
 
@@ -466,9 +511,9 @@ static int lines_in(struct session *s, long long now)
 
 	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
 		if (r < 0 && s->secured && errno != ECONNRESET)
-			tell(s, (struct session_event){.type = SESSION_EV_BROKEN, .err = errno});
+			tell(s, SESSION_EV_BROKEN, NULL, errno);
 		else if (s->state == SESSION_SERVING)
-			tell(s, (struct session_event){.type = SESSION_EV_CLOSED});
+			tell(s, SESSION_EV_CLOSED, "closed the connection before END", 0);
 		return -1;
 	}
 	/* A proof waiting to be judged: nothing more is taken meanwhile. */
@@ -476,7 +521,7 @@ static int lines_in(struct session *s, long long now)
 		if (got < 0) {
 			const char *why = errno == EMSGSIZE ? "line too long" : "control character";
 
-			tell(s, (struct session_event){.type = SESSION_EV_BAD_LINE, .what = why});
+			dropped(s, "%s", why);
 			refuse(s, why);
 			break;
 		}
@@ -497,10 +542,10 @@ static void deadline_passed(struct session *s, long long now)
 	if (s->state == SESSION_ENDING || now < s->deadline || s->closing || s->finished)
 		return;
 	if (s->state == SESSION_PROVING) {
-		tell(s, (struct session_event){.type = SESSION_EV_PROOF_LATE, .ms = ms});
+		dropped(s, "no proof of the key within %ld ms", ms);
 		refuse(s, "handshake timeout");
 	} else {
-		tell(s, (struct session_event){.type = SESSION_EV_IDLE, .ms = ms});
+		dropped(s, "idle for %ld ms", ms);
 		refuse(s, "idle timeout");
 	}
 	flush(s);

@@ -22,6 +22,7 @@
 
 #include "grant.h"
 #include "linger.h"
+#include "listener.h"
 #include "penalty.h"
 
 struct session;
@@ -32,42 +33,32 @@ enum session_state {
 	SESSION_ENDING	 /* END received: waiting for its grants to end, then BYE */
 };
 
-/* What a session reports; each is one log line of the pool's, but END and GONE. */
+/* What a session reports; each is one line of the pool's log, but END and GONE. */
 enum session_ev {
-	SESSION_EV_BUSY,	     /* a newcomer from ip was told and closed: count sessions
-					are proving the key (no session) */
-	SESSION_EV_NO_ROOM,	     /* a newcomer was closed: no memory for it (err; no session) */
-	SESSION_EV_NO_NONCE,	     /* no random nonce for the greeting (err); refused */
-	SESSION_EV_BEGIN,	     /* the master proved the key */
-	SESSION_EV_WRONG_KEY,	     /* what: "wrong key", or "not a version 3 handshake"; count:
-					failures in a row from ip; dropped */
-	SESSION_EV_NO_CHANNEL,	     /* the channel could not be made (err); dropped */
-	SESSION_EV_HANDSHAKE_LATE,   /* the handshake did not end by the deadline; dropped */
-	SESSION_EV_HANDSHAKE_FAILED, /* err; dropped */
-	SESSION_EV_CLOSED,	     /* the master closed the connection: during the handshake
-					(PROVING) or before END (SERVING) */
-	SESSION_EV_BROKEN,	     /* the control channel failed (err, channel_strerror) */
-	SESSION_EV_BAD_LINE,	     /* what: what is wrong with a line it sent; refused */
-	SESSION_EV_OUT_OF_TURN,	     /* what: the command it sent out of turn; refused */
-	SESSION_EV_PROOF_LATE,	     /* no proof of the key within ms of connecting; refused */
-	SESSION_EV_IDLE,	     /* idle for ms; refused */
-	SESSION_EV_UNSAYABLE,	     /* a line to it would be too long; dropped */
-	SESSION_EV_UNREAD,	     /* it leaves its replies unread; dropped */
-	SESSION_EV_GRANTED,	     /* request was granted and answered; what: its taken, or "-" */
-	SESSION_EV_END,		     /* END received */
-	SESSION_EV_GONE		     /* freed now: count grants it got, unfinished of them not
-					ended yet; forget it */
+	SESSION_EV_BUSY,	  /* a newcomer from ip was told and closed: count sessions are
+				     proving the key (no session) */
+	SESSION_EV_NO_ROOM,	  /* a newcomer was closed: no memory for it (err; no session) */
+	SESSION_EV_ACCEPT_FAILED, /* accept failed (err), count times in the last second:
+				     pausing (no session) */
+	SESSION_EV_BEGIN,	  /* the master proved the key */
+	SESSION_EV_DROPPED,	  /* the session is dropped; what: why ("idle for 30000 ms") */
+	SESSION_EV_FAILED,	  /* what failed ("no channel"), err: why; the session ends */
+	SESSION_EV_CLOSED,	  /* the master closed the connection; what: when */
+	SESSION_EV_BROKEN,	  /* the control channel failed (err, channel_strerror) */
+	SESSION_EV_GRANTED,	  /* request was granted and answered; what: its taken, or "-" */
+	SESSION_EV_END,		  /* END received */
+	SESSION_EV_GONE		  /* freed now: count grants it got, unfinished of them not
+				     ended yet; forget it */
 };
 
 struct session_event {
 	enum session_ev type;
-	struct session *session;	    /* NULL for BUSY and NO_ROOM */
-	enum session_state state;	    /* the session's, when it happened */
-	const char *peer;		    /* "ADDRESS PORT" of the master */
-	const char *ip;			    /* its address */
+	struct session *session;  /* NULL for BUSY, NO_ROOM, ACCEPT_FAILED */
+	enum session_state state; /* the session's, when it happened */
+	const char *peer;	  /* "ADDRESS PORT" of the master */
+	const char *ip;		  /* its address */
 	const char *what;
 	unsigned long long count, unfinished;
-	long ms;
 	int err;
 	const struct grant_request *request; /* GRANTED */
 };
@@ -75,9 +66,9 @@ struct session_event {
 struct session_config {
 	const char *key; /* version 2's proofs */
 	size_t keylen;
-	const unsigned char *psk; /* version 3: the channel's key; NULL: version 2 (-U) */
-	long idle_ms;		  /* -t: time to prove the key, and to stay silent */
-	size_t max_proving;	  /* -c */
+	const unsigned char *psk;  /* version 3: the channel's key; NULL: version 2 (-U) */
+	long idle_ms;		   /* -t: time to prove the key, and to stay silent */
+	size_t max_proving;	   /* -c */
 	struct linger_set *linger; /* where connections we are done with drain */
 	long linger_ms;
 	void (*on_event)(const struct session_event *ev, void *arg);
@@ -99,8 +90,11 @@ struct sessions {
 
 void sessions_init(struct sessions *set, const struct session_config *cfg);
 
-/* A master connected on fd (taken over): greet it, or turn it away at the cap. */
-void sessions_accept(struct sessions *set, int fd, long long now);
+/*
+ * Take the masters waiting on l (a burst at most, so bindings are not
+ * starved): greet each, or turn it away at the cap.
+ */
+void sessions_accept(struct sessions *set, struct listener *l);
 
 /*
  * Append a pollfd per session to pfd (room for set->n); returns how
