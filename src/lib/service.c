@@ -22,34 +22,34 @@
 #include "sig.h"
 #include "wire.h"
 
-struct service *service_open(const char *name, const char *program, const char *token,
-			     const char *addr, struct listener *l, long run_ms, long grace_ms,
-			     const unsigned char *psk)
+struct service *service_open(const struct service_config *cfg)
 {
 	struct service *s = calloc(1, sizeof *s);
 
-	if (!s || strlen(token) >= sizeof s->token || strlen(addr) >= sizeof s->addr ||
-	    !(s->program = strdup(program)) || !(s->name = strdup(name))) {
+	if (!s || strlen(cfg->token) >= sizeof s->token || strlen(cfg->addr) >= sizeof s->addr ||
+	    !(s->program = strdup(cfg->program)) || !(s->name = strdup(cfg->name))) {
 		if (s) {
 			free(s->program);
 			free(s);
 		}
-		listener_close(l);
+		listener_close(cfg->listener);
 		errno = errno ? errno : EINVAL;
 		return NULL;
 	}
-	s->l = *l;
-	l->n = 0; /* ours now */
+	s->l = *cfg->listener;
+	cfg->listener->n = 0; /* ours now */
 	s->fd = -1;
-	memcpy(s->token, token, strlen(token) + 1);
-	memcpy(s->addr, addr, strlen(addr) + 1);
+	s->report_fd = -1;
+	s->errfd = cfg->errfd;
+	memcpy(s->token, cfg->token, strlen(cfg->token) + 1);
+	memcpy(s->addr, cfg->addr, strlen(cfg->addr) + 1);
 	net_plain_ip(s->addr);
-	s->run_ms = run_ms;
-	s->grace_ms = grace_ms;
+	s->run_ms = cfg->run_ms;
+	s->grace_ms = cfg->grace_ms;
 	s->token_by = io_now_ms() + SERVICE_TOKEN_MS;
-	if (psk) {
+	if (cfg->psk) {
 		s->chan = 1;
-		memcpy(s->psk, psk, NOISE_PSK);
+		memcpy(s->psk, cfg->psk, NOISE_PSK);
 	}
 	return s;
 }
@@ -131,6 +131,21 @@ static void close_others(int a, int b, int c)
 	close_range((unsigned)lo, ~0u, 0);
 }
 
+/*
+ * In the leader: the program could not be started. Its errno goes to the
+ * pool on the report pipe (the pool tells the log), and the leader exits
+ * as a shell does then.
+ */
+static _Noreturn void not_started(int report)
+{
+	int err = errno;
+
+	if (write(report, &err, sizeof err) < 0) {
+		/* the pool then says only that the service exited 127 */
+	}
+	_exit(127);
+}
+
 /* The program's exit status, once it has ended. */
 static int wait_status(pid_t pid)
 {
@@ -146,15 +161,13 @@ static int wait_status(pid_t pid)
  * 2), waited for. TERM to the group is for the program; the leader ends
  * once the program has, and what it left behind with it.
  */
-static _Noreturn void lead_plain(struct service *s, const struct proc_env *env)
+static _Noreturn void lead_plain(struct service *s, const struct proc_env *env, int report)
 {
 	pid_t prog = proc_spawn(s->program, s->fd, s->fd, STDERR_FILENO, env, 0);
 	int status;
 
-	if (prog < 0) {
-		err_warn("exec %s:", s->program);
-		_exit(127);
-	}
+	if (prog < 0)
+		not_started(report);
 	close_others(STDERR_FILENO, STDERR_FILENO, STDERR_FILENO);
 	signal(SIGTERM, SIG_IGN);
 	status = wait_status(prog);
@@ -167,7 +180,7 @@ static _Noreturn void lead_plain(struct service *s, const struct proc_env *env)
  * channel (the program's output ending ends the connection, as its close
  * would); the relay waits for it and ends the rest (relay.end_rest_ms).
  */
-static _Noreturn void lead_relay(struct service *s, const struct proc_env *env,
+static _Noreturn void lead_relay(struct service *s, const struct proc_env *env, int report,
 				 const int to_prog[2], const int from_prog[2])
 {
 	/* TERM to the group is for the program: the relay ends when its output does. */
@@ -176,10 +189,8 @@ static _Noreturn void lead_relay(struct service *s, const struct proc_env *env,
 	struct pump *p = calloc(1, sizeof *p);
 	pid_t prog = proc_spawn(s->program, to_prog[0], from_prog[1], STDERR_FILENO, env, 0);
 
-	if (prog < 0) {
-		err_warn("exec %s:", s->program);
-		_exit(127);
-	}
+	if (prog < 0)
+		not_started(report);
 	close(to_prog[0]);
 	close(from_prog[1]);
 	close_others(s->fd, to_prog[1], from_prog[0]);
@@ -201,13 +212,13 @@ static _Noreturn void lead_relay(struct service *s, const struct proc_env *env,
  */
 static pid_t leader_start(struct service *s, const struct proc_env *env)
 {
-	int to_prog[2] = {-1, -1}, from_prog[2] = {-1, -1}, saved;
+	int to_prog[2] = {-1, -1}, from_prog[2] = {-1, -1}, report[2] = {-1, -1}, saved;
 	pid_t pid = -1;
 
-	if (s->ch && (io_pipe(to_prog) < 0 || io_pipe(from_prog) < 0))
+	if (io_pipe(report) < 0 || (s->ch && (io_pipe(to_prog) < 0 || io_pipe(from_prog) < 0)))
 		goto out;
 	if ((pid = fork()) == 0) {
-		int errfd = err_file_fd() >= 0 ? err_file_fd() : STDERR_FILENO;
+		int errfd = s->errfd >= 0 ? s->errfd : STDERR_FILENO;
 
 		setpgid(0, 0);
 		prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -215,11 +226,15 @@ static pid_t leader_start(struct service *s, const struct proc_env *env)
 		if (errfd != STDERR_FILENO && dup2(errfd, STDERR_FILENO) < 0)
 			_exit(EXIT_RUNTIME);
 		if (!s->ch)
-			lead_plain(s, env);
-		lead_relay(s, env, to_prog, from_prog);
+			lead_plain(s, env, report[1]);
+		lead_relay(s, env, report[1], to_prog, from_prog);
 	}
-	if (pid > 0)
+	if (pid > 0) {
 		setpgid(pid, pid);
+		io_set_nonblock(report[0], 1);
+		s->report_fd = report[0]; /* read once the leader is reaped */
+		report[0] = -1;
+	}
 out:
 	saved = errno;
 	for (int i = 0; i < 2; i++) {
@@ -227,6 +242,8 @@ out:
 			close(to_prog[i]);
 		if (from_prog[i] >= 0)
 			close(from_prog[i]);
+		if (report[i] >= 0)
+			close(report[i]);
 	}
 	errno = saved;
 	return pid;
@@ -365,6 +382,12 @@ int service_reaped(struct service *s, pid_t pid, int status)
 	s->status = proc_status_code(status);
 	/* Whatever the program left in its group goes with it. */
 	kill(-s->pid, SIGKILL);
+	/* Its leader has gone: what it had to tell of the program's start is there, or nothing. */
+	if (s->status == 127 && read(s->report_fd, &s->exec_err, sizeof s->exec_err) !=
+					(ssize_t)sizeof s->exec_err)
+		s->exec_err = 0;
+	close(s->report_fd);
+	s->report_fd = -1;
 	return 1;
 }
 
@@ -384,6 +407,8 @@ void service_free(struct service *s)
 	channel_free(s->ch);
 	if (s->fd >= 0)
 		close(s->fd);
+	if (s->report_fd >= 0)
+		close(s->report_fd);
 	mem_wipe(s->token, sizeof s->token);
 	mem_wipe(s->psk, sizeof s->psk);
 	free(s->program);

@@ -10,7 +10,9 @@
  * responder), the token the first line of its plaintext, and the program
  * cannot hold the connection itself: a relay child (pump.c), the leader of
  * the group, carries its input and output through the channel and ends as
- * it did. Poll-driven like the binding engine; never prints or exits.
+ * it did. Poll-driven like the binding engine; never prints or exits: a
+ * program that could not be started is told by exec_err once its leader
+ * is reaped (the leader passes its errno back on a pipe).
  */
 #ifndef SP_SERVICE_H
 #define SP_SERVICE_H
@@ -44,24 +46,37 @@ struct service {
 	pid_t pid;
 	int status;		/* SERVICE_ENDED: what a shell would say of it (0, n, 128+sig) */
 	const char *why;	/* SERVICE_ENDED without a status: why it did not run; or the cap */
+	int exec_err;		/* SERVICE_ENDED: the program could not be started (errno) */
 	char *program;		/* the service's path */
 	char *name;
 	long run_ms;
 	long grace_ms;
 	int term_sent;
+	int errfd;		/* the program's standard error, or -1: ours */
+	int report_fd;		/* RUNNING: where the leader tells why the program did not start */
 	int chan;		/* version 3: the caller speaks the channel under psk */
 	unsigned char psk[NOISE_PSK];
 	struct channel *ch;	/* version 3: the caller's channel, while it is checked */
 };
 
+struct service_config {
+	const char *name;
+	const char *program; /* its path */
+	const char *token;   /* what the caller presents first */
+	const char *addr;    /* the only address the caller may come from */
+	struct listener *listener; /* where the caller comes: taken over */
+	long run_ms;	     /* the run cap */
+	long grace_ms;	     /* after TERM at the cap, KILL this much later */
+	const unsigned char *psk; /* the channel's key (copied); NULL: plain TCP */
+	int errfd;	     /* the program's standard error (the log); -1: ours */
+};
+
 /*
- * A service waiting for its caller on l (taken over): program is run for
- * the caller from addr that presents token, over the channel under psk
- * (copied; NULL: plain TCP). Returns it, or NULL with errno.
+ * A service waiting for its caller on cfg->listener: cfg->program is run
+ * for the caller from cfg->addr that presents cfg->token. Returns it, or
+ * NULL with errno (the listener is closed then too).
  */
-struct service *service_open(const char *name, const char *program, const char *token,
-			     const char *addr, struct listener *l, long run_ms, long grace_ms,
-			     const unsigned char *psk);
+struct service *service_open(const struct service_config *cfg);
 
 int service_port(const struct service *s);
 
