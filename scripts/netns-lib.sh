@@ -4,10 +4,12 @@
 # one-way delay, loss, a bandwidth. Sourced after bench-lib.sh, whose exit
 # trap runs netns_down: a bench that ends in any way leaves no namespace.
 #
-#   netns_up ONEWAY_MS [DELAYLINK_OPTION...]   e.g. netns_up 50 -l 1 -r 10M
-#	namespaces $NETNS_A and $NETNS_B, addresses $NETNS_ADDR_A and
-#	$NETNS_ADDR_B, the forwarder $NETNS_PID; returns once a TCP SYN from
-#	B to A has been answered across the link, 1 if it could not be had
+#   netns_up ONEWAY_MS [--tcp-buf BYTES] [DELAYLINK_OPTION...]
+#	e.g. netns_up 50 -l 1 -r 10M: namespaces $NETNS_A and $NETNS_B,
+#	addresses $NETNS_ADDR_A and $NETNS_ADDR_B, the forwarder $NETNS_PID;
+#	returns once a TCP SYN from B to A has been answered across the link,
+#	1 if it could not be had. --tcp-buf (first, if given) is
+#	netns_tcp_buf BYTES, done before the link carries anything.
 #   in_a CMD... / in_b CMD...          a program in namespace A or B
 #   netns_wait_port a|b PORT           until something listens there (bounded)
 #   netns_tcp_buf BYTES                TCP may buffer up to BYTES a socket,
@@ -40,9 +42,13 @@ netns_tcp_buf() {
 	done
 }
 
-netns_up() { # ONEWAY_MS [DELAYLINK_OPTION...]
-	_d=$1
+netns_up() { # ONEWAY_MS [--tcp-buf BYTES] [DELAYLINK_OPTION...]
+	_d=$1 _tb=""
 	shift
+	if [ "${1:-}" = --tcp-buf ]; then
+		_tb=$2
+		shift 2
+	fi
 	# Namespaces of a bench run killed before its trap (its shell is gone).
 	for _ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^spnlb[0-9]+[ab]$/ { print $1 }'); do
 		_p=${_ns#spnlb}
@@ -57,6 +63,7 @@ netns_up() { # ONEWAY_MS [DELAYLINK_OPTION...]
 		ip netns add "$_ns" || return 1
 		ip netns exec "$_ns" ip link set lo up || return 1
 	done
+	[ -z "$_tb" ] || netns_tcp_buf "$_tb" || return 1
 	# Started from this shell, which it outlives by no more than a signal.
 	# shellcheck disable=SC2154 # tmp: bench-lib.sh's
 	tests/bin/delaylink -d "$_d" -a "$NETNS_ADDR_A" -b "$NETNS_ADDR_B" "$@" \
