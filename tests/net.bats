@@ -39,7 +39,7 @@ pool_in_b() {
 
 # wait_status PID: its exit status in RC, once it has ended (bounded).
 wait_status() {
-	wait_gone "$1" 60
+	wait_gone "$1" 60 || { echo "process $1 has not ended after 60 s"; return 1; }
 	RC=0
 	wait "$1" || RC=$?
 }
