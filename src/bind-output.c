@@ -39,16 +39,18 @@
  */
 #define CHUNK (256u << 10)
 #define IDLE_MS 1000 /* give the buffer back after this long with nothing to send */
-#define TEARDOWN_MS 5000      /* how long teardown keeps sending what was written */
-#define TEARDOWN_DRAIN_MS 500 /* then how long the receiver may take to close */
+#define TEARDOWN_MS 5000      /* the whole teardown: bind-output(1), SIGNALS */
+#define CONFIRM_MS 1500	      /* its last part: the receiver takes what was sent, after the cut */
+#define FLIGHT_MS 500	      /* its very end: what is in flight lands before a reset */
+#define TEARDOWN_DRAIN_MS 500 /* the receiver's close, after it confirmed everything */
+/*
+ * After the teardown, how long the connection stays open for a receiver
+ * that has not yet read all the kernel holds for it (bind-output(1), SIGNALS).
+ */
+#define LINGER_BEHIND_MS 60000
+#define SPILL_TAKE (16u << 20) /* a lost connection: what is read from the FIFO before the cut */
 #define SEAL_MS 1000	      /* a connection lost: how long writers may finish before the spill */
 #define ACK_POLL_MS 10	      /* teardown: how often to look for the last acknowledgements */
-/*
- * The socket's send buffer, set explicitly so that what the queue retains
- * until acknowledged is bounded and known: the kernel doubles it, so the
- * queue holds at most 2 x SNDBUF unacknowledged bytes plus one CHUNK.
- */
-#define SNDBUF (512u << 10)
 #define MEM_DEFAULT (1L << 20)
 #define PIPE_SIZE (1u << 20) /* fewer wake-ups for bulk writers; best effort */
 
@@ -91,6 +93,9 @@ struct sender {
 	int sigfd;
 	struct connector conn;
 	struct stream st;
+	char *rest; /* teardown: what the FIFO's writers wrote after the cut-off (fifo_cut) */
+	size_t nrest;
+	int ending; /* tearing down: the receiver's close after our end is no news */
 };
 
 static void parse(int argc, char **argv, struct opts *o)
@@ -134,13 +139,6 @@ static void parse(int argc, char **argv, struct opts *o)
 		err_die(EXIT_RUNTIME, "%s:", o->id);
 }
 
-static void set_sndbuf(int fd)
-{
-	int n = SNDBUF;
-
-	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &n, sizeof n); /* best effort: the default is bounded too */
-}
-
 static int connected(const struct sender *s)
 {
 	return s->st.fd >= 0;
@@ -171,22 +169,49 @@ static ssize_t fifo_to_stream(struct sender *s, size_t max, long long deadline)
 }
 
 /*
+ * The FIFO ends: sealed (no new writer), read into the stream until its
+ * writers are done or by passes (at most SPILL_TAKE), then, if one still
+ * writes, cut exactly (fifo_cut): what it wrote and we did not read comes
+ * back in s->rest, and its next write fails.
+ */
+static void fifo_take(struct sender *s, long long by)
+{
+	size_t took = 0;
+	ssize_t r = -1;
+
+	if (fifo_seal(&s->fifo) < 0 || s->fifo.fd < 0)
+		return;
+	while (took < SPILL_TAKE && (r = fifo_to_stream(s, CHUNK, by)) > 0)
+		took += (size_t)r;
+	if (r == 0)
+		return; /* every writer closed, nothing left */
+	if (fifo_cut(&s->fifo, &s->rest, &s->nrest) < 0)
+		err_warn("%s: cutting %s off its writers:", s->o->id, s->o->path);
+}
+
+/*
  * Save what was not delivered, remove the FIFO, exit. In order: what the
- * receiver never confirmed, what was never sent, what the pipe holds
- * (read until its writers are done, within the deadline).
+ * receiver never confirmed, what was never sent, what the FIFO's writers
+ * wrote after that (read until they are done, within the deadline, and
+ * then cut off exactly).
  */
 static _Noreturn void finish(struct sender *s, int code, long long deadline)
 {
-	size_t n;
+	struct iovec iov[2];
+	size_t n = 0, len;
 	const char *p;
-	struct iovec iov;
 	long long saved;
+	int keep;
 
-	stream_lost(&s->st);
-	p = queue_unsent(&s->st.q, &n);
-	iov = (struct iovec){(void *)p, n};
-	fifo_seal(&s->fifo);
-	saved = fifo_spill(&s->fifo, &iov, n ? 1 : 0, n ? 1 : 0, deadline);
+	/* What the kernel has it delivers after us: only what it never had is saved. */
+	stream_hand_over(&s->st, &keep);
+	fifo_take(s, deadline);
+	p = queue_unsent(&s->st.q, &len);
+	if (len)
+		iov[n++] = (struct iovec){(void *)p, len};
+	if (s->nrest)
+		iov[n++] = (struct iovec){s->rest, s->nrest};
+	saved = fifo_spill(&s->fifo, iov, n, n, deadline);
 	if (saved < 0)
 		err_warn("%s: saving unsent bytes to %s%s:", s->o->id, s->o->path, FIFO_UNREAD);
 	else if (saved > 0 && s->fifo.unread_why)
@@ -195,8 +220,13 @@ static _Noreturn void finish(struct sender *s, int code, long long deadline)
 	else if (saved > 0)
 		err_warn("%s: %lld unsent bytes saved to %s", s->o->id, saved, s->fifo.unread);
 	fifo_close(&s->fifo);
+	if (keep >= 0 && linger_behind(keep, LINGER_BEHIND_MS) < 0) {
+		err_warn("%s: keeping the connection open for the receiver:", s->o->id);
+		close(keep);
+	}
 	connector_free(&s->conn);
 	stream_free(&s->st);
+	free(s->rest);
 	exit(saved < 0 && code == 0 ? EXIT_RUNTIME : code);
 }
 
@@ -231,7 +261,6 @@ static int conn_open(struct sender *s, int fd)
 	struct channel *ch = NULL;
 	int saved;
 
-	set_sndbuf(fd);
 	if (s->o->chan) {
 		ch = channel_new(fd, 1, s->o->psk, CHANNEL_BIND, CHANNEL_ACKS, strlen(CHANNEL_ACKS),
 				 io_now_ms());
@@ -275,10 +304,14 @@ static void reconnect(struct sender *s, short revents)
  */
 static void peer_ended(struct sender *s)
 {
+	if (s->st.peer_took)
+		return; /* after taking all of ours: the end a teardown waits for */
 	if (s->st.confirm == STREAM_BY_COUNTS) {
 		lost(s, ECONNABORTED);
 		return;
 	}
+	if (s->ending)
+		return;
 	if (s->st.ch)
 		err_warn("%s: %s %s ended its stream; sending goes on", s->o->id, s->o->host,
 			 s->o->port);
@@ -321,51 +354,20 @@ static int pump(struct sender *s)
 }
 
 /*
- * The end of a teardown with everything sent: our end of the stream, then
- * until the receiver has confirmed all of it, an error says it never
- * will, or the time is up. A receiver that half-closed leaves the socket
- * hung up both ways now, and poll would not wait: look every ACK_POLL_MS
- * instead.
+ * Teardown, the first part: from the sealed FIFO into the connection,
+ * until every writer has closed and all is sent, or by. Returns 1 when
+ * the writers are done, 0 otherwise.
  */
-static void teardown_confirm(struct sender *s, long long by)
+static int teardown_send(struct sender *s, long long by)
 {
-	int r = stream_end(&s->st);
-
-	while (r >= 0 && !stream_done(&s->st) && io_now_ms() < by) {
-		int err = 0;
-		socklen_t len = sizeof err;
-
-		if (getsockopt(s->st.fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err)
-			return;
-		poll(NULL, 0, ACK_POLL_MS);
-		if (r == 0)
-			r = stream_end(&s->st); /* the END, what the socket did not take yet */
-		if (stream_step(&s->st, 0, io_now_ms()) < 0)
-			return;
-	}
-	if (stream_done(&s->st))
-		linger_drain(s->st.fd, TEARDOWN_DRAIN_MS);
-}
-
-/*
- * Teardown: seal the FIFO (no new writer; read until the writers are
- * done), send everything for up to TEARDOWN_MS, end our stream and wait
- * for the receiver to confirm it all, then save the rest.
- */
-static _Noreturn void teardown(struct sender *s, int sig)
-{
-	long long by = io_now_ms() + TEARDOWN_MS;
 	int fifo_done = 0;
 
-	err_warn("%s: signal %d: tearing down", s->o->id, sig);
-	if (fifo_seal(&s->fifo) < 0 || !connected(s))
-		finish(s, EXIT_SIGNAL(sig), by);
-	for (;;) {
+	while (connected(s)) {
 		long long now = io_now_ms();
 		/* What waits unsent bounds the reading; what waits for its confirmation does not. */
 		int more = !fifo_done && stream_pending(&s->st) < CHUNK;
 		struct pollfd pfd[3] = {{.fd = s->sigfd, .events = POLLIN},
-					{.fd = s->st.fd, .events = stream_events(&s->st) & POLLOUT},
+					{.fd = s->st.fd, .events = POLLOUT},
 					{.fd = -1, .events = POLLIN}};
 		ssize_t r;
 
@@ -374,28 +376,67 @@ static _Noreturn void teardown(struct sender *s, int sig)
 		/* Nothing read yet means end of file: every writer has closed. */
 		if (more && (r = fifo_to_stream(s, CHUNK, now)) <= 0)
 			fifo_done = r == 0 || errno != EAGAIN;
-		if (stream_step(&s->st, 0, now) < 0) {
-			lost(s, errno); /* saves and exits, whatever -r says: we are ending */
+		if (conn_step(s, 0) < 0 || (fifo_done && !stream_pending(&s->st)))
 			break;
-		}
-		if (fifo_done && !stream_pending(&s->st))
-			break;
-		pfd[1].events = stream_events(&s->st) & POLLOUT;
-		if (!pfd[1].events)
+		if (!(stream_events(&s->st) & POLLOUT))
 			pfd[1].fd = -1;
 		pfd[2].fd = !fifo_done && stream_pending(&s->st) < CHUNK ? s->fifo.fd : -1;
-		if (poll(pfd, 3, (int)(by - now)) < 0 && errno != EINTR)
+		if (poll(pfd, 3, deadline_timeout(by, now)) < 0 && errno != EINTR)
 			break;
 		if (pfd[0].revents && sig_drain(NULL, NULL))
 			break; /* asked twice: stop waiting */
-		if (pfd[1].revents & (POLLERR | POLLHUP)) {
-			lost(s, stream_step(&s->st, pfd[1].revents, io_now_ms()) < 0 ? errno : EPIPE);
+		if (pfd[1].revents && conn_step(s, pfd[1].revents) < 0)
 			break;
-		}
 	}
-	if (connected(s) && fifo_done && !stream_pending(&s->st))
-		teardown_confirm(s, by);
-	finish(s, EXIT_SIGNAL(sig), by);
+	return fifo_done;
+}
+
+/*
+ * Teardown, the last part: what was taken goes out, then our end, and
+ * the receiver's confirmation of it all is awaited until by (or an error
+ * says it never comes).
+ */
+static void teardown_confirm(struct sender *s, long long by)
+{
+	while (connected(s) && !stream_done(&s->st)) {
+		long long now = io_now_ms();
+		struct pollfd pfd[2] = {{.fd = s->sigfd, .events = POLLIN},
+					{.fd = s->st.fd, .events = stream_events(&s->st)}};
+
+		if (now >= by || (!stream_pending(&s->st) && stream_end(&s->st) < 0))
+			return;
+		/* Acknowledgements wake nobody: look again every ACK_POLL_MS. */
+		if (poll(pfd, 2, deadline_timeout(deadline_earlier(by, now + ACK_POLL_MS), now)) < 0 &&
+		    errno != EINTR)
+			return;
+		if (pfd[0].revents && sig_drain(NULL, NULL))
+			return; /* asked twice: stop waiting */
+		if (conn_step(s, pfd[1].revents) < 0)
+			return;
+	}
+	if (stream_done(&s->st))
+		linger_drain(s->st.fd, TEARDOWN_DRAIN_MS); /* its close, without resetting it */
+}
+
+/*
+ * Teardown: seal the FIFO (no new writer) and send what its writers wrote
+ * until they are done, then (a writer that goes on writing is cut off
+ * exactly: fifo_take) end our stream and wait for the receiver to confirm
+ * it all; what it did not confirm, and what came after the cut, is saved.
+ * All within TEARDOWN_MS; a second signal stops the waiting.
+ */
+static _Noreturn void teardown(struct sender *s, int sig)
+{
+	long long end = io_now_ms() + TEARDOWN_MS;
+
+	err_warn("%s: signal %d: tearing down", s->o->id, sig);
+	s->ending = 1;
+	if (fifo_seal(&s->fifo) == 0 && connected(s) &&
+	    !teardown_send(s, end - CONFIRM_MS - FLIGHT_MS))
+		fifo_take(s, io_now_ms());
+	if (connected(s))
+		teardown_confirm(s, end - FLIGHT_MS);
+	finish(s, EXIT_SIGNAL(sig), end);
 }
 
 /* Disconnected (-r): keep the writers going until the queue is full; connect again. */
@@ -500,7 +541,7 @@ int main(int argc, char **argv)
 	 */
 	mallopt(M_MMAP_THRESHOLD, 128 << 10);
 	parse(argc, argv, &o);
-	stream_init(&s.st, STREAM_COUNTS, 0);
+	stream_init(&s.st, STREAM_COUNTS, STREAM_WINDOW);
 	if (daemon_start(&d, !o.foreground, 1) < 0)
 		err_die(EXIT_RUNTIME, "fork:");
 	s.sigfd = sig_init(0);

@@ -52,7 +52,8 @@ struct conn {
 	long long judge_at;	  /* -k: its handshake is not read before this (penalty.h); -1: ask */
 	int acks;		  /* -k: the sender asked for acknowledgements */
 	unsigned long long acked; /* ... and the count we last sent */
-	int closing;		  /* teardown: acknowledged and ended: what comes is dropped */
+	int closing;		  /* teardown: acknowledged and ended: what comes is held back */
+	struct lines after;	  /* ... here: kept if the sender's END follows it, else dropped */
 	struct lines lines;	  /* an unfinished line (line mode), or the first line */
 	char ip[NET_IPLEN];
 	char peer[PEER_LEN];
@@ -306,6 +307,7 @@ static void conn_drop(struct binding *b, size_t i)
 		b->ndata--;
 	}
 	lines_clear(&c->lines);
+	lines_clear(&c->after);
 	pipew_disown(&b->w, c->fd);
 	channel_free(c->ch);
 	c->ch = NULL;
@@ -949,15 +951,42 @@ int binding_done(const struct binding *b)
 	return b->done;
 }
 
+/*
+ * Teardown, a sender told our last count and our END: what it sends after
+ * is its own (it keeps what we did not count), unless its END follows:
+ * then it gave all of it up (its own teardown handed it over), and it is
+ * ours to save. Returns 1 at the connection's end.
+ */
+static int conn_after(struct binding *b, struct conn *c)
+{
+	char buf[16384];
+
+	channel_shutdown(c->ch); /* what of our END the socket did not take yet */
+	for (int rounds = 0; rounds < 64; rounds++) {
+		ssize_t r = channel_read(c->ch, buf, sizeof buf);
+
+		if (r > 0 && lines_hold(&c->after, buf, (size_t)r) == 0)
+			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			return 0;
+		if (r == 0 && lines_hold(&c->lines, c->after.part, c->after.len) == 0) {
+			c->bytes += c->after.len;
+			b->parts += c->after.len;
+		}
+		lines_clear(&c->after);
+		chan_drain(c);
+		return 1;
+	}
+	return 0;
+}
+
 /* Take what a sender's socket holds right now; 1 when it is at its end. */
 static int conn_snatch(struct binding *b, struct conn *c)
 {
 	char buf[16384];
 
-	if (c->closing) {
-		channel_shutdown(c->ch); /* what of the END the socket did not take yet */
-		return chan_drain(c);
-	}
+	if (c->closing)
+		return conn_after(b, c);
 	for (int rounds = 0; rounds < 64; rounds++) {
 		ssize_t r = c->ch ? channel_read(c->ch, buf, sizeof buf)
 				  : recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
@@ -996,10 +1025,17 @@ static void senders_quiesce(struct binding *b, long long deadline)
 		}
 		if (b->conns[i].ch && b->conns[i].acks) {
 			/*
-			 * It keeps what we never acknowledged: tell it how far we
-			 * took, and end; what it sends after that is its own, and
+			 * It keeps what we never acknowledged: take what its TCP
+			 * gave us already (a sender that gave up trusts our TCP
+			 * for that much, and is gone), tell it how far we took,
+			 * and end; what it sends after that is its own, and
 			 * dropped until it closes (see chan_drain).
 			 */
+			for (int rounds = 0; rounds < 64 && !conn_snatch(b, &b->conns[i]) &&
+					     (sock_pending(b->conns[i].fd) > 0 ||
+					      channel_readable(b->conns[i].ch));
+			     rounds++)
+				;
 			chan_close(&b->conns[i], 0);
 			b->conns[i].closing = 1;
 			left++;

@@ -585,6 +585,16 @@ long long channel_tcp_acked(struct channel *c)
 	return (long long)c->plain_acked;
 }
 
+unsigned long long channel_handed(const struct channel *c)
+{
+	unsigned long long plain = c->plain_acked;
+
+	/* The marks from mark_head on are the records not known acknowledged yet. */
+	for (size_t i = c->mark_head; i < c->nmarks && c->marks[i].wire <= c->wire_sent; i++)
+		plain = c->marks[i].plain;
+	return plain;
+}
+
 unsigned long long channel_sent(const struct channel *c)
 {
 	return c->plain_sent;

@@ -166,6 +166,13 @@ void channel_track_acks(struct channel *c);
  */
 long long channel_tcp_acked(struct channel *c);
 
+/*
+ * Of the plaintext taken by channel_write, how many bytes lie in records
+ * the socket has wholly taken (the rest waits sealed here): what the
+ * kernel goes on delivering if we close now. Needs channel_track_acks.
+ */
+unsigned long long channel_handed(const struct channel *c);
+
 /* Plaintext bytes taken by channel_write so far. */
 unsigned long long channel_sent(const struct channel *c);
 

@@ -1,4 +1,4 @@
-#define _GNU_SOURCE /* FIONREAD on a pipe */
+#define _GNU_SOURCE /* FIONREAD on a pipe; tee, F_SETPIPE_SZ, memmem */
 #include "fifo.h"
 
 #include <errno.h>
@@ -9,11 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "deadline.h"
 #include "io.h"
+#include "mem.h"
 #include "name.h"
 
 int fifo_check_id(const char *id)
@@ -381,6 +383,137 @@ ssize_t fifo_drain(struct fifo *f, void *buf, size_t n, long long deadline)
 		}
 		poll(&pfd, 1, deadline_timeout(deadline, io_now_ms()));
 	}
+}
+
+/* ---- the exact cut ---- */
+
+#define CUT_PAGE 4096	  /* a filler page: PIPE_BUF, so each write of one is atomic and whole */
+#define CUT_ROUNDS 4096	  /* bound on the rounds of the cut (each is a read and a fill) */
+
+/* Write filler pages through w until the pipe takes no more; returns how many went in. */
+static int cut_fill(int w, const unsigned char *page)
+{
+	int pages = 0;
+
+	while (write(w, page, CUT_PAGE) == CUT_PAGE)
+		pages++;
+	return pages;
+}
+
+/* A copy of everything in rd, which stays there (tee(2)), appended to *buf (*n bytes, *cap). */
+static int cut_copy(int rd, char **buf, size_t *n, size_t *cap)
+{
+	int tp[2], size = fcntl(rd, F_GETPIPE_SZ), saved;
+	size_t want;
+	ssize_t t;
+
+	if (size < 0 || pipe2(tp, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -1;
+	/* As many slots as the pipe: tee copies slot by slot, and only from the start. */
+	if (fcntl(tp[1], F_SETPIPE_SZ, size) < 0 ||
+	    (t = tee(rd, tp[1], (size_t)INT_MAX, SPLICE_F_NONBLOCK)) < 0)
+		goto fail;
+	want = *n + (size_t)t;
+	if (mem_reserve(buf, cap, want, 1, 65536) < 0)
+		goto fail;
+	while (*n < want) {
+		ssize_t r = read(tp[0], *buf + *n, want - *n);
+
+		if (r <= 0) {
+			if (r == 0)
+				errno = EIO;
+			goto fail;
+		}
+		*n += (size_t)r;
+	}
+	close(tp[0]);
+	close(tp[1]);
+	return 0;
+fail:
+	saved = errno;
+	close(tp[0]);
+	close(tp[1]);
+	errno = saved;
+	return -1;
+}
+
+/* Take our filler pages out: contiguous runs of the page's content. */
+static size_t cut_unfill(char *buf, size_t n, const unsigned char *page, long pages)
+{
+	size_t at = 0;
+
+	while (pages > 0 && n - at >= CUT_PAGE) {
+		char *hit = memmem(buf + at, n - at, page, CUT_PAGE);
+
+		if (!hit)
+			break;
+		at = (size_t)(hit - buf);
+		memmove(hit, hit + CUT_PAGE, n - at - CUT_PAGE);
+		n -= CUT_PAGE;
+		pages--;
+	}
+	return n;
+}
+
+/*
+ * The cut itself: fill the pipe with our pages until it takes no more. A
+ * writer still writing may have taken the last free slot meanwhile, and
+ * while its page there has room its small writes still go in: then a page
+ * of the head is read out (kept, in order) and we fill again, until our
+ * page is the last one. Then nothing can go in: the copy is everything.
+ */
+static int cut_rounds(int rd, int w, const unsigned char *page, char **out, size_t *n)
+{
+	size_t cap = 0, copied;
+	long pages = 0;
+
+	for (int round = 0; round < CUT_ROUNDS; round++) {
+		ssize_t r;
+
+		pages += cut_fill(w, page);
+		copied = *n;
+		if (cut_copy(rd, out, n, &cap) < 0)
+			return -1;
+		if (*n - copied >= CUT_PAGE && !memcmp(*out + *n - CUT_PAGE, page, CUT_PAGE)) {
+			*n = cut_unfill(*out, *n, page, pages);
+			return 0;
+		}
+		*n = copied; /* not the last word: read a page of the head and fill again */
+		if (mem_reserve(out, &cap, *n + CUT_PAGE, 1, 65536) < 0)
+			return -1;
+		if ((r = read(rd, *out + *n, CUT_PAGE)) < 0 && errno != EAGAIN)
+			return -1;
+		*n += r > 0 ? (size_t)r : 0;
+	}
+	errno = EBUSY; /* a writer faster than every round: cannot be cut exactly */
+	return -1;
+}
+
+int fifo_cut(struct fifo *f, char **out, size_t *n)
+{
+	unsigned char page[CUT_PAGE];
+	char path[64];
+	int w = -1, rc = -1, saved = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (f->spool || f->fd < 0)
+		return 0;
+	/* A write end of this very pipe, for the filler: through /proc, the path is gone. */
+	snprintf(path, sizeof path, "/proc/self/fd/%d", f->fd);
+	if (getrandom(page, sizeof page, 0) == (ssize_t)sizeof page &&
+	    (w = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)) >= 0)
+		rc = cut_rounds(f->fd, w, page, out, n);
+	if (rc < 0)
+		saved = errno;
+	/* The pipe full to its last page: writers wait, and now get EPIPE. */
+	if (w >= 0)
+		close(w);
+	close(f->fd);
+	f->fd = -1;
+	if (rc < 0)
+		errno = saved;
+	return rc;
 }
 
 /* The file at fd may take our unread bytes: a regular file of ours, private. */

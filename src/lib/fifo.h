@@ -125,6 +125,21 @@ int fifo_seal(struct fifo *f);
 ssize_t fifo_drain(struct fifo *f, void *buf, size_t n, long long deadline);
 
 /*
+ * End the sealed FIFO's writers exactly: every byte their write()s
+ * accepted that was not read yet comes out in *out (malloc'd, *n bytes,
+ * NULL when none), and no write is accepted after this: a writer still
+ * writing gets EPIPE. (Closing the read end while bytes wait would lose
+ * them, and a write between our last read and the close would be lost
+ * too: so the pipe is first made full, with pages of our own whose
+ * content no writer can have, so that no writer can add a byte; it is
+ * then copied without taking anything out (tee(2)), closed, and our pages
+ * are taken out of the copy.) The FIFO's descriptor is closed. Returns 0,
+ * or -1 with errno: what was read out by then is in *out all the same
+ * (free it), what the pipe still held is lost.
+ */
+int fifo_cut(struct fifo *f, char **out, size_t *n);
+
+/*
  * Save what nobody read to path.unread (appended, created 0600 only when
  * there is something to save), which must be a regular file of ours with
  * no group or other permissions; anything else there (a FIFO, a link,

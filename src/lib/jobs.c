@@ -79,7 +79,7 @@ struct job *jobs_add(struct jobs *js, const char *file, const char *prefix)
 	j->out = j->execfd = -1;
 	j->remote = JOB_REMOTE_UNKNOWN;
 	/* The pool drops a broken connection's unfinished line: keep lines whole; ask it to count. */
-	stream_init(&j->st, STREAM_LINES | STREAM_COUNTS, 0);
+	stream_init(&j->st, STREAM_LINES | STREAM_COUNTS, STREAM_WINDOW);
 	js->n++;
 	return j;
 }

@@ -1,6 +1,8 @@
+#define _GNU_SOURCE /* close_range */
 #include "linger.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -39,6 +41,29 @@ void linger_drain(int fd, long ms)
 			break;
 	}
 	errno = saved;
+}
+
+pid_t linger_behind(int fd, long ms)
+{
+	static const int ends[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGPIPE};
+	pid_t pid = fork();
+	sigset_t none;
+
+	if (pid != 0) {
+		if (pid > 0)
+			close(fd);
+		return pid;
+	}
+	/* Nothing of ours but the connection; any signal ends it. */
+	if (fd > 0)
+		close_range(0, (unsigned)fd - 1, 0);
+	close_range((unsigned)fd + 1, ~0u, 0);
+	for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++)
+		signal(ends[i], SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	linger_drain(fd, ms);
+	_exit(0);
 }
 
 void linger_close(int fd, long ms)

@@ -11,11 +11,23 @@
 
 #include <poll.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #define LINGER_MS 2000 /* default bound on draining a peer */
 
 /* Blocking: shut down, drain for at most ms, close. Keeps errno. */
 void linger_close(int fd, long ms);
+
+/*
+ * Leave the connection open behind us: a child process that holds only fd
+ * drains it for at most ms or until the peer closes, while the caller goes
+ * on (and exits). For a peer that still sends after our last byte: were we
+ * to close, its next bytes would make our kernel reset the connection, and
+ * the reset makes the peer's kernel drop what its program has not read
+ * yet. Returns the child's PID (fd is closed here), or -1 with errno (fd
+ * is still the caller's).
+ */
+pid_t linger_behind(int fd, long ms);
 
 /* Read and drop what the peer sends, for at most ms or until it closes. */
 void linger_drain(int fd, long ms);

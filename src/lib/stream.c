@@ -146,43 +146,55 @@ static void forget(struct stream *s, unsigned long long to)
 	s->base = to;
 }
 
-/* Of this connection's stream bytes, how many the receiver confirmed; -1 when it cannot be told. */
-static long long took(struct stream *s)
+/* Of this connection's stream bytes, how many the receiver's TCP acknowledged; -1 with errno. */
+static long long tcp_took(struct stream *s)
 {
-	long long a;
-
-	if (s->peer_took)
-		return (long long)s->csent;
-	if (s->confirm == STREAM_BY_COUNTS)
-		return (long long)s->count;
 	/* The prefix came first on this connection: it is no part of the stream. */
-	a = s->ch ? channel_tcp_acked(s->ch) : queue_tcp_acked(s->fd, s->prefix_off + s->csent);
+	long long a = s->ch ? channel_tcp_acked(s->ch)
+			    : queue_tcp_acked(s->fd, s->prefix_off + s->csent);
+
 	if (a < 0)
 		return -1;
 	return a > (long long)s->prefix_len ? a - (long long)s->prefix_len : 0;
 }
 
+/* Of this connection's stream bytes, how many the receiver confirmed; -1 when it cannot be told. */
+static long long took(struct stream *s)
+{
+	if (s->peer_took)
+		return (long long)s->csent;
+	if (s->confirm == STREAM_BY_COUNTS)
+		return (long long)s->count;
+	return tcp_took(s);
+}
+
 static int peer_read(struct stream *s);
+
+/* The receiver has t bytes of this connection's stream: forget them, by the line rule. */
+static void forget_took(struct stream *s, unsigned long long t)
+{
+	unsigned long long pos;
+
+	if (t > s->csent)
+		t = s->csent; /* more than was sent is not the receiver's to say */
+	pos = s->cbase + t;
+	/* All of it, our end included: the receiver took the last line whole. */
+	if (!(s->flags & STREAM_LINES) || (s->shut && t == s->csent))
+		forget(s, pos);
+	else
+		forget(s, line_end(s, pos));
+}
 
 void stream_confirm(struct stream *s)
 {
 	long long t;
-	unsigned long long pos;
 
 	if (s->fd < 0 || s->handshaking)
 		return;
 	if (s->confirm == STREAM_BY_COUNTS && !s->peer_end)
 		peer_read(s); /* the counts that came; a failure is the caller's to meet */
-	if ((t = took(s)) < 0)
-		return;
-	if ((unsigned long long)t > s->csent)
-		t = (long long)s->csent; /* more than was sent is not the receiver's to say */
-	pos = s->cbase + (unsigned long long)t;
-	/* All of it, our end included: the receiver took the last line whole. */
-	if (!(s->flags & STREAM_LINES) || (s->shut && (unsigned long long)t == s->csent))
-		forget(s, pos);
-	else
-		forget(s, line_end(s, pos));
+	if ((t = took(s)) >= 0)
+		forget_took(s, (unsigned long long)t);
 }
 
 /* Counts of what the receiver took, 8 bytes big-endian each, as far as they came. */
@@ -392,6 +404,40 @@ size_t stream_lost(struct stream *s)
 	stream_confirm(s);
 	disconnect(s);
 	if (fd >= 0)
+		close(fd);
+	return s->q.len;
+}
+
+size_t stream_hand_over(struct stream *s, int *keep)
+{
+	int fd = s->fd;
+	unsigned long long handed = s->csent;
+
+	*keep = -1;
+	stream_confirm(s);
+	/*
+	 * Our END right after what was sealed, even with bytes unsent behind
+	 * it: the receiver owns what comes before it (it does not hold it back
+	 * for us). Records sealed and not in the socket yet are not the
+	 * kernel's: they stay ours.
+	 */
+	if (s->ch && !s->handshaking && channel_shutdown(s->ch) < 0 && errno == EAGAIN) {
+		unsigned long long h = channel_handed(s->ch);
+
+		handed = h > s->prefix_len ? h - s->prefix_len : 0;
+	}
+	if (fd >= 0 && !s->handshaking && s->cbase + handed > s->base)
+		forget(s, s->cbase + handed); /* the kernel's now */
+	/*
+	 * A receiver that talks back (counts, its END) would make our close a
+	 * reset once it speaks again, and a reset makes its kernel drop what its
+	 * reader has not read yet: the caller keeps the connection open.
+	 */
+	if (fd >= 0 && !s->handshaking && !s->peer_end &&
+	    (s->ch || s->confirm == STREAM_BY_COUNTS))
+		*keep = fd;
+	disconnect(s);
+	if (fd >= 0 && *keep < 0)
 		close(fd);
 	return s->q.len;
 }

@@ -42,6 +42,15 @@ struct channel;
 #define STREAM_PIECE 65536    /* STREAM_LINES: a longer line is taken in pieces this long */
 #define STREAM_PREFIX_MAX 128 /* a prefix (a token line) is at most this long */
 
+/*
+ * The retention cap that bind-output and master's relay give their
+ * streams. Below it, what is retained follows the path: the kernel
+ * autotunes the send buffer to the bandwidth-delay product (up to
+ * net.ipv4.tcp_wmem's maximum), and a counting receiver's buffers add
+ * theirs. 32 MiB keeps a 100 ms path full at 320 MiB/s (2.6 Gbit/s).
+ */
+#define STREAM_WINDOW (32u << 20)
+
 /* How the receiver on this connection confirms what it took. */
 enum stream_confirm {
 	STREAM_BY_TCP,	  /* its TCP's acknowledgements (on plain TCP, or a channel whose
@@ -139,6 +148,18 @@ size_t stream_lost(struct stream *s);
  * says it lacks (0 normally: those are lost, we forgot them).
  */
 unsigned long long stream_resume_at(struct stream *s, unsigned long long at);
+
+/*
+ * End a connection that still works without waiting any longer: what was
+ * sent is left to the kernel, which goes on delivering it after we are
+ * gone (a reset would make the receiver's kernel drop what it holds and
+ * its reader has not read yet), and the connection is closed without a
+ * reset. What was never sent stays held, unsent. Returns the bytes held.
+ * *keep is -1, or the connection's descriptor when the receiver may still
+ * send to us (closing it then would reset it): the caller's to keep open
+ * until the receiver closes (linger_behind).
+ */
+size_t stream_hand_over(struct stream *s, int *keep);
 
 /* Let go of the connection without closing it: its descriptor, or -1 (its channel is freed). */
 int stream_detach(struct stream *s);
