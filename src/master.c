@@ -158,11 +158,13 @@ static _Noreturn void finish(struct master *m, int code);
 
 /* ---- the daemons ---- */
 
+/* An executable that cannot run as a daemon: it was meant to run, so the run fails. */
 static void skipped(void *arg, const char *name, const char *why)
 {
-	const struct master *m = arg;
+	struct master *m = arg;
 
-	err_warn("%s/%s: skipped: %s", m->o->ddir, name, why);
+	err_warn("%s/%s: not run: %s", m->o->ddir, name, why);
+	m->failed = 1;
 }
 
 /* One master per DDIR: the first holds a lock on it for as long as it runs. */

@@ -84,7 +84,7 @@ spill_left() { ls "$1".unread-* 2>/dev/null | head -1; }
 	printf '#!/bin/sh\necho x\n' >d/a.unread
 	chmod +x d/a.unread
 	run --separate-stderr "$SP_BIN/master" k12 127.0.0.1 "$PORT" d
-	[[ "$stderr" == *"d/a.unread: skipped: not a valid daemon name"* ]]
+	[[ "$stderr" == *"d/a.unread: not run: not a valid daemon name"* ]]
 	[ -z "$(find . -type p)" ]
 }
 

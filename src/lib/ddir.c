@@ -56,21 +56,32 @@ int ddir_lock(int fd, int wait, pid_t *holder)
 	return -1;
 }
 
-/* Why the entry is not a daemon, or NULL when it is one. */
-static const char *not_daemon(int fd, const char *name, size_t prefix_len)
+/*
+ * Why the entry is not a daemon, or NULL when it is one. *quiet is set for
+ * an entry never meant to run (a dotfile, anything but a regular file, a
+ * file nobody may execute: run-parts(8) skips those silently); an
+ * executable file that cannot run as a daemon is not quiet.
+ */
+static const char *not_daemon(int fd, const char *name, size_t prefix_len, int *quiet)
 {
 	struct stat st;
 
-	if (!name_ok(name))
-		return "not a valid daemon name";
-	if (prefix_len && prefix_len + 1 + strlen(name) > NAME_MAX_LEN)
-		return "too long a name with the -N prefix";
-	if (fstatat(fd, name, &st, 0) < 0)
+	*quiet = 1;
+	if (name[0] == '.')
+		return "a dotfile";
+	if (fstatat(fd, name, &st, 0) < 0) {
+		*quiet = 0; /* a dangling link: someone meant something */
 		return strerror(errno);
+	}
 	if (!S_ISREG(st.st_mode))
 		return "not a regular file";
 	if (!(st.st_mode & 0111) || faccessat(fd, name, X_OK, 0) < 0)
 		return "not executable";
+	*quiet = 0;
+	if (!name_ok(name))
+		return "not a valid daemon name";
+	if (prefix_len && prefix_len + 1 + strlen(name) > NAME_MAX_LEN)
+		return "too long a name with the -N prefix";
 	return NULL;
 }
 
@@ -99,11 +110,10 @@ int ddir_list(int fd, size_t prefix_len, char ***names, size_t *n,
 	}
 	while ((e = readdir(dir)) != NULL) {
 		const char *why;
+		int quiet;
 
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		if ((why = not_daemon(fd, e->d_name, prefix_len)) != NULL) {
-			if (skipped)
+		if ((why = not_daemon(fd, e->d_name, prefix_len, &quiet)) != NULL) {
+			if (skipped && !quiet)
 				skipped(arg, e->d_name, why);
 			continue;
 		}

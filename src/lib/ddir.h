@@ -20,8 +20,10 @@ int ddir_lock(int fd, int wait, pid_t *holder);
 /*
  * The daemons of the directory open as fd: its executable regular files
  * whose names are valid (name.h) and, with prefix_len, still valid after
- * a prefix of that length and a dot; sorted. Every other entry is told to
- * skipped (may be NULL) with the reason. *names gets a malloc'd array of
+ * a prefix of that length and a dot; sorted. Dotfiles, entries that are
+ * not regular files and files nobody may execute are passed over in
+ * silence, as run-parts(8) does; an executable file that cannot be a
+ * daemon (its name) is told to skipped (may be NULL) with the reason. *names gets a malloc'd array of
  * *n malloc'd names (free with ddir_free). Returns 0, or -1 with errno.
  */
 int ddir_list(int fd, size_t prefix_len, char ***names, size_t *n,
