@@ -43,11 +43,6 @@
 #define CONFIRM_MS 1500	      /* its last part: the receiver takes what was sent, after the cut */
 #define FLIGHT_MS 500	      /* its very end: what is in flight lands before a reset */
 #define TEARDOWN_DRAIN_MS 500 /* the receiver's close, after it confirmed everything */
-/*
- * After the teardown, how long the connection stays open for a receiver
- * that has not yet read all the kernel holds for it (bind-output(1), SIGNALS).
- */
-#define LINGER_BEHIND_MS 60000
 #define SPILL_TAKE (16u << 20) /* a lost connection: what is read from the FIFO before the cut */
 #define SEAL_MS 1000	      /* a connection lost: how long writers may finish before the spill */
 #define ACK_POLL_MS 10	      /* teardown: how often to look for the last acknowledgements */
@@ -220,7 +215,7 @@ static _Noreturn void finish(struct sender *s, int code, long long deadline)
 	else if (saved > 0)
 		err_warn("%s: %lld unsent bytes saved to %s", s->o->id, saved, s->fifo.unread);
 	fifo_close(&s->fifo);
-	if (keep >= 0 && linger_behind(keep, LINGER_BEHIND_MS) < 0) {
+	if (keep >= 0 && linger_behind(&keep, 1, LINGER_BEHIND_MS) < 0) {
 		err_warn("%s: keeping the connection open for the receiver:", s->o->id);
 		close(keep);
 	}

@@ -31,6 +31,8 @@
 #include "lib/proto.h"
 #include "lib/sig.h"
 
+/* Daemons started between two looks at the sockets (jobs_start_due). */
+#define STARTS_A_ROUND 8
 #define EXIT_BUSY 75 /* another master runs these daemons (sysexits EX_TEMPFAIL) */
 
 static const char usage_text[] =
@@ -506,6 +508,8 @@ static size_t poll_set(struct master *m, long long now, long long *at, int *ctl_
 		n += m->cnt[i];
 		*at = deadline_earlier(*at, job_due(&m->js.v[i], now));
 	}
+	if (m->js.starts_due)
+		*at = now; /* daemons to start: poll only looks */
 	*nlin = linger_pollfds(&m->linger, m->pfd + n);
 	*at = deadline_earlier(*at, deadline_in(linger_timeout(&m->linger, now), now));
 	return n + *nlin;
@@ -536,6 +540,7 @@ static void loop(struct master *m)
 		}
 		for (size_t i = 0; i < m->js.n; i++)
 			job_handle(&m->js, &m->js.v[i], m->pfd + m->at[i], m->cnt[i], now);
+		jobs_start_due(&m->js, STARTS_A_ROUND);
 		while ((pid = proc_reap(&status)) > 0)
 			jobs_reaped(&m->js, pid, status);
 		linger_handle(&m->linger, m->pfd + n - nlin, nlin, now);

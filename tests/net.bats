@@ -296,3 +296,48 @@ teardown_trials() {
 @test "exact at teardown (100 ms), -k: the same with bind-output -k and bind-input -k -R, 5 trials" {
 	teardown_trials 5 -k "$KEY"
 }
+
+# master_teardown_trial: a daemon writing numbered records on and on
+# (`records write` into its stdout, 4 KiB a write) is relayed by master in
+# A to a spooling pool in B; once 2 MiB are spooled, master gets SIGTERM,
+# which ends the daemon (its process group gets SIGTERM; the writer prints
+# what its write()s accepted). What was accepted must be in the spool file,
+# in order, no byte twice: master's relay takes the pipe to its end and the
+# pool confirms it all.
+master_teardown_trial() {
+	local port master
+	rm -rf d spool acc
+	mkdir d spool
+	cat >d/w <<-SH
+	#!/bin/sh
+	exec 3>&1 >"$PWD/acc"
+	exec "$TOOLS/records" write /dev/fd/3
+	SH
+	chmod +x d/w
+	port=$(free_port_in b)
+	pool_in_b -a -d spool -L pool.log "$@" "$KEY" "$port"
+	ip netns exec "$NETNS_A" "$SP_BIN/master" "$@" -L master.log "$KEY" "$NETNS_ADDR_B" "$port" d 3>&- &
+	master=$!
+	track "$master"
+	wait_for 60 at_least spool/w 2097152
+	kill -TERM "$master"
+	wait_status "$master"
+	[ "$RC" -eq 143 ]
+	wait_status "$POOL"
+	[ "$RC" -eq 0 ]
+	wait_for 10 test -s acc
+	run "$TOOLS/records" check "$(cat acc)" spool/w spool/w.unread
+	printf '%s\n' "$output"
+	cat master.log pool.log
+	[ "$status" -eq 0 ]
+	[ ! -e spool/w.unread ]
+}
+
+# (With -U nothing is relayed: the daemon's stdout is its own connection.)
+@test "exact at teardown (100 ms): master's relayed stream, a daemon writing on through master's SIGTERM, 3 trials: accepted == spooled, in order, once" {
+	local t
+	netns_up 50
+	for t in 1 2 3; do
+		master_teardown_trial
+	done
+}

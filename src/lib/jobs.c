@@ -357,7 +357,27 @@ static void opened(struct jobs *js, struct job *j, int fd, long long now)
 		emit(js, (struct job_event){.type = JOB_EV_RESUMED, .job = j, .n = j->st.base});
 		return;
 	}
-	start_daemon(js, j, -1);
+	if (!j->start_due) { /* by jobs_start_due, between the loop's rounds */
+		j->start_due = 1;
+		js->starts_due++;
+	}
+}
+
+size_t jobs_start_due(struct jobs *js, size_t max)
+{
+	for (size_t i = 0; i < js->n && max && js->starts_due; i++) {
+		struct job *j = &js->v[i];
+
+		if (!j->start_due)
+			continue;
+		j->start_due = 0;
+		js->starts_due--;
+		max--;
+		/* A connection that broke first said so (lost); with -r a new one starts it. */
+		if (j->st.fd >= 0)
+			start_daemon(js, j, -1);
+	}
+	return js->starts_due;
 }
 
 static void connect_step(struct jobs *js, struct job *j, short revents, long long now)
@@ -454,7 +474,8 @@ static void relay(struct jobs *js, struct job *j, short revents, long long now)
 		lost(js, j, EPIPE);
 		return;
 	}
-	if (j->out < 0 && !stream_pending(&j->st) && !j->st.shut && stream_end(&j->st) < 0) {
+	if (j->out < 0 && !j->start_due && !stream_pending(&j->st) && !j->st.shut &&
+	    stream_end(&j->st) < 0) {
 		lost(js, j, errno);
 		return;
 	}
@@ -580,11 +601,47 @@ void jobs_reaped(struct jobs *js, pid_t pid, int status)
 	}
 }
 
-/* A relayed stream still to be sent to its end at teardown. */
+/*
+ * A relayed stream still to be sent to its end at teardown, and confirmed:
+ * until then its connection must stay open (relay() lets it go once the
+ * pool took it all), for a close under the pool's counts resets it, and a
+ * reset makes the pool's kernel drop what the pool has not read yet.
+ */
 static int draining(const struct job *j)
 {
-	/* Once our END is out the stream is whole: its confirmation is not awaited. */
-	return j->st.fd >= 0 && !j->st.shut && j->state != JOB_STARTING;
+	return j->st.fd >= 0 && j->state != JOB_STARTING;
+}
+
+/*
+ * Teardown's time is up: what each unconfirmed stream's socket holds is
+ * the kernel's to deliver after us, its connection kept open by a child
+ * (linger_behind); what it never took is lost, and said.
+ */
+static void hand_over(struct jobs *js)
+{
+	int *keep = calloc(js->n + 1, sizeof *keep);
+	size_t nkeep = 0;
+
+	for (size_t i = 0; i < js->n; i++) {
+		struct job *j = &js->v[i];
+		size_t held;
+		int fd;
+
+		if (!js->cfg->relayed || !draining(j))
+			continue;
+		held = stream_hand_over(&j->st, &fd);
+		if (held)
+			emit(js, (struct job_event){.type = JOB_EV_LOST, .job = j,
+						    .why = "the teardown's time ran out", .n = held});
+		if (fd >= 0 && keep)
+			keep[nkeep++] = fd;
+		else if (fd >= 0)
+			close(fd);
+	}
+	if (nkeep && linger_behind(keep, nkeep, LINGER_BEHIND_MS) < 0)
+		for (size_t i = 0; i < nkeep; i++)
+			close(keep[i]);
+	free(keep);
 }
 
 void jobs_drain(struct jobs *js, long long by)
@@ -612,6 +669,7 @@ void jobs_drain(struct jobs *js, long long by)
 			if (cnt[i] && draining(&js->v[i]))
 				job_handle(js, &js->v[i], pfd + at[i], cnt[i], io_now_ms());
 	}
+	hand_over(js);
 	free(pfd);
 	free(at);
 	free(cnt);
@@ -624,6 +682,10 @@ size_t jobs_pids(struct jobs *js, pid_t *pids)
 	for (size_t i = 0; i < js->n; i++) {
 		struct job *j = &js->v[i];
 
+		if (j->start_due) { /* never started: its stream ends empty */
+			j->start_due = 0;
+			js->starts_due--;
+		}
 		if (j->state == JOB_STARTING) {
 			close(j->execfd);
 			j->execfd = -1;

@@ -58,6 +58,7 @@ struct job {
 	char port[NET_PORTLEN];		 /* the granted port, for messages */
 	int resuming;		 /* the grant continues a stream that ran before (-r) */
 	int ended;		 /* the stream is delivered, or failed: nothing more to do */
+	int start_due;		 /* relayed: its connection is made, the daemon to be started */
 	long long retry_at;	 /* refused while resuming: ask again then */
 	int inflight;		 /* a request for it waits for its answer */
 	int remote;		 /* -x, -c: the pool's EXIT status, or JOB_REMOTE_* */
@@ -101,6 +102,7 @@ struct jobs {
 	struct job *v;
 	size_t n, cap;
 	size_t running, started;
+	size_t starts_due; /* jobs whose daemon jobs_start_due is to start */
 	int ending; /* tearing down: the daemons' deaths are ours, not news */
 };
 
@@ -144,6 +146,16 @@ long long job_due(const struct job *j, long long now);
 /* Act on poll's answer for the slice job_pollfds appended (n entries, revents set). */
 void job_handle(struct jobs *js, struct job *j, const struct pollfd *pfd, size_t n,
 		long long now);
+
+/*
+ * Start up to max of the daemons whose connections are made; returns how
+ * many are still due. Starting costs a fork and an exec each (milliseconds
+ * on a slow machine): a loop that started a thousand at once would leave
+ * the pool's side of every other connection waiting past its handshake
+ * deadline, so the loop starts a few a round and handles its sockets
+ * between them.
+ */
+size_t jobs_start_due(struct jobs *js, size_t max);
 
 /* A child was reaped with status: the job it was (if any) hears of it. */
 void jobs_reaped(struct jobs *js, pid_t pid, int status);

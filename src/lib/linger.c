@@ -43,26 +43,71 @@ void linger_drain(int fd, long ms)
 	errno = saved;
 }
 
-pid_t linger_behind(int fd, long ms)
+static int by_value(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* In the child: every descriptor but fd[0..n), sorted, is closed. */
+static void keep_only(int *fd, size_t n)
+{
+	unsigned lo = 0;
+
+	qsort(fd, n, sizeof *fd, by_value);
+	for (size_t i = 0; i < n; i++) {
+		if ((unsigned)fd[i] > lo)
+			close_range(lo, (unsigned)fd[i] - 1, 0);
+		lo = (unsigned)fd[i] + 1;
+	}
+	close_range(lo, ~0u, 0);
+}
+
+/* In the child: drain every connection until its peer closes, or by. */
+static void drain_all(const int *fd, size_t n, long long by)
+{
+	struct pollfd *pfd = calloc(n, sizeof *pfd);
+	size_t left = n;
+
+	if (!pfd)
+		return;
+	for (size_t i = 0; i < n; i++)
+		pfd[i] = (struct pollfd){.fd = fd[i], .events = POLLIN};
+	while (left) {
+		long long now = io_now_ms();
+
+		if (now >= by || poll(pfd, n, deadline_timeout(by, now)) <= 0)
+			break;
+		for (size_t i = 0; i < n; i++)
+			if (pfd[i].fd >= 0 && pfd[i].revents && drop_some(pfd[i].fd)) {
+				close(pfd[i].fd);
+				pfd[i].fd = -1;
+				left--;
+			}
+	}
+	free(pfd);
+}
+
+pid_t linger_behind(int *fd, size_t n, long ms)
 {
 	static const int ends[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGPIPE};
+	long long by = io_now_ms() + ms;
 	pid_t pid = fork();
 	sigset_t none;
 
 	if (pid != 0) {
-		if (pid > 0)
-			close(fd);
+		for (size_t i = 0; pid > 0 && i < n; i++)
+			close(fd[i]);
 		return pid;
 	}
-	/* Nothing of ours but the connection; any signal ends it. */
-	if (fd > 0)
-		close_range(0, (unsigned)fd - 1, 0);
-	close_range((unsigned)fd + 1, ~0u, 0);
+	/* Nothing of ours but the connections; any signal ends it. */
+	keep_only(fd, n);
 	for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++)
 		signal(ends[i], SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	linger_drain(fd, ms);
+	drain_all(fd, n, by);
 	_exit(0);
 }
 

@@ -14,20 +14,26 @@
 #include <sys/types.h>
 
 #define LINGER_MS 2000 /* default bound on draining a peer */
+/*
+ * After a teardown, how long connections handed over stay open for a
+ * receiver that has not yet read what the kernel holds for it
+ * (bind-output(1) and master(1), SIGNALS).
+ */
+#define LINGER_BEHIND_MS 60000
 
 /* Blocking: shut down, drain for at most ms, close. Keeps errno. */
 void linger_close(int fd, long ms);
 
 /*
- * Leave the connection open behind us: a child process that holds only fd
- * drains it for at most ms or until the peer closes, while the caller goes
- * on (and exits). For a peer that still sends after our last byte: were we
+ * Leave connections open behind us: a child process that holds only
+ * fd[0..n) drains each for at most ms or until its peer closes, while the
+ * caller goes on (and exits). For a peer that still sends after our last byte: were we
  * to close, its next bytes would make our kernel reset the connection, and
  * the reset makes the peer's kernel drop what its program has not read
- * yet. Returns the child's PID (fd is closed here), or -1 with errno (fd
- * is still the caller's).
+ * yet. Returns the child's PID (the descriptors are closed here; fd is
+ * reordered), or -1 with errno (they are still the caller's).
  */
-pid_t linger_behind(int fd, long ms);
+pid_t linger_behind(int *fd, size_t n, long ms);
 
 /* Read and drop what the peer sends, for at most ms or until it closes. */
 void linger_drain(int fd, long ms);
