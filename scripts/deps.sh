@@ -2,7 +2,7 @@
 # Install what the tests and benchmarks need, from Debian's packages, when missing.
 # Usage: deps.sh [test|bench|fuzz]
 set -eu
-want="bats:bats socat:socat nc:netcat-openbsd ip:iproute2 ss:iproute2 man:man-db valgrind:valgrind cc:gcc make:make readelf:binutils zip:zip unzip:unzip"
+want="bats:bats socat:socat nc:netcat-openbsd ip:iproute2 ss:iproute2 man:man-db mandoc:mandoc valgrind:valgrind cc:gcc make:make readelf:binutils zip:zip unzip:unzip"
 [ "${1:-test}" = bench ] && want="$want tcpserver:ucspi-tcp hyperfine:hyperfine"
 [ "${1:-test}" = fuzz ] && want=""
 missing=""

@@ -27,7 +27,7 @@
 #define PIPE_SIZE (1u << 20)
 
 static const char usage_text[] =
-	"usage: bind-input [-1aFR] [-c max] [-k key|@file] [-m bytes] [-L file] id port\n"
+	"usage: bind-input [-1aFR] [-c MAX] [-k KEY|@FILE] [-m BYTES] [-L FILE] ID PORT\n"
 	"       bind-input -version | -help\n"
 	"\n"
 	"  -1       once: one sender; end when it closed and a reader took everything\n"
@@ -46,7 +46,7 @@ static const char usage_text[] =
 	"  containing '/' is the FIFO's path. PORT is 1024-49151.\n";
 
 static const char synopsis[] =
-	"bind-input [-1aFR] [-c max] [-k key|@file] [-m bytes] [-L file] id port";
+	"bind-input [-1aFR] [-c MAX] [-k KEY|@FILE] [-m BYTES] [-L FILE] ID PORT";
 
 struct opts {
 	int once, spool, foreground, raw;

@@ -50,7 +50,7 @@
 #define PIPE_SIZE (1u << 20) /* fewer wake-ups for bulk writers; best effort */
 
 static const char usage_text[] =
-	"usage: bind-output [-rF] [-k key|@file] [-m bytes] [-L file] id host port\n"
+	"usage: bind-output [-rF] [-k KEY|@FILE] [-m BYTES] [-L FILE] ID HOST PORT\n"
 	"       bind-output -version | -help\n"
 	"\n"
 	"  -F       stay in the foreground; still print the PID once connected\n"
@@ -65,7 +65,7 @@ static const char usage_text[] =
 	"  containing '/' is the FIFO's path. PORT is 1024-49151.\n";
 
 static const char synopsis[] =
-	"bind-output [-rF] [-k key|@file] [-m bytes] [-L file] id host port";
+	"bind-output [-rF] [-k KEY|@FILE] [-m BYTES] [-L FILE] ID HOST PORT";
 
 struct opts {
 	int reconnect, foreground;

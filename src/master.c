@@ -36,10 +36,12 @@
 #define EXIT_BUSY 75 /* another master runs these daemons (sysexits EX_TEMPFAIL) */
 
 static const char usage_text[] =
-	"usage: master [-borU] [-g SECONDS] [-L FILE] [-N PREFIX] [-t SECONDS] [-T SECONDS]\n"
-	"              [-w SECONDS] KEY HOST PORT DDIR\n"
-	"       master -x [-boU] [options] KEY HOST PORT DDIR\n"
-	"       master -c [-U] [-t SECONDS] [-T SECONDS] [-w SECONDS] KEY HOST PORT SERVICE\n"
+	"usage: master [-borU] [-g SECONDS] [-L FILE] [-N PREFIX] [-t SECONDS]\n"
+	"              [-T SECONDS] [-w SECONDS] KEY HOST PORT DDIR\n"
+	"       master -x [-boU] [-g SECONDS] [-L FILE] [-N PREFIX] [-t SECONDS]\n"
+	"              [-T SECONDS] [-w SECONDS] KEY HOST PORT DDIR\n"
+	"       master -c [-U] [-t SECONDS] [-T SECONDS] [-w SECONDS]\n"
+	"              KEY HOST PORT SERVICE\n"
 	"       master -version | -help\n"
 	"\n"
 	"  KEY        the pool's key, or @FILE to read it from FILE\n"

@@ -46,8 +46,8 @@
 #define KEY_WEAK 16	    /* a shorter key is warned about */
 
 static const char usage_text[] =
-	"usage: pool [-ablU] [-c MAX] [-d DIR] [-n MAX] [-N MAX] [-r LO-HI] [-A ADDR] [-t SECONDS]\n"
-	"            [-x SDIR [-R SECONDS] [-S MAX]] [-L FILE] KEY PORT\n"
+	"usage: pool [-ablU] [-A ADDR] [-c MAX] [-d DIR] [-L FILE] [-n MAX] [-N MAX]\n"
+	"            [-r LO-HI] [-t SECONDS] [-x SDIR [-R SECONDS] [-S MAX]] KEY PORT\n"
 	"       pool -version | -help\n"
 	"\n"
 	"  KEY        the key masters must prove they know, or @FILE to read it from FILE\n"
@@ -74,8 +74,8 @@ static const char usage_text[] =
 	"  -x SDIR    the executables in SDIR are services masters may call\n";
 
 static const char synopsis[] =
-	"pool [-ablU] [-c MAX] [-d DIR] [-n MAX] [-N MAX] [-r LO-HI] [-A ADDR] [-t SECONDS] "
-	"[-x SDIR [-R SECONDS] [-S MAX]] [-L FILE] KEY PORT";
+	"pool [-ablU] [-A ADDR] [-c MAX] [-d DIR] [-L FILE] [-n MAX] [-N MAX] [-r LO-HI] "
+	"[-t SECONDS] [-x SDIR [-R SECONDS] [-S MAX]] KEY PORT";
 
 struct opts {
 	int background, lasting, spool; /* -b, -l, -a */

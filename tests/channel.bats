@@ -368,7 +368,7 @@ serve() {
 	for p in bind-input bind-output socket; do
 		run -0 "$SP_BIN/$p" --help
 		[[ "$output" == *"-k KEY"* ]]
-		[[ "$output" == *"[-k key|@file]"* ]]
+		[[ "$output" == *"[-k KEY|@FILE]"* ]]
 	done
 	run -2 --separate-stderr bind_input -k "" in "$P1"
 	[[ "$stderr" == "bind-input: empty key"* ]]
