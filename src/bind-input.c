@@ -1,7 +1,7 @@
 /*
  * bind-input: listen on a TCP port and pour what senders send into a FIFO
  * that the shell reads with its own `read`. A thin main over the binding
- * engine (src/lib/binding.c), which pool embeds too.
+ * engine (src/lib/binding.h, binding*.c), which pool embeds too.
  */
 #include <errno.h>
 #include <poll.h>
