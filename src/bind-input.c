@@ -215,7 +215,7 @@ int main(int argc, char **argv)
 			free(pfd);
 			finish(&o, b, EXIT_RUNTIME);
 		}
-		if (pfd[0].revents && (sig = sig_drain(NULL, NULL))) {
+		if (pfd[0].revents && (sig = sig_drain(NULL))) {
 			err_warn("%s: signal %d: tearing down", o.id, sig);
 			free(pfd);
 			finish(&o, b, EXIT_SIGNAL(sig));

@@ -500,7 +500,7 @@ static _Noreturn void teardown(struct sender *s, int sig)
 		pfd[2].fd = !fifo_done && queue_pending(&s->q) < CHUNK ? s->fifo.fd : -1;
 		if (poll(pfd, 3, (int)(by - now)) < 0 && errno != EINTR)
 			break;
-		if (pfd[0].revents && sig_drain(NULL, NULL))
+		if (pfd[0].revents && sig_drain(NULL))
 			break; /* asked twice: stop waiting */
 		if (pfd[1].revents & (POLLERR | POLLHUP)) {
 			lost(s, sock_error(s->sock));
@@ -577,7 +577,7 @@ static void loop(struct sender *s)
 			acked(s);
 			queue_release(&s->q, 0); /* idle: the buffer goes back (see mallopt in main) */
 		}
-		if (pfd[0].revents && (sig = sig_drain(NULL, NULL)))
+		if (pfd[0].revents && (sig = sig_drain(NULL)))
 			teardown(s, sig);
 		if (s->sock < 0) {
 			/* Disconnected (-r): keep the writers going until the queue is full. */

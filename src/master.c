@@ -1568,7 +1568,7 @@ static void loop(struct master *m)
 		if (poll(pfd, n, deadline_timeout(at, now)) < 0 && errno != EINTR)
 			err_die(EXIT_RUNTIME, "poll:");
 		now = io_now_ms();
-		if (pfd[0].revents && (sig = sig_drain(&chld, NULL)) != 0) {
+		if (pfd[0].revents && (sig = sig_drain(&chld)) != 0) {
 			err_warn("signal %d: ending %zu daemon(s)", sig, m->running);
 			free(pfd);
 			free(slot);

@@ -1337,7 +1337,7 @@ static void loop(struct pool *p)
 			continue;
 		}
 		chld = 0;
-		if (p->pfd[0].revents && (sig = sig_drain(&chld, NULL)) != 0)
+		if (p->pfd[0].revents && (sig = sig_drain(&chld)) != 0)
 			teardown(p, sig);
 		if (chld)
 			calls_reaped(p);

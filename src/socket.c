@@ -338,7 +338,8 @@ static int run_server(const struct opts *o, struct daemon *d, const char *found)
 	struct server_opts so;
 	struct listener l;
 	struct server s;
-	int sigfd = sig_init(o->wmin > 0);
+	/* SIGQUIT: a graceful stop; SIGUSR2: a reload; SIGUSR1: -W's status line. */
+	int sigfd = sig_init(SIG_BIT(SIGQUIT) | SIG_BIT(SIGUSR2) | (o->wmin ? SIG_BIT(SIGUSR1) : 0));
 
 	if (sigfd < 0)
 		err_die(EXIT_RUNTIME, "signals:");

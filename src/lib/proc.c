@@ -544,35 +544,22 @@ struct spawn {
 #define CHILD_STACK_DONE(p, n) ((void)(p), (void)(n))
 #endif
 
-/* Signals whose handlers or dispositions are ours (sig.c, worker.c): back to default. */
-static const int spawn_reset[] = {SIGINT,  SIGHUP,  SIGTERM, SIGCHLD,
-				  SIGUSR1, SIGPIPE, SIGWINCH};
-
 /*
  * The child of proc_cmd_spawn, on a stack of the caller's, every signal
- * blocked: only the few dispositions we set are reset (posix_spawn asks
- * the kernel about all 64 signals, twice for most), then the mask is
- * emptied and the program executed.
+ * blocked: only the dispositions sig.c set are reset (posix_spawn asks
+ * the kernel about all 64 signals, twice for most), the mask is emptied,
+ * and the program executed.
  */
 static int spawn_child(void *arg)
 {
 	const struct spawn *a = arg;
-	struct sigaction dfl;
-	sigset_t none;
 	int err;
 
-	memset(&dfl, 0, sizeof dfl);
-	dfl.sa_handler = SIG_DFL;
-	sigemptyset(&dfl.sa_mask);
-	for (size_t i = 0; i < sizeof spawn_reset / sizeof spawn_reset[0]; i++)
-		sigaction(spawn_reset[i], &dfl, NULL);
+	sig_exec_reset();
 	if (a->flags & PROC_NEWPGRP)
 		setpgid(0, 0);
-	if (proc_place_fds(a->fds[0], a->fds[1], a->fds[2]) == 0) {
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
+	if (proc_place_fds(a->fds[0], a->fds[1], a->fds[2]) == 0)
 		proc_cmd_exec(a->c, a->envp);
-	}
 	err = errno;
 	if (write(a->errw, &err, sizeof err) < 0) {
 		/* the parent sees EOF and a child that exited 127 */
@@ -717,7 +704,7 @@ void proc_end_groups(const pid_t *pids, size_t n, long grace_ms, int sigfd,
 			break;
 		/* Wake on SIGCHLD; a short cap also covers a missing self-pipe. */
 		if (poll(&pfd, sigfd >= 0 ? 1 : 0, left > 50 ? 50 : (int)left) > 0)
-			sig_drain(NULL, NULL);
+			sig_drain(NULL);
 	}
 	/* Whatever is left of any group, leader gone or not, ends now. */
 	for (size_t i = 0; i < n; i++)
@@ -824,24 +811,40 @@ size_t proc_kill_strays(const pid_t *keep, size_t n)
 	return killed;
 }
 
-/* The keeper's state, for its signal handler: process-wide by nature. */
-static volatile pid_t keeper_worker;
-
-static void keeper_forward(int sig)
+/*
+ * The keeper's loop: pass the teardown signals on to the worker, reap
+ * until the worker has ended, then end whatever is left. Returns the exit
+ * status (the worker's, or 128+signal).
+ */
+static int keep(pid_t worker, long grace_ms, int quiet, int close_fd)
 {
-	int saved = errno;
+	struct pollfd pfd = {.fd = sig_init(0), .events = POLLIN};
+	int status = 0, sig;
+	pid_t r;
 
-	if (keeper_worker > 0)
-		kill(keeper_worker, sig);
-	errno = saved;
+	if (close_fd >= 0)
+		close(close_fd);
+	if (quiet)
+		for (int fd = 0; fd < 3; fd++)
+			io_devnull(fd, fd == 0 ? O_RDONLY : O_WRONLY);
+	for (;;) {
+		while ((r = proc_reap(&status)) > 0 && r != worker)
+			;
+		if (r != 0)
+			break; /* the worker ended, or (-1) there is no child at all */
+		/* Without a self-pipe, signals keep their defaults: poll a while, then reap. */
+		poll(&pfd, pfd.fd >= 0, pfd.fd >= 0 ? -1 : 50);
+		while ((sig = sig_read()) > 0)
+			if (sig_is_term(sig))
+				kill(worker, sig);
+	}
+	proc_end_children(grace_ms, NULL, NULL);
+	return proc_status_code(r == worker ? status : 0);
 }
 
 int proc_keeper(long grace_ms, int quiet, int close_fd)
 {
-	static const int forwarded[] = {SIGINT, SIGHUP, SIGTERM};
-	struct sigaction sa;
 	pid_t keeper = getpid(), pid;
-	int status = 0;
 
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	pid = fork();
@@ -856,27 +859,5 @@ int proc_keeper(long grace_ms, int quiet, int close_fd)
 		prctl(PR_SET_CHILD_SUBREAPER, 1);
 		return 0;
 	}
-	keeper_worker = pid;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = keeper_forward;
-	sigemptyset(&sa.sa_mask);
-	for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
-		sigaction(forwarded[i], &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	if (close_fd >= 0)
-		close(close_fd);
-	if (quiet)
-		for (int fd = 0; fd < 3; fd++)
-			io_devnull(fd, fd == 0 ? O_RDONLY : O_WRONLY);
-	for (;;) {
-		pid_t r = waitpid(-1, &status, 0);
-
-		if (r == pid)
-			break;
-		if (r < 0 && errno != EINTR)
-			break; /* no child at all: nothing left to keep */
-	}
-	keeper_worker = 0;
-	proc_end_children(grace_ms, NULL, NULL);
-	_exit(proc_status_code(status));
+	_exit(keep(pid, grace_ms, quiet, close_fd));
 }

@@ -247,7 +247,7 @@ int pump_run(struct pump *p)
 			return -1;
 		}
 		if (p->sigfd >= 0 && pfd[n - 1].revents) {
-			int sig = sig_drain(NULL, NULL);
+			int sig = sig_drain(NULL);
 			if (sig)
 				return sig;
 		}
@@ -380,7 +380,7 @@ void pump_relay(const struct relay *r, struct pump *p, int conn, int in, int out
 	sig_child_reset();
 	p->sigfd = sig_init(0);
 	if (r->term_ign)
-		signal(SIGTERM, SIG_IGN); /* the program ends, and the relay with its output */
+		sig_ignore(SIGTERM); /* the program ends, and the relay with its output */
 	pump_flow_init(&p->flow[0], r->wonly ? -1 : conn, r->wonly ? -1 : out,
 		       r->crlf ? PUMP_CRLF_TO_LF : PUMP_RAW);
 	pump_flow_init(&p->flow[1], r->ronly ? -1 : in, r->ronly ? -1 : conn,

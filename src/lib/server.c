@@ -1,4 +1,3 @@
-#define _GNU_SOURCE /* signalfd */
 #include "server.h"
 
 #include <errno.h>
@@ -7,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -56,27 +54,12 @@ static void conn_name(const struct server *s, struct server_conn *c, int fd)
 	err_warn("connection from %s", c->peer);
 }
 
-/* SIGQUIT and SIGUSR2, blocked, as a descriptor to poll. */
-static int control_signals(void)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGQUIT);
-	sigaddset(&set, SIGUSR2);
-	/* Blocked before the descriptor exists: none can arrive in between and kill us. */
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		return -1;
-	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-}
-
 int server_init(struct server *s, const struct server_opts *o, struct listener *l, int sigfd)
 {
 	memset(s, 0, sizeof *s);
 	s->o = o;
 	s->relay = o->relay;
 	s->sigfd = sigfd;
-	s->ctlfd = -1;
 	s->chan[0] = s->chan[1] = -1;
 	s->l = *l;
 	l->n = 0; /* ours now */
@@ -89,8 +72,6 @@ int server_init(struct server *s, const struct server_opts *o, struct listener *
 		proc_ucspi_listener(&s->env, s->l.fd[0]);
 		if (s->l.n > 1)
 			proc_ucspi_several(&s->env);
-		if ((s->ctlfd = control_signals()) < 0)
-			return -1;
 	}
 	if (ends_reserve(s, 0) < 0)
 		return -1;
@@ -137,8 +118,6 @@ static pid_t serve_relay(struct server *s, int fd)
 	if (pid == 0) {
 		setpgid(0, 0);
 		listener_close(&s->l);
-		if (s->ctlfd >= 0)
-			close(s->ctlfd);
 		/* Other connections' copies are not ours to hold. */
 		for (size_t i = 0; i + 1 < s->nconns; i++)
 			if (s->conns[i].fd >= 0)
@@ -333,19 +312,38 @@ static void graceful_stop(struct server *s, long long now)
 		retire_ready(s);
 }
 
-/* Drain the control signals. */
-static void control(struct server *s, long long now)
-{
-	struct signalfd_siginfo si[8];
-	ssize_t n;
+/* What one wake's signals ask for: the control ones (SIGQUIT, SIGUSR2) in the order they came. */
+struct wake {
+	int term; /* the first teardown signal, or 0 */
+	int chld, usr1;
+	int ctl[16];
+	size_t nctl;
+};
 
-	while ((n = read(s->ctlfd, si, sizeof si)) > 0)
-		for (size_t i = 0; i < (size_t)n / sizeof si[0]; i++) {
-			if (si[i].ssi_signo == SIGQUIT)
-				graceful_stop(s, now);
-			else if (si[i].ssi_signo == SIGUSR2)
-				reload(s);
-		}
+static void read_signals(struct wake *w)
+{
+	int sig;
+
+	while ((sig = sig_read()) > 0) {
+		if (sig_is_term(sig) && !w->term)
+			w->term = sig;
+		else if (sig == SIGCHLD)
+			w->chld = 1;
+		else if (sig == SIGUSR1)
+			w->usr1 = 1;
+		else if ((sig == SIGQUIT || sig == SIGUSR2) && w->nctl < sizeof w->ctl / sizeof w->ctl[0])
+			w->ctl[w->nctl++] = sig;
+	}
+}
+
+static void control(struct server *s, const struct wake *w, long long now)
+{
+	for (size_t i = 0; i < w->nctl; i++) {
+		if (w->ctl[i] == SIGQUIT)
+			graceful_stop(s, now);
+		else
+			reload(s);
+	}
 }
 
 /* ---- the loop ---- */
@@ -406,9 +404,6 @@ static void stop_listening(struct server *s)
 
 static void release(struct server *s)
 {
-	if (s->ctlfd >= 0)
-		close(s->ctlfd);
-	s->ctlfd = -1;
 	proc_cmd_free(&s->cmd);
 	proc_ucspi_free(&s->env);
 	while (s->nconns)
@@ -490,7 +485,8 @@ int server_run(struct server *s)
 
 	while (serving(s)) {
 		size_t n = 0, nlin, nl = 0;
-		int usr1 = 0, chld = 0, sig, chan_at = -1, ctl_at = -1;
+		struct wake w = {0};
+		int chan_at = -1;
 		long long now, at;
 		pid_t pid;
 
@@ -518,10 +514,6 @@ int server_run(struct server *s)
 			if (s->fork_pause_until > now)
 				at = deadline_earlier(at, s->fork_pause_until);
 		}
-		if (s->ctlfd >= 0) {
-			ctl_at = (int)n;
-			pfd[n++] = (struct pollfd){.fd = s->ctlfd, .events = POLLIN};
-		}
 		if (s->stopping)
 			at = deadline_earlier(at, s->stop_by);
 		if (poll(pfd, (nfds_t)n, deadline_timeout(at, now)) < 0 && errno != EINTR) {
@@ -529,23 +521,24 @@ int server_run(struct server *s)
 			free(pfd);
 			return teardown(s, SIGTERM);
 		}
-		if (pfd[0].revents && (sig = sig_drain(&chld, &usr1)) != 0) {
+		if (pfd[0].revents)
+			read_signals(&w);
+		if (w.term) {
 			free(pfd);
-			return teardown(s, sig);
+			return teardown(s, w.term);
 		}
 		if (chan_at >= 0 && pfd[chan_at].revents)
 			pool_notes(s);
-		if (chld)
+		if (w.chld)
 			reap_all(s);
 		now = io_now_ms();
-		if (ctl_at >= 0 && pfd[ctl_at].revents)
-			control(s, now);
+		control(s, &w, now);
 		if (s->stopping && now >= s->stop_by && serving(s)) {
 			free(pfd);
 			return teardown(s, SIGQUIT); /* out of time: the prompt way */
 		}
 		if (s->pooled) {
-			if (usr1)
+			if (w.usr1)
 				pool_status(s);
 			while ((pid = prefork_retire(&s->pool, now)) > 0)
 				kill(pid, SIGWINCH);

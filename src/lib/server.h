@@ -17,8 +17,9 @@
  * running ones finish within stop_ms, then the teardown. SIGUSR2 reloads
  * a -W pool: the program is looked up again, a new generation of workers
  * is forked, the ready ones of the old retire, the busy ones finish; the
- * listening sockets stay open all along. Both arrive through a signalfd,
- * blocked otherwise, since the self-pipe's set is sig.c's.
+ * listening sockets stay open all along. SIGUSR1 with -W: a status line.
+ * All come through the self-pipe (sig.c); which of them are caught is the
+ * caller's choice (sig_init), and the loop acts on whichever come.
  */
 #ifndef SP_SERVER_H
 #define SP_SERVER_H
@@ -59,8 +60,7 @@ struct server {
 	struct relay relay;	  /* o's, with the program prepared */
 	struct proc_cmd cmd;	  /* the program, split once (and looked up again on reload) */
 	struct listener l; /* empty once no more connections are taken */
-	int sigfd;
-	int ctlfd;		  /* signalfd for SIGQUIT and SIGUSR2, or -1 */
+	int sigfd;		  /* the self-pipe */
 	int stopping;		  /* a graceful stop is under way */
 	long long stop_by;	  /* when it turns into the teardown */
 	unsigned generation;	  /* -W: reloads so far */
@@ -82,8 +82,8 @@ struct server {
 /*
  * Set s up to serve what l accepts (l's sockets are s's from now; l may be
  * empty for a client's one connection: then there is nothing to stop
- * gracefully or reload, and SIGQUIT and SIGUSR2 keep their defaults).
- * Returns 0, or -1 with errno.
+ * gracefully or reload, and the caller leaves SIGQUIT and SIGUSR2 at their
+ * defaults). sigfd is the self-pipe. Returns 0, or -1 with errno.
  */
 int server_init(struct server *s, const struct server_opts *o, struct listener *l, int sigfd);
 
