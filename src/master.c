@@ -27,6 +27,7 @@
 #include "lib/deadline.h"
 #include "lib/err.h"
 #include "lib/io.h"
+#include "lib/keeper.h"
 #include "lib/linger.h"
 #include "lib/mem.h"
 #include "lib/net.h"
@@ -36,6 +37,7 @@
 #include "lib/pump.h"
 #include "lib/queue.h"
 #include "lib/sig.h"
+#include "lib/spawn.h"
 #include "lib/wire.h"
 
 #define WINDOW 32		/* PORT requests in flight: enough to hide the round trips */
@@ -96,7 +98,7 @@ struct job {
 	char stream[PROTO_STREAM_HEX + 1];
 	enum job_state state;
 	pid_t pid;     /* 0 once reaped */
-	int execfd;    /* J_STARTING: proc_spawn_start's pipe */
+	int execfd;    /* J_STARTING: spawn_start's pipe */
 	int unstarted; /* its exec failed: the 127 it exits with is not news */
 	/* -r */
 	int out;   /* our end of the daemon's output pipe; -1 once it ended */
@@ -385,7 +387,7 @@ static const char *start_error(const struct master *m, const struct job *j, int 
 /* Read whether j's exec happened; a failure is reported here, once. */
 static void exec_outcome(struct master *m, struct job *j)
 {
-	int err = proc_spawn_result(j->execfd);
+	int err = spawn_result(j->execfd);
 	char why[400];
 
 	j->execfd = -1;
@@ -587,7 +589,7 @@ static void start_call(struct master *m, struct job *j, int fd, struct channel *
 {
 	char env_host[300], env_port[32], env_name[80], cmd[PROTO_NAME_MAX + 3];
 	char *set[] = {env_host, env_port, env_name, NULL};
-	struct proc_env env = {set, NULL, 0};
+	struct spawn_env env = {set, NULL, 0};
 	struct relay r = {0};
 	pid_t pid = fork();
 
@@ -642,7 +644,7 @@ static void start(struct master *m, struct job *j, int fd, struct channel *ch)
 {
 	char env_host[300], env_port[32], env_name[80];
 	char *set[] = {env_host, env_port, env_name, NULL};
-	struct proc_env env = {set, NULL, 0};
+	struct spawn_env env = {set, NULL, 0};
 	char cmd[PROTO_NAME_MAX + 3];
 	int pipefd[2] = {-1, -1}, out = fd;
 	pid_t pid;
@@ -664,8 +666,11 @@ static void start(struct master *m, struct job *j, int fd, struct channel *ch)
 		goto fail;
 	}
 	/* Not waiting for the exec here lets many daemons start at once. */
-	pid = proc_spawn_start(cmd, -1, out, m->errfd >= 0 ? m->errfd : STDERR_FILENO,
-			       &env, PROC_NEWPGRP | PROC_PDEATHSIG, &j->execfd);
+	pid = spawn_start(&(struct spawn){.command = cmd,
+					  .fd = {-1, out, m->errfd >= 0 ? m->errfd : STDERR_FILENO},
+					  .env = &env,
+					  .flags = SPAWN_NEWPGRP | SPAWN_PDEATHSIG},
+			  &j->execfd);
 	if (fchdir(m->cwdfd) < 0)
 		err_warn("cd back:");
 	if (pid < 0) {
@@ -1623,7 +1628,7 @@ int main(int argc, char **argv)
 {
 	struct opts o = {0};
 	struct master m = {.o = &o, .ctl = -1};
-	int gai = 0;
+	int gai = 0, kept;
 
 	err_init(argv[0]);
 	io_sanitize_std();
@@ -1653,8 +1658,10 @@ int main(int argc, char **argv)
 		err_die(EXIT_RUNTIME, "fork:");
 	/* The PID the caller sees is the keeper's: whatever ends it, no daemon outlives us. */
 	m.dm.pid = getpid();
-	if (proc_keeper(o.grace_ms, o.background, m.dm.notify_fd) < 0)
-		err_die(EXIT_RUNTIME, "fork:");
+	switch (keeper_start(o.grace_ms, o.background, m.dm.notify_fd, &kept)) {
+	case -1: err_die(EXIT_RUNTIME, "fork:");
+	case 1: _exit(kept); /* the keeper, once all is over */
+	}
 	m.sigfd = sig_init(0);
 	if (m.sigfd < 0)
 		err_die(EXIT_RUNTIME, "signals:");

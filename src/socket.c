@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "lib/channel.h"
+#include "lib/cmd.h"
 #include "lib/connector.h"
 #include "lib/daemon.h"
 #include "lib/err.h"
@@ -23,7 +24,6 @@
 #include "lib/opt.h"
 #include "lib/listener.h"
 #include "lib/noise.h"
-#include "lib/proc.h"
 #include "lib/pump.h"
 #include "lib/server.h"
 #include "lib/sig.h"
@@ -302,7 +302,7 @@ static void check_program(const struct opts *o, char *path, size_t len, const ch
 	*found = NULL;
 	if (!o->wmin)
 		return;
-	switch (proc_find(o->program, path, len)) {
+	switch (cmd_lookup(o->program, path, len)) {
 	case 0:
 		*found = path;
 		return;
@@ -310,8 +310,8 @@ static void check_program(const struct opts *o, char *path, size_t len, const ch
 		return;
 	}
 	if (errno == ENOENT)
-		err_die(EXIT_RUNTIME, "%s: not found", proc_cmd_name(o->program, path, len));
-	err_die(EXIT_RUNTIME, "%s:", proc_cmd_name(o->program, path, len));
+		err_die(EXIT_RUNTIME, "%s: not found", cmd_name(o->program, path, len));
+	err_die(EXIT_RUNTIME, "%s:", cmd_name(o->program, path, len));
 }
 
 static void server_opts_of(const struct opts *o, struct server_opts *so)

@@ -18,6 +18,7 @@
 #include "net.h"
 #include "proc.h"
 #include "sig.h"
+#include "spawn.h"
 
 static int is_sock(int fd)
 {
@@ -272,7 +273,7 @@ int pump_run(struct pump *p)
 
 /* ---- the relay ---- */
 
-pid_t pump_spawn(const struct relay *r, const struct proc_env *env, int *in, int *out)
+pid_t pump_spawn(const struct relay *r, const struct spawn_env *env, int *in, int *out)
 {
 	int to_prog[2] = {-1, -1}, from_prog[2] = {-1, -1}, saved;
 	pid_t prog;
@@ -281,12 +282,12 @@ pid_t pump_spawn(const struct relay *r, const struct proc_env *env, int *in, int
 		goto out_close;
 	int err = r->ronly || r->halfclose ? STDERR_FILENO : from_prog[1];
 
-	if (r->cmd)
-		prog = proc_cmd_spawn(r->cmd, r->wonly ? STDIN_FILENO : to_prog[0],
-				      r->ronly ? STDOUT_FILENO : from_prog[1], err, env, 0);
-	else
-		prog = proc_spawn(r->program, r->wonly ? STDIN_FILENO : to_prog[0],
-				  r->ronly ? STDOUT_FILENO : from_prog[1], err, env, 0);
+	prog = spawn_start(&(struct spawn){.cmd = r->cmd,
+					   .command = r->program,
+					   .fd = {r->wonly ? STDIN_FILENO : to_prog[0],
+						  r->ronly ? STDOUT_FILENO : from_prog[1], err},
+					   .env = env},
+			   NULL);
 	if (prog < 0)
 		goto out_close;
 	if (to_prog[0] >= 0)
@@ -422,7 +423,7 @@ void pump_relay(const struct relay *r, struct pump *p, int conn, int in, int out
 	_exit(0);
 }
 
-void pump_child(const struct relay *r, int conn, const struct proc_env *env)
+void pump_child(const struct relay *r, int conn, const struct spawn_env *env)
 {
 	int in = STDIN_FILENO, out = STDOUT_FILENO;
 	pid_t prog = 0;

@@ -68,13 +68,13 @@ size_t pump_convert(struct pump_flow *f, const char *src, size_t n, char *dst);
 
 /* ---- the relay: a connection and a program (or our stdin/stdout) ---- */
 
-struct proc_env;
-struct proc_cmd;
+struct spawn_env;
+struct cmd;
 
 /* How a relay treats its connection (socket's -p, -c, -q, -r, -w). */
 struct relay {
 	const char *program; /* NULL: relay our own stdin and stdout */
-	const struct proc_cmd *cmd; /* program prepared (proc_cmd_init), or NULL: prepare each time */
+	const struct cmd *cmd; /* program prepared (cmd_init), or NULL: prepare each time */
 	int crlf;	     /* -c: LF to CRLF towards the connection, CRLF to LF from it */
 	int quit;	     /* -q: the input's end ends the relay at once */
 	int ronly, wonly;    /* -r: nothing is sent; -w: nothing received is passed on */
@@ -107,7 +107,7 @@ struct channel *pump_channel(const struct relay *r, int conn);
  * out: the program keeps our own descriptor there).
  * Returns its pid, or -1 with errno set (nothing left open).
  */
-pid_t pump_spawn(const struct relay *r, const struct proc_env *env, int *in, int *out);
+pid_t pump_spawn(const struct relay *r, const struct spawn_env *env, int *in, int *out);
 
 /*
  * In a connection's child: relay between conn and in/out (the program's
@@ -124,6 +124,6 @@ _Noreturn void pump_relay(const struct relay *r, struct pump *p, int conn, int i
  * program (if any) and relay. A program that cannot be started ends the
  * child with status 1 and one line of diagnostics. Never returns.
  */
-_Noreturn void pump_child(const struct relay *r, int conn, const struct proc_env *env);
+_Noreturn void pump_child(const struct relay *r, int conn, const struct spawn_env *env);
 
 #endif

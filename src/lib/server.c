@@ -14,6 +14,7 @@
 #include "io.h"
 #include "mem.h"
 #include "sig.h"
+#include "spawn.h"
 #include "worker.h"
 
 /* Keep room for every pid teardown must end, so that it never allocates. */
@@ -64,14 +65,14 @@ int server_init(struct server *s, const struct server_opts *o, struct listener *
 	s->l = *l;
 	l->n = 0; /* ours now */
 	if (o->relay.program) {
-		if (proc_cmd_init(&s->cmd, o->relay.program, o->exec_path) < 0)
+		if (cmd_init(&s->cmd, o->relay.program, o->exec_path) < 0)
 			return -1;
 		s->relay.cmd = &s->cmd;
 	}
 	if (s->l.n) {
-		proc_ucspi_listener(&s->env, s->l.fd[0]);
+		ucspi_listener(&s->env, s->l.fd[0]);
 		if (s->l.n > 1)
-			proc_ucspi_several(&s->env);
+			ucspi_several(&s->env);
 	}
 	if (ends_reserve(s, 0) < 0)
 		return -1;
@@ -85,7 +86,7 @@ int server_init(struct server *s, const struct server_opts *o, struct listener *
 		prefork_init(&s->pool, (size_t)o->wmin, max, o->wmax > 0, o->idle_ms);
 		s->pooled = 1;
 		/* Workers exec the program themselves: its environment is made once, here. */
-		if (!o->prestart && pump_direct(&o->relay) && proc_ucspi_envp(&s->env) < 0)
+		if (!o->prestart && pump_direct(&o->relay) && ucspi_envp(&s->env) < 0)
 			return -1;
 	}
 	return 0;
@@ -98,10 +99,14 @@ static pid_t serve_direct(struct server *s, struct server_conn *c, int fd)
 	int fds[3];
 	pid_t pid;
 
-	proc_conn_fds(fd, r->ronly, r->wonly, fds);
+	ucspi_fds(fd, r->ronly, r->wonly, fds);
 	if (r->ronly)
 		shutdown(fd, SHUT_WR);
-	pid = proc_cmd_spawn(&s->cmd, fds[0], fds[1], fds[2], &s->env.env, PROC_NEWPGRP);
+	pid = spawn_start(&(struct spawn){.cmd = &s->cmd,
+					  .fd = {fds[0], fds[1], fds[2]},
+					  .env = &s->env.env,
+					  .flags = SPAWN_NEWPGRP},
+			  NULL);
 	if (pid < 0)
 		return -1;
 	c->fd = fd; /* kept for the graceful close once the program ends */
@@ -111,12 +116,11 @@ static pid_t serve_direct(struct server *s, struct server_conn *c, int fd)
 /* A relay child: -c, or our own stdin and stdout. */
 static pid_t serve_relay(struct server *s, int fd)
 {
-	pid_t pid = fork();
+	pid_t pid = spawn_fork(SPAWN_NEWPGRP);
 
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
-		setpgid(0, 0);
 		listener_close(&s->l);
 		/* Other connections' copies are not ours to hold. */
 		for (size_t i = 0; i + 1 < s->nconns; i++)
@@ -125,7 +129,6 @@ static pid_t serve_relay(struct server *s, int fd)
 		linger_free(&s->linger);
 		pump_child(&s->relay, fd, &s->env.env);
 	}
-	setpgid(pid, pid);
 	close(fd);
 	return pid;
 }
@@ -143,8 +146,8 @@ void server_serve(struct server *s, int fd)
 	}
 	conn_name(s, c, fd);
 	if (!s->l.n && !s->env.proto[0])
-		proc_ucspi_listener(&s->env, fd); /* a client's connection: no listener */
-	proc_ucspi_conn(&s->env, fd);
+		ucspi_listener(&s->env, fd); /* a client's connection: no listener */
+	ucspi_conn(&s->env, fd);
 	if (pump_direct(r)) {
 		pid = serve_direct(s, c, fd);
 		if (pid < 0) {
@@ -187,7 +190,8 @@ static void pool_fill(struct server *s)
 			s->fork_pause_until = now + 1000;
 			return;
 		}
-		pid = fork();
+		/* A group of its own at once, so a TERM to its group cannot miss. */
+		pid = spawn_fork(SPAWN_NEWPGRP);
 		if (pid < 0) {
 			err_warn("fork:");
 			s->fork_pause_until = now + 1000;
@@ -195,7 +199,6 @@ static void pool_fill(struct server *s)
 		}
 		if (pid == 0)
 			worker_run(s);
-		setpgid(pid, pid); /* so a TERM to its group cannot miss */
 		if (prefork_add(&s->pool, pid, now) < 0) {
 			err_warn("worker pool:");
 			kill(pid, SIGKILL);
@@ -279,9 +282,9 @@ static void reload(struct server *s)
 	}
 	if (s->stopping)
 		return;
-	if (proc_cmd_find(&s->cmd) < 0) {
+	if (cmd_find(&s->cmd) < 0) {
 		err_warn("reload: %s: %s; the running workers go on",
-			 proc_cmd_name(s->relay.program, name, sizeof name),
+			 cmd_name(s->relay.program, name, sizeof name),
 			 errno == ENOENT ? "not found" : strerror(errno));
 		return;
 	}
@@ -404,8 +407,8 @@ static void stop_listening(struct server *s)
 
 static void release(struct server *s)
 {
-	proc_cmd_free(&s->cmd);
-	proc_ucspi_free(&s->env);
+	cmd_free(&s->cmd);
+	ucspi_free(&s->env);
 	while (s->nconns)
 		conn_drop(s, 0);
 	free(s->conns);

@@ -31,7 +31,9 @@
 #include "listener.h"
 #include "net.h"
 #include "prefork.h"
+#include "cmd.h"
 #include "proc.h"
+#include "ucspi.h"
 #include "pump.h"
 
 struct server_opts {
@@ -58,7 +60,7 @@ struct server_conn {
 struct server {
 	const struct server_opts *o;
 	struct relay relay;	  /* o's, with the program prepared */
-	struct proc_cmd cmd;	  /* the program, split once (and looked up again on reload) */
+	struct cmd cmd;	  /* the program, split once (and looked up again on reload) */
 	struct listener l; /* empty once no more connections are taken */
 	int sigfd;		  /* the self-pipe */
 	int stopping;		  /* a graceful stop is under way */
@@ -69,7 +71,7 @@ struct server {
 	size_t nconns, cap;
 	size_t running;		  /* conns with a live child */
 	struct linger_set linger; /* finished connections draining the peer */
-	struct proc_ucspi env;	  /* the UCSPI environment: the listener's part */
+	struct ucspi env;	  /* the UCSPI environment: the listener's part */
 	pid_t *ends;		  /* room for every pid teardown must end, kept ahead */
 	size_t ends_cap;
 	/* -W */

@@ -20,6 +20,8 @@
 #include "proc.h"
 #include "pump.h"
 #include "sig.h"
+#include "spawn.h"
+#include "ucspi.h"
 #include "wire.h"
 
 struct service *service_open(const char *name, const char *program, const char *token,
@@ -146,9 +148,11 @@ static int wait_status(pid_t pid)
  * 2), waited for. TERM to the group is for the program; the leader ends
  * once the program has, and what it left behind with it.
  */
-static _Noreturn void lead_plain(struct service *s, const struct proc_env *env)
+static _Noreturn void lead_plain(struct service *s, const struct spawn_env *env)
 {
-	pid_t prog = proc_spawn(s->program, s->fd, s->fd, STDERR_FILENO, env, 0);
+	pid_t prog = spawn_start(
+		&(struct spawn){.command = s->program, .fd = {s->fd, s->fd, STDERR_FILENO}, .env = env},
+		NULL);
 	int status;
 
 	if (prog < 0) {
@@ -167,14 +171,17 @@ static _Noreturn void lead_plain(struct service *s, const struct proc_env *env)
  * channel (the program's output ending ends the connection, as its close
  * would); the relay waits for it and ends the rest (relay.end_rest_ms).
  */
-static _Noreturn void lead_relay(struct service *s, const struct proc_env *env,
+static _Noreturn void lead_relay(struct service *s, const struct spawn_env *env,
 				 const int to_prog[2], const int from_prog[2])
 {
 	/* TERM to the group is for the program: the relay ends when its output does. */
 	struct relay r = {.program = s->program, .psk = s->psk, .ch = s->ch, .term_ign = 1,
 			  .end_rest_ms = s->grace_ms};
 	struct pump *p = calloc(1, sizeof *p);
-	pid_t prog = proc_spawn(s->program, to_prog[0], from_prog[1], STDERR_FILENO, env, 0);
+	pid_t prog = spawn_start(&(struct spawn){.command = s->program,
+						 .fd = {to_prog[0], from_prog[1], STDERR_FILENO},
+						 .env = env},
+				 NULL);
 
 	if (prog < 0) {
 		err_warn("exec %s:", s->program);
@@ -199,7 +206,7 @@ static _Noreturn void lead_relay(struct service *s, const struct proc_env *env,
  * descendant ends with the service, at its run cap too. Returns its pid,
  * or -1 with errno.
  */
-static pid_t leader_start(struct service *s, const struct proc_env *env)
+static pid_t leader_start(struct service *s, const struct spawn_env *env)
 {
 	int to_prog[2] = {-1, -1}, from_prog[2] = {-1, -1}, saved;
 	pid_t pid = -1;
@@ -235,16 +242,16 @@ out:
 /* The program, on the caller's connection, in a clean environment. */
 static void run(struct service *s)
 {
-	struct proc_ucspi u;
-	char name[128], *set[PROC_UCSPI_VARS + 3];
-	struct proc_env env = {set, NULL, 1};
+	struct ucspi u;
+	char name[128], *set[UCSPI_VARS + 3];
+	struct spawn_env env = {set, NULL, 1};
 	size_t n = 0;
 
 	listener_close(&s->l);
 	/* The program gets the connection as any program gets its stdin: blocking. */
 	io_set_nonblock(s->fd, 0);
-	proc_ucspi_listener(&u, s->fd);
-	proc_ucspi_conn(&u, s->fd);
+	ucspi_listener(&u, s->fd);
+	ucspi_conn(&u, s->fd);
 	for (char *const *v = u.env.set; *v; v++)
 		set[n++] = *v;
 	snprintf(name, sizeof name, "SERVICE_NAME=%s", s->name);

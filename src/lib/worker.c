@@ -10,8 +10,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cmd.h"
 #include "err.h"
 #include "sig.h"
+#include "spawn.h"
+#include "ucspi.h"
 
 /* Asked to go before a connection came: a prestarted program goes too. */
 static _Noreturn void retire(pid_t prog, int in, int out)
@@ -109,8 +112,6 @@ void worker_run(struct server *s)
 	struct pump *pump = NULL;
 	pid_t prog = 0, self = getpid();
 
-	setpgid(0, 0);
-	sig_child_reset();
 	close_masters(s);
 	/*
 	 * SIGWINCH asks a ready worker to retire (a program ignores it by
@@ -148,16 +149,16 @@ void worker_run(struct server *s)
 	       o->verbose || (!o->prestart && pump_direct(r)) ? fd : -1);
 	if (o->prestart)
 		pump_relay(r, pump, fd, in, out, prog);
-	proc_ucspi_conn(&s->env, fd);
+	ucspi_conn(&s->env, fd);
 	if (!pump_direct(r))
 		pump_child(r, fd, &s->env.env);
 	/* As the server's direct mode: the program's descriptors are the connection itself.
 	 * Its command and environment were made ready before the accept. */
 	if (r->ronly)
 		shutdown(fd, SHUT_WR);
-	proc_conn_fds(fd, r->ronly, r->wonly, fds);
-	if (proc_place_fds(fds[0], fds[1], fds[2]) == 0)
-		proc_cmd_exec(&s->cmd, s->env.envp);
+	ucspi_fds(fd, r->ronly, r->wonly, fds);
+	if (spawn_place_fds(fds[0], fds[1], fds[2]) == 0)
+		cmd_exec(&s->cmd, s->env.envp);
 	notify(chan, self, PREFORK_NOTE_EXECFAIL, errno, -1);
 	_exit(127);
 }

@@ -1,6 +1,7 @@
 /*
  * worker: a preforked worker of socket -W, the side of the pool that
- * prefork.c keeps the books of. Forked by the server, a worker makes the
+ * prefork.c keeps the books of. Forked by the server (spawn_fork: a
+ * process group of its own, sig.c's signals reset), a worker makes the
  * program's command and environment ready (or, with -P, starts it), waits
  * on the shared listening sockets (epoll, EPOLLEXCLUSIVE: one waiter woken
  * per connection), tells the master the moment it has a connection, and
