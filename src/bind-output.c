@@ -103,20 +103,21 @@ struct sender {
 
 static void parse(int argc, char **argv, struct opts *o)
 {
+	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
 	static const char optstring[] = "Fhk:L:m:rV";
 	int c;
 
-	while ((c = opt_next(argc, argv, optstring, usage_text)) != -1) {
+	while ((c = opt_next(argc, argv, optstring, &p)) != -1) {
 		switch (c) {
 		case 'F': o->foreground = 1; break;
 		case 'k':
-			opt_psk_or_die(optarg, o->psk, synopsis);
+			opt_psk(optarg, o->psk, &p);
 			o->chan = 1;
 			break;
 		case 'L': o->logfile = optarg; break;
-		case 'm': o->membytes = opt_bytes_or_die(optarg, 1024, 1L << 30, "-m", synopsis); break;
+		case 'm': o->membytes = opt_size(optarg, 1024, 1L << 30, "-m", &p); break;
 		case 'r': o->reconnect = 1; break;
-		default: opt_bad(argv, optstring, synopsis);
+		default: err_cmdline(&p);
 		}
 	}
 	argv += optind;
@@ -136,7 +137,8 @@ static void parse(int argc, char **argv, struct opts *o)
 		err_usage(synopsis, "bad id: %s", FIFO_ID_RULE);
 	if (!*o->host)
 		err_usage(synopsis, "empty host");
-	opt_port_or_die(o->port, synopsis);
+	if (opt_port(o->port, &p) < 0)
+		err_cmdline(&p);
 	o->path = fifo_resolve(o->id, getenv("BIND_DIR"));
 	if (!o->path)
 		err_die(EXIT_RUNTIME, "%s:", o->id);

@@ -164,26 +164,27 @@ struct master {
 
 static void parse(int argc, char **argv, struct opts *o)
 {
+	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
 	static const char optstring[] = ":bcg:hL:N:ort:T:UVw:x";
 	int c;
 
 	o->grace_ms = 5000;
 	o->reply_ms = 30000;
-	while ((c = opt_next(argc, argv, optstring, usage_text)) != -1) {
+	while ((c = opt_next(argc, argv, optstring, &p)) != -1) {
 		switch (c) {
 		case 'b': o->background = 1; break;
 		case 'c': o->call = 1; break;
-		case 'g': o->grace_ms = opt_ms_or_die(optarg, 1, 3600000L, "-g", synopsis); break;
+		case 'g': o->grace_ms = opt_duration(optarg, 1, 3600000L, "-g", &p); break;
 		case 'L': o->logfile = optarg; break;
 		case 'N': o->prefix = optarg; break;
 		case 'o': o->overlap_wait = 1; break;
 		case 'r': o->resume = 1; break;
-		case 't': o->reply_ms = opt_ms_or_die(optarg, 1, 86400000L, "-t", synopsis); break;
+		case 't': o->reply_ms = opt_duration(optarg, 1, 86400000L, "-t", &p); break;
 		case 'U': o->plain = 1; break;
-		case 'T': o->run_ms = opt_ms_or_die(optarg, 1, 31L * 86400000L, "-T", synopsis); break;
-		case 'w': o->wait_ms = opt_ms_or_die(optarg, 1, 86400000L, "-w", synopsis); break;
+		case 'T': o->run_ms = opt_duration(optarg, 1, 31L * 86400000L, "-T", &p); break;
+		case 'w': o->wait_ms = opt_duration(optarg, 1, 86400000L, "-w", &p); break;
 		case 'x': o->clients = 1; break;
-		default: opt_bad(argv, optstring, synopsis);
+		default: err_cmdline(&p);
 		}
 	}
 	argv += optind;
@@ -193,7 +194,8 @@ static void parse(int argc, char **argv, struct opts *o)
 		err_usage(synopsis, argc < 4 ? "missing operand" : "too many operands");
 	if (!*argv[1])
 		err_usage(synopsis, "empty host");
-	opt_port_or_die(argv[2], synopsis);
+	if (opt_port(argv[2], &p) < 0)
+		err_cmdline(&p);
 	if (!*argv[3])
 		err_usage(synopsis, o->services == 2 ? "empty service name" : "empty daemon directory");
 	if (o->services == 2 && !name_ok(argv[3]))
@@ -213,7 +215,8 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->host = argv[1];
 	o->port = argv[2];
 	o->ddir = argv[3];
-	opt_key_or_die(argv[0], &o->key, &o->keylen, synopsis);
+	if (opt_key(argv[0], &o->key, &o->keylen, &p) < 0)
+		err_cmdline(&p);
 }
 
 /* ---- one master per DDIR ---- */

@@ -102,14 +102,14 @@ static int has_env_activation(void)
 }
 
 /* -W N or -W MIN:MAX */
-static void parse_workers(const char *arg, struct opts *o)
+static void parse_workers(const char *arg, struct opts *o, struct opt_parse *p)
 {
 	const char *colon = strchr(arg, ':');
 	char min[24];
 	size_t len;
 
 	if (!colon) {
-		o->wmin = opt_long_or_die(arg, 1, WORKERS_MAX, "-W", synopsis);
+		o->wmin = opt_number(arg, 1, WORKERS_MAX, "-W", p);
 		o->wmax = 0;
 		return;
 	}
@@ -127,29 +127,30 @@ static void parse_workers(const char *arg, struct opts *o)
 
 static void parse(int argc, char **argv, struct opts *o)
 {
+	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
 	static const char optstring[] = "B:bC:cfG:g:hI:k:L:lPp:qrsVvW:w";
 	int c, nops;
 
-	while ((c = opt_next(argc, argv, optstring, usage_text)) != -1) {
+	while ((c = opt_next(argc, argv, optstring, &p)) != -1) {
 		switch (c) {
 		case 'B': o->bindaddr = optarg; break;
 		case 'b': o->background = 1; break;
-		case 'C': o->maxconn = opt_long_or_die(optarg, 1, 1000000, "-C", synopsis); break;
+		case 'C': o->maxconn = opt_number(optarg, 1, 1000000, "-C", &p); break;
 		case 'c': o->crlf = 1; break;
 		case 'f': o->fork = 1; break;
 		case 'G':
-			o->stop_ms = opt_ms_or_die(optarg, 1, 86400000L, "-G", synopsis);
+			o->stop_ms = opt_duration(optarg, 1, 86400000L, "-G", &p);
 			o->stop_set = 1;
 			break;
 		case 'g':
-			o->grace_ms = opt_ms_or_die(optarg, 1, 3600000L, "-g", synopsis);
+			o->grace_ms = opt_duration(optarg, 1, 3600000L, "-g", &p);
 			break;
 		case 'I':
-			o->idle_ms = opt_ms_or_die(optarg, 1, 86400000L, "-I", synopsis);
+			o->idle_ms = opt_duration(optarg, 1, 86400000L, "-I", &p);
 			o->idle_set = 1;
 			break;
 		case 'k':
-			opt_psk_or_die(optarg, o->psk, synopsis);
+			opt_psk(optarg, o->psk, &p);
 			o->chan = 1;
 			break;
 		case 'L': o->logfile = optarg; break;
@@ -161,8 +162,8 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 's': o->server = 1; break;
 		case 'v': o->verbose = 1; break;
 		case 'w': o->wonly = 1; break;
-		case 'W': parse_workers(optarg, o); break;
-		default: opt_bad(argv, optstring, synopsis);
+		case 'W': parse_workers(optarg, o, &p); break;
+		default: err_cmdline(&p);
 		}
 	}
 	argv += optind;

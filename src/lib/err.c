@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "opt.h"
+
 #define MSG_MAX 1024
 #define SITES 32 /* call sites the limiter tells apart at once */
 
@@ -246,4 +248,28 @@ void err_usage(const char *synopsis, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "usage: %s (try '%s --help')\n", synopsis, progname);
 	exit(EXIT_USAGE);
+}
+
+/* text on stdout, then exit 0, or EXIT_RUNTIME when stdout could not take it. */
+static _Noreturn void put_out(const char *text)
+{
+	fputs(text, stdout);
+	exit(fflush(stdout) == 0 ? 0 : EXIT_RUNTIME);
+}
+
+void err_cmdline(const struct opt_parse *p)
+{
+	char version[128];
+
+	switch (p->outcome) {
+	case OPT_HELP: put_out(p->usage);
+	case OPT_VERSION:
+		snprintf(version, sizeof version, "%s %s\n", progname, SP_VERSION);
+		put_out(version);
+	case OPT_FAILED: err_die(EXIT_RUNTIME, "%s", p->why);
+	case OPT_USAGE: err_usage(p->synopsis, "%s", p->why);
+	case OPT_GOING: break;
+	}
+	/* An option of optstring that the tool's switch has no case for. */
+	err_usage(p->synopsis, "unknown option -%c", p->opt);
 }

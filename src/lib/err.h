@@ -64,6 +64,16 @@ _Noreturn void err_die(int code, const char *fmt, ...) __attribute__((format(pri
 _Noreturn void err_usage(const char *synopsis, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/*
+ * Say what ended the command line p (opt.c) and exit: the usage text on
+ * stdout (-h), "NAME VERSION" (-V), both with 0; a usage error as
+ * err_usage; a runtime failure (an unreadable key file) as err_die with
+ * EXIT_RUNTIME. For the tool's default case after opt_next, and after an
+ * opt_ parser refused an operand.
+ */
+struct opt_parse;
+_Noreturn void err_cmdline(const struct opt_parse *p);
+
 /* Write what the limiter still holds back (counts of suppressed lines). */
 void err_flush(void);
 
