@@ -184,8 +184,10 @@ int main(int argc, char **argv)
 
 	err_init(argv[0]);
 	parse(argc, argv, &o);
-	if (daemon_start(&d, !o.foreground, 1) < 0)
-		err_die(EXIT_RUNTIME, "fork:");
+	switch (daemon_start(&d, !o.foreground, 1)) {
+	case -1: err_die(EXIT_RUNTIME, "fork:");
+	case 1: return d.status; /* the caller's process: the daemon is ready, or gone */
+	}
 	sigfd = sig_init(0);
 	if (sigfd < 0)
 		err_die(EXIT_RUNTIME, "signals:");

@@ -652,8 +652,10 @@ int main(int argc, char **argv)
 	 */
 	mallopt(M_MMAP_THRESHOLD, 128 << 10);
 	parse(argc, argv, &o);
-	if (daemon_start(&d, !o.foreground, 1) < 0)
-		err_die(EXIT_RUNTIME, "fork:");
+	switch (daemon_start(&d, !o.foreground, 1)) {
+	case -1: err_die(EXIT_RUNTIME, "fork:");
+	case 1: return d.status; /* the caller's process: the daemon is ready, or gone */
+	}
 	s.sigfd = sig_init(0);
 	if (s.sigfd < 0)
 		err_die(EXIT_RUNTIME, "signals:");

@@ -1657,8 +1657,10 @@ int main(int argc, char **argv)
 		err_die(EXIT_RUNTIME, "%s: %s", o.logfile, err_file_why(errno));
 	if (connector_init(&m.conn, o.host, o.port, NULL, &gai) < 0)
 		err_die(EXIT_RUNTIME, "connect to %s %s: %s", o.host, o.port, net_strerror(gai));
-	if (daemon_start(&m.dm, o.background, 0) < 0)
-		err_die(EXIT_RUNTIME, "fork:");
+	switch (daemon_start(&m.dm, o.background, 0)) {
+	case -1: err_die(EXIT_RUNTIME, "fork:");
+	case 1: return m.dm.status; /* the caller's process: the daemon is ready, or gone */
+	}
 	/* The PID the caller sees is the keeper's: whatever ends it, no daemon outlives us. */
 	m.dm.pid = getpid();
 	switch (keeper_start(o.grace_ms, o.background, m.dm.notify_fd, &kept)) {

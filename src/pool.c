@@ -1442,8 +1442,10 @@ int main(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	if (daemon_start(&p.dm, o.background, 0) < 0)
-		err_die(EXIT_RUNTIME, "fork:");
+	switch (daemon_start(&p.dm, o.background, 0)) {
+	case -1: err_die(EXIT_RUNTIME, "fork:");
+	case 1: return p.dm.status; /* the caller's process: the daemon is ready, or gone */
+	}
 	p.sigfd = sig_init(0);
 	if (p.sigfd < 0)
 		err_die(EXIT_RUNTIME, "signals:");

@@ -473,7 +473,9 @@ int main(int argc, char **argv)
 	if (o.activated)
 		adopt_fd3(&o);
 	check_program(&o, exec_path, sizeof exec_path, &found);
-	if (daemon_start(&d, o.background, 0) < 0)
-		err_die(EXIT_RUNTIME, "fork:");
+	switch (daemon_start(&d, o.background, 0)) {
+	case -1: err_die(EXIT_RUNTIME, "fork:");
+	case 1: return d.status; /* the caller's process: the daemon is ready, or gone */
+	}
 	return o.server ? run_server(&o, &d, found) : run_client(&o, &d);
 }

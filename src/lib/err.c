@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -13,6 +15,7 @@
 #include "opt.h"
 
 #define MSG_MAX 1024
+#define SYSLOG_PATH "/dev/log"
 #define SITES 32 /* call sites the limiter tells apart at once */
 
 enum sink { TO_STDERR, TO_SYSLOG, TO_FILE };
@@ -56,8 +59,24 @@ const char *err_progname(void)
 	return progname;
 }
 
+/* Something takes datagrams on /dev/log, as syslog(3) will send them. */
+static int syslog_listens(void)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX, .sun_path = SYSLOG_PATH};
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), ok;
+
+	if (fd < 0)
+		return 1; /* cannot tell: do not cry wolf */
+	ok = connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0;
+	close(fd);
+	return ok;
+}
+
 void err_to_syslog(void)
 {
+	if (!syslog_listens())
+		err_warn("no syslog daemon listens on %s: messages from now on are lost "
+			 "(use -L FILE)", SYSLOG_PATH);
 	openlog(progname, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 	sink = TO_SYSLOG;
 }

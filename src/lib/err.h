@@ -32,6 +32,9 @@ const char *err_progname(void);
  * Where diagnostics go after the caller's stderr is gone (daemons):
  * stderr (default), syslog, or a file opened for append.
  * err_to_file() returns -1 with errno set when the file cannot be opened.
+ * Going to syslog where no syslog daemon listens (no /dev/log, as in many
+ * containers) would lose every later message without a word:
+ * err_to_syslog says so once on the sink it leaves first.
  */
 void err_to_syslog(void);
 int err_to_file(const char *path);
