@@ -582,6 +582,15 @@ static int data_connect(struct master *m, struct job *j, const struct proto_msg 
 	return fd;
 }
 
+/* A relay child's fault, on stderr or in -L. */
+static void say_fault(const struct pump_fault *f, void *arg)
+{
+	char why[512];
+
+	(void)arg;
+	err_warn("%s", pump_fault_text(f, why, sizeof why));
+}
+
 /*
  * -x, -c: a relay child talks to the service over fd: -x runs the client
  * portion with pipes (so it can end its upload while it reads the result:
@@ -593,7 +602,7 @@ static void start_call(struct master *m, struct job *j, int fd, struct channel *
 	char env_host[300], env_port[32], env_name[80], cmd[PROTO_NAME_MAX + 3];
 	char *set[] = {env_host, env_port, env_name, NULL};
 	struct spawn_env env = {set, NULL, 0};
-	struct relay r = {0};
+	struct relay r = {.on_fault = say_fault};
 	pid_t pid = fork();
 
 	/* Version 3: the relay speaks the channel the token went in; the psk only says so. */
@@ -631,7 +640,7 @@ static void start_call(struct master *m, struct job *j, int fd, struct channel *
 			if (fchdir(m->ddirfd) < 0)
 				_exit(EXIT_RUNTIME);
 		}
-		pump_child(&r, fd, &env);
+		_exit(pump_child(&r, fd, &env));
 	}
 	setpgid(pid, pid);
 	channel_free(ch); /* our copy: the relay's is the one in use */

@@ -55,6 +55,15 @@ static void conn_name(const struct server *s, struct server_conn *c, int fd)
 	err_warn("connection from %s", c->peer);
 }
 
+/* A relay child's fault. */
+static void relay_fault(const struct pump_fault *f, void *arg)
+{
+	char why[512];
+
+	(void)arg;
+	err_warn("%s", pump_fault_text(f, why, sizeof why));
+}
+
 int server_init(struct server *s, const struct server_opts *o, struct listener *l, int sigfd)
 {
 	memset(s, 0, sizeof *s);
@@ -64,6 +73,7 @@ int server_init(struct server *s, const struct server_opts *o, struct listener *
 	s->chan[0] = s->chan[1] = -1;
 	s->l = *l;
 	l->n = 0; /* ours now */
+	s->relay.on_fault = relay_fault;
 	if (o->relay.program) {
 		if (cmd_init(&s->cmd, o->relay.program, o->exec_path) < 0)
 			return -1;
@@ -127,7 +137,7 @@ static pid_t serve_relay(struct server *s, int fd)
 			if (s->conns[i].fd >= 0)
 				close(s->conns[i].fd);
 		linger_free(&s->linger);
-		pump_child(&s->relay, fd, &s->env.env);
+		_exit(pump_child(&s->relay, fd, &s->env.env));
 	}
 	close(fd);
 	return pid;

@@ -166,6 +166,15 @@ static _Noreturn void lead_plain(struct service *s, const struct spawn_env *env)
 	_exit(status);
 }
 
+/* A relay child's fault, in the pool's log. */
+static void say_fault(const struct pump_fault *f, void *arg)
+{
+	char why[512];
+
+	(void)arg;
+	err_warn("%s", pump_fault_text(f, why, sizeof why));
+}
+
 /*
  * In the leader, version 3: the program on pipes, relayed through the
  * channel (the program's output ending ends the connection, as its close
@@ -176,7 +185,7 @@ static _Noreturn void lead_relay(struct service *s, const struct spawn_env *env,
 {
 	/* TERM to the group is for the program: the relay ends when its output does. */
 	struct relay r = {.program = s->program, .psk = s->psk, .ch = s->ch, .term_ign = 1,
-			  .end_rest_ms = s->grace_ms};
+			  .end_rest_ms = s->grace_ms, .on_fault = say_fault};
 	struct pump *p = calloc(1, sizeof *p);
 	pid_t prog = spawn_start(&(struct spawn){.command = s->program,
 						 .fd = {to_prog[0], from_prog[1], STDERR_FILENO},
@@ -194,7 +203,7 @@ static _Noreturn void lead_relay(struct service *s, const struct spawn_env *env,
 	io_set_nonblock(from_prog[0], 1);
 	if (p)
 		p->ch = s->ch;
-	pump_relay(&r, p, s->fd, from_prog[0], to_prog[1], prog);
+	_exit(pump_relay(&r, p, s->fd, from_prog[0], to_prog[1], prog));
 }
 
 /*

@@ -148,10 +148,10 @@ void worker_run(struct server *s)
 	notify(chan, self, PREFORK_NOTE_ACCEPTED, 0,
 	       o->verbose || (!o->prestart && pump_direct(r)) ? fd : -1);
 	if (o->prestart)
-		pump_relay(r, pump, fd, in, out, prog);
+		_exit(pump_relay(r, pump, fd, in, out, prog));
 	ucspi_conn(&s->env, fd);
 	if (!pump_direct(r))
-		pump_child(r, fd, &s->env.env);
+		_exit(pump_child(r, fd, &s->env.env));
 	/* As the server's direct mode: the program's descriptors are the connection itself.
 	 * Its command and environment were made ready before the accept. */
 	if (r->ronly)
