@@ -315,6 +315,57 @@ static void check_program(const struct opts *o, char *path, size_t len, const ch
 	err_die(EXIT_RUNTIME, "%s:", cmd_name(o->program, path, len));
 }
 
+/* What the server tells, in socket's words. */
+static void say_event(const struct server_event *ev, void *arg)
+{
+	char why[512];
+
+	(void)arg;
+	switch (ev->type) {
+	case SERVER_EV_CONN: err_warn("connection from %s", ev->name); break;
+	case SERVER_EV_CONN_END:
+		err_warn("connection from %s closed, status %d", ev->name, ev->code);
+		break;
+	case SERVER_EV_FAILED:
+		errno = ev->err;
+		err_warn("%s:", ev->name);
+		break;
+	case SERVER_EV_EXEC: err_warn("exec %s: %s", ev->name, strerror(ev->err)); break;
+	case SERVER_EV_ACCEPT:
+		err_warn("accept: %s (%lu in the last second; pausing)", strerror(ev->err), ev->count);
+		break;
+	case SERVER_EV_RELAY: err_warn("%s", pump_fault_text(ev->fault, why, sizeof why)); break;
+	case SERVER_EV_STATUS:
+		err_warn("status: ready %zu busy %zu served %llu errors %llu", ev->pool->ready,
+			 ev->pool->busy, ev->pool->served, ev->pool->errors);
+		break;
+	case SERVER_EV_BACKOFF:
+		err_warn("workers end faster than %d a second without serving; "
+			 "pausing forks for %lld ms",
+			 PREFORK_DEATHS, ev->ms);
+		break;
+	case SERVER_EV_RELOAD_FAILED:
+		err_warn("reload: %s: %s; the running workers go on", ev->name,
+			 ev->err == ENOENT ? "not found" : strerror(ev->err));
+		break;
+	case SERVER_EV_STOP:
+		err_warn("SIGQUIT: graceful stop: %zu connection(s) have %lld ms to finish", ev->conns,
+			 ev->ms);
+		break;
+	case SERVER_EV_RELOAD:
+		err_warn("SIGUSR2: reload: generation %u, %lu ready worker(s) retired, %zu busy finish",
+			 ev->generation, ev->count, ev->conns);
+		break;
+	case SERVER_EV_RELOAD_NONE:
+		err_warn("SIGUSR2: without -W every connection starts its program afresh; "
+			 "nothing to reload");
+		break;
+	case SERVER_EV_TEARDOWN:
+		err_warn("signal %d: ending %zu connection(s)", ev->code, ev->conns);
+		break;
+	}
+}
+
 static void server_opts_of(const struct opts *o, struct server_opts *so)
 {
 	*so = (struct server_opts){
@@ -330,6 +381,7 @@ static void server_opts_of(const struct opts *o, struct server_opts *so)
 		.wmax = o->wmax,
 		.idle_ms = o->idle_ms,
 		.prestart = o->prestart,
+		.on_event = say_event,
 	};
 }
 

@@ -10,6 +10,7 @@
 #define EXIT_RUNTIME 1 /* a runtime failure: refused, in use, unknown host */
 #define EXIT_USAGE 2   /* the command line is wrong */
 #define EXIT_SIGNAL(s) (128 + (s))
+#define EXIT_EXEC 127  /* a child whose exec failed (the shell's "command not found") */
 
 #define SP_VERSION "1.0.0"
 

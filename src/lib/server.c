@@ -17,6 +17,22 @@
 #include "spawn.h"
 #include "worker.h"
 
+/* Tell the caller of ev, if it listens; errno is kept. */
+static void tell(const struct server *s, struct server_event ev)
+{
+	int saved = errno;
+
+	if (s->o->on_event)
+		s->o->on_event(&ev, s->o->event_arg);
+	errno = saved;
+}
+
+/* A step failed with errno. */
+static void failed(const struct server *s, const char *step)
+{
+	tell(s, (struct server_event){.type = SERVER_EV_FAILED, .name = step, .err = errno});
+}
+
 /* Keep room for every pid teardown must end, so that it never allocates. */
 static int ends_reserve(struct server *s, size_t extra)
 {
@@ -52,16 +68,13 @@ static void conn_name(const struct server *s, struct server_conn *c, int fd)
 		strcpy(c->peer, "UNIX");
 	else
 		snprintf(c->peer, sizeof c->peer, "%s %s", ip, port);
-	err_warn("connection from %s", c->peer);
+	tell(s, (struct server_event){.type = SERVER_EV_CONN, .name = c->peer});
 }
 
-/* A relay child's fault. */
+/* A relay child's fault, passed on. */
 static void relay_fault(const struct pump_fault *f, void *arg)
 {
-	char why[512];
-
-	(void)arg;
-	err_warn("%s", pump_fault_text(f, why, sizeof why));
+	tell(arg, (struct server_event){.type = SERVER_EV_RELAY, .fault = f});
 }
 
 int server_init(struct server *s, const struct server_opts *o, struct listener *l, int sigfd)
@@ -74,6 +87,7 @@ int server_init(struct server *s, const struct server_opts *o, struct listener *
 	s->l = *l;
 	l->n = 0; /* ours now */
 	s->relay.on_fault = relay_fault;
+	s->relay.fault_arg = s;
 	if (o->relay.program) {
 		if (cmd_init(&s->cmd, o->relay.program, o->exec_path) < 0)
 			return -1;
@@ -150,7 +164,7 @@ void server_serve(struct server *s, int fd)
 	pid_t pid;
 
 	if (!c) {
-		err_warn("connection dropped:");
+		failed(s, "connection dropped");
 		close(fd);
 		return;
 	}
@@ -161,7 +175,8 @@ void server_serve(struct server *s, int fd)
 	if (pump_direct(r)) {
 		pid = serve_direct(s, c, fd);
 		if (pid < 0) {
-			err_warn("exec %s:", r->program);
+			tell(s, (struct server_event){.type = SERVER_EV_EXEC, .name = r->program,
+						      .err = errno});
 			s->status = EXIT_RUNTIME;
 			c->fd = -1;
 			conn_drop(s, s->nconns - 1);
@@ -171,7 +186,7 @@ void server_serve(struct server *s, int fd)
 	} else {
 		pid = serve_relay(s, fd);
 		if (pid < 0) {
-			err_warn("fork:");
+			failed(s, "fork");
 			conn_drop(s, s->nconns - 1);
 			close(fd);
 			return;
@@ -196,21 +211,21 @@ static void pool_fill(struct server *s)
 		pid_t pid;
 
 		if (ends_reserve(s, 1) < 0) {
-			err_warn("worker pool:");
+			failed(s, "worker pool");
 			s->fork_pause_until = now + 1000;
 			return;
 		}
 		/* A group of its own at once, so a TERM to its group cannot miss. */
 		pid = spawn_fork(SPAWN_NEWPGRP);
 		if (pid < 0) {
-			err_warn("fork:");
+			failed(s, "fork");
 			s->fork_pause_until = now + 1000;
 			return;
 		}
 		if (pid == 0)
-			worker_run(s);
+			_exit(worker_run(s));
 		if (prefork_add(&s->pool, pid, now) < 0) {
-			err_warn("worker pool:");
+			failed(s, "worker pool");
 			kill(pid, SIGKILL);
 			s->fork_pause_until = now + 1000;
 			return;
@@ -246,7 +261,9 @@ static void pool_notes(struct server *s)
 	while ((r = prefork_recv(s->chan[0], &note, &fd)) > 0) {
 		if (note.kind == PREFORK_NOTE_EXECFAIL) {
 			if (prefork_failed(&s->pool, note.pid, note.err) == 1)
-				err_warn("exec %s: %s", s->o->relay.program, strerror(note.err));
+				tell(s, (struct server_event){.type = SERVER_EV_EXEC,
+							      .name = s->o->relay.program,
+							      .err = note.err});
 		} else if (note.kind == PREFORK_NOTE_ACCEPTED) {
 			pool_accepted(s, note.pid, &fd);
 		}
@@ -254,13 +271,7 @@ static void pool_notes(struct server *s)
 			close(fd);
 	}
 	if (r < 0)
-		err_warn("worker notes:");
-}
-
-static void pool_status(const struct server *s)
-{
-	err_warn("status: ready %zu busy %zu served %llu errors %llu", s->pool.ready, s->pool.busy,
-		 s->pool.served, s->pool.errors);
+		failed(s, "worker notes");
 }
 
 /* Ask every ready worker to go; one that accepted meanwhile serves its connection. */
@@ -286,16 +297,15 @@ static void reload(struct server *s)
 
 	if (!s->pooled) {
 		if (s->o->verbose)
-			err_warn("SIGUSR2: without -W every connection starts its program afresh; "
-				 "nothing to reload");
+			tell(s, (struct server_event){.type = SERVER_EV_RELOAD_NONE});
 		return;
 	}
 	if (s->stopping)
 		return;
 	if (cmd_find(&s->cmd) < 0) {
-		err_warn("reload: %s: %s; the running workers go on",
-			 cmd_name(s->relay.program, name, sizeof name),
-			 errno == ENOENT ? "not found" : strerror(errno));
+		tell(s, (struct server_event){.type = SERVER_EV_RELOAD_FAILED,
+					      .name = cmd_name(s->relay.program, name, sizeof name),
+					      .err = errno});
 		return;
 	}
 	s->generation++;
@@ -306,8 +316,10 @@ static void reload(struct server *s)
 	for (size_t i = 0; i < old; i++)
 		kill(s->ends[i], SIGWINCH);
 	if (s->o->verbose)
-		err_warn("SIGUSR2: reload: generation %u, %zu ready worker(s) retired, %zu busy finish",
-			 s->generation, old, s->pool.busy);
+		tell(s, (struct server_event){.type = SERVER_EV_RELOAD,
+					      .generation = s->generation,
+					      .count = old,
+					      .conns = s->pool.busy});
 }
 
 /* SIGQUIT: no new connection; the running ones have until stop_by. */
@@ -318,8 +330,8 @@ static void graceful_stop(struct server *s, long long now)
 	s->stopping = 1;
 	s->stop_by = now + s->o->stop_ms;
 	if (s->o->verbose)
-		err_warn("SIGQUIT: graceful stop: %zu connection(s) have %ld ms to finish", s->running,
-			 s->o->stop_ms);
+		tell(s, (struct server_event){.type = SERVER_EV_STOP, .conns = s->running,
+					      .ms = s->o->stop_ms});
 	stop_listening(s);
 	if (s->pooled)
 		retire_ready(s);
@@ -344,7 +356,8 @@ static void read_signals(struct wake *w)
 			w->chld = 1;
 		else if (sig == SIGUSR1)
 			w->usr1 = 1;
-		else if ((sig == SIGQUIT || sig == SIGUSR2) && w->nctl < sizeof w->ctl / sizeof w->ctl[0])
+		else if ((sig == SIGQUIT || sig == SIGUSR2) &&
+			 w->nctl < sizeof w->ctl / sizeof w->ctl[0])
 			w->ctl[w->nctl++] = sig;
 	}
 }
@@ -366,9 +379,8 @@ static void on_reaped(struct server *s, pid_t pid, int status)
 	int gone = s->pooled ? prefork_gone(&s->pool, pid, io_now_ms()) : -1;
 
 	if (gone == 2)
-		err_warn("workers end faster than %d a second without serving; "
-			 "pausing forks for %lld ms",
-			 PREFORK_DEATHS, s->pool.backoff_until - io_now_ms());
+		tell(s, (struct server_event){.type = SERVER_EV_BACKOFF,
+					      .ms = s->pool.backoff_until - io_now_ms()});
 	/* A worker that never served: what is left of its group (a -P program) goes too. */
 	if (gone >= 1)
 		kill(-pid, SIGKILL);
@@ -379,8 +391,8 @@ static void on_reaped(struct server *s, pid_t pid, int status)
 			continue;
 		s->running--;
 		if (s->o->verbose)
-			err_warn("connection from %s closed, status %d", c->peer,
-				 proc_status_code(status));
+			tell(s, (struct server_event){.type = SERVER_EV_CONN_END, .name = c->peer,
+						      .code = proc_status_code(status)});
 		/* FIN after everything the program wrote; then drain the peer. */
 		if (c->fd >= 0)
 			linger_add(&s->linger, c->fd, LINGER_MS);
@@ -441,7 +453,8 @@ static int teardown(struct server *s, int sig)
 
 	stop_listening(s);
 	if (s->o->verbose)
-		err_warn("signal %d: ending %zu connection(s)", sig, s->running);
+		tell(s, (struct server_event){.type = SERVER_EV_TEARDOWN, .code = sig,
+					      .conns = s->running});
 	if (s->pooled)
 		n = prefork_pids(&s->pool, s->ends); /* busy ones are in conns too */
 	for (size_t i = 0; i < s->nconns; i++) {
@@ -472,8 +485,8 @@ static void accept_one(struct server *s, long long now)
 
 	if (fd < 0) {
 		if (failures)
-			err_warn("accept: %s (%lu in the last second; pausing)", strerror(errno),
-				 failures);
+			tell(s, (struct server_event){.type = SERVER_EV_ACCEPT, .err = errno,
+						      .count = failures});
 		return;
 	}
 	if (!s->o->loop) /* one connection only */
@@ -507,7 +520,7 @@ int server_run(struct server *s)
 			pool_fill(s);
 		now = io_now_ms();
 		if (mem_reserve(&pfd, &pcap, s->linger.n + LISTENER_MAX + 3, sizeof *pfd, 16) < 0) {
-			err_warn("poll set:");
+			failed(s, "poll set");
 			free(pfd);
 			return teardown(s, SIGTERM);
 		}
@@ -530,7 +543,7 @@ int server_run(struct server *s)
 		if (s->stopping)
 			at = deadline_earlier(at, s->stop_by);
 		if (poll(pfd, (nfds_t)n, deadline_timeout(at, now)) < 0 && errno != EINTR) {
-			err_warn("poll:");
+			failed(s, "poll");
 			free(pfd);
 			return teardown(s, SIGTERM);
 		}
@@ -552,7 +565,7 @@ int server_run(struct server *s)
 		}
 		if (s->pooled) {
 			if (w.usr1)
-				pool_status(s);
+				tell(s, (struct server_event){.type = SERVER_EV_STATUS, .pool = &s->pool});
 			while ((pid = prefork_retire(&s->pool, now)) > 0)
 				kill(pid, SIGWINCH);
 		}

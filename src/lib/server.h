@@ -10,7 +10,10 @@
  *	status = server_run(&s);	(or server_serve(&s, fd) first, for one connection)
  *
  * Connections are served in process groups of their own; teardown ends
- * every group (proc_end_groups) and allocates nothing.
+ * every group (proc_end_groups) and allocates nothing. The server never
+ * prints: what happens is told to server_opts.on_event (struct
+ * server_event), in the process it happens in (a relay child's fault in
+ * that child), and the caller says it.
  *
  * Signals, after nginx's: SIGINT, SIGHUP, SIGTERM tear down at once (the
  * self-pipe, sig.c). SIGQUIT is a graceful stop: no new connection, the
@@ -36,6 +39,37 @@
 #include "ucspi.h"
 #include "pump.h"
 
+/* What the server tells its caller. */
+enum server_ev {
+	SERVER_EV_CONN,		 /* -v only: a connection from name (the peer) */
+	SERVER_EV_CONN_END,	 /* -v only: name's connection ended, code its program's status */
+	SERVER_EV_FAILED,	 /* the step name failed with err ("fork", "poll"...) */
+	SERVER_EV_EXEC,		 /* the program name could not be started: err */
+	SERVER_EV_ACCEPT,	 /* accept failed with err, count times in the last second: a pause */
+	SERVER_EV_RELAY,	 /* in a relay child: fault */
+	SERVER_EV_STATUS,	 /* SIGUSR1 with -W: pool's counts */
+	SERVER_EV_BACKOFF,	 /* workers end faster than PREFORK_DEATHS a second: forks pause ms */
+	SERVER_EV_STOP,		 /* -v only: SIGQUIT, a graceful stop; conns connections have ms */
+	SERVER_EV_RELOAD,	 /* -v only: SIGUSR2 with -W: generation; count ready workers
+				    retired, conns busy */
+	SERVER_EV_RELOAD_NONE,	 /* -v only: SIGUSR2 without -W: nothing to reload */
+	SERVER_EV_RELOAD_FAILED, /* SIGUSR2: the program name is gone (err); the workers go on */
+	SERVER_EV_TEARDOWN,	 /* -v only: signal code: ending conns connections */
+};
+
+struct server_event {
+	enum server_ev type;
+	const char *name;		/* the peer, the step or the program (see enum server_ev) */
+	int err;			/* errno */
+	int code;			/* CONN_END: the exit status; TEARDOWN: the signal */
+	size_t conns;			/* STOP, TEARDOWN: connections running; RELOAD: busy workers */
+	unsigned long count;		/* ACCEPT: failures; RELOAD: ready workers retired */
+	long long ms;			/* BACKOFF, STOP */
+	unsigned generation;		/* RELOAD */
+	const struct prefork *pool;	/* STATUS */
+	const struct pump_fault *fault; /* RELAY */
+};
+
 struct server_opts {
 	struct relay relay;   /* the program and -c -q -r -w */
 	int fork, loop;	      /* -f: a child per connection; -l: keep accepting */
@@ -48,6 +82,9 @@ struct server_opts {
 	int prestart;	      /* -P */
 	const char *exec_path; /* -W: the program as found in PATH at start, or NULL */
 	long stop_ms;	      /* -G: a graceful stop waits this long for connections */
+	/* Told of what happens (may be NULL); in the process it happens in. */
+	void (*on_event)(const struct server_event *ev, void *arg);
+	void *event_arg;
 };
 
 /* A connection being served. */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "err.h"
 #include "io.h"
 #include "sig.h"
 
@@ -130,7 +131,7 @@ static int child(void *arg)
 	if (write(a->errw, &err, sizeof err) < 0) {
 		/* the parent sees EOF and a child that exited 127 */
 	}
-	_exit(127);
+	_exit(EXIT_EXEC);
 }
 
 /* clone(2) a child that runs a; shared memory and a wait for its exec unless async. */

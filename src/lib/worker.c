@@ -16,8 +16,11 @@
 #include "spawn.h"
 #include "ucspi.h"
 
-/* Asked to go before a connection came: a prestarted program goes too. */
-static _Noreturn void retire(pid_t prog, int in, int out)
+/* What wait_accept returns without a connection. */
+enum { WAIT_FAILED = -1, WAIT_RETIRE = -2 };
+
+/* Asked to go before a connection came: a prestarted program goes too. Returns the exit status. */
+static int retire(pid_t prog, int in, int out)
 {
 	if (prog > 0) {
 		if (in >= 0)
@@ -26,7 +29,7 @@ static _Noreturn void retire(pid_t prog, int in, int out)
 			close(out);
 		kill(prog, SIGTERM); /* the master ends what is left of our group */
 	}
-	_exit(0);
+	return 0;
 }
 
 /*
@@ -37,9 +40,9 @@ static _Noreturn void retire(pid_t prog, int in, int out)
  * too: a retire signal that comes between a check and the wait leaves a
  * byte there and ends the wait. A worker always tries to accept before it
  * retires, so a wake-up meant for it is never dropped with the connection
- * left waiting. Returns the connection, or exits.
+ * left waiting. Returns the connection, WAIT_RETIRE, or WAIT_FAILED (errno).
  */
-static int wait_accept(struct listener *l, int ep, pid_t *prog, int in, int out)
+static int wait_accept(struct listener *l, int ep, pid_t *prog)
 {
 	for (;;) {
 		struct epoll_event ev[LISTENER_MAX + 1];
@@ -50,16 +53,16 @@ static int wait_accept(struct listener *l, int ep, pid_t *prog, int in, int out)
 		if (fd >= 0)
 			return fd;
 		if (errno != EAGAIN)
-			_exit(EXIT_RUNTIME); /* EMFILE and the like: the master sees a worker die */
+			return WAIT_FAILED;
 		while ((sig = sig_read()) > 0) {
 			if (sig == SIGWINCH)
-				retire(*prog, in, out);
+				return WAIT_RETIRE;
 			/* SIGCHLD: a -P program ended; its output, if any, waits in the pipe. */
 			if (*prog > 0 && waitpid(*prog, &st, WNOHANG) == *prog)
 				*prog = 0;
 		}
 		if (epoll_wait(ep, ev, LISTENER_MAX + 1, -1) < 0 && errno != EINTR)
-			_exit(EXIT_RUNTIME);
+			return WAIT_FAILED;
 	}
 }
 
@@ -104,7 +107,7 @@ static void close_masters(struct server *s)
 	s->linger.n = 0;
 }
 
-void worker_run(struct server *s)
+int worker_run(struct server *s)
 {
 	const struct server_opts *o = s->o;
 	const struct relay *r = &s->relay;
@@ -120,7 +123,7 @@ void worker_run(struct server *s)
 	 */
 	sigfd = sig_catch(SIG_BIT(SIGWINCH) | (o->prestart ? SIG_BIT(SIGCHLD) : 0));
 	if (sigfd < 0 || (ep = epoll_of(&s->l, sigfd)) < 0)
-		_exit(EXIT_RUNTIME);
+		return EXIT_RUNTIME;
 	if (o->prestart) {
 		/*
 		 * Allocated now, not on the connection's path; its buffers' pages are
@@ -134,13 +137,17 @@ void worker_run(struct server *s)
 			failed = 1;
 		}
 	}
-	fd = wait_accept(&s->l, ep, &prog, in, out);
+	fd = wait_accept(&s->l, ep, &prog);
 	close(ep);
+	if (fd == WAIT_RETIRE)
+		return retire(prog, in, out);
+	if (fd < 0)
+		return EXIT_RUNTIME; /* EMFILE and the like: the master sees a worker die */
 	listener_close(&s->l);
 	if (failed) {
 		notify(chan, self, PREFORK_NOTE_ACCEPTED, 0, fd);
 		close(fd);
-		_exit(EXIT_RUNTIME);
+		return EXIT_RUNTIME;
 	}
 	/* Tell the master at once, so it knows we are busy. The master wants a copy of
 	 * the connection for -v and for the graceful close; a relay closes gracefully
@@ -148,10 +155,10 @@ void worker_run(struct server *s)
 	notify(chan, self, PREFORK_NOTE_ACCEPTED, 0,
 	       o->verbose || (!o->prestart && pump_direct(r)) ? fd : -1);
 	if (o->prestart)
-		_exit(pump_relay(r, pump, fd, in, out, prog));
+		return pump_relay(r, pump, fd, in, out, prog);
 	ucspi_conn(&s->env, fd);
 	if (!pump_direct(r))
-		_exit(pump_child(r, fd, &s->env.env));
+		return pump_child(r, fd, &s->env.env);
 	/* As the server's direct mode: the program's descriptors are the connection itself.
 	 * Its command and environment were made ready before the accept. */
 	if (r->ronly)
@@ -160,5 +167,5 @@ void worker_run(struct server *s)
 	if (spawn_place_fds(fds[0], fds[1], fds[2]) == 0)
 		cmd_exec(&s->cmd, s->env.envp);
 	notify(chan, self, PREFORK_NOTE_EXECFAIL, errno, -1);
-	_exit(127);
+	return EXIT_EXEC;
 }
