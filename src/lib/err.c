@@ -29,14 +29,21 @@ struct site {
 	char sample[MSG_MAX]; /* the last line it held back */
 };
 
-/* The sink and the limiter are process-wide by nature: one program, one log. */
-static const char *progname = "socketpool";
-static enum sink sink = TO_STDERR;
-static int file_fd = -1;
-static char last[MSG_MAX];
-static long long last_at = -1;
-static unsigned long repeats;
-static struct site sites[SITES];
+/*
+ * The process's diagnostics state: its name, the sink, the limiter. The
+ * library's one mutable global besides sig.c's self-pipe, by the same
+ * right: process-wide by nature (one program, one log), and every message
+ * of every module passes through it.
+ */
+static struct {
+	const char *progname;
+	enum sink sink;
+	int file_fd;		  /* TO_FILE: the -L file */
+	char last[MSG_MAX];	  /* the last line written, and when */
+	long long last_at;
+	unsigned long repeats;	  /* lines equal to it held back since */
+	struct site sites[SITES]; /* each call site's share of the window */
+} diag = {.progname = "socketpool", .sink = TO_STDERR, .file_fd = -1, .last_at = -1};
 
 static long long now_ms(void)
 {
@@ -50,13 +57,13 @@ void err_init(const char *argv0)
 {
 	const char *slash = strrchr(argv0, '/');
 
-	progname = slash ? slash + 1 : argv0;
+	diag.progname = slash ? slash + 1 : argv0;
 	atexit(err_flush);
 }
 
 const char *err_progname(void)
 {
-	return progname;
+	return diag.progname;
 }
 
 /* Something takes datagrams on /dev/log, as syslog(3) will send them. */
@@ -77,8 +84,8 @@ void err_to_syslog(void)
 	if (!syslog_listens())
 		err_warn("no syslog daemon listens on %s: messages from now on are lost "
 			 "(use -L FILE)", SYSLOG_PATH);
-	openlog(progname, LOG_PID | LOG_NDELAY, LOG_DAEMON);
-	sink = TO_SYSLOG;
+	openlog(diag.progname, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	diag.sink = TO_SYSLOG;
 }
 
 int err_open_file(const char *path)
@@ -104,10 +111,10 @@ int err_to_file(const char *path)
 
 	if (fd < 0)
 		return -1;
-	if (file_fd >= 0)
-		close(file_fd);
-	file_fd = fd;
-	sink = TO_FILE;
+	if (diag.file_fd >= 0)
+		close(diag.file_fd);
+	diag.file_fd = fd;
+	diag.sink = TO_FILE;
 	return 0;
 }
 
@@ -122,7 +129,7 @@ const char *err_file_why(int err)
 
 int err_file_fd(void)
 {
-	return sink == TO_FILE ? file_fd : -1;
+	return diag.sink == TO_FILE ? diag.file_fd : -1;
 }
 
 /* One line to the sink, as one write so lines from many processes don't interleave. */
@@ -131,14 +138,14 @@ static void put(const char *msg)
 	char line[MSG_MAX + 128];
 	int len;
 
-	if (sink == TO_SYSLOG) {
+	if (diag.sink == TO_SYSLOG) {
 		syslog(LOG_ERR, "%s", msg);
 		return;
 	}
-	len = snprintf(line, sizeof line, "%s: %s\n", progname, msg);
+	len = snprintf(line, sizeof line, "%s: %s\n", diag.progname, msg);
 	if (len > (int)sizeof line - 1)
 		len = sizeof line - 1;
-	if (write(sink == TO_FILE ? file_fd : STDERR_FILENO, line, (size_t)len) < 0) {
+	if (write(diag.sink == TO_FILE ? diag.file_fd : STDERR_FILENO, line, (size_t)len) < 0) {
 		/* nowhere left to report it */
 	}
 }
@@ -147,11 +154,11 @@ static void put_repeats(void)
 {
 	char msg[64];
 
-	if (!repeats)
+	if (!diag.repeats)
 		return;
-	snprintf(msg, sizeof msg, "last message repeated %lu time%s", repeats,
-		 repeats == 1 ? "" : "s");
-	repeats = 0;
+	snprintf(msg, sizeof msg, "last message repeated %lu time%s", diag.repeats,
+		 diag.repeats == 1 ? "" : "s");
+	diag.repeats = 0;
 	put(msg);
 }
 
@@ -170,15 +177,15 @@ static void put_suppressed(struct site *s)
 /* The call site's slot: its own, a free one, or the one idle longest. */
 static struct site *site_of(const char *fmt)
 {
-	struct site *old = &sites[0];
+	struct site *old = &diag.sites[0];
 
 	for (size_t i = 0; i < SITES; i++) {
-		if (sites[i].fmt == fmt)
-			return &sites[i];
-		if (!sites[i].fmt)
-			return &sites[i];
-		if (sites[i].start < old->start)
-			old = &sites[i];
+		if (diag.sites[i].fmt == fmt)
+			return &diag.sites[i];
+		if (!diag.sites[i].fmt)
+			return &diag.sites[i];
+		if (diag.sites[i].start < old->start)
+			old = &diag.sites[i];
 	}
 	put_suppressed(old);
 	old->fmt = NULL;
@@ -189,11 +196,11 @@ static struct site *site_of(const char *fmt)
 static void emit(const char *fmt, const char *msg)
 {
 	long long now = now_ms();
-	int same = last_at >= 0 && strcmp(msg, last) == 0;
+	int same = diag.last_at >= 0 && strcmp(msg, diag.last) == 0;
 	struct site *s;
 
-	if (same && now - last_at < ERR_WINDOW_MS) {
-		repeats++;
+	if (same && now - diag.last_at < ERR_WINDOW_MS) {
+		diag.repeats++;
 		return;
 	}
 	put_repeats();
@@ -211,8 +218,8 @@ static void emit(const char *fmt, const char *msg)
 	}
 	s->written++;
 	put(msg);
-	snprintf(last, sizeof last, "%s", msg);
-	last_at = now;
+	snprintf(diag.last, sizeof diag.last, "%s", msg);
+	diag.last_at = now;
 }
 
 void err_flush(void)
@@ -221,7 +228,7 @@ void err_flush(void)
 
 	put_repeats();
 	for (size_t i = 0; i < SITES; i++)
-		put_suppressed(&sites[i]);
+		put_suppressed(&diag.sites[i]);
 	errno = saved;
 }
 
@@ -265,7 +272,7 @@ void err_usage(const char *synopsis, const char *fmt, ...)
 	va_start(ap, fmt);
 	err_vwarn(fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "usage: %s (try '%s --help')\n", synopsis, progname);
+	fprintf(stderr, "usage: %s (try '%s --help')\n", synopsis, diag.progname);
 	exit(EXIT_USAGE);
 }
 
@@ -283,7 +290,7 @@ void err_cmdline(const struct opt_parse *p)
 	switch (p->outcome) {
 	case OPT_HELP: put_out(p->usage);
 	case OPT_VERSION:
-		snprintf(version, sizeof version, "%s %s\n", progname, SP_VERSION);
+		snprintf(version, sizeof version, "%s %s\n", diag.progname, SP_VERSION);
 		put_out(version);
 	case OPT_FAILED: err_die(EXIT_RUNTIME, "%s", p->why);
 	case OPT_USAGE: err_usage(p->synopsis, "%s", p->why);
