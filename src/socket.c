@@ -125,11 +125,12 @@ static void parse_workers(const char *arg, struct opts *o, struct opt_parse *p)
 		err_usage(synopsis, "-W: MIN %ld is above MAX %ld", o->wmin, o->wmax);
 }
 
-static void parse(int argc, char **argv, struct opts *o)
+/* The options, into o; the operands are left from argv[optind]. */
+static void parse_options(int argc, char **argv, struct opts *o)
 {
 	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
 	static const char optstring[] = "B:bC:cfG:g:hI:k:L:lPp:qrsVvW:w";
-	int c, nops;
+	int c;
 
 	while ((c = opt_next(argc, argv, optstring, &p)) != -1) {
 		switch (c) {
@@ -142,9 +143,7 @@ static void parse(int argc, char **argv, struct opts *o)
 			o->stop_ms = opt_duration(optarg, 1, 86400000L, "-G", &p);
 			o->stop_set = 1;
 			break;
-		case 'g':
-			o->grace_ms = opt_duration(optarg, 1, 3600000L, "-g", &p);
-			break;
+		case 'g': o->grace_ms = opt_duration(optarg, 1, 3600000L, "-g", &p); break;
 		case 'I':
 			o->idle_ms = opt_duration(optarg, 1, 86400000L, "-I", &p);
 			o->idle_set = 1;
@@ -166,9 +165,11 @@ static void parse(int argc, char **argv, struct opts *o)
 		default: err_cmdline(&p);
 		}
 	}
-	argv += optind;
-	nops = argc - optind;
+}
 
+/* Options that need, or exclude, one another. */
+static void check_options(struct opts *o)
+{
 	if (o->loop && !o->server)
 		err_usage(synopsis, "-l needs -s");
 	if (o->ronly && o->wonly)
@@ -182,7 +183,7 @@ static void parse(int argc, char **argv, struct opts *o)
 			err_usage(synopsis, "-W needs -p: workers run a program");
 		if (o->maxconn && o->maxconn < o->wmin)
 			err_usage(synopsis, "-C %ld is below the -W minimum %ld", o->maxconn,
-				    o->wmin);
+				  o->wmin);
 		o->loop = 1;
 	}
 	if (o->prestart && !o->wmin)
@@ -195,7 +196,11 @@ static void parse(int argc, char **argv, struct opts *o)
 		err_usage(synopsis, "-C needs -f"); /* or -W */
 	if (o->program && !*o->program)
 		err_usage(synopsis, "-p: empty command");
+}
 
+/* The operands: a server's port or path (none if activated); a client's host and port, or path. */
+static void parse_operands(int nops, char **ops, struct opts *o)
+{
 	o->activated = o->server && has_env_activation();
 	if (o->server) {
 		if (nops > 1)
@@ -203,32 +208,36 @@ static void parse(int argc, char **argv, struct opts *o)
 		if (nops == 0 && !o->activated)
 			err_usage(synopsis, "missing port or path");
 		if (nops == 1) {
-			if (net_is_path(argv[0]))
-				o->path = argv[0];
+			if (net_is_path(ops[0]))
+				o->path = ops[0];
 			else
-				o->port = argv[0];
+				o->port = ops[0];
 		}
-	} else if (nops == 1 && net_is_path(argv[0])) {
-		o->path = argv[0];
+	} else if (nops == 1 && net_is_path(ops[0])) {
+		o->path = ops[0];
 	} else if (nops == 1) {
 		/* "socket app.sock" is a UNIX path missing its '/', as often as a host missing a port. */
-		err_usage(synopsis, "%s: missing port; a UNIX socket path needs a '/' (./%s)", argv[0],
-			  argv[0]);
+		err_usage(synopsis, "%s: missing port; a UNIX socket path needs a '/' (./%s)",
+			  ops[0], ops[0]);
 	} else if (nops == 2) {
-		o->host = argv[0];
-		o->port = argv[1];
+		o->host = ops[0];
+		o->port = ops[1];
 	} else {
 		err_usage(synopsis, nops < 2 ? "missing operand" : "too many operands");
 	}
+}
+
+/* The address operands, and what depends on them. */
+static void check_address(const struct opts *o)
+{
 	/* In the background stdin and stdout are /dev/null: only a program has a use for them. */
 	if (o->background && !o->program)
 		err_usage(synopsis, "-b needs -p: in the background there is no stdin or stdout to relay");
-
 	if (o->path && o->bindaddr)
 		err_usage(synopsis, "-B does not apply to a UNIX socket");
 	if (o->path && net_check_path(o->path) < 0)
 		err_usage(synopsis, "%s: path longer than a UNIX socket allows (%zu bytes)",
-			    o->path, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+			  o->path, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 	if (o->port && net_check_port(o->port) < 0) {
 		if (errno == ENOENT && o->server)
 			err_usage(synopsis, "%s: unknown service; a UNIX socket path needs a '/' (./%s)",
@@ -239,6 +248,14 @@ static void parse(int argc, char **argv, struct opts *o)
 	}
 	if (o->host && !*o->host)
 		err_usage(synopsis, "empty host");
+}
+
+static void parse(int argc, char **argv, struct opts *o)
+{
+	parse_options(argc, argv, o);
+	check_options(o);
+	parse_operands(argc - optind, argv + optind, o);
+	check_address(o);
 }
 
 /* Our listener: systemd's fd 3 (checked), a UNIX path, or every address of -B. */
@@ -332,7 +349,8 @@ static void say_event(const struct server_event *ev, void *arg)
 		break;
 	case SERVER_EV_EXEC: err_warn("exec %s: %s", ev->name, strerror(ev->err)); break;
 	case SERVER_EV_ACCEPT:
-		err_warn("accept: %s (%lu in the last second; pausing)", strerror(ev->err), ev->count);
+		err_warn("accept: %s (%lu in the last second; pausing)", strerror(ev->err),
+			 ev->count);
 		break;
 	case SERVER_EV_RELAY: err_warn("%s", pump_fault_text(ev->fault, why, sizeof why)); break;
 	case SERVER_EV_STATUS:
@@ -349,11 +367,12 @@ static void say_event(const struct server_event *ev, void *arg)
 			 ev->err == ENOENT ? "not found" : strerror(ev->err));
 		break;
 	case SERVER_EV_STOP:
-		err_warn("SIGQUIT: graceful stop: %zu connection(s) have %lld ms to finish", ev->conns,
-			 ev->ms);
+		err_warn("SIGQUIT: graceful stop: %zu connection(s) have %lld ms to finish",
+			 ev->conns, ev->ms);
 		break;
 	case SERVER_EV_RELOAD:
-		err_warn("SIGUSR2: reload: generation %u, %lu ready worker(s) retired, %zu busy finish",
+		err_warn("SIGUSR2: reload: generation %u, %lu ready worker(s) retired, "
+			 "%zu busy finish",
 			 ev->generation, ev->count, ev->conns);
 		break;
 	case SERVER_EV_RELOAD_NONE:
@@ -392,7 +411,8 @@ static int run_server(const struct opts *o, struct daemon *d, const char *found)
 	struct listener l;
 	struct server s;
 	/* SIGQUIT: a graceful stop; SIGUSR2: a reload; SIGUSR1: -W's status line. */
-	int sigfd = sig_init(SIG_BIT(SIGQUIT) | SIG_BIT(SIGUSR2) | (o->wmin ? SIG_BIT(SIGUSR1) : 0));
+	unsigned catch = SIG_BIT(SIGQUIT) | SIG_BIT(SIGUSR2) | (o->wmin ? SIG_BIT(SIGUSR1) : 0);
+	int sigfd = sig_init(catch);
 
 	if (sigfd < 0)
 		err_die(EXIT_RUNTIME, "signals:");

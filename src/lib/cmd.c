@@ -116,7 +116,7 @@ static int find_prog(const char *argv0, char *path, size_t len)
 			if (executable(path) == 0)
 				return 0;
 			if (errno == EACCES)
-				err = EACCES; /* as execvp: reported only if nothing else is found */
+				err = EACCES; /* as execvp: said only if nothing else is found */
 		}
 		if (!*end)
 			break;

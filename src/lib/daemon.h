@@ -14,7 +14,7 @@ struct daemon {
 	int print_pid;	 /* report the PID when ready even in the foreground */
 	int background;
 	pid_t pid;	 /* the PID to report, when not the caller's own (a keeper's) */
-	int status;	 /* in the caller's process, once daemon_start returned 1: its exit status */
+	int status;	 /* the caller's process, daemon_start having returned 1: its exit status */
 };
 
 /*

@@ -100,7 +100,8 @@ long opt_number(const char *s, long min, long max, const char *what, struct opt_
 	if (opt_long(s, min, max, &v) == 0)
 		return v;
 	if (errno == ERANGE)
-		return refuse(p, OPT_USAGE, "%s: '%s' is out of range (%ld-%ld)", what, s, min, max);
+		return refuse(p, OPT_USAGE, "%s: '%s' is out of range (%ld-%ld)", what, s, min,
+			      max);
 	return refuse(p, OPT_USAGE, "%s: '%s' is not a number", what, s);
 }
 

@@ -382,7 +382,9 @@ const char *pump_fault_text(const struct pump_fault *f, char *buf, size_t len)
 {
 	switch (f->kind) {
 	case PUMP_FAULT_MEMORY: snprintf(buf, len, "relay: %s", strerror(f->err)); break;
-	case PUMP_FAULT_EXEC: snprintf(buf, len, "exec %s: %s", f->program, strerror(f->err)); break;
+	case PUMP_FAULT_EXEC:
+		snprintf(buf, len, "exec %s: %s", f->program, strerror(f->err));
+		break;
 	case PUMP_FAULT_STREAM:
 		snprintf(buf, len, "connection: %s", channel_strerror(f->err, 0));
 		break;
@@ -395,7 +397,10 @@ const char *pump_fault_text(const struct pump_fault *f, char *buf, size_t len)
 	return buf;
 }
 
-/* The relay's channel, made now when the program was started first (-P); NULL with -k when that failed. */
+/*
+ * The relay's channel, made now when the program was started first (-P);
+ * with -k, NULL when the handshake failed (a fault).
+ */
 static struct channel *relay_channel(const struct relay *r, struct pump *p, int conn)
 {
 	char ip[NET_IPLEN], port[NET_PORTLEN], peer[NET_IPLEN + NET_PORTLEN + 2];

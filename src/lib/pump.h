@@ -79,7 +79,7 @@ enum pump_fault_kind {
 	PUMP_FAULT_MEMORY,    /* no memory for the relay: it ends (status 1) */
 	PUMP_FAULT_HANDSHAKE, /* -k: the channel's handshake failed: the relay ends (1) */
 	PUMP_FAULT_EXEC,      /* the program could not be started: the relay ends (1) */
-	PUMP_FAULT_STREAM,    /* -k: the peer's stream was altered or cut; the relay goes on to its end */
+	PUMP_FAULT_STREAM,    /* -k: the peer's stream was altered or cut; the relay goes on */
 };
 
 struct pump_fault {

@@ -17,6 +17,8 @@
 #include "spawn.h"
 #include "worker.h"
 
+#define FORK_PAUSE_MS 1000 /* a worker could not be forked or recorded: try again this later */
+
 /* Tell the caller of ev, if it listens; errno is kept. */
 static void tell(const struct server *s, struct server_event ev)
 {
@@ -212,14 +214,14 @@ static void pool_fill(struct server *s)
 
 		if (ends_reserve(s, 1) < 0) {
 			failed(s, "worker pool");
-			s->fork_pause_until = now + 1000;
+			s->fork_pause_until = now + FORK_PAUSE_MS;
 			return;
 		}
 		/* A group of its own at once, so a TERM to its group cannot miss. */
 		pid = spawn_fork(SPAWN_NEWPGRP);
 		if (pid < 0) {
 			failed(s, "fork");
-			s->fork_pause_until = now + 1000;
+			s->fork_pause_until = now + FORK_PAUSE_MS;
 			return;
 		}
 		if (pid == 0)
@@ -227,7 +229,7 @@ static void pool_fill(struct server *s)
 		if (prefork_add(&s->pool, pid, now) < 0) {
 			failed(s, "worker pool");
 			kill(pid, SIGKILL);
-			s->fork_pause_until = now + 1000;
+			s->fork_pause_until = now + FORK_PAUSE_MS;
 			return;
 		}
 	}
@@ -376,13 +378,14 @@ static void control(struct server *s, const struct wake *w, long long now)
 
 static void on_reaped(struct server *s, pid_t pid, int status)
 {
-	int gone = s->pooled ? prefork_gone(&s->pool, pid, io_now_ms()) : -1;
+	enum prefork_gone gone =
+		s->pooled ? prefork_gone(&s->pool, pid, io_now_ms()) : PREFORK_GONE_NOT_OURS;
 
-	if (gone == 2)
+	if (gone == PREFORK_GONE_BACKOFF)
 		tell(s, (struct server_event){.type = SERVER_EV_BACKOFF,
 					      .ms = s->pool.backoff_until - io_now_ms()});
 	/* A worker that never served: what is left of its group (a -P program) goes too. */
-	if (gone >= 1)
+	if (gone >= PREFORK_GONE_UNSERVED)
 		kill(-pid, SIGKILL);
 	for (size_t i = 0; i < s->nconns; i++) {
 		struct server_conn *c = &s->conns[i];
@@ -504,79 +507,111 @@ static int serving(const struct server *s)
 	return s->l.n > 0;
 }
 
+/* One turn's poll set, and where each part of it is. */
+struct poll_set {
+	struct pollfd *pfd; /* [0] the self-pipe, then linger's, the listeners', the channel */
+	size_t cap, n;
+	size_t nlin, nl; /* linger's from [1], the listeners' after them */
+	int chan_at;	 /* the workers' channel, or -1 */
+	long long at;	 /* the deadline of the wait */
+};
+
+/*
+ * Make ps for this turn: the self-pipe, the closes draining their peers,
+ * the listeners while accepting, the workers' channel, and the earliest
+ * deadline of them all. Returns 0, or -1 with errno ENOMEM.
+ */
+static int poll_set(struct server *s, struct poll_set *ps, long long now)
+{
+	size_t most = 1 + s->linger.n + LISTENER_MAX + 1;
+
+	if (mem_reserve(&ps->pfd, &ps->cap, most, sizeof *ps->pfd, 16) < 0)
+		return -1;
+	ps->n = ps->nl = 0;
+	ps->chan_at = -1;
+	ps->pfd[ps->n++] = (struct pollfd){.fd = s->sigfd, .events = POLLIN};
+	ps->nlin = linger_pollfds(&s->linger, ps->pfd + ps->n);
+	ps->n += ps->nlin;
+	ps->at = deadline_in(linger_timeout(&s->linger, now), now);
+	if (accepting(s)) {
+		ps->nl = listener_pollfds(&s->l, ps->pfd + ps->n, now);
+		ps->n += ps->nl;
+		ps->at = deadline_earlier(ps->at, deadline_in(listener_timeout(&s->l, now), now));
+	}
+	if (s->pooled) {
+		ps->chan_at = (int)ps->n;
+		ps->pfd[ps->n++] = (struct pollfd){.fd = s->chan[0], .events = POLLIN};
+		ps->at = deadline_earlier(ps->at, deadline_in(prefork_timeout(&s->pool, now), now));
+		if (s->fork_pause_until > now)
+			ps->at = deadline_earlier(ps->at, s->fork_pause_until);
+	}
+	if (s->stopping)
+		ps->at = deadline_earlier(ps->at, s->stop_by);
+	return 0;
+}
+
+/*
+ * Act on what the poll found. Returns 0, or the signal to tear down for:
+ * a teardown signal, or SIGQUIT when a graceful stop ran out of time.
+ */
+static int after_poll(struct server *s, const struct poll_set *ps)
+{
+	struct wake w = {0};
+	long long now;
+	pid_t pid;
+
+	if (ps->pfd[0].revents)
+		read_signals(&w);
+	if (w.term)
+		return w.term;
+	if (ps->chan_at >= 0 && ps->pfd[ps->chan_at].revents)
+		pool_notes(s);
+	if (w.chld)
+		reap_all(s);
+	now = io_now_ms();
+	control(s, &w, now);
+	if (s->stopping && now >= s->stop_by && serving(s))
+		return SIGQUIT; /* out of time: the prompt way */
+	if (s->pooled) {
+		if (w.usr1)
+			tell(s, (struct server_event){.type = SERVER_EV_STATUS, .pool = &s->pool});
+		while ((pid = prefork_retire(&s->pool, now)) > 0)
+			kill(pid, SIGWINCH);
+	}
+	linger_handle(&s->linger, ps->pfd + 1, ps->nlin, now);
+	for (size_t k = 1 + ps->nlin; k < 1 + ps->nlin + ps->nl; k++)
+		if (ps->pfd[k].revents) {
+			accept_one(s, now);
+			break;
+		}
+	return 0;
+}
+
 int server_run(struct server *s)
 {
-	struct pollfd *pfd = NULL;
-	size_t pcap = 0;
+	struct poll_set ps = {.pfd = NULL};
+	int sig = 0;
 
-	while (serving(s)) {
-		size_t n = 0, nlin, nl = 0;
-		struct wake w = {0};
-		int chan_at = -1;
-		long long now, at;
-		pid_t pid;
+	while (!sig && serving(s)) {
+		long long now;
 
 		if (s->pooled)
 			pool_fill(s);
 		now = io_now_ms();
-		if (mem_reserve(&pfd, &pcap, s->linger.n + LISTENER_MAX + 3, sizeof *pfd, 16) < 0) {
+		if (poll_set(s, &ps, now) < 0) {
 			failed(s, "poll set");
-			free(pfd);
-			return teardown(s, SIGTERM);
-		}
-		pfd[n++] = (struct pollfd){.fd = s->sigfd, .events = POLLIN};
-		nlin = linger_pollfds(&s->linger, pfd + n);
-		n += nlin;
-		at = deadline_in(linger_timeout(&s->linger, now), now);
-		if (accepting(s)) {
-			nl = listener_pollfds(&s->l, pfd + n, now);
-			n += nl;
-			at = deadline_earlier(at, deadline_in(listener_timeout(&s->l, now), now));
-		}
-		if (s->pooled) {
-			chan_at = (int)n;
-			pfd[n++] = (struct pollfd){.fd = s->chan[0], .events = POLLIN};
-			at = deadline_earlier(at, deadline_in(prefork_timeout(&s->pool, now), now));
-			if (s->fork_pause_until > now)
-				at = deadline_earlier(at, s->fork_pause_until);
-		}
-		if (s->stopping)
-			at = deadline_earlier(at, s->stop_by);
-		if (poll(pfd, (nfds_t)n, deadline_timeout(at, now)) < 0 && errno != EINTR) {
+			sig = SIGTERM;
+		} else if (poll(ps.pfd, (nfds_t)ps.n, deadline_timeout(ps.at, now)) < 0 &&
+			   errno != EINTR) {
 			failed(s, "poll");
-			free(pfd);
-			return teardown(s, SIGTERM);
+			sig = SIGTERM;
+		} else {
+			sig = after_poll(s, &ps);
 		}
-		if (pfd[0].revents)
-			read_signals(&w);
-		if (w.term) {
-			free(pfd);
-			return teardown(s, w.term);
-		}
-		if (chan_at >= 0 && pfd[chan_at].revents)
-			pool_notes(s);
-		if (w.chld)
-			reap_all(s);
-		now = io_now_ms();
-		control(s, &w, now);
-		if (s->stopping && now >= s->stop_by && serving(s)) {
-			free(pfd);
-			return teardown(s, SIGQUIT); /* out of time: the prompt way */
-		}
-		if (s->pooled) {
-			if (w.usr1)
-				tell(s, (struct server_event){.type = SERVER_EV_STATUS, .pool = &s->pool});
-			while ((pid = prefork_retire(&s->pool, now)) > 0)
-				kill(pid, SIGWINCH);
-		}
-		linger_handle(&s->linger, pfd + 1, nlin, now);
-		for (size_t k = 1 + nlin; k < 1 + nlin + nl; k++)
-			if (pfd[k].revents) {
-				accept_one(s, now);
-				break;
-			}
 	}
-	free(pfd);
+	free(ps.pfd);
+	if (sig)
+		return teardown(s, sig);
 	release(s);
 	return s->stopping ? EXIT_SIGNAL(SIGQUIT) : s->status;
 }

@@ -45,10 +45,10 @@ enum server_ev {
 	SERVER_EV_CONN_END,	 /* -v only: name's connection ended, code its program's status */
 	SERVER_EV_FAILED,	 /* the step name failed with err ("fork", "poll"...) */
 	SERVER_EV_EXEC,		 /* the program name could not be started: err */
-	SERVER_EV_ACCEPT,	 /* accept failed with err, count times in the last second: a pause */
+	SERVER_EV_ACCEPT,	 /* accept failed with err, count times in a second: a pause */
 	SERVER_EV_RELAY,	 /* in a relay child: fault */
 	SERVER_EV_STATUS,	 /* SIGUSR1 with -W: pool's counts */
-	SERVER_EV_BACKOFF,	 /* workers end faster than PREFORK_DEATHS a second: forks pause ms */
+	SERVER_EV_BACKOFF,	 /* workers end too fast (PREFORK_DEATHS a second): a pause of ms */
 	SERVER_EV_STOP,		 /* -v only: SIGQUIT, a graceful stop; conns connections have ms */
 	SERVER_EV_RELOAD,	 /* -v only: SIGUSR2 with -W: generation; count ready workers
 				    retired, conns busy */
@@ -62,7 +62,7 @@ struct server_event {
 	const char *name;		/* the peer, the step or the program (see enum server_ev) */
 	int err;			/* errno */
 	int code;			/* CONN_END: the exit status; TEARDOWN: the signal */
-	size_t conns;			/* STOP, TEARDOWN: connections running; RELOAD: busy workers */
+	size_t conns;			/* STOP, TEARDOWN: connections; RELOAD: busy workers */
 	unsigned long count;		/* ACCEPT: failures; RELOAD: ready workers retired */
 	long long ms;			/* BACKOFF, STOP */
 	unsigned generation;		/* RELOAD */

@@ -150,9 +150,10 @@ static int wait_status(pid_t pid)
  */
 static _Noreturn void lead_plain(struct service *s, const struct spawn_env *env)
 {
-	pid_t prog = spawn_start(
-		&(struct spawn){.command = s->program, .fd = {s->fd, s->fd, STDERR_FILENO}, .env = env},
-		NULL);
+	pid_t prog = spawn_start(&(struct spawn){.command = s->program,
+						 .fd = {s->fd, s->fd, STDERR_FILENO},
+						 .env = env},
+				 NULL);
 	int status;
 
 	if (prog < 0) {

@@ -87,7 +87,7 @@ static int epoll_of(const struct listener *l, int sigfd)
 	return ep;
 }
 
-static void notify(int chan, pid_t pid, int kind, int err, int fd)
+static void notify(int chan, pid_t pid, enum prefork_kind kind, int err, int fd)
 {
 	struct prefork_note note = {.pid = pid, .kind = kind, .err = err};
 

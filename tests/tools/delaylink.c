@@ -233,8 +233,8 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'r': o->rate = opt_size(optarg, 1, 1L << 40, "-r", &p); break;
 		case 'R': o->reorder = 1; break;
 		case 's':
-			o->seed = (unsigned long long)opt_number(optarg, 0, 0x7fffffffffffffffL, "-s",
-								 &p);
+			o->seed = (unsigned long long)opt_number(optarg, 0, 0x7fffffffffffffffL,
+								 "-s", &p);
 			have_seed = 1;
 			break;
 		case 't': o->txqlen = opt_number(optarg, 1, 1L << 20, "-t", &p); break;
