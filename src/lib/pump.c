@@ -349,9 +349,9 @@ static void chan_end(struct channel *ch, int conn)
 }
 
 /*
- * The relay's program after the connection: its input was cut short or
- * altered (p->broken), it must not finish as if it were whole. Returns its
- * exit status, which is the relay's.
+ * Wait for the relay's program once the connection is done. Its input was
+ * cut short or altered (p->broken): SIGTERM, so that it does not finish as
+ * if that input were whole. Returns its exit status, which is the relay's.
  */
 static int relay_wait(const struct relay *r, const struct pump *p, pid_t prog)
 {
