@@ -186,7 +186,7 @@ int main(int argc, char **argv)
 	parse(argc, argv, &o);
 	switch (daemon_start(&d, !o.foreground, 1)) {
 	case -1: err_die(EXIT_RUNTIME, "fork:");
-	case 1: return d.status; /* the caller's process: the daemon is ready, or gone */
+	case 1: exit(d.status); /* the caller's process: the daemon is ready, or gone */
 	}
 	sigfd = sig_init(0);
 	if (sigfd < 0)

@@ -1668,7 +1668,7 @@ int main(int argc, char **argv)
 		err_die(EXIT_RUNTIME, "connect to %s %s: %s", o.host, o.port, net_strerror(gai));
 	switch (daemon_start(&m.dm, o.background, 0)) {
 	case -1: err_die(EXIT_RUNTIME, "fork:");
-	case 1: return m.dm.status; /* the caller's process: the daemon is ready, or gone */
+	case 1: exit(m.dm.status); /* the caller's process: the daemon is ready, or gone */
 	}
 	/* The PID the caller sees is the keeper's: whatever ends it, no daemon outlives us. */
 	m.dm.pid = getpid();

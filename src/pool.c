@@ -1444,7 +1444,7 @@ int main(int argc, char **argv)
 	}
 	switch (daemon_start(&p.dm, o.background, 0)) {
 	case -1: err_die(EXIT_RUNTIME, "fork:");
-	case 1: return p.dm.status; /* the caller's process: the daemon is ready, or gone */
+	case 1: exit(p.dm.status); /* the caller's process: the daemon is ready, or gone */
 	}
 	p.sigfd = sig_init(0);
 	if (p.sigfd < 0)

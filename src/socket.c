@@ -547,7 +547,7 @@ int main(int argc, char **argv)
 	check_program(&o, exec_path, sizeof exec_path, &found);
 	switch (daemon_start(&d, o.background, 0)) {
 	case -1: err_die(EXIT_RUNTIME, "fork:");
-	case 1: return d.status; /* the caller's process: the daemon is ready, or gone */
+	case 1: exit(d.status); /* the caller's process: the daemon is ready, or gone */
 	}
 	return o.server ? run_server(&o, &d, found) : run_client(&o, &d);
 }
