@@ -60,24 +60,25 @@ struct opts {
 
 static void parse(int argc, char **argv, struct opts *o)
 {
+	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
 	static const char optstring[] = "1aFc:hk:L:m:RV";
 	const char *dir = getenv("BIND_DIR");
 	int c;
 
-	while ((c = opt_next(argc, argv, optstring, usage_text)) != -1) {
+	while ((c = opt_next(argc, argv, optstring, &p)) != -1) {
 		switch (c) {
 		case '1': o->once = 1; break;
 		case 'a': o->spool = 1; break;
-		case 'c': o->maxconn = opt_long_or_die(optarg, 1, 4096, "-c", synopsis); break;
+		case 'c': o->maxconn = opt_number(optarg, 1, 4096, "-c", &p); break;
 		case 'F': o->foreground = 1; break;
 		case 'k':
-			opt_psk_or_die(optarg, o->psk, synopsis);
+			opt_psk(optarg, o->psk, &p);
 			o->chan = 1;
 			break;
 		case 'L': o->logfile = optarg; break;
-		case 'm': o->membytes = opt_bytes_or_die(optarg, 1024, 1L << 30, "-m", synopsis); break;
+		case 'm': o->membytes = opt_size(optarg, 1024, 1L << 30, "-m", &p); break;
 		case 'R': o->raw = 1; break;
-		default: opt_bad(argv, optstring, synopsis);
+		default: err_cmdline(&p);
 		}
 	}
 	argv += optind;
@@ -92,7 +93,8 @@ static void parse(int argc, char **argv, struct opts *o)
 		err_usage(synopsis, "-L: empty file name");
 	if (fifo_check_id(o->id) < 0)
 		err_usage(synopsis, "bad id: %s", FIFO_ID_RULE);
-	opt_port_or_die(o->port, synopsis);
+	if (opt_port(o->port, &p) < 0)
+		err_cmdline(&p);
 	o->path = fifo_resolve(o->id, dir);
 	if (!o->path)
 		err_die(EXIT_RUNTIME, "%s:", o->id);
@@ -182,8 +184,10 @@ int main(int argc, char **argv)
 
 	err_init(argv[0]);
 	parse(argc, argv, &o);
-	if (daemon_start(&d, !o.foreground, 1) < 0)
-		err_die(EXIT_RUNTIME, "fork:");
+	switch (daemon_start(&d, !o.foreground, 1)) {
+	case -1: err_die(EXIT_RUNTIME, "fork:");
+	case 1: exit(d.status); /* the caller's process: the daemon is ready, or gone */
+	}
 	sigfd = sig_init(0);
 	if (sigfd < 0)
 		err_die(EXIT_RUNTIME, "signals:");
@@ -215,7 +219,7 @@ int main(int argc, char **argv)
 			free(pfd);
 			finish(&o, b, EXIT_RUNTIME);
 		}
-		if (pfd[0].revents && (sig = sig_drain(NULL, NULL))) {
+		if (pfd[0].revents && (sig = sig_drain(NULL))) {
 			err_warn("%s: signal %d: tearing down", o.id, sig);
 			free(pfd);
 			finish(&o, b, EXIT_SIGNAL(sig));

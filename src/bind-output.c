@@ -95,20 +95,21 @@ struct sender {
 
 static void parse(int argc, char **argv, struct opts *o)
 {
+	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
 	static const char optstring[] = "Fhk:L:m:rV";
 	int c;
 
-	while ((c = opt_next(argc, argv, optstring, usage_text)) != -1) {
+	while ((c = opt_next(argc, argv, optstring, &p)) != -1) {
 		switch (c) {
 		case 'F': o->foreground = 1; break;
 		case 'k':
-			opt_psk_or_die(optarg, o->psk, synopsis);
+			opt_psk(optarg, o->psk, &p);
 			o->chan = 1;
 			break;
 		case 'L': o->logfile = optarg; break;
-		case 'm': o->membytes = opt_bytes_or_die(optarg, 1024, 1L << 30, "-m", synopsis); break;
+		case 'm': o->membytes = opt_size(optarg, 1024, 1L << 30, "-m", &p); break;
 		case 'r': o->reconnect = 1; break;
-		default: opt_bad(argv, optstring, synopsis);
+		default: err_cmdline(&p);
 		}
 	}
 	argv += optind;
@@ -128,7 +129,8 @@ static void parse(int argc, char **argv, struct opts *o)
 		err_usage(synopsis, "bad id: %s", FIFO_ID_RULE);
 	if (!*o->host)
 		err_usage(synopsis, "empty host");
-	opt_port_or_die(o->port, synopsis);
+	if (opt_port(o->port, &p) < 0)
+		err_cmdline(&p);
 	o->path = fifo_resolve(o->id, getenv("BIND_DIR"));
 	if (!o->path)
 		err_die(EXIT_RUNTIME, "%s:", o->id);
@@ -378,7 +380,7 @@ static int teardown_send(struct sender *s, long long by)
 		pfd[2].fd = !fifo_done && stream_pending(&s->st) < CHUNK ? s->fifo.fd : -1;
 		if (poll(pfd, 3, deadline_timeout(by, now)) < 0 && errno != EINTR)
 			break;
-		if (pfd[0].revents && sig_drain(NULL, NULL))
+		if (pfd[0].revents && sig_drain(NULL))
 			break; /* asked twice: stop waiting */
 		if (pfd[1].revents && conn_step(s, pfd[1].revents) < 0)
 			break;
@@ -404,7 +406,7 @@ static void teardown_confirm(struct sender *s, long long by)
 		if (poll(pfd, 2, deadline_timeout(deadline_earlier(by, now + ACK_POLL_MS), now)) < 0 &&
 		    errno != EINTR)
 			return;
-		if (pfd[0].revents && sig_drain(NULL, NULL))
+		if (pfd[0].revents && sig_drain(NULL))
 			return; /* asked twice: stop waiting */
 		if (conn_step(s, pfd[1].revents) < 0)
 			return;
@@ -484,7 +486,7 @@ static void loop(struct sender *s)
 			stream_confirm(&s->st);
 			queue_release(&s->st.q, 0); /* idle: the buffer goes back (see mallopt in main) */
 		}
-		if (pfd[0].revents && (sig = sig_drain(NULL, NULL)))
+		if (pfd[0].revents && (sig = sig_drain(NULL)))
 			teardown(s, sig);
 		if (!connected(s)) {
 			offline(s, fifo_at >= 0 ? pfd[fifo_at].revents : 0,
@@ -537,8 +539,10 @@ int main(int argc, char **argv)
 	mallopt(M_MMAP_THRESHOLD, 128 << 10);
 	parse(argc, argv, &o);
 	stream_init(&s.st, STREAM_COUNTS, STREAM_WINDOW);
-	if (daemon_start(&d, !o.foreground, 1) < 0)
-		err_die(EXIT_RUNTIME, "fork:");
+	switch (daemon_start(&d, !o.foreground, 1)) {
+	case -1: err_die(EXIT_RUNTIME, "fork:");
+	case 1: exit(d.status); /* the caller's process: the daemon is ready, or gone */
+	}
 	s.sigfd = sig_init(0);
 	if (s.sigfd < 0)
 		err_die(EXIT_RUNTIME, "signals:");

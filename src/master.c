@@ -23,12 +23,14 @@
 #include "lib/err.h"
 #include "lib/io.h"
 #include "lib/jobs.h"
+#include "lib/keeper.h"
 #include "lib/linger.h"
 #include "lib/mem.h"
 #include "lib/net.h"
 #include "lib/opt.h"
 #include "lib/proc.h"
 #include "lib/proto.h"
+#include "lib/pump.h"
 #include "lib/sig.h"
 
 /* Daemons started between two looks at the sockets (jobs_start_due). */
@@ -106,26 +108,27 @@ struct master {
 
 static void parse(int argc, char **argv, struct opts *o)
 {
+	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
 	static const char optstring[] = ":bcg:hL:N:ort:T:UVw:x";
 	int c;
 
 	o->grace_ms = 5000;
 	o->reply_ms = 30000;
-	while ((c = opt_next(argc, argv, optstring, usage_text)) != -1) {
+	while ((c = opt_next(argc, argv, optstring, &p)) != -1) {
 		switch (c) {
 		case 'b': o->background = 1; break;
 		case 'c': o->call = 1; break;
-		case 'g': o->grace_ms = opt_ms_or_die(optarg, 1, 3600000L, "-g", synopsis); break;
+		case 'g': o->grace_ms = opt_duration(optarg, 1, 3600000L, "-g", &p); break;
 		case 'L': o->logfile = optarg; break;
 		case 'N': o->prefix = optarg; break;
 		case 'o': o->overlap_wait = 1; break;
 		case 'r': o->resume = 1; break;
-		case 't': o->reply_ms = opt_ms_or_die(optarg, 1, 86400000L, "-t", synopsis); break;
+		case 't': o->reply_ms = opt_duration(optarg, 1, 86400000L, "-t", &p); break;
 		case 'U': o->plain = 1; break;
-		case 'T': o->run_ms = opt_ms_or_die(optarg, 1, 31L * 86400000L, "-T", synopsis); break;
-		case 'w': o->wait_ms = opt_ms_or_die(optarg, 1, 86400000L, "-w", synopsis); break;
+		case 'T': o->run_ms = opt_duration(optarg, 1, 31L * 86400000L, "-T", &p); break;
+		case 'w': o->wait_ms = opt_duration(optarg, 1, 86400000L, "-w", &p); break;
 		case 'x': o->clients = 1; break;
-		default: opt_bad(argv, optstring, synopsis);
+		default: err_cmdline(&p);
 		}
 	}
 	argv += optind;
@@ -135,7 +138,8 @@ static void parse(int argc, char **argv, struct opts *o)
 		err_usage(synopsis, argc < 4 ? "missing operand" : "too many operands");
 	if (!*argv[1])
 		err_usage(synopsis, "empty host");
-	opt_port_or_die(argv[2], synopsis);
+	if (opt_port(argv[2], &p) < 0)
+		err_cmdline(&p);
 	if (!*argv[3])
 		err_usage(synopsis, o->kind == JOBS_CALL ? "empty service name" : "empty daemon directory");
 	if (o->kind == JOBS_CALL && !name_ok(argv[3]))
@@ -155,7 +159,8 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->host = argv[1];
 	o->port = argv[2];
 	o->ddir = argv[3];
-	opt_key_or_die(argv[0], &o->key, &o->keylen, synopsis);
+	if (opt_key(argv[0], &o->key, &o->keylen, &p) < 0)
+		err_cmdline(&p);
 }
 
 static _Noreturn void finish(struct master *m, int code);
@@ -270,6 +275,15 @@ static void on_job(const struct job_event *ev, void *arg)
 static void reaped(pid_t pid, int status, void *arg)
 {
 	jobs_reaped(&((struct master *)arg)->js, pid, status);
+}
+
+/* A relay child's fault, on stderr or in -L. */
+static void say_fault(const struct pump_fault *f, void *arg)
+{
+	char why[512];
+
+	(void)arg;
+	err_warn("%s", pump_fault_text(f, why, sizeof why));
 }
 
 /* In a relay child (-x, -c): nothing of the master's but its own connection. */
@@ -531,7 +545,7 @@ static void loop(struct master *m)
 		if (poll(m->pfd, n, deadline_timeout(at, now)) < 0 && errno != EINTR)
 			err_die(EXIT_RUNTIME, "poll:");
 		now = io_now_ms();
-		if (m->pfd[0].revents && (sig = sig_drain(&chld, NULL)) != 0) {
+		if (m->pfd[0].revents && (sig = sig_drain(&chld)) != 0) {
 			err_warn("signal %d: ending %zu daemon(s)", sig, m->js.running);
 			finish(m, EXIT_SIGNAL(sig));
 		}
@@ -569,7 +583,8 @@ static void configure(struct master *m, const struct opts *o)
 		.resume = o->resume, .psk = o->plain ? NULL : m->psk, .dirfd = m->ddirfd,
 		.cwdfd = m->cwdfd, .errfd = m->errfd, .ddir = o->ddir, .host = o->host,
 		.port = o->port, .reply_ms = o->reply_ms, .linger = &m->linger,
-		.in_child = in_child, .on_event = on_job, .arg = m};
+		.in_child = in_child, .on_fault = say_fault, .on_event = on_job,
+		.arg = m};
 	jobs_init(&m->js, &m->jcfg);
 }
 
@@ -577,7 +592,7 @@ int main(int argc, char **argv)
 {
 	struct opts o = {0};
 	struct master m = {.o = &o, .ddirfd = -1, .errfd = -1};
-	int gai = 0;
+	int gai = 0, kept;
 
 	err_init(argv[0]);
 	io_sanitize_std();
@@ -601,12 +616,16 @@ int main(int argc, char **argv)
 	list_jobs(&m);
 	if (client_init(&m.c, &m.ccfg, &gai) < 0)
 		err_die(EXIT_RUNTIME, "connect to %s %s: %s", o.host, o.port, net_strerror(gai));
-	if (daemon_start(&m.dm, o.background, 0) < 0)
-		err_die(EXIT_RUNTIME, "fork:");
+	switch (daemon_start(&m.dm, o.background, 0)) {
+	case -1: err_die(EXIT_RUNTIME, "fork:");
+	case 1: exit(m.dm.status); /* the caller's process: the daemon is ready, or gone */
+	}
 	/* The PID the caller sees is the keeper's: whatever ends it, no daemon outlives us. */
 	m.dm.pid = getpid();
-	if (proc_keeper(o.grace_ms, o.background, m.dm.notify_fd) < 0)
-		err_die(EXIT_RUNTIME, "fork:");
+	switch (keeper_start(o.grace_ms, o.background, m.dm.notify_fd, &kept)) {
+	case -1: err_die(EXIT_RUNTIME, "fork:");
+	case 1: _exit(kept); /* the keeper, once all is over */
+	}
 	m.sigfd = sig_init(0);
 	if (m.sigfd < 0)
 		err_die(EXIT_RUNTIME, "signals:");

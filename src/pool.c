@@ -126,6 +126,7 @@ static void parse_range(struct opts *o, const char *arg)
 
 static void parse(int argc, char **argv, struct opts *o)
 {
+	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
 	static const char optstring[] = ":aA:bc:d:hL:ln:N:r:R:S:t:UVx:";
 	int c;
 
@@ -135,37 +136,38 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->max_grants = 4000;
 	o->run_ms = 600000;
 	o->max_services = 16;
-	while ((c = opt_next(argc, argv, optstring, usage_text)) != -1) {
+	while ((c = opt_next(argc, argv, optstring, &p)) != -1) {
 		switch (c) {
 		case 'a': o->spool = 1; break;
 		case 'A': o->addr = optarg; break;
 		case 'b': o->background = 1; break;
-		case 'c': o->max_proving = opt_long_or_die(optarg, 1, 100000, "-c", synopsis); break;
+		case 'c': o->max_proving = opt_number(optarg, 1, 100000, "-c", &p); break;
 		case 'd': o->dir = optarg; break;
 		case 'L': o->logfile = optarg; break;
 		case 'l': o->lasting = 1; break;
-		case 'n': o->max_session = opt_long_or_die(optarg, 1, 1000000, "-n", synopsis); break;
-		case 'N': o->max_grants = opt_long_or_die(optarg, 1, 1000000, "-N", synopsis); break;
+		case 'n': o->max_session = opt_number(optarg, 1, 1000000, "-n", &p); break;
+		case 'N': o->max_grants = opt_number(optarg, 1, 1000000, "-N", &p); break;
 		case 'r': parse_range(o, optarg); break;
 		case 'R':
-			o->run_ms = opt_ms_or_die(optarg, 1, 86400000L, "-R", synopsis);
+			o->run_ms = opt_duration(optarg, 1, 86400000L, "-R", &p);
 			o->capped = 1;
 			break;
 		case 'S':
-			o->max_services = opt_long_or_die(optarg, 1, 10000, "-S", synopsis);
+			o->max_services = opt_number(optarg, 1, 10000, "-S", &p);
 			o->capped = 1;
 			break;
 		case 'x': o->sdir = optarg; break;
-		case 't': o->idle_ms = opt_ms_or_die(optarg, 1, 86400000L, "-t", synopsis); break;
+		case 't': o->idle_ms = opt_duration(optarg, 1, 86400000L, "-t", &p); break;
 		case 'U': o->plain = 1; break;
-		default: opt_bad(argv, optstring, synopsis);
+		default: err_cmdline(&p);
 		}
 	}
 	argv += optind;
 	argc -= optind;
 	if (argc != 2)
 		err_usage(synopsis, argc < 2 ? "missing operand" : "too many operands");
-	opt_port_or_die(argv[1], synopsis);
+	if (opt_port(argv[1], &p) < 0)
+		err_cmdline(&p);
 	if (o->addr && !*o->addr)
 		err_usage(synopsis, "-A: empty address");
 	if (o->dir && !*o->dir)
@@ -177,7 +179,8 @@ static void parse(int argc, char **argv, struct opts *o)
 	if (!o->sdir && o->capped)
 		err_usage(synopsis, "-R and -S go with -x: they cap the services");
 	o->port = argv[1];
-	opt_key_or_die(argv[0], &o->key, &o->keylen, synopsis);
+	if (opt_key(argv[0], &o->key, &o->keylen, &p) < 0)
+		err_cmdline(&p);
 }
 
 /* ---- what the modules report: the log's lines ---- */
@@ -414,7 +417,7 @@ static void loop(struct pool *p)
 				err_die(EXIT_RUNTIME, "poll:");
 			continue;
 		}
-		if (p->pfd[0].revents && (sig = sig_drain(&chld, NULL)) != 0)
+		if (p->pfd[0].revents && (sig = sig_drain(&chld)) != 0)
 			teardown(p, sig);
 		if (chld)
 			reap(p);
@@ -517,8 +520,10 @@ int main(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	if (daemon_start(&p.dm, o.background, 0) < 0)
-		err_die(EXIT_RUNTIME, "fork:");
+	switch (daemon_start(&p.dm, o.background, 0)) {
+	case -1: err_die(EXIT_RUNTIME, "fork:");
+	case 1: exit(p.dm.status); /* the caller's process: the daemon is ready, or gone */
+	}
 	p.sigfd = sig_init(0);
 	if (p.sigfd < 0)
 		err_die(EXIT_RUNTIME, "signals:");

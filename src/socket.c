@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "lib/channel.h"
+#include "lib/cmd.h"
 #include "lib/connector.h"
 #include "lib/daemon.h"
 #include "lib/err.h"
@@ -23,7 +24,6 @@
 #include "lib/opt.h"
 #include "lib/listener.h"
 #include "lib/noise.h"
-#include "lib/proc.h"
 #include "lib/pump.h"
 #include "lib/server.h"
 #include "lib/sig.h"
@@ -105,14 +105,14 @@ static int has_env_activation(void)
 }
 
 /* -W N or -W MIN:MAX */
-static void parse_workers(const char *arg, struct opts *o)
+static void parse_workers(const char *arg, struct opts *o, struct opt_parse *p)
 {
 	const char *colon = strchr(arg, ':');
 	char min[24];
 	size_t len;
 
 	if (!colon) {
-		o->wmin = opt_long_or_die(arg, 1, WORKERS_MAX, "-W", synopsis);
+		o->wmin = opt_number(arg, 1, WORKERS_MAX, "-W", p);
 		o->wmax = 0;
 		return;
 	}
@@ -128,31 +128,31 @@ static void parse_workers(const char *arg, struct opts *o)
 		err_usage(synopsis, "-W: MIN %ld is above MAX %ld", o->wmin, o->wmax);
 }
 
-static void parse(int argc, char **argv, struct opts *o)
+/* The options, into o; the operands are left from argv[optind]. */
+static void parse_options(int argc, char **argv, struct opts *o)
 {
+	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
 	static const char optstring[] = "B:bC:cfG:g:hI:k:L:lPp:qrsVvW:w";
-	int c, nops;
+	int c;
 
-	while ((c = opt_next(argc, argv, optstring, usage_text)) != -1) {
+	while ((c = opt_next(argc, argv, optstring, &p)) != -1) {
 		switch (c) {
 		case 'B': o->bindaddr = optarg; break;
 		case 'b': o->background = 1; break;
-		case 'C': o->maxconn = opt_long_or_die(optarg, 1, 1000000, "-C", synopsis); break;
+		case 'C': o->maxconn = opt_number(optarg, 1, 1000000, "-C", &p); break;
 		case 'c': o->crlf = 1; break;
 		case 'f': o->fork = 1; break;
 		case 'G':
-			o->stop_ms = opt_ms_or_die(optarg, 1, 86400000L, "-G", synopsis);
+			o->stop_ms = opt_duration(optarg, 1, 86400000L, "-G", &p);
 			o->stop_set = 1;
 			break;
-		case 'g':
-			o->grace_ms = opt_ms_or_die(optarg, 1, 3600000L, "-g", synopsis);
-			break;
+		case 'g': o->grace_ms = opt_duration(optarg, 1, 3600000L, "-g", &p); break;
 		case 'I':
-			o->idle_ms = opt_ms_or_die(optarg, 1, 86400000L, "-I", synopsis);
+			o->idle_ms = opt_duration(optarg, 1, 86400000L, "-I", &p);
 			o->idle_set = 1;
 			break;
 		case 'k':
-			opt_psk_or_die(optarg, o->psk, synopsis);
+			opt_psk(optarg, o->psk, &p);
 			o->chan = 1;
 			break;
 		case 'L': o->logfile = optarg; break;
@@ -164,13 +164,15 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 's': o->server = 1; break;
 		case 'v': o->verbose = 1; break;
 		case 'w': o->wonly = 1; break;
-		case 'W': parse_workers(optarg, o); break;
-		default: opt_bad(argv, optstring, synopsis);
+		case 'W': parse_workers(optarg, o, &p); break;
+		default: err_cmdline(&p);
 		}
 	}
-	argv += optind;
-	nops = argc - optind;
+}
 
+/* Options that need, or exclude, one another. */
+static void check_options(struct opts *o)
+{
 	if (o->loop && !o->server)
 		err_usage(synopsis, "-l needs -s");
 	if (o->ronly && o->wonly)
@@ -184,7 +186,7 @@ static void parse(int argc, char **argv, struct opts *o)
 			err_usage(synopsis, "-W needs -p: workers run a program");
 		if (o->maxconn && o->maxconn < o->wmin)
 			err_usage(synopsis, "-C %ld is below the -W minimum %ld", o->maxconn,
-				    o->wmin);
+				  o->wmin);
 		o->loop = 1;
 	}
 	if (o->prestart && !o->wmin)
@@ -197,7 +199,11 @@ static void parse(int argc, char **argv, struct opts *o)
 		err_usage(synopsis, "-C needs -f"); /* or -W */
 	if (o->program && !*o->program)
 		err_usage(synopsis, "-p: empty command");
+}
 
+/* The operands: a server's port or path (none if activated); a client's host and port, or path. */
+static void parse_operands(int nops, char **ops, struct opts *o)
+{
 	o->activated = o->server && has_env_activation();
 	if (o->server) {
 		if (nops > 1)
@@ -205,32 +211,36 @@ static void parse(int argc, char **argv, struct opts *o)
 		if (nops == 0 && !o->activated)
 			err_usage(synopsis, "missing port or path");
 		if (nops == 1) {
-			if (net_is_path(argv[0]))
-				o->path = argv[0];
+			if (net_is_path(ops[0]))
+				o->path = ops[0];
 			else
-				o->port = argv[0];
+				o->port = ops[0];
 		}
-	} else if (nops == 1 && net_is_path(argv[0])) {
-		o->path = argv[0];
+	} else if (nops == 1 && net_is_path(ops[0])) {
+		o->path = ops[0];
 	} else if (nops == 1) {
 		/* "socket app.sock" is a UNIX path missing its '/', as often as a host missing a port. */
-		err_usage(synopsis, "%s: missing port; a UNIX socket path needs a '/' (./%s)", argv[0],
-			  argv[0]);
+		err_usage(synopsis, "%s: missing port; a UNIX socket path needs a '/' (./%s)",
+			  ops[0], ops[0]);
 	} else if (nops == 2) {
-		o->host = argv[0];
-		o->port = argv[1];
+		o->host = ops[0];
+		o->port = ops[1];
 	} else {
 		err_usage(synopsis, nops < 2 ? "missing operand" : "too many operands");
 	}
+}
+
+/* The address operands, and what depends on them. */
+static void check_address(const struct opts *o)
+{
 	/* In the background stdin and stdout are /dev/null: only a program has a use for them. */
 	if (o->background && !o->program)
 		err_usage(synopsis, "-b needs -p: in the background there is no stdin or stdout to relay");
-
 	if (o->path && o->bindaddr)
 		err_usage(synopsis, "-B does not apply to a UNIX socket");
 	if (o->path && net_check_path(o->path) < 0)
 		err_usage(synopsis, "%s: path longer than a UNIX socket allows (%zu bytes)",
-			    o->path, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+			  o->path, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 	if (o->port && net_check_port(o->port) < 0) {
 		if (errno == ENOENT && o->server)
 			err_usage(synopsis, "%s: unknown service; a UNIX socket path needs a '/' (./%s)",
@@ -241,6 +251,14 @@ static void parse(int argc, char **argv, struct opts *o)
 	}
 	if (o->host && !*o->host)
 		err_usage(synopsis, "empty host");
+}
+
+static void parse(int argc, char **argv, struct opts *o)
+{
+	parse_options(argc, argv, o);
+	check_options(o);
+	parse_operands(argc - optind, argv + optind, o);
+	check_address(o);
 }
 
 /* Our listener: systemd's fd 3 (checked), a UNIX path, or every address of -B. */
@@ -305,7 +323,7 @@ static void check_program(const struct opts *o, char *path, size_t len, const ch
 	*found = NULL;
 	if (!o->wmin)
 		return;
-	switch (proc_find(o->program, path, len)) {
+	switch (cmd_lookup(o->program, path, len)) {
 	case 0:
 		*found = path;
 		return;
@@ -313,8 +331,61 @@ static void check_program(const struct opts *o, char *path, size_t len, const ch
 		return;
 	}
 	if (errno == ENOENT)
-		err_die(EXIT_RUNTIME, "%s: not found", proc_cmd_name(o->program, path, len));
-	err_die(EXIT_RUNTIME, "%s:", proc_cmd_name(o->program, path, len));
+		err_die(EXIT_RUNTIME, "%s: not found", cmd_name(o->program, path, len));
+	err_die(EXIT_RUNTIME, "%s:", cmd_name(o->program, path, len));
+}
+
+/* What the server tells, in socket's words. */
+static void say_event(const struct server_event *ev, void *arg)
+{
+	char why[512];
+
+	(void)arg;
+	switch (ev->type) {
+	case SERVER_EV_CONN: err_warn("connection from %s", ev->name); break;
+	case SERVER_EV_CONN_END:
+		err_warn("connection from %s closed, status %d", ev->name, ev->code);
+		break;
+	case SERVER_EV_FAILED:
+		errno = ev->err;
+		err_warn("%s:", ev->name);
+		break;
+	case SERVER_EV_EXEC: err_warn("exec %s: %s", ev->name, strerror(ev->err)); break;
+	case SERVER_EV_ACCEPT:
+		err_warn("accept: %s (%lu in the last second; pausing)", strerror(ev->err),
+			 ev->count);
+		break;
+	case SERVER_EV_RELAY: err_warn("%s", pump_fault_text(ev->fault, why, sizeof why)); break;
+	case SERVER_EV_STATUS:
+		err_warn("status: ready %zu busy %zu served %llu errors %llu", ev->pool->ready,
+			 ev->pool->busy, ev->pool->served, ev->pool->errors);
+		break;
+	case SERVER_EV_BACKOFF:
+		err_warn("workers end faster than %d a second without serving; "
+			 "pausing forks for %lld ms",
+			 PREFORK_DEATHS, ev->ms);
+		break;
+	case SERVER_EV_RELOAD_FAILED:
+		err_warn("reload: %s: %s; the running workers go on", ev->name,
+			 ev->err == ENOENT ? "not found" : strerror(ev->err));
+		break;
+	case SERVER_EV_STOP:
+		err_warn("SIGQUIT: graceful stop: %zu connection(s) have %lld ms to finish",
+			 ev->conns, ev->ms);
+		break;
+	case SERVER_EV_RELOAD:
+		err_warn("SIGUSR2: reload: generation %u, %lu ready worker(s) retired, "
+			 "%zu busy finish",
+			 ev->generation, ev->count, ev->conns);
+		break;
+	case SERVER_EV_RELOAD_NONE:
+		err_warn("SIGUSR2: without -W every connection starts its program afresh; "
+			 "nothing to reload");
+		break;
+	case SERVER_EV_TEARDOWN:
+		err_warn("signal %d: ending %zu connection(s)", ev->code, ev->conns);
+		break;
+	}
 }
 
 static void server_opts_of(const struct opts *o, struct server_opts *so)
@@ -332,6 +403,7 @@ static void server_opts_of(const struct opts *o, struct server_opts *so)
 		.wmax = o->wmax,
 		.idle_ms = o->idle_ms,
 		.prestart = o->prestart,
+		.on_event = say_event,
 	};
 }
 
@@ -341,7 +413,9 @@ static int run_server(const struct opts *o, struct daemon *d, const char *found)
 	struct server_opts so;
 	struct listener l;
 	struct server s;
-	int sigfd = sig_init(o->wmin > 0);
+	/* SIGQUIT: a graceful stop; SIGUSR2: a reload; SIGUSR1: -W's status line. */
+	unsigned catch = SIG_BIT(SIGQUIT) | SIG_BIT(SIGUSR2) | (o->wmin ? SIG_BIT(SIGUSR1) : 0);
+	int sigfd = sig_init(catch);
 
 	if (sigfd < 0)
 		err_die(EXIT_RUNTIME, "signals:");
@@ -474,7 +548,9 @@ int main(int argc, char **argv)
 	if (o.activated)
 		adopt_fd3(&o);
 	check_program(&o, exec_path, sizeof exec_path, &found);
-	if (daemon_start(&d, o.background, 0) < 0)
-		err_die(EXIT_RUNTIME, "fork:");
+	switch (daemon_start(&d, o.background, 0)) {
+	case -1: err_die(EXIT_RUNTIME, "fork:");
+	case 1: exit(d.status); /* the caller's process: the daemon is ready, or gone */
+	}
 	return o.server ? run_server(&o, &d, found) : run_client(&o, &d);
 }

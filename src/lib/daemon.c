@@ -3,10 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,22 +11,11 @@
 #include "io.h"
 #include "proc.h"
 
-#define SYSLOG_PATH "/dev/log"
-
-/* Something takes datagrams on /dev/log, as syslog(3) will send them. */
-static int syslog_listens(void)
-{
-	struct sockaddr_un sun = {.sun_family = AF_UNIX, .sun_path = SYSLOG_PATH};
-	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), ok;
-
-	if (fd < 0)
-		return 1; /* cannot tell: do not cry wolf */
-	ok = connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0;
-	close(fd);
-	return ok;
-}
-
-static _Noreturn void wait_for_child(int fd, pid_t child)
+/*
+ * In the caller's process: the daemon's PID line, passed on to stdout, and
+ * 0; or, when the daemon ended without one, its exit status.
+ */
+static int wait_for_child(int fd, pid_t child)
 {
 	char buf[32];
 	ssize_t n, got = 0;
@@ -39,15 +25,12 @@ static _Noreturn void wait_for_child(int fd, pid_t child)
 	       (n = io_read(fd, buf + got, sizeof buf - 1 - (size_t)got)) > 0)
 		got += n;
 	close(fd);
-	if (got > 0) {
-		buf[got] = '\0';
-		fputs(buf, stdout);
-		exit(fflush(stdout) == 0 ? 0 : EXIT_RUNTIME);
-	}
+	if (got > 0)
+		return io_write_all(STDOUT_FILENO, buf, (size_t)got) == 0 ? 0 : EXIT_RUNTIME;
 	while (waitpid(child, &status, 0) < 0)
 		if (errno != EINTR)
-			exit(EXIT_RUNTIME);
-	exit(proc_status_code(status) ? proc_status_code(status) : EXIT_RUNTIME);
+			return EXIT_RUNTIME;
+	return proc_status_code(status) ? proc_status_code(status) : EXIT_RUNTIME;
 }
 
 int daemon_start(struct daemon *d, int background, int print_pid)
@@ -59,6 +42,7 @@ int daemon_start(struct daemon *d, int background, int print_pid)
 	d->pid = 0;
 	d->print_pid = print_pid;
 	d->background = background;
+	d->status = 0;
 	if (!background)
 		return 0;
 	fflush(stdout);
@@ -74,7 +58,8 @@ int daemon_start(struct daemon *d, int background, int print_pid)
 	}
 	if (pid > 0) {
 		close(p[1]);
-		wait_for_child(p[0], pid);
+		d->status = wait_for_child(p[0], pid);
+		return 1;
 	}
 	close(p[0]);
 	d->notify_fd = p[1];
@@ -94,18 +79,13 @@ int daemon_ready(struct daemon *d, const char *logfile)
 		return -1;
 	len = snprintf(line, sizeof line, "%ld\n", (long)(d->pid > 0 ? d->pid : getpid()));
 	if (!d->background) {
-		if (d->print_pid) {
-			fputs(line, stdout);
-			fflush(stdout);
+		if (d->print_pid && io_write_all(STDOUT_FILENO, line, (size_t)len) < 0) {
+			/* nobody reads it: serve anyway */
 		}
 		return 0;
 	}
-	if (!logfile) {
-		if (!syslog_listens())
-			err_warn("no syslog daemon listens on %s: messages from now on are lost "
-				 "(use -L FILE)", SYSLOG_PATH);
+	if (!logfile)
 		err_to_syslog();
-	}
 	io_devnull(0, O_RDONLY);
 	io_devnull(1, O_WRONLY);
 	io_devnull(2, O_WRONLY);

@@ -1,4 +1,9 @@
-/* daemon: backgrounding with a readiness report, once for every tool. */
+/*
+ * daemon: backgrounding with a readiness report, once for every tool. The
+ * report is the daemon's PID as the only line on the caller's stdout,
+ * once the daemon is ready (s6's notification idea): what daemon.c writes
+ * there is that protocol's line, never a message; diagnostics are err.c's.
+ */
 #ifndef SP_DAEMON_H
 #define SP_DAEMON_H
 
@@ -6,31 +11,32 @@
 
 struct daemon {
 	int notify_fd;	 /* write end of the readiness pipe in the child, or -1 */
-	int print_pid;	 /* print the PID when ready even in the foreground */
+	int print_pid;	 /* report the PID when ready even in the foreground */
 	int background;
 	pid_t pid;	 /* the PID to report, when not the caller's own (a keeper's) */
+	int status;	 /* the caller's process, daemon_start having returned 1: its exit status */
 };
 
 /*
- * background: fork. The parent waits until the child reports readiness,
- * prints the child's PID as the only line on stdout and exits 0; if the
- * child exits first, the parent exits with the child's status (its error
- * message went straight to the caller's stderr). Only the child returns.
- * The child closes every descriptor from 3 up that is not close-on-exec:
- * those are the caller's (a descriptor the tool must keep, such as a
- * socket-activation fd, is made close-on-exec first).
- * In the foreground nothing happens yet. Returns 0, or -1 with errno.
+ * background: fork. The caller's process waits until the daemon reports
+ * readiness, passes its PID line on to stdout, and daemon_start returns 1
+ * there with d->status 0 (EXIT_RUNTIME when stdout did not take the line);
+ * if the daemon exits first, d->status is its status (its error message
+ * went straight to the caller's stderr). The caller then ends with
+ * d->status. Only the daemon gets 0. It closes every descriptor from 3 up
+ * that is not close-on-exec: those are the caller's (a descriptor the tool
+ * must keep, such as a socket-activation fd, is made close-on-exec first).
+ * In the foreground nothing happens yet: 0. Returns -1 with errno when the
+ * pipe or the fork fails.
  */
 int daemon_start(struct daemon *d, int background, int print_pid);
 
 /*
  * Setup is done: switch diagnostics to logfile (or syslog in the
- * background when logfile is NULL), print or report the PID, and in the
- * background let go of the caller's descriptors and terminal. Going to
- * syslog where no syslog daemon listens (no /dev/log, as in many
- * containers) would lose every later message without a word: that is said
- * once on stderr first. Returns 0, or -1 with errno when logfile cannot
- * be opened (the caller still has its stderr to say so).
+ * background when logfile is NULL: err_to_syslog), report the PID (in the
+ * foreground, on stdout if print_pid), and in the background let go of the
+ * caller's descriptors and terminal. Returns 0, or -1 with errno when
+ * logfile cannot be opened (the caller still has its stderr to say so).
  */
 int daemon_ready(struct daemon *d, const char *logfile);
 

@@ -5,12 +5,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "opt.h"
+
 #define MSG_MAX 1024
+#define SYSLOG_PATH "/dev/log"
 #define SITES 32 /* call sites the limiter tells apart at once */
 
 enum sink { TO_STDERR, TO_SYSLOG, TO_FILE };
@@ -24,14 +29,21 @@ struct site {
 	char sample[MSG_MAX]; /* the last line it held back */
 };
 
-/* The sink and the limiter are process-wide by nature: one program, one log. */
-static const char *progname = "socketpool";
-static enum sink sink = TO_STDERR;
-static int file_fd = -1;
-static char last[MSG_MAX];
-static long long last_at = -1;
-static unsigned long repeats;
-static struct site sites[SITES];
+/*
+ * The process's diagnostics state: its name, the sink, the limiter. The
+ * library's one mutable global besides sig.c's self-pipe, by the same
+ * right: process-wide by nature (one program, one log), and every message
+ * of every module passes through it.
+ */
+static struct {
+	const char *progname;
+	enum sink sink;
+	int file_fd;		  /* TO_FILE: the -L file */
+	char last[MSG_MAX];	  /* the last line written, and when */
+	long long last_at;
+	unsigned long repeats;	  /* lines equal to it held back since */
+	struct site sites[SITES]; /* each call site's share of the window */
+} diag = {.progname = "socketpool", .sink = TO_STDERR, .file_fd = -1, .last_at = -1};
 
 static long long now_ms(void)
 {
@@ -45,19 +57,35 @@ void err_init(const char *argv0)
 {
 	const char *slash = strrchr(argv0, '/');
 
-	progname = slash ? slash + 1 : argv0;
+	diag.progname = slash ? slash + 1 : argv0;
 	atexit(err_flush);
 }
 
 const char *err_progname(void)
 {
-	return progname;
+	return diag.progname;
+}
+
+/* Something takes datagrams on /dev/log, as syslog(3) will send them. */
+static int syslog_listens(void)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX, .sun_path = SYSLOG_PATH};
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), ok;
+
+	if (fd < 0)
+		return 1; /* cannot tell: do not cry wolf */
+	ok = connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0;
+	close(fd);
+	return ok;
 }
 
 void err_to_syslog(void)
 {
-	openlog(progname, LOG_PID | LOG_NDELAY, LOG_DAEMON);
-	sink = TO_SYSLOG;
+	if (!syslog_listens())
+		err_warn("no syslog daemon listens on %s: messages from now on are lost "
+			 "(use -L FILE)", SYSLOG_PATH);
+	openlog(diag.progname, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	diag.sink = TO_SYSLOG;
 }
 
 int err_open_file(const char *path)
@@ -83,10 +111,10 @@ int err_to_file(const char *path)
 
 	if (fd < 0)
 		return -1;
-	if (file_fd >= 0)
-		close(file_fd);
-	file_fd = fd;
-	sink = TO_FILE;
+	if (diag.file_fd >= 0)
+		close(diag.file_fd);
+	diag.file_fd = fd;
+	diag.sink = TO_FILE;
 	return 0;
 }
 
@@ -101,7 +129,7 @@ const char *err_file_why(int err)
 
 int err_file_fd(void)
 {
-	return sink == TO_FILE ? file_fd : -1;
+	return diag.sink == TO_FILE ? diag.file_fd : -1;
 }
 
 /* One line to the sink, as one write so lines from many processes don't interleave. */
@@ -110,14 +138,14 @@ static void put(const char *msg)
 	char line[MSG_MAX + 128];
 	int len;
 
-	if (sink == TO_SYSLOG) {
+	if (diag.sink == TO_SYSLOG) {
 		syslog(LOG_ERR, "%s", msg);
 		return;
 	}
-	len = snprintf(line, sizeof line, "%s: %s\n", progname, msg);
+	len = snprintf(line, sizeof line, "%s: %s\n", diag.progname, msg);
 	if (len > (int)sizeof line - 1)
 		len = sizeof line - 1;
-	if (write(sink == TO_FILE ? file_fd : STDERR_FILENO, line, (size_t)len) < 0) {
+	if (write(diag.sink == TO_FILE ? diag.file_fd : STDERR_FILENO, line, (size_t)len) < 0) {
 		/* nowhere left to report it */
 	}
 }
@@ -126,11 +154,11 @@ static void put_repeats(void)
 {
 	char msg[64];
 
-	if (!repeats)
+	if (!diag.repeats)
 		return;
-	snprintf(msg, sizeof msg, "last message repeated %lu time%s", repeats,
-		 repeats == 1 ? "" : "s");
-	repeats = 0;
+	snprintf(msg, sizeof msg, "last message repeated %lu time%s", diag.repeats,
+		 diag.repeats == 1 ? "" : "s");
+	diag.repeats = 0;
 	put(msg);
 }
 
@@ -149,15 +177,15 @@ static void put_suppressed(struct site *s)
 /* The call site's slot: its own, a free one, or the one idle longest. */
 static struct site *site_of(const char *fmt)
 {
-	struct site *old = &sites[0];
+	struct site *old = &diag.sites[0];
 
 	for (size_t i = 0; i < SITES; i++) {
-		if (sites[i].fmt == fmt)
-			return &sites[i];
-		if (!sites[i].fmt)
-			return &sites[i];
-		if (sites[i].start < old->start)
-			old = &sites[i];
+		if (diag.sites[i].fmt == fmt)
+			return &diag.sites[i];
+		if (!diag.sites[i].fmt)
+			return &diag.sites[i];
+		if (diag.sites[i].start < old->start)
+			old = &diag.sites[i];
 	}
 	put_suppressed(old);
 	old->fmt = NULL;
@@ -168,11 +196,11 @@ static struct site *site_of(const char *fmt)
 static void emit(const char *fmt, const char *msg)
 {
 	long long now = now_ms();
-	int same = last_at >= 0 && strcmp(msg, last) == 0;
+	int same = diag.last_at >= 0 && strcmp(msg, diag.last) == 0;
 	struct site *s;
 
-	if (same && now - last_at < ERR_WINDOW_MS) {
-		repeats++;
+	if (same && now - diag.last_at < ERR_WINDOW_MS) {
+		diag.repeats++;
 		return;
 	}
 	put_repeats();
@@ -190,8 +218,8 @@ static void emit(const char *fmt, const char *msg)
 	}
 	s->written++;
 	put(msg);
-	snprintf(last, sizeof last, "%s", msg);
-	last_at = now;
+	snprintf(diag.last, sizeof diag.last, "%s", msg);
+	diag.last_at = now;
 }
 
 void err_flush(void)
@@ -200,7 +228,7 @@ void err_flush(void)
 
 	put_repeats();
 	for (size_t i = 0; i < SITES; i++)
-		put_suppressed(&sites[i]);
+		put_suppressed(&diag.sites[i]);
 	errno = saved;
 }
 
@@ -244,6 +272,30 @@ void err_usage(const char *synopsis, const char *fmt, ...)
 	va_start(ap, fmt);
 	err_vwarn(fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "usage: %s (try '%s --help')\n", synopsis, progname);
+	fprintf(stderr, "usage: %s (try '%s --help')\n", synopsis, diag.progname);
 	exit(EXIT_USAGE);
+}
+
+/* text on stdout, then exit 0, or EXIT_RUNTIME when stdout could not take it. */
+static _Noreturn void put_out(const char *text)
+{
+	fputs(text, stdout);
+	exit(fflush(stdout) == 0 ? 0 : EXIT_RUNTIME);
+}
+
+void err_cmdline(const struct opt_parse *p)
+{
+	char version[128];
+
+	switch (p->outcome) {
+	case OPT_HELP: put_out(p->usage);
+	case OPT_VERSION:
+		snprintf(version, sizeof version, "%s %s\n", diag.progname, SP_VERSION);
+		put_out(version);
+	case OPT_FAILED: err_die(EXIT_RUNTIME, "%s", p->why);
+	case OPT_USAGE: err_usage(p->synopsis, "%s", p->why);
+	case OPT_GOING: break;
+	}
+	/* An option of optstring that the tool's switch has no case for. */
+	err_usage(p->synopsis, "unknown option -%c", p->opt);
 }

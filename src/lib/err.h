@@ -10,6 +10,7 @@
 #define EXIT_RUNTIME 1 /* a runtime failure: refused, in use, unknown host */
 #define EXIT_USAGE 2   /* the command line is wrong */
 #define EXIT_SIGNAL(s) (128 + (s))
+#define EXIT_EXEC 127  /* a child whose exec failed (the shell's "command not found") */
 
 #define SP_VERSION "1.0.0"
 
@@ -32,6 +33,9 @@ const char *err_progname(void);
  * Where diagnostics go after the caller's stderr is gone (daemons):
  * stderr (default), syslog, or a file opened for append.
  * err_to_file() returns -1 with errno set when the file cannot be opened.
+ * Going to syslog where no syslog daemon listens (no /dev/log, as in many
+ * containers) would lose every later message without a word:
+ * err_to_syslog says so once on the sink it leaves first.
  */
 void err_to_syslog(void);
 int err_to_file(const char *path);
@@ -63,6 +67,16 @@ _Noreturn void err_die(int code, const char *fmt, ...) __attribute__((format(pri
 /* "prog: message" plus the usage hint line on stderr, then exit(EXIT_USAGE). */
 _Noreturn void err_usage(const char *synopsis, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/*
+ * Say what ended the command line p (opt.c) and exit: the usage text on
+ * stdout (-h), "NAME VERSION" (-V), both with 0; a usage error as
+ * err_usage; a runtime failure (an unreadable key file) as err_die with
+ * EXIT_RUNTIME. For the tool's default case after opt_next, and after an
+ * opt_ parser refused an operand.
+ */
+struct opt_parse;
+_Noreturn void err_cmdline(const struct opt_parse *p);
 
 /* Write what the limiter still holds back (counts of suppressed lines). */
 void err_flush(void);

@@ -23,6 +23,7 @@
 #include "net.h"
 #include "proc.h"
 #include "pump.h"
+#include "spawn.h"
 #include "wire.h"
 
 #define JOB_QUEUE (256u << 10) /* relayed: what a stream may hold unsent before its pipe waits */
@@ -149,7 +150,7 @@ static const char *start_error(const struct jobs *js, const struct job *j, int e
 /* Read whether j's exec happened; a failure is reported here, once. */
 static void exec_outcome(struct jobs *js, struct job *j)
 {
-	int err = proc_spawn_result(j->execfd);
+	int err = spawn_result(j->execfd);
 	char why[400];
 
 	j->execfd = -1;
@@ -165,7 +166,7 @@ static void exec_outcome(struct jobs *js, struct job *j)
 struct job_env {
 	char host[300], port[32], name[80];
 	char *set[4];
-	struct proc_env env;
+	struct spawn_env env;
 };
 
 static void job_env(const struct jobs *js, const struct job *j, struct job_env *e)
@@ -178,7 +179,7 @@ static void job_env(const struct jobs *js, const struct job *j, struct job_env *
 	e->set[1] = e->port;
 	e->set[2] = e->name;
 	e->set[3] = NULL;
-	e->env = (struct proc_env){e->set, NULL, 0};
+	e->env = (struct spawn_env){e->set, NULL, 0};
 }
 
 /* Start the daemon: its stdout is the connection (fd), or (relayed, fd -1) a pipe to us. */
@@ -206,8 +207,11 @@ static void start_daemon(struct jobs *js, struct job *j, int fd)
 		goto fail;
 	}
 	/* Not waiting for the exec here lets many daemons start at once. */
-	pid = proc_spawn_start(cmd, -1, out, cfg->errfd >= 0 ? cfg->errfd : STDERR_FILENO, &e.env,
-			       PROC_NEWPGRP | PROC_PDEATHSIG, &j->execfd);
+	pid = spawn_start(&(struct spawn){.command = cmd,
+					  .fd = {-1, out, cfg->errfd >= 0 ? cfg->errfd : STDERR_FILENO},
+					  .env = &e.env,
+					  .flags = SPAWN_NEWPGRP | SPAWN_PDEATHSIG},
+			  &j->execfd);
 	if (fchdir(cfg->cwdfd) < 0) {
 		/* Nothing of ours is relative to it; the next start tries again. */
 	}
@@ -247,9 +251,10 @@ static void start_call(struct jobs *js, struct job *j, int fd, struct channel *c
 {
 	const struct jobs_config *cfg = js->cfg;
 	char cmd[NAME_MAX_LEN + 3];
-	struct relay r = {.ch = ch, .psk = ch ? cfg->psk : NULL, .initiator = 1};
+	struct relay r = {.ch = ch, .psk = ch ? cfg->psk : NULL, .initiator = 1,
+			  .on_fault = cfg->on_fault, .fault_arg = cfg->arg};
 	struct job_env e;
-	pid_t pid = fork();
+	pid_t pid = spawn_fork(SPAWN_NEWPGRP); /* our code in the child: its own group */
 
 	if (pid < 0) {
 		emit_why(js, JOB_EV_CANNOT_START, j, 0, 0, "cannot start: fork: %s", strerror(errno));
@@ -260,7 +265,6 @@ static void start_call(struct jobs *js, struct job *j, int fd, struct channel *c
 		return;
 	}
 	if (pid == 0) {
-		setpgid(0, 0);
 		/* Nothing of the master's but this connection: not the pool's, not the others'. */
 		if (cfg->in_child)
 			cfg->in_child(cfg->arg);
@@ -275,9 +279,8 @@ static void start_call(struct jobs *js, struct job *j, int fd, struct channel *c
 			if (fchdir(cfg->dirfd) < 0)
 				_exit(EXIT_RUNTIME);
 		}
-		pump_child(&r, fd, &e.env);
+		_exit(pump_child(&r, fd, &e.env));
 	}
-	setpgid(pid, pid);
 	channel_free(ch); /* our copy: the relay's is the one in use */
 	close(fd);
 	j->pid = pid;

@@ -82,6 +82,8 @@ struct job_event {
 	int resend; /* JOB_EV_LOST: the stream goes on after a new grant */
 };
 
+struct pump_fault;
+
 struct jobs_config {
 	enum jobs_kind kind;
 	int relayed;		  /* a daemon's output comes through us (see above) */
@@ -93,6 +95,8 @@ struct jobs_config {
 	long reply_ms;		  /* -t: a data connection's time to be made */
 	struct linger_set *linger; /* finished data connections close gracefully there */
 	void (*in_child)(void *arg); /* a relay child lets go of what is the master's */
+	/* A relay child's fault (-x, -c), told in that child (relay.on_fault); may be NULL. */
+	void (*on_fault)(const struct pump_fault *f, void *arg);
 	void (*on_event)(const struct job_event *ev, void *arg);
 	void *arg;
 };

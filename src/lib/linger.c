@@ -2,7 +2,6 @@
 #include "linger.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -10,6 +9,7 @@
 #include "deadline.h"
 #include "io.h"
 #include "mem.h"
+#include "spawn.h"
 
 /* Read and drop one round; 1 when the peer is done (EOF or an error). */
 static int drop_some(int fd)
@@ -91,22 +91,17 @@ static void drain_all(const int *fd, size_t n, long long by)
 
 pid_t linger_behind(int *fd, size_t n, long ms)
 {
-	static const int ends[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGPIPE};
 	long long by = io_now_ms() + ms;
-	pid_t pid = fork();
-	sigset_t none;
+	/* In our process group: whoever ends the group (a supervisor) ends it too. */
+	pid_t pid = spawn_fork(0);
 
 	if (pid != 0) {
 		for (size_t i = 0; pid > 0 && i < n; i++)
 			close(fd[i]);
 		return pid;
 	}
-	/* Nothing of ours but the connections; any signal ends it. */
+	/* Nothing of ours but the connections; signals as a new program has them. */
 	keep_only(fd, n);
-	for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++)
-		signal(ends[i], SIG_DFL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
 	drain_all(fd, n, by);
 	_exit(0);
 }

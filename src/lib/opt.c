@@ -5,56 +5,68 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "err.h"
 #include "mem.h"
 #include "noise.h"
 #include "proto.h"
 
-int opt_next(int argc, char **argv, const char *optstring, const char *usage)
+/* Record what ends the command line, unless something did before. Returns -1. */
+__attribute__((format(printf, 3, 4))) static int
+refuse(struct opt_parse *p, enum opt_outcome outcome, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (p->outcome != OPT_GOING)
+		return -1;
+	p->outcome = outcome;
+	va_start(ap, fmt);
+	vsnprintf(p->why, sizeof p->why, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int opt_next(int argc, char **argv, const char *optstring, struct opt_parse *p)
 {
 	static const struct option words[] = {
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
-	int c;
 
-	opterr = 0; /* opt_bad reports, in our format */
+	if (p->outcome != OPT_GOING)
+		return '?'; /* a value was refused: that is the first thing wrong */
+	opterr = 0; /* err_cmdline reports, in our format */
 	/* _only: one dash is enough for a word, while -v and clusters stay short options. */
-	c = getopt_long_only(argc, argv, optstring, words, NULL);
-	if (c == 'h') {
-		fputs(usage, stdout);
-		exit(fflush(stdout) == 0 ? 0 : EXIT_RUNTIME);
+	p->opt = getopt_long_only(argc, argv, optstring, words, NULL);
+	switch (p->opt) {
+	case 'h': p->outcome = OPT_HELP; return '?';
+	case 'V': p->outcome = OPT_VERSION; return '?';
+	case '?':
+	case ':': break;
+	default: return p->opt;
 	}
-	if (c == 'V') {
-		printf("%s %s\n", err_progname(), SP_VERSION);
-		exit(fflush(stdout) == 0 ? 0 : EXIT_RUNTIME);
-	}
-	return c;
-}
-
-void opt_bad(char **argv, const char *optstring, const char *synopsis)
-{
 	/* An unknown word (--foo) leaves optopt 0 and optind past it. */
 	if (optopt == 0)
-		err_usage(synopsis, "unknown option %s", argv[optind - 1]);
-	if (optopt != ':' && strchr(optstring, optopt))
-		err_usage(synopsis, "-%c needs an argument", optopt);
-	err_usage(synopsis, "unknown option -%c", optopt);
+		refuse(p, OPT_USAGE, "unknown option %s", argv[optind - 1]);
+	else if (optopt != ':' && strchr(optstring, optopt))
+		refuse(p, OPT_USAGE, "-%c needs an argument", optopt);
+	else
+		refuse(p, OPT_USAGE, "unknown option -%c", optopt);
+	return '?';
 }
 
-long opt_port_or_die(const char *s, const char *synopsis)
+long opt_port(const char *s, struct opt_parse *p)
 {
 	long v;
 
 	if (opt_long(s, OPT_PORT_MIN, OPT_PORT_MAX, &v) < 0)
-		err_usage(synopsis, "port: '%s' is not a number from %d to %d", s, OPT_PORT_MIN,
-			  OPT_PORT_MAX);
+		return refuse(p, OPT_USAGE, "port: '%s' is not a number from %d to %d", s,
+			      OPT_PORT_MIN, OPT_PORT_MAX);
 	return v;
 }
 
@@ -81,16 +93,16 @@ int opt_long(const char *s, long min, long max, long *out)
 	return 0;
 }
 
-long opt_long_or_die(const char *s, long min, long max, const char *what, const char *synopsis)
+long opt_number(const char *s, long min, long max, const char *what, struct opt_parse *p)
 {
 	long v;
 
-	if (opt_long(s, min, max, &v) < 0) {
-		if (errno == ERANGE)
-			err_usage(synopsis, "%s: '%s' is out of range (%ld-%ld)", what, s, min, max);
-		err_usage(synopsis, "%s: '%s' is not a number", what, s);
-	}
-	return v;
+	if (opt_long(s, min, max, &v) == 0)
+		return v;
+	if (errno == ERANGE)
+		return refuse(p, OPT_USAGE, "%s: '%s' is out of range (%ld-%ld)", what, s, min,
+			      max);
+	return refuse(p, OPT_USAGE, "%s: '%s' is not a number", what, s);
 }
 
 long opt_ms(const char *s, long min_ms, long max_ms)
@@ -154,17 +166,16 @@ static void size_text(long v, char buf[32])
 		snprintf(buf, 32, "%ld", v);
 }
 
-long opt_bytes_or_die(const char *s, long min, long max, const char *what, const char *synopsis)
+long opt_size(const char *s, long min, long max, const char *what, struct opt_parse *p)
 {
 	long v = opt_bytes(s, min, max);
 	char lo[32], hi[32];
 
-	if (v < 0) {
-		size_text(min, lo);
-		size_text(max, hi);
-		err_usage(synopsis, "%s: '%s' is not a size from %s to %s", what, s, lo, hi);
-	}
-	return v;
+	if (v >= 0)
+		return v;
+	size_text(min, lo);
+	size_text(max, hi);
+	return refuse(p, OPT_USAGE, "%s: '%s' is not a size from %s to %s", what, s, lo, hi);
 }
 
 /* Milliseconds as seconds a user would write: "5", "0.25". */
@@ -176,42 +187,45 @@ static void secs_text(long ms, char buf[32])
 		snprintf(buf, 32, "%g", (double)ms / 1000.0);
 }
 
-long opt_ms_or_die(const char *s, long min_ms, long max_ms, const char *what,
-		   const char *synopsis)
+long opt_duration(const char *s, long min_ms, long max_ms, const char *what, struct opt_parse *p)
 {
 	long ms = opt_ms(s, min_ms, max_ms);
 	char lo[32], hi[32];
 
-	if (ms < 0) {
-		secs_text(min_ms, lo);
-		secs_text(max_ms, hi);
-		err_usage(synopsis, "%s: '%s' is not a duration from %s to %s seconds", what, s, lo,
-			  hi);
-	}
-	return ms;
+	if (ms >= 0)
+		return ms;
+	secs_text(min_ms, lo);
+	secs_text(max_ms, hi);
+	return refuse(p, OPT_USAGE, "%s: '%s' is not a duration from %s to %s seconds", what, s,
+		      lo, hi);
 }
 
-void opt_key_or_die(const char *arg, char **key, size_t *len, const char *synopsis)
+int opt_key(const char *arg, char **key, size_t *len, struct opt_parse *p)
 {
+	const char *file = arg + 1;
+
 	if (proto_load_key(arg, key, len) == 0)
-		return;
+		return 0;
 	if (errno == ENODATA)
-		err_usage(synopsis, "empty key%s%s", arg[0] == '@' ? " in " : "",
-			  arg[0] == '@' ? arg + 1 : "");
+		return refuse(p, OPT_USAGE, "empty key%s%s", arg[0] == '@' ? " in " : "",
+			      arg[0] == '@' ? file : "");
 	if (errno == EFBIG)
-		err_die(EXIT_RUNTIME, "key file %s: longer than %d bytes", arg + 1, PROTO_KEY_MAX);
+		return refuse(p, OPT_FAILED, "key file %s: longer than %d bytes", file,
+			      PROTO_KEY_MAX);
 	if (errno == EINVAL)
-		err_die(EXIT_RUNTIME, "key file %s: not a regular file", arg + 1);
-	err_die(EXIT_RUNTIME, "key file %s:", arg + 1);
+		return refuse(p, OPT_FAILED, "key file %s: not a regular file", file);
+	return refuse(p, OPT_FAILED, "key file %s: %s", file, strerror(errno));
 }
 
-void opt_psk_or_die(const char *arg, unsigned char psk[32], const char *synopsis)
+int opt_psk(const char *arg, unsigned char psk[32], struct opt_parse *p)
 {
 	char *key;
 	size_t len;
 
-	opt_key_or_die(arg, &key, &len, synopsis);
+	if (opt_key(arg, &key, &len, p) < 0)
+		return -1;
 	noise_psk_from_key(key, len, psk);
 	mem_wipe(key, len);
 	free(key);
+	return 0;
 }

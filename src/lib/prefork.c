@@ -80,12 +80,12 @@ int prefork_failed(struct prefork *p, pid_t pid, int err)
 	return 1;
 }
 
-int prefork_gone(struct prefork *p, pid_t pid, long long now)
+enum prefork_gone prefork_gone(struct prefork *p, pid_t pid, long long now)
 {
 	struct prefork_worker *w = find(p, pid), old;
 
 	if (!w)
-		return -1;
+		return PREFORK_GONE_NOT_OURS;
 	old = *w;
 	*w = p->w[--p->n];
 	if (old.state == PREFORK_READY)
@@ -95,14 +95,14 @@ int prefork_gone(struct prefork *p, pid_t pid, long long now)
 	if (old.state == PREFORK_BUSY && !old.failed) {
 		p->served++;
 		p->backoff_ms = PREFORK_BACKOFF_MS;
-		return 0;
+		return PREFORK_GONE_ENDED;
 	}
 	if (old.failed)
 		p->errors++;
 	if (old.state == PREFORK_RETIRING)
-		return 3;
+		return PREFORK_GONE_RETIRED;
 	if (old.state != PREFORK_READY)
-		return 0;
+		return PREFORK_GONE_ENDED;
 	/* Died without serving: count it toward the fork-bomb guard. */
 	p->errors++;
 	if (now - p->window_start >= 1000) {
@@ -110,13 +110,13 @@ int prefork_gone(struct prefork *p, pid_t pid, long long now)
 		p->deaths = 0;
 	}
 	if (++p->deaths < PREFORK_DEATHS || now < p->backoff_until)
-		return 1;
+		return PREFORK_GONE_UNSERVED;
 	p->backoff_until = now + p->backoff_ms;
 	p->deaths = 0;
 	p->window_start = p->backoff_until;
 	if (p->backoff_ms < PREFORK_BACKOFF_MAX_MS)
 		p->backoff_ms *= 2;
-	return 2;
+	return PREFORK_GONE_BACKOFF;
 }
 
 size_t prefork_wanted(const struct prefork *p, long long now)

@@ -67,13 +67,18 @@ int prefork_accepted(struct prefork *p, pid_t pid);
  */
 int prefork_failed(struct prefork *p, pid_t pid, int err);
 
-/*
- * Worker pid has been reaped. Returns -1 (ESRCH) when it is not ours, 0
- * for an ordinary end, 1 when it died without serving, 2 when that death
- * starts a back-off (PREFORK_DEATHS within a second): the caller says so;
- * 3 when it retired as asked. 1 to 3: it never had a connection.
- */
-int prefork_gone(struct prefork *p, pid_t pid, long long now);
+/* How a reaped worker went; from PREFORK_GONE_UNSERVED on, it never had a connection. */
+enum prefork_gone {
+	PREFORK_GONE_NOT_OURS = -1, /* not a worker of this pool (errno ESRCH) */
+	PREFORK_GONE_ENDED,	    /* an ordinary end */
+	PREFORK_GONE_UNSERVED,	    /* it died without serving */
+	PREFORK_GONE_BACKOFF,	    /* so, and that death starts a back-off (PREFORK_DEATHS within
+				       a second): the caller says so */
+	PREFORK_GONE_RETIRED,	    /* it retired as asked */
+};
+
+/* Worker pid has been reaped. */
+enum prefork_gone prefork_gone(struct prefork *p, pid_t pid, long long now);
 
 /*
  * How many workers to fork now: up to target ready, within max, none while
@@ -109,7 +114,7 @@ size_t prefork_pids(const struct prefork *p, pid_t *out);
 enum prefork_kind { PREFORK_NOTE_ACCEPTED = 1, PREFORK_NOTE_EXECFAIL = 2 };
 struct prefork_note {
 	pid_t pid;
-	int kind;
+	enum prefork_kind kind;
 	int err; /* EXECFAIL: errno */
 };
 

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -18,6 +19,7 @@
 #include "net.h"
 #include "proc.h"
 #include "sig.h"
+#include "spawn.h"
 
 static int is_sock(int fd)
 {
@@ -247,7 +249,7 @@ int pump_run(struct pump *p)
 			return -1;
 		}
 		if (p->sigfd >= 0 && pfd[n - 1].revents) {
-			int sig = sig_drain(NULL, NULL);
+			int sig = sig_drain(NULL);
 			if (sig)
 				return sig;
 		}
@@ -272,7 +274,7 @@ int pump_run(struct pump *p)
 
 /* ---- the relay ---- */
 
-pid_t pump_spawn(const struct relay *r, const struct proc_env *env, int *in, int *out)
+pid_t pump_spawn(const struct relay *r, const struct spawn_env *env, int *in, int *out)
 {
 	int to_prog[2] = {-1, -1}, from_prog[2] = {-1, -1}, saved;
 	pid_t prog;
@@ -281,12 +283,12 @@ pid_t pump_spawn(const struct relay *r, const struct proc_env *env, int *in, int
 		goto out_close;
 	int err = r->ronly || r->halfclose ? STDERR_FILENO : from_prog[1];
 
-	if (r->cmd)
-		prog = proc_cmd_spawn(r->cmd, r->wonly ? STDIN_FILENO : to_prog[0],
-				      r->ronly ? STDOUT_FILENO : from_prog[1], err, env, 0);
-	else
-		prog = proc_spawn(r->program, r->wonly ? STDIN_FILENO : to_prog[0],
-				  r->ronly ? STDOUT_FILENO : from_prog[1], err, env, 0);
+	prog = spawn_start(&(struct spawn){.cmd = r->cmd,
+					   .command = r->program,
+					   .fd = {r->wonly ? STDIN_FILENO : to_prog[0],
+						  r->ronly ? STDOUT_FILENO : from_prog[1], err},
+					   .env = env},
+			   NULL);
 	if (prog < 0)
 		goto out_close;
 	if (to_prog[0] >= 0)
@@ -346,41 +348,95 @@ static void chan_end(struct channel *ch, int conn)
 	}
 }
 
-/* The relay's channel, made now when the program was started first (-P). */
-static struct channel *relay_channel(const struct relay *r, struct pump *p, int conn)
+/*
+ * Wait for the relay's program once the connection is done. Its input was
+ * cut short or altered (p->broken): SIGTERM, so that it does not finish as
+ * if that input were whole. Returns its exit status, which is the relay's.
+ */
+static int relay_wait(const struct relay *r, const struct pump *p, pid_t prog)
 {
-	if (!r->psk || p->ch)
-		return p->ch;
-	if (!(p->ch = pump_channel(r, conn))) {
-		char ip[NET_IPLEN], port[NET_PORTLEN];
-		int err = errno;
-		int side = r->initiator ? 1 : 2;
+	int st = 0;
 
-		/* A server's log names who failed; a client's stderr knows whom it called. */
-		if (!r->initiator && net_name(conn, 1, ip, port) >= 0 && *port)
-			err_warn("%s %s: %s", ip, port, channel_strerror(err, side));
-		else
-			err_warn("%s", channel_strerror(err, side));
-		_exit(EXIT_RUNTIME);
-	}
-	return p->ch;
+	if (p->broken)
+		kill(prog, SIGTERM);
+	if (p->flow[0].out >= 0)
+		close(p->flow[0].out);
+	while (waitpid(prog, &st, 0) < 0 && errno == EINTR)
+		;
+	if (r->end_rest_ms)
+		proc_end_children(r->end_rest_ms, NULL, NULL);
+	return proc_status_code(st);
 }
 
-void pump_relay(const struct relay *r, struct pump *p, int conn, int in, int out, pid_t prog)
+/* Tell r's caller of a fault, if it listens. */
+static void fault(const struct relay *r, enum pump_fault_kind kind, int err, const char *peer)
+{
+	struct pump_fault f = {.kind = kind, .err = err, .initiator = r->initiator, .peer = peer,
+			       .program = r->program};
+
+	if (r->on_fault)
+		r->on_fault(&f, r->fault_arg);
+}
+
+const char *pump_fault_text(const struct pump_fault *f, char *buf, size_t len)
+{
+	switch (f->kind) {
+	case PUMP_FAULT_MEMORY: snprintf(buf, len, "relay: %s", strerror(f->err)); break;
+	case PUMP_FAULT_EXEC:
+		snprintf(buf, len, "exec %s: %s", f->program, strerror(f->err));
+		break;
+	case PUMP_FAULT_STREAM:
+		snprintf(buf, len, "connection: %s", channel_strerror(f->err, 0));
+		break;
+	case PUMP_FAULT_HANDSHAKE:
+		/* A server's log names who failed; a client's stderr knows whom it called. */
+		snprintf(buf, len, "%s%s%s", f->peer ? f->peer : "", f->peer ? ": " : "",
+			 channel_strerror(f->err, f->initiator ? 1 : 2));
+		break;
+	}
+	return buf;
+}
+
+/*
+ * The relay's channel, made now when the program was started first (-P);
+ * with -k, NULL when the handshake failed (a fault).
+ */
+static struct channel *relay_channel(const struct relay *r, struct pump *p, int conn)
+{
+	char ip[NET_IPLEN], port[NET_PORTLEN], peer[NET_IPLEN + NET_PORTLEN + 2];
+	int err;
+
+	if (!r->psk || p->ch)
+		return p->ch;
+	if ((p->ch = pump_channel(r, conn)))
+		return p->ch;
+	err = errno;
+	if (!r->initiator && net_name(conn, 1, ip, port) >= 0 && *port) {
+		snprintf(peer, sizeof peer, "%s %s", ip, port);
+		fault(r, PUMP_FAULT_HANDSHAKE, err, peer);
+	} else {
+		fault(r, PUMP_FAULT_HANDSHAKE, err, NULL);
+	}
+	return NULL;
+}
+
+int pump_relay(const struct relay *r, struct pump *p, int conn, int in, int out, pid_t prog)
 {
 	struct channel *ch;
 	int sig;
 
 	if (!p) {
-		err_warn("relay:");
-		_exit(EXIT_RUNTIME);
+		fault(r, PUMP_FAULT_MEMORY, ENOMEM, NULL);
+		return EXIT_RUNTIME;
 	}
 	ch = relay_channel(r, p, conn);
+	if (r->psk && !ch)
+		return EXIT_RUNTIME;
 	/* A self-pipe of our own: the server's would mix our SIGCHLD into its own. */
 	sig_child_reset();
 	p->sigfd = sig_init(0);
 	if (r->term_ign)
-		signal(SIGTERM, SIG_IGN); /* the program ends, and the relay with its output */
+		sig_ignore(SIGTERM); /* the program ends, and the relay with its output */
 	pump_flow_init(&p->flow[0], r->wonly ? -1 : conn, r->wonly ? -1 : out,
 		       r->crlf ? PUMP_CRLF_TO_LF : PUMP_RAW);
 	pump_flow_init(&p->flow[1], r->ronly ? -1 : in, r->ronly ? -1 : conn,
@@ -397,32 +453,19 @@ void pump_relay(const struct relay *r, struct pump *p, int conn, int in, int out
 	p->stop_mask = r->program && !r->ronly && !r->halfclose ? 2u : r->quit ? 2u : 0u;
 	sig = pump_run(p);
 	if (sig)
-		_exit(EXIT_SIGNAL(sig));
+		return EXIT_SIGNAL(sig);
 	if (p->flow[1].out >= 0 && ch)
 		chan_end(ch, conn);
 	else if (p->flow[1].out >= 0)
 		shutdown(conn, SHUT_WR);
 	if (ch && p->error) /* an altered or cut stream is news; a plain relay says nothing */
-		err_warn("connection: %s", channel_strerror(p->error, 0));
+		fault(r, PUMP_FAULT_STREAM, p->error, NULL);
 	channel_free(ch);
 	linger_close(conn, LINGER_MS);
-	if (prog > 0) {
-		int st = 0;
-		/* Its input was cut short or altered: it must not finish as if it were whole. */
-		if (p->broken)
-			kill(prog, SIGTERM);
-		if (p->flow[0].out >= 0)
-			close(p->flow[0].out);
-		while (waitpid(prog, &st, 0) < 0 && errno == EINTR)
-			;
-		if (r->end_rest_ms)
-			proc_end_children(r->end_rest_ms, NULL, NULL);
-		_exit(proc_status_code(st)); /* the relay ends as its program did */
-	}
-	_exit(0);
+	return prog > 0 ? relay_wait(r, p, prog) : 0;
 }
 
-void pump_child(const struct relay *r, int conn, const struct proc_env *env)
+int pump_child(const struct relay *r, int conn, const struct spawn_env *env)
 {
 	int in = STDIN_FILENO, out = STDOUT_FILENO;
 	pid_t prog = 0;
@@ -434,14 +477,14 @@ void pump_child(const struct relay *r, int conn, const struct proc_env *env)
 	/* -k: no program runs for a peer that does not hold the key. */
 	if (p)
 		p->ch = r->ch;
-	if (p && r->psk)
-		relay_channel(r, p, conn);
+	if (p && r->psk && !relay_channel(r, p, conn))
+		return EXIT_RUNTIME;
 	if (r->program) {
 		prog = pump_spawn(r, env, &in, &out);
 		if (prog < 0) {
-			err_warn("exec %s:", r->program);
-			_exit(EXIT_RUNTIME);
+			fault(r, PUMP_FAULT_EXEC, errno, NULL);
+			return EXIT_RUNTIME;
 		}
 	}
-	pump_relay(r, p, conn, in, out, prog);
+	return pump_relay(r, p, conn, in, out, prog);
 }

@@ -68,13 +68,35 @@ size_t pump_convert(struct pump_flow *f, const char *src, size_t n, char *dst);
 
 /* ---- the relay: a connection and a program (or our stdin/stdout) ---- */
 
-struct proc_env;
-struct proc_cmd;
+struct spawn_env;
+struct cmd;
+
+/*
+ * What ended or broke a relay other than its program, told to the relay's
+ * caller (relay.on_fault) when it happens; pump_fault_text says it.
+ */
+enum pump_fault_kind {
+	PUMP_FAULT_MEMORY,    /* no memory for the relay: it ends (status 1) */
+	PUMP_FAULT_HANDSHAKE, /* -k: the channel's handshake failed: the relay ends (1) */
+	PUMP_FAULT_EXEC,      /* the program could not be started: the relay ends (1) */
+	PUMP_FAULT_STREAM,    /* -k: the peer's stream was altered or cut; the relay goes on */
+};
+
+struct pump_fault {
+	enum pump_fault_kind kind;
+	int err;	     /* errno, or the channel's error (channel_strerror) */
+	int initiator;	     /* HANDSHAKE: we connected */
+	const char *peer;    /* HANDSHAKE on a server: the peer, "ADDRESS PORT"; else NULL */
+	const char *program; /* EXEC: the relay's program */
+};
+
+/* The line that says f, into buf (len bytes), as the tools log it; returns buf. */
+const char *pump_fault_text(const struct pump_fault *f, char *buf, size_t len);
 
 /* How a relay treats its connection (socket's -p, -c, -q, -r, -w). */
 struct relay {
 	const char *program; /* NULL: relay our own stdin and stdout */
-	const struct proc_cmd *cmd; /* program prepared (proc_cmd_init), or NULL: prepare each time */
+	const struct cmd *cmd; /* program prepared (cmd_init), or NULL: prepare each time */
 	int crlf;	     /* -c: LF to CRLF towards the connection, CRLF to LF from it */
 	int quit;	     /* -q: the input's end ends the relay at once */
 	int ronly, wonly;    /* -r: nothing is sent; -w: nothing received is passed on */
@@ -86,6 +108,9 @@ struct relay {
 	int term_ign;	     /* SIGTERM is the program's to act on (pool -x: its group gets it) */
 	long end_rest_ms;    /* a subreaper's relay (pool -x): once the program has ended, end
 				every other child (proc_end_children, this grace) before exit */
+	/* Told of each fault in the relay's process (may be NULL: then nothing is said). */
+	void (*on_fault)(const struct pump_fault *f, void *arg);
+	void *fault_arg;
 };
 
 /*
@@ -107,23 +132,23 @@ struct channel *pump_channel(const struct relay *r, int conn);
  * out: the program keeps our own descriptor there).
  * Returns its pid, or -1 with errno set (nothing left open).
  */
-pid_t pump_spawn(const struct relay *r, const struct proc_env *env, int *in, int *out);
+pid_t pump_spawn(const struct relay *r, const struct spawn_env *env, int *in, int *out);
 
 /*
  * In a connection's child: relay between conn and in/out (the program's
  * pipes, or our own stdin/stdout) until the program's output ends, close
  * the connection gracefully (linger.c), wait for the program (prog 0:
- * none) and _exit with its status (0 without one), or 128+signal when a
- * signal ended the relay, or 1 when p is NULL (no memory). Never returns.
+ * none). Returns the status the child is to _exit with: the program's (0
+ * without one), 128+signal when a signal ended the relay, or 1 after a
+ * fault that ended it (p NULL: no memory; a failed handshake).
  */
-_Noreturn void pump_relay(const struct relay *r, struct pump *p, int conn, int in, int out,
-			  pid_t prog);
+int pump_relay(const struct relay *r, struct pump *p, int conn, int in, int out, pid_t prog);
 
 /*
  * In a connection's child, which leads its process group: start the
- * program (if any) and relay. A program that cannot be started ends the
- * child with status 1 and one line of diagnostics. Never returns.
+ * program (if any) and relay. Returns the status to _exit with, as
+ * pump_relay; 1 when the program could not be started (a fault).
  */
-_Noreturn void pump_child(const struct relay *r, int conn, const struct proc_env *env);
+int pump_child(const struct relay *r, int conn, const struct spawn_env *env);
 
 #endif

@@ -1,4 +1,3 @@
-#define _GNU_SOURCE /* signalfd */
 #include "server.h"
 
 #include <errno.h>
@@ -7,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,7 +14,26 @@
 #include "io.h"
 #include "mem.h"
 #include "sig.h"
+#include "spawn.h"
 #include "worker.h"
+
+#define FORK_PAUSE_MS 1000 /* a worker could not be forked or recorded: try again this later */
+
+/* Tell the caller of ev, if it listens; errno is kept. */
+static void tell(const struct server *s, struct server_event ev)
+{
+	int saved = errno;
+
+	if (s->o->on_event)
+		s->o->on_event(&ev, s->o->event_arg);
+	errno = saved;
+}
+
+/* A step failed with errno. */
+static void failed(const struct server *s, const char *step)
+{
+	tell(s, (struct server_event){.type = SERVER_EV_FAILED, .name = step, .err = errno});
+}
 
 /* Keep room for every pid teardown must end, so that it never allocates. */
 static int ends_reserve(struct server *s, size_t extra)
@@ -53,21 +70,13 @@ static void conn_name(const struct server *s, struct server_conn *c, int fd)
 		strcpy(c->peer, "UNIX");
 	else
 		snprintf(c->peer, sizeof c->peer, "%s %s", ip, port);
-	err_warn("connection from %s", c->peer);
+	tell(s, (struct server_event){.type = SERVER_EV_CONN, .name = c->peer});
 }
 
-/* SIGQUIT and SIGUSR2, blocked, as a descriptor to poll. */
-static int control_signals(void)
+/* A relay child's fault, passed on. */
+static void relay_fault(const struct pump_fault *f, void *arg)
 {
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGQUIT);
-	sigaddset(&set, SIGUSR2);
-	/* Blocked before the descriptor exists: none can arrive in between and kill us. */
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		return -1;
-	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	tell(arg, (struct server_event){.type = SERVER_EV_RELAY, .fault = f});
 }
 
 int server_init(struct server *s, const struct server_opts *o, struct listener *l, int sigfd)
@@ -76,21 +85,20 @@ int server_init(struct server *s, const struct server_opts *o, struct listener *
 	s->o = o;
 	s->relay = o->relay;
 	s->sigfd = sigfd;
-	s->ctlfd = -1;
 	s->chan[0] = s->chan[1] = -1;
 	s->l = *l;
 	l->n = 0; /* ours now */
+	s->relay.on_fault = relay_fault;
+	s->relay.fault_arg = s;
 	if (o->relay.program) {
-		if (proc_cmd_init(&s->cmd, o->relay.program, o->exec_path) < 0)
+		if (cmd_init(&s->cmd, o->relay.program, o->exec_path) < 0)
 			return -1;
 		s->relay.cmd = &s->cmd;
 	}
 	if (s->l.n) {
-		proc_ucspi_listener(&s->env, s->l.fd[0]);
+		ucspi_listener(&s->env, s->l.fd[0]);
 		if (s->l.n > 1)
-			proc_ucspi_several(&s->env);
-		if ((s->ctlfd = control_signals()) < 0)
-			return -1;
+			ucspi_several(&s->env);
 	}
 	if (ends_reserve(s, 0) < 0)
 		return -1;
@@ -104,7 +112,7 @@ int server_init(struct server *s, const struct server_opts *o, struct listener *
 		prefork_init(&s->pool, (size_t)o->wmin, max, o->wmax > 0, o->idle_ms);
 		s->pooled = 1;
 		/* Workers exec the program themselves: its environment is made once, here. */
-		if (!o->prestart && pump_direct(&o->relay) && proc_ucspi_envp(&s->env) < 0)
+		if (!o->prestart && pump_direct(&o->relay) && ucspi_envp(&s->env) < 0)
 			return -1;
 	}
 	return 0;
@@ -117,10 +125,14 @@ static pid_t serve_direct(struct server *s, struct server_conn *c, int fd)
 	int fds[3];
 	pid_t pid;
 
-	proc_conn_fds(fd, r->ronly, r->wonly, fds);
+	ucspi_fds(fd, r->ronly, r->wonly, fds);
 	if (r->ronly)
 		shutdown(fd, SHUT_WR);
-	pid = proc_cmd_spawn(&s->cmd, fds[0], fds[1], fds[2], &s->env.env, PROC_NEWPGRP);
+	pid = spawn_start(&(struct spawn){.cmd = &s->cmd,
+					  .fd = {fds[0], fds[1], fds[2]},
+					  .env = &s->env.env,
+					  .flags = SPAWN_NEWPGRP},
+			  NULL);
 	if (pid < 0)
 		return -1;
 	c->fd = fd; /* kept for the graceful close once the program ends */
@@ -130,23 +142,19 @@ static pid_t serve_direct(struct server *s, struct server_conn *c, int fd)
 /* A relay child: -c, or our own stdin and stdout. */
 static pid_t serve_relay(struct server *s, int fd)
 {
-	pid_t pid = fork();
+	pid_t pid = spawn_fork(SPAWN_NEWPGRP);
 
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
-		setpgid(0, 0);
 		listener_close(&s->l);
-		if (s->ctlfd >= 0)
-			close(s->ctlfd);
 		/* Other connections' copies are not ours to hold. */
 		for (size_t i = 0; i + 1 < s->nconns; i++)
 			if (s->conns[i].fd >= 0)
 				close(s->conns[i].fd);
 		linger_free(&s->linger);
-		pump_child(&s->relay, fd, &s->env.env);
+		_exit(pump_child(&s->relay, fd, &s->env.env));
 	}
-	setpgid(pid, pid);
 	close(fd);
 	return pid;
 }
@@ -158,18 +166,19 @@ void server_serve(struct server *s, int fd)
 	pid_t pid;
 
 	if (!c) {
-		err_warn("connection dropped:");
+		failed(s, "connection dropped");
 		close(fd);
 		return;
 	}
 	conn_name(s, c, fd);
 	if (!s->l.n && !s->env.proto[0])
-		proc_ucspi_listener(&s->env, fd); /* a client's connection: no listener */
-	proc_ucspi_conn(&s->env, fd);
+		ucspi_listener(&s->env, fd); /* a client's connection: no listener */
+	ucspi_conn(&s->env, fd);
 	if (pump_direct(r)) {
 		pid = serve_direct(s, c, fd);
 		if (pid < 0) {
-			err_warn("exec %s:", r->program);
+			tell(s, (struct server_event){.type = SERVER_EV_EXEC, .name = r->program,
+						      .err = errno});
 			s->status = EXIT_RUNTIME;
 			c->fd = -1;
 			conn_drop(s, s->nconns - 1);
@@ -179,7 +188,7 @@ void server_serve(struct server *s, int fd)
 	} else {
 		pid = serve_relay(s, fd);
 		if (pid < 0) {
-			err_warn("fork:");
+			failed(s, "fork");
 			conn_drop(s, s->nconns - 1);
 			close(fd);
 			return;
@@ -204,23 +213,23 @@ static void pool_fill(struct server *s)
 		pid_t pid;
 
 		if (ends_reserve(s, 1) < 0) {
-			err_warn("worker pool:");
-			s->fork_pause_until = now + 1000;
+			failed(s, "worker pool");
+			s->fork_pause_until = now + FORK_PAUSE_MS;
 			return;
 		}
-		pid = fork();
+		/* A group of its own at once, so a TERM to its group cannot miss. */
+		pid = spawn_fork(SPAWN_NEWPGRP);
 		if (pid < 0) {
-			err_warn("fork:");
-			s->fork_pause_until = now + 1000;
+			failed(s, "fork");
+			s->fork_pause_until = now + FORK_PAUSE_MS;
 			return;
 		}
 		if (pid == 0)
-			worker_run(s);
-		setpgid(pid, pid); /* so a TERM to its group cannot miss */
+			_exit(worker_run(s));
 		if (prefork_add(&s->pool, pid, now) < 0) {
-			err_warn("worker pool:");
+			failed(s, "worker pool");
 			kill(pid, SIGKILL);
-			s->fork_pause_until = now + 1000;
+			s->fork_pause_until = now + FORK_PAUSE_MS;
 			return;
 		}
 	}
@@ -254,7 +263,9 @@ static void pool_notes(struct server *s)
 	while ((r = prefork_recv(s->chan[0], &note, &fd)) > 0) {
 		if (note.kind == PREFORK_NOTE_EXECFAIL) {
 			if (prefork_failed(&s->pool, note.pid, note.err) == 1)
-				err_warn("exec %s: %s", s->o->relay.program, strerror(note.err));
+				tell(s, (struct server_event){.type = SERVER_EV_EXEC,
+							      .name = s->o->relay.program,
+							      .err = note.err});
 		} else if (note.kind == PREFORK_NOTE_ACCEPTED) {
 			pool_accepted(s, note.pid, &fd);
 		}
@@ -262,13 +273,7 @@ static void pool_notes(struct server *s)
 			close(fd);
 	}
 	if (r < 0)
-		err_warn("worker notes:");
-}
-
-static void pool_status(const struct server *s)
-{
-	err_warn("status: ready %zu busy %zu served %llu errors %llu", s->pool.ready, s->pool.busy,
-		 s->pool.served, s->pool.errors);
+		failed(s, "worker notes");
 }
 
 /* Ask every ready worker to go; one that accepted meanwhile serves its connection. */
@@ -294,16 +299,15 @@ static void reload(struct server *s)
 
 	if (!s->pooled) {
 		if (s->o->verbose)
-			err_warn("SIGUSR2: without -W every connection starts its program afresh; "
-				 "nothing to reload");
+			tell(s, (struct server_event){.type = SERVER_EV_RELOAD_NONE});
 		return;
 	}
 	if (s->stopping)
 		return;
-	if (proc_cmd_find(&s->cmd) < 0) {
-		err_warn("reload: %s: %s; the running workers go on",
-			 proc_cmd_name(s->relay.program, name, sizeof name),
-			 errno == ENOENT ? "not found" : strerror(errno));
+	if (cmd_find(&s->cmd) < 0) {
+		tell(s, (struct server_event){.type = SERVER_EV_RELOAD_FAILED,
+					      .name = cmd_name(s->relay.program, name, sizeof name),
+					      .err = errno});
 		return;
 	}
 	s->generation++;
@@ -314,8 +318,10 @@ static void reload(struct server *s)
 	for (size_t i = 0; i < old; i++)
 		kill(s->ends[i], SIGWINCH);
 	if (s->o->verbose)
-		err_warn("SIGUSR2: reload: generation %u, %zu ready worker(s) retired, %zu busy finish",
-			 s->generation, old, s->pool.busy);
+		tell(s, (struct server_event){.type = SERVER_EV_RELOAD,
+					      .generation = s->generation,
+					      .count = old,
+					      .conns = s->pool.busy});
 }
 
 /* SIGQUIT: no new connection; the running ones have until stop_by. */
@@ -326,40 +332,60 @@ static void graceful_stop(struct server *s, long long now)
 	s->stopping = 1;
 	s->stop_by = now + s->o->stop_ms;
 	if (s->o->verbose)
-		err_warn("SIGQUIT: graceful stop: %zu connection(s) have %ld ms to finish", s->running,
-			 s->o->stop_ms);
+		tell(s, (struct server_event){.type = SERVER_EV_STOP, .conns = s->running,
+					      .ms = s->o->stop_ms});
 	stop_listening(s);
 	if (s->pooled)
 		retire_ready(s);
 }
 
-/* Drain the control signals. */
-static void control(struct server *s, long long now)
-{
-	struct signalfd_siginfo si[8];
-	ssize_t n;
+/* What one wake's signals ask for: the control ones (SIGQUIT, SIGUSR2) in the order they came. */
+struct wake {
+	int term; /* the first teardown signal, or 0 */
+	int chld, usr1;
+	int ctl[16];
+	size_t nctl;
+};
 
-	while ((n = read(s->ctlfd, si, sizeof si)) > 0)
-		for (size_t i = 0; i < (size_t)n / sizeof si[0]; i++) {
-			if (si[i].ssi_signo == SIGQUIT)
-				graceful_stop(s, now);
-			else if (si[i].ssi_signo == SIGUSR2)
-				reload(s);
-		}
+static void read_signals(struct wake *w)
+{
+	int sig;
+
+	while ((sig = sig_read()) > 0) {
+		if (sig_is_term(sig) && !w->term)
+			w->term = sig;
+		else if (sig == SIGCHLD)
+			w->chld = 1;
+		else if (sig == SIGUSR1)
+			w->usr1 = 1;
+		else if ((sig == SIGQUIT || sig == SIGUSR2) &&
+			 w->nctl < sizeof w->ctl / sizeof w->ctl[0])
+			w->ctl[w->nctl++] = sig;
+	}
+}
+
+static void control(struct server *s, const struct wake *w, long long now)
+{
+	for (size_t i = 0; i < w->nctl; i++) {
+		if (w->ctl[i] == SIGQUIT)
+			graceful_stop(s, now);
+		else
+			reload(s);
+	}
 }
 
 /* ---- the loop ---- */
 
 static void on_reaped(struct server *s, pid_t pid, int status)
 {
-	int gone = s->pooled ? prefork_gone(&s->pool, pid, io_now_ms()) : -1;
+	enum prefork_gone gone =
+		s->pooled ? prefork_gone(&s->pool, pid, io_now_ms()) : PREFORK_GONE_NOT_OURS;
 
-	if (gone == 2)
-		err_warn("workers end faster than %d a second without serving; "
-			 "pausing forks for %lld ms",
-			 PREFORK_DEATHS, s->pool.backoff_until - io_now_ms());
+	if (gone == PREFORK_GONE_BACKOFF)
+		tell(s, (struct server_event){.type = SERVER_EV_BACKOFF,
+					      .ms = s->pool.backoff_until - io_now_ms()});
 	/* A worker that never served: what is left of its group (a -P program) goes too. */
-	if (gone >= 1)
+	if (gone >= PREFORK_GONE_UNSERVED)
 		kill(-pid, SIGKILL);
 	for (size_t i = 0; i < s->nconns; i++) {
 		struct server_conn *c = &s->conns[i];
@@ -368,8 +394,8 @@ static void on_reaped(struct server *s, pid_t pid, int status)
 			continue;
 		s->running--;
 		if (s->o->verbose)
-			err_warn("connection from %s closed, status %d", c->peer,
-				 proc_status_code(status));
+			tell(s, (struct server_event){.type = SERVER_EV_CONN_END, .name = c->peer,
+						      .code = proc_status_code(status)});
 		/* FIN after everything the program wrote; then drain the peer. */
 		if (c->fd >= 0)
 			linger_add(&s->linger, c->fd, LINGER_MS);
@@ -406,11 +432,8 @@ static void stop_listening(struct server *s)
 
 static void release(struct server *s)
 {
-	if (s->ctlfd >= 0)
-		close(s->ctlfd);
-	s->ctlfd = -1;
-	proc_cmd_free(&s->cmd);
-	proc_ucspi_free(&s->env);
+	cmd_free(&s->cmd);
+	ucspi_free(&s->env);
 	while (s->nconns)
 		conn_drop(s, 0);
 	free(s->conns);
@@ -433,7 +456,8 @@ static int teardown(struct server *s, int sig)
 
 	stop_listening(s);
 	if (s->o->verbose)
-		err_warn("signal %d: ending %zu connection(s)", sig, s->running);
+		tell(s, (struct server_event){.type = SERVER_EV_TEARDOWN, .code = sig,
+					      .conns = s->running});
 	if (s->pooled)
 		n = prefork_pids(&s->pool, s->ends); /* busy ones are in conns too */
 	for (size_t i = 0; i < s->nconns; i++) {
@@ -464,8 +488,8 @@ static void accept_one(struct server *s, long long now)
 
 	if (fd < 0) {
 		if (failures)
-			err_warn("accept: %s (%lu in the last second; pausing)", strerror(errno),
-				 failures);
+			tell(s, (struct server_event){.type = SERVER_EV_ACCEPT, .err = errno,
+						      .count = failures});
 		return;
 	}
 	if (!s->o->loop) /* one connection only */
@@ -483,81 +507,111 @@ static int serving(const struct server *s)
 	return s->l.n > 0;
 }
 
+/* One turn's poll set, and where each part of it is. */
+struct poll_set {
+	struct pollfd *pfd; /* [0] the self-pipe, then linger's, the listeners', the channel */
+	size_t cap, n;
+	size_t nlin, nl; /* linger's from [1], the listeners' after them */
+	int chan_at;	 /* the workers' channel, or -1 */
+	long long at;	 /* the deadline of the wait */
+};
+
+/*
+ * Make ps for this turn: the self-pipe, the closes draining their peers,
+ * the listeners while accepting, the workers' channel, and the earliest
+ * deadline of them all. Returns 0, or -1 with errno ENOMEM.
+ */
+static int poll_set(struct server *s, struct poll_set *ps, long long now)
+{
+	size_t most = 1 + s->linger.n + LISTENER_MAX + 1;
+
+	if (mem_reserve(&ps->pfd, &ps->cap, most, sizeof *ps->pfd, 16) < 0)
+		return -1;
+	ps->n = ps->nl = 0;
+	ps->chan_at = -1;
+	ps->pfd[ps->n++] = (struct pollfd){.fd = s->sigfd, .events = POLLIN};
+	ps->nlin = linger_pollfds(&s->linger, ps->pfd + ps->n);
+	ps->n += ps->nlin;
+	ps->at = deadline_in(linger_timeout(&s->linger, now), now);
+	if (accepting(s)) {
+		ps->nl = listener_pollfds(&s->l, ps->pfd + ps->n, now);
+		ps->n += ps->nl;
+		ps->at = deadline_earlier(ps->at, deadline_in(listener_timeout(&s->l, now), now));
+	}
+	if (s->pooled) {
+		ps->chan_at = (int)ps->n;
+		ps->pfd[ps->n++] = (struct pollfd){.fd = s->chan[0], .events = POLLIN};
+		ps->at = deadline_earlier(ps->at, deadline_in(prefork_timeout(&s->pool, now), now));
+		if (s->fork_pause_until > now)
+			ps->at = deadline_earlier(ps->at, s->fork_pause_until);
+	}
+	if (s->stopping)
+		ps->at = deadline_earlier(ps->at, s->stop_by);
+	return 0;
+}
+
+/*
+ * Act on what the poll found. Returns 0, or the signal to tear down for:
+ * a teardown signal, or SIGQUIT when a graceful stop ran out of time.
+ */
+static int after_poll(struct server *s, const struct poll_set *ps)
+{
+	struct wake w = {0};
+	long long now;
+	pid_t pid;
+
+	if (ps->pfd[0].revents)
+		read_signals(&w);
+	if (w.term)
+		return w.term;
+	if (ps->chan_at >= 0 && ps->pfd[ps->chan_at].revents)
+		pool_notes(s);
+	if (w.chld)
+		reap_all(s);
+	now = io_now_ms();
+	control(s, &w, now);
+	if (s->stopping && now >= s->stop_by && serving(s))
+		return SIGQUIT; /* out of time: the prompt way */
+	if (s->pooled) {
+		if (w.usr1)
+			tell(s, (struct server_event){.type = SERVER_EV_STATUS, .pool = &s->pool});
+		while ((pid = prefork_retire(&s->pool, now)) > 0)
+			kill(pid, SIGWINCH);
+	}
+	linger_handle(&s->linger, ps->pfd + 1, ps->nlin, now);
+	for (size_t k = 1 + ps->nlin; k < 1 + ps->nlin + ps->nl; k++)
+		if (ps->pfd[k].revents) {
+			accept_one(s, now);
+			break;
+		}
+	return 0;
+}
+
 int server_run(struct server *s)
 {
-	struct pollfd *pfd = NULL;
-	size_t pcap = 0;
+	struct poll_set ps = {.pfd = NULL};
+	int sig = 0;
 
-	while (serving(s)) {
-		size_t n = 0, nlin, nl = 0;
-		int usr1 = 0, chld = 0, sig, chan_at = -1, ctl_at = -1;
-		long long now, at;
-		pid_t pid;
+	while (!sig && serving(s)) {
+		long long now;
 
 		if (s->pooled)
 			pool_fill(s);
 		now = io_now_ms();
-		if (mem_reserve(&pfd, &pcap, s->linger.n + LISTENER_MAX + 3, sizeof *pfd, 16) < 0) {
-			err_warn("poll set:");
-			free(pfd);
-			return teardown(s, SIGTERM);
+		if (poll_set(s, &ps, now) < 0) {
+			failed(s, "poll set");
+			sig = SIGTERM;
+		} else if (poll(ps.pfd, (nfds_t)ps.n, deadline_timeout(ps.at, now)) < 0 &&
+			   errno != EINTR) {
+			failed(s, "poll");
+			sig = SIGTERM;
+		} else {
+			sig = after_poll(s, &ps);
 		}
-		pfd[n++] = (struct pollfd){.fd = s->sigfd, .events = POLLIN};
-		nlin = linger_pollfds(&s->linger, pfd + n);
-		n += nlin;
-		at = deadline_in(linger_timeout(&s->linger, now), now);
-		if (accepting(s)) {
-			nl = listener_pollfds(&s->l, pfd + n, now);
-			n += nl;
-			at = deadline_earlier(at, deadline_in(listener_timeout(&s->l, now), now));
-		}
-		if (s->pooled) {
-			chan_at = (int)n;
-			pfd[n++] = (struct pollfd){.fd = s->chan[0], .events = POLLIN};
-			at = deadline_earlier(at, deadline_in(prefork_timeout(&s->pool, now), now));
-			if (s->fork_pause_until > now)
-				at = deadline_earlier(at, s->fork_pause_until);
-		}
-		if (s->ctlfd >= 0) {
-			ctl_at = (int)n;
-			pfd[n++] = (struct pollfd){.fd = s->ctlfd, .events = POLLIN};
-		}
-		if (s->stopping)
-			at = deadline_earlier(at, s->stop_by);
-		if (poll(pfd, (nfds_t)n, deadline_timeout(at, now)) < 0 && errno != EINTR) {
-			err_warn("poll:");
-			free(pfd);
-			return teardown(s, SIGTERM);
-		}
-		if (pfd[0].revents && (sig = sig_drain(&chld, &usr1)) != 0) {
-			free(pfd);
-			return teardown(s, sig);
-		}
-		if (chan_at >= 0 && pfd[chan_at].revents)
-			pool_notes(s);
-		if (chld)
-			reap_all(s);
-		now = io_now_ms();
-		if (ctl_at >= 0 && pfd[ctl_at].revents)
-			control(s, now);
-		if (s->stopping && now >= s->stop_by && serving(s)) {
-			free(pfd);
-			return teardown(s, SIGQUIT); /* out of time: the prompt way */
-		}
-		if (s->pooled) {
-			if (usr1)
-				pool_status(s);
-			while ((pid = prefork_retire(&s->pool, now)) > 0)
-				kill(pid, SIGWINCH);
-		}
-		linger_handle(&s->linger, pfd + 1, nlin, now);
-		for (size_t k = 1 + nlin; k < 1 + nlin + nl; k++)
-			if (pfd[k].revents) {
-				accept_one(s, now);
-				break;
-			}
 	}
-	free(pfd);
+	free(ps.pfd);
+	if (sig)
+		return teardown(s, sig);
 	release(s);
 	return s->stopping ? EXIT_SIGNAL(SIGQUIT) : s->status;
 }

@@ -19,7 +19,8 @@
 #include "net.h"
 #include "proc.h"
 #include "pump.h"
-#include "sig.h"
+#include "spawn.h"
+#include "ucspi.h"
 #include "wire.h"
 
 struct service *service_open(const struct service_config *cfg)
@@ -143,7 +144,7 @@ static _Noreturn void not_started(int report)
 	if (write(report, &err, sizeof err) < 0) {
 		/* the pool then says only that the service exited 127 */
 	}
-	_exit(127);
+	_exit(EXIT_EXEC);
 }
 
 /* The program's exit status, once it has ended. */
@@ -161,9 +162,12 @@ static int wait_status(pid_t pid)
  * 2), waited for. TERM to the group is for the program; the leader ends
  * once the program has, and what it left behind with it.
  */
-static _Noreturn void lead_plain(struct service *s, const struct proc_env *env, int report)
+static _Noreturn void lead_plain(struct service *s, const struct spawn_env *env, int report)
 {
-	pid_t prog = proc_spawn(s->program, s->fd, s->fd, STDERR_FILENO, env, 0);
+	pid_t prog = spawn_start(&(struct spawn){.command = s->program,
+						 .fd = {s->fd, s->fd, STDERR_FILENO},
+						 .env = env},
+				 NULL);
 	int status;
 
 	if (prog < 0)
@@ -175,19 +179,31 @@ static _Noreturn void lead_plain(struct service *s, const struct proc_env *env, 
 	_exit(status);
 }
 
+/* A relay child's fault, in the pool's log. */
+static void say_fault(const struct pump_fault *f, void *arg)
+{
+	char why[512];
+
+	(void)arg;
+	err_warn("%s", pump_fault_text(f, why, sizeof why));
+}
+
 /*
  * In the leader, version 3: the program on pipes, relayed through the
  * channel (the program's output ending ends the connection, as its close
  * would); the relay waits for it and ends the rest (relay.end_rest_ms).
  */
-static _Noreturn void lead_relay(struct service *s, const struct proc_env *env, int report,
+static _Noreturn void lead_relay(struct service *s, const struct spawn_env *env, int report,
 				 const int to_prog[2], const int from_prog[2])
 {
 	/* TERM to the group is for the program: the relay ends when its output does. */
 	struct relay r = {.program = s->program, .psk = s->psk, .ch = s->ch, .term_ign = 1,
-			  .end_rest_ms = s->grace_ms};
+			  .end_rest_ms = s->grace_ms, .on_fault = say_fault};
 	struct pump *p = calloc(1, sizeof *p);
-	pid_t prog = proc_spawn(s->program, to_prog[0], from_prog[1], STDERR_FILENO, env, 0);
+	pid_t prog = spawn_start(&(struct spawn){.command = s->program,
+						 .fd = {to_prog[0], from_prog[1], STDERR_FILENO},
+						 .env = env},
+				 NULL);
 
 	if (prog < 0)
 		not_started(report);
@@ -198,7 +214,7 @@ static _Noreturn void lead_relay(struct service *s, const struct proc_env *env, 
 	io_set_nonblock(from_prog[0], 1);
 	if (p)
 		p->ch = s->ch;
-	pump_relay(&r, p, s->fd, from_prog[0], to_prog[1], prog);
+	_exit(pump_relay(&r, p, s->fd, from_prog[0], to_prog[1], prog));
 }
 
 /*
@@ -210,19 +226,18 @@ static _Noreturn void lead_relay(struct service *s, const struct proc_env *env, 
  * descendant ends with the service, at its run cap too. Returns its pid,
  * or -1 with errno.
  */
-static pid_t leader_start(struct service *s, const struct proc_env *env)
+static pid_t leader_start(struct service *s, const struct spawn_env *env)
 {
 	int to_prog[2] = {-1, -1}, from_prog[2] = {-1, -1}, report[2] = {-1, -1}, saved;
 	pid_t pid = -1;
 
 	if (io_pipe(report) < 0 || (s->ch && (io_pipe(to_prog) < 0 || io_pipe(from_prog) < 0)))
 		goto out;
-	if ((pid = fork()) == 0) {
+	/* Our own code in the child: spawn_fork resets sig.c's signals there, and makes the group. */
+	if ((pid = spawn_fork(SPAWN_NEWPGRP)) == 0) {
 		int errfd = s->errfd >= 0 ? s->errfd : STDERR_FILENO;
 
-		setpgid(0, 0);
 		prctl(PR_SET_CHILD_SUBREAPER, 1);
-		sig_child_reset();
 		if (errfd != STDERR_FILENO && dup2(errfd, STDERR_FILENO) < 0)
 			_exit(EXIT_RUNTIME);
 		if (!s->ch)
@@ -230,7 +245,6 @@ static pid_t leader_start(struct service *s, const struct proc_env *env)
 		lead_relay(s, env, report[1], to_prog, from_prog);
 	}
 	if (pid > 0) {
-		setpgid(pid, pid);
 		io_set_nonblock(report[0], 1);
 		s->report_fd = report[0]; /* read once the leader is reaped */
 		report[0] = -1;
@@ -252,16 +266,16 @@ out:
 /* The program, on the caller's connection, in a clean environment. */
 static void run(struct service *s)
 {
-	struct proc_ucspi u;
-	char name[128], *set[PROC_UCSPI_VARS + 3];
-	struct proc_env env = {set, NULL, 1};
+	struct ucspi u;
+	char name[128], *set[UCSPI_VARS + 3];
+	struct spawn_env env = {set, NULL, 1};
 	size_t n = 0;
 
 	listener_close(&s->l);
 	/* The program gets the connection as any program gets its stdin: blocking. */
 	io_set_nonblock(s->fd, 0);
-	proc_ucspi_listener(&u, s->fd);
-	proc_ucspi_conn(&u, s->fd);
+	ucspi_listener(&u, s->fd);
+	ucspi_conn(&u, s->fd);
 	for (char *const *v = u.env.set; *v; v++)
 		set[n++] = *v;
 	snprintf(name, sizeof name, "SERVICE_NAME=%s", s->name);
@@ -383,7 +397,7 @@ int service_reaped(struct service *s, pid_t pid, int status)
 	/* Whatever the program left in its group goes with it. */
 	kill(-s->pid, SIGKILL);
 	/* Its leader has gone: what it had to tell of the program's start is there, or nothing. */
-	if (s->status == 127 && read(s->report_fd, &s->exec_err, sizeof s->exec_err) !=
+	if (s->status == EXIT_EXEC && read(s->report_fd, &s->exec_err, sizeof s->exec_err) !=
 					(ssize_t)sizeof s->exec_err)
 		s->exec_err = 0;
 	close(s->report_fd);

@@ -3,44 +3,100 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
-/* The one mutable global the library keeps: a handler can reach nothing else. */
-static int self_pipe[2] = {-1, -1};
+#define SIG_LAST 31 /* every signal SIG_BIT can name */
 
-static const int caught[] = {SIGINT, SIGHUP, SIGTERM, SIGCHLD, SIGUSR1};
+/*
+ * The one mutable global the library keeps: a handler can reach nothing
+ * else, and a child must know what to reset. Process-wide by nature.
+ */
+static struct {
+	int fd[2];	       /* the self-pipe: [0] read by the loop, [1] written by the handler */
+	unsigned caught;       /* SIG_BIT of each signal our handler catches */
+	unsigned ignored;      /* SIG_BIT of each signal we set to SIG_IGN */
+	unsigned char buf[64]; /* read from the pipe, not yet returned by sig_read */
+	size_t off, len;
+} self = {.fd = {-1, -1}};
 
 static void on_signal(int sig)
 {
 	int saved = errno;
 	unsigned char b = (unsigned char)sig;
 
-	if (write(self_pipe[1], &b, 1) < 0) {
-		/* pipe full: a byte is already pending, poll will wake */
+	if (write(self.fd[1], &b, 1) < 0) {
+		/* the pipe is full: see sig_read */
 	}
 	errno = saved;
 }
 
-int sig_init(int want_usr1)
+static int set_disposition(int sig, void (*handler)(int))
 {
 	struct sigaction sa;
 
-	if (self_pipe[0] < 0 && pipe2(self_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
-		return -1;
 	memset(&sa, 0, sizeof sa);
 	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = on_signal;
-	sa.sa_flags = SA_RESTART;
-	for (size_t i = 0; i < sizeof caught / sizeof caught[0]; i++) {
-		if (caught[i] == SIGUSR1 && !want_usr1)
-			continue;
-		if (sigaction(caught[i], &sa, NULL) < 0)
-			return -1;
+	sa.sa_handler = handler;
+	sa.sa_flags = handler == on_signal ? SA_RESTART : 0;
+	return sigaction(sig, &sa, NULL);
+}
+
+int sig_catch(unsigned set)
+{
+	if (set & ~SIG_CATCHABLE) {
+		errno = EINVAL;
+		return -1;
 	}
-	signal(SIGPIPE, SIG_IGN);
-	return self_pipe[0];
+	if (self.fd[0] < 0 && pipe2(self.fd, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -1;
+	for (int sig = 1; sig <= SIG_LAST; sig++) {
+		if (!(set & SIG_BIT(sig)))
+			continue;
+		if (set_disposition(sig, on_signal) < 0)
+			return -1;
+		self.caught |= SIG_BIT(sig);
+		self.ignored &= ~SIG_BIT(sig);
+	}
+	return self.fd[0];
+}
+
+int sig_init(unsigned extra)
+{
+	if (sig_catch(SIG_BASE | extra) < 0 || sig_ignore(SIGPIPE) < 0)
+		return -1;
+	return self.fd[0];
+}
+
+int sig_ignore(int sig)
+{
+	if (sig < 1 || sig > SIG_LAST) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (set_disposition(sig, SIG_IGN) < 0)
+		return -1;
+	self.ignored |= SIG_BIT(sig);
+	self.caught &= ~SIG_BIT(sig);
+	return 0;
+}
+
+int sig_read(void)
+{
+	if (self.off == self.len) {
+		ssize_t n;
+
+		do
+			n = read(self.fd[0], self.buf, sizeof self.buf);
+		while (n < 0 && errno == EINTR);
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n <= 0)
+			return n < 0 ? -1 : 0;
+		self.off = 0;
+		self.len = (size_t)n;
+	}
+	return self.buf[self.off++];
 }
 
 int sig_is_term(int sig)
@@ -48,37 +104,39 @@ int sig_is_term(int sig)
 	return sig == SIGINT || sig == SIGHUP || sig == SIGTERM;
 }
 
-int sig_drain(int *chld, int *usr1)
+int sig_drain(int *chld)
 {
-	unsigned char buf[64];
-	ssize_t n;
-	int term = 0;
+	int sig, term = 0;
 
-	while ((n = read(self_pipe[0], buf, sizeof buf)) > 0) {
-		for (ssize_t i = 0; i < n; i++) {
-			if (sig_is_term(buf[i]) && !term)
-				term = buf[i];
-			else if (buf[i] == SIGCHLD && chld)
-				*chld = 1;
-			else if (buf[i] == SIGUSR1 && usr1)
-				*usr1 = 1;
-		}
+	while ((sig = sig_read()) > 0) {
+		if (sig_is_term(sig) && !term)
+			term = sig;
+		else if (sig == SIGCHLD && chld)
+			*chld = 1;
 	}
 	return term;
 }
 
-void sig_child_reset(void)
+void sig_exec_reset(void)
 {
+	unsigned changed = self.caught | self.ignored;
 	sigset_t none;
 
-	for (size_t i = 0; i < sizeof caught / sizeof caught[0]; i++)
-		signal(caught[i], SIG_DFL);
-	signal(SIGPIPE, SIG_DFL);
+	for (int sig = 1; sig <= SIG_LAST; sig++)
+		if (changed & SIG_BIT(sig))
+			set_disposition(sig, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (self_pipe[0] >= 0) {
-		close(self_pipe[0]);
-		close(self_pipe[1]);
-		self_pipe[0] = self_pipe[1] = -1;
+}
+
+void sig_child_reset(void)
+{
+	sig_exec_reset();
+	if (self.fd[0] >= 0) {
+		close(self.fd[0]);
+		close(self.fd[1]);
 	}
+	self.fd[0] = self.fd[1] = -1;
+	self.caught = self.ignored = 0;
+	self.off = self.len = 0;
 }

@@ -1,4 +1,4 @@
-#define _GNU_SOURCE /* epoll_pwait, EPOLLEXCLUSIVE */
+#define _GNU_SOURCE /* EPOLLEXCLUSIVE */
 #include "worker.h"
 
 #include <errno.h>
@@ -10,27 +10,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cmd.h"
 #include "err.h"
 #include "sig.h"
+#include "spawn.h"
+#include "ucspi.h"
 
-/*
- * A worker's flags: SIGWINCH asks a ready worker to retire (a program
- * ignores it by default, should one arrive after the exec); SIGCHLD tells
- * a -P worker its program ended. Process-wide by nature: a handler can
- * reach nothing else, and a worker is a process of its own.
- */
-static volatile sig_atomic_t worker_retire, worker_chld;
+/* What wait_accept returns without a connection. */
+enum { WAIT_FAILED = -1, WAIT_RETIRE = -2 };
 
-static void on_signal(int sig)
-{
-	if (sig == SIGWINCH)
-		worker_retire = 1;
-	else
-		worker_chld = 1;
-}
-
-/* Asked to go before a connection came: a prestarted program goes too. */
-static _Noreturn void retire(pid_t prog, int in, int out)
+/* Asked to go before a connection came: a prestarted program goes too. Returns the exit status. */
+static int retire(pid_t prog, int in, int out)
 {
 	if (prog > 0) {
 		if (in >= 0)
@@ -39,49 +29,53 @@ static _Noreturn void retire(pid_t prog, int in, int out)
 			close(out);
 		kill(prog, SIGTERM); /* the master ends what is left of our group */
 	}
-	_exit(0);
+	return 0;
 }
 
 /*
  * Wait for a connection on the shared listening sockets. Each worker has an
  * epoll set of its own with every socket in it as EPOLLEXCLUSIVE, so a
  * connection wakes one waiting worker, not all of them, however many
- * sockets and workers there are. The retire signal is blocked except
- * inside epoll_pwait, so it cannot slip in between a check and the wait;
- * and a worker always tries to accept before it retires, so a wake-up
- * meant for it is never dropped with the connection left waiting.
- * Returns the connection, or exits.
+ * sockets and workers there are. The worker's own self-pipe is in the set
+ * too: a retire signal that comes between a check and the wait leaves a
+ * byte there and ends the wait. A worker always tries to accept before it
+ * retires, so a wake-up meant for it is never dropped with the connection
+ * left waiting. Returns the connection, WAIT_RETIRE, or WAIT_FAILED (errno).
  */
-static int wait_accept(struct listener *l, int ep, const sigset_t *waitmask, pid_t *prog, int in,
-		       int out)
+static int wait_accept(struct listener *l, int ep, pid_t *prog)
 {
 	for (;;) {
-		struct epoll_event ev[LISTENER_MAX];
+		struct epoll_event ev[LISTENER_MAX + 1];
 		unsigned long report;
 		/* Never paused here (a resource failure ends the worker): no clock needed. */
-		int fd = listener_accept(l, 0, &report);
+		int fd = listener_accept(l, 0, &report), sig, st;
 
 		if (fd >= 0)
 			return fd;
 		if (errno != EAGAIN)
-			_exit(EXIT_RUNTIME); /* EMFILE and the like: the master sees a worker die */
-		if (worker_retire)
-			retire(*prog, in, out);
-		if (worker_chld && *prog > 0) {
-			int st;
-			worker_chld = 0;
-			if (waitpid(*prog, &st, WNOHANG) == *prog)
-				*prog = 0; /* its output, if any, waits in the pipe */
+			return WAIT_FAILED;
+		while ((sig = sig_read()) > 0) {
+			if (sig == SIGWINCH)
+				return WAIT_RETIRE;
+			/* SIGCHLD: a -P program ended; its output, if any, waits in the pipe. */
+			if (*prog > 0 && waitpid(*prog, &st, WNOHANG) == *prog)
+				*prog = 0;
 		}
-		if (epoll_pwait(ep, ev, LISTENER_MAX, -1, waitmask) < 0 && errno != EINTR)
-			_exit(EXIT_RUNTIME);
+		if (epoll_wait(ep, ev, LISTENER_MAX + 1, -1) < 0 && errno != EINTR)
+			return WAIT_FAILED;
 	}
 }
 
-static int epoll_of(const struct listener *l)
+/* The listening sockets, each EPOLLEXCLUSIVE, and the self-pipe sigfd. */
+static int epoll_of(const struct listener *l, int sigfd)
 {
 	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event pipe_in = {.events = EPOLLIN, .data.u32 = (unsigned)l->n};
 
+	if (ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, sigfd, &pipe_in) < 0) {
+		close(ep);
+		return -1;
+	}
 	for (size_t i = 0; ep >= 0 && i < l->n; i++) {
 		struct epoll_event e = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u32 = (unsigned)i};
 
@@ -93,7 +87,7 @@ static int epoll_of(const struct listener *l)
 	return ep;
 }
 
-static void notify(int chan, pid_t pid, int kind, int err, int fd)
+static void notify(int chan, pid_t pid, enum prefork_kind kind, int err, int fd)
 {
 	struct prefork_note note = {.pid = pid, .kind = kind, .err = err};
 
@@ -104,8 +98,6 @@ static void notify(int chan, pid_t pid, int kind, int err, int fd)
 static void close_masters(struct server *s)
 {
 	close(s->chan[0]);
-	if (s->ctlfd >= 0)
-		close(s->ctlfd);
 	for (size_t i = 0; i < s->nconns; i++)
 		if (s->conns[i].fd >= 0)
 			close(s->conns[i].fd);
@@ -115,33 +107,23 @@ static void close_masters(struct server *s)
 	s->linger.n = 0;
 }
 
-void worker_run(struct server *s)
+int worker_run(struct server *s)
 {
 	const struct server_opts *o = s->o;
 	const struct relay *r = &s->relay;
-	struct sigaction sa;
-	sigset_t block, waitmask;
-	int chan = s->chan[1], fd, in = -1, out = -1, fds[3], failed = 0, ep;
+	int chan = s->chan[1], fd, in = -1, out = -1, fds[3], failed = 0, ep, sigfd;
 	struct pump *pump = NULL;
 	pid_t prog = 0, self = getpid();
 
-	setpgid(0, 0);
-	sig_child_reset();
 	close_masters(s);
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = 0; /* no SA_RESTART: the signal must end the wait */
-	sigaction(SIGWINCH, &sa, NULL);
-	sigemptyset(&block);
-	sigaddset(&block, SIGWINCH);
-	if (o->prestart) {
-		sigaction(SIGCHLD, &sa, NULL);
-		sigaddset(&block, SIGCHLD);
-	}
-	sigprocmask(SIG_BLOCK, &block, &waitmask);
-	if ((ep = epoll_of(&s->l)) < 0)
-		_exit(EXIT_RUNTIME);
+	/*
+	 * SIGWINCH asks a ready worker to retire (a program ignores it by
+	 * default, should one come after the exec); SIGCHLD tells a -P worker
+	 * its program ended. SIGPIPE stays at its default, for the program.
+	 */
+	sigfd = sig_catch(SIG_BIT(SIGWINCH) | (o->prestart ? SIG_BIT(SIGCHLD) : 0));
+	if (sigfd < 0 || (ep = epoll_of(&s->l, sigfd)) < 0)
+		return EXIT_RUNTIME;
 	if (o->prestart) {
 		/*
 		 * Allocated now, not on the connection's path; its buffers' pages are
@@ -155,13 +137,17 @@ void worker_run(struct server *s)
 			failed = 1;
 		}
 	}
-	fd = wait_accept(&s->l, ep, &waitmask, &prog, in, out);
+	fd = wait_accept(&s->l, ep, &prog);
 	close(ep);
+	if (fd == WAIT_RETIRE)
+		return retire(prog, in, out);
+	if (fd < 0)
+		return EXIT_RUNTIME; /* EMFILE and the like: the master sees a worker die */
 	listener_close(&s->l);
 	if (failed) {
 		notify(chan, self, PREFORK_NOTE_ACCEPTED, 0, fd);
 		close(fd);
-		_exit(EXIT_RUNTIME);
+		return EXIT_RUNTIME;
 	}
 	/* Tell the master at once, so it knows we are busy. The master wants a copy of
 	 * the connection for -v and for the graceful close; a relay closes gracefully
@@ -169,18 +155,17 @@ void worker_run(struct server *s)
 	notify(chan, self, PREFORK_NOTE_ACCEPTED, 0,
 	       o->verbose || (!o->prestart && pump_direct(r)) ? fd : -1);
 	if (o->prestart)
-		pump_relay(r, pump, fd, in, out, prog);
-	proc_ucspi_conn(&s->env, fd);
+		return pump_relay(r, pump, fd, in, out, prog);
+	ucspi_conn(&s->env, fd);
 	if (!pump_direct(r))
-		pump_child(r, fd, &s->env.env);
+		return pump_child(r, fd, &s->env.env);
 	/* As the server's direct mode: the program's descriptors are the connection itself.
 	 * Its command and environment were made ready before the accept. */
 	if (r->ronly)
 		shutdown(fd, SHUT_WR);
-	proc_conn_fds(fd, r->ronly, r->wonly, fds);
-	sigprocmask(SIG_SETMASK, &waitmask, NULL);
-	if (proc_place_fds(fds[0], fds[1], fds[2]) == 0)
-		proc_cmd_exec(&s->cmd, s->env.envp);
+	ucspi_fds(fd, r->ronly, r->wonly, fds);
+	if (spawn_place_fds(fds[0], fds[1], fds[2]) == 0)
+		cmd_exec(&s->cmd, s->env.envp);
 	notify(chan, self, PREFORK_NOTE_EXECFAIL, errno, -1);
-	_exit(127);
+	return EXIT_EXEC;
 }

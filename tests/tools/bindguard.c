@@ -112,7 +112,7 @@ int main(int argc, char **argv)
 		}
 		if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR)
 			err_die(1, "poll:");
-		if (pfd[0].revents && (sig = sig_drain(NULL, NULL))) {
+		if (pfd[0].revents && (sig = sig_drain(NULL))) {
 			for (size_t i = 0; i < nb; i++)
 				if (b[i])
 					fprintf(stderr, "saved %s %lld\n", argv[optind + (int)i],

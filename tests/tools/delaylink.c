@@ -198,6 +198,7 @@ static struct in_addr addr_or_die(const char *s, const char *what)
 
 static void parse(int argc, char **argv, struct opts *o)
 {
+	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
 	static const char optstring[] = "a:b:d:hi:j:l:m:q:Q:r:Rs:t:V";
 	struct timespec ts;
 	int c, have_seed = 0, have_queue = 0;
@@ -209,7 +210,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->mtu = 65535;
 	o->txqlen = 1000;
 	o->ifname = "dl0";
-	while ((c = opt_next(argc, argv, optstring, usage_text)) != -1) {
+	while ((c = opt_next(argc, argv, optstring, &p)) != -1) {
 		switch (c) {
 		case 'a': o->addr_a = addr_or_die(optarg, "-a"); break;
 		case 'b': o->addr_b = addr_or_die(optarg, "-b"); break;
@@ -223,21 +224,21 @@ static void parse(int argc, char **argv, struct opts *o)
 			break;
 		case 'j': o->jitter_ns = number_or_die(optarg, 0, MAX_MS, "-j") * NS_PER_MS; break;
 		case 'l': o->loss = number_or_die(optarg, 0, 100, "-l") / 100; break;
-		case 'm': o->mtu = opt_long_or_die(optarg, 68, 65535, "-m", synopsis); break;
+		case 'm': o->mtu = opt_number(optarg, 68, 65535, "-m", &p); break;
 		case 'q':
-			o->queue = opt_bytes_or_die(optarg, 1, 1L << 40, "-q", synopsis);
+			o->queue = opt_size(optarg, 1, 1L << 40, "-q", &p);
 			have_queue = 1;
 			break;
-		case 'Q': o->line = opt_bytes_or_die(optarg, 1, 1L << 40, "-Q", synopsis); break;
-		case 'r': o->rate = opt_bytes_or_die(optarg, 1, 1L << 40, "-r", synopsis); break;
+		case 'Q': o->line = opt_size(optarg, 1, 1L << 40, "-Q", &p); break;
+		case 'r': o->rate = opt_size(optarg, 1, 1L << 40, "-r", &p); break;
 		case 'R': o->reorder = 1; break;
 		case 's':
-			o->seed = (unsigned long long)opt_long_or_die(optarg, 0, 0x7fffffffffffffffL,
-								    "-s", synopsis);
+			o->seed = (unsigned long long)opt_number(optarg, 0, 0x7fffffffffffffffL,
+								 "-s", &p);
 			have_seed = 1;
 			break;
-		case 't': o->txqlen = opt_long_or_die(optarg, 1, 1L << 20, "-t", synopsis); break;
-		default: opt_bad(argv, optstring, synopsis);
+		case 't': o->txqlen = opt_number(optarg, 1, 1L << 20, "-t", &p); break;
+		default: err_cmdline(&p);
 		}
 	}
 	if (argc - optind < 2)
