@@ -17,6 +17,8 @@ if [ "${1:-test}" = test ]; then
 	{ command -v nginx || [ -x /usr/sbin/nginx ]; } >/dev/null 2>&1 || missing="$missing nginx"
 	command -v curl >/dev/null 2>&1 || missing="$missing curl"
 	/usr/bin/python3 -c 'import cryptography' >/dev/null 2>&1 || missing="$missing python3 python3-cryptography"
+	# tests/status.bats: node_exporter's text format read by the Prometheus client's parser
+	/usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || missing="$missing python3-prometheus-client"
 	command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 	command -v npm >/dev/null 2>&1 || missing="$missing npm"
 fi
