@@ -37,8 +37,12 @@ int status_open(struct status_file *sf, const char *path, const char *prom, cons
 	if (prom && (!(sf->prom = strdup(prom)) || !(sf->promtmp = join(prom, suffix))))
 		goto fail;
 	return 0;
-fail:
-	status_close(sf);
+fail: /* nothing was written: nothing to unlink */
+	free(sf->path);
+	free(sf->tmp);
+	free(sf->prom);
+	free(sf->promtmp);
+	*sf = (struct status_file){0};
 	errno = ENOMEM;
 	return -1;
 }
