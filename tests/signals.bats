@@ -320,3 +320,33 @@ start_socket_served() {
 	wait_for 5 logged err2 'listening on port'
 	[ "$(head -n 1 err2)" = "bind-input: in2: listening on port $PORT, buffer in2" ]
 }
+
+# ---- logrotate ----
+
+logrotate_bin() { command -v logrotate || echo /usr/sbin/logrotate; }
+sessions_in() { cat "$@" 2>/dev/null | grep -c 'master session begins' || true; } # FILE...
+sessions_are() { [ "$(sessions_in "${@:2}")" -eq "$1" ]; }                       # N FILE...
+
+@test "examples/logrotate.conf on a live pool's -L file: SIGUSR1 in postrotate, later lines in the new file, none lost" {
+	sed -e "s|/var/log/socketpool.log|$PWD/pool.log|" -e "s|/run/socketpool.pid|$PWD/pool.pid|g" \
+		"$BATS_TEST_DIRNAME/../examples/logrotate.conf" >rotate.conf
+	chmod 644 rotate.conf
+	grep -q "kill -USR1 \"\$(cat $PWD/pool.pid)\"" rotate.conf
+	"$SP_BIN/pool" -b -l -L "$PWD/pool.log" "$KEY" "$PORT" >pool.pid 2>/dev/null
+	track "$(cat pool.pid)"
+	daemon d dem1 'echo line'
+	for run in 1 2 3; do "$SP_BIN/master" "$KEY" 127.0.0.1 "$PORT" d; done
+	wait_for 5 sessions_are 3 pool.log
+	"$(logrotate_bin)" -f -s "$PWD/state" rotate.conf
+	[ -s pool.log.1 ]
+	wait_for 5 grep -q 'status: ' pool.log
+	for run in 4 5 6; do "$SP_BIN/master" "$KEY" 127.0.0.1 "$PORT" d; done
+	wait_for 5 sessions_are 3 pool.log
+	sessions_are 3 pool.log.1
+	! grep -q 'status: ' pool.log.1 || false
+	log_lines_ok pool.log pool
+	log_lines_ok pool.log.1 pool
+	alive "$(cat pool.pid)"
+	run timeout 5 head -n 6 dem1
+	[ "${#lines[@]}" -eq 6 ]
+}
