@@ -14,20 +14,23 @@
 #include "lib/binding.h"
 #include "lib/channel.h"
 #include "lib/daemon.h"
+#include "lib/deadline.h"
 #include "lib/err.h"
 #include "lib/fifo.h"
+#include "lib/io.h"
 #include "lib/listener.h"
 #include "lib/mem.h"
 #include "lib/net.h"
 #include "lib/noise.h"
 #include "lib/opt.h"
 #include "lib/sig.h"
+#include "lib/status.h"
 
 /* One binding per process: a 1 MiB pipe costs little and saves wake-ups. */
 #define PIPE_SIZE (1u << 20)
 
 static const char usage_text[] =
-	"usage: bind-input [-1aFR] [-c MAX] [-k KEY|@FILE] [-m BYTES] [-L FILE] ID PORT\n"
+	"usage: bind-input [-1aFR] [-c MAX] [-k KEY|@FILE] [-m BYTES] [-L FILE] [-M FILE] ID PORT\n"
 	"       bind-input -version | -help\n"
 	"\n"
 	"  -1       once: one sender; end when it closed and a reader took everything\n"
@@ -37,6 +40,7 @@ static const char usage_text[] =
 	"  -k KEY   every sender speaks the encrypted channel under KEY, or the key in\n"
 	"           @FILE (make one: head -c 32 /dev/urandom > FILE); see SECURITY\n"
 	"  -L FILE  diagnostics to FILE instead of syslog\n"
+	"  -M FILE  keep the status in FILE too, in node_exporter's textfile format\n"
 	"  -m BYTES hold at most BYTES beyond the pipe while nobody reads (default 1M;\n"
 	"           suffixes K, M, G)\n"
 	"  -R       raw: pass senders' bytes unchanged (no newline ends a sender's\n"
@@ -46,12 +50,12 @@ static const char usage_text[] =
 	"  containing '/' is the FIFO's path. PORT is 1024-49151.\n";
 
 static const char synopsis[] =
-	"bind-input [-1aFR] [-c MAX] [-k KEY|@FILE] [-m BYTES] [-L FILE] ID PORT";
+	"bind-input [-1aFR] [-c MAX] [-k KEY|@FILE] [-m BYTES] [-L FILE] [-M FILE] ID PORT";
 
 struct opts {
 	int once, spool, foreground, raw;
 	long maxconn, membytes;
-	const char *logfile, *id, *port;
+	const char *logfile, *metrics, *id, *port;
 	char *path; /* the buffer, resolved */
 	int chan;   /* -k */
 	unsigned char psk[NOISE_PSK];
@@ -64,7 +68,7 @@ struct opts {
 static void parse(int argc, char **argv, struct opts *o)
 {
 	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
-	static const char optstring[] = "1aFc:hk:L:m:RV";
+	static const char optstring[] = "1aFc:hk:L:M:m:RV";
 	const char *dir = getenv("BIND_DIR");
 	int c;
 
@@ -79,6 +83,7 @@ static void parse(int argc, char **argv, struct opts *o)
 			o->chan = 1;
 			break;
 		case 'L': o->logfile = optarg; break;
+		case 'M': o->metrics = optarg; break;
 		case 'm': o->membytes = opt_size(optarg, 1024, 1L << 30, "-m", &p); break;
 		case 'R': o->raw = 1; break;
 		default: err_cmdline(&p);
@@ -94,6 +99,8 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->port = argv[1];
 	if (o->logfile && !*o->logfile)
 		err_usage(synopsis, "-L: empty file name");
+	if (o->metrics && !*o->metrics)
+		err_usage(synopsis, "-M: empty file name");
 	if (fifo_check_id(o->id) < 0)
 		err_usage(synopsis, "bad id: %s", FIFO_ID_RULE);
 	if (opt_port(o->port, &p) < 0)
@@ -171,7 +178,7 @@ static struct binding *open_binding(struct opts *o)
 }
 
 /* SIGUSR1: the -L file opened again (logrotate moved it), then what we hold now. */
-static void status(struct opts *o, const struct binding *b)
+static void say_status(struct opts *o, const struct binding *b)
 {
 	struct binding_stats st;
 
@@ -183,10 +190,42 @@ static void status(struct opts *o, const struct binding *b)
 		 o->id, st.senders, st.bytes, o->closed, o->closed_bytes, st.unread, o->path);
 }
 
+static struct status_file status;
+
+/* What a status round reads. */
+struct status_of {
+	const struct opts *o;
+	const struct binding *b;
+};
+
+static void fill_status(struct status_text *t, void *arg)
+{
+	const struct status_of *of = arg;
+
+	binding_status(of->b, t, of->o->id);
+}
+
+/* The status file: kept current, at most once a second; its failure said once. */
+static long long keep_status(const struct opts *o, const struct binding *b, long long now)
+{
+	static int said;
+	struct status_of of = {o, b};
+	int err;
+	long long at = status_tick(&status, now, fill_status, &of, &err);
+
+	if (err && !said) {
+		said = 1;
+		errno = err;
+		err_warn("%s: status file %s:", o->id, status.path);
+	}
+	return at;
+}
+
 static _Noreturn void finish(struct opts *o, struct binding *b, int code)
 {
 	long long saved = binding_close(b, 1); /* it tells what it saved, and where (on_event) */
 
+	status_close(&status);
 	mem_wipe(o->psk, sizeof o->psk);
 	free(o->path);
 	exit(saved < 0 && code == 0 ? EXIT_RUNTIME : code);
@@ -215,9 +254,14 @@ int main(int argc, char **argv)
 		binding_close(b, 0);
 		err_die(EXIT_RUNTIME, "memory:");
 	}
+	/* The status is there once the PID is out: a script may read it at once. */
+	if (status_open_beside(&status, o.path, o.metrics, "bind-input") < 0)
+		err_warn("%s: no status file: memory", o.id);
+	keep_status(&o, b, io_now_ms());
 	if (daemon_ready(&d, o.logfile) < 0) {
 		int saved = errno;
 		free(pfd);
+		status_close(&status);
 		binding_close(b, 0);
 		errno = saved;
 		err_die(EXIT_RUNTIME, "%s: %s", o.logfile, err_file_why(errno));
@@ -228,10 +272,13 @@ int main(int argc, char **argv)
 		size_t n = 1;
 		unsigned got = 0;
 		int sig;
+		long long now = io_now_ms();
+		long long at = deadline_earlier(keep_status(&o, b, now),
+						deadline_in(binding_timeout(b), now));
 
 		pfd[0] = (struct pollfd){.fd = sigfd, .events = POLLIN};
 		n += binding_pollfds(b, pfd + 1);
-		if (poll(pfd, (nfds_t)n, binding_timeout(b)) < 0) {
+		if (poll(pfd, (nfds_t)n, deadline_timeout(at, now)) < 0) {
 			if (errno == EINTR)
 				continue;
 			err_warn("poll:");
@@ -244,7 +291,7 @@ int main(int argc, char **argv)
 			finish(&o, b, EXIT_SIGNAL(sig));
 		}
 		if (got & SIG_BIT(SIGUSR1))
-			status(&o, b);
+			say_status(&o, b);
 		if ((got & SIG_BIT(SIGUSR2)) && !o.usr2_said++)
 			err_warn("%s: SIGUSR2: nothing to reload; ignored", o.id);
 		if (binding_handle(b, pfd + 1, n - 1) < 0) {

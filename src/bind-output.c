@@ -28,6 +28,7 @@
 #include "lib/opt.h"
 #include "lib/queue.h"
 #include "lib/sig.h"
+#include "lib/status.h"
 #include "lib/stream.h"
 
 /*
@@ -50,13 +51,14 @@
 #define PIPE_SIZE (1u << 20) /* fewer wake-ups for bulk writers; best effort */
 
 static const char usage_text[] =
-	"usage: bind-output [-rF] [-k KEY|@FILE] [-m BYTES] [-L FILE] ID HOST PORT\n"
+	"usage: bind-output [-rF] [-k KEY|@FILE] [-m BYTES] [-L FILE] [-M FILE] ID HOST PORT\n"
 	"       bind-output -version | -help\n"
 	"\n"
 	"  -F       stay in the foreground; still print the PID once connected\n"
 	"  -k KEY   speak the encrypted channel under KEY, or the key in @FILE (make\n"
 	"           one: head -c 32 /dev/urandom > FILE); see SECURITY\n"
 	"  -L FILE  diagnostics to FILE instead of syslog\n"
+	"  -M FILE  keep the status in FILE too, in node_exporter's textfile format\n"
 	"  -m BYTES with -r, queue at most BYTES while disconnected (default 1M;\n"
 	"           suffixes K, M, G); then writers block\n"
 	"  -r       reconnect when the connection ends (backoff 100 ms to 30 s)\n"
@@ -65,12 +67,12 @@ static const char usage_text[] =
 	"  containing '/' is the FIFO's path. PORT is 1024-49151.\n";
 
 static const char synopsis[] =
-	"bind-output [-rF] [-k KEY|@FILE] [-m BYTES] [-L FILE] ID HOST PORT";
+	"bind-output [-rF] [-k KEY|@FILE] [-m BYTES] [-L FILE] [-M FILE] ID HOST PORT";
 
 struct opts {
 	int reconnect, foreground;
 	long membytes;
-	const char *logfile, *id, *host, *port;
+	const char *logfile, *metrics, *id, *host, *port;
 	char *path;
 	int chan; /* -k */
 	unsigned char psk[NOISE_PSK];
@@ -92,12 +94,14 @@ struct sender {
 	size_t nrest;
 	int ending; /* tearing down: the receiver's close after our end is no news */
 	int usr2_said; /* SIGUSR2 means nothing here: said once */
+	struct status_file status; /* .ID.status beside the FIFO, and -M's */
+	int status_said;	   /* its failure was logged */
 };
 
 static void parse(int argc, char **argv, struct opts *o)
 {
 	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
-	static const char optstring[] = "Fhk:L:m:rV";
+	static const char optstring[] = "Fhk:L:M:m:rV";
 	int c;
 
 	while ((c = opt_next(argc, argv, optstring, &p)) != -1) {
@@ -108,6 +112,7 @@ static void parse(int argc, char **argv, struct opts *o)
 			o->chan = 1;
 			break;
 		case 'L': o->logfile = optarg; break;
+		case 'M': o->metrics = optarg; break;
 		case 'm': o->membytes = opt_size(optarg, 1024, 1L << 30, "-m", &p); break;
 		case 'r': o->reconnect = 1; break;
 		default: err_cmdline(&p);
@@ -193,6 +198,35 @@ static void fifo_take(struct sender *s, long long by)
  * wrote after that (read until they are done, within the deadline, and
  * then cut off exactly).
  */
+/* The binding's line: where it sends, and how far. */
+static void fill_status(struct status_text *t, void *arg)
+{
+	const struct sender *s = arg;
+	char to[300];
+
+	snprintf(to, sizeof to, "%s:%s", s->o->host, s->o->port);
+	status_line(t, "output", s->o->id);
+	status_label(t, "to", to);
+	status_label(t, "connected", s->st.fd >= 0 ? "yes" : "no");
+	status_num(t, "sent", s->st.cbase + s->st.csent);
+	status_num(t, "confirmed", s->st.base);
+	status_num(t, "held", stream_held(&s->st));
+}
+
+/* The status file: kept current, at most once a second; its failure said once. */
+static long long keep_status(struct sender *s, long long now)
+{
+	int err;
+	long long at = status_tick(&s->status, now, fill_status, s, &err);
+
+	if (err && !s->status_said) {
+		s->status_said = 1;
+		errno = err;
+		err_warn("%s: status file %s:", s->o->id, s->status.path);
+	}
+	return at;
+}
+
 static _Noreturn void finish(struct sender *s, int code, long long deadline)
 {
 	struct iovec iov[2];
@@ -224,6 +258,7 @@ static _Noreturn void finish(struct sender *s, int code, long long deadline)
 	}
 	connector_free(&s->conn);
 	stream_free(&s->st);
+	status_close(&s->status);
 	free(s->rest);
 	exit(saved < 0 && code == 0 ? EXIT_RUNTIME : code);
 }
@@ -438,7 +473,7 @@ static _Noreturn void teardown(struct sender *s, int sig)
 }
 
 /* SIGUSR1: the -L file opened again (logrotate moved it), then what we hold now. */
-static void status(struct sender *s)
+static void say_status(struct sender *s)
 {
 	size_t held = stream_held(&s->st), unsent = stream_pending(&s->st);
 
@@ -491,6 +526,7 @@ static void loop(struct sender *s)
 		}
 		if (s->st.q.cap && !stream_pending(&s->st))
 			at = deadline_earlier(at, now + IDLE_MS);
+		at = deadline_earlier(at, keep_status(s, now));
 		if ((ready = poll(pfd, (nfds_t)n, deadline_timeout(at, now))) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -504,7 +540,7 @@ static void loop(struct sender *s)
 		if (pfd[0].revents && (sig = sig_pending(&got)))
 			teardown(s, sig);
 		if (got & SIG_BIT(SIGUSR1))
-			status(s);
+			say_status(s);
 		if ((got & SIG_BIT(SIGUSR2)) && !s->usr2_said++)
 			err_warn("%s: SIGUSR2: nothing to reload; ignored", s->o->id);
 		if (!connected(s)) {
@@ -586,8 +622,13 @@ int main(int argc, char **argv)
 		errno = err;
 		err_die(EXIT_RUNTIME, "connect to %s %s: %s", o.host, o.port, reason);
 	}
+	/* The status is there once the PID is out: a script may read it at once. */
+	if (status_open_beside(&s.status, o.path, o.metrics, "bind-output") < 0)
+		err_warn("%s: no status file: memory", o.id);
+	keep_status(&s, io_now_ms());
 	if (daemon_ready(&d, o.logfile) < 0) {
 		int saved = errno;
+		status_close(&s.status);
 		fifo_close(&s.fifo);
 		errno = saved;
 		err_die(EXIT_RUNTIME, "%s: %s", o.logfile, err_file_why(errno));

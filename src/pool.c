@@ -40,14 +40,15 @@
 #include "lib/proto.h"
 #include "lib/session.h"
 #include "lib/sig.h"
+#include "lib/status.h"
 
 #define POOL_LINGER_MS 1000 /* after our last bytes: read and drop the peer's this long */
 #define END_GRACE_MS 2000   /* services' groups: KILL this long after TERM */
 #define KEY_WEAK 16	    /* a shorter key is warned about */
 
 static const char usage_text[] =
-	"usage: pool [-ablU] [-A ADDR] [-c MAX] [-d DIR] [-L FILE] [-n MAX] [-N MAX]\n"
-	"            [-r LO-HI] [-t SECONDS] [-x SDIR [-R SECONDS] [-S MAX]] KEY PORT\n"
+	"usage: pool [-ablU] [-A ADDR] [-c MAX] [-d DIR] [-L FILE] [-M FILE] [-n MAX]\n"
+	"            [-N MAX] [-r LO-HI] [-t SECONDS] [-x SDIR [-R SECONDS] [-S MAX]] KEY PORT\n"
 	"       pool -version | -help\n"
 	"\n"
 	"  KEY        the key masters must prove they know, or @FILE to read it from FILE\n"
@@ -62,6 +63,7 @@ static const char usage_text[] =
 	"  -l         keep serving masters until signalled; a name's buffer lasts, and every\n"
 	"             master's stream for it follows the one before\n"
 	"  -L FILE    diagnostics to FILE once ready, not to stderr or syslog\n"
+	"  -M FILE    keep the status in FILE too, in node_exporter's textfile format\n"
 	"  -n MAX     at most MAX grants for one master's session (default 1000)\n"
 	"  -N MAX     at most MAX grants at once in all (default 4000)\n"
 	"  -r LO-HI   take buffer ports from LO-HI (default: the kernel chooses)\n"
@@ -74,13 +76,13 @@ static const char usage_text[] =
 	"  -x SDIR    the executables in SDIR are services masters may call\n";
 
 static const char synopsis[] =
-	"pool [-ablU] [-A ADDR] [-c MAX] [-d DIR] [-L FILE] [-n MAX] [-N MAX] [-r LO-HI] "
+	"pool [-ablU] [-A ADDR] [-c MAX] [-d DIR] [-L FILE] [-M FILE] [-n MAX] [-N MAX] [-r LO-HI] "
 	"[-t SECONDS] [-x SDIR [-R SECONDS] [-S MAX]] KEY PORT";
 
 struct opts {
 	int background, lasting, spool; /* -b, -l, -a */
 	int plain; /* -U: version 2, in plain text */
-	const char *dir, *addr, *logfile, *port;
+	const char *dir, *addr, *logfile, *metrics, *port;
 	long lo, hi; /* -r; 0: kernel's choice */
 	long idle_ms;
 	long max_proving, max_session, max_grants; /* -c, -n, -N */
@@ -106,6 +108,8 @@ struct pool {
 	size_t pcap;
 	unsigned char psk[NOISE_PSK]; /* version 3: the channels' key, from KEY */
 	int usr2_said;		      /* SIGUSR2 means nothing here: said once */
+	struct status_file status;    /* DIR/.pool-PORT.status, and -M's */
+	int status_said;	      /* its failure was logged */
 };
 
 /* ---- options ---- */
@@ -128,7 +132,7 @@ static void parse_range(struct opts *o, const char *arg)
 static void parse(int argc, char **argv, struct opts *o)
 {
 	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
-	static const char optstring[] = ":aA:bc:d:hL:ln:N:r:R:S:t:UVx:";
+	static const char optstring[] = ":aA:bc:d:hL:lM:n:N:r:R:S:t:UVx:";
 	int c;
 
 	o->idle_ms = 30000;
@@ -145,6 +149,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'c': o->max_proving = opt_number(optarg, 1, 100000, "-c", &p); break;
 		case 'd': o->dir = optarg; break;
 		case 'L': o->logfile = optarg; break;
+		case 'M': o->metrics = optarg; break;
 		case 'l': o->lasting = 1; break;
 		case 'n': o->max_session = opt_number(optarg, 1, 1000000, "-n", &p); break;
 		case 'N': o->max_grants = opt_number(optarg, 1, 1000000, "-N", &p); break;
@@ -347,6 +352,45 @@ static void release(struct pool *p)
 	mem_wipe(p->psk, sizeof p->psk);
 }
 
+/* The pool's line, then every buffer's and stream's (grants_status). */
+static void fill_status(struct status_text *t, void *arg)
+{
+	const struct pool *p = arg;
+
+	status_line(t, "pool", p->o->port);
+	status_num(t, "sessions", p->sessions.n);
+	status_num(t, "buffers", grants_buffers(&p->grants));
+	status_num(t, "calls", p->calls.ncalls);
+	grants_status(&p->grants, t);
+}
+
+/* The status file: kept current, at most once a second; its failure said once. */
+static long long keep_status(struct pool *p, long long now)
+{
+	int err;
+	long long at = status_tick(&p->status, now, fill_status, p, &err);
+
+	if (err && !p->status_said) {
+		p->status_said = 1;
+		errno = err;
+		err_warn("status file %s:", p->status.path);
+	}
+	return at;
+}
+
+static void open_status(struct pool *p)
+{
+	const struct opts *o = p->o;
+	size_t n = strlen(o->dir ? o->dir : ".") + strlen(o->port) + sizeof "/.pool-.status";
+	char *path = malloc(n);
+
+	if (path)
+		snprintf(path, n, "%s/.pool-%s.status", o->dir ? o->dir : ".", o->port);
+	if (!path || status_open(&p->status, path, o->metrics, "pool") < 0)
+		err_warn("no status file: memory");
+	free(path);
+}
+
 static _Noreturn void teardown(struct pool *p, int sig)
 {
 	listener_close(&p->masters);
@@ -367,13 +411,14 @@ static _Noreturn void teardown(struct pool *p, int sig)
 		proc_end_children(END_GRACE_MS, NULL, NULL); /* strays (strays_end), if any */
 	/* Every buffer saves what nobody read; its senders' streams record where they stopped. */
 	grants_free(&p->grants);
+	status_close(&p->status);
 	err_warn("signal %d: ended", sig);
 	release(p);
 	exit(EXIT_SIGNAL(sig));
 }
 
 /* SIGUSR1: the -L file opened again (logrotate moved it), then what we hold now. */
-static void status(struct pool *p)
+static void say_status(struct pool *p)
 {
 	if (err_reopen() < 0)
 		err_warn("SIGUSR1: reopening %s:", err_file_path());
@@ -425,6 +470,7 @@ static void loop(struct pool *p)
 		    !p->calls.ncalls)
 			return;
 		n = poll_set(p, &sl, now, &at);
+		at = deadline_earlier(at, keep_status(p, now));
 		if (poll(p->pfd, (nfds_t)n, deadline_timeout(at, now)) < 0) {
 			if (errno != EINTR)
 				err_die(EXIT_RUNTIME, "poll:");
@@ -435,7 +481,7 @@ static void loop(struct pool *p)
 		if (got & SIG_BIT(SIGCHLD))
 			reap(p);
 		if (got & SIG_BIT(SIGUSR1))
-			status(p);
+			say_status(p);
 		if ((got & SIG_BIT(SIGUSR2)) && !p->usr2_said++)
 			err_warn("SIGUSR2: nothing to reload; ignored");
 		calls_handle(&p->calls, p->pfd + sl.calls);
@@ -553,8 +599,10 @@ int main(int argc, char **argv)
 	if (daemon_ready(&p.dm, o.logfile) < 0)
 		err_die(EXIT_RUNTIME, "%s: %s", o.logfile, err_file_why(errno));
 	wire_up(&p); /* once ready: services' standard error is the log */
+	open_status(&p);
 	loop(&p);
 	grants_free(&p.grants);
+	status_close(&p.status);
 	release(&p);
 	return 0;
 }

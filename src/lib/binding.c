@@ -8,6 +8,7 @@
 #include "binding.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
@@ -17,6 +18,7 @@
 #include "binding_int.h"
 #include "deadline.h"
 #include "io.h"
+#include "status.h"
 
 #define DRAIN_MIN_MS 10	 /* once mode: first look at the pipe after the sender left */
 #define DRAIN_MAX_MS 250 /* ... backing off to this while nobody reads */
@@ -121,6 +123,34 @@ fail:
 	free(b);
 	errno = saved;
 	return NULL;
+}
+
+void binding_status(const struct binding *b, struct status_text *t, const char *name)
+{
+	char port[16], peer[PEER_LEN];
+	unsigned long long unread = fifo_pending(&b->fifo) + pipew_queued(&b->w) + b->parts;
+
+	snprintf(port, sizeof port, "%d", binding_port(b));
+	status_line(t, "buffer", name);
+	status_label(t, "port", b->done || b->passed ? "-" : port);
+	status_num(t, "senders", b->ndata);
+	status_num(t, "unread", unread);
+	if (unread)
+		t->moving = 1; /* a reader takes them without a word to us */
+	for (size_t i = 0; i < b->nconns; i++) {
+		const struct conn *c = &b->conns[i];
+
+		if (c->state != CONN_DATA)
+			continue;
+		/* "ip port" in the log; one word here */
+		snprintf(peer, sizeof peer, "%s", c->peer);
+		peer[strcspn(peer, " ")] = ':';
+		status_line(t, "stream", name);
+		status_label(t, "peer", peer);
+		status_num(t, "bytes", c->bytes);
+		status_time(t, "since", c->connected_at);
+		status_time(t, "last", c->data_at);
+	}
 }
 
 int binding_port(const struct binding *b)

@@ -159,6 +159,15 @@ struct binding *binding_open(const struct binding_config *cfg, pid_t *holder, in
 /* The local port the binding listens on, or -1 once it stopped listening. */
 int binding_port(const struct binding *b);
 
+struct status_text;
+
+/*
+ * The binding's figures for a status round (status.h), under name: a
+ * buffer line (its port, senders, bytes accepted and not read yet), then
+ * a stream line a sender (its peer, bytes taken, since when, last data).
+ */
+void binding_status(const struct binding *b, struct status_text *t, const char *name);
+
 /* The most pollfds binding_pollfds() can append. */
 size_t binding_nfds(const struct binding *b);
 

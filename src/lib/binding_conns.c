@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "binding_int.h"
@@ -49,6 +50,7 @@ void conns_accept(struct binding *b, long long now)
 		memset(c, 0, sizeof *c);
 		c->fd = fd;
 		c->state = CONN_FIRST;
+		c->connected_at = time(NULL);
 		if (net_name(fd, 1, c->ip, port) < 0) {
 			strcpy(c->ip, "?");
 			strcpy(port, "?");
@@ -110,6 +112,7 @@ int conn_admit(struct binding *b, size_t i, const char *rest, size_t n)
 	if (!c)
 		return 0;
 	c->bytes += n;
+	c->data_at = time(NULL);
 	return conn_take(b, c, rest, n);
 }
 

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <linux/sockios.h>
 #include <string.h>
+#include <time.h>
 #include <sys/ioctl.h>
 
 #include "binding_int.h"
@@ -150,6 +151,7 @@ int conn_read(struct binding *b, size_t i)
 	if (r <= 0)
 		return conn_end(b, i, r < 0 ? errno : 0);
 	c->bytes += (size_t)r;
+	c->data_at = time(NULL);
 	if (conn_take(b, c, buf, (size_t)r) < 0)
 		return -1;
 	chan_ack(c, 0);
@@ -202,6 +204,7 @@ int conn_splice(struct binding *b, size_t i)
 		r = pipew_splice(&b->w, c->fd, max);
 		if (r > 0) {
 			c->bytes += (size_t)r;
+			c->data_at = time(NULL);
 			if (!b->single)
 				pipew_own(&b->w, c->fd, io_now_ms());
 			if (b->ndata > 1)

@@ -52,6 +52,7 @@ struct conn {
 	struct lines lines;	  /* an unfinished line (line mode), or the first line */
 	char ip[NET_IPLEN];
 	char peer[PEER_LEN];
+	long long connected_at, data_at; /* for the status (seconds): connected, last data */
 };
 
 struct binding {

@@ -397,6 +397,12 @@ static void buffer_end(struct grants *gs, struct buffer *buf, int save)
 
 size_t grants_buffers(const struct grants *gs) { return gs->nbuffers; }
 
+void grants_status(const struct grants *gs, struct status_text *t)
+{
+	for (size_t i = 0; i < gs->nbuffers; i++)
+		binding_status(gs->buffers[i]->binding, t, gs->buffers[i]->name);
+}
+
 size_t grants_nfds(const struct grants *gs)
 {
 	size_t n = 0;

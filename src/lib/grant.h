@@ -122,6 +122,11 @@ int grants_port(struct grants *gs, struct grant_request *rq);
 /* Buffers open. */
 size_t grants_buffers(const struct grants *gs);
 
+struct status_text;
+
+/* Every open buffer's figures for a status round (binding_status). */
+void grants_status(const struct grants *gs, struct status_text *t);
+
 /* The most pollfds grants_pollfds can append. */
 size_t grants_nfds(const struct grants *gs);
 
