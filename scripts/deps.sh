@@ -16,6 +16,8 @@ if [ "${1:-test}" = test ]; then
 	# tests/nginx.bats: nginx (in /usr/sbin, which a user's PATH may lack) and curl.
 	{ command -v nginx || [ -x /usr/sbin/nginx ]; } >/dev/null 2>&1 || missing="$missing nginx"
 	command -v curl >/dev/null 2>&1 || missing="$missing curl"
+	# tests/signals.bats: logrotate (in /usr/sbin too) on a live pool's -L file.
+	{ command -v logrotate || [ -x /usr/sbin/logrotate ]; } >/dev/null 2>&1 || missing="$missing logrotate"
 	/usr/bin/python3 -c 'import cryptography' >/dev/null 2>&1 || missing="$missing python3 python3-cryptography"
 	# tests/status.bats: node_exporter's text format read by the Prometheus client's parser
 	/usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || missing="$missing python3-prometheus-client"

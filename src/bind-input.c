@@ -59,6 +59,9 @@ struct opts {
 	char *path; /* the buffer, resolved */
 	int chan;   /* -k */
 	unsigned char psk[NOISE_PSK];
+	unsigned long closed;		 /* senders that closed, for the status line */
+	unsigned long long closed_bytes; /* ... and what they sent */
+	int usr2_said;			 /* SIGUSR2 means nothing here: said once */
 };
 
 
@@ -109,11 +112,13 @@ static void parse(int argc, char **argv, struct opts *o)
 
 static void on_event(const struct binding_event *ev, void *arg)
 {
-	const struct opts *o = arg;
+	struct opts *o = arg;
 
 	switch (ev->type) {
 	case BINDING_EV_ACCEPT: err_warn("%s: sender %s connected", o->id, ev->peer); break;
 	case BINDING_EV_CLOSE:
+		o->closed++;
+		o->closed_bytes += ev->bytes;
 		err_warn("%s: sender %s closed after %llu bytes", o->id, ev->peer, ev->bytes);
 		break;
 	case BINDING_EV_REJECT: err_warn("%s: refused %s: %s", o->id, ev->peer, ev->why); break;
@@ -172,6 +177,19 @@ static struct binding *open_binding(struct opts *o)
 	return b;
 }
 
+/* SIGUSR1: the -L file opened again (logrotate moved it), then what we hold now. */
+static void say_status(struct opts *o, const struct binding *b)
+{
+	struct binding_stats st;
+
+	if (err_reopen() < 0)
+		err_warn("%s: SIGUSR1: reopening %s:", o->id, err_file_path());
+	binding_stats(b, &st);
+	err_warn("%s: status: senders=%zu bytes=%llu closed=%lu closed_bytes=%llu unread=%zu "
+		 "buffer=%s",
+		 o->id, st.senders, st.bytes, o->closed, o->closed_bytes, st.unread, o->path);
+}
+
 static struct status_file status;
 
 /* What a status round reads. */
@@ -227,7 +245,7 @@ int main(int argc, char **argv)
 	case -1: err_die(EXIT_RUNTIME, "fork:");
 	case 1: exit(d.status); /* the caller's process: the daemon is ready, or gone */
 	}
-	sigfd = sig_init(0);
+	sigfd = sig_init(SIG_OPS);
 	if (sigfd < 0)
 		err_die(EXIT_RUNTIME, "signals:");
 	b = open_binding(&o);
@@ -252,6 +270,7 @@ int main(int argc, char **argv)
 
 	for (;;) {
 		size_t n = 1;
+		unsigned got = 0;
 		int sig;
 		long long now = io_now_ms();
 		long long at = deadline_earlier(keep_status(&o, b, now),
@@ -266,11 +285,15 @@ int main(int argc, char **argv)
 			free(pfd);
 			finish(&o, b, EXIT_RUNTIME);
 		}
-		if (pfd[0].revents && (sig = sig_drain(NULL))) {
+		if (pfd[0].revents && (sig = sig_pending(&got))) {
 			err_warn("%s: signal %d: tearing down", o.id, sig);
 			free(pfd);
 			finish(&o, b, EXIT_SIGNAL(sig));
 		}
+		if (got & SIG_BIT(SIGUSR1))
+			say_status(&o, b);
+		if ((got & SIG_BIT(SIGUSR2)) && !o.usr2_said++)
+			err_warn("%s: SIGUSR2: nothing to reload; ignored", o.id);
 		if (binding_handle(b, pfd + 1, n - 1) < 0) {
 			err_warn("%s: writing %s:", o.id, o.path);
 			free(pfd);

@@ -93,6 +93,7 @@ struct sender {
 	char *rest; /* teardown: what the FIFO's writers wrote after the cut-off (fifo_cut) */
 	size_t nrest;
 	int ending; /* tearing down: the receiver's close after our end is no news */
+	int usr2_said; /* SIGUSR2 means nothing here: said once */
 	struct status_file status; /* .ID.status beside the FIFO, and -M's */
 	int status_said;	   /* its failure was logged */
 };
@@ -471,6 +472,19 @@ static _Noreturn void teardown(struct sender *s, int sig)
 	finish(s, EXIT_SIGNAL(sig), end);
 }
 
+/* SIGUSR1: the -L file opened again (logrotate moved it), then what we hold now. */
+static void say_status(struct sender *s)
+{
+	size_t held = stream_held(&s->st), unsent = stream_pending(&s->st);
+
+	if (err_reopen() < 0)
+		err_warn("%s: SIGUSR1: reopening %s:", s->o->id, err_file_path());
+	err_warn("%s: status: connected=%s taken=%llu unsent=%zu unconfirmed=%zu waiting=%zu "
+		 "to=%s:%s buffer=%s",
+		 s->o->id, connected(s) ? "yes" : "no", s->st.base + held, unsent, held - unsent,
+		 fifo_pending(&s->fifo), s->o->host, s->o->port, s->o->path);
+}
+
 /* Disconnected (-r): keep the writers going until the queue is full; connect again. */
 static void offline(struct sender *s, short fifo_rev, short conn_rev)
 {
@@ -488,6 +502,7 @@ static void loop(struct sender *s)
 	for (;;) {
 		struct pollfd pfd[3];
 		int fifo_at = -1, sock_at = -1, conn_at = -1, n = 0, sig, ready;
+		unsigned got = 0;
 		long long now = io_now_ms(), at = -1;
 
 		pfd[n++] = (struct pollfd){.fd = s->sigfd, .events = POLLIN};
@@ -522,8 +537,12 @@ static void loop(struct sender *s)
 			stream_confirm(&s->st);
 			queue_release(&s->st.q, 0); /* idle: the buffer goes back (see mallopt in main) */
 		}
-		if (pfd[0].revents && (sig = sig_drain(NULL)))
+		if (pfd[0].revents && (sig = sig_pending(&got)))
 			teardown(s, sig);
+		if (got & SIG_BIT(SIGUSR1))
+			say_status(s);
+		if ((got & SIG_BIT(SIGUSR2)) && !s->usr2_said++)
+			err_warn("%s: SIGUSR2: nothing to reload; ignored", s->o->id);
 		if (!connected(s)) {
 			offline(s, fifo_at >= 0 ? pfd[fifo_at].revents : 0,
 				conn_at >= 0 ? pfd[conn_at].revents : 0);
@@ -579,7 +598,7 @@ int main(int argc, char **argv)
 	case -1: err_die(EXIT_RUNTIME, "fork:");
 	case 1: exit(d.status); /* the caller's process: the daemon is ready, or gone */
 	}
-	s.sigfd = sig_init(0);
+	s.sigfd = sig_init(SIG_OPS);
 	if (s.sigfd < 0)
 		err_die(EXIT_RUNTIME, "signals:");
 	/* The FIFO first: a binding already live must not cost the receiver a connection. */

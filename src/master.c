@@ -102,6 +102,7 @@ struct master {
 	struct pollfd *pfd;	      /* the poll set, room for every job's */
 	size_t pcap;
 	size_t *at, *cnt;	      /* each job's slice of it */
+	int usr2_said;		      /* SIGUSR2 means nothing here: said once */
 };
 
 /* ---- options ---- */
@@ -531,11 +532,29 @@ static size_t poll_set(struct master *m, long long now, long long *at, int *ctl_
 	return n + *nlin;
 }
 
+/* SIGUSR1: the -L file opened again (logrotate moved it), then what we hold now. */
+static void say_status(struct master *m)
+{
+	if (m->o->logfile) {
+		int fd = err_reopen() < 0 ? -1 : err_open_file(m->o->logfile);
+
+		/* The daemons' standard error too, on the same descriptor number. */
+		if (fd < 0 || (m->errfd >= 0 && (dup2(fd, m->errfd) < 0 ||
+						  fcntl(m->errfd, F_SETFD, FD_CLOEXEC) < 0)))
+			err_warn("SIGUSR1: reopening %s:", m->o->logfile);
+		if (fd >= 0)
+			close(fd);
+	}
+	err_warn("status: daemons=%zu started=%zu running=%zu failed=%s", m->js.n, m->js.started,
+		 m->js.running, m->failed ? "yes" : "no");
+}
+
 static void loop(struct master *m)
 {
 	for (;;) {
 		long long now = io_now_ms(), at;
-		int chld = 0, sig, status, ctl_at;
+		int sig, status, ctl_at;
+		unsigned got = 0;
 		size_t n, nlin;
 		pid_t pid;
 
@@ -545,10 +564,14 @@ static void loop(struct master *m)
 		if (poll(m->pfd, n, deadline_timeout(at, now)) < 0 && errno != EINTR)
 			err_die(EXIT_RUNTIME, "poll:");
 		now = io_now_ms();
-		if (m->pfd[0].revents && (sig = sig_drain(&chld)) != 0) {
+		if (m->pfd[0].revents && (sig = sig_pending(&got)) != 0) {
 			err_warn("signal %d: ending %zu daemon(s)", sig, m->js.running);
 			finish(m, EXIT_SIGNAL(sig));
 		}
+		if (got & SIG_BIT(SIGUSR1))
+			say_status(m);
+		if ((got & SIG_BIT(SIGUSR2)) && !m->usr2_said++)
+			err_warn("SIGUSR2: nothing to reload; ignored");
 		if (m->run_by && now >= m->run_by) {
 			err_warn("deadline: %ld s are up; ending %zu daemon(s)", m->o->run_ms / 1000,
 				 m->js.running);
@@ -626,7 +649,7 @@ int main(int argc, char **argv)
 	case -1: err_die(EXIT_RUNTIME, "fork:");
 	case 1: _exit(kept); /* the keeper, once all is over */
 	}
-	m.sigfd = sig_init(0);
+	m.sigfd = sig_init(SIG_OPS);
 	if (m.sigfd < 0)
 		err_die(EXIT_RUNTIME, "signals:");
 	m.run_by = o.run_ms ? io_now_ms() + o.run_ms : 0;

@@ -107,6 +107,7 @@ struct pool {
 	struct pollfd *pfd;
 	size_t pcap;
 	unsigned char psk[NOISE_PSK]; /* version 3: the channels' key, from KEY */
+	int usr2_said;		      /* SIGUSR2 means nothing here: said once */
 	struct status_file status;    /* DIR/.pool-PORT.status, and -M's */
 	int status_said;	      /* its failure was logged */
 };
@@ -416,6 +417,17 @@ static _Noreturn void teardown(struct pool *p, int sig)
 	exit(EXIT_SIGNAL(sig));
 }
 
+/* SIGUSR1: the -L file opened again (logrotate moved it), then what we hold now. */
+static void say_status(struct pool *p)
+{
+	if (err_reopen() < 0)
+		err_warn("SIGUSR1: reopening %s:", err_file_path());
+	err_warn("status: sessions=%zu proving=%zu grants=%zu buffers=%zu services=%zu "
+		 "accepting=%s",
+		 p->sessions.n, p->sessions.proving, p->grants.ngrants, grants_buffers(&p->grants),
+		 p->calls.ncalls, p->masters.n ? "yes" : "no");
+}
+
 /* Where each part's pollfds are in the poll set. */
 struct slices {
 	size_t masters, nmasters, linger, nlinger, sessions, nsessions, grants, calls;
@@ -451,7 +463,8 @@ static void loop(struct pool *p)
 	for (;;) {
 		long long now = io_now_ms(), at;
 		size_t n;
-		int chld = 0, sig;
+		unsigned got = 0;
+		int sig;
 
 		if (p->ended && !grants_buffers(&p->grants) && !p->sessions.n && !p->linger.n &&
 		    !p->calls.ncalls)
@@ -463,10 +476,14 @@ static void loop(struct pool *p)
 				err_die(EXIT_RUNTIME, "poll:");
 			continue;
 		}
-		if (p->pfd[0].revents && (sig = sig_drain(&chld)) != 0)
+		if (p->pfd[0].revents && (sig = sig_pending(&got)) != 0)
 			teardown(p, sig);
-		if (chld)
+		if (got & SIG_BIT(SIGCHLD))
 			reap(p);
+		if (got & SIG_BIT(SIGUSR1))
+			say_status(p);
+		if ((got & SIG_BIT(SIGUSR2)) && !p->usr2_said++)
+			err_warn("SIGUSR2: nothing to reload; ignored");
 		calls_handle(&p->calls, p->pfd + sl.calls);
 		/* Buffers before sessions: their slices index the poll set as it was built. */
 		grants_handle(&p->grants, p->pfd + sl.grants);
@@ -570,7 +587,7 @@ int main(int argc, char **argv)
 	case -1: err_die(EXIT_RUNTIME, "fork:");
 	case 1: exit(p.dm.status); /* the caller's process: the daemon is ready, or gone */
 	}
-	p.sigfd = sig_init(0);
+	p.sigfd = sig_init(SIG_OPS);
 	if (p.sigfd < 0)
 		err_die(EXIT_RUNTIME, "signals:");
 	/* What a service leaves behind comes back to us, not to init: see strays_end. */

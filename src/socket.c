@@ -357,8 +357,15 @@ static void say_event(const struct server_event *ev, void *arg)
 		break;
 	case SERVER_EV_RELAY: err_warn("%s", pump_fault_text(ev->fault, why, sizeof why)); break;
 	case SERVER_EV_STATUS:
-		err_warn("status: ready %zu busy %zu served %llu errors %llu", ev->pool->ready,
-			 ev->pool->busy, ev->pool->served, ev->pool->errors);
+		/* SIGUSR1: the -L file opened again (logrotate moved it), then the counts. */
+		if (err_reopen() < 0)
+			err_warn("SIGUSR1: reopening %s:", err_file_path());
+		if (ev->pool)
+			err_warn("status: ready %zu busy %zu served %llu errors %llu connections %zu",
+				 ev->pool->ready, ev->pool->busy, ev->pool->served,
+				 ev->pool->errors, ev->conns);
+		else
+			err_warn("status: connections %zu", ev->conns);
 		break;
 	case SERVER_EV_BACKOFF:
 		err_warn("workers end faster than %d a second without serving; "
@@ -380,7 +387,7 @@ static void say_event(const struct server_event *ev, void *arg)
 		break;
 	case SERVER_EV_RELOAD_NONE:
 		err_warn("SIGUSR2: without -W every connection starts its program afresh; "
-			 "nothing to reload");
+			 "nothing to reload; ignored");
 		break;
 	case SERVER_EV_TEARDOWN:
 		err_warn("signal %d: ending %zu connection(s)", ev->code, ev->conns);
@@ -413,9 +420,8 @@ static int run_server(const struct opts *o, struct daemon *d, const char *found)
 	struct server_opts so;
 	struct listener l;
 	struct server s;
-	/* SIGQUIT: a graceful stop; SIGUSR2: a reload; SIGUSR1: -W's status line. */
-	unsigned catch = SIG_BIT(SIGQUIT) | SIG_BIT(SIGUSR2) | (o->wmin ? SIG_BIT(SIGUSR1) : 0);
-	int sigfd = sig_init(catch);
+	/* SIGQUIT: a graceful stop; SIGUSR2: a reload (-W); SIGUSR1: the status line. */
+	int sigfd = sig_init(SIG_OPS);
 
 	if (sigfd < 0)
 		err_die(EXIT_RUNTIME, "signals:");
@@ -501,7 +507,7 @@ static int run_client(const struct opts *o, struct daemon *d)
 		struct server s;
 
 		server_opts_of(o, &so);
-		if (server_init(&s, &so, &none, sig_init(0)) < 0)
+		if (server_init(&s, &so, &none, sig_init(SIG_OPS)) < 0)
 			err_die(EXIT_RUNTIME, "server:");
 		server_serve(&s, fd);
 		return server_run(&s);
@@ -510,7 +516,7 @@ static int run_client(const struct opts *o, struct daemon *d)
 	p = calloc(1, sizeof *p);
 	if (!p)
 		err_die(EXIT_RUNTIME, "relay:");
-	p->sigfd = sig_init(0);
+	p->sigfd = sig_init(SIG_OPS);
 	pump_flow_init(&p->flow[0], o->ronly ? -1 : STDIN_FILENO, fd,
 		       o->crlf ? PUMP_LF_TO_CRLF : PUMP_RAW);
 	pump_flow_init(&p->flow[1], fd, o->wonly ? -1 : STDOUT_FILENO,

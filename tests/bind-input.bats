@@ -410,7 +410,7 @@ rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 
 @test "-L FILE gets the diagnostics; an unwritable -L fails and leaves nothing" {
 	start_detached bind-input -L log in1 "$PORT"
-	wait_for 5 logged log "^bind-input: in1: listening on port $PORT"
+	wait_for 5 grep -qE "$(log_head bind-input)in1: listening on port $PORT" log
 	port2=$(free_port)
 	run --separate-stderr bind_input -L /nonexistent/dir/log in2 "$port2"
 	[ "$status" -eq 1 ]

@@ -78,6 +78,9 @@ sizes_sum_is() {
 }
 # logged LOG PATTERN: a line of LOG matches PATTERN (grep); no LOG yet is no match
 logged() { grep -q -- "$2" "$1" 2>/dev/null; }
+# log_head PROG: what begins a line of PROG in a -L file ("2026-12-06T13:45:02Z
+# PROG[PID]: "), as an extended regular expression (grep -E, [[ =~ ]])
+log_head() { printf '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z %s\\[[0-9]+\\]: ' "$1"; }
 
 # Default range 20000-32000: valid for every PORT operand (1024-49151) and below
 # the kernel's ephemeral range, so no outgoing connection takes it meanwhile.
@@ -97,15 +100,9 @@ child_count_is() { [ "$(child_count "$1")" -eq "$2" ]; } # PID N
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 fds_are() { [ "$(fd_count "$1")" -eq "$2" ]; } # PID N
 
-# stderr_quiet PROG: $stderr is empty, but for the one line a daemon says
-# before backgrounding when no syslog daemon listens on /dev/log (as in most
-# containers) and no -L was given: without it, later messages would be lost
-# without a word.
-stderr_quiet() {
-	[ -z "$stderr" ] && return 0
-	[ ! -S /dev/log ] &&
-		[ "$stderr" = "$1: no syslog daemon listens on /dev/log: messages from now on are lost (use -L FILE)" ]
-}
+# stderr_quiet PROG: $stderr is empty. A daemon that finds no syslog daemon
+# on /dev/log says so to its log (syslog: nowhere), never to its caller.
+stderr_quiet() { [ -z "$stderr" ]; }
 
 # A raw control session with the pool (protocol version 2) on fd 5, for
 # tests that speak the protocol themselves.

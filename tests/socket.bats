@@ -251,8 +251,8 @@ two_clients() {
 	[[ "$stderr" == "socket: listening on :: $PORT" ]]
 	"$S" -r 127.0.0.1 "$PORT" </dev/null >/dev/null
 	wait_for 5 grep -q "closed" events.log
-	grep -q "^socket: connection from 127.0.0.1 [0-9]*$" events.log
-	grep -q "^socket: connection from 127.0.0.1 [0-9]* closed, status 0$" events.log
+	grep -qE "$(log_head socket)connection from 127.0.0.1 [0-9]+$" events.log
+	grep -qE "$(log_head socket)connection from 127.0.0.1 [0-9]+ closed, status 0$" events.log
 }
 
 @test "-b returns at once inside \$(...) and keeps none of the caller's descriptors" {

@@ -347,6 +347,15 @@ int binding_put(struct binding *b, const void *p, size_t n)
 	return pipew_emit(&b->w, p, n);
 }
 
+void binding_stats(const struct binding *b, struct binding_stats *st)
+{
+	st->senders = b->nconns;
+	st->bytes = 0;
+	for (size_t i = 0; i < b->nconns; i++)
+		st->bytes += b->conns[i].bytes;
+	st->unread = fifo_pending(&b->fifo) + pipew_queued(&b->w) + b->parts;
+}
+
 int binding_done(const struct binding *b)
 {
 	return b->done;

@@ -201,6 +201,14 @@ int binding_handle(struct binding *b, const struct pollfd *pfd, size_t n);
  */
 int binding_put(struct binding *b, const void *p, size_t n);
 
+/* What a binding holds now, for a status line (SIGUSR1). */
+struct binding_stats {
+	size_t senders;		  /* connected, admitted or not yet */
+	unsigned long long bytes; /* what the connected ones sent so far */
+	size_t unread;		  /* in the pipe and queued for it: what no reader took yet */
+};
+void binding_stats(const struct binding *b, struct binding_stats *st);
+
 /* True once a once-mode binding has finished (after BINDING_EV_DONE). */
 int binding_done(const struct binding *b);
 

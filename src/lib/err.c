@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* dup3 */
 #include "err.h"
 
 #include <errno.h>
@@ -39,6 +40,7 @@ static struct {
 	const char *progname;
 	enum sink sink;
 	int file_fd;		  /* TO_FILE: the -L file */
+	char file_path[4096];	  /* ... its path, for err_reopen */
 	char last[MSG_MAX];	  /* the last line written, and when */
 	long long last_at;
 	unsigned long repeats;	  /* lines equal to it held back since */
@@ -81,11 +83,14 @@ static int syslog_listens(void)
 
 void err_to_syslog(void)
 {
-	if (!syslog_listens())
-		err_warn("no syslog daemon listens on %s: messages from now on are lost "
-			 "(use -L FILE)", SYSLOG_PATH);
+	int listens = syslog_listens();
+
 	openlog(diag.progname, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 	diag.sink = TO_SYSLOG;
+	/* To the log it concerns, not to the caller: where nobody listens, nowhere. */
+	if (!listens)
+		err_warn("no syslog daemon listens on %s: messages from now on are lost "
+			 "(use -L FILE)", SYSLOG_PATH);
 }
 
 int err_open_file(const char *path)
@@ -115,7 +120,35 @@ int err_to_file(const char *path)
 		close(diag.file_fd);
 	diag.file_fd = fd;
 	diag.sink = TO_FILE;
+	snprintf(diag.file_path, sizeof diag.file_path, "%s", path);
 	return 0;
+}
+
+int err_reopen(void)
+{
+	int fd;
+
+	if (diag.sink != TO_FILE || !diag.file_path[0])
+		return 0;
+	fd = err_open_file(diag.file_path);
+	if (fd < 0)
+		return -1;
+	/* The same number: whoever was given it (a pool's services) writes there next. */
+	if (fd != diag.file_fd) {
+		if (dup3(fd, diag.file_fd, O_CLOEXEC) < 0) {
+			int saved = errno;
+			close(fd);
+			errno = saved;
+			return -1;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+const char *err_file_path(void)
+{
+	return diag.sink == TO_FILE ? diag.file_path : NULL;
 }
 
 const char *err_file_why(int err)
@@ -142,7 +175,19 @@ static void put(const char *msg)
 		syslog(LOG_ERR, "%s", msg);
 		return;
 	}
-	len = snprintf(line, sizeof line, "%s: %s\n", diag.progname, msg);
+	if (diag.sink == TO_FILE) {
+		/* RFC 3339, UTC, and the PID: a log file many processes share over days. */
+		char stamp[32] = "";
+		time_t t = time(NULL);
+		struct tm tm;
+
+		if (gmtime_r(&t, &tm))
+			strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		len = snprintf(line, sizeof line, "%s %s[%ld]: %s\n", stamp, diag.progname,
+			       (long)getpid(), msg);
+	} else {
+		len = snprintf(line, sizeof line, "%s: %s\n", diag.progname, msg);
+	}
 	if (len > (int)sizeof line - 1)
 		len = sizeof line - 1;
 	if (write(diag.sink == TO_FILE ? diag.file_fd : STDERR_FILENO, line, (size_t)len) < 0) {

@@ -33,9 +33,9 @@ const char *err_progname(void);
  * Where diagnostics go after the caller's stderr is gone (daemons):
  * stderr (default), syslog, or a file opened for append.
  * err_to_file() returns -1 with errno set when the file cannot be opened.
- * Going to syslog where no syslog daemon listens (no /dev/log, as in many
- * containers) would lose every later message without a word:
- * err_to_syslog says so once on the sink it leaves first.
+ * Where no syslog daemon listens (no /dev/log, as in many containers)
+ * err_to_syslog says so once to syslog itself: the caller of a daemon
+ * (cron's mail) is not where its log goes.
  */
 void err_to_syslog(void);
 int err_to_file(const char *path);
@@ -56,7 +56,19 @@ const char *err_file_why(int err);
 int err_file_fd(void);
 
 /*
- * err_warn("fmt", ...) writes "prog: message" to the sink; when fmt ends
+ * Open the log file's path again (SIGUSR1, after logrotate moved it) onto
+ * the same descriptor number, so that what was handed that descriptor
+ * later writes to the new file too. Returns 0 (also when diagnostics do
+ * not go to a file), or -1 with errno: the old file stays the sink.
+ */
+int err_reopen(void);
+/* The log file's path, or NULL when diagnostics do not go to a file. */
+const char *err_file_path(void);
+
+/*
+ * err_warn("fmt", ...) writes "prog: message" to the sink (to a log file
+ * "2026-12-06T13:45:02Z prog[PID]: message", RFC 3339 UTC; syslog has
+ * its own); when fmt ends
  * in ':' the current errno's text is appended, as in sbase's eprintf.
  * errno is preserved.
  */

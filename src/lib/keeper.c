@@ -14,13 +14,13 @@
 #include "sig.h"
 
 /*
- * The keeper's loop: pass the teardown signals on to the worker, reap
+ * The keeper's loop: pass the teardown and operator's signals on to the worker, reap
  * until the worker has ended, then end whatever is left. Returns the exit
  * status (the worker's, or 128+signal).
  */
 static int keep(pid_t worker, long grace_ms, int quiet, int close_fd)
 {
-	struct pollfd pfd = {.fd = sig_init(0), .events = POLLIN};
+	struct pollfd pfd = {.fd = sig_init(SIG_OPS), .events = POLLIN};
 	int status = 0, sig;
 	pid_t r;
 
@@ -36,8 +36,9 @@ static int keep(pid_t worker, long grace_ms, int quiet, int close_fd)
 			break; /* the worker ended, or (-1) there is no child at all */
 		/* Without a self-pipe, signals keep their defaults: poll a while, then reap. */
 		poll(&pfd, pfd.fd >= 0, pfd.fd >= 0 ? -1 : 50);
+		/* The operator's signals too (SIGQUIT, SIGUSR1, SIGUSR2): the worker's to act on. */
 		while ((sig = sig_read()) > 0)
-			if (sig_is_term(sig))
+			if (sig != SIGCHLD)
 				kill(worker, sig);
 	}
 	proc_end_children(grace_ms, NULL, NULL);

@@ -5,8 +5,8 @@
 /*
  * Split this process in two, so that no descendant outlives it, however
  * it ends. The caller's process becomes the keeper: a subreaper (Linux
- * PR_SET_CHILD_SUBREAPER) that passes SIGINT, SIGHUP and SIGTERM on to
- * the worker (through its self-pipe, sig.c), and, when the worker has
+ * PR_SET_CHILD_SUBREAPER) that passes SIGINT, SIGHUP, SIGTERM and
+ * SIG_OPS (SIGQUIT, SIGUSR1, SIGUSR2) on to the worker (through its self-pipe, sig.c), and, when the worker has
  * ended, ends whatever is left (proc_end_children, grace_ms). With quiet,
  * the keeper lets go of fds 0-2 first (a backgrounded caller's terminal
  * and pipes); close_fd (-1: none) is a descriptor the keeper must not

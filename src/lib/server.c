@@ -298,7 +298,7 @@ static void reload(struct server *s)
 	size_t old;
 
 	if (!s->pooled) {
-		if (s->o->verbose)
+		if (!s->told_no_reload++)
 			tell(s, (struct server_event){.type = SERVER_EV_RELOAD_NONE});
 		return;
 	}
@@ -572,9 +572,10 @@ static int after_poll(struct server *s, const struct poll_set *ps)
 	control(s, &w, now);
 	if (s->stopping && now >= s->stop_by && serving(s))
 		return SIGQUIT; /* out of time: the prompt way */
+	if (w.usr1)
+		tell(s, (struct server_event){.type = SERVER_EV_STATUS, .conns = s->running,
+					      .pool = s->pooled ? &s->pool : NULL});
 	if (s->pooled) {
-		if (w.usr1)
-			tell(s, (struct server_event){.type = SERVER_EV_STATUS, .pool = &s->pool});
 		while ((pid = prefork_retire(&s->pool, now)) > 0)
 			kill(pid, SIGWINCH);
 	}

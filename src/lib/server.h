@@ -47,12 +47,13 @@ enum server_ev {
 	SERVER_EV_EXEC,		 /* the program name could not be started: err */
 	SERVER_EV_ACCEPT,	 /* accept failed with err, count times in a second: a pause */
 	SERVER_EV_RELAY,	 /* in a relay child: fault */
-	SERVER_EV_STATUS,	 /* SIGUSR1 with -W: pool's counts */
+	SERVER_EV_STATUS,	 /* SIGUSR1: conns connections running; with -W, pool's counts
+				    (pool NULL without) */
 	SERVER_EV_BACKOFF,	 /* workers end too fast (PREFORK_DEATHS a second): a pause of ms */
 	SERVER_EV_STOP,		 /* -v only: SIGQUIT, a graceful stop; conns connections have ms */
 	SERVER_EV_RELOAD,	 /* -v only: SIGUSR2 with -W: generation; count ready workers
 				    retired, conns busy */
-	SERVER_EV_RELOAD_NONE,	 /* -v only: SIGUSR2 without -W: nothing to reload */
+	SERVER_EV_RELOAD_NONE,	 /* SIGUSR2 without -W: nothing to reload (told once) */
 	SERVER_EV_RELOAD_FAILED, /* SIGUSR2: the program name is gone (err); the workers go on */
 	SERVER_EV_TEARDOWN,	 /* -v only: signal code: ending conns connections */
 };
@@ -62,7 +63,7 @@ struct server_event {
 	const char *name;		/* the peer, the step or the program (see enum server_ev) */
 	int err;			/* errno */
 	int code;			/* CONN_END: the exit status; TEARDOWN: the signal */
-	size_t conns;			/* STOP, TEARDOWN: connections; RELOAD: busy workers */
+	size_t conns;			/* STOP, TEARDOWN, STATUS: connections; RELOAD: busy workers */
 	unsigned long count;		/* ACCEPT: failures; RELOAD: ready workers retired */
 	long long ms;			/* BACKOFF, STOP */
 	unsigned generation;		/* RELOAD */
@@ -101,6 +102,7 @@ struct server {
 	struct listener l; /* empty once no more connections are taken */
 	int sigfd;		  /* the self-pipe */
 	int stopping;		  /* a graceful stop is under way */
+	int told_no_reload;	  /* SIGUSR2 without -W: said once */
 	long long stop_by;	  /* when it turns into the teardown */
 	unsigned generation;	  /* -W: reloads so far */
 	int status; /* exit status when not looping */

@@ -104,16 +104,25 @@ int sig_is_term(int sig)
 	return sig == SIGINT || sig == SIGHUP || sig == SIGTERM;
 }
 
-int sig_drain(int *chld)
+int sig_pending(unsigned *got)
 {
 	int sig, term = 0;
 
 	while ((sig = sig_read()) > 0) {
-		if (sig_is_term(sig) && !term)
+		if ((sig_is_term(sig) || sig == SIGQUIT) && !term)
 			term = sig;
-		else if (sig == SIGCHLD && chld)
-			*chld = 1;
+		*got |= SIG_BIT(sig);
 	}
+	return term;
+}
+
+int sig_drain(int *chld)
+{
+	unsigned got = 0;
+	int term = sig_pending(&got);
+
+	if (chld && (got & SIG_BIT(SIGCHLD)))
+		*chld = 1;
 	return term;
 }
 

@@ -10,9 +10,12 @@
  *
  * Every program catches SIG_BASE (SIGINT, SIGHUP, SIGTERM: the teardown;
  * SIGCHLD: reap) and ignores SIGPIPE (EPIPE is handled where it happens).
- * A program passes the further signals it gives a meaning to; any other
- * keeps its default disposition. No handler runs anything but one
- * write(2): the loop acts on what it reads.
+ * A program's main loop passes SIG_OPS too, the operator's signals that
+ * every program gives a meaning to (socketpool's SIGNALS sections):
+ * SIGQUIT a graceful stop, or the teardown where nothing is left to
+ * finish; SIGUSR1 a status line and the -L file reopened; SIGUSR2 a
+ * reload, or nothing. No handler runs anything but one write(2): the
+ * loop acts on what it reads.
  */
 #ifndef SP_SIG_H
 #define SP_SIG_H
@@ -22,13 +25,12 @@
 #define SIG_BIT(s) (1u << (s))
 #define SIG_TEARDOWN (SIG_BIT(SIGINT) | SIG_BIT(SIGHUP) | SIG_BIT(SIGTERM))
 #define SIG_BASE (SIG_TEARDOWN | SIG_BIT(SIGCHLD))
+#define SIG_OPS (SIG_BIT(SIGQUIT) | SIG_BIT(SIGUSR1) | SIG_BIT(SIGUSR2))
 /*
- * The signals sig.c catches when asked: the base, SIGQUIT (socket's
- * graceful stop), SIGUSR1 (socket -W's status), SIGUSR2 (socket -W's
- * reload) and SIGWINCH (a preforked worker's retirement).
+ * The signals sig.c catches when asked: the base, SIG_OPS and SIGWINCH
+ * (a preforked worker's retirement).
  */
-#define SIG_CATCHABLE                                                                         \
-	(SIG_BASE | SIG_BIT(SIGQUIT) | SIG_BIT(SIGUSR1) | SIG_BIT(SIGUSR2) | SIG_BIT(SIGWINCH))
+#define SIG_CATCHABLE (SIG_BASE | SIG_OPS | SIG_BIT(SIGWINCH))
 
 /*
  * Catch the signals in set (SIG_BIT of each, within SIG_CATCHABLE) by
@@ -57,10 +59,23 @@ int sig_ignore(int sig);
 int sig_read(void);
 
 /*
- * Read every pending signal, for a loop that catches no more than
- * SIG_BASE: returns the first teardown signal (SIGINT, SIGHUP, SIGTERM)
- * or 0, and sets *chld when SIGCHLD came (chld may be NULL). Any other
- * signal read is dropped.
+ * Read every pending signal: returns the first teardown signal (SIGINT,
+ * SIGHUP, SIGTERM, and SIGQUIT: a program with a graceful stop reads
+ * with sig_read instead) or 0, and adds SIG_BIT of each signal read to
+ * *got. The form of every program's main loop:
+ *
+ *	unsigned got = 0;
+ *	if ((sig = sig_pending(&got)) != 0)
+ *		tear down;
+ *	if (got & SIG_BIT(SIGUSR1))
+ *		...
+ */
+int sig_pending(unsigned *got);
+
+/*
+ * sig_pending for a loop that acts on no more than SIG_BASE: the first
+ * teardown signal or 0, and *chld set when SIGCHLD came (chld may be
+ * NULL). Any other signal read is dropped.
  */
 int sig_drain(int *chld);
 
