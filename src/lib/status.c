@@ -48,7 +48,9 @@ fail: /* nothing was written: nothing to unlink */
 }
 
 /* Append to a growing buffer; a failure marks the round. */
-static void put(struct status_text *t, char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+__attribute__((format(printf, 5, 6))) static void put(struct status_text *t, char **buf,
+						       size_t *len, size_t *cap, const char *fmt,
+						       ...)
 {
 	va_list ap;
 	int n;
