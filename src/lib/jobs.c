@@ -254,7 +254,8 @@ static void start_call(struct jobs *js, struct job *j, int fd, struct channel *c
 	struct relay r = {.ch = ch, .psk = ch ? cfg->psk : NULL, .initiator = 1,
 			  .on_fault = cfg->on_fault, .fault_arg = cfg->arg};
 	struct job_env e;
-	pid_t pid = spawn_fork(SPAWN_NEWPGRP); /* our code in the child: its own group */
+	/* our code in the child: its own group; it ends with us, however we end */
+	pid_t pid = spawn_fork(SPAWN_NEWPGRP | SPAWN_PDEATHSIG);
 
 	if (pid < 0) {
 		emit_why(js, JOB_EV_CANNOT_START, j, 0, 0, "cannot start: fork: %s", strerror(errno));

@@ -287,7 +287,9 @@ pid_t pump_spawn(const struct relay *r, const struct spawn_env *env, int *in, in
 					   .command = r->program,
 					   .fd = {r->wonly ? STDIN_FILENO : to_prog[0],
 						  r->ronly ? STDOUT_FILENO : from_prog[1], err},
-					   .env = env},
+					   .env = env,
+					   /* the relay's end, however it comes, is the program's */
+					   .flags = SPAWN_PDEATHSIG},
 			   NULL);
 	if (prog < 0)
 		goto out_close;

@@ -131,7 +131,7 @@ static pid_t serve_direct(struct server *s, struct server_conn *c, int fd)
 	pid = spawn_start(&(struct spawn){.cmd = &s->cmd,
 					  .fd = {fds[0], fds[1], fds[2]},
 					  .env = &s->env.env,
-					  .flags = SPAWN_NEWPGRP},
+					  .flags = SPAWN_NEWPGRP | SPAWN_PDEATHSIG},
 			  NULL);
 	if (pid < 0)
 		return -1;
@@ -142,7 +142,8 @@ static pid_t serve_direct(struct server *s, struct server_conn *c, int fd)
 /* A relay child: -c, or our own stdin and stdout. */
 static pid_t serve_relay(struct server *s, int fd)
 {
-	pid_t pid = spawn_fork(SPAWN_NEWPGRP);
+	/* It ends with us, however we end: killed, we would not end it. */
+	pid_t pid = spawn_fork(SPAWN_NEWPGRP | SPAWN_PDEATHSIG);
 
 	if (pid < 0)
 		return -1;
@@ -217,8 +218,9 @@ static void pool_fill(struct server *s)
 			s->fork_pause_until = now + FORK_PAUSE_MS;
 			return;
 		}
-		/* A group of its own at once, so a TERM to its group cannot miss. */
-		pid = spawn_fork(SPAWN_NEWPGRP);
+		/* A group of its own at once, so a TERM to its group cannot miss; it
+		 * ends with us even when we are killed (no worker serves on under init). */
+		pid = spawn_fork(SPAWN_NEWPGRP | SPAWN_PDEATHSIG);
 		if (pid < 0) {
 			failed(s, "fork");
 			s->fork_pause_until = now + FORK_PAUSE_MS;

@@ -158,6 +158,66 @@ static int wait_status(pid_t pid)
 }
 
 /*
+ * The leader when the pool dies, even by SIGKILL: PR_SET_PDEATHSIG sends
+ * it a signal that nothing else sends (the pool's SIGTERM to the group at
+ * the run cap is the program's, and the leader ignores it). It ends the
+ * program (SIGTERM, SIGKILL once the grace has run out, by alarm(2)); the
+ * leader then ends the rest as at any end (proc_end_children), also what
+ * left the group. The program's pid, once started, and whether the pool
+ * is gone, shared with the handlers: a leader's only mutable globals.
+ */
+static volatile sig_atomic_t lead_prog, lead_orphaned;
+static unsigned lead_grace_s;
+
+static void on_pool_death(int sig)
+{
+	int saved = errno;
+
+	(void)sig;
+	lead_orphaned = 1;
+	if (lead_prog > 0) {
+		kill((pid_t)lead_prog, SIGTERM);
+		alarm(lead_grace_s);
+	}
+	errno = saved;
+}
+
+static void on_grace_over(int sig)
+{
+	int saved = errno;
+
+	(void)sig;
+	if (lead_prog > 0)
+		kill((pid_t)lead_prog, SIGKILL);
+	errno = saved;
+}
+
+/* In the leader, first thing: its end is due when the pool's is, however the pool ends. */
+static void lead_watch(pid_t pool, long grace_ms)
+{
+	struct sigaction sa = {.sa_handler = on_pool_death};
+	int sig = SIGRTMIN;
+
+	lead_grace_s = grace_ms > 0 ? (unsigned)((grace_ms + 999) / 1000) : 1;
+	sigemptyset(&sa.sa_mask);
+	sigaction(sig, &sa, NULL);
+	sa.sa_handler = on_grace_over;
+	sigaction(SIGALRM, &sa, NULL);
+	prctl(PR_SET_PDEATHSIG, sig);
+	/* The pool died before the request: it is due at once. */
+	if (getppid() != pool)
+		raise(sig);
+}
+
+/* The program has started: a pool death that came first ends it now. */
+static void lead_program(pid_t prog)
+{
+	lead_prog = (sig_atomic_t)prog;
+	if (lead_orphaned)
+		on_pool_death(SIGRTMIN);
+}
+
+/*
  * In the leader: the program on the caller's connection itself (version
  * 2), waited for. TERM to the group is for the program; the leader ends
  * once the program has, and what it left behind with it.
@@ -166,12 +226,14 @@ static _Noreturn void lead_plain(struct service *s, const struct spawn_env *env,
 {
 	pid_t prog = spawn_start(&(struct spawn){.command = s->program,
 						 .fd = {s->fd, s->fd, STDERR_FILENO},
-						 .env = env},
+						 .env = env,
+						 .flags = SPAWN_PDEATHSIG},
 				 NULL);
 	int status;
 
 	if (prog < 0)
 		not_started(report);
+	lead_program(prog);
 	close_others(STDERR_FILENO, STDERR_FILENO, STDERR_FILENO);
 	signal(SIGTERM, SIG_IGN);
 	status = wait_status(prog);
@@ -202,11 +264,13 @@ static _Noreturn void lead_relay(struct service *s, const struct spawn_env *env,
 	struct pump *p = calloc(1, sizeof *p);
 	pid_t prog = spawn_start(&(struct spawn){.command = s->program,
 						 .fd = {to_prog[0], from_prog[1], STDERR_FILENO},
-						 .env = env},
+						 .env = env,
+						 .flags = SPAWN_PDEATHSIG},
 				 NULL);
 
 	if (prog < 0)
 		not_started(report);
+	lead_program(prog);
 	close(to_prog[0]);
 	close(from_prog[1]);
 	close_others(s->fd, to_prog[1], from_prog[0]);
@@ -229,14 +293,16 @@ static _Noreturn void lead_relay(struct service *s, const struct spawn_env *env,
 static pid_t leader_start(struct service *s, const struct spawn_env *env)
 {
 	int to_prog[2] = {-1, -1}, from_prog[2] = {-1, -1}, report[2] = {-1, -1}, saved;
-	pid_t pid = -1;
+	pid_t pid = -1, pool;
 
 	if (io_pipe(report) < 0 || (s->ch && (io_pipe(to_prog) < 0 || io_pipe(from_prog) < 0)))
 		goto out;
 	/* Our own code in the child: spawn_fork resets sig.c's signals there, and makes the group. */
+	pool = getpid();
 	if ((pid = spawn_fork(SPAWN_NEWPGRP)) == 0) {
 		int errfd = s->errfd >= 0 ? s->errfd : STDERR_FILENO;
 
+		lead_watch(pool, s->grace_ms);
 		prctl(PR_SET_CHILD_SUBREAPER, 1);
 		if (errfd != STDERR_FILENO && dup2(errfd, STDERR_FILENO) < 0)
 			_exit(EXIT_RUNTIME);

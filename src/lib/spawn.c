@@ -92,7 +92,8 @@ struct child {
 	char **envp;
 	const int *fd;
 	unsigned flags;
-	int errw; /* the write end of the error pipe */
+	pid_t parent; /* SPAWN_PDEATHSIG: the caller, whose end is ours */
+	int errw;     /* the write end of the error pipe */
 };
 
 #define SPAWN_STACK 65536 /* the child's stack, in the caller's frame */
@@ -123,8 +124,14 @@ static int child(void *arg)
 	sig_exec_reset();
 	if (a->flags & SPAWN_NEWPGRP)
 		setpgid(0, 0);
-	if (a->flags & SPAWN_PDEATHSIG)
+	if (a->flags & SPAWN_PDEATHSIG) {
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		/* The caller died before the request (fork's economy: it is not waiting): due now. */
+		if (getppid() != a->parent) {
+			raise(SIGTERM);
+			_exit(EXIT_SIGNAL(SIGTERM));
+		}
+	}
 	if (spawn_place_fds(a->fd[0], a->fd[1], a->fd[2]) == 0)
 		cmd_exec(a->cmd, a->envp);
 	err = errno;
@@ -156,7 +163,8 @@ static pid_t clone_child(struct child *a, int async)
 
 pid_t spawn_start(const struct spawn *sp, int *errfd)
 {
-	struct child a = {.cmd = sp->cmd, .fd = sp->fd, .flags = sp->flags, .errw = -1};
+	struct child a = {.cmd = sp->cmd, .fd = sp->fd, .flags = sp->flags, .parent = getpid(),
+			  .errw = -1};
 	struct cmd own;
 	int ep[2] = {-1, -1}, err;
 	pid_t pid = -1;

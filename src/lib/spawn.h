@@ -26,7 +26,8 @@ struct spawn_env {
 
 enum spawn_flags {
 	SPAWN_NEWPGRP = 1u,   /* the child leads a process group of its own */
-	SPAWN_PDEATHSIG = 2u, /* the child gets SIGTERM when its parent dies (Linux) */
+	SPAWN_PDEATHSIG = 2u, /* the child gets SIGTERM when its parent dies, even by SIGKILL,
+				 or at once if it had died already (Linux) */
 };
 
 /* What to start. */
