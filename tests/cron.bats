@@ -27,30 +27,6 @@ start_pool_as_cron() { # ARGS... (KEY and PORT last); sets POOL
 	track "$POOL"
 	wait_listening "${@: -1}"
 }
-# reader BUFFER OUT: read a buffer continuously, across restarts of the pool
-# (a FIFO that goes away is opened again once it is back), until "stop" exists.
-reader() {
-	(
-		while [ ! -e stop ]; do
-			if [ -p "$1" ]; then
-				# A line a teardown cut (a slow reader mid-line when the pool
-				# ended) goes on, unended: its rest comes after the restart.
-				while :; do
-					if IFS= read -r line; then
-						printf '%s\n' "$line"
-						continue
-					fi
-					printf '%s' "$line"
-					break
-				done <"$1"
-			else
-				sleep 0.02
-			fi
-		done >>"$2"
-	) &
-	READER=$!
-	track "$READER"
-}
 
 # ---- 1. one stream per name across runs ----
 

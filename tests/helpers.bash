@@ -193,3 +193,29 @@ daemon() {
 	printf '#!/bin/sh\n%s\n' "$*" >"$dir/$name"
 	chmod +x "$dir/$name"
 }
+
+# reader BUFFER OUT: read a buffer continuously, across restarts of the pool
+# (a FIFO that goes away is opened again once it is back), until "stop" exists;
+# sets READER, tracked (cron.bats, net.bats).
+reader() {
+	(
+		while [ ! -e stop ]; do
+			if [ -p "$1" ]; then
+				# A line a teardown cut (a slow reader mid-line when the pool
+				# ended) goes on, unended: its rest comes after the restart.
+				while :; do
+					if IFS= read -r line; then
+						printf '%s\n' "$line"
+						continue
+					fi
+					printf '%s' "$line"
+					break
+				done <"$1"
+			else
+				sleep 0.02
+			fi
+		done >>"$2"
+	) &
+	READER=$!
+	track "$READER"
+}

@@ -107,29 +107,6 @@ hundred() {
 streamer() {
 	daemon d "$1" "i=0; while [ \$i -lt $2 ]; do i=\$((i + 1)); echo \"$1 line \$i of the stream\"; [ \$((i % 100)) -ne 0 ] || sleep 0.05; done"
 }
-# reader BUFFER OUT: read a buffer continuously, across restarts of the pool
-# (a FIFO that goes away is opened again once it is back), until "stop"
-# exists. A line a teardown cut (the reader mid-line when the pool ended)
-# goes on unended: its rest comes after the restart. (tests/cron.bats's.)
-reader() {
-	(
-		while [ ! -e stop ]; do
-			if [ -p "$1" ]; then
-				while :; do
-					if IFS= read -r line; then
-						printf '%s\n' "$line"
-						continue
-					fi
-					printf '%s' "$line"
-					break
-				done <"$1"
-			else
-				sleep 0.02
-			fi
-		done >>"$2"
-	) &
-	track "$!"
-}
 # expect NAME LINES: what streamer NAME LINES writes
 expect() { seq -f "$1 line %g of the stream" 1 "$2"; }
 # stream_kept NAME LINES: LINES lines of NAME were read, or wait in NAME.unread

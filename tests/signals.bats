@@ -343,7 +343,7 @@ sessions_are() { [ "$(sessions_in "${@:2}")" -eq "$1" ]; }                      
 	for run in 4 5 6; do "$SP_BIN/master" "$KEY" 127.0.0.1 "$PORT" d; done
 	wait_for 5 sessions_are 3 pool.log
 	sessions_are 3 pool.log.1
-	! grep -q 'status: ' pool.log.1 || false
+	run ! grep -q 'status: ' pool.log.1
 	log_lines_ok pool.log pool
 	log_lines_ok pool.log.1 pool
 	alive "$(cat pool.pid)"
