@@ -205,16 +205,14 @@ static void fill_status(struct status_text *t, void *arg)
 	binding_status(of->b, t, of->o->id);
 }
 
-/* The status file: kept current, at most once a second; its failure said once. */
+/* The status file: kept current, at most once a second; a failure said once (status_tick). */
 static long long keep_status(const struct opts *o, const struct binding *b, long long now)
 {
-	static int said;
 	struct status_of of = {o, b};
 	int err;
 	long long at = status_tick(&status, now, fill_status, &of, &err);
 
-	if (err && !said) {
-		said = 1;
+	if (err) {
 		errno = err;
 		err_warn("%s: status file %s:", o->id, status.path);
 	}

@@ -95,7 +95,6 @@ struct sender {
 	int ending; /* tearing down: the receiver's close after our end is no news */
 	int usr2_said; /* SIGUSR2 means nothing here: said once */
 	struct status_file status; /* .ID.status beside the FIFO, and -M's */
-	int status_said;	   /* its failure was logged */
 };
 
 static void parse(int argc, char **argv, struct opts *o)
@@ -213,14 +212,13 @@ static void fill_status(struct status_text *t, void *arg)
 	status_num(t, "held", stream_held(&s->st));
 }
 
-/* The status file: kept current, at most once a second; its failure said once. */
+/* The status file: kept current, at most once a second; a failure said once (status_tick). */
 static long long keep_status(struct sender *s, long long now)
 {
 	int err;
 	long long at = status_tick(&s->status, now, fill_status, s, &err);
 
-	if (err && !s->status_said) {
-		s->status_said = 1;
+	if (err) {
 		errno = err;
 		err_warn("%s: status file %s:", s->o->id, s->status.path);
 	}

@@ -109,7 +109,6 @@ struct pool {
 	unsigned char psk[NOISE_PSK]; /* version 3: the channels' key, from KEY */
 	int usr2_said;		      /* SIGUSR2 means nothing here: said once */
 	struct status_file status;    /* DIR/.pool-PORT.status, and -M's */
-	int status_said;	      /* its failure was logged */
 };
 
 /* ---- options ---- */
@@ -364,14 +363,13 @@ static void fill_status(struct status_text *t, void *arg)
 	grants_status(&p->grants, t);
 }
 
-/* The status file: kept current, at most once a second; its failure said once. */
+/* The status file: kept current, at most once a second; a failure said once (status_tick). */
 static long long keep_status(struct pool *p, long long now)
 {
 	int err;
 	long long at = status_tick(&p->status, now, fill_status, p, &err);
 
-	if (err && !p->status_said) {
-		p->status_said = 1;
+	if (err) {
 		errno = err;
 		err_warn("status file %s:", p->status.path);
 	}

@@ -275,8 +275,10 @@ long long status_tick(struct status_file *sf, long long now,
 	sf->pending = 0;
 	sf->next_at = now + STATUS_EVERY_MS;
 	fill(&t, arg);
-	if (publish(sf, &t) < 0 && err)
+	if (publish(sf, &t) < 0 && err && !sf->told) {
 		*err = errno;
+		sf->told = 1;
+	}
 	free(t.text);
 	free(t.prom);
 	return t.moving ? sf->next_at : -1;

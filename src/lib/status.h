@@ -50,6 +50,7 @@ struct status_file {
 	size_t lastlen;
 	long long next_at; /* no rewrite before this io_now_ms() time */
 	int pending;	   /* a round was skipped for the rate: one is due at next_at */
+	int told;	   /* a failed write was told: no later one is */
 };
 
 /*
@@ -62,7 +63,8 @@ int status_open(struct status_file *sf, const char *path, const char *prom, cons
  * A round: when due, fill builds the figures and the files are rewritten
  * if they changed. Returns the io_now_ms() time of the next round due
  * (a skipped one), or -1 when none is. A failed write is not retried
- * before the next round; *err (may be NULL) gets its errno, else 0.
+ * before the next round; *err (may be NULL) gets the errno of the first
+ * failure only (one log line for a file that cannot be written), else 0.
  */
 long long status_tick(struct status_file *sf, long long now,
 		      void (*fill)(struct status_text *t, void *arg), void *arg, int *err);
