@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "channel.h"
@@ -192,21 +193,31 @@ static const char *version_wrong(struct client *c, const struct proto_msg *msg)
 	return NULL;
 }
 
-/* Version 3: greeted; the handshake begins (our first message), under the greeting's words. */
-static void greeted(struct client *c, long long now)
+/*
+ * Version 3: our first message goes as soon as we are connected, not after
+ * the greeting: the greeting's words are known (they are ours, and the
+ * pool's must be the same or the handshake breaks), and waiting for them
+ * cost a round trip. The pool reads it after its greeting.
+ */
+static int channel_early(struct client *c, long long now)
 {
 	char line[PROTO_LINE_MAX];
 
-	/* proto_parse cut the words apart: put the greeting together again. */
 	snprintf(line, sizeof line, "SOCKETPOOL %d %s", PROTO_VERSION, WIRE_NOISE);
-	if (!(c->ch = wire_control(c->fd, 1, c->cfg->psk, line, now))) {
-		fatal(c, say(c, "no channel: %s", strerror(errno)));
-		return;
-	}
-	c->in.len = 0; /* the pool sends nothing more before our first message */
+	if (!(c->ch = wire_control(c->fd, 1, c->cfg->psk, line, now)))
+		return -1;
+	/* A pool slowing guessers may judge us late: -t is how long we wait, as in version 2. */
+	channel_set_deadline(c->ch, c->reply_by);
+	if (channel_flush(c->ch) < 0 && errno != EAGAIN)
+		return -1;
+	return 0;
+}
+
+/* Version 3: greeted as we expected; the handshake goes on under the greeting's words. */
+static void greeted(struct client *c, long long now)
+{
 	c->state = CLIENT_HANDSHAKE;
 	c->reply_by = now + c->cfg->reply_ms;
-	/* A pool slowing guessers may judge us late: -t is how long we wait, as in version 2. */
 	channel_set_deadline(c->ch, c->reply_by);
 }
 
@@ -370,6 +381,33 @@ static void line_in(struct client *c, char *line, long long now)
 		fatal(c, say(c, "the pool sent an unexpected %s", copy));
 }
 
+/*
+ * The greeting and not a byte past it: what follows it is the channel's
+ * (the pool's answer to our first message may be in the socket already).
+ */
+static ssize_t fill_greeting(struct proto_in *in, int fd)
+{
+	char peek[PROTO_LINE_MAX];
+	size_t room = sizeof in->buf - in->len;
+	ssize_t r;
+	char *nl;
+
+	if (room > sizeof peek)
+		room = sizeof peek;
+	if (room == 0) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	r = recv(fd, peek, room, MSG_PEEK | MSG_DONTWAIT);
+	if (r <= 0)
+		return r;
+	if ((nl = memchr(peek, '\n', (size_t)r)))
+		r = nl - peek + 1;
+	if ((r = io_read(fd, peek, (size_t)r)) > 0)
+		proto_push(in, peek, (size_t)r);
+	return r;
+}
+
 /* The control connection has something: lines, or its end. */
 static void read_lines(struct client *c, long long now)
 {
@@ -378,7 +416,8 @@ static void read_lines(struct client *c, long long now)
 	/* Until the socket is empty (bounded): a record's plaintext may wait unseen by poll. */
 	for (int rounds = 0; rounds < READ_ROUNDS; rounds++) {
 		struct channel *ch = c->state == CLIENT_HELLO ? NULL : c->ch;
-		ssize_t r = wire_fill(&c->in, c->fd, ch);
+		ssize_t r = c->state == CLIENT_HELLO ? fill_greeting(&c->in, c->fd)
+						     : wire_fill(&c->in, c->fd, ch);
 		int got;
 
 		if (r < 0 && errno == EAGAIN)
@@ -414,12 +453,15 @@ static void connected(struct client *c, int fd, long long now)
 
 	c->fd = fd;
 	io_set_nonblock(fd, 1);
+	net_nodelay(fd); /* requests and answers: best effort, a slower start at worst */
 	if (net_name(fd, 1, c->peer_ip, port) < 0 || net_name(fd, 0, c->local_ip, port) < 0) {
 		lost(c, strerror(errno), now);
 		return;
 	}
 	c->state = CLIENT_HELLO;
 	c->reply_by = now + c->cfg->reply_ms;
+	if (!c->cfg->plain && channel_early(c, now) < 0)
+		fatal(c, say(c, "no channel: %s", strerror(errno)));
 }
 
 static void connect_step(struct client *c, short revents, long long now)
@@ -464,6 +506,11 @@ void client_handle(struct client *c, short revents, long long now)
 	}
 	if (flush(c, now) < 0)
 		return;
+	if (c->state == CLIENT_HELLO && c->ch && channel_unsent(c->ch) &&
+	    channel_flush(c->ch) < 0 && errno != EAGAIN) {
+		lost(c, channel_strerror(errno, 0), now);
+		return;
+	}
 	if (c->state == CLIENT_HANDSHAKE && !handshake(c, now))
 		return;
 	if ((revents & (POLLIN | POLLHUP | POLLERR)) || (line_channel(c) && channel_readable(c->ch)))

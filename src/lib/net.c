@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,4 +177,13 @@ int net_local_port(int fd)
 	if (net_name(fd, 0, ip, port) < 0 || !port[0])
 		return -1;
 	return atoi(port);
+}
+
+int net_nodelay(int fd)
+{
+	int on = 1;
+
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) == 0)
+		return 0;
+	return errno == EOPNOTSUPP || errno == ENOPROTOOPT ? 0 : -1;
 }

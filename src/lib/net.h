@@ -50,4 +50,12 @@ void net_plain_ip(char *ip);
 /* The local port of a TCP socket, or -1. */
 int net_local_port(int fd);
 
+/*
+ * Small messages go at once (TCP_NODELAY): for the request and answer
+ * protocols, where Nagle holds a second small write until the first is
+ * acknowledged, a round trip (and the peer's delayed ACK) each time. A
+ * UNIX socket has nothing to set: 0. Returns 0, or -1 with errno.
+ */
+int net_nodelay(int fd);
+
 #endif

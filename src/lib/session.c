@@ -253,6 +253,7 @@ static void session_new(struct sessions *set, int fd, long long now)
 	s->fd = fd;
 	s->slot = NO_SLOT;
 	io_set_nonblock(fd, 1);
+	net_nodelay(fd); /* answers go at once: best effort, a slower start at worst */
 	memcpy(s->ip, ip, sizeof ip);
 	snprintf(s->peer, sizeof s->peer, "%s %s", s->ip, port);
 	/* Absolute: bytes dribbled in one at a time do not buy a guesser more time. */
