@@ -597,6 +597,7 @@ int main(int argc, char **argv)
 	if (daemon_ready(&p.dm, o.logfile) < 0)
 		err_die(EXIT_RUNTIME, "%s: %s", o.logfile, err_file_why(errno));
 	wire_up(&p); /* once ready: services' standard error is the log */
+	grants_recover(&p.grants);
 	open_status(&p);
 	loop(&p);
 	grants_free(&p.grants);

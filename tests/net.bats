@@ -109,8 +109,6 @@ streamer() {
 }
 # expect NAME LINES: what streamer NAME LINES writes
 expect() { seq -f "$1 line %g of the stream" 1 "$2"; }
-# stream_kept NAME LINES: LINES lines of NAME were read, or wait in NAME.unread
-stream_kept() { [ "$(cat "got.$1" "$1.unread" 2>/dev/null | wc -l)" -ge "$2" ]; }
 # some_stream_cut: the pool that ended left a stream to resume
 some_stream_cut() { compgen -G "${1:-.}/*.unread.streams" >/dev/null; }
 
@@ -146,10 +144,11 @@ start_resuming() {
 	[ "$RC" -eq 0 ]
 	grep -q "lost the pool" master.err
 	# A stream the first pool had taken whole (master's END not read yet)
-	# is not resumed: what its reader had not read waits in NAME.unread for
-	# the name's next grant (pool(1), FILES), and counts as kept.
+	# is not resumed: what its reader had not read was saved to NAME.unread,
+	# and the restarted pool -l serves it at once from NAME's buffer
+	# (pool(1), SIGNALS): every reader gets its whole stream.
 	for s in s1 s2 s3; do
-		wait_for 60 stream_kept "$s" 6000 || {
+		wait_for 60 lines_in "got.$s" 6000 || {
 			wc -l got.*
 			ls -la
 			cat pool.log

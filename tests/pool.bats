@@ -627,6 +627,28 @@ mk_forever() { # NAME...: daemons that record their PID and print a line a secon
 	not_listening "$PORT"
 }
 
+@test "pool -l restarted: what the previous pool left unread is served at once from its name's buffer, before any master comes; a planted link is left alone" {
+	daemon d s2 'seq 1 1000'
+	start_pool -l "$KEY" "$PORT"
+	"$SP_BIN/master" "$KEY" 127.0.0.1 "$PORT" d 2>master.err
+	# master is done: the pool confirmed all 1000 lines. Nobody read them.
+	kill -TERM "$POOL"
+	wait_status "$POOL"
+	[ "$RC" -eq 143 ]
+	seq 1 1000 | cmp - s2.unread
+	ln -s /etc/passwd evil.unread
+	start_pool -l -L pool.log "$KEY" "$PORT"
+	wait_for 5 test -p s2
+	head -n 1000 <s2 >got
+	seq 1 1000 | cmp - got
+	[ ! -e s2.unread ]
+	grep -q "s2: 3893 byte(s) a previous pool left unread go first" pool.log
+	[ ! -e evil ]
+	grep -q "evil: evil.unread is not a private file of ours; left alone" pool.log
+	[ -L evil.unread ]
+	fifos_are "./s2 "
+}
+
 @test "SIGKILL to the master leaves no daemon behind" {
 	mk_forever k1 k2
 	start_pool -l "$KEY" "$PORT"

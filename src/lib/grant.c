@@ -1,5 +1,6 @@
 #include "grant.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -18,6 +19,7 @@
 #include "io.h"
 #include "listener.h"
 #include "mem.h"
+#include "name.h"
 #include "net.h"
 #include "streams.h"
 #include "wire.h"
@@ -368,6 +370,62 @@ fail:
 	guard_free(&buf->guard);
 	free(buf);
 	return NULL;
+}
+
+/*
+ * -l: the lasting buffer of a name whose NAME.unread a previous pool left
+ * in the buffers' directory, opened now. Returns 1 when one was opened.
+ */
+static int recover_one(struct grants *gs, int dirfd, const char *file)
+{
+	struct stat st;
+	char name[PROTO_NAME_MAX + 1];
+	size_t len = strlen(file), suffix = strlen(FIFO_UNREAD);
+	struct grant_request rq = {.cmd = PROTO_PORT, .offset = -1};
+	struct name_entry *e;
+
+	if (len <= suffix || len - suffix > PROTO_NAME_MAX ||
+	    strcmp(file + len - suffix, FIFO_UNREAD) != 0)
+		return 0;
+	memcpy(name, file, len - suffix);
+	name[len - suffix] = '\0';
+	if (!name_ok(name) || name_reserved(name))
+		return 0; /* not a name a master could have pushed: not ours */
+	if (fstatat(dirfd, file, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_uid != geteuid() || (st.st_mode & 077)) {
+		note(gs, name, 0, "%s is not a private file of ours; left alone", file);
+		return 0;
+	}
+	if (!(e = entry_of(gs, name))) {
+		note(gs, name, errno, "not recovered");
+		return 0;
+	}
+	if (e->lasting)
+		return 0;
+	rq.name = e->name;
+	if (!buffer_open(gs, e, &rq)) {
+		note(gs, name, 0, "not recovered: %s", rq.why);
+		return 0;
+	}
+	return 1;
+}
+
+size_t grants_recover(struct grants *gs)
+{
+	const struct grant_config *c = &gs->cfg;
+	struct dirent *d;
+	size_t opened = 0;
+	DIR *dir;
+
+	if (!c->lasting || c->spool)
+		return 0; /* a spool's file is the buffer; a once buffer waits for its grant */
+	if (!(dir = opendir(c->dir ? c->dir : ".")))
+		return 0;
+	/* Bounded: by the directory, and by -N, which bounds lasting buffers as always. */
+	while ((d = readdir(dir)) && gs->nbuffers < (size_t)c->max_grants)
+		opened += (size_t)recover_one(gs, dirfd(dir), d->d_name);
+	closedir(dir);
+	return opened;
 }
 
 static void buffer_close(struct grants *gs, struct buffer *buf, int save)

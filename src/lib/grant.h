@@ -120,6 +120,16 @@ void grants_init(struct grants *gs, const struct grant_config *cfg);
 int grants_port(struct grants *gs, struct grant_request *rq);
 
 /* Buffers open. */
+/*
+ * -l: every NAME.unread a previous pool left in the buffers' directory is
+ * served again at once, from NAME's lasting buffer (its FIFO, and a port
+ * for the next grant), first in its buffer, so a reader gets it after a
+ * restart without waiting for NAME's next grant. At most -N buffers; what
+ * is not recovered is told (GRANT_EV_NOTE) and left where it is. Returns
+ * how many buffers were opened.
+ */
+size_t grants_recover(struct grants *gs);
+
 size_t grants_buffers(const struct grants *gs);
 
 struct status_text;
