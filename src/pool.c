@@ -45,10 +45,12 @@
 #define POOL_LINGER_MS 1000 /* after our last bytes: read and drop the peer's this long */
 #define END_GRACE_MS 2000   /* services' groups: KILL this long after TERM */
 #define KEY_WEAK 16	    /* a shorter key is warned about */
+#define STOP_MS 30000	    /* a graceful stop (SIGQUIT) waits this long for sessions, unless -G */
 
 static const char usage_text[] =
-	"usage: pool [-ablU] [-A ADDR] [-c MAX] [-d DIR] [-L FILE] [-M FILE] [-n MAX]\n"
-	"            [-N MAX] [-r LO-HI] [-t SECONDS] [-x SDIR [-R SECONDS] [-S MAX]] KEY PORT\n"
+	"usage: pool [-ablU] [-A ADDR] [-c MAX] [-d DIR] [-G SECONDS] [-L FILE] [-M FILE]\n"
+	"            [-n MAX] [-N MAX] [-r LO-HI] [-t SECONDS] [-x SDIR [-R SECONDS] [-S MAX]]\n"
+	"            KEY PORT\n"
 	"       pool -version | -help\n"
 	"\n"
 	"  KEY        the key masters must prove they know, or @FILE to read it from FILE\n"
@@ -60,6 +62,8 @@ static const char usage_text[] =
 	"  -c MAX     at most MAX connections still proving the key (default 32; a quarter\n"
 	"             of them from one address)\n"
 	"  -d DIR     create the buffers in DIR (default: the current directory)\n"
+	"  -G SECONDS on SIGQUIT (graceful stop), let masters' sessions finish for SECONDS\n"
+	"             (default 30)\n"
 	"  -l         keep serving masters until signalled; a name's buffer lasts, and every\n"
 	"             master's stream for it follows the one before\n"
 	"  -L FILE    diagnostics to FILE once ready, not to stderr or syslog\n"
@@ -76,7 +80,8 @@ static const char usage_text[] =
 	"  -x SDIR    the executables in SDIR are services masters may call\n";
 
 static const char synopsis[] =
-	"pool [-ablU] [-A ADDR] [-c MAX] [-d DIR] [-L FILE] [-M FILE] [-n MAX] [-N MAX] [-r LO-HI] "
+	"pool [-ablU] [-A ADDR] [-c MAX] [-d DIR] [-G SECONDS] [-L FILE] [-M FILE] [-n MAX] [-N MAX] "
+	"[-r LO-HI] "
 	"[-t SECONDS] [-x SDIR [-R SECONDS] [-S MAX]] KEY PORT";
 
 struct opts {
@@ -85,6 +90,7 @@ struct opts {
 	const char *dir, *addr, *logfile, *metrics, *port;
 	long lo, hi; /* -r; 0: kernel's choice */
 	long idle_ms;
+	long stop_ms; /* -G */
 	long max_proving, max_session, max_grants; /* -c, -n, -N */
 	const char *sdir;			   /* -x */
 	long run_ms, max_services;		   /* -R, -S */
@@ -99,6 +105,7 @@ struct pool {
 	struct listener masters; /* masters connect here; empty once no new ones are taken */
 	int sigfd;
 	int ended; /* without -l: a master said END, so no new masters */
+	long long stop_by; /* SIGQUIT: the sessions there are have until then; 0: none came */
 	struct linger_set linger; /* connections we are done with */
 	struct grant_policy policy;
 	struct sessions sessions;
@@ -131,10 +138,11 @@ static void parse_range(struct opts *o, const char *arg)
 static void parse(int argc, char **argv, struct opts *o)
 {
 	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
-	static const char optstring[] = ":aA:bc:d:hL:lM:n:N:r:R:S:t:UVx:";
+	static const char optstring[] = ":aA:bc:d:G:hL:lM:n:N:r:R:S:t:UVx:";
 	int c;
 
 	o->idle_ms = 30000;
+	o->stop_ms = STOP_MS;
 	o->max_proving = 32;
 	o->max_session = 1000;
 	o->max_grants = 4000;
@@ -147,6 +155,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'b': o->background = 1; break;
 		case 'c': o->max_proving = opt_number(optarg, 1, 100000, "-c", &p); break;
 		case 'd': o->dir = optarg; break;
+		case 'G': o->stop_ms = opt_duration(optarg, 1, 86400000L, "-G", &p); break;
 		case 'L': o->logfile = optarg; break;
 		case 'M': o->metrics = optarg; break;
 		case 'l': o->lasting = 1; break;
@@ -426,6 +435,38 @@ static void say_status(struct pool *p)
 		 p->calls.ncalls, p->masters.n ? "yes" : "no");
 }
 
+/*
+ * SIGQUIT: no new master (the listener closes); the sessions there are
+ * finish, each to its master's END and its grants' ends, within -G; then
+ * the teardown (quit_due). A second one changes nothing.
+ */
+static void graceful(struct pool *p, long long now)
+{
+	if (p->stop_by)
+		return;
+	listener_close(&p->masters);
+	p->stop_by = now + p->o->stop_ms;
+	err_warn("SIGQUIT: graceful stop: %zu session(s) and %zu service(s) have %g s to finish",
+		 p->sessions.n, p->calls.ncalls, (double)p->o->stop_ms / 1000.0);
+}
+
+/* A graceful stop is over: every session and service finished, or -G ran out. */
+static int quit_due(const struct pool *p, long long now)
+{
+	return p->stop_by && ((!p->sessions.n && !p->calls.ncalls) || now >= p->stop_by);
+}
+
+/* The first teardown signal among those that came (SIGQUIT only: 0). */
+static int teardown_sig(unsigned got)
+{
+	static const int order[] = {SIGTERM, SIGINT, SIGHUP};
+
+	for (size_t i = 0; i < sizeof order / sizeof *order; i++)
+		if (got & SIG_BIT(order[i]))
+			return order[i];
+	return 0;
+}
+
 /* Where each part's pollfds are in the poll set. */
 struct slices {
 	size_t masters, nmasters, linger, nlinger, sessions, nsessions, grants, calls;
@@ -467,15 +508,22 @@ static void loop(struct pool *p)
 		if (p->ended && !grants_buffers(&p->grants) && !p->sessions.n && !p->linger.n &&
 		    !p->calls.ncalls)
 			return;
+		if (quit_due(p, now))
+			teardown(p, SIGQUIT); /* what readers did not take is saved, as at SIGTERM */
 		n = poll_set(p, &sl, now, &at);
 		at = deadline_earlier(at, keep_status(p, now));
+		if (p->stop_by)
+			at = deadline_earlier(at, p->stop_by);
 		if (poll(p->pfd, (nfds_t)n, deadline_timeout(at, now)) < 0) {
 			if (errno != EINTR)
 				err_die(EXIT_RUNTIME, "poll:");
 			continue;
 		}
-		if (p->pfd[0].revents && (sig = sig_pending(&got)) != 0)
-			teardown(p, sig);
+		if (p->pfd[0].revents && (sig = sig_pending(&got)) != 0) {
+			if (teardown_sig(got))
+				teardown(p, teardown_sig(got));
+			graceful(p, io_now_ms());
+		}
 		if (got & SIG_BIT(SIGCHLD))
 			reap(p);
 		if (got & SIG_BIT(SIGUSR1))

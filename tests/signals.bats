@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # Every catchable signal has one meaning in all five programs (issue 21):
 # INT, HUP, TERM the teardown (exit 128+n); QUIT a graceful stop where there
-# is something to finish (socket -s), else the teardown; USR1 a status line
+# is something to finish (socket -s, pool), else the teardown; USR1 a status line
 # in the log and the -L file opened again (logrotate); USR2 a reload where
 # there is one (socket -W), else ignored and said once; PIPE ignored. Each is
 # sent to each program holding data: nothing it took is lost, nothing of it
@@ -184,6 +184,60 @@ start_pool_with_line() {
 	ended "$POOL" 143
 	[ ! -e dem1 ]
 	log_lines_ok log pool
+}
+
+# A pool -l (PID POOL, log ./log, options given) and master (PID M) whose
+# daemon dem1 said "first" and says "second" and ends once ./go exists.
+start_quitting_pool() {
+	"$SP_BIN/pool" -l -L "$PWD/log" "$@" "$KEY" "$PORT" 2>/dev/null &
+	POOL=$!
+	track "$POOL"
+	wait_listening "$PORT"
+	daemon d dem1 "echo first; while [ ! -e '$PWD/go' ]; do sleep 0.05; done; echo second"
+	"$SP_BIN/master" "$KEY" 127.0.0.1 "$PORT" d 2>master.err &
+	M=$!
+	track "$M"
+	wait_for 5 logged log 'dem1: granted to'
+	run timeout 5 head -n 1 dem1
+	[ "$output" = first ]
+}
+
+@test "pool: QUIT is a graceful stop: no new master, the running session's stream goes on to its end, then 131 with what nobody read saved" {
+	start_quitting_pool
+	kill -QUIT "$POOL"
+	wait_for 5 logged log 'SIGQUIT: graceful stop: 1 session(s) and 0 service(s) have 30 s to finish'
+	wait_for 5 not_listening "$PORT"
+	alive "$POOL"
+	is_fifo dem1
+	kill -QUIT "$POOL" # a second one changes nothing
+	touch go
+	ended "$M" 0
+	ended "$POOL" 131
+	[ "$(cat dem1.unread)" = second ]
+	[ ! -e dem1 ]
+	grep -qE "^$STAMP pool\[$POOL\]: signal 3: ended$" log
+	log_lines_ok log pool
+}
+
+@test "pool -G 1: QUIT with a session that does not finish tears down after a second; the master is told" {
+	start_quitting_pool -G 1
+	kill -QUIT "$POOL"
+	wait_for 5 logged log 'have 1 s to finish'
+	ended "$POOL" 131
+	ended "$M" 1
+	grep -q "pool shutting down" master.err
+	[ ! -e dem1 ]
+	not_listening "$PORT"
+	log_lines_ok log pool
+}
+
+@test "pool: TERM during a graceful stop tears down at once" {
+	start_quitting_pool
+	kill -QUIT "$POOL"
+	wait_for 5 logged log 'SIGQUIT: graceful stop'
+	kill -TERM "$POOL"
+	ended "$POOL" 143
+	[ ! -e dem1 ]
 }
 
 # ---- master ----
