@@ -46,6 +46,20 @@ status_reopens() {
 	[ ! -s "$2.1" ] || ! grep -q 'status:' "$2.1" || false
 }
 
+# usr_signals_keep PID PATTERN: USR1 reopens the log with a status line
+# matching PATTERN (status_reopens); USR2, twice, is said once; PIPE
+# changes nothing; USR1 again reports again; PID lives on.
+usr_signals_keep() {
+	status_reopens "$1" log "$2"
+	kill -USR2 "$1"
+	kill -USR2 "$1"
+	kill -PIPE "$1"
+	kill -USR1 "$1"
+	wait_for 5 lines_in log 3
+	alive "$1"
+	[ "$(grep -c 'nothing to reload; ignored' log)" -eq 1 ]
+}
+
 # ---- bind-input ----
 
 # A foreground binding with one sender's line unread; sets B.
@@ -73,14 +87,7 @@ start_bind_input() {
 
 @test "bind-input: USR1 reports and reopens the log; USR2 is said once; PIPE changes nothing; the line is still there" {
 	start_bind_input
-	status_reopens "$B" log 'in1: status: senders=0 bytes=0 closed=1 closed_bytes=5 unread=5 buffer='
-	kill -USR2 "$B"
-	kill -USR2 "$B"
-	kill -PIPE "$B"
-	kill -USR1 "$B"
-	wait_for 5 lines_in log 3
-	alive "$B"
-	[ "$(grep -c 'SIGUSR2: nothing to reload; ignored' log)" -eq 1 ]
+	usr_signals_keep "$B" 'in1: status: senders=0 bytes=0 closed=1 closed_bytes=5 unread=5 buffer='
 	run timeout 5 head -n 1 in1
 	[ "$output" = kept ]
 	kill -TERM "$B"
@@ -123,15 +130,8 @@ start_bind_output() {
 
 @test "bind-output: USR1 reports and reopens the log; USR2 is said once; PIPE changes nothing; it still sends" {
 	start_bind_output
-	status_reopens "$B" log 'out1: status: connected=yes taken=[05] unsent=[05] '
-	kill -USR2 "$B"
-	kill -USR2 "$B"
-	kill -PIPE "$B"
+	usr_signals_keep "$B" 'out1: status: connected=yes taken=[05] unsent=[05] '
 	echo more >out1
-	kill -USR1 "$B"
-	wait_for 5 lines_in log 3
-	alive "$B"
-	[ "$(grep -c 'SIGUSR2: nothing to reload; ignored' log)" -eq 1 ]
 	run timeout 5 head -n 2 in1
 	[ "$output" = $'sent\nmore' ]
 	kill -TERM "$B"
@@ -170,14 +170,7 @@ start_pool_with_line() {
 
 @test "pool: USR1 reports and reopens the log; USR2 is said once; PIPE changes nothing; the line is still there" {
 	start_pool_with_line
-	status_reopens "$POOL" log 'status: sessions=0 proving=0 grants=0 buffers=1 services=0 accepting=yes'
-	kill -USR2 "$POOL"
-	kill -USR2 "$POOL"
-	kill -PIPE "$POOL"
-	kill -USR1 "$POOL"
-	wait_for 5 lines_in log 3
-	alive "$POOL"
-	[ "$(grep -c 'SIGUSR2: nothing to reload; ignored' log)" -eq 1 ]
+	usr_signals_keep "$POOL" 'status: sessions=0 proving=0 grants=0 buffers=1 services=0 accepting=yes'
 	run timeout 5 head -n 1 dem1
 	[ "$output" = pooled ]
 	kill -TERM "$POOL"
@@ -222,15 +215,8 @@ start_master() {
 
 @test "master: USR1 reports and reopens the log; USR2 is said once; PIPE changes nothing; the daemon runs on" {
 	start_master
-	status_reopens "$M" log 'status: daemons=1 started=1 running=1 failed=no'
-	kill -USR2 "$M"
-	kill -USR2 "$M"
-	kill -PIPE "$M"
-	kill -USR1 "$M"
-	wait_for 5 lines_in log 3
-	alive "$M"
+	usr_signals_keep "$M" 'status: daemons=1 started=1 running=1 failed=no'
 	alive "$DPID"
-	[ "$(grep -c 'SIGUSR2: nothing to reload; ignored' log)" -eq 1 ]
 	run timeout 5 head -n 1 dem1
 	[ "$output" = mastered ]
 	kill -TERM "$M"
@@ -287,14 +273,7 @@ start_socket_served() {
 
 @test "socket -s: USR1 reports and reopens the log; USR2 without -W is said once; PIPE changes nothing; it still serves" {
 	start_socket_served
-	status_reopens "$M" log 'status: connections 0$'
-	kill -USR2 "$M"
-	kill -USR2 "$M"
-	kill -PIPE "$M"
-	kill -USR1 "$M"
-	wait_for 5 lines_in log 3
-	alive "$M"
-	[ "$(grep -c 'nothing to reload; ignored' log)" -eq 1 ]
+	usr_signals_keep "$M" 'status: connections 0$'
 	run timeout 5 "$SP_BIN/socket" 127.0.0.1 "$PORT" <<<again
 	[ "$output" = again ]
 	kill -TERM "$M"
