@@ -208,7 +208,7 @@ int binding_timeout(const struct binding *b)
 	for (size_t i = 0; i < b->nconns; i++) {
 		const struct conn *c = &b->conns[i];
 
-		if (c->state != CONN_HS && c->ch && channel_readable(c->ch) &&
+		if (c->state != CONN_HS && stream_conn_buffered(c->ch) &&
 		    conn_wants_read(b, c))
 			at = now; /* a first line or data already opened, or an error to act on */
 		else if (c->state == CONN_FIRST)
@@ -288,7 +288,7 @@ static int conn_event(struct binding *b, int fd, short revents, long long now)
 	owner = pipew_owner(&b->w);
 	if (c->state == CONN_DATA && owner >= 0 && owner != c->fd)
 		return 0;
-	if (c->ch && (revents & POLLOUT) && channel_flush(c->ch) < 0 && errno != EAGAIN &&
+	if ((revents & POLLOUT) && stream_conn_flush(c->ch) < 0 && errno != EAGAIN &&
 	    c->state != CONN_HS)
 		return conn_end(b, i, errno);
 	if (c->state == CONN_HS) {

@@ -160,8 +160,7 @@ static void lost(struct jobs *js, struct job *j, int err)
 {
 	const char *why = j->st.handshaking ? channel_strerror(err, 1)
 			  : err == EPIPE     ? "the pool closed it"
-			  : j->st.ch	     ? channel_strerror(err, 0)
-					     : strerror(err);
+					     : stream_conn_strerror(j->st.ch, err);
 	char words[256];
 	size_t held;
 
