@@ -20,8 +20,6 @@ TEARDOWN_SIGS="INT HUP TERM QUIT"
 KEEP_SIGS="USR1 USR2 PIPE"
 STAMP='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z'
 
-send() { printf '%s' "$2" >"/dev/tcp/127.0.0.1/$1"; } # PORT TEXT
-is_fifo() { [ -p "$1" ]; }
 
 # ended PID WANT: PID (our child) ended within 10 s with exit status WANT.
 ended() {
@@ -68,7 +66,7 @@ start_bind_input() {
 	B=$!
 	track "$B"
 	wait_listening "$PORT"
-	send "$PORT" $'kept\n'
+	send_text "$PORT" $'kept\n'
 	wait_for 5 logged log 'closed after 5 bytes'
 }
 
