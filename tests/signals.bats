@@ -29,6 +29,13 @@ ended() {
 	[ "$rc" -eq "$2" ]
 }
 
+# torn_down SIG PID: SIG to PID (our child), which ends within 10 s with
+# exit status 128 + SIG's number.
+torn_down() {
+	kill -"$1" "$2"
+	ended "$2" $((128 + $(kill -l "$1")))
+}
+
 # log_lines_ok LOG PROG: every line of LOG is "TIME PROG[PID]: message".
 log_lines_ok() {
 	[ -s "$1" ]
@@ -73,8 +80,7 @@ start_bind_input() {
 @test "bind-input: INT HUP TERM QUIT tear down with 128+n; the unread line is in ID.unread; no FIFO, no process" {
 	for sig in $TEARDOWN_SIGS; do
 		start_bind_input
-		kill -"$sig" "$B"
-		ended "$B" $((128 + $(kill -l "$sig")))
+		torn_down "$sig" "$B"
 		[ ! -e in1 ]
 		[ "$(cat in1.unread)" = kept ]
 		grep -qE "^$STAMP bind-input\[$B\]: in1: signal $(kill -l "$sig"): tearing down$" log
@@ -113,8 +119,7 @@ start_bind_output() {
 @test "bind-output: INT HUP TERM QUIT tear down with 128+n; the line written before is delivered; no FIFO, no process" {
 	for sig in $TEARDOWN_SIGS; do
 		start_bind_output
-		kill -"$sig" "$B"
-		ended "$B" $((128 + $(kill -l "$sig")))
+		torn_down "$sig" "$B"
 		[ ! -e out1 ]
 		[ ! -e out1.unread ]
 		run timeout 5 head -n 1 in1
@@ -155,8 +160,7 @@ start_pool_with_line() {
 @test "pool: INT HUP TERM QUIT tear down with 128+n; the unread line is in dem1.unread; no FIFO, no process" {
 	for sig in $TEARDOWN_SIGS; do
 		start_pool_with_line
-		kill -"$sig" "$POOL"
-		ended "$POOL" $((128 + $(kill -l "$sig")))
+		torn_down "$sig" "$POOL"
 		[ ! -e dem1 ]
 		[ "$(cat dem1.unread)" = pooled ]
 		grep -qE "^$STAMP pool\[$POOL\]: signal $(kill -l "$sig"): ended$" log
@@ -198,8 +202,7 @@ start_master() {
 @test "master: INT HUP TERM QUIT tear down with 128+n; the daemon's line reached the pool; no daemon left" {
 	for sig in $TEARDOWN_SIGS; do
 		start_master
-		kill -"$sig" "$M"
-		ended "$M" $((128 + $(kill -l "$sig")))
+		torn_down "$sig" "$M"
 		wait_gone "$DPID"
 		grep -qE "^$STAMP master\[[0-9]+\]: signal $(kill -l "$sig"): ending 1 daemon" log
 		log_lines_ok log master
@@ -239,8 +242,7 @@ start_socket_served() {
 @test "socket -s: INT HUP TERM tear down with 128+n, QUIT stops gracefully with 131; nothing listens, no child left" {
 	for sig in $TEARDOWN_SIGS; do
 		start_socket_served
-		kill -"$sig" "$M"
-		ended "$M" $((128 + $(kill -l "$sig")))
+		torn_down "$sig" "$M"
 		not_listening "$PORT"
 		no_children "$M"
 		log_lines_ok log socket
