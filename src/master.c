@@ -88,7 +88,6 @@ struct master {
 	struct client_config ccfg;
 	struct jobs js;
 	struct jobs_config jcfg;
-	pid_t *ends; /* room for every daemon's pid, made with the list: teardown allocates nothing */
 	int sigfd, ddirfd, cwdfd;
 	int errfd;   /* -L: the daemons' stderr, open from the start; else -1 */
 	int ready;   /* readiness reported (-b): every daemon had its first answer */
@@ -212,8 +211,6 @@ static void list_jobs(struct master *m)
 				err_die(EXIT_RUNTIME, errno == ENOMEM ? "daemon list:" : "random stream names:");
 		ddir_free(names, n);
 	}
-	if (!(m->ends = calloc(m->js.n + 1, sizeof *m->ends)))
-		err_die(EXIT_RUNTIME, "daemon list:");
 }
 
 static void on_job(const struct job_event *ev, void *arg)
@@ -338,7 +335,7 @@ static void ask(struct master *m, long long now)
 static void answer(struct master *m, size_t tag, const struct proto_msg *msg, long long now)
 {
 	struct job *j = &m->js.v[tag];
-	int resuming = j->pid > 0 || j->state == JOB_RUNNING || j->state == JOB_STARTING;
+	int resuming = job_resuming(j);
 	char text[PROTO_LINE_MAX];
 
 	if (msg->cmd == PROTO_FAIL) {
@@ -438,12 +435,11 @@ static void on_client(const struct client_event *ev, void *arg)
 
 static _Noreturn void finish(struct master *m, int code)
 {
-	jobs_end(&m->js, m->ends, m->o->grace_ms, m->sigfd);
+	jobs_end(&m->js, m->o->grace_ms, m->sigfd);
 	/* Without -r each relayed stream is sent to its end: the daemons' last words too. */
 	if (!m->o->resume)
 		jobs_drain(&m->js, io_now_ms() + m->o->grace_ms);
 	jobs_free(&m->js);
-	free(m->ends);
 	free(m->pfd);
 	linger_free(&m->linger);
 	/* Our END record: the pool tells a finished session from a cut one. */

@@ -60,7 +60,8 @@ struct job *jobs_add(struct jobs *js, const char *file, const char *prefix)
 	struct job *j;
 	int n;
 
-	if (mem_reserve(&js->v, &js->cap, js->n + 1, sizeof *js->v, 16) < 0)
+	if (mem_reserve(&js->v, &js->cap, js->n + 1, sizeof *js->v, 16) < 0 ||
+	    mem_reserve(&js->pids, &js->pids_cap, js->n + 1, sizeof *js->pids, 16) < 0)
 		return NULL;
 	j = memset(&js->v[js->n], 0, sizeof *j);
 	n = snprintf(j->name, sizeof j->name, "%s%s%s", prefix ? prefix : "", prefix ? "." : "",
@@ -102,6 +103,11 @@ int job_wants_port(const struct jobs *js, const struct job *j, long long now)
 int job_stream_over(const struct jobs *js, const struct job *j)
 {
 	return !js->cfg->relayed || j->ended || j->unstarted;
+}
+
+int job_resuming(const struct job *j)
+{
+	return j->pid > 0 || j->state == JOB_RUNNING || j->state == JOB_STARTING;
 }
 
 int job_unsettled(const struct job *j)
@@ -254,7 +260,7 @@ int job_granted(struct jobs *js, struct job *j, const struct proto_msg *msg, con
 
 	j->retry_at = 0;
 	j->inflight = 0;
-	j->resuming = j->pid > 0 || j->state == JOB_RUNNING || j->state == JOB_STARTING;
+	j->resuming = job_resuming(j);
 	if (msg->cmd == PROTO_FAIL) {
 		if (j->resuming) {
 			j->retry_at = now + REFUSED_RETRY_MS; /* a once buffer still being read */
@@ -550,6 +556,8 @@ void jobs_free(struct jobs *js)
 		mem_wipe(j->token, sizeof j->token);
 	}
 	free(js->v);
+	free(js->pids);
 	js->v = NULL;
+	js->pids = NULL;
 	js->n = 0;
 }

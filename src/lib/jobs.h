@@ -108,6 +108,8 @@ struct jobs {
 	size_t n, cap;
 	size_t running, started;
 	size_t starts_due; /* jobs whose daemon jobs_start_due is to start */
+	pid_t *pids;	   /* room for every job's pid, made with the list: jobs_end allocates nothing */
+	size_t pids_cap;
 	int ending; /* tearing down: the daemons' deaths are ours, not news */
 };
 
@@ -132,6 +134,9 @@ int job_wants_port(const struct jobs *js, const struct job *j, long long now);
 
 /* A relayed stream needs nothing more: delivered, or nothing to deliver. */
 int job_stream_over(const struct jobs *js, const struct job *j);
+
+/* A grant for j now would continue a stream that ran before: its daemon started. */
+int job_resuming(const struct job *j);
 
 /* A job still between its first request and its start: asked, or its connection being made. */
 int job_unsettled(const struct job *j);
@@ -183,10 +188,10 @@ void jobs_drain(struct jobs *js, long long by);
 /*
  * Teardown: every job's process group ended (SIGTERM, SIGKILL after
  * grace_ms), then whatever they left behind that came back to us (we are
- * their subreaper); their deaths are not news. pids: room for js->n, so
- * that this allocates nothing; sigfd: sig_init's.
+ * their subreaper); their deaths are not news. Allocates nothing. sigfd:
+ * sig_init's.
  */
-void jobs_end(struct jobs *js, pid_t *pids, long grace_ms, int sigfd);
+void jobs_end(struct jobs *js, long grace_ms, int sigfd);
 
 /* Close every connection and pipe, free everything (the processes are the caller's). */
 void jobs_free(struct jobs *js);

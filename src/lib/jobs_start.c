@@ -259,13 +259,13 @@ static void reaped(pid_t pid, int status, void *arg)
 	jobs_reaped(arg, pid, status);
 }
 
-void jobs_end(struct jobs *js, pid_t *pids, long grace_ms, int sigfd)
+void jobs_end(struct jobs *js, long grace_ms, int sigfd)
 {
 	size_t n;
 
 	js->ending = 1;
-	if ((n = jobs_pids(js, pids)) > 0)
-		proc_end_groups(pids, n, grace_ms, sigfd, reaped, js);
+	if ((n = jobs_pids(js, js->pids)) > 0)
+		proc_end_groups(js->pids, n, grace_ms, sigfd, reaped, js);
 	/* Whatever a daemon left behind came back to us (we are its subreaper): it ends too. */
 	proc_end_children(grace_ms, reaped, js);
 }
