@@ -55,7 +55,13 @@ tree() {
 # A caller (master -c), stopped with all it started: it holds the service's
 # connection open and does nothing about the pool going away. Sets CALLER.
 call_frozen() { # MASTER-OPTIONS...
-	sleep 300 | "$SP_BIN/master" -c "$@" "$KEY" 127.0.0.1 "$PORT" forever >/dev/null 2>master.err &
+	local feed
+	# Its input never ends; the sleep feeding it is tracked (a pipeline's
+	# first command left behind would hold bats' output open for 300 s).
+	exec {feed}< <(exec sleep 300)
+	track $!
+	"$SP_BIN/master" -c "$@" "$KEY" 127.0.0.1 "$PORT" forever <&"$feed" >/dev/null 2>master.err &
+	exec {feed}<&-
 	CALLER=$(tree $!)
 	track $CALLER
 	wait_for 5 lines_in progs 2
