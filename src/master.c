@@ -190,7 +190,7 @@ static void lock_ddir(const struct opts *o, int fd)
 	err_die(EXIT_BUSY, "%s: another master runs these daemons; not starting", o->ddir);
 }
 
-/* DDIR's daemons (or client portions), or -c's one service call; and the room to run them. */
+/* DDIR's daemons (or client portions), or -c's one service call. */
 static void list_jobs(struct master *m)
 {
 	const struct opts *o = m->o;
