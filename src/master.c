@@ -88,7 +88,6 @@ struct master {
 	struct client_config ccfg;
 	struct jobs js;
 	struct jobs_config jcfg;
-	pid_t *ends; /* room for every daemon's pid, made with the list: teardown allocates nothing */
 	int sigfd, ddirfd, cwdfd;
 	int errfd;   /* -L: the daemons' stderr, open from the start; else -1 */
 	int ready;   /* readiness reported (-b): every daemon had its first answer */
@@ -101,7 +100,6 @@ struct master {
 	unsigned char psk[NOISE_PSK]; /* version 3: the channels' key, from KEY */
 	struct pollfd *pfd;	      /* the poll set, room for every job's */
 	size_t pcap;
-	size_t *at, *cnt;	      /* each job's slice of it */
 	int usr2_said;		      /* SIGUSR2 means nothing here: said once */
 };
 
@@ -192,7 +190,7 @@ static void lock_ddir(const struct opts *o, int fd)
 	err_die(EXIT_BUSY, "%s: another master runs these daemons; not starting", o->ddir);
 }
 
-/* DDIR's daemons (or client portions), or -c's one service call; and the room to run them. */
+/* DDIR's daemons (or client portions), or -c's one service call. */
 static void list_jobs(struct master *m)
 {
 	const struct opts *o = m->o;
@@ -213,29 +211,6 @@ static void list_jobs(struct master *m)
 				err_die(EXIT_RUNTIME, errno == ENOMEM ? "daemon list:" : "random stream names:");
 		ddir_free(names, n);
 	}
-	if (!(m->ends = calloc(m->js.n + 1, sizeof *m->ends)) ||
-	    !(m->at = calloc(m->js.n + 1, sizeof *m->at)) ||
-	    !(m->cnt = calloc(m->js.n + 1, sizeof *m->cnt)))
-		err_die(EXIT_RUNTIME, "daemon list:");
-}
-
-/* A job still between its first request and its start: asked, or its connection being made. */
-static int job_unsettled(const struct job *j)
-{
-	return j->state == JOB_WAITING || j->state == JOB_ASKED || j->state == JOB_CONNECTING;
-}
-
-/* Every stream is delivered (or needs nothing), every service said how it ended. */
-static int all_over(const struct master *m)
-{
-	for (size_t i = 0; i < m->js.n; i++) {
-		const struct job *j = &m->js.v[i];
-
-		if (!job_stream_over(&m->js, j) || job_unsettled(j) ||
-		    (m->o->kind != JOBS_DAEMONS && j->remote == JOB_REMOTE_UNKNOWN))
-			return 0;
-	}
-	return 1;
 }
 
 static void on_job(const struct job_event *ev, void *arg)
@@ -271,11 +246,6 @@ static void on_job(const struct job_event *ev, void *arg)
 		err_warn("%s: the pool has lost %llu byte(s) of this stream", j->name, ev->n);
 		break;
 	}
-}
-
-static void reaped(pid_t pid, int status, void *arg)
-{
-	jobs_reaped(&((struct master *)arg)->js, pid, status);
 }
 
 /* A relay child's fault, on stderr or in -L. */
@@ -365,7 +335,7 @@ static void ask(struct master *m, long long now)
 static void answer(struct master *m, size_t tag, const struct proto_msg *msg, long long now)
 {
 	struct job *j = &m->js.v[tag];
-	int resuming = j->pid > 0 || j->state == JOB_RUNNING || j->state == JOB_STARTING;
+	int resuming = job_resuming(j);
 	char text[PROTO_LINE_MAX];
 
 	if (msg->cmd == PROTO_FAIL) {
@@ -385,23 +355,20 @@ static void answer(struct master *m, size_t tag, const struct proto_msg *msg, lo
 /* EXIT: how the pool's side of a call ended; its failure is ours (one line). */
 static void remote_exit(struct master *m, const struct proto_msg *msg)
 {
-	for (size_t i = 0; i < m->js.n; i++) {
-		struct job *j = &m->js.v[i];
+	struct job *j = jobs_find(&m->js, msg->arg[0], msg->arg[1]);
 
-		if (strcmp(j->name, msg->arg[0]) != 0 || strcmp(j->stream, msg->arg[1]) != 0)
-			continue;
-		j->remote = msg->status;
-		if (msg->status == 0)
-			return;
-		m->failed = 1;
-		if (msg->status < 0)
-			err_warn("%s: remote did not run: %s", j->name, msg->text);
-		else if (*msg->text)
-			err_warn("%s: remote exited %d (%s)", j->name, msg->status, msg->text);
-		else
-			err_warn("%s: remote exited %d", j->name, msg->status);
+	if (!j)
 		return;
-	}
+	j->remote = msg->status;
+	if (msg->status == 0)
+		return;
+	m->failed = 1;
+	if (msg->status < 0)
+		err_warn("%s: remote did not run: %s", j->name, msg->text);
+	else if (*msg->text)
+		err_warn("%s: remote exited %d (%s)", j->name, msg->status, msg->text);
+	else
+		err_warn("%s: remote exited %d", j->name, msg->status);
 }
 
 /*
@@ -411,7 +378,7 @@ static void remote_exit(struct master *m, const struct proto_msg *msg)
  */
 static void ctl_lost(struct master *m, const char *why)
 {
-	if (m->sent_end && (m->bye || m->js.running == 0) && all_over(m)) {
+	if (m->sent_end && (m->bye || m->js.running == 0) && jobs_over(&m->js)) {
 		client_stop(&m->c); /* the session was over anyway */
 		return;
 	}
@@ -430,17 +397,7 @@ static void ctl_lost(struct master *m, const char *why)
 		finish(m, EXIT_RUNTIME);
 	}
 	err_warn("lost the pool (%s); the daemons go on, connecting again", *why ? why : "closed");
-	/* Requests in flight are answered by nobody now: they are asked again. */
-	for (size_t i = 0; i < m->js.n; i++) {
-		struct job *j = &m->js.v[i];
-
-		if (!j->inflight)
-			continue;
-		j->retry_at = 0;
-		j->inflight = 0;
-		if (j->state == JOB_ASKED && j->pid == 0)
-			j->state = JOB_WAITING;
-	}
+	jobs_unask(&m->js);
 	m->sent_end = 0;
 }
 
@@ -478,21 +435,12 @@ static void on_client(const struct client_event *ev, void *arg)
 
 static _Noreturn void finish(struct master *m, int code)
 {
-	size_t n;
-
-	m->js.ending = 1;
-	if ((n = jobs_pids(&m->js, m->ends)) > 0)
-		proc_end_groups(m->ends, n, m->o->grace_ms, m->sigfd, reaped, m);
-	/* Whatever a daemon left behind came back to us (we are its subreaper): it ends too. */
-	proc_end_children(m->o->grace_ms, reaped, m);
+	jobs_end(&m->js, m->o->grace_ms, m->sigfd);
 	/* Without -r each relayed stream is sent to its end: the daemons' last words too. */
 	if (!m->o->resume)
 		jobs_drain(&m->js, io_now_ms() + m->o->grace_ms);
 	jobs_free(&m->js);
-	free(m->ends);
 	free(m->pfd);
-	free(m->at);
-	free(m->cnt);
 	linger_free(&m->linger);
 	/* Our END record: the pool tells a finished session from a cut one. */
 	client_free(&m->c);
@@ -505,7 +453,7 @@ static _Noreturn void finish(struct master *m, int code)
 /* Done: every stream delivered, the pool told (END), or (-r) no pool to tell now. */
 static int done(const struct master *m)
 {
-	return m->js.running == 0 && all_over(m) && m->linger.n == 0 &&
+	return m->js.running == 0 && jobs_over(&m->js) && m->linger.n == 0 &&
 	       (m->sent_end || (m->o->resume && m->c.state == CLIENT_DOWN));
 }
 
@@ -519,14 +467,7 @@ static size_t poll_set(struct master *m, long long now, long long *at, int *ctl_
 	m->pfd[n++] = (struct pollfd){.fd = m->sigfd, .events = POLLIN};
 	*ctl_at = client_pollfd(&m->c, &m->pfd[n]) ? (int)n++ : -1;
 	*at = deadline_earlier(client_due(&m->c, now), m->run_by ? m->run_by : -1);
-	for (size_t i = 0; i < m->js.n; i++) {
-		m->at[i] = n;
-		m->cnt[i] = job_pollfds(&m->js, &m->js.v[i], m->pfd + n);
-		n += m->cnt[i];
-		*at = deadline_earlier(*at, job_due(&m->js.v[i], now));
-	}
-	if (m->js.starts_due)
-		*at = now; /* daemons to start: poll only looks */
+	n += jobs_pollfds(&m->js, m->pfd + n, now, at);
 	*nlin = linger_pollfds(&m->linger, m->pfd + n);
 	*at = deadline_earlier(*at, deadline_in(linger_timeout(&m->linger, now), now));
 	return n + *nlin;
@@ -577,8 +518,7 @@ static void loop(struct master *m)
 				 m->js.running);
 			finish(m, EXIT_RUNTIME);
 		}
-		for (size_t i = 0; i < m->js.n; i++)
-			job_handle(&m->js, &m->js.v[i], m->pfd + m->at[i], m->cnt[i], now);
+		jobs_handle(&m->js, m->pfd + 1 + (ctl_at >= 0), now); /* after the pipe, the pool */
 		jobs_start_due(&m->js, STARTS_A_ROUND);
 		while ((pid = proc_reap(&status)) > 0)
 			jobs_reaped(&m->js, pid, status);

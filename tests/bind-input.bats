@@ -8,11 +8,6 @@ setup() {
 }
 teardown() { common_teardown; }
 
-send() { # PORT TEXT: one connection, TEXT as is, then close
-	printf '%s' "$2" >"/dev/tcp/127.0.0.1/$1"
-}
-
-is_fifo() { [ -p "$1" ]; }
 # The bytes the daemon's socket from PORT's sender holds unread: flow control at work.
 recvq_full() { # PORT
 	ss -Htn state established "sport = :$1" | awk '$1 > 0 { found = 1 } END { exit !found }'
@@ -43,7 +38,7 @@ rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 
 @test "the seed's example: read every second, ignore empty reads, stop at END" {
 	start_detached bind-input in1 "$PORT"
-	send "$PORT" $'one\n\ntwo\nEND\nafter\n'
+	send_text "$PORT" $'one\n\ntwo\nEND\nafter\n'
 	got=()
 	for _ in 1 2 3 4 5 6 7 8; do
 		msg=
@@ -61,12 +56,12 @@ rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 
 @test "read -r takes exactly one line and leaves the rest; readers come and go" {
 	start_detached bind-input in1 "$PORT"
-	send "$PORT" $'l1\nl2\nl3\n'
+	send_text "$PORT" $'l1\nl2\nl3\n'
 	read -r a <in1
 	read -r b <in1
 	[ "$a" = l1 ]
 	[ "$b" = l2 ]
-	send "$PORT" $'l4\n'
+	send_text "$PORT" $'l4\n'
 	run --separate-stderr timeout 1 cat in1
 	# timeout's 124: cat never saw EOF while the binding lives.
 	[ "$status" -eq 124 ]
@@ -142,12 +137,12 @@ rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 
 @test "a sender's final unterminated bytes arrive when it closes, ended by a newline; long lines whole" {
 	start_detached bind-input in1 "$PORT"
-	send "$PORT" abc
+	send_text "$PORT" abc
 	dd if=in1 of=first bs=4 count=1 status=none
 	[ "$(od -An -c first | tr -s ' ')" = " a b c \n" ]
 	head -c 200000 /dev/zero | tr '\0' x >long
 	echo >>long
-	send "$PORT" "$(cat long)"
+	send_text "$PORT" "$(cat long)"
 	dd if=in1 of=got bs=200000 count=1 iflag=fullblock status=none
 	cmp got <(head -c 200000 long)
 }
@@ -198,7 +193,7 @@ rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 		track "$fg"
 		wait_for 5 file_has pid
 		[ "$(cat pid)" = "$fg" ]
-		send "$PORT" "$sig-data"
+		send_text "$PORT" "$sig-data"
 		wait_for 5 logged log "closed after"
 		kill "-$sig" "$fg"
 		rc=0
@@ -220,7 +215,7 @@ rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 	start_detached bind-input in1 "$port2"
 	is_fifo in1
 	[ "$(stat -c %a in1)" = 600 ]
-	send "$port2" $'fresh\n'
+	send_text "$port2" $'fresh\n'
 	read -r l <in1
 	[ "$l" = fresh ]
 }
@@ -235,7 +230,7 @@ rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 	[ "$stderr" = "bind-input: in1: in use by PID $first" ]
 	not_listening "$port2"
 	alive "$first"
-	send "$PORT" $'still mine\n'
+	send_text "$PORT" $'still mine\n'
 	read -r l <in1
 	[ "$l" = "still mine" ]
 }
@@ -354,7 +349,7 @@ rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 
 @test "-1: data sent before any reader waits for one, then EOF" {
 	start_detached bind-input -1 -L log in1 "$PORT"
-	send "$PORT" $'early\n'
+	send_text "$PORT" $'early\n'
 	wait_for 5 logged log "closed after 6 bytes"
 	alive "$PID"
 	is_fifo in1
@@ -369,8 +364,8 @@ rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 	echo old >spool
 	start_detached bind-input -a spool "$PORT"
 	[ -f spool ]
-	send "$PORT" $'new1\n'
-	send "$PORT" 'new2'
+	send_text "$PORT" $'new1\n'
+	send_text "$PORT" 'new2'
 	wait_for 5 grep -q new2 spool
 	kill "$PID"
 	wait_gone "$PID"
@@ -384,7 +379,7 @@ rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 
 @test "-a -1: the spool ends when its one sender closed" {
 	start_detached bind-input -a -1 spool "$PORT"
-	send "$PORT" $'once\n'
+	send_text "$PORT" $'once\n'
 	wait_gone "$PID"
 	[ "$(cat spool)" = once ]
 }

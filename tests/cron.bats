@@ -210,9 +210,6 @@ start_pool_as_cron() { # ARGS... (KEY and PORT last); sets POOL
 
 # ---- 6. resume ----
 
-# A daemon that writes numbered lines for a while, in bursts, with pauses.
-streamer() { daemon d "$1" "i=0; while [ \$i -lt $2 ]; do i=\$((i + 1)); echo \"$1 line \$i of the stream\"; [ \$((i % 100)) -ne 0 ] || sleep 0.05; done"; }
-
 @test "resume (-r): across a pool SIGTERM and restart, the reader sees every line once and in order" {
 	streamer s1 6000
 	streamer s2 6000

@@ -60,6 +60,7 @@ unix_listening() { # PATH
 }
 
 file_has() { [ -s "$1" ]; }
+is_fifo() { [ -p "$1" ]; }
 wait_file() { wait_for "${2:-5}" file_has "$1"; }
 exists() { [ -e "$1" ]; }
 wait_exists() { wait_for "${2:-5}" exists "$1"; }
@@ -193,6 +194,15 @@ daemon() {
 	printf '#!/bin/sh\n%s\n' "$*" >"$dir/$name"
 	chmod +x "$dir/$name"
 }
+
+# streamer NAME LINES: a daemon d/NAME that writes LINES numbered lines,
+# pausing every 100 (cron.bats, net.bats; expect them as "NAME line N of the stream").
+streamer() {
+	daemon d "$1" "i=0; while [ \$i -lt $2 ]; do i=\$((i + 1)); echo \"$1 line \$i of the stream\"; [ \$((i % 100)) -ne 0 ] || sleep 0.05; done"
+}
+
+# send_text PORT TEXT: one connection to PORT, TEXT as is, then close.
+send_text() { printf '%s' "$2" >"/dev/tcp/127.0.0.1/$1"; }
 
 # reader BUFFER OUT: read a buffer continuously, across restarts of the pool
 # (a FIFO that goes away is opened again once it is back), until "stop" exists;

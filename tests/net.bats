@@ -102,11 +102,8 @@ hundred() {
 
 # ---- 2. -r across a slow path: a pool restarted mid-run ----
 
-# streamer NAME LINES: a daemon that writes numbered lines for a while, in
+# streamer NAME LINES (helpers.bash) writes numbered lines for a while, in
 # bursts of 100 with 50 ms pauses (6000 lines: three seconds at least).
-streamer() {
-	daemon d "$1" "i=0; while [ \$i -lt $2 ]; do i=\$((i + 1)); echo \"$1 line \$i of the stream\"; [ \$((i % 100)) -ne 0 ] || sleep 0.05; done"
-}
 # expect NAME LINES: what streamer NAME LINES writes
 expect() { seq -f "$1 line %g of the stream" 1 "$2"; }
 # some_stream_cut: the pool that ended left a stream to resume

@@ -23,7 +23,6 @@ all_gone() {
 	local p
 	for p in $(cat pids); do gone "$p" || return 1; done
 }
-lines_are() { [ -f "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ]; } # FILE N
 # kill_all_gone PID: SIGKILL it, then, bounded, nothing of ./pids is left.
 kill_all_gone() {
 	kill -KILL "$1"
@@ -56,10 +55,16 @@ tree() {
 # A caller (master -c), stopped with all it started: it holds the service's
 # connection open and does nothing about the pool going away. Sets CALLER.
 call_frozen() { # MASTER-OPTIONS...
-	sleep 300 | "$SP_BIN/master" -c "$@" "$KEY" 127.0.0.1 "$PORT" forever >/dev/null 2>master.err &
+	local feed
+	# Its input never ends; the sleep feeding it is tracked (a pipeline's
+	# first command left behind would hold bats' output open for 300 s).
+	exec {feed}< <(exec sleep 300)
+	track $!
+	"$SP_BIN/master" -c "$@" "$KEY" 127.0.0.1 "$PORT" forever <&"$feed" >/dev/null 2>master.err &
+	exec {feed}<&-
 	CALLER=$(tree $!)
 	track $CALLER
-	wait_for 5 lines_are progs 2
+	wait_for 5 lines_in progs 2
 	CALLER=$(tree "${CALLER%%[^0-9]*}")
 	kill -STOP $CALLER
 }
@@ -70,6 +75,17 @@ restarts() {
 	pid=$("$SP_BIN/socket" -b -s -l -f -p cat "$PORT")
 	track "$pid"
 	wait_listening "$PORT"
+}
+# all_noted_killed PID N: once two programs are recorded, they and PID's
+# children are noted (N PIDs in ./pids in all); kill -9 of PID ends them
+# all, and the port can be listened on again.
+all_noted_killed() {
+	wait_for 5 lines_in progs 2
+	cat progs >>pids
+	note $(children_of "$1")
+	[ "$(wc -l <pids)" -eq "$2" ]
+	kill_all_gone "$1"
+	restarts
 }
 
 @test "socket -W: kill -9 ends every preforked worker; the port is free again" {
@@ -95,7 +111,7 @@ restarts() {
 	pid=$("$SP_BIN/socket" -b -s -l -f -p "$(recorder)" "$PORT")
 	note "$pid"
 	hold 2
-	wait_for 5 lines_are progs 2
+	wait_for 5 lines_in progs 2
 	cat progs >>pids
 	kill_all_gone "$pid"
 	restarts
@@ -106,24 +122,14 @@ restarts() {
 	pid=$("$SP_BIN/socket" -b -s -l -f -c -p "$(recorder)" "$PORT")
 	note "$pid"
 	hold 2
-	wait_for 5 lines_are progs 2
-	cat progs >>pids
-	note $(children_of "$pid")
-	[ "$(wc -l <pids)" -eq 5 ]
-	kill_all_gone "$pid"
-	restarts
+	all_noted_killed "$pid" 5
 }
 
 @test "socket -W -P: kill -9 ends the workers and the programs they prestarted" {
 	local pid
 	pid=$("$SP_BIN/socket" -b -s -W 2 -P -p "$(recorder)" "$PORT")
 	note "$pid"
-	wait_for 5 lines_are progs 2
-	cat progs >>pids
-	note $(children_of "$pid")
-	[ "$(wc -l <pids)" -eq 5 ]
-	kill_all_gone "$pid"
-	restarts
+	all_noted_killed "$pid" 5
 }
 
 @test "socket, a client with -p: kill -9 ends its program" {
@@ -133,7 +139,7 @@ restarts() {
 	"$SP_BIN/socket" -p "$(recorder)" 127.0.0.1 "$PORT" </dev/null >/dev/null 2>&1 &
 	pid=$!
 	note "$pid"
-	wait_for 5 lines_are progs 1
+	wait_for 5 lines_in progs 1
 	cat progs >>pids
 	kill_all_gone "$pid"
 }
@@ -180,7 +186,7 @@ restarts() {
 	"$SP_BIN/master" "$KEY" 127.0.0.1 "$PORT" ddir </dev/null >/dev/null 2>master.err &
 	local pid=$!
 	note "$pid"
-	wait_for 5 lines_are progs 2
+	wait_for 5 lines_in progs 2
 	cat progs >>pids
 	kill_all_gone "$pid"
 }

@@ -20,8 +20,6 @@ TEARDOWN_SIGS="INT HUP TERM QUIT"
 KEEP_SIGS="USR1 USR2 PIPE"
 STAMP='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z'
 
-send() { printf '%s' "$2" >"/dev/tcp/127.0.0.1/$1"; } # PORT TEXT
-is_fifo() { [ -p "$1" ]; }
 
 # ended PID WANT: PID (our child) ended within 10 s with exit status WANT.
 ended() {
@@ -29,6 +27,13 @@ ended() {
 	wait_gone "$1" 10
 	wait "$1" || rc=$?
 	[ "$rc" -eq "$2" ]
+}
+
+# torn_down SIG PID: SIG to PID (our child), which ends within 10 s with
+# exit status 128 + SIG's number.
+torn_down() {
+	kill -"$1" "$2"
+	ended "$2" $((128 + $(kill -l "$1")))
 }
 
 # log_lines_ok LOG PROG: every line of LOG is "TIME PROG[PID]: message".
@@ -46,6 +51,20 @@ status_reopens() {
 	[ ! -s "$2.1" ] || ! grep -q 'status:' "$2.1" || false
 }
 
+# usr_signals_keep PID PATTERN: USR1 reopens the log with a status line
+# matching PATTERN (status_reopens); USR2, twice, is said once; PIPE
+# changes nothing; USR1 again reports again; PID lives on.
+usr_signals_keep() {
+	status_reopens "$1" log "$2"
+	kill -USR2 "$1"
+	kill -USR2 "$1"
+	kill -PIPE "$1"
+	kill -USR1 "$1"
+	wait_for 5 lines_in log 3
+	alive "$1"
+	[ "$(grep -c 'nothing to reload; ignored' log)" -eq 1 ]
+}
+
 # ---- bind-input ----
 
 # A foreground binding with one sender's line unread; sets B.
@@ -54,15 +73,14 @@ start_bind_input() {
 	B=$!
 	track "$B"
 	wait_listening "$PORT"
-	send "$PORT" $'kept\n'
+	send_text "$PORT" $'kept\n'
 	wait_for 5 logged log 'closed after 5 bytes'
 }
 
 @test "bind-input: INT HUP TERM QUIT tear down with 128+n; the unread line is in ID.unread; no FIFO, no process" {
 	for sig in $TEARDOWN_SIGS; do
 		start_bind_input
-		kill -"$sig" "$B"
-		ended "$B" $((128 + $(kill -l "$sig")))
+		torn_down "$sig" "$B"
 		[ ! -e in1 ]
 		[ "$(cat in1.unread)" = kept ]
 		grep -qE "^$STAMP bind-input\[$B\]: in1: signal $(kill -l "$sig"): tearing down$" log
@@ -73,14 +91,7 @@ start_bind_input() {
 
 @test "bind-input: USR1 reports and reopens the log; USR2 is said once; PIPE changes nothing; the line is still there" {
 	start_bind_input
-	status_reopens "$B" log 'in1: status: senders=0 bytes=0 closed=1 closed_bytes=5 unread=5 buffer='
-	kill -USR2 "$B"
-	kill -USR2 "$B"
-	kill -PIPE "$B"
-	kill -USR1 "$B"
-	wait_for 5 lines_in log 3
-	alive "$B"
-	[ "$(grep -c 'SIGUSR2: nothing to reload; ignored' log)" -eq 1 ]
+	usr_signals_keep "$B" 'in1: status: senders=0 bytes=0 closed=1 closed_bytes=5 unread=5 buffer='
 	run timeout 5 head -n 1 in1
 	[ "$output" = kept ]
 	kill -TERM "$B"
@@ -108,8 +119,7 @@ start_bind_output() {
 @test "bind-output: INT HUP TERM QUIT tear down with 128+n; the line written before is delivered; no FIFO, no process" {
 	for sig in $TEARDOWN_SIGS; do
 		start_bind_output
-		kill -"$sig" "$B"
-		ended "$B" $((128 + $(kill -l "$sig")))
+		torn_down "$sig" "$B"
 		[ ! -e out1 ]
 		[ ! -e out1.unread ]
 		run timeout 5 head -n 1 in1
@@ -123,15 +133,8 @@ start_bind_output() {
 
 @test "bind-output: USR1 reports and reopens the log; USR2 is said once; PIPE changes nothing; it still sends" {
 	start_bind_output
-	status_reopens "$B" log 'out1: status: connected=yes taken=[05] unsent=[05] '
-	kill -USR2 "$B"
-	kill -USR2 "$B"
-	kill -PIPE "$B"
+	usr_signals_keep "$B" 'out1: status: connected=yes taken=[05] unsent=[05] '
 	echo more >out1
-	kill -USR1 "$B"
-	wait_for 5 lines_in log 3
-	alive "$B"
-	[ "$(grep -c 'SIGUSR2: nothing to reload; ignored' log)" -eq 1 ]
 	run timeout 5 head -n 2 in1
 	[ "$output" = $'sent\nmore' ]
 	kill -TERM "$B"
@@ -157,8 +160,7 @@ start_pool_with_line() {
 @test "pool: INT HUP TERM QUIT tear down with 128+n; the unread line is in dem1.unread; no FIFO, no process" {
 	for sig in $TEARDOWN_SIGS; do
 		start_pool_with_line
-		kill -"$sig" "$POOL"
-		ended "$POOL" $((128 + $(kill -l "$sig")))
+		torn_down "$sig" "$POOL"
 		[ ! -e dem1 ]
 		[ "$(cat dem1.unread)" = pooled ]
 		grep -qE "^$STAMP pool\[$POOL\]: signal $(kill -l "$sig"): ended$" log
@@ -170,14 +172,7 @@ start_pool_with_line() {
 
 @test "pool: USR1 reports and reopens the log; USR2 is said once; PIPE changes nothing; the line is still there" {
 	start_pool_with_line
-	status_reopens "$POOL" log 'status: sessions=0 proving=0 grants=0 buffers=1 services=0 accepting=yes'
-	kill -USR2 "$POOL"
-	kill -USR2 "$POOL"
-	kill -PIPE "$POOL"
-	kill -USR1 "$POOL"
-	wait_for 5 lines_in log 3
-	alive "$POOL"
-	[ "$(grep -c 'SIGUSR2: nothing to reload; ignored' log)" -eq 1 ]
+	usr_signals_keep "$POOL" 'status: sessions=0 proving=0 grants=0 buffers=1 services=0 accepting=yes'
 	run timeout 5 head -n 1 dem1
 	[ "$output" = pooled ]
 	kill -TERM "$POOL"
@@ -261,8 +256,7 @@ start_master() {
 @test "master: INT HUP TERM QUIT tear down with 128+n; the daemon's line reached the pool; no daemon left" {
 	for sig in $TEARDOWN_SIGS; do
 		start_master
-		kill -"$sig" "$M"
-		ended "$M" $((128 + $(kill -l "$sig")))
+		torn_down "$sig" "$M"
 		wait_gone "$DPID"
 		grep -qE "^$STAMP master\[[0-9]+\]: signal $(kill -l "$sig"): ending 1 daemon" log
 		log_lines_ok log master
@@ -276,15 +270,8 @@ start_master() {
 
 @test "master: USR1 reports and reopens the log; USR2 is said once; PIPE changes nothing; the daemon runs on" {
 	start_master
-	status_reopens "$M" log 'status: daemons=1 started=1 running=1 failed=no'
-	kill -USR2 "$M"
-	kill -USR2 "$M"
-	kill -PIPE "$M"
-	kill -USR1 "$M"
-	wait_for 5 lines_in log 3
-	alive "$M"
+	usr_signals_keep "$M" 'status: daemons=1 started=1 running=1 failed=no'
 	alive "$DPID"
-	[ "$(grep -c 'SIGUSR2: nothing to reload; ignored' log)" -eq 1 ]
 	run timeout 5 head -n 1 dem1
 	[ "$output" = mastered ]
 	kill -TERM "$M"
@@ -309,8 +296,7 @@ start_socket_served() {
 @test "socket -s: INT HUP TERM tear down with 128+n, QUIT stops gracefully with 131; nothing listens, no child left" {
 	for sig in $TEARDOWN_SIGS; do
 		start_socket_served
-		kill -"$sig" "$M"
-		ended "$M" $((128 + $(kill -l "$sig")))
+		torn_down "$sig" "$M"
 		not_listening "$PORT"
 		no_children "$M"
 		log_lines_ok log socket
@@ -341,14 +327,7 @@ start_socket_served() {
 
 @test "socket -s: USR1 reports and reopens the log; USR2 without -W is said once; PIPE changes nothing; it still serves" {
 	start_socket_served
-	status_reopens "$M" log 'status: connections 0$'
-	kill -USR2 "$M"
-	kill -USR2 "$M"
-	kill -PIPE "$M"
-	kill -USR1 "$M"
-	wait_for 5 lines_in log 3
-	alive "$M"
-	[ "$(grep -c 'nothing to reload; ignored' log)" -eq 1 ]
+	usr_signals_keep "$M" 'status: connections 0$'
 	run timeout 5 "$SP_BIN/socket" 127.0.0.1 "$PORT" <<<again
 	[ "$output" = again ]
 	kill -TERM "$M"

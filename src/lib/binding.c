@@ -125,17 +125,23 @@ fail:
 	return NULL;
 }
 
+/* What the binding took that no reader has: in the pipe, queued for it, parts of lines. */
+static size_t unread(const struct binding *b)
+{
+	return fifo_pending(&b->fifo) + pipew_queued(&b->w) + b->parts;
+}
+
 void binding_status(const struct binding *b, struct status_text *t, const char *name)
 {
 	char port[16], peer[PEER_LEN];
-	unsigned long long unread = fifo_pending(&b->fifo) + pipew_queued(&b->w) + b->parts;
+	unsigned long long held = unread(b);
 
 	snprintf(port, sizeof port, "%d", binding_port(b));
 	status_line(t, "buffer", name);
 	status_label(t, "port", b->done || b->passed ? "-" : port);
 	status_num(t, "senders", b->ndata);
-	status_num(t, "unread", unread);
-	if (unread)
+	status_num(t, "unread", held);
+	if (held)
 		t->moving = 1; /* a reader takes them without a word to us */
 	for (size_t i = 0; i < b->nconns; i++) {
 		const struct conn *c = &b->conns[i];
@@ -202,7 +208,7 @@ int binding_timeout(const struct binding *b)
 	for (size_t i = 0; i < b->nconns; i++) {
 		const struct conn *c = &b->conns[i];
 
-		if (c->state != CONN_HS && c->ch && channel_readable(c->ch) &&
+		if (c->state != CONN_HS && stream_conn_buffered(c->ch) &&
 		    conn_wants_read(b, c))
 			at = now; /* a first line or data already opened, or an error to act on */
 		else if (c->state == CONN_FIRST)
@@ -282,7 +288,7 @@ static int conn_event(struct binding *b, int fd, short revents, long long now)
 	owner = pipew_owner(&b->w);
 	if (c->state == CONN_DATA && owner >= 0 && owner != c->fd)
 		return 0;
-	if (c->ch && (revents & POLLOUT) && channel_flush(c->ch) < 0 && errno != EAGAIN &&
+	if ((revents & POLLOUT) && stream_conn_flush(c->ch) < 0 && errno != EAGAIN &&
 	    c->state != CONN_HS)
 		return conn_end(b, i, errno);
 	if (c->state == CONN_HS) {
@@ -353,7 +359,7 @@ void binding_stats(const struct binding *b, struct binding_stats *st)
 	st->bytes = 0;
 	for (size_t i = 0; i < b->nconns; i++)
 		st->bytes += b->conns[i].bytes;
-	st->unread = fifo_pending(&b->fifo) + pipew_queued(&b->w) + b->parts;
+	st->unread = unread(b);
 }
 
 int binding_done(const struct binding *b)

@@ -19,7 +19,7 @@
 /* A sender's bytes: through its channel when it has one. 0: its end; -1: errno (EAGAIN). */
 ssize_t conn_recv(struct conn *c, char *buf, size_t n)
 {
-	return c->ch ? channel_read(c->ch, buf, n) : io_read(c->fd, buf, n);
+	return stream_conn_recv(c->fd, c->ch, buf, n);
 }
 
 /*
@@ -148,10 +148,10 @@ int chan_pending(struct binding *b, long long now)
 		if (c->state == CONN_HS && (channel_timeout(c->ch, now) == 0 ||
 					    (c->judge_at > 0 && !chan_waits(c, now))))
 			chan_step(b, i, now);
-		else if (c->state == CONN_FIRST && c->ch && channel_readable(c->ch) &&
+		else if (c->state == CONN_FIRST && stream_conn_buffered(c->ch) &&
 			 conn_first_read(b, i) < 0)
 			return -1;
-		else if (c->state == CONN_DATA && c->ch && channel_readable(c->ch) &&
+		else if (c->state == CONN_DATA && stream_conn_buffered(c->ch) &&
 			 conn_wants_read(b, c) && conn_read(b, i) < 0)
 			return -1;
 	}

@@ -29,6 +29,7 @@
 #include "listener.h"
 #include "net.h"
 #include "pipew.h"
+#include "stream.h"
 
 #define PEER_LEN (NET_IPLEN + NET_PORTLEN + 2)
 

@@ -55,8 +55,7 @@ static int conn_snatch(struct binding *b, struct conn *c)
 	if (c->closing)
 		return conn_after(b, c);
 	for (int rounds = 0; rounds < 64; rounds++) {
-		ssize_t r = c->ch ? channel_read(c->ch, buf, sizeof buf)
-				  : recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
+		ssize_t r = stream_conn_recv(c->fd, c->ch, buf, sizeof buf);
 
 		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
 			return 1;
@@ -91,10 +90,7 @@ static int sender_seal(struct binding *b, struct conn *c)
 		c->closing = 1;
 		return 1;
 	}
-	if (c->ch)
-		channel_shutdown(c->ch); /* best effort: the END says the same */
-	else
-		shutdown(c->fd, SHUT_WR);
+	stream_conn_shutdown(c->fd, c->ch); /* best effort: with a channel, the END says the same */
 	return 1;
 }
 

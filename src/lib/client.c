@@ -17,6 +17,7 @@
 #include "deadline.h"
 #include "io.h"
 #include "mem.h"
+#include "stream.h"
 #include "wire.h"
 
 #define READ_ROUNDS 64 /* reads of the control connection per round; the rest on the next */
@@ -97,8 +98,7 @@ int client_pollfd(const struct client *c, struct pollfd *pfd)
 
 	if (c->fd < 0)
 		return c->state == CLIENT_CONNECTING && connector_pollfd(&c->conn, pfd);
-	if (c->ch)
-		ev |= channel_events(c->ch);
+	ev |= stream_conn_events(c->ch);
 	if (c->full || queue_pending(&c->out))
 		ev |= POLLOUT;
 	*pfd = (struct pollfd){.fd = c->fd, .events = ev};
@@ -117,7 +117,7 @@ long long client_due(const struct client *c, long long now)
 		at = deadline_earlier(at, now + connector_timeout(&c->conn, now) + 1);
 	if (c->state == CLIENT_HANDSHAKE && c->ch)
 		at = deadline_earlier(at, deadline_in(channel_timeout(c->ch, now), now));
-	if (line_channel(c) && channel_readable(c->ch))
+	if (stream_conn_buffered(line_channel(c)))
 		at = now; /* a record's plaintext waits, unseen by poll */
 	return at;
 }
@@ -127,10 +127,10 @@ static int flush(struct client *c, long long now)
 {
 	struct channel *ch = line_channel(c);
 
-	if (!queue_pending(&c->out) && !(ch && channel_unsent(ch)))
+	if (!queue_pending(&c->out) && !stream_conn_unsent(ch))
 		return 0;
 	if (wire_write(&c->out, c->fd, ch, QUEUE_SOCKET, &c->full) < 0) {
-		lost(c, ch ? channel_strerror(errno, 0) : strerror(errno), now);
+		lost(c, stream_conn_strerror(ch, errno), now);
 		return -1;
 	}
 	queue_release(&c->out, 4096);
@@ -513,7 +513,7 @@ void client_handle(struct client *c, short revents, long long now)
 	}
 	if (c->state == CLIENT_HANDSHAKE && !handshake(c, now))
 		return;
-	if ((revents & (POLLIN | POLLHUP | POLLERR)) || (line_channel(c) && channel_readable(c->ch)))
+	if ((revents & (POLLIN | POLLHUP | POLLERR)) || stream_conn_buffered(line_channel(c)))
 		read_lines(c, now);
 	if (c->fd >= 0)
 		flush(c, now);

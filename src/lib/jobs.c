@@ -1,13 +1,13 @@
 /*
- * jobs: starting the daemons (or service calls), making their data
- * connections without blocking, relaying their output through a stream,
- * and what a break, a grant for a resumption, or a death means for each.
+ * jobs: the list of daemons (or service calls), their requests and
+ * grants, making their data connections without blocking, relaying their
+ * output through a stream, and what a break or a grant for a resumption
+ * means for each. Starting them and their deaths: jobs_start.c.
  */
 #define _GNU_SOURCE /* memrchr in stream.h's neighbours */
-#include "jobs.h"
+#include "jobs_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,9 +21,6 @@
 #include "linger.h"
 #include "mem.h"
 #include "net.h"
-#include "proc.h"
-#include "pump.h"
-#include "spawn.h"
 #include "wire.h"
 
 #define JOB_QUEUE (256u << 10) /* relayed: what a stream may hold unsent before its pipe waits */
@@ -33,17 +30,14 @@
 #define RETRY_MS (CONNECTOR_BACKOFF_MIN_MS * 10) /* resuming: a failed connect asks again then */
 #define REFUSED_RETRY_MS 1000  /* resuming: a refused grant is asked for again then */
 
-static void emit(struct jobs *js, struct job_event ev)
+void jobs_emit(struct jobs *js, struct job_event ev)
 {
 	if (js->cfg->on_event)
 		js->cfg->on_event(&ev, js->cfg->arg);
 }
 
-/* An event with words: why formatted into buf. */
-static void emit_why(struct jobs *js, enum job_ev type, const struct job *j, int resend,
-		     unsigned long long n, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-static void emit_why(struct jobs *js, enum job_ev type, const struct job *j, int resend,
-		     unsigned long long n, const char *fmt, ...)
+void jobs_emit_why(struct jobs *js, enum job_ev type, const struct job *j, int resend,
+		   unsigned long long n, const char *fmt, ...)
 {
 	char why[512];
 	va_list ap;
@@ -51,7 +45,8 @@ static void emit_why(struct jobs *js, enum job_ev type, const struct job *j, int
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof why, fmt, ap);
 	va_end(ap);
-	emit(js, (struct job_event){.type = type, .job = j, .why = why, .n = n, .resend = resend});
+	jobs_emit(js, (struct job_event){.type = type, .job = j, .why = why, .n = n,
+					 .resend = resend});
 }
 
 void jobs_init(struct jobs *js, const struct jobs_config *cfg)
@@ -65,7 +60,8 @@ struct job *jobs_add(struct jobs *js, const char *file, const char *prefix)
 	struct job *j;
 	int n;
 
-	if (mem_reserve(&js->v, &js->cap, js->n + 1, sizeof *js->v, 16) < 0)
+	if (mem_reserve(&js->v, &js->cap, js->n + 1, sizeof *js->v, 16) < 0 ||
+	    mem_reserve(&js->pids, &js->pids_cap, js->n + 1, sizeof *js->pids, 16) < 0)
 		return NULL;
 	j = memset(&js->v[js->n], 0, sizeof *j);
 	n = snprintf(j->name, sizeof j->name, "%s%s%s", prefix ? prefix : "", prefix ? "." : "",
@@ -109,185 +105,54 @@ int job_stream_over(const struct jobs *js, const struct job *j)
 	return !js->cfg->relayed || j->ended || j->unstarted;
 }
 
-/* The job has failed for good: no stream, nothing more to do. */
-static void job_failed(struct job *j)
+int job_resuming(const struct job *j)
+{
+	return j->pid > 0 || j->state == JOB_RUNNING || j->state == JOB_STARTING;
+}
+
+int job_unsettled(const struct job *j)
+{
+	return j->state == JOB_WAITING || j->state == JOB_ASKED || j->state == JOB_CONNECTING;
+}
+
+int jobs_over(const struct jobs *js)
+{
+	for (size_t i = 0; i < js->n; i++) {
+		const struct job *j = &js->v[i];
+
+		if (!job_stream_over(js, j) || job_unsettled(j) ||
+		    (js->cfg->kind != JOBS_DAEMONS && j->remote == JOB_REMOTE_UNKNOWN))
+			return 0;
+	}
+	return 1;
+}
+
+struct job *jobs_find(struct jobs *js, const char *name, const char *stream)
+{
+	for (size_t i = 0; i < js->n; i++)
+		if (strcmp(js->v[i].name, name) == 0 && strcmp(js->v[i].stream, stream) == 0)
+			return &js->v[i];
+	return NULL;
+}
+
+void jobs_unask(struct jobs *js)
+{
+	for (size_t i = 0; i < js->n; i++) {
+		struct job *j = &js->v[i];
+
+		if (!j->inflight)
+			continue;
+		j->retry_at = 0;
+		j->inflight = 0;
+		if (j->state == JOB_ASKED && j->pid == 0)
+			j->state = JOB_WAITING;
+	}
+}
+
+void job_failed(struct job *j)
 {
 	j->state = JOB_DONE;
 	j->ended = 1;
-}
-
-/* ---- starting ---- */
-
-/*
- * "No such file" from an exec of a file that is there means its #! line
- * names what is not: say which (a CR from CR LF line ends included).
- */
-static const char *start_error(const struct jobs *js, const struct job *j, int err, char *buf,
-			       size_t len)
-{
-	char line[256], *interp;
-	ssize_t r;
-	size_t n;
-	int fd, cr;
-
-	if (err != ENOENT || (fd = openat(js->cfg->dirfd, j->file, O_RDONLY | O_CLOEXEC)) < 0)
-		return strerror(err);
-	r = io_read(fd, line, sizeof line - 1);
-	close(fd);
-	if (r < 3 || line[0] != '#' || line[1] != '!')
-		return strerror(err);
-	line[r] = '\0';
-	line[strcspn(line, "\n")] = '\0';
-	interp = line + 2 + strspn(line + 2, " \t");
-	n = strcspn(interp, " \t");
-	cr = n && interp[n - 1] == '\r';
-	interp[n - (size_t)cr] = '\0';
-	snprintf(buf, len, "bad interpreter %s%s", interp,
-		 cr ? "^M (the script has CR LF line ends)" : ": No such file or directory");
-	return buf;
-}
-
-/* Read whether j's exec happened; a failure is reported here, once. */
-static void exec_outcome(struct jobs *js, struct job *j)
-{
-	int err = spawn_result(j->execfd);
-	char why[400];
-
-	j->execfd = -1;
-	j->state = JOB_RUNNING;
-	if (err) {
-		j->unstarted = 1;
-		emit_why(js, JOB_EV_CANNOT_START, j, 0, 0, "cannot start: %s",
-			 start_error(js, j, err, why, sizeof why));
-	}
-}
-
-/* The environment a daemon or client portion gets: where the pool is, and its name. */
-struct job_env {
-	char host[300], port[32], name[80];
-	char *set[4];
-	struct spawn_env env;
-};
-
-static void job_env(const struct jobs *js, const struct job *j, struct job_env *e)
-{
-	snprintf(e->host, sizeof e->host, "POOL_HOST=%s", js->cfg->host);
-	snprintf(e->port, sizeof e->port, "POOL_PORT=%s", js->cfg->port);
-	snprintf(e->name, sizeof e->name, "%s=%s",
-		 js->cfg->kind == JOBS_DAEMONS ? "DAEMON_NAME" : "SERVICE_NAME", j->name);
-	e->set[0] = e->host;
-	e->set[1] = e->port;
-	e->set[2] = e->name;
-	e->set[3] = NULL;
-	e->env = (struct spawn_env){e->set, NULL, 0};
-}
-
-/* Start the daemon: its stdout is the connection (fd), or (relayed, fd -1) a pipe to us. */
-static void start_daemon(struct jobs *js, struct job *j, int fd)
-{
-	const struct jobs_config *cfg = js->cfg;
-	int pipefd[2] = {-1, -1}, out = fd;
-	char cmd[NAME_MAX_LEN + 3];
-	struct job_env e;
-	pid_t pid;
-
-	if (fd < 0) {
-		if (io_pipe(pipefd) < 0) {
-			emit_why(js, JOB_EV_CANNOT_START, j, 0, 0, "cannot start: pipe: %s",
-				 strerror(errno));
-			goto fail;
-		}
-		out = pipefd[1];
-	}
-	job_env(js, j, &e);
-	snprintf(cmd, sizeof cmd, "./%s", j->file);
-	/* cwd DDIR for the child only; we are single-threaded, so switch and come back. */
-	if (fchdir(cfg->dirfd) < 0) {
-		emit_why(js, JOB_EV_CANNOT_START, j, 0, 0, "cd %s: %s", cfg->ddir, strerror(errno));
-		goto fail;
-	}
-	/* Not waiting for the exec here lets many daemons start at once. */
-	pid = spawn_start(&(struct spawn){.command = cmd,
-					  .fd = {-1, out, cfg->errfd >= 0 ? cfg->errfd : STDERR_FILENO},
-					  .env = &e.env,
-					  .flags = SPAWN_NEWPGRP | SPAWN_PDEATHSIG},
-			  &j->execfd);
-	if (fchdir(cfg->cwdfd) < 0) {
-		/* Nothing of ours is relative to it; the next start tries again. */
-	}
-	if (pid < 0) {
-		emit_why(js, JOB_EV_CANNOT_START, j, 0, 0, "cannot start: %s", strerror(errno));
-		goto fail;
-	}
-	if (fd < 0) {
-		close(pipefd[1]);
-		j->out = pipefd[0];
-		io_set_nonblock(j->out, 1);
-	} else {
-		close(fd);
-	}
-	j->pid = pid;
-	j->state = JOB_STARTING;
-	js->running++;
-	js->started++;
-	return;
-fail:
-	for (int i = 0; i < 2; i++)
-		if (pipefd[i] >= 0)
-			close(pipefd[i]);
-	if (fd >= 0)
-		close(fd);
-	stream_lost(&j->st);
-	job_failed(j);
-}
-
-/*
- * -x, -c: a relay child talks to the service over fd: -x runs the client
- * portion with pipes (so it can end its upload while it reads the result:
- * our FIN follows its output's end), -c relays our own stdin and stdout.
- * The child ends as the client portion did.
- */
-static void start_call(struct jobs *js, struct job *j, int fd, struct channel *ch)
-{
-	const struct jobs_config *cfg = js->cfg;
-	char cmd[NAME_MAX_LEN + 3];
-	struct relay r = {.ch = ch, .psk = ch ? cfg->psk : NULL, .initiator = 1,
-			  .on_fault = cfg->on_fault, .fault_arg = cfg->arg};
-	struct job_env e;
-	/* our code in the child: its own group; it ends with us, however we end */
-	pid_t pid = spawn_fork(SPAWN_NEWPGRP | SPAWN_PDEATHSIG);
-
-	if (pid < 0) {
-		emit_why(js, JOB_EV_CANNOT_START, j, 0, 0, "cannot start: fork: %s", strerror(errno));
-		channel_free(ch);
-		close(fd);
-		job_failed(j);
-		j->remote = JOB_REMOTE_NONE;
-		return;
-	}
-	if (pid == 0) {
-		/* Nothing of the master's but this connection: not the pool's, not the others'. */
-		if (cfg->in_child)
-			cfg->in_child(cfg->arg);
-		/* The client portion's diagnostics go where ours do (-L). */
-		if (cfg->errfd >= 0 && dup2(cfg->errfd, STDERR_FILENO) < 0)
-			_exit(EXIT_RUNTIME);
-		job_env(js, j, &e);
-		if (cfg->kind == JOBS_CLIENTS) {
-			snprintf(cmd, sizeof cmd, "./%s", j->file);
-			r.program = cmd;
-			r.halfclose = 1;
-			if (fchdir(cfg->dirfd) < 0)
-				_exit(EXIT_RUNTIME);
-		}
-		_exit(pump_child(&r, fd, &e.env));
-	}
-	channel_free(ch); /* our copy: the relay's is the one in use */
-	close(fd);
-	j->pid = pid;
-	j->state = JOB_RUNNING;
-	js->running++;
-	js->started++;
 }
 
 /* ---- the data connection ---- */
@@ -301,19 +166,19 @@ static void lost(struct jobs *js, struct job *j, int err)
 {
 	const char *why = j->st.handshaking ? channel_strerror(err, 1)
 			  : err == EPIPE     ? "the pool closed it"
-			  : j->st.ch	     ? channel_strerror(err, 0)
-					     : strerror(err);
+					     : stream_conn_strerror(j->st.ch, err);
 	char words[256];
 	size_t held;
 
 	snprintf(words, sizeof words, "%s", why);
 	held = stream_lost(&j->st);
 	if (js->cfg->resume) {
-		emit(js, (struct job_event){.type = JOB_EV_LOST, .job = j, .why = words, .n = held,
-					    .resend = 1});
+		jobs_emit(js, (struct job_event){.type = JOB_EV_LOST, .job = j, .why = words,
+						 .n = held, .resend = 1});
 		return; /* job_wants_port asks for a new port */
 	}
-	emit(js, (struct job_event){.type = JOB_EV_LOST, .job = j, .why = words, .n = held});
+	jobs_emit(js,
+		  (struct job_event){.type = JOB_EV_LOST, .job = j, .why = words, .n = held});
 	j->ended = 1;
 	queue_free(&j->st.q);
 	if (j->out >= 0)
@@ -329,7 +194,7 @@ static void connect_failed(struct jobs *js, struct job *j, const char *why, long
 	connector_free(&j->conn);
 	j->connecting = 0;
 	mem_wipe(j->token, sizeof j->token);
-	emit_why(js, JOB_EV_CONNECT_FAILED, j, j->resuming, 0, "%s", why);
+	jobs_emit_why(js, JOB_EV_CONNECT_FAILED, j, j->resuming, 0, "%s", why);
 	if (j->resuming) {
 		j->retry_at = now + RETRY_MS;
 		return;
@@ -358,30 +223,14 @@ static void opened(struct jobs *js, struct job *j, int fd, long long now)
 	if (!cfg->relayed)
 		return; /* started once the token is out: job_handle */
 	if (j->resuming) {
-		emit(js, (struct job_event){.type = JOB_EV_RESUMED, .job = j, .n = j->st.base});
+		jobs_emit(js,
+			  (struct job_event){.type = JOB_EV_RESUMED, .job = j, .n = j->st.base});
 		return;
 	}
 	if (!j->start_due) { /* by jobs_start_due, between the loop's rounds */
 		j->start_due = 1;
 		js->starts_due++;
 	}
-}
-
-size_t jobs_start_due(struct jobs *js, size_t max)
-{
-	for (size_t i = 0; i < js->n && max && js->starts_due; i++) {
-		struct job *j = &js->v[i];
-
-		if (!j->start_due)
-			continue;
-		j->start_due = 0;
-		js->starts_due--;
-		max--;
-		/* A connection that broke first said so (lost); with -r a new one starts it. */
-		if (j->st.fd >= 0)
-			start_daemon(js, j, -1);
-	}
-	return js->starts_due;
 }
 
 static void connect_step(struct jobs *js, struct job *j, short revents, long long now)
@@ -411,7 +260,7 @@ int job_granted(struct jobs *js, struct job *j, const struct proto_msg *msg, con
 
 	j->retry_at = 0;
 	j->inflight = 0;
-	j->resuming = j->pid > 0 || j->state == JOB_RUNNING || j->state == JOB_STARTING;
+	j->resuming = job_resuming(j);
 	if (msg->cmd == PROTO_FAIL) {
 		if (j->resuming) {
 			j->retry_at = now + REFUSED_RETRY_MS; /* a once buffer still being read */
@@ -423,7 +272,7 @@ int job_granted(struct jobs *js, struct job *j, const struct proto_msg *msg, con
 	}
 	if (j->resuming && msg->offset >= 0 &&
 	    (lacks = stream_resume_at(&j->st, (unsigned long long)msg->offset)) > 0)
-		emit(js, (struct job_event){.type = JOB_EV_LACKS, .job = j, .n = lacks});
+		jobs_emit(js, (struct job_event){.type = JOB_EV_LACKS, .job = j, .n = lacks});
 	snprintf(j->port, sizeof j->port, "%d", msg->port);
 	snprintf(j->token, sizeof j->token, "%s\n", msg->arg[2]);
 	if (!j->resuming)
@@ -499,7 +348,7 @@ static void settle(struct jobs *js, struct job *j, short revents, long long now)
 
 	/* Nothing is read here: what the other side says first is the program's. */
 	if (stream_step(&j->st, j->st.handshaking ? revents : (short)(revents & ~POLLIN), now) < 0) {
-		emit_why(js, JOB_EV_CONNECT_FAILED, j, 0, 0, "data connection: %s",
+		jobs_emit_why(js, JOB_EV_CONNECT_FAILED, j, 0, 0, "data connection: %s",
 			 channel_strerror(errno, 1));
 		stream_lost(&j->st);
 		job_failed(j);
@@ -511,9 +360,9 @@ static void settle(struct jobs *js, struct job *j, short revents, long long now)
 	io_set_nonblock(fd, 0); /* the program gets it as any program gets its stdout: blocking */
 	if (js->cfg->kind == JOBS_DAEMONS) {
 		channel_free(ch); /* none: version 2 */
-		start_daemon(js, j, fd);
+		job_start_daemon(js, j, fd);
 	} else {
-		start_call(js, j, fd, ch);
+		job_start_call(js, j, fd, ch);
 	}
 }
 
@@ -525,7 +374,8 @@ static short settle_events(const struct job *j)
 	return j->st.handshaking ? ev : (short)(ev & ~POLLIN);
 }
 
-size_t job_pollfds(const struct jobs *js, const struct job *j, struct pollfd *pfd)
+/* Append j's descriptors to pfd (room for 3); returns how many. */
+static size_t job_pollfds(const struct jobs *js, const struct job *j, struct pollfd *pfd)
 {
 	size_t n = 0;
 
@@ -544,7 +394,8 @@ size_t job_pollfds(const struct jobs *js, const struct job *j, struct pollfd *pf
 	return n;
 }
 
-long long job_due(const struct job *j, long long now)
+/* When j must be handled without an event: an io_now_ms time, or -1. */
+static long long job_due(const struct job *j, long long now)
 {
 	long long at = j->retry_at > 0 ? j->retry_at : -1;
 
@@ -562,11 +413,13 @@ static short revents_of(const struct pollfd *pfd, size_t n, int fd)
 	return 0;
 }
 
-void job_handle(struct jobs *js, struct job *j, const struct pollfd *pfd, size_t n, long long now)
+/* Act on poll's answer for the slice job_pollfds appended (n entries, revents set). */
+static void job_handle(struct jobs *js, struct job *j, const struct pollfd *pfd, size_t n,
+		       long long now)
 {
 	if (j->state == JOB_STARTING && j->execfd >= 0) {
 		if (revents_of(pfd, n, j->execfd))
-			exec_outcome(js, j);
+			job_exec_outcome(js, j);
 		return;
 	}
 	if (j->out >= 0 && revents_of(pfd, n, j->out))
@@ -585,35 +438,52 @@ void job_handle(struct jobs *js, struct job *j, const struct pollfd *pfd, size_t
 		settle(js, j, revents_of(pfd, n, j->st.fd), now);
 }
 
-void jobs_reaped(struct jobs *js, pid_t pid, int status)
-{
-	for (size_t i = 0; i < js->n; i++) {
-		struct job *j = &js->v[i];
-		int code = proc_status_code(status);
-
-		if (j->pid != pid)
-			continue;
-		if (j->state == JOB_STARTING) /* dead, so its pipe has said all it will */
-			exec_outcome(js, j);
-		j->pid = 0;
-		js->running--;
-		if (job_stream_over(js, j))
-			j->state = JOB_DONE;
-		if (code != 0 && !js->ending && !j->unstarted)
-			emit(js, (struct job_event){.type = JOB_EV_ENDED, .job = j, .code = code});
-		return;
-	}
-}
-
 /*
  * A relayed stream still to be sent to its end at teardown, and confirmed:
  * until then its connection must stay open (relay() lets it go once the
  * pool took it all), for a close under the pool's counts resets it, and a
  * reset makes the pool's kernel drop what the pool has not read yet.
  */
-static int draining(const struct job *j)
+static int draining(const struct jobs *js, const struct job *j)
 {
-	return j->st.fd >= 0 && j->state != JOB_STARTING;
+	return js->cfg->relayed && j->st.fd >= 0 && j->state != JOB_STARTING;
+}
+
+/* Every job's slice of the poll set (drain: only those draining); *live: how many have one. */
+static size_t slices(struct jobs *js, struct pollfd *pfd, int drain, size_t *live)
+{
+	size_t n = 0;
+
+	*live = 0;
+	for (size_t i = 0; i < js->n; i++) {
+		struct job *j = &js->v[i];
+
+		j->poll_at = n;
+		j->poll_n = 0;
+		if (drain && !draining(js, j))
+			continue;
+		++*live;
+		j->poll_n = job_pollfds(js, j, pfd + n);
+		n += j->poll_n;
+	}
+	return n;
+}
+
+size_t jobs_pollfds(struct jobs *js, struct pollfd *pfd, long long now, long long *at)
+{
+	size_t live, n = slices(js, pfd, 0, &live);
+
+	for (size_t i = 0; i < js->n; i++)
+		*at = deadline_earlier(*at, job_due(&js->v[i], now));
+	if (js->starts_due)
+		*at = now; /* daemons to start: poll only looks */
+	return n;
+}
+
+void jobs_handle(struct jobs *js, const struct pollfd *pfd, long long now)
+{
+	for (size_t i = 0; i < js->n; i++)
+		job_handle(js, &js->v[i], pfd + js->v[i].poll_at, js->v[i].poll_n, now);
 }
 
 /*
@@ -631,12 +501,13 @@ static void hand_over(struct jobs *js)
 		size_t held;
 		int fd;
 
-		if (!js->cfg->relayed || !draining(j))
+		if (!draining(js, j))
 			continue;
 		held = stream_hand_over(&j->st, &fd);
 		if (held)
-			emit(js, (struct job_event){.type = JOB_EV_LOST, .job = j,
-						    .why = "the teardown's time ran out", .n = held});
+			jobs_emit(js, (struct job_event){.type = JOB_EV_LOST, .job = j,
+							 .why = "the teardown's time ran out",
+							 .n = held});
 		if (fd >= 0 && keep)
 			keep[nkeep++] = fd;
 		else if (fd >= 0)
@@ -651,54 +522,23 @@ static void hand_over(struct jobs *js)
 void jobs_drain(struct jobs *js, long long by)
 {
 	struct pollfd *pfd = calloc(3 * js->n + 1, sizeof *pfd);
-	size_t *at = calloc(js->n + 1, sizeof *at), *cnt = calloc(js->n + 1, sizeof *cnt);
 
-	while (pfd && at && cnt && io_now_ms() < by) {
-		size_t n = 0, live = 0;
+	while (pfd && io_now_ms() < by) {
+		size_t live, n = slices(js, pfd, 1, &live);
 
-		for (size_t i = 0; i < js->n; i++) {
-			at[i] = n;
-			cnt[i] = 0;
-			if (!js->cfg->relayed || !draining(&js->v[i]))
-				continue;
-			live++;
-			cnt[i] = job_pollfds(js, &js->v[i], pfd + n);
-			n += cnt[i];
-		}
 		if (!live)
 			break;
 		if (poll(pfd, n, deadline_timeout(by, io_now_ms())) < 0 && errno != EINTR)
 			break;
-		for (size_t i = 0; i < js->n; i++)
-			if (cnt[i] && draining(&js->v[i]))
-				job_handle(js, &js->v[i], pfd + at[i], cnt[i], io_now_ms());
+		for (size_t i = 0; i < js->n; i++) {
+			struct job *j = &js->v[i];
+
+			if (j->poll_n && draining(js, j))
+				job_handle(js, j, pfd + j->poll_at, j->poll_n, io_now_ms());
+		}
 	}
 	hand_over(js);
 	free(pfd);
-	free(at);
-	free(cnt);
-}
-
-size_t jobs_pids(struct jobs *js, pid_t *pids)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < js->n; i++) {
-		struct job *j = &js->v[i];
-
-		if (j->start_due) { /* never started: its stream ends empty */
-			j->start_due = 0;
-			js->starts_due--;
-		}
-		if (j->state == JOB_STARTING) {
-			close(j->execfd);
-			j->execfd = -1;
-			j->state = JOB_RUNNING;
-		}
-		if (j->pid > 0)
-			pids[n++] = j->pid;
-	}
-	return n;
 }
 
 void jobs_free(struct jobs *js)
@@ -716,6 +556,8 @@ void jobs_free(struct jobs *js)
 		mem_wipe(j->token, sizeof j->token);
 	}
 	free(js->v);
+	free(js->pids);
 	js->v = NULL;
+	js->pids = NULL;
 	js->n = 0;
 }

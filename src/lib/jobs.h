@@ -62,6 +62,7 @@ struct job {
 	long long retry_at;	 /* refused while resuming: ask again then */
 	int inflight;		 /* a request for it waits for its answer */
 	int remote;		 /* -x, -c: the pool's EXIT status, or JOB_REMOTE_* */
+	size_t poll_at, poll_n;	 /* its slice of the last poll set (jobs_pollfds) */
 };
 
 enum job_ev {
@@ -107,6 +108,8 @@ struct jobs {
 	size_t n, cap;
 	size_t running, started;
 	size_t starts_due; /* jobs whose daemon jobs_start_due is to start */
+	pid_t *pids;	   /* room for every job's pid, made with the list: jobs_end allocates nothing */
+	size_t pids_cap;
 	int ending; /* tearing down: the daemons' deaths are ours, not news */
 };
 
@@ -132,6 +135,21 @@ int job_wants_port(const struct jobs *js, const struct job *j, long long now);
 /* A relayed stream needs nothing more: delivered, or nothing to deliver. */
 int job_stream_over(const struct jobs *js, const struct job *j);
 
+/* A grant for j now would continue a stream that ran before: its daemon started. */
+int job_resuming(const struct job *j);
+
+/* A job still between its first request and its start: asked, or its connection being made. */
+int job_unsettled(const struct job *j);
+
+/* Every stream is delivered (or needs nothing), every service call's outcome is known. */
+int jobs_over(const struct jobs *js);
+
+/* The job the pool knows by name and stream, or NULL. */
+struct job *jobs_find(struct jobs *js, const char *name, const char *stream);
+
+/* The control connection is gone: requests in flight are answered by nobody, to be asked again. */
+void jobs_unask(struct jobs *js);
+
 /*
  * The pool's answer to j's request: GRANT (its data connection is made
  * to peer_ip and the port, from local_ip: the pool's guard takes that
@@ -141,15 +159,15 @@ int job_stream_over(const struct jobs *js, const struct job *j);
 int job_granted(struct jobs *js, struct job *j, const struct proto_msg *msg, const char *peer_ip,
 		const char *local_ip, long long now);
 
-/* Append j's descriptors to poll (room for 3); returns how many. */
-size_t job_pollfds(const struct jobs *js, const struct job *j, struct pollfd *pfd);
+/*
+ * Every job's descriptors appended to pfd (room for 3 a job); returns how
+ * many. *at (an io_now_ms time, or -1) becomes the earliest of itself and
+ * the jobs' own deadlines: now when daemons are due to start.
+ */
+size_t jobs_pollfds(struct jobs *js, struct pollfd *pfd, long long now, long long *at);
 
-/* When j must be handled without an event: an io_now_ms time, or -1. */
-long long job_due(const struct job *j, long long now);
-
-/* Act on poll's answer for the slice job_pollfds appended (n entries, revents set). */
-void job_handle(struct jobs *js, struct job *j, const struct pollfd *pfd, size_t n,
-		long long now);
+/* Act on poll's answer for what jobs_pollfds appended at pfd (revents set). */
+void jobs_handle(struct jobs *js, const struct pollfd *pfd, long long now);
 
 /*
  * Start up to max of the daemons whose connections are made; returns how
@@ -167,8 +185,13 @@ void jobs_reaped(struct jobs *js, pid_t pid, int status);
 /* At teardown: each relayed stream sent to its end, until every one is or by passes. */
 void jobs_drain(struct jobs *js, long long by);
 
-/* Every running job's pid into pids (room for js->n); returns how many. */
-size_t jobs_pids(struct jobs *js, pid_t *pids);
+/*
+ * Teardown: every job's process group ended (SIGTERM, SIGKILL after
+ * grace_ms), then whatever they left behind that came back to us (we are
+ * their subreaper); their deaths are not news. Allocates nothing. sigfd:
+ * sig_init's.
+ */
+void jobs_end(struct jobs *js, long grace_ms, int sigfd);
 
 /* Close every connection and pipe, free everything (the processes are the caller's). */
 void jobs_free(struct jobs *js);

@@ -28,18 +28,37 @@ static int drop_some(int fd)
 	return 0;
 }
 
+/*
+ * Read and drop what each connection in pfd[0..n) sends until its peer is
+ * done (EOF or an error), or by; with close_done, a done one is closed.
+ */
+static void drain(struct pollfd *pfd, size_t n, long long by, int close_done)
+{
+	size_t left = n;
+
+	for (size_t i = 0; i < n; i++)
+		pfd[i].events = POLLIN;
+	while (left) {
+		long long now = io_now_ms();
+
+		if (now >= by || poll(pfd, n, deadline_timeout(by, now)) <= 0)
+			break;
+		for (size_t i = 0; i < n; i++)
+			if (pfd[i].fd >= 0 && pfd[i].revents && drop_some(pfd[i].fd)) {
+				if (close_done)
+					close(pfd[i].fd);
+				pfd[i].fd = -1;
+				left--;
+			}
+	}
+}
+
 void linger_drain(int fd, long ms)
 {
-	long long by = io_now_ms() + ms;
+	struct pollfd pfd = {.fd = fd};
 	int saved = errno;
 
-	for (;;) {
-		long long left = by - io_now_ms();
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-
-		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0 || drop_some(fd))
-			break;
-	}
+	drain(&pfd, 1, io_now_ms() + ms, 0);
 	errno = saved;
 }
 
@@ -64,34 +83,10 @@ static void keep_only(int *fd, size_t n)
 	close_range(lo, ~0u, 0);
 }
 
-/* In the child: drain every connection until its peer closes, or by. */
-static void drain_all(const int *fd, size_t n, long long by)
-{
-	struct pollfd *pfd = calloc(n, sizeof *pfd);
-	size_t left = n;
-
-	if (!pfd)
-		return;
-	for (size_t i = 0; i < n; i++)
-		pfd[i] = (struct pollfd){.fd = fd[i], .events = POLLIN};
-	while (left) {
-		long long now = io_now_ms();
-
-		if (now >= by || poll(pfd, n, deadline_timeout(by, now)) <= 0)
-			break;
-		for (size_t i = 0; i < n; i++)
-			if (pfd[i].fd >= 0 && pfd[i].revents && drop_some(pfd[i].fd)) {
-				close(pfd[i].fd);
-				pfd[i].fd = -1;
-				left--;
-			}
-	}
-	free(pfd);
-}
-
 pid_t linger_behind(int *fd, size_t n, long ms)
 {
 	long long by = io_now_ms() + ms;
+	struct pollfd *pfd;
 	/* In our process group: whoever ends the group (a supervisor) ends it too. */
 	pid_t pid = spawn_fork(0);
 
@@ -102,7 +97,12 @@ pid_t linger_behind(int *fd, size_t n, long ms)
 	}
 	/* Nothing of ours but the connections; signals as a new program has them. */
 	keep_only(fd, n);
-	drain_all(fd, n, by);
+	if ((pfd = calloc(n, sizeof *pfd)) != NULL) {
+		for (size_t i = 0; i < n; i++)
+			pfd[i].fd = fd[i];
+		drain(pfd, n, by, 1);
+		free(pfd);
+	}
 	_exit(0);
 }
 

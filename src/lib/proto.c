@@ -138,122 +138,144 @@ static int offset(const char *s, int unknown_ok, long long *out)
 	return 0;
 }
 
-int proto_parse(char *line, struct proto_msg *m)
+/* How a command's words after the first are shaped. */
+enum shape {
+	SHAPE_WORDS,	 /* exactly nargs words, each checked (words_ok) */
+	SHAPE_NAME_TEXT, /* FAIL name [text] */
+	SHAPE_TEXT,	 /* ERR text: everything after "ERR " */
+	SHAPE_EXIT	 /* EXIT name stream status [text] */
+};
+
+static const struct {
+	const char *word;
+	enum proto_cmd cmd;
+	enum shape shape;
+	int nargs; /* SHAPE_WORDS: how many */
+} cmds[] = {
+	{"SOCKETPOOL", PROTO_HELLO, SHAPE_WORDS, 2},
+	{"AUTH", PROTO_AUTH, SHAPE_WORDS, 2},
+	{"OK", PROTO_OK, SHAPE_WORDS, 1},
+	{"PORT", PROTO_PORT, SHAPE_WORDS, 3},
+	{"GRANT", PROTO_GRANT, SHAPE_WORDS, 4},
+	{"FAIL", PROTO_FAIL, SHAPE_NAME_TEXT, 0},
+	{"END", PROTO_END, SHAPE_WORDS, 0},
+	{"BYE", PROTO_BYE, SHAPE_WORDS, 0},
+	{"ERR", PROTO_ERR, SHAPE_TEXT, 0},
+	{"CALL", PROTO_CALL, SHAPE_WORDS, 2},
+	{"EXIT", PROTO_EXIT, SHAPE_EXIT, 0},
+};
+
+/* Free text from word k on (n words in all), the split undone: "" when there is none. */
+static const char *text_from(const char **w, int k, int n)
 {
-	static const struct {
-		const char *word;
-		enum proto_cmd cmd;
-		int nargs; /* words after the command; -1: a name then free text; -2: free text */
-	} cmds[] = {
-		{"SOCKETPOOL", PROTO_HELLO, 2}, {"AUTH", PROTO_AUTH, 2}, {"OK", PROTO_OK, 1},
-		{"PORT", PROTO_PORT, 3},	{"GRANT", PROTO_GRANT, 4}, {"FAIL", PROTO_FAIL, -1},
-		{"END", PROTO_END, 0},		{"BYE", PROTO_BYE, 0},	   {"ERR", PROTO_ERR, -2},
-		{"CALL", PROTO_CALL, 2},	{"EXIT", PROTO_EXIT, -3},
-	};
-	const char *w[PROTO_ARGS + 1];
-	int n, i;
+	for (int i = k + 1; i < n; i++)
+		((char *)w[i])[-1] = ' ';
+	return k < n ? w[k] : "";
+}
+
+/* EXIT name stream status [text]: 0, or -1 when it is not well formed. */
+static int parse_exit(const char **w, int n, struct proto_msg *m)
+{
 	long v;
 
-	memset(m, 0, sizeof *m);
-	m->text = "";
-	n = split(line, w, PROTO_ARGS + 1);
-	if (n == 0) {
-		errno = ENOMSG;
+	if (n < 4)
 		return -1;
-	}
-	for (i = 0; i < (int)(sizeof cmds / sizeof cmds[0]); i++)
-		if (strcmp(w[0], cmds[i].word) == 0)
-			break;
-	if (i == (int)(sizeof cmds / sizeof cmds[0])) {
-		errno = ENOMSG;
+	for (int k = 1; k < 4; k++)
+		m->arg[k - 1] = w[k];
+	m->text = text_from(w, 4, n);
+	if (!name_ok(m->arg[0]) || !proto_is_hex(m->arg[1], PROTO_STREAM_HEX))
 		return -1;
+	if (strcmp(m->arg[2], "-") == 0)
+		m->status = -1;
+	else if (number(m->arg[2], 0, 255, &v) == 0)
+		m->status = (int)v;
+	else
+		return -1;
+	return 0;
+}
+
+/* FAIL name [text]: 0, or -1 when it is not well formed. */
+static int parse_fail(const char **w, int n, struct proto_msg *m)
+{
+	if (n < 2)
+		return -1;
+	m->arg[0] = w[1];
+	m->text = text_from(w, 2, n);
+	return name_ok(m->arg[0]) ? 0 : -1;
+}
+
+/* Each of a fixed-words command's words (w[1..]) has its shape: 1 when they do. */
+static int words_ok(const char **w, struct proto_msg *m)
+{
+	long v;
+
+	switch (m->cmd) {
+	case PROTO_HELLO:
+		if (number(w[1], 1, 999999, &m->version) < 0)
+			return 0;
+		/* A later version may send another nonce shape: the caller checks version first. */
+		return m->version != PROTO_VERSION_PLAIN || proto_is_hex(w[2], PROTO_NONCE_HEX);
+	case PROTO_AUTH:
+		return proto_is_hex(w[1], PROTO_MAC_HEX) && proto_is_hex(w[2], PROTO_NONCE_HEX);
+	case PROTO_OK:
+		return proto_is_hex(w[1], PROTO_MAC_HEX);
+	case PROTO_PORT:
+		return name_ok(w[1]) && proto_is_hex(w[2], PROTO_STREAM_HEX) &&
+		       offset(w[3], 1, &m->offset) == 0;
+	case PROTO_CALL:
+		return name_ok(w[1]) && proto_is_hex(w[2], PROTO_STREAM_HEX);
+	case PROTO_GRANT:
+		if (!name_ok(w[1]) || number(w[2], 1, 65535, &v) < 0 ||
+		    !proto_is_hex(w[3], PROTO_TOKEN_HEX) || offset(w[4], 1, &m->offset) < 0)
+			return 0;
+		m->port = (int)v;
+		return 1;
+	default:
+		return 1;
 	}
-	m->cmd = cmds[i].cmd;
-	if (cmds[i].nargs == -2) { /* ERR: everything after "ERR " */
-		if (n > 1)
-			m->text = w[0] + strlen(w[0]) + 1;
-		for (int k = 2; k < n; k++) /* undo the split */
-			((char *)w[k])[-1] = ' ';
-		return 0;
-	}
-	if (cmds[i].nargs == -3) { /* EXIT name stream status [text] */
-		if (n < 4)
-			goto bad;
-		for (int k = 1; k < 4; k++)
-			m->arg[k - 1] = w[k];
-		if (n > 4)
-			m->text = w[4];
-		for (int k = 5; k < n; k++)
-			((char *)w[k])[-1] = ' ';
-		if (!name_ok(m->arg[0]) || !proto_is_hex(m->arg[1], PROTO_STREAM_HEX))
-			goto bad;
-		if (strcmp(m->arg[2], "-") == 0)
-			m->status = -1;
-		else if (number(m->arg[2], 0, 255, &v) == 0)
-			m->status = (int)v;
-		else
-			goto bad;
-		return 0;
-	}
-	if (cmds[i].nargs == -1) { /* FAIL name [text] */
-		if (n < 2)
-			goto bad;
-		m->arg[0] = w[1];
-		if (n > 2)
-			m->text = w[2];
-		for (int k = 3; k < n; k++)
-			((char *)w[k])[-1] = ' ';
-		if (!name_ok(m->arg[0]))
-			goto bad;
-		return 0;
-	}
+}
+
+/* A command of exactly nargs words: 0, or -1 when it is not well formed. */
+static int parse_words(const char **w, int n, int nargs, struct proto_msg *m)
+{
 	/* The words are there for the caller to tell what was wrong, even when something was. */
 	for (int k = 1; k < n && k <= PROTO_ARGS; k++)
 		m->arg[k - 1] = w[k];
 	/* An older peer's AUTH or PORT has fewer words: known, but not this version's. */
-	if (n - 1 != cmds[i].nargs || strchr(w[n - 1], ' '))
-		goto bad;
+	if (n - 1 != nargs || strchr(w[n - 1], ' '))
+		return -1;
 	for (int k = 1; k < n; k++)
 		if (!*w[k])
-			goto bad; /* two spaces in a row */
-	switch (m->cmd) {
-	case PROTO_HELLO:
-		if (number(w[1], 1, 999999, &m->version) < 0)
-			goto bad;
-		/* A later version may send another nonce shape: the caller checks version first. */
-		if (m->version == PROTO_VERSION_PLAIN && !proto_is_hex(w[2], PROTO_NONCE_HEX))
-			goto bad;
-		break;
-	case PROTO_AUTH:
-		if (!proto_is_hex(w[1], PROTO_MAC_HEX) || !proto_is_hex(w[2], PROTO_NONCE_HEX))
-			goto bad;
-		break;
-	case PROTO_OK:
-		if (!proto_is_hex(w[1], PROTO_MAC_HEX))
-			goto bad;
-		break;
-	case PROTO_PORT:
-		if (!name_ok(w[1]) || !proto_is_hex(w[2], PROTO_STREAM_HEX) ||
-		    offset(w[3], 1, &m->offset) < 0)
-			goto bad;
-		break;
-	case PROTO_CALL:
-		if (!name_ok(w[1]) || !proto_is_hex(w[2], PROTO_STREAM_HEX))
-			goto bad;
-		break;
-	case PROTO_GRANT:
-		if (!name_ok(w[1]) || number(w[2], 1, 65535, &v) < 0 ||
-		    !proto_is_hex(w[3], PROTO_TOKEN_HEX) || offset(w[4], 1, &m->offset) < 0)
-			goto bad;
-		m->port = (int)v;
-		break;
-	default:
-		break;
+			return -1; /* two spaces in a row */
+	return words_ok(w, m) ? 0 : -1;
+}
+
+int proto_parse(char *line, struct proto_msg *m)
+{
+	const char *w[PROTO_ARGS + 1];
+	size_t i;
+	int n, r;
+
+	memset(m, 0, sizeof *m);
+	m->text = "";
+	n = split(line, w, PROTO_ARGS + 1);
+	for (i = 0; n > 0 && i < sizeof cmds / sizeof cmds[0]; i++)
+		if (strcmp(w[0], cmds[i].word) == 0)
+			break;
+	if (n == 0 || i == sizeof cmds / sizeof cmds[0]) {
+		errno = ENOMSG;
+		return -1;
 	}
-	return 0;
-bad:
-	errno = EINVAL;
-	return -1;
+	m->cmd = cmds[i].cmd;
+	switch (cmds[i].shape) {
+	case SHAPE_TEXT: m->text = text_from(w, 1, n); return 0;
+	case SHAPE_EXIT: r = parse_exit(w, n, m); break;
+	case SHAPE_NAME_TEXT: r = parse_fail(w, n, m); break;
+	default: r = parse_words(w, n, cmds[i].nargs, m);
+	}
+	if (r < 0)
+		errno = EINVAL;
+	return r;
 }
 
 static int urandom(unsigned char *p, size_t n)

@@ -20,6 +20,7 @@
 #include "proc.h"
 #include "pump.h"
 #include "spawn.h"
+#include "stream.h"
 #include "ucspi.h"
 #include "wire.h"
 
@@ -66,7 +67,7 @@ size_t service_pollfds(struct service *s, struct pollfd *pfd, long long now)
 		return 0;
 	if (s->fd >= 0) {
 		pfd[0] = (struct pollfd){.fd = s->fd,
-					 .events = POLLIN | (s->ch ? channel_events(s->ch) : 0)};
+					 .events = POLLIN | stream_conn_events(s->ch)};
 		return 1;
 	}
 	return listener_pollfds(&s->l, pfd, now);
@@ -375,7 +376,7 @@ static void read_token(struct service *s)
 {
 	for (;;) {
 		char c;
-		ssize_t r = s->ch ? channel_read(s->ch, &c, 1) : recv(s->fd, &c, 1, MSG_DONTWAIT);
+		ssize_t r = stream_conn_recv(s->fd, s->ch, &c, 1);
 
 		if (r < 0 && (errno == EAGAIN || errno == EINTR))
 			return;

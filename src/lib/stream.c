@@ -484,3 +484,45 @@ void stream_free(struct stream *s)
 	stream_lost(s);
 	queue_free(&s->q);
 }
+
+ssize_t stream_conn_recv(int fd, struct channel *ch, void *buf, size_t n)
+{
+	ssize_t r;
+
+	if (ch)
+		return channel_read(ch, buf, n);
+	do
+		r = recv(fd, buf, n, MSG_DONTWAIT);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
+int stream_conn_shutdown(int fd, struct channel *ch)
+{
+	return ch ? channel_shutdown(ch) : shutdown(fd, SHUT_WR);
+}
+
+short stream_conn_events(const struct channel *ch)
+{
+	return ch ? channel_events(ch) : 0;
+}
+
+int stream_conn_buffered(const struct channel *ch)
+{
+	return ch && channel_readable(ch);
+}
+
+int stream_conn_flush(struct channel *ch)
+{
+	return ch ? channel_flush(ch) : 0;
+}
+
+size_t stream_conn_unsent(const struct channel *ch)
+{
+	return ch ? channel_unsent(ch) : 0;
+}
+
+const char *stream_conn_strerror(const struct channel *ch, int err)
+{
+	return ch ? channel_strerror(err, 0) : strerror(err);
+}

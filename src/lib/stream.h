@@ -31,6 +31,7 @@
 #define SP_STREAM_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "queue.h"
 
@@ -175,5 +176,33 @@ void stream_release(struct stream *s, int *fd, struct channel **ch);
 
 /* Everything goes: the connection closed, the bytes freed. */
 void stream_free(struct stream *s);
+
+/*
+ * Either side of any other connection (a binding's senders, a service's
+ * caller, master's control connection): a socket fd and its channel ch,
+ * or NULL on plain TCP, read, polled and ended the same way either way,
+ * so that no caller branches on the channel.
+ */
+
+/* What is there, without waiting: 0 at the peer's end, -1 with errno (EAGAIN: nothing yet). */
+ssize_t stream_conn_recv(int fd, struct channel *ch, void *buf, size_t n);
+
+/* Our end: the channel's END and our FIN, or the FIN. 0, or -1 with errno. */
+int stream_conn_shutdown(int fd, struct channel *ch);
+
+/* The poll events the channel needs beside the caller's own (none on plain TCP). */
+short stream_conn_events(const struct channel *ch);
+
+/* 1 when a read has plaintext without the socket (a record opened already); never on plain TCP. */
+int stream_conn_buffered(const struct channel *ch);
+
+/* Send sealed bytes waiting: 0 when none waits (always on plain TCP), -1 with errno (EAGAIN). */
+int stream_conn_flush(struct channel *ch);
+
+/* Sealed bytes not sent yet (none on plain TCP). */
+size_t stream_conn_unsent(const struct channel *ch);
+
+/* A working connection's error err in words (channel_strerror's with a channel). */
+const char *stream_conn_strerror(const struct channel *ch, int err);
 
 #endif
