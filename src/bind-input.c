@@ -30,11 +30,13 @@
 #define PIPE_SIZE (1u << 20)
 
 static const char usage_text[] =
-	"usage: bind-input [-1aFR] [-c MAX] [-k KEY|@FILE] [-m BYTES] [-L FILE] [-M FILE] ID PORT\n"
+	"usage: bind-input [-1aFR] [-A ADDR] [-c MAX] [-k KEY|@FILE] [-m BYTES] [-L FILE]\n"
+	"                  [-M FILE] ID PORT\n"
 	"       bind-input -version | -help\n"
 	"\n"
 	"  -1       once: one sender; end when it closed and a reader took everything\n"
 	"  -a       spool: append to a regular file at the buffer path, kept afterwards\n"
+	"  -A ADDR  listen on ADDR only (every address it names); default: every address\n"
 	"  -c MAX   serve at most MAX senders at once (default 64); more wait\n"
 	"  -F       stay in the foreground; still print the PID once listening\n"
 	"  -k KEY   every sender speaks the encrypted channel under KEY, or the key in\n"
@@ -50,12 +52,12 @@ static const char usage_text[] =
 	"  containing '/' is the FIFO's path. PORT is 1024-49151.\n";
 
 static const char synopsis[] =
-	"bind-input [-1aFR] [-c MAX] [-k KEY|@FILE] [-m BYTES] [-L FILE] [-M FILE] ID PORT";
+	"bind-input [-1aFR] [-A ADDR] [-c MAX] [-k KEY|@FILE] [-m BYTES] [-L FILE] [-M FILE] ID PORT";
 
 struct opts {
 	int once, spool, foreground, raw;
 	long maxconn, membytes;
-	const char *logfile, *metrics, *id, *port;
+	const char *addr, *logfile, *metrics, *id, *port; /* addr: -A, NULL for every address */
 	char *path; /* the buffer, resolved */
 	int chan;   /* -k */
 	unsigned char psk[NOISE_PSK];
@@ -68,14 +70,15 @@ struct opts {
 static void parse(int argc, char **argv, struct opts *o)
 {
 	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
-	static const char optstring[] = "1aFc:hk:L:M:m:RV";
+	static const char optstring[] = "1aA:Fc:hk:L:M:m:RV";
 	const char *dir = getenv("BIND_DIR");
-	int c;
+	int c, gai;
 
 	while ((c = opt_next(argc, argv, optstring, &p)) != -1) {
 		switch (c) {
 		case '1': o->once = 1; break;
 		case 'a': o->spool = 1; break;
+		case 'A': o->addr = optarg; break;
 		case 'c': o->maxconn = opt_number(optarg, 1, 4096, "-c", &p); break;
 		case 'F': o->foreground = 1; break;
 		case 'k':
@@ -105,6 +108,11 @@ static void parse(int argc, char **argv, struct opts *o)
 		err_usage(synopsis, "bad id: %s", FIFO_ID_RULE);
 	if (opt_port(o->port, &p) < 0)
 		err_cmdline(&p);
+	if (o->addr && !*o->addr)
+		err_usage(synopsis, "-A: empty address");
+	/* Before anything is made: a name that is no address is the command line's fault. */
+	if (o->addr && net_check_host(o->addr, &gai) < 0 && !gai)
+		err_usage(synopsis, "-A: %s: no such host or address", o->addr);
 	o->path = fifo_resolve(o->id, dir);
 	if (!o->path)
 		err_die(EXIT_RUNTIME, "%s:", o->id);
@@ -168,8 +176,12 @@ static struct binding *open_binding(struct opts *o)
 	char why[64];
 	int gai = 0;
 
-	if (listener_open(&l, NULL, o->port, SOMAXCONN, &gai) < 0)
+	if (listener_open(&l, o->addr, o->port, SOMAXCONN, &gai) < 0) {
+		if (o->addr)
+			err_die(EXIT_RUNTIME, "listen on %s %s: %s", o->addr, o->port,
+				net_strerror(gai));
 		err_die(EXIT_RUNTIME, "listen on port %s: %s", o->port, net_strerror(gai));
+	}
 	b = binding_open(&cfg, &holder, &gai);
 	if (!b)
 		err_die(EXIT_RUNTIME, "%s: %s", o->path,
@@ -264,7 +276,8 @@ int main(int argc, char **argv)
 		errno = saved;
 		err_die(EXIT_RUNTIME, "%s: %s", o.logfile, err_file_why(errno));
 	}
-	err_warn("%s: listening on port %s, buffer %s", o.id, o.port, o.path);
+	err_warn("%s: listening on %s%sport %s, buffer %s", o.id, o.addr ? o.addr : "",
+		 o.addr ? " " : "", o.port, o.path);
 
 	for (;;) {
 		size_t n = 1;

@@ -132,7 +132,7 @@ static void parse(int argc, char **argv, struct opts *o)
 {
 	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
 	static const char optstring[] = ":aA:bc:d:hL:lM:n:N:r:R:S:t:UVx:";
-	int c;
+	int c, gai;
 
 	o->idle_ms = 30000;
 	o->max_proving = 32;
@@ -175,6 +175,8 @@ static void parse(int argc, char **argv, struct opts *o)
 		err_cmdline(&p);
 	if (o->addr && !*o->addr)
 		err_usage(synopsis, "-A: empty address");
+	if (o->addr && net_check_host(o->addr, &gai) < 0 && !gai)
+		err_usage(synopsis, "-A: %s: no such host or address", o->addr);
 	if (o->dir && !*o->dir)
 		err_usage(synopsis, "-d: empty directory");
 	if (o->logfile && !*o->logfile)

@@ -384,6 +384,7 @@ foreign with stolen token"
 	bad "-t: '0' is not a duration from 0.001 to 86400 seconds" -t 0 "$KEY" "$PORT"
 	bad "-t: 'soon' is not a duration from 0.001 to 86400 seconds" -t soon "$KEY" "$PORT"
 	bad "-A: empty address" -A "" "$KEY" "$PORT"
+	bad "-A: no-such-host.invalid: no such host or address" -A no-such-host.invalid "$KEY" "$PORT"
 	bad "-d: empty directory" -d "" "$KEY" "$PORT"
 	bad "-L: empty file name" -L "" "$KEY" "$PORT"
 	bad "-t needs an argument" -t
