@@ -314,18 +314,20 @@ static void adopt_fd3(struct opts *o)
 }
 
 /*
- * -W starts the same program for every connection: one that cannot be
- * found now would only fail in every worker, so say it once, as a shell
- * would, and stop. A command for /bin/sh -c is the shell's to look up.
+ * -p: a program that cannot be found now would only fail for every
+ * connection (in every worker, every -f child) or after connecting, so
+ * say it once, as a shell would, and stop. -W's workers keep the file
+ * found (man page, PATH); the others look it up afresh each time. A
+ * command for /bin/sh -c is the shell's to look up.
  */
 static void check_program(const struct opts *o, char *path, size_t len, const char **found)
 {
 	*found = NULL;
-	if (!o->wmin)
+	if (!o->program)
 		return;
 	switch (cmd_lookup(o->program, path, len)) {
 	case 0:
-		*found = path;
+		*found = o->wmin ? path : NULL;
 		return;
 	case 1:
 		return;
