@@ -598,6 +598,8 @@ int main(int argc, char **argv)
 			net_strerror(gai));
 	if (daemon_ready(&p.dm, o.logfile) < 0)
 		err_die(EXIT_RUNTIME, "%s: %s", o.logfile, err_file_why(errno));
+	/* As sshd says it: who watches the foreground (a supervisor's log) knows we serve. */
+	err_warn("listening on %s%sport %s", o.addr ? o.addr : "", o.addr ? " " : "", o.port);
 	wire_up(&p); /* once ready: services' standard error is the log */
 	open_status(&p);
 	loop(&p);

@@ -680,6 +680,33 @@ mk_forever() { # NAME...: daemons that record their PID and print a line a secon
 	no_fifo_left
 }
 
+@test "a pool says in one line once it listens: on stderr in the foreground, in -L's file, and with -b not to the caller" {
+	(umask 077 && head -c 32 /dev/urandom >key) # no warning about a weak key: the one line alone
+	"$SP_BIN/pool" @key "$PORT" 2>pool.err &
+	POOL=$!
+	track "$POOL"
+	wait_for 5 logged pool.err listening
+	listening "$PORT"
+	[ "$(cat pool.err)" = "pool: listening on port $PORT" ]
+	kill "$POOL"
+	wait_gone "$POOL"
+	"$SP_BIN/pool" -A 127.0.0.1 -L pool.log "$KEY" "$PORT" 2>pool.err &
+	POOL=$!
+	track "$POOL"
+	wait_for 5 logged pool.log listening
+	grep -qE "$(log_head pool)listening on 127.0.0.1 port $PORT$" pool.log
+	[ "$(grep -v 'warning: the key is' pool.err)" = "" ]
+	kill "$POOL"
+	wait_gone "$POOL"
+	rm pool.log
+	run --separate-stderr "$SP_BIN/pool" -b -L pool.log "$KEY" "$PORT"
+	[ "$status" -eq 0 ]
+	track "$output"
+	[[ "$output" =~ ^[0-9]+$ ]]
+	[[ "$stderr" != *listening* ]]
+	wait_for 5 logged pool.log "listening on port $PORT$"
+}
+
 @test "master -L: the daemons' stderr is the file from their start, not the caller's; a bad -L fails first" {
 	daemon d e1 'echo to-stderr-at-start >&2; echo out'
 	start_pool "$KEY" "$PORT"
