@@ -573,8 +573,10 @@ static void loop(struct master *m)
 		if ((got & SIG_BIT(SIGUSR2)) && !m->usr2_said++)
 			err_warn("SIGUSR2: nothing to reload; ignored");
 		if (m->run_by && now >= m->run_by) {
-			err_warn("deadline: %ld s are up; ending %zu daemon(s)", m->o->run_ms / 1000,
-				 m->js.running);
+			char secs[OPT_SECS_MAX];
+
+			err_warn("deadline: %s s are up; ending %zu daemon(s)",
+				 opt_secs(m->o->run_ms, secs), m->js.running);
 			finish(m, EXIT_RUNTIME);
 		}
 		for (size_t i = 0; i < m->js.n; i++)

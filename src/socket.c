@@ -340,7 +340,7 @@ static void check_program(const struct opts *o, char *path, size_t len, const ch
 /* What the server tells, in socket's words. */
 static void say_event(const struct server_event *ev, void *arg)
 {
-	char why[512];
+	char why[512], secs[OPT_SECS_MAX];
 
 	(void)arg;
 	switch (ev->type) {
@@ -371,16 +371,16 @@ static void say_event(const struct server_event *ev, void *arg)
 		break;
 	case SERVER_EV_BACKOFF:
 		err_warn("workers end faster than %d a second without serving; "
-			 "pausing forks for %lld ms",
-			 PREFORK_DEATHS, ev->ms);
+			 "pausing forks for %s s",
+			 PREFORK_DEATHS, opt_secs(ev->ms, secs));
 		break;
 	case SERVER_EV_RELOAD_FAILED:
 		err_warn("reload: %s: %s; the running workers go on", ev->name,
 			 ev->err == ENOENT ? "not found" : strerror(ev->err));
 		break;
 	case SERVER_EV_STOP:
-		err_warn("SIGQUIT: graceful stop: %zu connection(s) have %lld ms to finish",
-			 ev->conns, ev->ms);
+		err_warn("SIGQUIT: graceful stop: %zu connection(s) have %s s to finish",
+			 ev->conns, opt_secs(ev->ms, secs));
 		break;
 	case SERVER_EV_RELOAD:
 		err_warn("SIGUSR2: reload: generation %u, %lu ready worker(s) retired, "

@@ -353,7 +353,7 @@ foreign with stolen token"
 	[ "$err" = "ERR command out of turn" ]
 	eof_on_5
 	[ ! -e early ]
-	grep -q 'no proof of the key within 2000 ms; dropped' pool.err
+	grep -q 'no proof of the key within 2 s; dropped' pool.err
 	grep -q 'line too long; dropped' pool.err
 	grep -q 'unknown command; dropped' pool.err
 	grep -q 'bad daemon name; dropped' pool.err
@@ -819,7 +819,7 @@ mk_forever() { # NAME...: daemons that record their PID and print a line a secon
 	grep -q 'not a version 3 handshake (1 in a row from 127.0.0.1); dropped' pool.err
 	grep -q 'wrong key (2 in a row from 127.0.0.1); dropped' pool.err
 	grep -q 'wrong key (3 in a row from 127.0.0.1); dropped' pool.err
-	grep -q 'no proof of the key within 2000 ms; dropped' pool.err
+	grep -q 'no proof of the key within 2 s; dropped' pool.err
 	wait_status "$MASTER"
 	[ "$RC" -eq 0 ]
 }

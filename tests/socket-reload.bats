@@ -131,7 +131,7 @@ no_groups() { # PGID...
 	wait_for 5 file_has out
 	g=$(children_of "$M")
 	kill -QUIT "$M"
-	wait_for 5 grep -q 'SIGQUIT: graceful stop: 1 connection(s) have 30000 ms to finish' err
+	wait_for 5 grep -q 'SIGQUIT: graceful stop: 1 connection(s) have 30 s to finish' err
 	kill -QUIT "$M"
 	kill -USR2 "$M"
 	wait_for 5 not_listening "$P"

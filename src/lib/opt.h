@@ -111,4 +111,12 @@ long opt_bytes(const char *s, long min, long max);
  */
 long opt_ms(const char *s, long min_ms, long max_ms);
 
+/*
+ * A duration in milliseconds as the options write it, in seconds: "30",
+ * "0.25", "0.001" (what opt_ms reads back), into buf; returns buf. Every
+ * message that tells a duration tells it so, with " s" after it.
+ */
+#define OPT_SECS_MAX 32
+const char *opt_secs(long long ms, char buf[OPT_SECS_MAX]);
+
 #endif
