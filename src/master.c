@@ -260,15 +260,16 @@ static void on_job(const struct job_event *ev, void *arg)
 		m->failed |= !ev->resend;
 		break;
 	case JOB_EV_LOST:
-		err_warn("%s: data connection lost: %s; %llu byte(s) %s", j->name, ev->why, ev->n,
-			 ev->resend ? "to send again" : "not delivered");
+		err_warn("%s: data connection lost: %s; %llu byte%s %s", j->name, ev->why, ev->n,
+			 err_plural(ev->n), ev->resend ? "to send again" : "not delivered");
 		m->failed |= !ev->resend;
 		break;
 	case JOB_EV_RESUMED:
 		err_warn("%s: resumed at byte %llu of its stream", j->name, ev->n);
 		break;
 	case JOB_EV_LACKS:
-		err_warn("%s: the pool has lost %llu byte(s) of this stream", j->name, ev->n);
+		err_warn("%s: the pool has lost %llu byte%s of this stream", j->name, ev->n,
+			 err_plural(ev->n));
 		break;
 	}
 }
@@ -571,7 +572,8 @@ static void loop(struct master *m)
 			err_die(EXIT_RUNTIME, "poll:");
 		now = io_now_ms();
 		if (m->pfd[0].revents && (sig = sig_pending(&got)) != 0) {
-			err_warn("signal %d: ending %zu daemon(s)", sig, m->js.running);
+			err_warn("signal %d: ending %zu daemon%s", sig, m->js.running,
+				 err_plural(m->js.running));
 			finish(m, EXIT_SIGNAL(sig));
 		}
 		if (got & SIG_BIT(SIGUSR1))
@@ -581,8 +583,8 @@ static void loop(struct master *m)
 		if (m->run_by && now >= m->run_by) {
 			char secs[OPT_SECS_MAX];
 
-			err_warn("deadline: %s s are up; ending %zu daemon(s)",
-				 opt_secs(m->o->run_ms, secs), m->js.running);
+			err_warn("deadline: %s s are up; ending %zu daemon%s",
+				 opt_secs(m->o->run_ms, secs), m->js.running, err_plural(m->js.running));
 			finish(m, EXIT_RUNTIME);
 		}
 		for (size_t i = 0; i < m->js.n; i++)

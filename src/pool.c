@@ -234,8 +234,8 @@ static void on_session_event(const struct session_event *ev, void *arg)
 		break;
 	case SESSION_EV_GONE:
 		if (ev->state != SESSION_PROVING)
-			err_warn("%s: session ends: %zu grant(s), %zu not finished yet", peer,
-				 (size_t)ev->count, (size_t)ev->unfinished);
+			err_warn("%s: session ends: %zu grant%s, %zu not finished yet", peer,
+				 (size_t)ev->count, err_plural(ev->count), (size_t)ev->unfinished);
 		/* The grants it got and did not use go with it; a call waiting for it too. */
 		grants_forget(&p->grants, ev->session);
 		calls_forget(&p->calls, ev->session);
@@ -268,10 +268,11 @@ static void binding_logged(const char *name, const struct binding_event *ev)
 	else if (ev->type == BINDING_EV_SAVED && ev->err)
 		err_warn("%s: saving unread bytes:", name);
 	else if (ev->type == BINDING_EV_SAVED && *ev->peer)
-		err_warn("%s: %s%s %s, not touched; %llu unread byte(s) saved to %s instead", name,
-			 name, FIFO_UNREAD, ev->peer, ev->bytes, ev->why);
+		err_warn("%s: %s%s %s, not touched; %llu unread byte%s saved to %s instead", name,
+			 name, FIFO_UNREAD, ev->peer, ev->bytes, err_plural(ev->bytes), ev->why);
 	else if (ev->type == BINDING_EV_SAVED)
-		err_warn("%s: %llu unread byte(s) saved to %s", name, ev->bytes, ev->why);
+		err_warn("%s: %llu unread byte%s saved to %s", name, ev->bytes, err_plural(ev->bytes),
+			 ev->why);
 }
 
 /* Grants report to the log, and their ends to their sessions. */
@@ -574,10 +575,10 @@ int main(int argc, char **argv)
 	if (noise_psk_from_key(o.key, o.keylen, p.psk) < 0)
 		err_die(EXIT_RUNTIME, "the key:");
 	if (o.keylen < KEY_WEAK)
-		err_warn("warning: the key is %zu bytes: whoever records one session can test "
+		err_warn("warning: the key is %zu byte%s: whoever records one session can test "
 			 "guesses of it offline; make a strong one with head -c 32 /dev/urandom > "
 			 "key and give @key",
-			 o.keylen);
+			 o.keylen, err_plural(o.keylen));
 	/* Each grant holds a listener, a FIFO and a connection: take every descriptor allowed. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;

@@ -379,20 +379,22 @@ static void say_event(const struct server_event *ev, void *arg)
 			 ev->err == ENOENT ? "not found" : strerror(ev->err));
 		break;
 	case SERVER_EV_STOP:
-		err_warn("SIGQUIT: graceful stop: %zu connection(s) have %s s to finish",
-			 ev->conns, opt_secs(ev->ms, secs));
+		err_warn("SIGQUIT: graceful stop: %zu connection%s %s %s s to finish", ev->conns,
+			 err_plural(ev->conns), ev->conns == 1 ? "has" : "have", opt_secs(ev->ms, secs));
 		break;
 	case SERVER_EV_RELOAD:
-		err_warn("SIGUSR2: reload: generation %u, %lu ready worker(s) retired, "
-			 "%zu busy finish",
-			 ev->generation, ev->count, ev->conns);
+		err_warn("SIGUSR2: reload: generation %u, %lu ready worker%s retired, "
+			 "%zu busy finish%s",
+			 ev->generation, ev->count, err_plural(ev->count), ev->conns,
+			 ev->conns == 1 ? "es" : "");
 		break;
 	case SERVER_EV_RELOAD_NONE:
 		err_warn("SIGUSR2: without -W every connection starts its program afresh; "
 			 "nothing to reload; ignored");
 		break;
 	case SERVER_EV_TEARDOWN:
-		err_warn("signal %d: ending %zu connection(s)", ev->code, ev->conns);
+		err_warn("signal %d: ending %zu connection%s", ev->code, ev->conns,
+			 err_plural(ev->conns));
 		break;
 	}
 }

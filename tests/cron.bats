@@ -160,7 +160,7 @@ start_pool_as_cron() { # ARGS... (KEY and PORT last); sets POOL
 	t0=$(date +%s)
 	run --separate-stderr cron "$SP_BIN/master" -T 1 "$KEY" 127.0.0.1 "$port" d
 	[ "$status" -eq 1 ]
-	[ "$stderr" = "master: deadline: 1 s are up; ending 1 daemon(s)" ]
+	[ "$stderr" = "master: deadline: 1 s are up; ending 1 daemon" ]
 	[ $(($(date +%s) - t0)) -le 5 ]
 }
 

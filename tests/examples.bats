@@ -1071,7 +1071,7 @@ fixture_daemon() { # DIR NAME BODY
 	# The page's cat shows dem1 as it was made; its lines carry the daemon's name.
 	[ "$(head -n 2 "$X/master-seed.out")" = "$(sed -n 's/^# prints: //p' "$X/master-seed")" ]
 	run ! grep -vE '^got dem1 [0-2][0-9]:[0-5][0-9]:[0-6][0-9]$' "$X/master-seed-reader.out"
-	[ "$(cat "$X/master-seed.err")" = "master: signal 15: ending 1 daemon(s)" ]
+	[ "$(cat "$X/master-seed.err")" = "master: signal 15: ending 1 daemon" ]
 	[ ! -s "$X/master-seed-reader.err" ]
 	left_behind
 }

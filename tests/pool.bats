@@ -598,7 +598,7 @@ mk_forever() { # NAME...: daemons that record their PID and print a line a secon
 	[ "$RC" -eq 143 ]
 	all_gone
 	for p in $(daemons_running); do wait_for 5 no_group "$p"; done
-	grep -q "signal 15: ending 2 daemon(s)" master.err
+	grep -q "signal 15: ending 2 daemons$" master.err
 	run ! grep -q "killed by signal" master.err
 	# The buffers are the pool's (-l): they last, and so does the pool.
 	fifos_are "./t1 ./t2 "

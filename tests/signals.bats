@@ -275,7 +275,7 @@ start_socket_served() {
 	exec 7>feed
 	wait_for 5 logged log 'connection from'
 	kill -QUIT "$M"
-	wait_for 5 logged log 'SIGQUIT: graceful stop: 1 connection(s)'
+	wait_for 5 logged log 'SIGQUIT: graceful stop: 1 connection has '
 	alive "$M"
 	echo late >&7
 	exec 7>&-

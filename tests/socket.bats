@@ -442,6 +442,25 @@ fd3_case() {
 	done
 }
 
+@test "-v: the teardown line counts in words: ending 1 connection, ending 2 connections" {
+	for n in 1 2; do
+		port=$(free_port)
+		"$S" -v -s -l -f -g 1 -p 'sleep 30' "$port" 2>"err.$n" &
+		spid=$!
+		track "$spid"
+		wait_listening "$port"
+		for _ in $(seq "$n"); do
+			"$S" 127.0.0.1 "$port" </dev/null >/dev/null 2>&1 &
+			track $!
+		done
+		wait_for 5 sh -c "[ \"\$(grep -c '^socket: connection from' err.$n)\" -eq $n ]"
+		kill -TERM "$spid"
+		wait_gone "$spid"
+	done
+	grep -qx "socket: signal 15: ending 1 connection" err.1
+	grep -qx "socket: signal 15: ending 2 connections" err.2
+}
+
 @test "teardown: a program ignoring SIGTERM is killed after the grace period" {
 	port=$(free_port)
 	"$S" -s -l -f -p 'sh -c "trap \"\" TERM; echo up; while :; do sleep 1; done"' "$port" &

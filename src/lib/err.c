@@ -195,6 +195,11 @@ static void put(const char *msg)
 	}
 }
 
+const char *err_plural(unsigned long long n)
+{
+	return n == 1 ? "" : "s";
+}
+
 static void put_repeats(void)
 {
 	char msg[64];
@@ -202,7 +207,7 @@ static void put_repeats(void)
 	if (!diag.repeats)
 		return;
 	snprintf(msg, sizeof msg, "last message repeated %lu time%s", diag.repeats,
-		 diag.repeats == 1 ? "" : "s");
+		 err_plural(diag.repeats));
 	diag.repeats = 0;
 	put(msg);
 }
