@@ -32,6 +32,7 @@
 #include "lib/grant.h"
 #include "lib/io.h"
 #include "lib/linger.h"
+#include "lib/linelog.h"
 #include "lib/listener.h"
 #include "lib/mem.h"
 #include "lib/net.h"
@@ -299,6 +300,15 @@ static void on_call_event(const struct call_event *ev, void *arg)
 	int saved = errno;
 
 	(void)arg;
+	if (ev->type == CALL_EV_SAID) {
+		/* The service's own words, with its name: a log many services share. */
+		if (ev->text)
+			err_warn("svc %s: %s", ev->name, ev->text);
+		else
+			err_warn("%s: %llu more line%s of the service's stderr not logged (over %d a "
+				 "second)", ev->name, ev->held, err_plural(ev->held), LINELOG_BURST);
+		return;
+	}
 	errno = ev->exec_err;
 	if (ev->exec_err)
 		err_warn("exec %s:", ev->program);
@@ -521,7 +531,7 @@ static void wire_up(struct pool *p)
 				      .policy = &p->policy, .dir = o->sdir, .run_ms = o->run_ms,
 				      .grace_ms = END_GRACE_MS, .max_running = o->max_services,
 				      .linger = &p->linger, .linger_ms = POOL_LINGER_MS,
-				      .errfd = err_file_fd(), .on_event = on_call_event, .arg = p});
+				      .on_event = on_call_event, .arg = p});
 }
 
 /* dir must be a directory (what: the option, for the message, or ""). */
@@ -601,7 +611,7 @@ int main(int argc, char **argv)
 		err_die(EXIT_RUNTIME, "%s: %s", o.logfile, err_file_why(errno));
 	/* As sshd says it: who watches the foreground (a supervisor's log) knows we serve. */
 	err_warn("listening on %s%sport %s", o.addr ? o.addr : "", o.addr ? " " : "", o.port);
-	wire_up(&p); /* once ready: services' standard error is the log */
+	wire_up(&p); /* once ready: what services write to stderr goes to the log */
 	open_status(&p);
 	loop(&p);
 	grants_free(&p.grants);
