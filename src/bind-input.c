@@ -116,6 +116,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->path = fifo_resolve(o->id, dir);
 	if (!o->path)
 		err_die(EXIT_RUNTIME, "%s:", o->id);
+	err_cmdline_warn(&p);
 }
 
 static void on_event(const struct binding_event *ev, void *arg)

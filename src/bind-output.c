@@ -139,6 +139,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->path = fifo_resolve(o->id, getenv("BIND_DIR"));
 	if (!o->path)
 		err_die(EXIT_RUNTIME, "%s:", o->id);
+	err_cmdline_warn(&p);
 }
 
 static int connected(const struct sender *s)

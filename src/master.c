@@ -162,6 +162,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->ddir = argv[3];
 	if (opt_key(argv[0], &o->key, &o->keylen, &p) < 0)
 		err_cmdline(&p);
+	err_cmdline_warn(&p);
 }
 
 static _Noreturn void finish(struct master *m, int code);

@@ -189,6 +189,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->port = argv[1];
 	if (opt_key(argv[0], &o->key, &o->keylen, &p) < 0)
 		err_cmdline(&p);
+	err_cmdline_warn(&p);
 }
 
 /* ---- what the modules report: the log's lines ---- */

@@ -129,30 +129,29 @@ static void parse_workers(const char *arg, struct opts *o, struct opt_parse *p)
 }
 
 /* The options, into o; the operands are left from argv[optind]. */
-static void parse_options(int argc, char **argv, struct opts *o)
+static void parse_options(int argc, char **argv, struct opts *o, struct opt_parse *p)
 {
-	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
 	static const char optstring[] = "B:bC:cfG:g:hI:k:L:lPp:qrsVvW:w";
 	int c;
 
-	while ((c = opt_next(argc, argv, optstring, &p)) != -1) {
+	while ((c = opt_next(argc, argv, optstring, p)) != -1) {
 		switch (c) {
 		case 'B': o->bindaddr = optarg; break;
 		case 'b': o->background = 1; break;
-		case 'C': o->maxconn = opt_number(optarg, 1, 1000000, "-C", &p); break;
+		case 'C': o->maxconn = opt_number(optarg, 1, 1000000, "-C", p); break;
 		case 'c': o->crlf = 1; break;
 		case 'f': o->fork = 1; break;
 		case 'G':
-			o->stop_ms = opt_duration(optarg, 1, 86400000L, "-G", &p);
+			o->stop_ms = opt_duration(optarg, 1, 86400000L, "-G", p);
 			o->stop_set = 1;
 			break;
-		case 'g': o->grace_ms = opt_duration(optarg, 1, 3600000L, "-g", &p); break;
+		case 'g': o->grace_ms = opt_duration(optarg, 1, 3600000L, "-g", p); break;
 		case 'I':
-			o->idle_ms = opt_duration(optarg, 1, 86400000L, "-I", &p);
+			o->idle_ms = opt_duration(optarg, 1, 86400000L, "-I", p);
 			o->idle_set = 1;
 			break;
 		case 'k':
-			opt_psk(optarg, o->psk, &p);
+			opt_psk(optarg, o->psk, p);
 			o->chan = 1;
 			break;
 		case 'L': o->logfile = optarg; break;
@@ -164,8 +163,8 @@ static void parse_options(int argc, char **argv, struct opts *o)
 		case 's': o->server = 1; break;
 		case 'v': o->verbose = 1; break;
 		case 'w': o->wonly = 1; break;
-		case 'W': parse_workers(optarg, o, &p); break;
-		default: err_cmdline(&p);
+		case 'W': parse_workers(optarg, o, p); break;
+		default: err_cmdline(p);
 		}
 	}
 }
@@ -255,10 +254,13 @@ static void check_address(const struct opts *o)
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	parse_options(argc, argv, o);
+	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
+
+	parse_options(argc, argv, o, &p);
 	check_options(o);
 	parse_operands(argc - optind, argv + optind, o);
 	check_address(o);
+	err_cmdline_warn(&p); /* the command line is taken: what -k's key made us doubt */
 }
 
 /* Our listener: systemd's fd 3 (checked), a UNIX path, or every address of -B. */

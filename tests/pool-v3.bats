@@ -145,6 +145,7 @@ run_master() {
 		skip "tests/node/node_modules is missing: run scripts/deps.sh"
 	local peer=$BATS_TEST_DIRNAME/node/peer.js cpro dpro greet grant line bye n gport token
 	head -c 32 /dev/urandom >key
+	chmod 600 key
 	"$SP_BIN/pool" -l @key "$PORT" 2>pool.err &
 	POOL=$!
 	track "$POOL"

@@ -197,6 +197,7 @@ read_buffer() { # FIFO OUT: read a buffer to its EOF in the background; sets REA
 
 @test "@FILE keys work and never show in ps" {
 	printf '%s\n' 'file-key-SHOULD-NOT-SHOW' >key
+	chmod 600 key
 	daemon d x1 'echo started; exec sleep 30'
 	start_pool -l @key "$PORT"
 	start_master @key 127.0.0.1 "$PORT" d

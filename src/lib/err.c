@@ -326,6 +326,12 @@ void err_usage(const char *synopsis, const char *fmt, ...)
 	exit(EXIT_USAGE);
 }
 
+void err_cmdline_warn(const struct opt_parse *p)
+{
+	if (p->warn[0])
+		err_warn("warning: %s", p->warn);
+}
+
 /* text on stdout, then exit 0, or EXIT_RUNTIME when stdout could not take it. */
 static _Noreturn void put_out(const char *text)
 {

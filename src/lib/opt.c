@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mem.h"
@@ -206,12 +207,35 @@ long opt_duration(const char *s, long min_ms, long max_ms, const char *what, str
 		      opt_secs(min_ms, lo), opt_secs(max_ms, hi));
 }
 
+/* A key taken, but not as it should be: p->warn says why, or is "". */
+static void key_doubts(const char *arg, struct opt_parse *p)
+{
+	struct stat st;
+
+	p->warn[0] = '\0';
+	if (arg[0] != '@') {
+		if (stat(arg, &st) == 0 && S_ISREG(st.st_mode))
+			snprintf(p->warn, sizeof p->warn,
+				 "key '%s' is the name of a file, but is taken as the key itself; "
+				 "give @%s to read the key from the file", arg, arg);
+		return;
+	}
+	/* As ssh says of a private key: others may read, or change, what the key protects. */
+	if (stat(arg + 1, &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH | S_IWGRP | S_IWOTH)))
+		snprintf(p->warn, sizeof p->warn,
+			 "key file %s is %s by others (mode %04o); chmod 600 it", arg + 1,
+			 st.st_mode & (S_IRGRP | S_IROTH) ? "readable" : "writable",
+			 (unsigned)(st.st_mode & 07777));
+}
+
 int opt_key(const char *arg, char **key, size_t *len, struct opt_parse *p)
 {
 	const char *file = arg + 1;
 
-	if (proto_load_key(arg, key, len) == 0)
+	if (proto_load_key(arg, key, len) == 0) {
+		key_doubts(arg, p);
 		return 0;
+	}
 	if (errno == ENODATA)
 		return refuse(p, OPT_USAGE, "empty key%s%s", arg[0] == '@' ? " in " : "",
 			      arg[0] == '@' ? file : "");

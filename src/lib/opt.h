@@ -38,6 +38,7 @@ struct opt_parse {
 	enum opt_outcome outcome;  /* the first thing that ends the command line */
 	char why[OPT_WHY_MAX];	   /* OPT_USAGE, OPT_FAILED: the message */
 	int opt;		   /* the option opt_next returned last */
+	char warn[OPT_WHY_MAX];	   /* a value taken, with a warning (opt_key): say it, or "" */
 };
 
 /*
@@ -80,7 +81,10 @@ long opt_port(const char *s, struct opt_parse *p);
 /*
  * A KEY operand (see proto_load_key): the key itself, or @FILE, into *key
  * (allocated) and *len. Returns 0, or -1: an empty key is a usage error,
- * a file that cannot be read, or is too long, a runtime failure.
+ * a file that cannot be read, or is too long, a runtime failure. A key
+ * taken with a doubt leaves p->warn set (err_cmdline_warn says it), as
+ * ssh warns: a key itself that is the name of a file (@ forgotten?), a
+ * key file that group or others may read. The last key given decides.
  */
 int opt_key(const char *arg, char **key, size_t *len, struct opt_parse *p);
 
