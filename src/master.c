@@ -452,14 +452,14 @@ static void unreachable(struct master *m, int err)
 	char secs[OPT_SECS_MAX];
 
 	/* -w: the pool may be late at first; -r: once it was reached, it may come back. */
-	if (io_now_ms() < m->wait_by || (m->o->resume && m->ready))
-		return;
-	if (m->o->wait_ms)
-		err_warn("the pool at %s %s did not listen within %s s (-w): %s", m->o->host,
-			 m->o->port, opt_secs(m->o->wait_ms, secs), strerror(err));
-	else
-		err_warn("connect to %s %s: %s", m->o->host, m->o->port, strerror(err));
-	finish(m, EXIT_RUNTIME);
+	if (io_now_ms() >= m->wait_by && !(m->o->resume && m->ready)) {
+		if (m->o->wait_ms)
+			err_warn("the pool at %s %s did not listen within %s s (-w): %s", m->o->host,
+				 m->o->port, opt_secs(m->o->wait_ms, secs), strerror(err));
+		else
+			err_warn("connect to %s %s: %s", m->o->host, m->o->port, strerror(err));
+		finish(m, EXIT_RUNTIME);
+	}
 }
 
 static void on_client(const struct client_event *ev, void *arg)
