@@ -28,6 +28,7 @@
 #include "lib/mem.h"
 #include "lib/net.h"
 #include "lib/opt.h"
+#include "lib/pidfile.h"
 #include "lib/proc.h"
 #include "lib/proto.h"
 #include "lib/pump.h"
@@ -38,11 +39,11 @@
 #define EXIT_BUSY 75 /* another master runs these daemons (sysexits EX_TEMPFAIL) */
 
 static const char usage_text[] =
-	"usage: master [-borU] [-g SECONDS] [-L FILE] [-N PREFIX] [-t SECONDS]\n"
+	"usage: master [-borU] [-g SECONDS] [-i FILE] [-L FILE] [-N PREFIX] [-t SECONDS]\n"
 	"              [-T SECONDS] [-w SECONDS] KEY HOST PORT DDIR\n"
-	"       master -x [-boU] [-g SECONDS] [-L FILE] [-N PREFIX] [-t SECONDS]\n"
+	"       master -x [-boU] [-g SECONDS] [-i FILE] [-L FILE] [-N PREFIX] [-t SECONDS]\n"
 	"              [-T SECONDS] [-w SECONDS] KEY HOST PORT DDIR\n"
-	"       master -c [-U] [-t SECONDS] [-T SECONDS] [-w SECONDS]\n"
+	"       master -c [-U] [-i FILE] [-t SECONDS] [-T SECONDS] [-w SECONDS]\n"
 	"              KEY HOST PORT SERVICE\n"
 	"       master -version | -help\n"
 	"\n"
@@ -53,6 +54,8 @@ static const char usage_text[] =
 	"  -c         call one SERVICE of the pool, with our stdin as its input and its\n"
 	"             output on our stdout\n"
 	"  -g SECONDS at teardown, SIGKILL daemons still alive after SECONDS (default 5)\n"
+	"  -i FILE    write the PID to FILE once every daemon has its answer, locked: a\n"
+	"             second master given FILE refuses to start; removed at exit\n"
 	"  -L FILE    diagnostics to FILE once ready, not to stderr or syslog\n"
 	"  -N PREFIX  ask for PREFIX.NAME instead of NAME (many hosts, one pool)\n"
 	"  -o         when another master runs DDIR, wait for it instead of refusing\n"
@@ -67,8 +70,8 @@ static const char usage_text[] =
 	"             the same names: each talks to its service over its connection\n";
 
 static const char synopsis[] =
-	"master [-bcorUx] [-g SECONDS] [-L FILE] [-N PREFIX] [-t SECONDS] [-T SECONDS] [-w SECONDS] "
-	"KEY HOST PORT DDIR|SERVICE";
+	"master [-bcorUx] [-g SECONDS] [-i FILE] [-L FILE] [-N PREFIX] [-t SECONDS] [-T SECONDS] "
+	"[-w SECONDS] KEY HOST PORT DDIR|SERVICE";
 
 struct opts {
 	int background, overlap_wait, resume;
@@ -76,7 +79,7 @@ struct opts {
 	int call, clients;   /* -c, -x given (they exclude each other) */
 	enum jobs_kind kind; /* from them: daemons, client portions of services (-x), a call (-c) */
 	long grace_ms, reply_ms, run_ms, wait_ms;
-	const char *logfile, *host, *port, *ddir, *prefix;
+	const char *logfile, *host, *port, *ddir, *prefix, *pidfile; /* pidfile: -i */
 	char *key;
 	size_t keylen;
 };
@@ -110,7 +113,7 @@ struct master {
 static void parse(int argc, char **argv, struct opts *o)
 {
 	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
-	static const char optstring[] = ":bcg:hL:N:ort:T:UVw:x";
+	static const char optstring[] = ":bcg:hi:L:N:ort:T:UVw:x";
 	int c;
 
 	o->grace_ms = 5000;
@@ -120,6 +123,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'b': o->background = 1; break;
 		case 'c': o->call = 1; break;
 		case 'g': o->grace_ms = opt_duration(optarg, 1, 3600000L, "-g", &p); break;
+		case 'i': o->pidfile = optarg; break;
 		case 'L': o->logfile = optarg; break;
 		case 'N': o->prefix = optarg; break;
 		case 'o': o->overlap_wait = 1; break;
@@ -154,6 +158,8 @@ static void parse(int argc, char **argv, struct opts *o)
 		err_usage(synopsis, "-b does not go with -c: the call is our stdin and stdout");
 	if (o->logfile && !*o->logfile)
 		err_usage(synopsis, "-L: empty file name");
+	if (o->pidfile && !*o->pidfile)
+		err_usage(synopsis, "-i: empty file name");
 	if (o->prefix && (!name_ok(o->prefix) || strlen(o->prefix) >= NAME_MAX_LEN - 1))
 		err_usage(synopsis, "-N: '%s' is not a name prefix (%s, up to %d characters)",
 			  o->prefix, "A-Za-z0-9._-, not starting with '.' or '-'", NAME_MAX_LEN - 2);
@@ -312,7 +318,7 @@ static void ready(struct master *m)
 		finish(m, EXIT_RUNTIME);
 	}
 	if (daemon_ready(&m->dm, m->o->logfile) < 0) {
-		err_warn("%s: %s", m->o->logfile, err_file_why(errno));
+		err_warn("%s: %s", m->dm.failed, err_file_why(errno));
 		finish(m, EXIT_RUNTIME);
 	}
 }
@@ -627,10 +633,14 @@ int main(int argc, char **argv)
 	struct opts o = {0};
 	struct master m = {.o = &o, .ddirfd = -1, .errfd = -1};
 	int gai = 0, kept;
+	pid_t holder;
+	char why[64];
 
 	err_init(argv[0]);
 	io_sanitize_std();
 	parse(argc, argv, &o);
+	if (o.pidfile && pidfile_open(o.pidfile, &holder) < 0)
+		err_die(EXIT_RUNTIME, "%s: %s", o.pidfile, pidfile_why(errno, holder, why, sizeof why));
 	m.cwdfd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (m.cwdfd < 0)
 		err_die(EXIT_RUNTIME, "current directory:");
@@ -658,7 +668,9 @@ int main(int argc, char **argv)
 	m.dm.pid = getpid();
 	switch (keeper_start(o.grace_ms, o.background, m.dm.notify_fd, &kept)) {
 	case -1: err_die(EXIT_RUNTIME, "fork:");
-	case 1: _exit(kept); /* the keeper, once all is over */
+	case 1: /* the keeper, once all is over; its PID is the one in -i's file */
+		pidfile_remove();
+		_exit(kept);
 	}
 	m.sigfd = sig_init(SIG_OPS);
 	if (m.sigfd < 0)

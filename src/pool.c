@@ -37,6 +37,7 @@
 #include "lib/mem.h"
 #include "lib/net.h"
 #include "lib/opt.h"
+#include "lib/pidfile.h"
 #include "lib/proc.h"
 #include "lib/proto.h"
 #include "lib/session.h"
@@ -48,8 +49,9 @@
 #define KEY_WEAK 16	    /* a shorter key is warned about */
 
 static const char usage_text[] =
-	"usage: pool [-ablU] [-A ADDR] [-c MAX] [-d DIR] [-L FILE] [-M FILE] [-n MAX]\n"
-	"            [-N MAX] [-r LO-HI] [-t SECONDS] [-x SDIR [-R SECONDS] [-S MAX]] KEY PORT\n"
+	"usage: pool [-ablU] [-A ADDR] [-c MAX] [-d DIR] [-i FILE] [-L FILE] [-M FILE]\n"
+	"            [-n MAX] [-N MAX] [-r LO-HI] [-t SECONDS] [-x SDIR [-R SECONDS] [-S MAX]]\n"
+	"            KEY PORT\n"
 	"       pool -version | -help\n"
 	"\n"
 	"  KEY        the key masters must prove they know, or @FILE to read it from FILE\n"
@@ -61,6 +63,8 @@ static const char usage_text[] =
 	"  -c MAX     at most MAX connections still proving the key (default 32; a quarter\n"
 	"             of them from one address)\n"
 	"  -d DIR     create the buffers in DIR (default: the current directory)\n"
+	"  -i FILE    write the PID to FILE once listening, locked: a second pool given\n"
+	"             FILE refuses to start; removed at exit\n"
 	"  -l         keep serving masters until signalled; a name's buffer lasts, and every\n"
 	"             master's stream for it follows the one before\n"
 	"  -L FILE    diagnostics to FILE once ready, not to stderr or syslog\n"
@@ -77,13 +81,13 @@ static const char usage_text[] =
 	"  -x SDIR    the executables in SDIR are services masters may call\n";
 
 static const char synopsis[] =
-	"pool [-ablU] [-A ADDR] [-c MAX] [-d DIR] [-L FILE] [-M FILE] [-n MAX] [-N MAX] [-r LO-HI] "
-	"[-t SECONDS] [-x SDIR [-R SECONDS] [-S MAX]] KEY PORT";
+	"pool [-ablU] [-A ADDR] [-c MAX] [-d DIR] [-i FILE] [-L FILE] [-M FILE] [-n MAX] [-N MAX] "
+	"[-r LO-HI] [-t SECONDS] [-x SDIR [-R SECONDS] [-S MAX]] KEY PORT";
 
 struct opts {
 	int background, lasting, spool; /* -b, -l, -a */
 	int plain; /* -U: version 2, in plain text */
-	const char *dir, *addr, *logfile, *metrics, *port;
+	const char *dir, *addr, *logfile, *metrics, *port, *pidfile; /* pidfile: -i */
 	long lo, hi; /* -r; 0: kernel's choice */
 	long idle_ms;
 	long max_proving, max_session, max_grants; /* -c, -n, -N */
@@ -132,7 +136,7 @@ static void parse_range(struct opts *o, const char *arg)
 static void parse(int argc, char **argv, struct opts *o)
 {
 	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
-	static const char optstring[] = ":aA:bc:d:hL:lM:n:N:r:R:S:t:UVx:";
+	static const char optstring[] = ":aA:bc:d:hi:L:lM:n:N:r:R:S:t:UVx:";
 	int c, gai;
 
 	o->idle_ms = 30000;
@@ -148,6 +152,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'b': o->background = 1; break;
 		case 'c': o->max_proving = opt_number(optarg, 1, 100000, "-c", &p); break;
 		case 'd': o->dir = optarg; break;
+		case 'i': o->pidfile = optarg; break;
 		case 'L': o->logfile = optarg; break;
 		case 'M': o->metrics = optarg; break;
 		case 'l': o->lasting = 1; break;
@@ -182,6 +187,8 @@ static void parse(int argc, char **argv, struct opts *o)
 		err_usage(synopsis, "-d: empty directory");
 	if (o->logfile && !*o->logfile)
 		err_usage(synopsis, "-L: empty file name");
+	if (o->pidfile && !*o->pidfile)
+		err_usage(synopsis, "-i: empty file name");
 	if (o->sdir && !*o->sdir)
 		err_usage(synopsis, "-x: empty directory");
 	if (!o->sdir && o->capped)
@@ -577,10 +584,14 @@ int main(int argc, char **argv)
 	struct pool p = {.o = &o};
 	struct rlimit rl;
 	int gai = 0;
+	pid_t holder;
+	char why[64];
 
 	err_init(argv[0]);
 	io_sanitize_std();
 	parse(argc, argv, &o);
+	if (o.pidfile && pidfile_open(o.pidfile, &holder) < 0)
+		err_die(EXIT_RUNTIME, "%s: %s", o.pidfile, pidfile_why(errno, holder, why, sizeof why));
 	check_dir(&o);
 	check_sdir(&o);
 	if (noise_psk_from_key(o.key, o.keylen, p.psk) < 0)
@@ -609,7 +620,7 @@ int main(int argc, char **argv)
 		err_die(EXIT_RUNTIME, "listen on %s %s: %s", o.addr ? o.addr : "*", o.port,
 			net_strerror(gai));
 	if (daemon_ready(&p.dm, o.logfile) < 0)
-		err_die(EXIT_RUNTIME, "%s: %s", o.logfile, err_file_why(errno));
+		err_die(EXIT_RUNTIME, "%s: %s", p.dm.failed, err_file_why(errno));
 	/* As sshd says it: who watches the foreground (a supervisor's log) knows we serve. */
 	err_warn("listening on %s%sport %s", o.addr ? o.addr : "", o.addr ? " " : "", o.port);
 	wire_up(&p); /* once ready: what services write to stderr goes to the log */

@@ -22,6 +22,7 @@
 #include "lib/io.h"
 #include "lib/net.h"
 #include "lib/opt.h"
+#include "lib/pidfile.h"
 #include "lib/listener.h"
 #include "lib/noise.h"
 #include "lib/pump.h"
@@ -34,16 +35,16 @@
 #define WORKERS_MAX 4096
 
 static const char usage_text[] =
-	"usage: socket [-bcqrvw] [-k KEY|@FILE] [-p COMMAND] [-B ADDR] [-L FILE]\n"
-	"              HOST PORT\n"
-	"       socket [-bcqrvw] [-k KEY|@FILE] [-p COMMAND] [-L FILE] /PATH\n"
+	"usage: socket [-bcqrvw] [-k KEY|@FILE] [-p COMMAND] [-B ADDR] [-i FILE]\n"
+	"              [-L FILE] HOST PORT\n"
+	"       socket [-bcqrvw] [-k KEY|@FILE] [-p COMMAND] [-i FILE] [-L FILE] /PATH\n"
 	"       socket [-bcfqrvw] [-k KEY|@FILE] [-p COMMAND] [-B ADDR] [-C MAX]\n"
-	"              [-G SECONDS] [-g SECONDS] [-L FILE] -s [-l] PORT\n"
+	"              [-G SECONDS] [-g SECONDS] [-i FILE] [-L FILE] -s [-l] PORT\n"
 	"       socket [-bcfqrvw] [-k KEY|@FILE] [-p COMMAND] [-C MAX] [-G SECONDS]\n"
-	"              [-g SECONDS] [-L FILE] -s [-l] /PATH\n"
+	"              [-g SECONDS] [-i FILE] [-L FILE] -s [-l] /PATH\n"
 	"       socket [-bcfqrvw] [-k KEY|@FILE] [-P] [-I SECONDS] [-G SECONDS]\n"
-	"              [-g SECONDS] [-B ADDR] [-C MAX] [-L FILE] -W N|MIN:MAX\n"
-	"              -p COMMAND -s [-l] PORT|/PATH\n"
+	"              [-g SECONDS] [-B ADDR] [-C MAX] [-i FILE] [-L FILE]\n"
+	"              -W N|MIN:MAX -p COMMAND -s [-l] PORT|/PATH\n"
 	"       socket -version | -help\n"
 	"\n"
 	"  -b         background once ready; print the daemon's PID\n"
@@ -55,6 +56,8 @@ static const char usage_text[] =
 	"  -g SECONDS at teardown, SIGKILL what SIGTERM left after SECONDS (default 5)\n"
 	"  -G SECONDS on SIGQUIT (graceful stop), let connections finish for SECONDS\n"
 	"             (default 30)\n"
+	"  -i FILE    write the PID to FILE once ready, locked: a second socket given\n"
+	"             FILE refuses to start; removed at exit\n"
 	"  -I SECONDS with -W MIN:MAX, a ready worker beyond MIN idle SECONDS retires\n"
 	"             (default 10)\n"
 	"  -k KEY     the connection is an encrypted channel under KEY, or the key in\n"
@@ -86,7 +89,7 @@ struct opts {
 	long idle_ms;			/* -I */
 	int prestart, idle_set;		/* -P; -I given */
 	int stop_set;			/* -G given */
-	const char *program, *bindaddr, *logfile;
+	const char *program, *bindaddr, *logfile, *pidfile; /* pidfile: -i */
 	const char *host, *port, *path; /* path set: UNIX socket */
 	int activated;			/* serving systemd's fd 3 */
 	struct listener adopted;	/* fd 3, checked before anything else could take it */
@@ -131,7 +134,7 @@ static void parse_workers(const char *arg, struct opts *o, struct opt_parse *p)
 /* The options, into o; the operands are left from argv[optind]. */
 static void parse_options(int argc, char **argv, struct opts *o, struct opt_parse *p)
 {
-	static const char optstring[] = "B:bC:cfG:g:hI:k:L:lPp:qrsVvW:w";
+	static const char optstring[] = "B:bC:cfG:g:hI:i:k:L:lPp:qrsVvW:w";
 	int c;
 
 	while ((c = opt_next(argc, argv, optstring, p)) != -1) {
@@ -150,6 +153,7 @@ static void parse_options(int argc, char **argv, struct opts *o, struct opt_pars
 			o->idle_ms = opt_duration(optarg, 1, 86400000L, "-I", p);
 			o->idle_set = 1;
 			break;
+		case 'i': o->pidfile = optarg; break;
 		case 'k':
 			opt_psk(optarg, o->psk, p);
 			o->chan = 1;
@@ -198,6 +202,8 @@ static void check_options(struct opts *o)
 		err_usage(synopsis, "-C needs -f"); /* or -W */
 	if (o->program && !*o->program)
 		err_usage(synopsis, "-p: empty command");
+	if (o->pidfile && !*o->pidfile)
+		err_usage(synopsis, "-i: empty file name");
 }
 
 /* The operands: a server's port or path (none if activated); a client's host and port, or path. */
@@ -451,7 +457,7 @@ static int run_server(const struct opts *o, struct daemon *d, const char *found)
 		if (so.path)
 			unlink(so.path);
 		errno = saved;
-		err_die(EXIT_RUNTIME, "%s: %s", o->logfile, err_file_why(errno));
+		err_die(EXIT_RUNTIME, "%s: %s", d->failed, err_file_why(errno));
 	}
 	/* Found once here, not by failing an execve per PATH entry per connection. */
 	so.exec_path = found;
@@ -504,7 +510,7 @@ static int run_client(const struct opts *o, struct daemon *d)
 		err_warn("connected to %s%s%s", o->path ? o->path : o->host, o->path ? "" : " ",
 			 o->path ? "" : o->port);
 	if (daemon_ready(d, o->logfile) < 0)
-		err_die(EXIT_RUNTIME, "%s: %s", o->logfile, err_file_why(errno));
+		err_die(EXIT_RUNTIME, "%s: %s", d->failed, err_file_why(errno));
 
 	if (o->program) {
 		/* Same machinery as one server connection, without a listener. */
@@ -553,13 +559,17 @@ int main(int argc, char **argv)
 	char exec_path[4096];
 	const char *found;
 	struct daemon d;
+	pid_t holder;
+	char why[64];
 
 	err_init(argv[0]);
 	io_sanitize_std();
 	parse(argc, argv, &o);
 	if (o.activated)
-		adopt_fd3(&o);
+		adopt_fd3(&o); /* first: fd 3 may be closed, and nothing else may take it */
 	check_program(&o, exec_path, sizeof exec_path, &found);
+	if (o.pidfile && pidfile_open(o.pidfile, &holder) < 0)
+		err_die(EXIT_RUNTIME, "%s: %s", o.pidfile, pidfile_why(errno, holder, why, sizeof why));
 	switch (daemon_start(&d, o.background, 0)) {
 	case -1: err_die(EXIT_RUNTIME, "fork:");
 	case 1: exit(d.status); /* the caller's process: the daemon is ready, or gone */
