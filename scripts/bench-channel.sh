@@ -55,7 +55,7 @@ run_stream() {
 run_row() { # ROW
 	case $1 in
 	plain) run_stream ;;
-	enc) run_stream -k "$tmp/key" ;;
+	enc) run_stream -k "@$tmp/key" ;;
 	esac || return 1
 	eval "t_$1=\"\${t_$1:-} $ns\""
 }
@@ -67,7 +67,7 @@ row() { # LABEL ROW [REST]
 	printf '%s\n' "${l%"${l##*[! ]}"}"
 }
 
-head -c 32 /dev/urandom >"$tmp/key"
+(umask 077 && head -c 32 /dev/urandom >"$tmp/key")
 yes "$LINE" | head -c "$BYTES" >"$mem/data"
 cat "$mem/data" >/dev/null
 echo "bind-output -> bind-input, plain and -k (encrypted), $((BYTES / 1048576)) MiB of 70-byte lines over loopback"

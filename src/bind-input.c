@@ -23,6 +23,7 @@
 #include "lib/net.h"
 #include "lib/noise.h"
 #include "lib/opt.h"
+#include "lib/pidfile.h"
 #include "lib/sig.h"
 #include "lib/status.h"
 
@@ -30,13 +31,17 @@
 #define PIPE_SIZE (1u << 20)
 
 static const char usage_text[] =
-	"usage: bind-input [-1aFR] [-c MAX] [-k KEY|@FILE] [-m BYTES] [-L FILE] [-M FILE] ID PORT\n"
+	"usage: bind-input [-1aFR] [-A ADDR] [-c MAX] [-i FILE] [-k KEY|@FILE] [-m BYTES]\n"
+	"                  [-L FILE] [-M FILE] ID PORT\n"
 	"       bind-input -version | -help\n"
 	"\n"
 	"  -1       once: one sender; end when it closed and a reader took everything\n"
 	"  -a       spool: append to a regular file at the buffer path, kept afterwards\n"
+	"  -A ADDR  listen on ADDR only (every address it names); default: every address\n"
 	"  -c MAX   serve at most MAX senders at once (default 64); more wait\n"
 	"  -F       stay in the foreground; still print the PID once listening\n"
+	"  -i FILE  write the PID to FILE once listening, locked: a second bind-input\n"
+	"           given FILE refuses to start; removed at exit\n"
 	"  -k KEY   every sender speaks the encrypted channel under KEY, or the key in\n"
 	"           @FILE (make one: head -c 32 /dev/urandom > FILE); see SECURITY\n"
 	"  -L FILE  diagnostics to FILE instead of syslog\n"
@@ -50,12 +55,14 @@ static const char usage_text[] =
 	"  containing '/' is the FIFO's path. PORT is 1024-49151.\n";
 
 static const char synopsis[] =
-	"bind-input [-1aFR] [-c MAX] [-k KEY|@FILE] [-m BYTES] [-L FILE] [-M FILE] ID PORT";
+	"bind-input [-1aFR] [-A ADDR] [-c MAX] [-i FILE] [-k KEY|@FILE] [-m BYTES] [-L FILE] "
+	"[-M FILE] ID PORT";
 
 struct opts {
 	int once, spool, foreground, raw;
 	long maxconn, membytes;
-	const char *logfile, *metrics, *id, *port;
+	const char *addr, *logfile, *metrics, *id, *port; /* addr: -A, NULL for every address */
+	const char *pidfile;				  /* -i */
 	char *path; /* the buffer, resolved */
 	int chan;   /* -k */
 	unsigned char psk[NOISE_PSK];
@@ -68,16 +75,18 @@ struct opts {
 static void parse(int argc, char **argv, struct opts *o)
 {
 	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
-	static const char optstring[] = "1aFc:hk:L:M:m:RV";
+	static const char optstring[] = "1aA:Fc:hi:k:L:M:m:RV";
 	const char *dir = getenv("BIND_DIR");
-	int c;
+	int c, gai;
 
 	while ((c = opt_next(argc, argv, optstring, &p)) != -1) {
 		switch (c) {
 		case '1': o->once = 1; break;
 		case 'a': o->spool = 1; break;
+		case 'A': o->addr = optarg; break;
 		case 'c': o->maxconn = opt_number(optarg, 1, 4096, "-c", &p); break;
 		case 'F': o->foreground = 1; break;
+		case 'i': o->pidfile = optarg; break;
 		case 'k':
 			opt_psk(optarg, o->psk, &p);
 			o->chan = 1;
@@ -101,13 +110,21 @@ static void parse(int argc, char **argv, struct opts *o)
 		err_usage(synopsis, "-L: empty file name");
 	if (o->metrics && !*o->metrics)
 		err_usage(synopsis, "-M: empty file name");
+	if (o->pidfile && !*o->pidfile)
+		err_usage(synopsis, "-i: empty file name");
 	if (fifo_check_id(o->id) < 0)
 		err_usage(synopsis, "bad id: %s", FIFO_ID_RULE);
 	if (opt_port(o->port, &p) < 0)
 		err_cmdline(&p);
+	if (o->addr && !*o->addr)
+		err_usage(synopsis, "-A: empty address");
+	/* Before anything is made: a name that is no address is the command line's fault. */
+	if (o->addr && net_check_host(o->addr, &gai) < 0 && !gai)
+		err_usage(synopsis, "-A: %s: no such host or address", o->addr);
 	o->path = fifo_resolve(o->id, dir);
 	if (!o->path)
 		err_die(EXIT_RUNTIME, "%s:", o->id);
+	err_cmdline_warn(&p);
 }
 
 static void on_event(const struct binding_event *ev, void *arg)
@@ -168,8 +185,12 @@ static struct binding *open_binding(struct opts *o)
 	char why[64];
 	int gai = 0;
 
-	if (listener_open(&l, NULL, o->port, SOMAXCONN, &gai) < 0)
+	if (listener_open(&l, o->addr, o->port, SOMAXCONN, &gai) < 0) {
+		if (o->addr)
+			err_die(EXIT_RUNTIME, "listen on %s %s: %s", o->addr, o->port,
+				net_strerror(gai));
 		err_die(EXIT_RUNTIME, "listen on port %s: %s", o->port, net_strerror(gai));
+	}
 	b = binding_open(&cfg, &holder, &gai);
 	if (!b)
 		err_die(EXIT_RUNTIME, "%s: %s", o->path,
@@ -236,9 +257,13 @@ int main(int argc, char **argv)
 	struct binding *b;
 	struct pollfd *pfd;
 	int sigfd;
+	pid_t holder;
+	char why[64];
 
 	err_init(argv[0]);
 	parse(argc, argv, &o);
+	if (o.pidfile && pidfile_open(o.pidfile, &holder) < 0)
+		err_die(EXIT_RUNTIME, "%s: %s", o.pidfile, pidfile_why(errno, holder, why, sizeof why));
 	switch (daemon_start(&d, !o.foreground, 1)) {
 	case -1: err_die(EXIT_RUNTIME, "fork:");
 	case 1: exit(d.status); /* the caller's process: the daemon is ready, or gone */
@@ -262,9 +287,10 @@ int main(int argc, char **argv)
 		status_close(&status);
 		binding_close(b, 0);
 		errno = saved;
-		err_die(EXIT_RUNTIME, "%s: %s", o.logfile, err_file_why(errno));
+		err_die(EXIT_RUNTIME, "%s: %s", d.failed, err_file_why(errno));
 	}
-	err_warn("%s: listening on port %s, buffer %s", o.id, o.port, o.path);
+	err_warn("%s: listening on %s%sport %s, buffer %s", o.id, o.addr ? o.addr : "",
+		 o.addr ? " " : "", o.port, o.path);
 
 	for (;;) {
 		size_t n = 1;

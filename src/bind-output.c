@@ -26,6 +26,7 @@
 #include "lib/net.h"
 #include "lib/noise.h"
 #include "lib/opt.h"
+#include "lib/pidfile.h"
 #include "lib/queue.h"
 #include "lib/sig.h"
 #include "lib/status.h"
@@ -51,10 +52,13 @@
 #define PIPE_SIZE (1u << 20) /* fewer wake-ups for bulk writers; best effort */
 
 static const char usage_text[] =
-	"usage: bind-output [-rF] [-k KEY|@FILE] [-m BYTES] [-L FILE] [-M FILE] ID HOST PORT\n"
+	"usage: bind-output [-rF] [-i FILE] [-k KEY|@FILE] [-m BYTES] [-L FILE] [-M FILE]\n"
+	"                   ID HOST PORT\n"
 	"       bind-output -version | -help\n"
 	"\n"
 	"  -F       stay in the foreground; still print the PID once connected\n"
+	"  -i FILE  write the PID to FILE once connected, locked: a second bind-output\n"
+	"           given FILE refuses to start; removed at exit\n"
 	"  -k KEY   speak the encrypted channel under KEY, or the key in @FILE (make\n"
 	"           one: head -c 32 /dev/urandom > FILE); see SECURITY\n"
 	"  -L FILE  diagnostics to FILE instead of syslog\n"
@@ -67,12 +71,13 @@ static const char usage_text[] =
 	"  containing '/' is the FIFO's path. PORT is 1024-49151.\n";
 
 static const char synopsis[] =
-	"bind-output [-rF] [-k KEY|@FILE] [-m BYTES] [-L FILE] [-M FILE] ID HOST PORT";
+	"bind-output [-rF] [-i FILE] [-k KEY|@FILE] [-m BYTES] [-L FILE] [-M FILE] ID HOST PORT";
 
 struct opts {
 	int reconnect, foreground;
 	long membytes;
 	const char *logfile, *metrics, *id, *host, *port;
+	const char *pidfile; /* -i */
 	char *path;
 	int chan; /* -k */
 	unsigned char psk[NOISE_PSK];
@@ -100,12 +105,13 @@ struct sender {
 static void parse(int argc, char **argv, struct opts *o)
 {
 	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
-	static const char optstring[] = "Fhk:L:M:m:rV";
+	static const char optstring[] = "Fhi:k:L:M:m:rV";
 	int c;
 
 	while ((c = opt_next(argc, argv, optstring, &p)) != -1) {
 		switch (c) {
 		case 'F': o->foreground = 1; break;
+		case 'i': o->pidfile = optarg; break;
 		case 'k':
 			opt_psk(optarg, o->psk, &p);
 			o->chan = 1;
@@ -130,6 +136,8 @@ static void parse(int argc, char **argv, struct opts *o)
 		o->membytes = MEM_DEFAULT;
 	if (o->logfile && !*o->logfile)
 		err_usage(synopsis, "-L: empty file name");
+	if (o->pidfile && !*o->pidfile)
+		err_usage(synopsis, "-i: empty file name");
 	if (fifo_check_id(o->id) < 0)
 		err_usage(synopsis, "bad id: %s", FIFO_ID_RULE);
 	if (!*o->host)
@@ -139,6 +147,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->path = fifo_resolve(o->id, getenv("BIND_DIR"));
 	if (!o->path)
 		err_die(EXIT_RUNTIME, "%s:", o->id);
+	err_cmdline_warn(&p);
 }
 
 static int connected(const struct sender *s)
@@ -591,6 +600,8 @@ int main(int argc, char **argv)
 	 */
 	mallopt(M_MMAP_THRESHOLD, 128 << 10);
 	parse(argc, argv, &o);
+	if (o.pidfile && pidfile_open(o.pidfile, &holder) < 0)
+		err_die(EXIT_RUNTIME, "%s: %s", o.pidfile, pidfile_why(errno, holder, why, sizeof why));
 	stream_init(&s.st, STREAM_COUNTS, STREAM_WINDOW);
 	switch (daemon_start(&d, !o.foreground, 1)) {
 	case -1: err_die(EXIT_RUNTIME, "fork:");
@@ -629,7 +640,7 @@ int main(int argc, char **argv)
 		status_close(&s.status);
 		fifo_close(&s.fifo);
 		errno = saved;
-		err_die(EXIT_RUNTIME, "%s: %s", o.logfile, err_file_why(errno));
+		err_die(EXIT_RUNTIME, "%s: %s", d.failed, err_file_why(errno));
 	}
 	if (connected(&s)) {
 		err_warn("%s: connected to %s %s, buffer %s", o.id, o.host, o.port, o.path);

@@ -28,6 +28,7 @@
 #include "lib/mem.h"
 #include "lib/net.h"
 #include "lib/opt.h"
+#include "lib/pidfile.h"
 #include "lib/proc.h"
 #include "lib/proto.h"
 #include "lib/pump.h"
@@ -38,11 +39,11 @@
 #define EXIT_BUSY 75 /* another master runs these daemons (sysexits EX_TEMPFAIL) */
 
 static const char usage_text[] =
-	"usage: master [-borU] [-g SECONDS] [-L FILE] [-N PREFIX] [-t SECONDS]\n"
+	"usage: master [-borU] [-g SECONDS] [-i FILE] [-L FILE] [-N PREFIX] [-t SECONDS]\n"
 	"              [-T SECONDS] [-w SECONDS] KEY HOST PORT DDIR\n"
-	"       master -x [-boU] [-g SECONDS] [-L FILE] [-N PREFIX] [-t SECONDS]\n"
+	"       master -x [-boU] [-g SECONDS] [-i FILE] [-L FILE] [-N PREFIX] [-t SECONDS]\n"
 	"              [-T SECONDS] [-w SECONDS] KEY HOST PORT DDIR\n"
-	"       master -c [-U] [-t SECONDS] [-T SECONDS] [-w SECONDS]\n"
+	"       master -c [-U] [-i FILE] [-t SECONDS] [-T SECONDS] [-w SECONDS]\n"
 	"              KEY HOST PORT SERVICE\n"
 	"       master -version | -help\n"
 	"\n"
@@ -53,6 +54,8 @@ static const char usage_text[] =
 	"  -c         call one SERVICE of the pool, with our stdin as its input and its\n"
 	"             output on our stdout\n"
 	"  -g SECONDS at teardown, SIGKILL daemons still alive after SECONDS (default 5)\n"
+	"  -i FILE    write the PID to FILE once every daemon has its answer, locked: a\n"
+	"             second master given FILE refuses to start; removed at exit\n"
 	"  -L FILE    diagnostics to FILE once ready, not to stderr or syslog\n"
 	"  -N PREFIX  ask for PREFIX.NAME instead of NAME (many hosts, one pool)\n"
 	"  -o         when another master runs DDIR, wait for it instead of refusing\n"
@@ -67,8 +70,8 @@ static const char usage_text[] =
 	"             the same names: each talks to its service over its connection\n";
 
 static const char synopsis[] =
-	"master [-bcorUx] [-g SECONDS] [-L FILE] [-N PREFIX] [-t SECONDS] [-T SECONDS] [-w SECONDS] "
-	"KEY HOST PORT DDIR|SERVICE";
+	"master [-bcorUx] [-g SECONDS] [-i FILE] [-L FILE] [-N PREFIX] [-t SECONDS] [-T SECONDS] "
+	"[-w SECONDS] KEY HOST PORT DDIR|SERVICE";
 
 struct opts {
 	int background, overlap_wait, resume;
@@ -76,7 +79,7 @@ struct opts {
 	int call, clients;   /* -c, -x given (they exclude each other) */
 	enum jobs_kind kind; /* from them: daemons, client portions of services (-x), a call (-c) */
 	long grace_ms, reply_ms, run_ms, wait_ms;
-	const char *logfile, *host, *port, *ddir, *prefix;
+	const char *logfile, *host, *port, *ddir, *prefix, *pidfile; /* pidfile: -i */
 	char *key;
 	size_t keylen;
 };
@@ -108,7 +111,7 @@ struct master {
 static void parse(int argc, char **argv, struct opts *o)
 {
 	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
-	static const char optstring[] = ":bcg:hL:N:ort:T:UVw:x";
+	static const char optstring[] = ":bcg:hi:L:N:ort:T:UVw:x";
 	int c;
 
 	o->grace_ms = 5000;
@@ -118,6 +121,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'b': o->background = 1; break;
 		case 'c': o->call = 1; break;
 		case 'g': o->grace_ms = opt_duration(optarg, 1, 3600000L, "-g", &p); break;
+		case 'i': o->pidfile = optarg; break;
 		case 'L': o->logfile = optarg; break;
 		case 'N': o->prefix = optarg; break;
 		case 'o': o->overlap_wait = 1; break;
@@ -152,6 +156,8 @@ static void parse(int argc, char **argv, struct opts *o)
 		err_usage(synopsis, "-b does not go with -c: the call is our stdin and stdout");
 	if (o->logfile && !*o->logfile)
 		err_usage(synopsis, "-L: empty file name");
+	if (o->pidfile && !*o->pidfile)
+		err_usage(synopsis, "-i: empty file name");
 	if (o->prefix && (!name_ok(o->prefix) || strlen(o->prefix) >= NAME_MAX_LEN - 1))
 		err_usage(synopsis, "-N: '%s' is not a name prefix (%s, up to %d characters)",
 			  o->prefix, "A-Za-z0-9._-, not starting with '.' or '-'", NAME_MAX_LEN - 2);
@@ -160,6 +166,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->ddir = argv[3];
 	if (opt_key(argv[0], &o->key, &o->keylen, &p) < 0)
 		err_cmdline(&p);
+	err_cmdline_warn(&p);
 }
 
 static _Noreturn void finish(struct master *m, int code);
@@ -235,15 +242,16 @@ static void on_job(const struct job_event *ev, void *arg)
 		m->failed |= !ev->resend;
 		break;
 	case JOB_EV_LOST:
-		err_warn("%s: data connection lost: %s; %llu byte(s) %s", j->name, ev->why, ev->n,
-			 ev->resend ? "to send again" : "not delivered");
+		err_warn("%s: data connection lost: %s; %llu byte%s %s", j->name, ev->why, ev->n,
+			 err_plural(ev->n), ev->resend ? "to send again" : "not delivered");
 		m->failed |= !ev->resend;
 		break;
 	case JOB_EV_RESUMED:
 		err_warn("%s: resumed at byte %llu of its stream", j->name, ev->n);
 		break;
 	case JOB_EV_LACKS:
-		err_warn("%s: the pool has lost %llu byte(s) of this stream", j->name, ev->n);
+		err_warn("%s: the pool has lost %llu byte%s of this stream", j->name, ev->n,
+			 err_plural(ev->n));
 		break;
 	}
 }
@@ -280,7 +288,7 @@ static void ready(struct master *m)
 		finish(m, EXIT_RUNTIME);
 	}
 	if (daemon_ready(&m->dm, m->o->logfile) < 0) {
-		err_warn("%s: %s", m->o->logfile, err_file_why(errno));
+		err_warn("%s: %s", m->dm.failed, err_file_why(errno));
 		finish(m, EXIT_RUNTIME);
 	}
 }
@@ -404,9 +412,15 @@ static void ctl_lost(struct master *m, const char *why)
 /* Connecting failed a round: before the pool was ever reached that may end the run. */
 static void unreachable(struct master *m, int err)
 {
+	char secs[OPT_SECS_MAX];
+
 	/* -w: the pool may be late at first; -r: once it was reached, it may come back. */
 	if (io_now_ms() >= m->wait_by && !(m->o->resume && m->ready)) {
-		err_warn("connect to %s %s: %s", m->o->host, m->o->port, strerror(err));
+		if (m->o->wait_ms)
+			err_warn("the pool at %s %s did not listen within %s s (-w): %s", m->o->host,
+				 m->o->port, opt_secs(m->o->wait_ms, secs), strerror(err));
+		else
+			err_warn("connect to %s %s: %s", m->o->host, m->o->port, strerror(err));
 		finish(m, EXIT_RUNTIME);
 	}
 }
@@ -506,7 +520,8 @@ static void loop(struct master *m)
 			err_die(EXIT_RUNTIME, "poll:");
 		now = io_now_ms();
 		if (m->pfd[0].revents && (sig = sig_pending(&got)) != 0) {
-			err_warn("signal %d: ending %zu daemon(s)", sig, m->js.running);
+			err_warn("signal %d: ending %zu daemon%s", sig, m->js.running,
+				 err_plural(m->js.running));
 			finish(m, EXIT_SIGNAL(sig));
 		}
 		if (got & SIG_BIT(SIGUSR1))
@@ -514,8 +529,10 @@ static void loop(struct master *m)
 		if ((got & SIG_BIT(SIGUSR2)) && !m->usr2_said++)
 			err_warn("SIGUSR2: nothing to reload; ignored");
 		if (m->run_by && now >= m->run_by) {
-			err_warn("deadline: %ld s are up; ending %zu daemon(s)", m->o->run_ms / 1000,
-				 m->js.running);
+			char secs[OPT_SECS_MAX];
+
+			err_warn("deadline: %s s are up; ending %zu daemon%s",
+				 opt_secs(m->o->run_ms, secs), m->js.running, err_plural(m->js.running));
 			finish(m, EXIT_RUNTIME);
 		}
 		jobs_handle(&m->js, m->pfd + 1 + (ctl_at >= 0), now); /* after the pipe, the pool */
@@ -556,10 +573,14 @@ int main(int argc, char **argv)
 	struct opts o = {0};
 	struct master m = {.o = &o, .ddirfd = -1, .errfd = -1};
 	int gai = 0, kept;
+	pid_t holder;
+	char why[64];
 
 	err_init(argv[0]);
 	io_sanitize_std();
 	parse(argc, argv, &o);
+	if (o.pidfile && pidfile_open(o.pidfile, &holder) < 0)
+		err_die(EXIT_RUNTIME, "%s: %s", o.pidfile, pidfile_why(errno, holder, why, sizeof why));
 	m.cwdfd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (m.cwdfd < 0)
 		err_die(EXIT_RUNTIME, "current directory:");
@@ -587,7 +608,9 @@ int main(int argc, char **argv)
 	m.dm.pid = getpid();
 	switch (keeper_start(o.grace_ms, o.background, m.dm.notify_fd, &kept)) {
 	case -1: err_die(EXIT_RUNTIME, "fork:");
-	case 1: _exit(kept); /* the keeper, once all is over */
+	case 1: /* the keeper, once all is over; its PID is the one in -i's file */
+		pidfile_remove();
+		_exit(kept);
 	}
 	m.sigfd = sig_init(SIG_OPS);
 	if (m.sigfd < 0)

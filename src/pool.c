@@ -32,10 +32,12 @@
 #include "lib/grant.h"
 #include "lib/io.h"
 #include "lib/linger.h"
+#include "lib/linelog.h"
 #include "lib/listener.h"
 #include "lib/mem.h"
 #include "lib/net.h"
 #include "lib/opt.h"
+#include "lib/pidfile.h"
 #include "lib/proc.h"
 #include "lib/proto.h"
 #include "lib/session.h"
@@ -48,9 +50,9 @@
 #define STOP_MS 30000	    /* a graceful stop (SIGQUIT) waits this long for sessions, unless -G */
 
 static const char usage_text[] =
-	"usage: pool [-ablU] [-A ADDR] [-c MAX] [-d DIR] [-G SECONDS] [-L FILE] [-M FILE]\n"
-	"            [-n MAX] [-N MAX] [-r LO-HI] [-t SECONDS] [-x SDIR [-R SECONDS] [-S MAX]]\n"
-	"            KEY PORT\n"
+	"usage: pool [-ablU] [-A ADDR] [-c MAX] [-d DIR] [-G SECONDS] [-i FILE] [-L FILE]\n"
+	"            [-M FILE] [-n MAX] [-N MAX] [-r LO-HI] [-t SECONDS]\n"
+	"            [-x SDIR [-R SECONDS] [-S MAX]] KEY PORT\n"
 	"       pool -version | -help\n"
 	"\n"
 	"  KEY        the key masters must prove they know, or @FILE to read it from FILE\n"
@@ -64,6 +66,8 @@ static const char usage_text[] =
 	"  -d DIR     create the buffers in DIR (default: the current directory)\n"
 	"  -G SECONDS on SIGQUIT (graceful stop), let masters' sessions finish for SECONDS\n"
 	"             (default 30)\n"
+	"  -i FILE    write the PID to FILE once listening, locked: a second pool given\n"
+	"             FILE refuses to start; removed at exit\n"
 	"  -l         keep serving masters until signalled; a name's buffer lasts, and every\n"
 	"             master's stream for it follows the one before\n"
 	"  -L FILE    diagnostics to FILE once ready, not to stderr or syslog\n"
@@ -80,14 +84,13 @@ static const char usage_text[] =
 	"  -x SDIR    the executables in SDIR are services masters may call\n";
 
 static const char synopsis[] =
-	"pool [-ablU] [-A ADDR] [-c MAX] [-d DIR] [-G SECONDS] [-L FILE] [-M FILE] [-n MAX] [-N MAX] "
-	"[-r LO-HI] "
-	"[-t SECONDS] [-x SDIR [-R SECONDS] [-S MAX]] KEY PORT";
+	"pool [-ablU] [-A ADDR] [-c MAX] [-d DIR] [-G SECONDS] [-i FILE] [-L FILE] [-M FILE] [-n MAX] "
+	"[-N MAX] [-r LO-HI] [-t SECONDS] [-x SDIR [-R SECONDS] [-S MAX]] KEY PORT";
 
 struct opts {
 	int background, lasting, spool; /* -b, -l, -a */
 	int plain; /* -U: version 2, in plain text */
-	const char *dir, *addr, *logfile, *metrics, *port;
+	const char *dir, *addr, *logfile, *metrics, *port, *pidfile; /* pidfile: -i */
 	long lo, hi; /* -r; 0: kernel's choice */
 	long idle_ms;
 	long stop_ms; /* -G */
@@ -138,8 +141,8 @@ static void parse_range(struct opts *o, const char *arg)
 static void parse(int argc, char **argv, struct opts *o)
 {
 	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
-	static const char optstring[] = ":aA:bc:d:G:hL:lM:n:N:r:R:S:t:UVx:";
-	int c;
+	static const char optstring[] = ":aA:bc:d:G:hi:L:lM:n:N:r:R:S:t:UVx:";
+	int c, gai;
 
 	o->idle_ms = 30000;
 	o->stop_ms = STOP_MS;
@@ -156,6 +159,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'c': o->max_proving = opt_number(optarg, 1, 100000, "-c", &p); break;
 		case 'd': o->dir = optarg; break;
 		case 'G': o->stop_ms = opt_duration(optarg, 1, 86400000L, "-G", &p); break;
+		case 'i': o->pidfile = optarg; break;
 		case 'L': o->logfile = optarg; break;
 		case 'M': o->metrics = optarg; break;
 		case 'l': o->lasting = 1; break;
@@ -184,10 +188,14 @@ static void parse(int argc, char **argv, struct opts *o)
 		err_cmdline(&p);
 	if (o->addr && !*o->addr)
 		err_usage(synopsis, "-A: empty address");
+	if (o->addr && net_check_host(o->addr, &gai) < 0 && !gai)
+		err_usage(synopsis, "-A: %s: no such host or address", o->addr);
 	if (o->dir && !*o->dir)
 		err_usage(synopsis, "-d: empty directory");
 	if (o->logfile && !*o->logfile)
 		err_usage(synopsis, "-L: empty file name");
+	if (o->pidfile && !*o->pidfile)
+		err_usage(synopsis, "-i: empty file name");
 	if (o->sdir && !*o->sdir)
 		err_usage(synopsis, "-x: empty directory");
 	if (!o->sdir && o->capped)
@@ -195,6 +203,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->port = argv[1];
 	if (opt_key(argv[0], &o->key, &o->keylen, &p) < 0)
 		err_cmdline(&p);
+	err_cmdline_warn(&p);
 }
 
 /* ---- what the modules report: the log's lines ---- */
@@ -241,8 +250,8 @@ static void on_session_event(const struct session_event *ev, void *arg)
 		break;
 	case SESSION_EV_GONE:
 		if (ev->state != SESSION_PROVING)
-			err_warn("%s: session ends: %zu grant(s), %zu not finished yet", peer,
-				 (size_t)ev->count, (size_t)ev->unfinished);
+			err_warn("%s: session ends: %zu grant%s, %zu not finished yet", peer,
+				 (size_t)ev->count, err_plural(ev->count), (size_t)ev->unfinished);
 		/* The grants it got and did not use go with it; a call waiting for it too. */
 		grants_forget(&p->grants, ev->session);
 		calls_forget(&p->calls, ev->session);
@@ -275,10 +284,11 @@ static void binding_logged(const char *name, const struct binding_event *ev)
 	else if (ev->type == BINDING_EV_SAVED && ev->err)
 		err_warn("%s: saving unread bytes:", name);
 	else if (ev->type == BINDING_EV_SAVED && *ev->peer)
-		err_warn("%s: %s%s %s, not touched; %llu unread byte(s) saved to %s instead", name,
-			 name, FIFO_UNREAD, ev->peer, ev->bytes, ev->why);
+		err_warn("%s: %s%s %s, not touched; %llu unread byte%s saved to %s instead", name,
+			 name, FIFO_UNREAD, ev->peer, ev->bytes, err_plural(ev->bytes), ev->why);
 	else if (ev->type == BINDING_EV_SAVED)
-		err_warn("%s: %llu unread byte(s) saved to %s", name, ev->bytes, ev->why);
+		err_warn("%s: %llu unread byte%s saved to %s", name, ev->bytes, err_plural(ev->bytes),
+			 ev->why);
 }
 
 /* Grants report to the log, and their ends to their sessions. */
@@ -305,6 +315,15 @@ static void on_call_event(const struct call_event *ev, void *arg)
 	int saved = errno;
 
 	(void)arg;
+	if (ev->type == CALL_EV_SAID) {
+		/* The service's own words, with its name: a log many services share. */
+		if (ev->text)
+			err_warn("svc %s: %s", ev->name, ev->text);
+		else
+			err_warn("%s: %llu more line%s of the service's stderr not logged (over %d a "
+				 "second)", ev->name, ev->held, err_plural(ev->held), LINELOG_BURST);
+		return;
+	}
 	errno = ev->exec_err;
 	if (ev->exec_err)
 		err_warn("exec %s:", ev->program);
@@ -442,12 +461,15 @@ static void say_status(struct pool *p)
  */
 static void graceful(struct pool *p, long long now)
 {
+	char secs[OPT_SECS_MAX];
+
 	if (p->stop_by)
 		return;
 	listener_close(&p->masters);
 	p->stop_by = now + p->o->stop_ms;
-	err_warn("SIGQUIT: graceful stop: %zu session(s) and %zu service(s) have %g s to finish",
-		 p->sessions.n, p->calls.ncalls, (double)p->o->stop_ms / 1000.0);
+	err_warn("SIGQUIT: graceful stop: %zu session%s and %zu service%s have %s s to finish",
+		 p->sessions.n, err_plural(p->sessions.n), p->calls.ncalls,
+		 err_plural(p->calls.ncalls), opt_secs(p->o->stop_ms, secs));
 }
 
 /* A graceful stop is over: every session and service finished, or -G ran out. */
@@ -566,7 +588,7 @@ static void wire_up(struct pool *p)
 				      .policy = &p->policy, .dir = o->sdir, .run_ms = o->run_ms,
 				      .grace_ms = END_GRACE_MS, .max_running = o->max_services,
 				      .linger = &p->linger, .linger_ms = POOL_LINGER_MS,
-				      .errfd = err_file_fd(), .on_event = on_call_event, .arg = p});
+				      .on_event = on_call_event, .arg = p});
 }
 
 /* dir must be a directory (what: the option, for the message, or ""). */
@@ -611,19 +633,23 @@ int main(int argc, char **argv)
 	struct pool p = {.o = &o};
 	struct rlimit rl;
 	int gai = 0;
+	pid_t holder;
+	char why[64];
 
 	err_init(argv[0]);
 	io_sanitize_std();
 	parse(argc, argv, &o);
+	if (o.pidfile && pidfile_open(o.pidfile, &holder) < 0)
+		err_die(EXIT_RUNTIME, "%s: %s", o.pidfile, pidfile_why(errno, holder, why, sizeof why));
 	check_dir(&o);
 	check_sdir(&o);
 	if (noise_psk_from_key(o.key, o.keylen, p.psk) < 0)
 		err_die(EXIT_RUNTIME, "the key:");
 	if (o.keylen < KEY_WEAK)
-		err_warn("warning: the key is %zu bytes: whoever records one session can test "
+		err_warn("warning: the key is %zu byte%s: whoever records one session can test "
 			 "guesses of it offline; make a strong one with head -c 32 /dev/urandom > "
 			 "key and give @key",
-			 o.keylen);
+			 o.keylen, err_plural(o.keylen));
 	/* Each grant holds a listener, a FIFO and a connection: take every descriptor allowed. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
@@ -643,8 +669,10 @@ int main(int argc, char **argv)
 		err_die(EXIT_RUNTIME, "listen on %s %s: %s", o.addr ? o.addr : "*", o.port,
 			net_strerror(gai));
 	if (daemon_ready(&p.dm, o.logfile) < 0)
-		err_die(EXIT_RUNTIME, "%s: %s", o.logfile, err_file_why(errno));
-	wire_up(&p); /* once ready: services' standard error is the log */
+		err_die(EXIT_RUNTIME, "%s: %s", p.dm.failed, err_file_why(errno));
+	/* As sshd says it: who watches the foreground (a supervisor's log) knows we serve. */
+	err_warn("listening on %s%sport %s", o.addr ? o.addr : "", o.addr ? " " : "", o.port);
+	wire_up(&p); /* once ready: what services write to stderr goes to the log */
 	grants_recover(&p.grants);
 	open_status(&p);
 	loop(&p);

@@ -22,6 +22,7 @@
 #include "lib/io.h"
 #include "lib/net.h"
 #include "lib/opt.h"
+#include "lib/pidfile.h"
 #include "lib/listener.h"
 #include "lib/noise.h"
 #include "lib/pump.h"
@@ -34,16 +35,16 @@
 #define WORKERS_MAX 4096
 
 static const char usage_text[] =
-	"usage: socket [-bcqrvw] [-k KEY|@FILE] [-p COMMAND] [-B ADDR] [-L FILE]\n"
-	"              HOST PORT\n"
-	"       socket [-bcqrvw] [-k KEY|@FILE] [-p COMMAND] [-L FILE] /PATH\n"
+	"usage: socket [-bcqrvw] [-k KEY|@FILE] [-p COMMAND] [-B ADDR] [-i FILE]\n"
+	"              [-L FILE] HOST PORT\n"
+	"       socket [-bcqrvw] [-k KEY|@FILE] [-p COMMAND] [-i FILE] [-L FILE] /PATH\n"
 	"       socket [-bcfqrvw] [-k KEY|@FILE] [-p COMMAND] [-B ADDR] [-C MAX]\n"
-	"              [-G SECONDS] [-g SECONDS] [-L FILE] -s [-l] PORT\n"
+	"              [-G SECONDS] [-g SECONDS] [-i FILE] [-L FILE] -s [-l] PORT\n"
 	"       socket [-bcfqrvw] [-k KEY|@FILE] [-p COMMAND] [-C MAX] [-G SECONDS]\n"
-	"              [-g SECONDS] [-L FILE] -s [-l] /PATH\n"
+	"              [-g SECONDS] [-i FILE] [-L FILE] -s [-l] /PATH\n"
 	"       socket [-bcfqrvw] [-k KEY|@FILE] [-P] [-I SECONDS] [-G SECONDS]\n"
-	"              [-g SECONDS] [-B ADDR] [-C MAX] [-L FILE] -W N|MIN:MAX\n"
-	"              -p COMMAND -s [-l] PORT|/PATH\n"
+	"              [-g SECONDS] [-B ADDR] [-C MAX] [-i FILE] [-L FILE]\n"
+	"              -W N|MIN:MAX -p COMMAND -s [-l] PORT|/PATH\n"
 	"       socket -version | -help\n"
 	"\n"
 	"  -b         background once ready; print the daemon's PID\n"
@@ -55,6 +56,8 @@ static const char usage_text[] =
 	"  -g SECONDS at teardown, SIGKILL what SIGTERM left after SECONDS (default 5)\n"
 	"  -G SECONDS on SIGQUIT (graceful stop), let connections finish for SECONDS\n"
 	"             (default 30)\n"
+	"  -i FILE    write the PID to FILE once ready, locked: a second socket given\n"
+	"             FILE refuses to start; removed at exit\n"
 	"  -I SECONDS with -W MIN:MAX, a ready worker beyond MIN idle SECONDS retires\n"
 	"             (default 10)\n"
 	"  -k KEY     the connection is an encrypted channel under KEY, or the key in\n"
@@ -86,7 +89,7 @@ struct opts {
 	long idle_ms;			/* -I */
 	int prestart, idle_set;		/* -P; -I given */
 	int stop_set;			/* -G given */
-	const char *program, *bindaddr, *logfile;
+	const char *program, *bindaddr, *logfile, *pidfile; /* pidfile: -i */
 	const char *host, *port, *path; /* path set: UNIX socket */
 	int activated;			/* serving systemd's fd 3 */
 	struct listener adopted;	/* fd 3, checked before anything else could take it */
@@ -129,30 +132,30 @@ static void parse_workers(const char *arg, struct opts *o, struct opt_parse *p)
 }
 
 /* The options, into o; the operands are left from argv[optind]. */
-static void parse_options(int argc, char **argv, struct opts *o)
+static void parse_options(int argc, char **argv, struct opts *o, struct opt_parse *p)
 {
-	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
-	static const char optstring[] = "B:bC:cfG:g:hI:k:L:lPp:qrsVvW:w";
+	static const char optstring[] = "B:bC:cfG:g:hI:i:k:L:lPp:qrsVvW:w";
 	int c;
 
-	while ((c = opt_next(argc, argv, optstring, &p)) != -1) {
+	while ((c = opt_next(argc, argv, optstring, p)) != -1) {
 		switch (c) {
 		case 'B': o->bindaddr = optarg; break;
 		case 'b': o->background = 1; break;
-		case 'C': o->maxconn = opt_number(optarg, 1, 1000000, "-C", &p); break;
+		case 'C': o->maxconn = opt_number(optarg, 1, 1000000, "-C", p); break;
 		case 'c': o->crlf = 1; break;
 		case 'f': o->fork = 1; break;
 		case 'G':
-			o->stop_ms = opt_duration(optarg, 1, 86400000L, "-G", &p);
+			o->stop_ms = opt_duration(optarg, 1, 86400000L, "-G", p);
 			o->stop_set = 1;
 			break;
-		case 'g': o->grace_ms = opt_duration(optarg, 1, 3600000L, "-g", &p); break;
+		case 'g': o->grace_ms = opt_duration(optarg, 1, 3600000L, "-g", p); break;
 		case 'I':
-			o->idle_ms = opt_duration(optarg, 1, 86400000L, "-I", &p);
+			o->idle_ms = opt_duration(optarg, 1, 86400000L, "-I", p);
 			o->idle_set = 1;
 			break;
+		case 'i': o->pidfile = optarg; break;
 		case 'k':
-			opt_psk(optarg, o->psk, &p);
+			opt_psk(optarg, o->psk, p);
 			o->chan = 1;
 			break;
 		case 'L': o->logfile = optarg; break;
@@ -164,8 +167,8 @@ static void parse_options(int argc, char **argv, struct opts *o)
 		case 's': o->server = 1; break;
 		case 'v': o->verbose = 1; break;
 		case 'w': o->wonly = 1; break;
-		case 'W': parse_workers(optarg, o, &p); break;
-		default: err_cmdline(&p);
+		case 'W': parse_workers(optarg, o, p); break;
+		default: err_cmdline(p);
 		}
 	}
 }
@@ -199,6 +202,8 @@ static void check_options(struct opts *o)
 		err_usage(synopsis, "-C needs -f"); /* or -W */
 	if (o->program && !*o->program)
 		err_usage(synopsis, "-p: empty command");
+	if (o->pidfile && !*o->pidfile)
+		err_usage(synopsis, "-i: empty file name");
 }
 
 /* The operands: a server's port or path (none if activated); a client's host and port, or path. */
@@ -255,10 +260,13 @@ static void check_address(const struct opts *o)
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	parse_options(argc, argv, o);
+	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
+
+	parse_options(argc, argv, o, &p);
 	check_options(o);
 	parse_operands(argc - optind, argv + optind, o);
 	check_address(o);
+	err_cmdline_warn(&p); /* the command line is taken: what -k's key made us doubt */
 }
 
 /* Our listener: systemd's fd 3 (checked), a UNIX path, or every address of -B. */
@@ -314,18 +322,20 @@ static void adopt_fd3(struct opts *o)
 }
 
 /*
- * -W starts the same program for every connection: one that cannot be
- * found now would only fail in every worker, so say it once, as a shell
- * would, and stop. A command for /bin/sh -c is the shell's to look up.
+ * -p: a program that cannot be found now would only fail for every
+ * connection (in every worker, every -f child) or after connecting, so
+ * say it once, as a shell would, and stop. -W's workers keep the file
+ * found (man page, PATH); the others look it up afresh each time. A
+ * command for /bin/sh -c is the shell's to look up.
  */
 static void check_program(const struct opts *o, char *path, size_t len, const char **found)
 {
 	*found = NULL;
-	if (!o->wmin)
+	if (!o->program)
 		return;
 	switch (cmd_lookup(o->program, path, len)) {
 	case 0:
-		*found = path;
+		*found = o->wmin ? path : NULL;
 		return;
 	case 1:
 		return;
@@ -338,7 +348,7 @@ static void check_program(const struct opts *o, char *path, size_t len, const ch
 /* What the server tells, in socket's words. */
 static void say_event(const struct server_event *ev, void *arg)
 {
-	char why[512];
+	char why[512], secs[OPT_SECS_MAX];
 
 	(void)arg;
 	switch (ev->type) {
@@ -369,28 +379,30 @@ static void say_event(const struct server_event *ev, void *arg)
 		break;
 	case SERVER_EV_BACKOFF:
 		err_warn("workers end faster than %d a second without serving; "
-			 "pausing forks for %lld ms",
-			 PREFORK_DEATHS, ev->ms);
+			 "pausing forks for %s s",
+			 PREFORK_DEATHS, opt_secs(ev->ms, secs));
 		break;
 	case SERVER_EV_RELOAD_FAILED:
 		err_warn("reload: %s: %s; the running workers go on", ev->name,
 			 ev->err == ENOENT ? "not found" : strerror(ev->err));
 		break;
 	case SERVER_EV_STOP:
-		err_warn("SIGQUIT: graceful stop: %zu connection(s) have %lld ms to finish",
-			 ev->conns, ev->ms);
+		err_warn("SIGQUIT: graceful stop: %zu connection%s %s %s s to finish", ev->conns,
+			 err_plural(ev->conns), ev->conns == 1 ? "has" : "have", opt_secs(ev->ms, secs));
 		break;
 	case SERVER_EV_RELOAD:
-		err_warn("SIGUSR2: reload: generation %u, %lu ready worker(s) retired, "
-			 "%zu busy finish",
-			 ev->generation, ev->count, ev->conns);
+		err_warn("SIGUSR2: reload: generation %u, %lu ready worker%s retired, "
+			 "%zu busy finish%s",
+			 ev->generation, ev->count, err_plural(ev->count), ev->conns,
+			 ev->conns == 1 ? "es" : "");
 		break;
 	case SERVER_EV_RELOAD_NONE:
 		err_warn("SIGUSR2: without -W every connection starts its program afresh; "
 			 "nothing to reload; ignored");
 		break;
 	case SERVER_EV_TEARDOWN:
-		err_warn("signal %d: ending %zu connection(s)", ev->code, ev->conns);
+		err_warn("signal %d: ending %zu connection%s", ev->code, ev->conns,
+			 err_plural(ev->conns));
 		break;
 	}
 }
@@ -445,7 +457,7 @@ static int run_server(const struct opts *o, struct daemon *d, const char *found)
 		if (so.path)
 			unlink(so.path);
 		errno = saved;
-		err_die(EXIT_RUNTIME, "%s: %s", o->logfile, err_file_why(errno));
+		err_die(EXIT_RUNTIME, "%s: %s", d->failed, err_file_why(errno));
 	}
 	/* Found once here, not by failing an execve per PATH entry per connection. */
 	so.exec_path = found;
@@ -498,7 +510,7 @@ static int run_client(const struct opts *o, struct daemon *d)
 		err_warn("connected to %s%s%s", o->path ? o->path : o->host, o->path ? "" : " ",
 			 o->path ? "" : o->port);
 	if (daemon_ready(d, o->logfile) < 0)
-		err_die(EXIT_RUNTIME, "%s: %s", o->logfile, err_file_why(errno));
+		err_die(EXIT_RUNTIME, "%s: %s", d->failed, err_file_why(errno));
 
 	if (o->program) {
 		/* Same machinery as one server connection, without a listener. */
@@ -547,13 +559,17 @@ int main(int argc, char **argv)
 	char exec_path[4096];
 	const char *found;
 	struct daemon d;
+	pid_t holder;
+	char why[64];
 
 	err_init(argv[0]);
 	io_sanitize_std();
 	parse(argc, argv, &o);
 	if (o.activated)
-		adopt_fd3(&o);
+		adopt_fd3(&o); /* first: fd 3 may be closed, and nothing else may take it */
 	check_program(&o, exec_path, sizeof exec_path, &found);
+	if (o.pidfile && pidfile_open(o.pidfile, &holder) < 0)
+		err_die(EXIT_RUNTIME, "%s: %s", o.pidfile, pidfile_why(errno, holder, why, sizeof why));
 	switch (daemon_start(&d, o.background, 0)) {
 	case -1: err_die(EXIT_RUNTIME, "fork:");
 	case 1: exit(d.status); /* the caller's process: the daemon is ready, or gone */

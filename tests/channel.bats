@@ -19,6 +19,7 @@ setup() {
 	SPRO=$(printf 'socketpool socket v2' | od -An -tx1 | tr -d ' \n')
 	head -c 32 /dev/urandom >key
 	head -c 32 /dev/urandom >other
+	chmod 600 key other # as a key file should be: no warning
 	P1=$(free_port)
 	P2=$(free_port)
 	while [ "$P2" = "$P1" ]; do P2=$(free_port); done

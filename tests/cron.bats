@@ -114,7 +114,7 @@ start_pool_as_cron() { # ARGS... (KEY and PORT last); sets POOL
 	[ "$stderr" = "master: connect to 127.0.0.1 $PORT: Connection refused" ]
 	run --separate-stderr cron "$SP_BIN/master" -w 0.5 "$KEY" 127.0.0.1 "$PORT" d
 	[ "$status" -eq 1 ]
-	[ "$stderr" = "master: connect to 127.0.0.1 $PORT: Connection refused" ]
+	[ "$stderr" = "master: the pool at 127.0.0.1 $PORT did not listen within 0.5 s (-w): Connection refused" ]
 }
 
 # ---- 3. overlap ----
@@ -160,7 +160,7 @@ start_pool_as_cron() { # ARGS... (KEY and PORT last); sets POOL
 	t0=$(date +%s)
 	run --separate-stderr cron "$SP_BIN/master" -T 1 "$KEY" 127.0.0.1 "$port" d
 	[ "$status" -eq 1 ]
-	[ "$stderr" = "master: deadline: 1 s are up; ending 1 daemon(s)" ]
+	[ "$stderr" = "master: deadline: 1 s are up; ending 1 daemon" ]
 	[ $(($(date +%s) - t0)) -le 5 ]
 }
 

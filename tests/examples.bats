@@ -127,7 +127,7 @@ man/pool.1	pool k12 9000	sh part id=pool-seed-pool
 man/pool.1	master k12 poolhost 9000 ./daemons	sh part id=pool-seed-master
 man/pool.1	while read -r line; do echo "dem1 says $line"; done < dem1	sh part id=pool-seed-reader
 man/master.1	$ cat daemons/dem1	transcript part id=master-seed
-README.md	head -c 32 /dev/urandom > key                               # both machines, once	sh daemon zip=in.zip
+README.md	head -c 32 /dev/urandom > key && chmod 600 key              # both machines, once	sh daemon zip=in.zip
 man/pool.1	pool -l -x examples/rsi/server -R 300 -S 4 @key 9000	sh service file=key
 man/pool.1	examples/rsi/pack in.zip examples/rsi/implodable |	sh file=key pool=9000 services=examples/rsi/server zip=in.zip
 man/master.1	examples/rsi/pack in.zip examples/rsi/implodable |	sh file=key pool=9000 services=examples/rsi/server zip=in.zip
@@ -1071,7 +1071,7 @@ fixture_daemon() { # DIR NAME BODY
 	# The page's cat shows dem1 as it was made; its lines carry the daemon's name.
 	[ "$(head -n 2 "$X/master-seed.out")" = "$(sed -n 's/^# prints: //p' "$X/master-seed")" ]
 	run ! grep -vE '^got dem1 [0-2][0-9]:[0-5][0-9]:[0-6][0-9]$' "$X/master-seed-reader.out"
-	[ "$(cat "$X/master-seed.err")" = "master: signal 15: ending 1 daemon(s)" ]
+	[ "$(cat "$X/master-seed.err")" = "master: signal 15: ending 1 daemon" ]
 	[ ! -s "$X/master-seed-reader.err" ]
 	left_behind
 }

@@ -202,12 +202,51 @@ spill_left() { ls "$1".unread-* 2>/dev/null | head -1; }
 
 # ---- key files ----
 
+# key_run PROG KEY: PROG with KEY (its operand, or -k), on a command line
+# that fails once parsed (a missing directory, nobody listening): exit 1.
+key_run() {
+	case $1 in
+	bind-input) run --separate-stderr "$SP_BIN/bind-input" -F -k "$2" nodir/in "$PORT" ;;
+	bind-output) run --separate-stderr "$SP_BIN/bind-output" -F -k "$2" nodir/out 127.0.0.1 "$PORT" ;;
+	socket) run --separate-stderr "$SP_BIN/socket" -k "$2" 127.0.0.1 "$PORT" </dev/null ;;
+	pool) run --separate-stderr "$SP_BIN/pool" -d nodir "$2" "$PORT" ;;
+	master) run --separate-stderr "$SP_BIN/master" "$2" 127.0.0.1 "$PORT" nodir ;;
+	esac
+	[ "$status" -eq 1 ]
+}
+
+@test "key hints: a key that names a file, a key file others may read or write: warned once, taken all the same" {
+	head -c 32 /dev/urandom >kf
+	chmod 644 kf
+	for p in bind-input bind-output socket pool master; do
+		key_run "$p" kf
+		[ "${#stderr_lines[@]}" -eq 2 ]
+		[ "${stderr_lines[0]}" = "$p: warning: key 'kf' is the name of a file, but is taken as the key itself; give @kf to read the key from the file" ]
+		key_run "$p" @kf
+		[ "${#stderr_lines[@]}" -eq 2 ]
+		[ "${stderr_lines[0]}" = "$p: warning: key file kf is readable by others (mode 0644); chmod 600 it" ]
+		chmod 620 kf
+		key_run "$p" @kf
+		[ "${stderr_lines[0]}" = "$p: warning: key file kf is writable by others (mode 0620); chmod 600 it" ]
+		# As it should be: the failure alone.
+		chmod 600 kf
+		key_run "$p" @kf
+		[ "${#stderr_lines[@]}" -eq 1 ]
+		[[ "$stderr" != *warning* ]]
+		key_run "$p" "not-a-file-$$"
+		[[ "$stderr" != *warning* ]]
+		chmod 644 kf
+	done
+	[ "$(ls -A)" = kf ]
+}
+
 @test "key files: exactly one line end (LF or CR LF) is stripped; 4096 bytes fit, 4097 do not" {
 	head -c 4096 /dev/zero | tr '\0' k >k4096
 	printf '\n' >>k4096
 	head -c 4097 /dev/zero | tr '\0' k >k4097
 	printf 'k12\r\n' >crlf
 	printf 'k12\n\n' >twolf
+	chmod 600 k4096 k4097 crlf twolf
 	port=$(free_port)
 	"$SP_BIN/pool" @k4096 "$port" 2>pool.err &
 	p=$!

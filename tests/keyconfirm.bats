@@ -17,6 +17,7 @@ setup() {
 	MITM=$BATS_TEST_DIRNAME/tools/mitm.py
 	REPLAY=$BATS_TEST_DIRNAME/tools/replay.py
 	head -c 32 /dev/urandom >key
+	chmod 600 key
 	P1=$(free_port)
 	P2=$(free_port)
 	while [ "$P2" = "$P1" ]; do P2=$(free_port); done
@@ -153,6 +154,7 @@ pool_capture() { # POOL-OPTIONS...: a pool on $P1 (log pool.err); one master ses
 @test "pool: a replay between wrong keys does not reset the guessing penalty" {
 	pool_capture
 	head -c 32 /dev/urandom >wrong
+	chmod 600 wrong
 	for round in 1 2 3 4; do
 		run -1 "$SP_BIN/master" @wrong 127.0.0.1 "$P1" d
 		# The pool reads the replay (when the penalty allows) and answers it; the replayer gives up.

@@ -103,9 +103,10 @@ teardown() { common_teardown; }
 	track $!
 	wait_listening "$PORT"
 	t0=$(date +%s)
-	run --separate-stderr "$SP_BIN/master" -t 1 "$KEY" 127.0.0.1 "$PORT" d
+	# Told in the unit -t takes, a fraction as given.
+	run --separate-stderr "$SP_BIN/master" -t 1.5 "$KEY" 127.0.0.1 "$PORT" d
 	[ "$status" -eq 1 ]
-	[ "$stderr" = "master: the pool at 127.0.0.1 $PORT did not answer within 1000 ms" ]
+	[ "$stderr" = "master: the pool at 127.0.0.1 $PORT did not answer within 1.5 s" ]
 	run --separate-stderr timeout 20 "$SP_BIN/master" -b -t 1 -L m.log "$KEY" 127.0.0.1 "$PORT" d
 	[ "$status" -eq 1 ]
 	[ -z "$output" ]

@@ -197,6 +197,7 @@ read_buffer() { # FIFO OUT: read a buffer to its EOF in the background; sets REA
 
 @test "@FILE keys work and never show in ps" {
 	printf '%s\n' 'file-key-SHOULD-NOT-SHOW' >key
+	chmod 600 key
 	daemon d x1 'echo started; exec sleep 30'
 	start_pool -l @key "$PORT"
 	start_master @key 127.0.0.1 "$PORT" d
@@ -353,7 +354,7 @@ foreign with stolen token"
 	[ "$err" = "ERR command out of turn" ]
 	eof_on_5
 	[ ! -e early ]
-	grep -q 'no proof of the key within 2000 ms; dropped' pool.err
+	grep -q 'no proof of the key within 2 s; dropped' pool.err
 	grep -q 'line too long; dropped' pool.err
 	grep -q 'unknown command; dropped' pool.err
 	grep -q 'bad daemon name; dropped' pool.err
@@ -384,6 +385,7 @@ foreign with stolen token"
 	bad "-t: '0' is not a duration from 0.001 to 86400 seconds" -t 0 "$KEY" "$PORT"
 	bad "-t: 'soon' is not a duration from 0.001 to 86400 seconds" -t soon "$KEY" "$PORT"
 	bad "-A: empty address" -A "" "$KEY" "$PORT"
+	bad "-A: no-such-host.invalid: no such host or address" -A no-such-host.invalid "$KEY" "$PORT"
 	bad "-d: empty directory" -d "" "$KEY" "$PORT"
 	bad "-L: empty file name" -L "" "$KEY" "$PORT"
 	bad "-t needs an argument" -t
@@ -597,7 +599,7 @@ mk_forever() { # NAME...: daemons that record their PID and print a line a secon
 	[ "$RC" -eq 143 ]
 	all_gone
 	for p in $(daemons_running); do wait_for 5 no_group "$p"; done
-	grep -q "signal 15: ending 2 daemon(s)" master.err
+	grep -q "signal 15: ending 2 daemons$" master.err
 	run ! grep -q "killed by signal" master.err
 	# The buffers are the pool's (-l): they last, and so does the pool.
 	fifos_are "./t1 ./t2 "
@@ -699,6 +701,33 @@ mk_forever() { # NAME...: daemons that record their PID and print a line a secon
 	wait_gone "$pool"
 	grep -q 'wrong key (1 in a row from [0-9.]*); dropped' pool.log
 	no_fifo_left
+}
+
+@test "a pool says in one line once it listens: on stderr in the foreground, in -L's file, and with -b not to the caller" {
+	(umask 077 && head -c 32 /dev/urandom >key) # no warning about a weak key: the one line alone
+	"$SP_BIN/pool" @key "$PORT" 2>pool.err &
+	POOL=$!
+	track "$POOL"
+	wait_for 5 logged pool.err listening
+	listening "$PORT"
+	[ "$(cat pool.err)" = "pool: listening on port $PORT" ]
+	kill "$POOL"
+	wait_gone "$POOL"
+	"$SP_BIN/pool" -A 127.0.0.1 -L pool.log "$KEY" "$PORT" 2>pool.err &
+	POOL=$!
+	track "$POOL"
+	wait_for 5 logged pool.log listening
+	grep -qE "$(log_head pool)listening on 127.0.0.1 port $PORT$" pool.log
+	[ "$(grep -v 'warning: the key is' pool.err)" = "" ]
+	kill "$POOL"
+	wait_gone "$POOL"
+	rm pool.log
+	run --separate-stderr "$SP_BIN/pool" -b -L pool.log "$KEY" "$PORT"
+	[ "$status" -eq 0 ]
+	track "$output"
+	[[ "$output" =~ ^[0-9]+$ ]]
+	[[ "$stderr" != *listening* ]]
+	wait_for 5 logged pool.log "listening on port $PORT$"
 }
 
 @test "master -L: the daemons' stderr is the file from their start, not the caller's; a bad -L fails first" {
@@ -813,7 +842,7 @@ mk_forever() { # NAME...: daemons that record their PID and print a line a secon
 	grep -q 'not a version 3 handshake (1 in a row from 127.0.0.1); dropped' pool.err
 	grep -q 'wrong key (2 in a row from 127.0.0.1); dropped' pool.err
 	grep -q 'wrong key (3 in a row from 127.0.0.1); dropped' pool.err
-	grep -q 'no proof of the key within 2000 ms; dropped' pool.err
+	grep -q 'no proof of the key within 2 s; dropped' pool.err
 	wait_status "$MASTER"
 	[ "$RC" -eq 0 ]
 }

@@ -167,6 +167,51 @@ upload_is_chosen_only() {
 	no_granted_port_listens
 }
 
+# line_no PATTERN: the number of the first line of pool.log matching PATTERN (grep -E)
+line_no() { grep -nE -- "$1" pool.log | head -n 1 | cut -d: -f1; }
+
+@test "a service's stderr is in the pool's log: each line whole, named, cut at 512 bytes, no control characters" {
+	start_service_pool
+	# A line in two writes, an escape and a CR, a long line, a last line without its newline.
+	daemon sdir talk 'echo "to stderr" >&2; printf "part1 " >&2; sleep 0.2; printf "part2\n" >&2;' \
+		'printf "esc\033[31m\r\n" >&2; head -c 2000 /dev/zero | tr "\0" x >&2; echo >&2;' \
+		'cat; printf "unended" >&2'
+	run --separate-stderr call talk <<<"hello"
+	[ "$status" -eq 0 ]
+	[ "$output" = hello ]
+	wait_for 5 services_ended 1
+	H=$(log_head pool)
+	grep -qE "${H}svc talk: to stderr$" pool.log
+	grep -qE "${H}svc talk: part1 part2$" pool.log
+	grep -qE "${H}svc talk: esc\?\[31m$" pool.log
+	grep -qE "${H}svc talk: x{512} \[cut: 1488 more bytes\]$" pool.log
+	# The last words come before the word of its end.
+	[ "$(line_no 'svc talk: unended$')" -lt "$(line_no 'talk: service exited 0$')" ]
+	# Nothing raw: every line is the pool's.
+	run ! grep -vE "$H" pool.log
+}
+
+@test "a service flooding its stderr: 10 lines a second in the log, the rest counted; the call goes on" {
+	start_service_pool
+	# 5 MB: 454545 lines "flood line" and an unfinished "flood".
+	daemon sdir flood 'yes "flood line" | head -c 5000000 >&2; echo done'
+	run --separate-stderr timeout 20 "$SP_BIN/master" -c "$KEY" 127.0.0.1 "$PORT" flood </dev/null
+	[ "$status" -eq 0 ]
+	[ "$output" = done ]
+	wait_for 5 services_ended 1
+	[ "$(wc -l <pool.log)" -le 40 ]
+	grep -qE "$(log_head pool)flood: [0-9]+ more lines of the service's stderr not logged \(over 10 a second\)$" pool.log
+	# Every line accounted for: written, repeated, or counted.
+	total=$(awk '
+		/svc flood: flood( line)?$/ { n++ }
+		/last message repeated [0-9]+ time/ { n += $(NF - 1) }
+		/more like this within a second, the last: svc flood:/ { n += $3 }
+		/more lines of the service.s stderr not logged/ { n += $4 }
+		END { print n + 0 }' pool.log)
+	[ "$total" -eq 454546 ] || { cat pool.log >&3; echo "total $total" >&3; false; }
+	wait_for 5 pool_idle
+}
+
 @test "a service that never ends: -R ends it, TERM then KILL, its whole group; master says why" {
 	start_service_pool -R 1
 	# Ignores TERM, and leaves a child behind in its group.

@@ -200,7 +200,7 @@ start_quitting_pool() {
 @test "pool: QUIT is a graceful stop: no new master, the running session's stream goes on to its end, then 131 with what nobody read saved" {
 	start_quitting_pool
 	kill -QUIT "$POOL"
-	wait_for 5 logged log 'SIGQUIT: graceful stop: 1 session(s) and 0 service(s) have 30 s to finish'
+	wait_for 5 logged log 'SIGQUIT: graceful stop: 1 session and 0 services have 30 s to finish'
 	wait_for 5 not_listening "$PORT"
 	alive "$POOL"
 	is_fifo dem1
@@ -315,7 +315,7 @@ start_socket_served() {
 	exec 7>feed
 	wait_for 5 logged log 'connection from'
 	kill -QUIT "$M"
-	wait_for 5 logged log 'SIGQUIT: graceful stop: 1 connection(s)'
+	wait_for 5 logged log 'SIGQUIT: graceful stop: 1 connection has '
 	alive "$M"
 	echo late >&7
 	exec 7>&-

@@ -131,7 +131,7 @@ no_groups() { # PGID...
 	wait_for 5 file_has out
 	g=$(children_of "$M")
 	kill -QUIT "$M"
-	wait_for 5 grep -q 'SIGQUIT: graceful stop: 1 connection(s) have 30000 ms to finish' err
+	wait_for 5 grep -q 'SIGQUIT: graceful stop: 1 connection has 30 s to finish' err
 	kill -QUIT "$M"
 	kill -USR2 "$M"
 	wait_for 5 not_listening "$P"
@@ -176,7 +176,7 @@ no_groups() { # PGID...
 	printf '#!/bin/sh\necho "from a"\n' >a/greet
 	chmod +x a/greet
 	kill -USR2 "$M"
-	wait_for 5 grep -q 'SIGUSR2: reload: generation 1, 1 ready worker(s) retired, 1 busy finish' err
+	wait_for 5 grep -q 'SIGUSR2: reload: generation 1, 1 ready worker retired, 1 busy finishes$' err
 	run --separate-stderr "$S" -r 127.0.0.1 "$P" </dev/null
 	[ "$output" = "from a" ]
 	# The old generation's ready worker is gone; its busy one still serves.

@@ -352,10 +352,10 @@ fd3_case() {
 	[ -z "$(ls -A)" ]
 }
 
-@test "-W with a program not found: exit 1 at start, as a shell says, nothing left" {
+@test "-p with a program not found: exit 1 at start in every mode, as a shell says, nothing left" {
 	port=$(free_port)
 	# Under timeout: a server that started anyway is killed there (124) instead of hanging.
-	for w in "-W 2" "-W 1:4" "-W 2 -P" "-W 2 -c"; do
+	for w in "-W 2" "-W 1:4" "-W 2 -P" "-W 2 -c" "-f" "-f -l" "-l" "" "-b -f -l"; do
 		# shellcheck disable=SC2086 # the -W words are options
 		run --separate-stderr timeout 10 "$S" $w -s -p "nosuchprog-$$ with args" "$port"
 		[ "$status" -eq 1 ]
@@ -378,6 +378,10 @@ fd3_case() {
 	run --separate-stderr timeout 10 "$S" -W 1 -s -p greet "$port"
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "socket: greet: not found" ]
+	# A client too, before it connects: nobody listens on $port, and no "connect" is said.
+	run --separate-stderr timeout 10 "$S" -p "nosuchprog-$$" 127.0.0.1 "$port"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "socket: nosuchprog-$$: not found" ]
 	not_listening "$port"
 	[ -z "$(pgrep -f "nosuchprog-$$" || true)" ]
 	rm -rf notexec bin
@@ -394,13 +398,16 @@ fd3_case() {
 }
 
 @test "exec failure: reported, the connection closed, serving goes on; exit 1 without -l" {
-	start_server -s -l -f -L log -p /nonexistent/prog 0
+	# Found at start (an executable file), yet exec fails: its interpreter is not there.
+	printf '#!/nonexistent/interpreter\n' >prog
+	chmod +x prog
+	start_server -s -l -f -L log -p "$PWD/prog" 0
 	run "$S" 127.0.0.1 "$PORT" </dev/null
 	[ -z "$output" ]
-	wait_for 5 grep -q "exec /nonexistent/prog: No such file or directory" log
+	wait_for 5 grep -q "exec $PWD/prog: No such file or directory" log
 	alive "$PID"
 	port=$(free_port)
-	"$S" -s -p /nonexistent/prog "$port" 2>err &
+	"$S" -s -p "$PWD/prog" "$port" 2>err &
 	spid=$!
 	track "$spid"
 	wait_listening "$port"
@@ -408,7 +415,7 @@ fd3_case() {
 	status=0
 	wait "$spid" || status=$?
 	[ "$status" -eq 1 ]
-	grep -q "^socket: exec /nonexistent/prog: No such file or directory$" err
+	grep -q "^socket: exec $PWD/prog: No such file or directory$" err
 }
 
 @test "SIGTERM, SIGINT, SIGHUP: children's groups end, port freed, exit 128+signal" {
@@ -433,6 +440,25 @@ fd3_case() {
 		for k in $kids; do wait_for 5 no_group "$k"; done
 		not_listening "$port"
 	done
+}
+
+@test "-v: the teardown line counts in words: ending 1 connection, ending 2 connections" {
+	for n in 1 2; do
+		port=$(free_port)
+		"$S" -v -s -l -f -g 1 -p 'sleep 30' "$port" 2>"err.$n" &
+		spid=$!
+		track "$spid"
+		wait_listening "$port"
+		for _ in $(seq "$n"); do
+			"$S" 127.0.0.1 "$port" </dev/null >/dev/null 2>&1 &
+			track $!
+		done
+		wait_for 5 sh -c "[ \"\$(grep -c '^socket: connection from' err.$n)\" -eq $n ]"
+		kill -TERM "$spid"
+		wait_gone "$spid"
+	done
+	grep -qx "socket: signal 15: ending 1 connection" err.1
+	grep -qx "socket: signal 15: ending 2 connections" err.2
 }
 
 @test "teardown: a program ignoring SIGTERM is killed after the grace period" {

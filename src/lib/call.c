@@ -15,6 +15,7 @@
 
 /* A service call: the program run for one master's CALL (service.c). */
 struct call {
+	struct calls *cs;
 	struct service *service;
 	struct session *owner; /* NULL once its master's connection is gone */
 	char name[PROTO_NAME_MAX + 1];
@@ -57,6 +58,17 @@ static size_t running(const struct calls *cs)
 	return n;
 }
 
+/* A line the program wrote to its standard error, passed on with the call's name. */
+static void said(void *arg, const char *text, unsigned long long held)
+{
+	struct call *c = arg;
+	struct call_event ev = {.type = CALL_EV_SAID, .name = c->name, .stream = c->stream,
+				.text = text, .held = held, .owner = c->owner};
+
+	if (c->cs->cfg.on_event)
+		c->cs->cfg.on_event(&ev, c->cs->cfg.arg);
+}
+
 /* The call's service, waiting for its caller on a port of the grant's. Returns 0 or -1 (refused).
  */
 static int call_open(struct calls *cs, struct call *c, const char *path, struct grant_request *rq)
@@ -71,7 +83,8 @@ static int call_open(struct calls *cs, struct call *c, const char *path, struct 
 				    .run_ms = cc->run_ms,
 				    .grace_ms = cc->grace_ms,
 				    .psk = cc->policy->psk,
-				    .errfd = cc->errfd};
+				    .said = said,
+				    .said_arg = c};
 
 	if (grant_token(rq) < 0 || grant_listen(cc->policy, rq, &l) < 0)
 		return -1;
@@ -100,10 +113,11 @@ int calls_start(struct calls *cs, struct grant_request *rq)
 		grant_refuse(rq, "out of memory");
 		goto out;
 	}
+	c->cs = cs;
+	snprintf(c->name, sizeof c->name, "%s", rq->name);
 	if (call_open(cs, c, path, rq) < 0)
 		goto out;
 	c->owner = rq->owner;
-	snprintf(c->name, sizeof c->name, "%s", rq->name);
 	snprintf(c->stream, sizeof c->stream, "%s", rq->stream);
 	cs->all[cs->ncalls++] = c;
 	rq->port = service_port(c->service);

@@ -7,8 +7,9 @@
  * most -R). When it ends, its caller hears how (CALL_EV_ENDED, for
  * session_call_ended). The caller of this module reaps: it hands each
  * reaped child to calls_reaped, and ends what the leaders left
- * (calls_leaders). Poll-driven; never prints or exits: what happens is
- * reported through cfg.on_event.
+ * (calls_leaders). Poll-driven; never prints or exits: what happens, and
+ * what the programs write to their standard error, is reported through
+ * cfg.on_event.
  */
 #ifndef SP_CALL_H
 #define SP_CALL_H
@@ -21,12 +22,15 @@
 #include "linger.h"
 
 enum call_ev {
-	CALL_EV_ENDED /* a call ended: owner (NULL when gone) hears how; then it is freed */
+	CALL_EV_ENDED, /* a call ended: owner (NULL when gone) hears how; then it is freed */
+	CALL_EV_SAID   /* a line of the program's standard error (text), or held lines dropped */
 };
 
 struct call_event {
 	enum call_ev type;
 	const char *name, *stream; /* the service's, the caller's stream */
+	const char *text;	   /* SAID: the line (linelog.c), or NULL: ... */
+	unsigned long long held;   /* ... this many lines were dropped (over the rate) */
 	const char *program;	   /* the service's path */
 	int status;		   /* what a shell would say of its exit, or -1: it never ran */
 	const char *why;	   /* NULL, or how it ended (its run cap), or why it never ran */
@@ -42,7 +46,6 @@ struct call_config {
 	long max_running;	   /* -S */
 	struct linger_set *linger; /* where a call's connection drains once it ended */
 	long linger_ms;
-	int errfd; /* the programs' standard error; -1: ours */
 	void (*on_event)(const struct call_event *ev, void *arg);
 	void *arg;
 };

@@ -18,6 +18,7 @@
 #include "io.h"
 #include "mem.h"
 #include "stream.h"
+#include "opt.h"
 #include "wire.h"
 
 #define READ_ROUNDS 64 /* reads of the control connection per round; the rest on the next */
@@ -477,8 +478,9 @@ static void connect_step(struct client *c, short revents, long long now)
 /* -t ran out while something was awaited. */
 static void silent(struct client *c, long long now)
 {
-	const char *why = say(c, "the pool at %s %s did not answer within %ld ms", c->cfg->host,
-			      c->cfg->port, c->cfg->reply_ms);
+	char secs[OPT_SECS_MAX];
+	const char *why = say(c, "the pool at %s %s did not answer within %s s", c->cfg->host,
+			      c->cfg->port, opt_secs(c->cfg->reply_ms, secs));
 
 	if (!c->cfg->resume) {
 		fatal(c, why);

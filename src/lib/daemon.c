@@ -9,6 +9,7 @@
 
 #include "err.h"
 #include "io.h"
+#include "pidfile.h"
 #include "proc.h"
 
 /*
@@ -43,6 +44,7 @@ int daemon_start(struct daemon *d, int background, int print_pid)
 	d->print_pid = print_pid;
 	d->background = background;
 	d->status = 0;
+	d->failed = NULL;
 	if (!background)
 		return 0;
 	fflush(stdout);
@@ -56,6 +58,8 @@ int daemon_start(struct daemon *d, int background, int print_pid)
 		errno = saved;
 		return -1;
 	}
+	/* The PID file is the daemon's to write and remove, not the caller's. */
+	pidfile_owner(pid > 0 ? pid : getpid());
 	if (pid > 0) {
 		close(p[1]);
 		d->status = wait_for_child(p[0], pid);
@@ -72,12 +76,20 @@ int daemon_start(struct daemon *d, int background, int print_pid)
 
 int daemon_ready(struct daemon *d, const char *logfile)
 {
+	pid_t pid = d->pid > 0 ? d->pid : getpid();
 	char line[32];
 	int len;
 
-	if (logfile && err_to_file(logfile) < 0)
+	if (logfile && err_to_file(logfile) < 0) {
+		d->failed = logfile;
 		return -1;
-	len = snprintf(line, sizeof line, "%ld\n", (long)(d->pid > 0 ? d->pid : getpid()));
+	}
+	/* Written before anyone is told: whoever got the PID may read the file at once. */
+	if (pidfile_write(pid) < 0) {
+		d->failed = pidfile_path();
+		return -1;
+	}
+	len = snprintf(line, sizeof line, "%ld\n", (long)pid);
 	if (!d->background) {
 		if (d->print_pid && io_write_all(STDOUT_FILENO, line, (size_t)len) < 0) {
 			/* nobody reads it: serve anyway */

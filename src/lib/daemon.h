@@ -15,10 +15,12 @@ struct daemon {
 	int background;
 	pid_t pid;	 /* the PID to report, when not the caller's own (a keeper's) */
 	int status;	 /* the caller's process, daemon_start having returned 1: its exit status */
+	const char *failed; /* daemon_ready returned -1: the file it could not take (log, PID) */
 };
 
 /*
- * background: fork. The caller's process waits until the daemon reports
+ * background: fork; the daemon is then the owner of the PID file, if any
+ * (pidfile_owner). The caller's process waits until the daemon reports
  * readiness, passes its PID line on to stdout, and daemon_start returns 1
  * there with d->status 0 (EXIT_RUNTIME when stdout did not take the line);
  * if the daemon exits first, d->status is its status (its error message
@@ -33,10 +35,12 @@ int daemon_start(struct daemon *d, int background, int print_pid);
 
 /*
  * Setup is done: switch diagnostics to logfile (or syslog in the
- * background when logfile is NULL: err_to_syslog), report the PID (in the
- * foreground, on stdout if print_pid), and in the background let go of the
- * caller's descriptors and terminal. Returns 0, or -1 with errno when
- * logfile cannot be opened (the caller still has its stderr to say so).
+ * background when logfile is NULL: err_to_syslog), write the PID file
+ * (pidfile.c, -i) and report the PID (in the foreground, on stdout if
+ * print_pid), and in the background let go of the caller's descriptors
+ * and terminal. Returns 0, or -1 with errno and d->failed the path when
+ * logfile cannot be opened or the PID file written (the caller still has
+ * its stderr to say so).
  */
 int daemon_ready(struct daemon *d, const char *logfile);
 

@@ -195,6 +195,11 @@ static void put(const char *msg)
 	}
 }
 
+const char *err_plural(unsigned long long n)
+{
+	return n == 1 ? "" : "s";
+}
+
 static void put_repeats(void)
 {
 	char msg[64];
@@ -202,7 +207,7 @@ static void put_repeats(void)
 	if (!diag.repeats)
 		return;
 	snprintf(msg, sizeof msg, "last message repeated %lu time%s", diag.repeats,
-		 diag.repeats == 1 ? "" : "s");
+		 err_plural(diag.repeats));
 	diag.repeats = 0;
 	put(msg);
 }
@@ -319,6 +324,12 @@ void err_usage(const char *synopsis, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "usage: %s (try '%s --help')\n", synopsis, diag.progname);
 	exit(EXIT_USAGE);
+}
+
+void err_cmdline_warn(const struct opt_parse *p)
+{
+	if (p->warn[0])
+		err_warn("warning: %s", p->warn);
 }
 
 /* text on stdout, then exit 0, or EXIT_RUNTIME when stdout could not take it. */

@@ -90,6 +90,12 @@ _Noreturn void err_usage(const char *synopsis, const char *fmt, ...)
 struct opt_parse;
 _Noreturn void err_cmdline(const struct opt_parse *p);
 
+/* The warning p holds (opt_key's doubts about a key), if any, as err_warn says it. */
+void err_cmdline_warn(const struct opt_parse *p);
+
+/* "s" unless n is 1, for a count in a message: "1 daemon", "3 daemons". */
+const char *err_plural(unsigned long long n);
+
 /* Write what the limiter still holds back (counts of suppressed lines). */
 void err_flush(void);
 

@@ -14,6 +14,7 @@
 
 #include "binding.h"
 #include "deadline.h"
+#include "err.h"
 #include "fifo.h"
 #include "guard.h"
 #include "io.h"
@@ -191,7 +192,8 @@ static struct name_entry *entry_of(struct grants *gs, const char *name)
 		int r = streams_load(e->streams, path, io_now_ms());
 
 		if (r > 0)
-			note(gs, name, 0, "%d stream(s) to resume, from %s", r, path);
+			note(gs, name, 0, "%d stream%s to resume, from %s", r, err_plural((unsigned)r),
+			     path);
 		else if (r < 0)
 			note(gs, name, errno, "%s not taken back", path);
 		free(path);
@@ -210,8 +212,8 @@ static void save_streams(struct grants *gs)
 		if (path && streams_save(e->streams, path) < 0)
 			note(gs, e->name, errno, "saving its streams to %s", path);
 		else if (path && streams_open(e->streams))
-			note(gs, e->name, 0, "%u stream(s) may resume; counts saved to %s",
-			     streams_open(e->streams), path);
+			note(gs, e->name, 0, "%u stream%s may resume; counts saved to %s",
+			     streams_open(e->streams), err_plural(streams_open(e->streams)), path);
 		free(path);
 		streams_free(e->streams);
 		free(e);
@@ -308,7 +310,8 @@ static void preload(struct buffer *buf)
 	if (r == 0) {
 		unlink(path);
 		note(buf->gs, buf->name, 0,
-		     "%llu byte(s) a previous pool left unread go first, from %s", total, path);
+		     "%llu byte%s a previous pool left unread go%s first, from %s", total,
+		     err_plural(total), total == 1 ? "es" : "", path);
 	} else {
 		note(buf->gs, buf->name, errno, "reading %s", path);
 	}

@@ -54,6 +54,28 @@ int net_check_port(const char *port)
 	return 0;
 }
 
+int net_check_host(const char *host, int *gai)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
+	int rc = getaddrinfo(host, NULL, &hints, &res);
+
+	*gai = 0;
+	if (rc == 0) {
+		freeaddrinfo(res);
+		return 0;
+	}
+	*gai = rc;
+	if (rc == EAI_NONAME)
+		*gai = 0;
+#ifdef EAI_NODATA /* glibc's: the name is known, with no address */
+	if (rc == EAI_NODATA || rc == EAI_ADDRFAMILY)
+		*gai = 0;
+#endif
+	if (*gai == 0)
+		errno = ENOENT;
+	return -1;
+}
+
 const char *net_strerror(int gai)
 {
 	if (gai && gai != EAI_SYSTEM)

@@ -23,6 +23,14 @@ int net_check_port(const char *port);
 int net_check_path(const char *path);
 
 /*
+ * Check an address operand to listen on (pool -A, bind-input -A): a name
+ * or literal that resolves, as listener_open will resolve it. Returns 0,
+ * or -1 with errno ENOENT (no such name or address: the command line's
+ * fault) or with *gai set (the resolver failed: DNS down, no memory).
+ */
+int net_check_host(const char *host, int *gai);
+
+/*
  * Resolver failures are not errno values: functions that resolve take
  * int *gai and set it to the getaddrinfo code (0 when the failure is in
  * errno instead). net_strerror() gives the text for either.

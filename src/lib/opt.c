@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mem.h"
@@ -178,34 +179,63 @@ long opt_size(const char *s, long min, long max, const char *what, struct opt_pa
 	return refuse(p, OPT_USAGE, "%s: '%s' is not a size from %s to %s", what, s, lo, hi);
 }
 
-/* Milliseconds as seconds a user would write: "5", "0.25". */
-static void secs_text(long ms, char buf[32])
+const char *opt_secs(long long ms, char buf[OPT_SECS_MAX])
 {
-	if (ms % 1000 == 0)
-		snprintf(buf, 32, "%ld", ms / 1000);
-	else
-		snprintf(buf, 32, "%g", (double)ms / 1000.0);
+	int len;
+
+	if (ms < 0)
+		ms = 0;
+	if (ms % 1000 == 0) {
+		snprintf(buf, OPT_SECS_MAX, "%lld", ms / 1000);
+		return buf;
+	}
+	/* Exact to the millisecond, the fraction without trailing zeros: "1.5", not "1.500". */
+	len = snprintf(buf, OPT_SECS_MAX, "%lld.%03lld", ms / 1000, ms % 1000);
+	while (len > 0 && buf[len - 1] == '0')
+		buf[--len] = '\0';
+	return buf;
 }
 
 long opt_duration(const char *s, long min_ms, long max_ms, const char *what, struct opt_parse *p)
 {
 	long ms = opt_ms(s, min_ms, max_ms);
-	char lo[32], hi[32];
+	char lo[OPT_SECS_MAX], hi[OPT_SECS_MAX];
 
 	if (ms >= 0)
 		return ms;
-	secs_text(min_ms, lo);
-	secs_text(max_ms, hi);
 	return refuse(p, OPT_USAGE, "%s: '%s' is not a duration from %s to %s seconds", what, s,
-		      lo, hi);
+		      opt_secs(min_ms, lo), opt_secs(max_ms, hi));
+}
+
+/* A key taken, but not as it should be: p->warn says why, or is "". */
+static void key_doubts(const char *arg, struct opt_parse *p)
+{
+	struct stat st;
+
+	p->warn[0] = '\0';
+	if (arg[0] != '@') {
+		if (stat(arg, &st) == 0 && S_ISREG(st.st_mode))
+			snprintf(p->warn, sizeof p->warn,
+				 "key '%s' is the name of a file, but is taken as the key itself; "
+				 "give @%s to read the key from the file", arg, arg);
+		return;
+	}
+	/* As ssh says of a private key: others may read, or change, what the key protects. */
+	if (stat(arg + 1, &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH | S_IWGRP | S_IWOTH)))
+		snprintf(p->warn, sizeof p->warn,
+			 "key file %s is %s by others (mode %04o); chmod 600 it", arg + 1,
+			 st.st_mode & (S_IRGRP | S_IROTH) ? "readable" : "writable",
+			 (unsigned)(st.st_mode & 07777));
 }
 
 int opt_key(const char *arg, char **key, size_t *len, struct opt_parse *p)
 {
 	const char *file = arg + 1;
 
-	if (proto_load_key(arg, key, len) == 0)
+	if (proto_load_key(arg, key, len) == 0) {
+		key_doubts(arg, p);
 		return 0;
+	}
 	if (errno == ENODATA)
 		return refuse(p, OPT_USAGE, "empty key%s%s", arg[0] == '@' ? " in " : "",
 			      arg[0] == '@' ? file : "");

@@ -38,6 +38,7 @@ struct opt_parse {
 	enum opt_outcome outcome;  /* the first thing that ends the command line */
 	char why[OPT_WHY_MAX];	   /* OPT_USAGE, OPT_FAILED: the message */
 	int opt;		   /* the option opt_next returned last */
+	char warn[OPT_WHY_MAX];	   /* a value taken, with a warning (opt_key): say it, or "" */
 };
 
 /*
@@ -80,7 +81,10 @@ long opt_port(const char *s, struct opt_parse *p);
 /*
  * A KEY operand (see proto_load_key): the key itself, or @FILE, into *key
  * (allocated) and *len. Returns 0, or -1: an empty key is a usage error,
- * a file that cannot be read, or is too long, a runtime failure.
+ * a file that cannot be read, or is too long, a runtime failure. A key
+ * taken with a doubt leaves p->warn set (err_cmdline_warn says it), as
+ * ssh warns: a key itself that is the name of a file (@ forgotten?), a
+ * key file that group or others may read. The last key given decides.
  */
 int opt_key(const char *arg, char **key, size_t *len, struct opt_parse *p);
 
@@ -110,5 +114,13 @@ long opt_bytes(const char *s, long min, long max);
  * EINVAL (malformed) or ERANGE (out of range).
  */
 long opt_ms(const char *s, long min_ms, long max_ms);
+
+/*
+ * A duration in milliseconds as the options write it, in seconds: "30",
+ * "0.25", "0.001" (what opt_ms reads back), into buf; returns buf. Every
+ * message that tells a duration tells it so, with " s" after it.
+ */
+#define OPT_SECS_MAX 32
+const char *opt_secs(long long ms, char buf[OPT_SECS_MAX]);
 
 #endif

@@ -42,7 +42,9 @@ struct service *service_open(const struct service_config *cfg)
 	cfg->listener->n = 0; /* ours now */
 	s->fd = -1;
 	s->report_fd = -1;
-	s->errfd = cfg->errfd;
+	linelog_init(&s->err, -1);
+	s->said = cfg->said;
+	s->said_arg = cfg->said_arg;
 	memcpy(s->token, cfg->token, strlen(cfg->token) + 1);
 	memcpy(s->addr, cfg->addr, strlen(cfg->addr) + 1);
 	net_plain_ip(s->addr);
@@ -63,6 +65,10 @@ int service_port(const struct service *s)
 
 size_t service_pollfds(struct service *s, struct pollfd *pfd, long long now)
 {
+	if (s->state == SERVICE_RUNNING && s->err.fd >= 0) {
+		pfd[0] = (struct pollfd){.fd = s->err.fd, .events = POLLIN};
+		return 1;
+	}
 	if (s->state != SERVICE_WAITING)
 		return 0;
 	if (s->fd >= 0) {
@@ -296,19 +302,20 @@ static _Noreturn void lead_relay(struct service *s, const struct spawn_env *env,
  */
 static pid_t leader_start(struct service *s, const struct spawn_env *env)
 {
-	int to_prog[2] = {-1, -1}, from_prog[2] = {-1, -1}, report[2] = {-1, -1}, saved;
+	int to_prog[2] = {-1, -1}, from_prog[2] = {-1, -1}, report[2] = {-1, -1};
+	int err[2] = {-1, -1}, saved;
 	pid_t pid = -1, pool;
 
-	if (io_pipe(report) < 0 || (s->ch && (io_pipe(to_prog) < 0 || io_pipe(from_prog) < 0)))
+	if (io_pipe(report) < 0 || io_pipe(err) < 0 ||
+	    (s->ch && (io_pipe(to_prog) < 0 || io_pipe(from_prog) < 0)))
 		goto out;
 	/* Our own code in the child: spawn_fork resets sig.c's signals there, and makes the group. */
 	pool = getpid();
 	if ((pid = spawn_fork(SPAWN_NEWPGRP)) == 0) {
-		int errfd = s->errfd >= 0 ? s->errfd : STDERR_FILENO;
-
 		lead_watch(pool, s->grace_ms);
 		prctl(PR_SET_CHILD_SUBREAPER, 1);
-		if (errfd != STDERR_FILENO && dup2(errfd, STDERR_FILENO) < 0)
+		/* The program's standard error comes to us, to be told in the log with its name. */
+		if (dup2(err[1], STDERR_FILENO) < 0)
 			_exit(EXIT_RUNTIME);
 		if (!s->ch)
 			lead_plain(s, env, report[1]);
@@ -318,10 +325,14 @@ static pid_t leader_start(struct service *s, const struct spawn_env *env)
 		io_set_nonblock(report[0], 1);
 		s->report_fd = report[0]; /* read once the leader is reaped */
 		report[0] = -1;
+		linelog_init(&s->err, err[0]);
+		err[0] = -1;
 	}
 out:
 	saved = errno;
 	for (int i = 0; i < 2; i++) {
+		if (err[i] >= 0)
+			close(err[i]);
 		if (to_prog[i] >= 0)
 			close(to_prog[i]);
 		if (from_prog[i] >= 0)
@@ -435,6 +446,9 @@ static void accept_caller(struct service *s, long long now)
 
 void service_handle(struct service *s, const struct pollfd *pfd, size_t n, long long now)
 {
+	/* Running, the slice is the program's standard error alone. */
+	if (s->state == SERVICE_RUNNING && n == 1 && pfd[0].fd == s->err.fd && pfd[0].revents)
+		linelog_read(&s->err, now, s->said, s->said_arg);
 	for (size_t k = 0; k < n && s->state == SERVICE_WAITING; k++) {
 		if (!pfd[k].revents)
 			continue;
@@ -472,6 +486,8 @@ int service_reaped(struct service *s, pid_t pid, int status)
 		s->exec_err = 0;
 	close(s->report_fd);
 	s->report_fd = -1;
+	/* Its last words before its end is told. */
+	linelog_drain(&s->err, io_now_ms(), s->said, s->said_arg);
 	return 1;
 }
 
@@ -493,6 +509,7 @@ void service_free(struct service *s)
 		close(s->fd);
 	if (s->report_fd >= 0)
 		close(s->report_fd);
+	linelog_close(&s->err);
 	mem_wipe(s->token, sizeof s->token);
 	mem_wipe(s->psk, sizeof s->psk);
 	free(s->program);

@@ -12,7 +12,9 @@
  * the group, carries its input and output through the channel and ends as
  * it did. Poll-driven like the binding engine; never prints or exits: a
  * program that could not be started is told by exec_err once its leader
- * is reaped (the leader passes its errno back on a pipe).
+ * is reaped (the leader passes its errno back on a pipe), and what the
+ * program writes to its standard error comes to cfg.said a line at a
+ * time (linelog.c: whole, cut, rate-limited), for the log to name it.
  */
 #ifndef SP_SERVICE_H
 #define SP_SERVICE_H
@@ -21,6 +23,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "linelog.h"
 #include "listener.h"
 #include "noise.h"
 
@@ -52,7 +55,9 @@ struct service {
 	long run_ms;
 	long grace_ms;
 	int term_sent;
-	int errfd;		/* the program's standard error, or -1: ours */
+	struct linelog err;	/* RUNNING: the program's standard error, read here */
+	linelog_fn said;	/* where its lines go */
+	void *said_arg;
 	int report_fd;		/* RUNNING: where the leader tells why the program did not start */
 	int chan;		/* version 3: the caller speaks the channel under psk */
 	unsigned char psk[NOISE_PSK];
@@ -68,7 +73,8 @@ struct service_config {
 	long run_ms;	     /* the run cap */
 	long grace_ms;	     /* after TERM at the cap, KILL this much later */
 	const unsigned char *psk; /* the channel's key (copied); NULL: plain TCP */
-	int errfd;	     /* the program's standard error (the log); -1: ours */
+	linelog_fn said;     /* each line of the program's standard error (see linelog.h) */
+	void *said_arg;
 };
 
 /*
@@ -80,7 +86,11 @@ struct service *service_open(const struct service_config *cfg);
 
 int service_port(const struct service *s);
 
-/* Append what the service wants polled (room for LISTENER_MAX + 1); returns how many. */
+/*
+ * Append what the service wants polled (room for LISTENER_MAX + 1): its
+ * listener or caller while waiting, the program's standard error while
+ * running. Returns how many.
+ */
 size_t service_pollfds(struct service *s, struct pollfd *pfd, long long now);
 
 /* Milliseconds until something is due (token deadline, run cap), or -1. */
@@ -88,11 +98,15 @@ int service_timeout(const struct service *s, long long now);
 
 /*
  * Act on poll's answer (the slice service_pollfds appended): accept the
- * caller, read its token, start the program; enforce the deadlines.
+ * caller, read its token, start the program, pass on what it wrote to its
+ * standard error; enforce the deadlines.
  */
 void service_handle(struct service *s, const struct pollfd *pfd, size_t n, long long now);
 
-/* pid was reaped with status: 1 when it was this service's program (now ended). */
+/*
+ * pid was reaped with status: 1 when it was this service's leader (the
+ * service has ended; what its standard error still held is passed on).
+ */
 int service_reaped(struct service *s, pid_t pid, int status);
 
 /* End it now: the program's group gets SIGTERM (and SIGKILL after grace_ms, by the caller). */

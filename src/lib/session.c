@@ -13,6 +13,7 @@
 #include "io.h"
 #include "mem.h"
 #include "net.h"
+#include "opt.h"
 #include "queue.h"
 #include "wire.h"
 
@@ -538,15 +539,16 @@ static int lines_in(struct session *s, long long now)
 /* Past its deadline: no proof of the key in time, or silent too long. */
 static void deadline_passed(struct session *s, long long now)
 {
-	long ms = s->set->cfg.idle_ms;
+	char secs[OPT_SECS_MAX];
 
 	if (s->state == SESSION_ENDING || now < s->deadline || s->closing || s->finished)
 		return;
+	opt_secs(s->set->cfg.idle_ms, secs);
 	if (s->state == SESSION_PROVING) {
-		dropped(s, "no proof of the key within %ld ms", ms);
+		dropped(s, "no proof of the key within %s s", secs);
 		refuse(s, "handshake timeout");
 	} else {
-		dropped(s, "idle for %ld ms", ms);
+		dropped(s, "idle for %s s", secs);
 		refuse(s, "idle timeout");
 	}
 	flush(s);
