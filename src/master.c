@@ -386,7 +386,13 @@ static void remote_exit(struct master *m, const struct proto_msg *msg)
  */
 static void ctl_lost(struct master *m, const char *why)
 {
-	if (m->sent_end && (m->bye || m->js.running == 0) && jobs_over(&m->js)) {
+	/*
+	 * After BYE the pool has every stream whole (each grant ended with its
+	 * sender's close): a count still on its way on a data connection (a
+	 * lost segment, sent again after the control connection's close) is
+	 * waited for by the job, not taken for a loss.
+	 */
+	if (m->sent_end && (m->bye || (m->js.running == 0 && jobs_over(&m->js)))) {
 		client_stop(&m->c); /* the session was over anyway */
 		return;
 	}
