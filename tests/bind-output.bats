@@ -315,7 +315,7 @@ stuck() {
 	run --separate-stderr "$SP_BIN/bind-output" -m
 	[ "$status" -eq 2 ]
 	[ "${stderr_lines[0]}" = "bind-output: -m needs an argument" ]
-	[ "${stderr_lines[1]}" = "usage: $(sed -n 's/^usage: //p' <<<"$("$SP_BIN/bind-output" -h)" | head -1) (try 'bind-output --help')" ]
+	[ "${stderr_lines[1]}" = "usage: $(first_form bind-output) (try 'bind-output --help')" ]
 	run --separate-stderr "$SP_BIN/bind-output" -Q x y z
 	[ "$status" -eq 2 ]
 	[ "${stderr_lines[0]}" = "bind-output: unknown option -Q" ]

@@ -127,6 +127,16 @@ ctl_auth() { # KEY
 bind_input() { "$SP_BIN/bind-input" "$@"; }
 bind_output() { "$SP_BIN/bind-output" "$@"; }
 
+# first_form PROG: the first form of PROG's --help usage, its wrapped lines
+# joined by single blanks: the synopsis a usage error repeats.
+first_form() {
+	"$SP_BIN/$1" --help | awk -v p="$1" '
+		NR == 1 { sub(/^usage: /, ""); form = $0; next }
+		$1 == p || $0 == "" { exit }
+		{ $1 = $1; form = form " " $0 }
+		END { print form }'
+}
+
 # usage_fails PROG MESSAGE ARGS...: PROG ARGS is a usage error: exit 2,
 # nothing on stdout, "PROG: MESSAGE" first on stderr, the usage line next.
 usage_fails() {
