@@ -123,21 +123,6 @@ struct pool {
 
 /* ---- options ---- */
 
-static void parse_range(struct opts *o, const char *arg)
-{
-	const char *dash = strchr(arg, '-');
-	char lo[16];
-
-	if (!dash || (size_t)(dash - arg) >= sizeof lo)
-		err_usage(synopsis, "-r: '%s' is not a range LO-HI", arg);
-	memcpy(lo, arg, (size_t)(dash - arg));
-	lo[dash - arg] = '\0';
-	if (opt_long(lo, 1024, 65535, &o->lo) < 0 || opt_long(dash + 1, 1024, 65535, &o->hi) < 0)
-		err_usage(synopsis, "-r: '%s' is not a range LO-HI of ports 1024-65535", arg);
-	if (o->lo > o->hi)
-		err_usage(synopsis, "-r: '%s': LO is above HI", arg);
-}
-
 static void parse(int argc, char **argv, struct opts *o)
 {
 	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
@@ -165,7 +150,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'l': o->lasting = 1; break;
 		case 'n': o->max_session = opt_number(optarg, 1, 1000000, "-n", &p); break;
 		case 'N': o->max_grants = opt_number(optarg, 1, 1000000, "-N", &p); break;
-		case 'r': parse_range(o, optarg); break;
+		case 'r': opt_port_range(optarg, &o->lo, &o->hi, "-r", &p); break;
 		case 'R':
 			o->run_ms = opt_duration(optarg, 1, 86400000L, "-R", &p);
 			o->capped = 1;
