@@ -38,7 +38,6 @@
 #include "lib/net.h"
 #include "lib/opt.h"
 #include "lib/pidfile.h"
-#include "lib/proc.h"
 #include "lib/proto.h"
 #include "lib/session.h"
 #include "lib/sig.h"
@@ -324,35 +323,6 @@ static void on_call_event(const struct call_event *ev, void *arg)
 
 /* ---- the loop ---- */
 
-/*
- * A service's leader ends what its program left behind; but one killed at
- * the end of -R's grace cannot, and its orphans come back to us (we are
- * their subreaper): every child that is no running service's leader is
- * such a stray, and ends now.
- */
-static void strays_end(struct pool *p)
-{
-	pid_t *live = calloc(p->calls.ncalls + 1, sizeof *live);
-	size_t n;
-
-	if (!live)
-		return; /* at the next service's end, or ours */
-	n = calls_leaders(&p->calls, live);
-	proc_kill_strays(live, n);
-	free(live);
-}
-
-static void reap(struct pool *p)
-{
-	int status;
-	pid_t pid;
-
-	while ((pid = proc_reap(&status)) > 0)
-		calls_reaped(&p->calls, pid, status);
-	if (p->o->sdir)
-		strays_end(p);
-}
-
 static void release(struct pool *p)
 {
 	sessions_free(&p->sessions);
@@ -406,20 +376,8 @@ static _Noreturn void teardown(struct pool *p, int sig)
 {
 	listener_close(&p->masters);
 	sessions_close(&p->sessions);
-	/* Every service ends with the pool, its whole process group. */
-	if (p->calls.ncalls) {
-		pid_t *pids = calloc(p->calls.ncalls, sizeof *pids);
-		size_t n = pids ? calls_leaders(&p->calls, pids) : 0;
-
-		if (pids)
-			proc_end_groups(pids, n, END_GRACE_MS, p->sigfd, NULL, NULL);
-		else
-			calls_stop(&p->calls); /* no memory: TERM at least */
-		free(pids);
-		calls_free(&p->calls);
-	}
-	if (p->o->sdir)
-		proc_end_children(END_GRACE_MS, NULL, NULL); /* strays (strays_end), if any */
+	/* Every service ends with the pool, its whole process group; strays too. */
+	calls_end(&p->calls, p->sigfd);
 	/* Every buffer saves what nobody read; its senders' streams record where they stopped. */
 	grants_free(&p->grants);
 	status_close(&p->status);
@@ -532,7 +490,7 @@ static void loop(struct pool *p)
 			graceful(p, io_now_ms());
 		}
 		if (got & SIG_BIT(SIGCHLD))
-			reap(p);
+			calls_reap(&p->calls);
 		if (got & SIG_BIT(SIGUSR1))
 			say_status(p);
 		if ((got & SIG_BIT(SIGUSR2)) && !p->usr2_said++)
@@ -647,7 +605,7 @@ int main(int argc, char **argv)
 	p.sigfd = sig_init(SIG_OPS);
 	if (p.sigfd < 0)
 		err_die(EXIT_RUNTIME, "signals:");
-	/* What a service leaves behind comes back to us, not to init: see strays_end. */
+	/* What a service leaves behind comes back to us, not to init: see calls_reap. */
 	if (o.sdir && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		err_die(EXIT_RUNTIME, "prctl:");
 	if (listener_open(&p.masters, o.addr, o.port, SOMAXCONN, &gai) < 0)
