@@ -19,7 +19,6 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/binding.h"
@@ -534,40 +533,17 @@ static void wire_up(struct pool *p)
 				      .on_event = on_call_event, .arg = p});
 }
 
-/* dir must be a directory (what: the option, for the message, or ""). */
-static void need_dir(const char *what, const char *dir)
+/* DIR must take FIFOs from us, and -x SDIR be searchable, before any master is told it may come. */
+static void check_dirs(const struct opts *o)
 {
-	struct stat st;
+	int not_dir;
 
-	if (stat(dir, &st) < 0)
-		err_die(EXIT_RUNTIME, "%s%s:", what, dir);
-	if (!S_ISDIR(st.st_mode))
-		err_die(EXIT_RUNTIME, "%s%s: not a directory", what, dir);
-}
-
-/* DIR must take FIFOs from us: try one, before any master is told it may come. */
-static void check_dir(const struct opts *o)
-{
-	char probe[4096];
-
-	if (!o->dir)
-		return;
-	need_dir("", o->dir);
-	/* A dot name: no buffer can be called that. */
-	snprintf(probe, sizeof probe, "%s/.pool-probe-%ld", o->dir, (long)getpid());
-	if (mkfifo(probe, 0600) < 0)
+	if (o->dir && io_check_dir(o->dir, 0, &not_dir) < 0)
+		err_die(EXIT_RUNTIME, not_dir ? "%s: not a directory" : "%s:", o->dir);
+	if (o->dir && fifo_probe_dir(o->dir) < 0)
 		err_die(EXIT_RUNTIME, "%s: cannot make buffers there:", o->dir);
-	unlink(probe);
-}
-
-/* -x SDIR must be a directory we can look up services in, before any master may call one. */
-static void check_sdir(const struct opts *o)
-{
-	if (!o->sdir)
-		return;
-	need_dir("-x: ", o->sdir);
-	if (access(o->sdir, X_OK) < 0)
-		err_die(EXIT_RUNTIME, "-x: %s:", o->sdir);
+	if (o->sdir && io_check_dir(o->sdir, X_OK, &not_dir) < 0)
+		err_die(EXIT_RUNTIME, not_dir ? "-x: %s: not a directory" : "-x: %s:", o->sdir);
 }
 
 int main(int argc, char **argv)
@@ -584,8 +560,7 @@ int main(int argc, char **argv)
 	parse(argc, argv, &o);
 	if (o.pidfile && pidfile_open(o.pidfile, &holder) < 0)
 		err_die(EXIT_RUNTIME, "%s: %s", o.pidfile, pidfile_why(errno, holder, why, sizeof why));
-	check_dir(&o);
-	check_sdir(&o);
+	check_dirs(&o);
 	if (noise_psk_from_key(o.key, o.keylen, p.psk) < 0)
 		err_die(EXIT_RUNTIME, "the key:");
 	if (o.keylen < KEY_WEAK)

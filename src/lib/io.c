@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -169,4 +170,19 @@ void io_close_inherited(int lowfd)
 		if (fl >= 0 && !(fl & FD_CLOEXEC))
 			close(fd);
 	}
+}
+
+int io_check_dir(const char *path, int mode, int *not_dir)
+{
+	struct stat st;
+
+	*not_dir = 0;
+	if (stat(path, &st) < 0)
+		return -1;
+	if (!S_ISDIR(st.st_mode)) {
+		*not_dir = 1;
+		errno = ENOTDIR;
+		return -1;
+	}
+	return mode ? access(path, mode) : 0;
 }
