@@ -13,7 +13,6 @@
  */
 #include <errno.h>
 #include <poll.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -358,19 +357,6 @@ static long long keep_status(struct pool *p, long long now)
 	return at;
 }
 
-static void open_status(struct pool *p)
-{
-	const struct opts *o = p->o;
-	size_t n = strlen(o->dir ? o->dir : ".") + strlen(o->port) + sizeof "/.pool-.status";
-	char *path = malloc(n);
-
-	if (path)
-		snprintf(path, n, "%s/.pool-%s.status", o->dir ? o->dir : ".", o->port);
-	if (!path || status_open(&p->status, path, o->metrics, "pool") < 0)
-		err_warn("no status file: memory");
-	free(path);
-}
-
 static _Noreturn void teardown(struct pool *p, int sig)
 {
 	listener_close(&p->masters);
@@ -592,7 +578,8 @@ int main(int argc, char **argv)
 	err_warn("listening on %s%sport %s", o.addr ? o.addr : "", o.addr ? " " : "", o.port);
 	wire_up(&p); /* once ready: what services write to stderr goes to the log */
 	grants_recover(&p.grants);
-	open_status(&p);
+	if (status_open_in(&p.status, o.dir, o.port, o.metrics, "pool") < 0)
+		err_warn("no status file: memory");
 	loop(&p);
 	grants_free(&p.grants);
 	status_close(&p.status);
