@@ -406,17 +406,6 @@ static int quit_due(const struct pool *p, long long now)
 	return p->stop_by && ((!p->sessions.n && !p->calls.ncalls) || now >= p->stop_by);
 }
 
-/* The first teardown signal among those that came (SIGQUIT only: 0). */
-static int teardown_sig(unsigned got)
-{
-	static const int order[] = {SIGTERM, SIGINT, SIGHUP};
-
-	for (size_t i = 0; i < sizeof order / sizeof *order; i++)
-		if (got & SIG_BIT(order[i]))
-			return order[i];
-	return 0;
-}
-
 /* Where each part's pollfds are in the poll set. */
 struct slices {
 	size_t masters, nmasters, linger, nlinger, sessions, nsessions, grants, calls;
@@ -470,8 +459,8 @@ static void loop(struct pool *p)
 			continue;
 		}
 		if (p->pfd[0].revents && (sig = sig_pending(&got)) != 0) {
-			if (teardown_sig(got))
-				teardown(p, teardown_sig(got));
+			if (sig_teardown_in(got))
+				teardown(p, sig_teardown_in(got));
 			graceful(p, io_now_ms());
 		}
 		if (got & SIG_BIT(SIGCHLD))
