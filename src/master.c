@@ -479,16 +479,9 @@ static size_t poll_set(struct master *m, long long now, long long *at, int *ctl_
 /* SIGUSR1: the -L file opened again (logrotate moved it), then what we hold now. */
 static void say_status(struct master *m)
 {
-	if (m->o->logfile) {
-		int fd = err_reopen() < 0 ? -1 : err_open_file(m->o->logfile);
-
-		/* The daemons' standard error too, on the same descriptor number. */
-		if (fd < 0 || (m->errfd >= 0 && (dup2(fd, m->errfd) < 0 ||
-						  fcntl(m->errfd, F_SETFD, FD_CLOEXEC) < 0)))
-			err_warn("SIGUSR1: reopening %s:", m->o->logfile);
-		if (fd >= 0)
-			close(fd);
-	}
+	/* The daemons' standard error too, on the same descriptor number. */
+	if (m->o->logfile && err_reopen_also(m->o->logfile, m->errfd) < 0)
+		err_warn("SIGUSR1: reopening %s:", m->o->logfile);
 	err_warn("status: daemons=%zu started=%zu running=%zu failed=%s", m->js.n, m->js.started,
 		 m->js.running, m->failed ? "yes" : "no");
 }
