@@ -290,32 +290,10 @@ static void lost(struct sender *s, int err)
 	connector_lost(&s->conn, io_now_ms());
 }
 
-/*
- * A connection is made: with -k, the handshake on it, waiting for it
- * (CHANNEL_HS_MS at most), asking for counts of what the receiver takes.
- * The stream takes it over. Returns 0, or -1 with errno (channel_strerror;
- * the socket is closed).
- */
+/* A connection is made: the stream takes it over (-k: after the handshake). 0, or -1 with errno. */
 static int conn_open(struct sender *s, int fd)
 {
-	struct channel *ch = NULL;
-	int saved;
-
-	if (s->o->chan) {
-		ch = channel_new(fd, 1, s->o->psk, CHANNEL_BIND, CHANNEL_ACKS, strlen(CHANNEL_ACKS),
-				 io_now_ms());
-		if (!ch || channel_handshake_wait(ch) < 0)
-			goto fail;
-	}
-	stream_attach(&s->st, fd, ch, NULL, 0);
-	stream_step(&s->st, 0, io_now_ms()); /* the handshake's outcome: how the receiver confirms */
-	return 0;
-fail:
-	saved = errno;
-	channel_free(ch);
-	close(fd);
-	errno = saved;
-	return -1;
+	return stream_open(&s->st, fd, s->o->chan ? s->o->psk : NULL, CHANNEL_BIND);
 }
 
 /* A connect under way, or due: once it is made, what was not confirmed goes first. */
