@@ -539,28 +539,6 @@ static void loop(struct sender *s)
 	}
 }
 
-/*
- * The first connection: every address of the host, one round. Returns the
- * socket, or -1 with errno (*gai: a resolver failure, which -r does not outlive).
- */
-static int connect_first(struct sender *s, int *gai)
-{
-	if (connector_init(&s->conn, s->o->host, s->o->port, NULL, gai) < 0)
-		return -1;
-	for (;;) {
-		struct pollfd pfd;
-		int r = connector_step(&s->conn, connector_pollfd(&s->conn, &pfd) ? POLLOUT : 0,
-				       io_now_ms());
-
-		if (r == 1)
-			return connector_take(&s->conn);
-		if (r < 0)
-			return -1;
-		if (connector_pollfd(&s->conn, &pfd) && poll(&pfd, 1, -1) < 0 && errno != EINTR)
-			return -1;
-	}
-}
-
 int main(int argc, char **argv)
 {
 	struct opts o = {0};
@@ -592,7 +570,7 @@ int main(int argc, char **argv)
 	if (fifo_create(&s.fifo, o.path, 0, &holder) < 0)
 		err_die(EXIT_RUNTIME, "%s: %s", o.path, fifo_why(errno, 0, holder, why, sizeof why));
 	fifo_set_size(&s.fifo, PIPE_SIZE);
-	fd = connect_first(&s, &gai);
+	fd = connector_first(&s.conn, o.host, o.port, &gai);
 	err = errno;
 	if (fd >= 0 && conn_open(&s, fd) < 0) {
 		/* A wrong key is no boot-order race: -r would only fail again. */
