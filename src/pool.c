@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -525,7 +524,6 @@ int main(int argc, char **argv)
 {
 	struct opts o = {0};
 	struct pool p = {.o = &o};
-	struct rlimit rl;
 	int gai = 0;
 	pid_t holder;
 	char why[64];
@@ -544,10 +542,7 @@ int main(int argc, char **argv)
 			 "key and give @key",
 			 o.keylen, err_plural(o.keylen));
 	/* Each grant holds a listener, a FIFO and a connection: take every descriptor allowed. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
+	io_raise_nofile();
 	switch (daemon_start(&p.dm, o.background, 0)) {
 	case -1: err_die(EXIT_RUNTIME, "fork:");
 	case 1: exit(p.dm.status); /* the caller's process: the daemon is ready, or gone */

@@ -49,6 +49,9 @@ void io_close_inherited(int lowfd);
  */
 int io_check_dir(const char *path, int mode, int *not_dir);
 
+/* Raise the soft limit on open descriptors to the hard one. Returns 0, or -1 with errno. */
+int io_raise_nofile(void);
+
 /* Duration in milliseconds from CLOCK_MONOTONIC. */
 long long io_now_ms(void);
 
