@@ -290,32 +290,10 @@ static void lost(struct sender *s, int err)
 	connector_lost(&s->conn, io_now_ms());
 }
 
-/*
- * A connection is made: with -k, the handshake on it, waiting for it
- * (CHANNEL_HS_MS at most), asking for counts of what the receiver takes.
- * The stream takes it over. Returns 0, or -1 with errno (channel_strerror;
- * the socket is closed).
- */
+/* A connection is made: the stream takes it over (-k: after the handshake). 0, or -1 with errno. */
 static int conn_open(struct sender *s, int fd)
 {
-	struct channel *ch = NULL;
-	int saved;
-
-	if (s->o->chan) {
-		ch = channel_new(fd, 1, s->o->psk, CHANNEL_BIND, CHANNEL_ACKS, strlen(CHANNEL_ACKS),
-				 io_now_ms());
-		if (!ch || channel_handshake_wait(ch) < 0)
-			goto fail;
-	}
-	stream_attach(&s->st, fd, ch, NULL, 0);
-	stream_step(&s->st, 0, io_now_ms()); /* the handshake's outcome: how the receiver confirms */
-	return 0;
-fail:
-	saved = errno;
-	channel_free(ch);
-	close(fd);
-	errno = saved;
-	return -1;
+	return stream_open(&s->st, fd, s->o->chan ? s->o->psk : NULL, CHANNEL_BIND);
 }
 
 /* A connect under way, or due: once it is made, what was not confirmed goes first. */
@@ -561,28 +539,6 @@ static void loop(struct sender *s)
 	}
 }
 
-/*
- * The first connection: every address of the host, one round. Returns the
- * socket, or -1 with errno (*gai: a resolver failure, which -r does not outlive).
- */
-static int connect_first(struct sender *s, int *gai)
-{
-	if (connector_init(&s->conn, s->o->host, s->o->port, NULL, gai) < 0)
-		return -1;
-	for (;;) {
-		struct pollfd pfd;
-		int r = connector_step(&s->conn, connector_pollfd(&s->conn, &pfd) ? POLLOUT : 0,
-				       io_now_ms());
-
-		if (r == 1)
-			return connector_take(&s->conn);
-		if (r < 0)
-			return -1;
-		if (connector_pollfd(&s->conn, &pfd) && poll(&pfd, 1, -1) < 0 && errno != EINTR)
-			return -1;
-	}
-}
-
 int main(int argc, char **argv)
 {
 	struct opts o = {0};
@@ -614,7 +570,7 @@ int main(int argc, char **argv)
 	if (fifo_create(&s.fifo, o.path, 0, &holder) < 0)
 		err_die(EXIT_RUNTIME, "%s: %s", o.path, fifo_why(errno, 0, holder, why, sizeof why));
 	fifo_set_size(&s.fifo, PIPE_SIZE);
-	fd = connect_first(&s, &gai);
+	fd = connector_first(&s.conn, o.host, o.port, &gai);
 	err = errno;
 	if (fd >= 0 && conn_open(&s, fd) < 0) {
 		/* A wrong key is no boot-order race: -r would only fail again. */

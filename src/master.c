@@ -293,35 +293,19 @@ static void ready(struct master *m)
 	}
 }
 
-/*
- * Ask for every port wanted now, all at once: the pool answers in order,
- * so the whole start costs a round trip, not one per daemon. END once
- * every stream has what it needs.
- */
+/* Ask for every port wanted now (jobs_ask); END once every stream has what it needs. */
 static void ask(struct master *m, long long now)
 {
-	char line[PROTO_LINE_MAX];
-	int all_answered = 1;
+	struct job *failed;
+	int answered;
 
 	if (m->c.state != CLIENT_RUN)
 		return;
-	for (size_t i = 0; i < m->js.n; i++) {
-		struct job *j = &m->js.v[i];
-
-		if (job_unsettled(j))
-			all_answered = 0; /* or started: what -b reports waits for it */
-		if (!job_wants_port(&m->js, j, now))
-			continue;
-		job_request(&m->js, j, line, sizeof line);
-		if (client_ask(&m->c, i, j->name, "%s", line) < 0) {
-			err_warn("%s: asking the pool:", j->name);
-			finish(m, EXIT_RUNTIME);
-		}
-		if (j->state == JOB_WAITING)
-			j->state = JOB_ASKED;
-		j->inflight = 1;
+	if ((answered = jobs_ask(&m->js, &m->c, now, &failed)) < 0) {
+		err_warn("%s: asking the pool:", failed->name);
+		finish(m, EXIT_RUNTIME);
 	}
-	if (client_inflight(&m->c) || !all_answered)
+	if (!answered)
 		return;
 	if (m->js.n == 0) {
 		err_warn("%s: no daemons", m->o->ddir);
@@ -329,9 +313,8 @@ static void ask(struct master *m, long long now)
 	}
 	ready(m);
 	/* -r: END waits until no stream needs a port any more. */
-	for (size_t i = 0; m->o->resume && i < m->js.n; i++)
-		if (!job_stream_over(&m->js, &m->js.v[i]))
-			return;
+	if (m->o->resume && !jobs_streams_over(&m->js))
+		return;
 	if (!m->sent_end) {
 		if (client_end(&m->c) < 0)
 			err_warn("END:");
@@ -496,16 +479,9 @@ static size_t poll_set(struct master *m, long long now, long long *at, int *ctl_
 /* SIGUSR1: the -L file opened again (logrotate moved it), then what we hold now. */
 static void say_status(struct master *m)
 {
-	if (m->o->logfile) {
-		int fd = err_reopen() < 0 ? -1 : err_open_file(m->o->logfile);
-
-		/* The daemons' standard error too, on the same descriptor number. */
-		if (fd < 0 || (m->errfd >= 0 && (dup2(fd, m->errfd) < 0 ||
-						  fcntl(m->errfd, F_SETFD, FD_CLOEXEC) < 0)))
-			err_warn("SIGUSR1: reopening %s:", m->o->logfile);
-		if (fd >= 0)
-			close(fd);
-	}
+	/* The daemons' standard error too, on the same descriptor number. */
+	if (m->o->logfile && err_reopen_also(m->o->logfile, m->errfd) < 0)
+		err_warn("SIGUSR1: reopening %s:", m->o->logfile);
 	err_warn("status: daemons=%zu started=%zu running=%zu failed=%s", m->js.n, m->js.started,
 		 m->js.running, m->failed ? "yes" : "no");
 }

@@ -13,13 +13,10 @@
  */
 #include <errno.h>
 #include <poll.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/binding.h"
@@ -38,7 +35,6 @@
 #include "lib/net.h"
 #include "lib/opt.h"
 #include "lib/pidfile.h"
-#include "lib/proc.h"
 #include "lib/proto.h"
 #include "lib/session.h"
 #include "lib/sig.h"
@@ -123,21 +119,6 @@ struct pool {
 
 /* ---- options ---- */
 
-static void parse_range(struct opts *o, const char *arg)
-{
-	const char *dash = strchr(arg, '-');
-	char lo[16];
-
-	if (!dash || (size_t)(dash - arg) >= sizeof lo)
-		err_usage(synopsis, "-r: '%s' is not a range LO-HI", arg);
-	memcpy(lo, arg, (size_t)(dash - arg));
-	lo[dash - arg] = '\0';
-	if (opt_long(lo, 1024, 65535, &o->lo) < 0 || opt_long(dash + 1, 1024, 65535, &o->hi) < 0)
-		err_usage(synopsis, "-r: '%s' is not a range LO-HI of ports 1024-65535", arg);
-	if (o->lo > o->hi)
-		err_usage(synopsis, "-r: '%s': LO is above HI", arg);
-}
-
 static void parse(int argc, char **argv, struct opts *o)
 {
 	struct opt_parse p = {.usage = usage_text, .synopsis = synopsis};
@@ -165,7 +146,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'l': o->lasting = 1; break;
 		case 'n': o->max_session = opt_number(optarg, 1, 1000000, "-n", &p); break;
 		case 'N': o->max_grants = opt_number(optarg, 1, 1000000, "-N", &p); break;
-		case 'r': parse_range(o, optarg); break;
+		case 'r': opt_port_range(optarg, &o->lo, &o->hi, "-r", &p); break;
 		case 'R':
 			o->run_ms = opt_duration(optarg, 1, 86400000L, "-R", &p);
 			o->capped = 1;
@@ -339,35 +320,6 @@ static void on_call_event(const struct call_event *ev, void *arg)
 
 /* ---- the loop ---- */
 
-/*
- * A service's leader ends what its program left behind; but one killed at
- * the end of -R's grace cannot, and its orphans come back to us (we are
- * their subreaper): every child that is no running service's leader is
- * such a stray, and ends now.
- */
-static void strays_end(struct pool *p)
-{
-	pid_t *live = calloc(p->calls.ncalls + 1, sizeof *live);
-	size_t n;
-
-	if (!live)
-		return; /* at the next service's end, or ours */
-	n = calls_leaders(&p->calls, live);
-	proc_kill_strays(live, n);
-	free(live);
-}
-
-static void reap(struct pool *p)
-{
-	int status;
-	pid_t pid;
-
-	while ((pid = proc_reap(&status)) > 0)
-		calls_reaped(&p->calls, pid, status);
-	if (p->o->sdir)
-		strays_end(p);
-}
-
 static void release(struct pool *p)
 {
 	sessions_free(&p->sessions);
@@ -404,37 +356,12 @@ static long long keep_status(struct pool *p, long long now)
 	return at;
 }
 
-static void open_status(struct pool *p)
-{
-	const struct opts *o = p->o;
-	size_t n = strlen(o->dir ? o->dir : ".") + strlen(o->port) + sizeof "/.pool-.status";
-	char *path = malloc(n);
-
-	if (path)
-		snprintf(path, n, "%s/.pool-%s.status", o->dir ? o->dir : ".", o->port);
-	if (!path || status_open(&p->status, path, o->metrics, "pool") < 0)
-		err_warn("no status file: memory");
-	free(path);
-}
-
 static _Noreturn void teardown(struct pool *p, int sig)
 {
 	listener_close(&p->masters);
 	sessions_close(&p->sessions);
-	/* Every service ends with the pool, its whole process group. */
-	if (p->calls.ncalls) {
-		pid_t *pids = calloc(p->calls.ncalls, sizeof *pids);
-		size_t n = pids ? calls_leaders(&p->calls, pids) : 0;
-
-		if (pids)
-			proc_end_groups(pids, n, END_GRACE_MS, p->sigfd, NULL, NULL);
-		else
-			calls_stop(&p->calls); /* no memory: TERM at least */
-		free(pids);
-		calls_free(&p->calls);
-	}
-	if (p->o->sdir)
-		proc_end_children(END_GRACE_MS, NULL, NULL); /* strays (strays_end), if any */
+	/* Every service ends with the pool, its whole process group; strays too. */
+	calls_end(&p->calls, p->sigfd);
 	/* Every buffer saves what nobody read; its senders' streams record where they stopped. */
 	grants_free(&p->grants);
 	status_close(&p->status);
@@ -476,17 +403,6 @@ static void graceful(struct pool *p, long long now)
 static int quit_due(const struct pool *p, long long now)
 {
 	return p->stop_by && ((!p->sessions.n && !p->calls.ncalls) || now >= p->stop_by);
-}
-
-/* The first teardown signal among those that came (SIGQUIT only: 0). */
-static int teardown_sig(unsigned got)
-{
-	static const int order[] = {SIGTERM, SIGINT, SIGHUP};
-
-	for (size_t i = 0; i < sizeof order / sizeof *order; i++)
-		if (got & SIG_BIT(order[i]))
-			return order[i];
-	return 0;
 }
 
 /* Where each part's pollfds are in the poll set. */
@@ -542,12 +458,12 @@ static void loop(struct pool *p)
 			continue;
 		}
 		if (p->pfd[0].revents && (sig = sig_pending(&got)) != 0) {
-			if (teardown_sig(got))
-				teardown(p, teardown_sig(got));
+			if (sig_teardown_in(got))
+				teardown(p, sig_teardown_in(got));
 			graceful(p, io_now_ms());
 		}
 		if (got & SIG_BIT(SIGCHLD))
-			reap(p);
+			calls_reap(&p->calls);
 		if (got & SIG_BIT(SIGUSR1))
 			say_status(p);
 		if ((got & SIG_BIT(SIGUSR2)) && !p->usr2_said++)
@@ -591,47 +507,23 @@ static void wire_up(struct pool *p)
 				      .on_event = on_call_event, .arg = p});
 }
 
-/* dir must be a directory (what: the option, for the message, or ""). */
-static void need_dir(const char *what, const char *dir)
+/* DIR must take FIFOs from us, and -x SDIR be searchable, before any master is told it may come. */
+static void check_dirs(const struct opts *o)
 {
-	struct stat st;
+	int not_dir;
 
-	if (stat(dir, &st) < 0)
-		err_die(EXIT_RUNTIME, "%s%s:", what, dir);
-	if (!S_ISDIR(st.st_mode))
-		err_die(EXIT_RUNTIME, "%s%s: not a directory", what, dir);
-}
-
-/* DIR must take FIFOs from us: try one, before any master is told it may come. */
-static void check_dir(const struct opts *o)
-{
-	char probe[4096];
-
-	if (!o->dir)
-		return;
-	need_dir("", o->dir);
-	/* A dot name: no buffer can be called that. */
-	snprintf(probe, sizeof probe, "%s/.pool-probe-%ld", o->dir, (long)getpid());
-	if (mkfifo(probe, 0600) < 0)
+	if (o->dir && io_check_dir(o->dir, 0, &not_dir) < 0)
+		err_die(EXIT_RUNTIME, not_dir ? "%s: not a directory" : "%s:", o->dir);
+	if (o->dir && fifo_probe_dir(o->dir) < 0)
 		err_die(EXIT_RUNTIME, "%s: cannot make buffers there:", o->dir);
-	unlink(probe);
-}
-
-/* -x SDIR must be a directory we can look up services in, before any master may call one. */
-static void check_sdir(const struct opts *o)
-{
-	if (!o->sdir)
-		return;
-	need_dir("-x: ", o->sdir);
-	if (access(o->sdir, X_OK) < 0)
-		err_die(EXIT_RUNTIME, "-x: %s:", o->sdir);
+	if (o->sdir && io_check_dir(o->sdir, X_OK, &not_dir) < 0)
+		err_die(EXIT_RUNTIME, not_dir ? "-x: %s: not a directory" : "-x: %s:", o->sdir);
 }
 
 int main(int argc, char **argv)
 {
 	struct opts o = {0};
 	struct pool p = {.o = &o};
-	struct rlimit rl;
 	int gai = 0;
 	pid_t holder;
 	char why[64];
@@ -641,8 +533,7 @@ int main(int argc, char **argv)
 	parse(argc, argv, &o);
 	if (o.pidfile && pidfile_open(o.pidfile, &holder) < 0)
 		err_die(EXIT_RUNTIME, "%s: %s", o.pidfile, pidfile_why(errno, holder, why, sizeof why));
-	check_dir(&o);
-	check_sdir(&o);
+	check_dirs(&o);
 	if (noise_psk_from_key(o.key, o.keylen, p.psk) < 0)
 		err_die(EXIT_RUNTIME, "the key:");
 	if (o.keylen < KEY_WEAK)
@@ -651,10 +542,7 @@ int main(int argc, char **argv)
 			 "key and give @key",
 			 o.keylen, err_plural(o.keylen));
 	/* Each grant holds a listener, a FIFO and a connection: take every descriptor allowed. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
+	io_raise_nofile();
 	switch (daemon_start(&p.dm, o.background, 0)) {
 	case -1: err_die(EXIT_RUNTIME, "fork:");
 	case 1: exit(p.dm.status); /* the caller's process: the daemon is ready, or gone */
@@ -662,7 +550,7 @@ int main(int argc, char **argv)
 	p.sigfd = sig_init(SIG_OPS);
 	if (p.sigfd < 0)
 		err_die(EXIT_RUNTIME, "signals:");
-	/* What a service leaves behind comes back to us, not to init: see strays_end. */
+	/* What a service leaves behind comes back to us, not to init: see calls_reap. */
 	if (o.sdir && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		err_die(EXIT_RUNTIME, "prctl:");
 	if (listener_open(&p.masters, o.addr, o.port, SOMAXCONN, &gai) < 0)
@@ -674,7 +562,8 @@ int main(int argc, char **argv)
 	err_warn("listening on %s%sport %s", o.addr ? o.addr : "", o.addr ? " " : "", o.port);
 	wire_up(&p); /* once ready: what services write to stderr goes to the log */
 	grants_recover(&p.grants);
-	open_status(&p);
+	if (status_open_in(&p.status, o.dir, o.port, o.metrics, "pool") < 0)
+		err_warn("no status file: memory");
 	loop(&p);
 	grants_free(&p.grants);
 	status_close(&p.status);

@@ -11,6 +11,7 @@
 #include "io.h"
 #include "listener.h"
 #include "mem.h"
+#include "proc.h"
 #include "service.h"
 
 /* A service call: the program run for one master's CALL (service.c). */
@@ -184,7 +185,8 @@ void calls_handle(struct calls *cs, const struct pollfd *pfd)
 	}
 }
 
-int calls_reaped(struct calls *cs, pid_t pid, int status)
+/* pid was reaped with status: 1 when it was a call's leader (that call has ended). */
+static int calls_reaped(struct calls *cs, pid_t pid, int status)
 {
 	for (size_t i = 0; i < cs->ncalls; i++)
 		if (service_reaped(cs->all[i]->service, pid, status))
@@ -192,7 +194,8 @@ int calls_reaped(struct calls *cs, pid_t pid, int status)
 	return 0;
 }
 
-size_t calls_leaders(const struct calls *cs, pid_t *pids)
+/* The running calls' leaders into pids (room for cs->ncalls); returns how many. */
+static size_t calls_leaders(const struct calls *cs, pid_t *pids)
 {
 	size_t n = 0;
 
@@ -212,10 +215,38 @@ void calls_forget(struct calls *cs, const struct session *owner)
 		}
 }
 
-void calls_stop(struct calls *cs)
+void calls_reap(struct calls *cs)
 {
-	for (size_t i = 0; i < cs->ncalls; i++)
-		service_stop(cs->all[i]->service);
+	pid_t *live, pid;
+	int status;
+
+	while ((pid = proc_reap(&status)) > 0)
+		calls_reaped(cs, pid, status);
+	if (!cs->cfg.dir)
+		return;
+	live = calloc(cs->ncalls + 1, sizeof *live);
+	if (!live)
+		return; /* at the next call's end, or ours */
+	proc_kill_strays(live, calls_leaders(cs, live));
+	free(live);
+}
+
+void calls_end(struct calls *cs, int sigfd)
+{
+	if (cs->ncalls) {
+		pid_t *pids = calloc(cs->ncalls, sizeof *pids);
+		size_t i, n = pids ? calls_leaders(cs, pids) : 0;
+
+		if (pids)
+			proc_end_groups(pids, n, cs->cfg.grace_ms, sigfd, NULL, NULL);
+		else /* no memory: TERM at least */
+			for (i = 0; i < cs->ncalls; i++)
+				service_stop(cs->all[i]->service);
+		free(pids);
+		calls_free(cs);
+	}
+	if (cs->cfg.dir)
+		proc_end_children(cs->cfg.grace_ms, NULL, NULL); /* strays (calls_reap), if any */
 }
 
 void calls_free(struct calls *cs)

@@ -5,9 +5,9 @@
  * the -r range), whose sender's connection the program then runs on
  * (service.c: under a leader child, in a process group of its own, for at
  * most -R). When it ends, its caller hears how (CALL_EV_ENDED, for
- * session_call_ended). The caller of this module reaps: it hands each
- * reaped child to calls_reaped, and ends what the leaders left
- * (calls_leaders). Poll-driven; never prints or exits: what happens, and
+ * session_call_ended). The program whose children the calls are reaps
+ * through calls_reap when SIGCHLD comes, and ends them with calls_end.
+ * Poll-driven; never prints or exits: what happens, and
  * what the programs write to their standard error, is reported through
  * cfg.on_event.
  */
@@ -74,17 +74,26 @@ size_t calls_pollfds(struct calls *cs, struct pollfd *pfd, long long now, long l
 /* Act on poll's answer, pfd being what calls_pollfds filled; ended calls are reported, and go. */
 void calls_handle(struct calls *cs, const struct pollfd *pfd);
 
-/* pid was reaped with status: 1 when it was a call's leader (that call has ended). */
-int calls_reaped(struct calls *cs, pid_t pid, int status);
-
-/* The running calls' leaders into pids (room for cs->ncalls); returns how many. */
-size_t calls_leaders(const struct calls *cs, pid_t *pids);
+/*
+ * Reap every child that ended (our children are the calls' leaders): each
+ * leader's call ends as calls_handle reports. With -x, a child that is no
+ * running call's leader is a stray (orphans of a leader killed at the end
+ * of -R's grace come back to us, their subreaper) and is killed; with no
+ * memory for that, it waits for the next reap.
+ */
+void calls_reap(struct calls *cs);
 
 /* owner's connection is gone: a call waiting for its caller goes; one running ends as it will. */
 void calls_forget(struct calls *cs, const struct session *owner);
 
-/* SIGTERM to every running call's group; the waiting ones end. */
-void calls_stop(struct calls *cs);
+/*
+ * The program ends: every running call's whole process group gets
+ * SIGTERM, then SIGKILL after the grace (cfg.grace_ms), reaped meanwhile
+ * (sigfd: the self-pipe, see proc_end_groups); with no memory, SIGTERM
+ * at least. Then, with -x, every stray child as well. Every call is
+ * freed, reporting none.
+ */
+void calls_end(struct calls *cs, int sigfd);
 
 /* Free every call, reporting none (their leaders are reaped, or ours to leave). */
 void calls_free(struct calls *cs);

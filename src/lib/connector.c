@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -218,4 +219,21 @@ int connector_connect(const char *host, const char *port, const char *bindhost, 
 	connector_free(&c);
 	errno = saved;
 	return fd;
+}
+
+int connector_first(struct connector *c, const char *host, const char *port, int *gai)
+{
+	if (connector_init(c, host, port, NULL, gai) < 0)
+		return -1;
+	for (;;) {
+		struct pollfd pfd;
+		int r = connector_step(c, connector_pollfd(c, &pfd) ? POLLOUT : 0, io_now_ms());
+
+		if (r == 1)
+			return connector_take(c);
+		if (r < 0)
+			return -1;
+		if (connector_pollfd(c, &pfd) && poll(&pfd, 1, -1) < 0 && errno != EINTR)
+			return -1;
+	}
 }

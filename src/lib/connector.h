@@ -59,6 +59,15 @@ int connector_timeout(const struct connector *c, long long now);
 /* The connected descriptor (non-blocking, close-on-exec); the connector lets go of it. */
 int connector_take(struct connector *c);
 
+/*
+ * The first connection: connector_init, then one round, blocking, over
+ * every address of the host in turn. Returns the connected descriptor
+ * (connector_take's), or -1 with errno, or with *gai when resolving
+ * failed (connector_init); the connector is kept for the rounds that
+ * follow (connector_step).
+ */
+int connector_first(struct connector *c, const char *host, const char *port, int *gai);
+
 /* The connection taken last has ended (at now): the backoff rule decides the next wait. */
 void connector_lost(struct connector *c, long long now);
 

@@ -146,6 +146,20 @@ int err_reopen(void)
 	return 0;
 }
 
+int err_reopen_also(const char *path, int also)
+{
+	int fd = err_reopen() < 0 ? -1 : err_open_file(path), r = 0, saved;
+
+	if (fd < 0)
+		return -1;
+	if (also >= 0 && (dup2(fd, also) < 0 || fcntl(also, F_SETFD, FD_CLOEXEC) < 0))
+		r = -1;
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return r;
+}
+
 const char *err_file_path(void)
 {
 	return diag.sink == TO_FILE ? diag.file_path : NULL;

@@ -62,6 +62,13 @@ int err_file_fd(void);
  * not go to a file), or -1 with errno: the old file stays the sink.
  */
 int err_reopen(void);
+/*
+ * err_reopen, then path (the log file, -L) opened again for another
+ * writer as err_open_file does, onto the descriptor number also (the
+ * stderr our children were given; -1: none), close-on-exec. Returns 0,
+ * or -1 with errno.
+ */
+int err_reopen_also(const char *path, int also);
 /* The log file's path, or NULL when diagnostics do not go to a file. */
 const char *err_file_path(void);
 

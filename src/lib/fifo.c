@@ -43,6 +43,17 @@ bad:
 	return -1;
 }
 
+int fifo_probe_dir(const char *dir)
+{
+	char probe[4096];
+
+	snprintf(probe, sizeof probe, "%s/.pool-probe-%ld", dir, (long)getpid());
+	if (mkfifo(probe, 0600) < 0)
+		return -1;
+	unlink(probe);
+	return 0;
+}
+
 char *fifo_resolve(const char *id, const char *dir)
 {
 	int kind = fifo_check_id(id);

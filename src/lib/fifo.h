@@ -51,6 +51,12 @@ struct fifo {
 int fifo_check_id(const char *id);
 
 /*
+ * dir takes FIFOs from us: one is made there (a dot name no buffer can
+ * have) and removed. Returns 0, or -1 with errno (mkfifo's).
+ */
+int fifo_probe_dir(const char *dir);
+
+/*
  * The buffer path for id: dir/id for a plain name (dir NULL or "": id as
  * is, in the current directory), id itself for a path. Returns a malloc'd
  * string, or NULL with errno (EINVAL: bad id; ENAMETOOLONG).

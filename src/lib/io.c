@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <poll.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -169,4 +171,31 @@ void io_close_inherited(int lowfd)
 		if (fl >= 0 && !(fl & FD_CLOEXEC))
 			close(fd);
 	}
+}
+
+int io_check_dir(const char *path, int mode, int *not_dir)
+{
+	struct stat st;
+
+	*not_dir = 0;
+	if (stat(path, &st) < 0)
+		return -1;
+	if (!S_ISDIR(st.st_mode)) {
+		*not_dir = 1;
+		errno = ENOTDIR;
+		return -1;
+	}
+	return mode ? access(path, mode) : 0;
+}
+
+int io_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return -1;
+	if (rl.rlim_cur >= rl.rlim_max)
+		return 0;
+	rl.rlim_cur = rl.rlim_max;
+	return setrlimit(RLIMIT_NOFILE, &rl);
 }

@@ -42,6 +42,16 @@ int io_devnull(int fd, int flags);
  */
 void io_close_inherited(int lowfd);
 
+/*
+ * path must be a directory (and, mode not 0, one access(2) grants mode).
+ * Returns 0, or -1 with errno, *not_dir set when path is something else
+ * than a directory (errno ENOTDIR), cleared when stat or access failed.
+ */
+int io_check_dir(const char *path, int mode, int *not_dir);
+
+/* Raise the soft limit on open descriptors to the hard one. Returns 0, or -1 with errno. */
+int io_raise_nofile(void);
+
 /* Duration in milliseconds from CLOCK_MONOTONIC. */
 long long io_now_ms(void);
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "client.h"
 #include "deadline.h"
 #include "err.h"
 #include "io.h"
@@ -113,6 +114,38 @@ int job_resuming(const struct job *j)
 int job_unsettled(const struct job *j)
 {
 	return j->state == JOB_WAITING || j->state == JOB_ASKED || j->state == JOB_CONNECTING;
+}
+
+int jobs_ask(struct jobs *js, struct client *c, long long now, struct job **failed)
+{
+	char line[PROTO_LINE_MAX];
+	int all_answered = 1;
+
+	for (size_t i = 0; i < js->n; i++) {
+		struct job *j = &js->v[i];
+
+		if (job_unsettled(j))
+			all_answered = 0; /* or started: what -b reports waits for it */
+		if (!job_wants_port(js, j, now))
+			continue;
+		job_request(js, j, line, sizeof line);
+		if (client_ask(c, i, j->name, "%s", line) < 0) {
+			*failed = j;
+			return -1;
+		}
+		if (j->state == JOB_WAITING)
+			j->state = JOB_ASKED;
+		j->inflight = 1;
+	}
+	return all_answered && !client_inflight(c);
+}
+
+int jobs_streams_over(const struct jobs *js)
+{
+	for (size_t i = 0; i < js->n; i++)
+		if (!job_stream_over(js, &js->v[i]))
+			return 0;
+	return 1;
 }
 
 int jobs_over(const struct jobs *js)

@@ -141,6 +141,21 @@ int job_resuming(const struct job *j);
 /* A job still between its first request and its start: asked, or its connection being made. */
 int job_unsettled(const struct job *j);
 
+struct client;
+
+/*
+ * Ask c for every port wanted now (job_wants_port), all at once, each
+ * request tagged with its job's index: the pool answers in order, so the
+ * whole start costs a round trip, not one per daemon. Returns 1 once
+ * every job has its answer and none is awaited, 0 while some is, or -1
+ * with errno (client_ask's) when a request could not be sent, *failed
+ * being its job.
+ */
+int jobs_ask(struct jobs *js, struct client *c, long long now, struct job **failed);
+
+/* Every relayed stream needs nothing more (job_stream_over). */
+int jobs_streams_over(const struct jobs *js);
+
 /* Every stream is delivered (or needs nothing), every service call's outcome is known. */
 int jobs_over(const struct jobs *js);
 

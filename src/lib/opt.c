@@ -71,6 +71,24 @@ long opt_port(const char *s, struct opt_parse *p)
 	return v;
 }
 
+int opt_port_range(const char *s, long *lo, long *hi, const char *what, struct opt_parse *p)
+{
+	const char *dash = strchr(s, '-');
+	char first[16];
+
+	if (!dash || (size_t)(dash - s) >= sizeof first)
+		return refuse(p, OPT_USAGE, "%s: '%s' is not a range LO-HI", what, s);
+	memcpy(first, s, (size_t)(dash - s));
+	first[dash - s] = '\0';
+	if (opt_long(first, OPT_RANGE_MIN, OPT_RANGE_MAX, lo) < 0 ||
+	    opt_long(dash + 1, OPT_RANGE_MIN, OPT_RANGE_MAX, hi) < 0)
+		return refuse(p, OPT_USAGE, "%s: '%s' is not a range LO-HI of ports %d-%d", what, s,
+			      OPT_RANGE_MIN, OPT_RANGE_MAX);
+	if (*lo > *hi)
+		return refuse(p, OPT_USAGE, "%s: '%s': LO is above HI", what, s);
+	return 0;
+}
+
 int opt_long(const char *s, long min, long max, long *out)
 {
 	char *end;

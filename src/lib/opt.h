@@ -79,6 +79,15 @@ long opt_duration(const char *s, long min_ms, long max_ms, const char *what, str
 long opt_port(const char *s, struct opt_parse *p);
 
 /*
+ * A range of ports LO-HI, each from OPT_RANGE_MIN to OPT_RANGE_MAX, LO not
+ * above HI, into *lo and *hi (-r of pool). Returns 0, or -1 as the parsers
+ * above.
+ */
+#define OPT_RANGE_MIN 1024
+#define OPT_RANGE_MAX 65535
+int opt_port_range(const char *s, long *lo, long *hi, const char *what, struct opt_parse *p);
+
+/*
  * A KEY operand (see proto_load_key): the key itself, or @FILE, into *key
  * (allocated) and *len. Returns 0, or -1: an empty key is a usage error,
  * a file that cannot be read, or is too long, a runtime failure. A key

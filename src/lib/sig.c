@@ -116,6 +116,16 @@ int sig_pending(unsigned *got)
 	return term;
 }
 
+int sig_teardown_in(unsigned got)
+{
+	static const int order[] = {SIGTERM, SIGINT, SIGHUP};
+
+	for (size_t i = 0; i < sizeof order / sizeof *order; i++)
+		if (got & SIG_BIT(order[i]))
+			return order[i];
+	return 0;
+}
+
 int sig_drain(int *chld)
 {
 	unsigned got = 0;

@@ -79,6 +79,13 @@ int sig_pending(unsigned *got);
  */
 int sig_drain(int *chld);
 
+/*
+ * For a program whose SIGQUIT is a graceful stop: the teardown signal
+ * among those sig_pending added to got (SIGTERM, SIGINT, SIGHUP: the
+ * first there in that order), or 0 when SIGQUIT came alone.
+ */
+int sig_teardown_in(unsigned got);
+
 /* True for the three signals that mean "tear down". */
 int sig_is_term(int sig);
 

@@ -303,6 +303,27 @@ int status_open_beside(struct status_file *sf, const char *buffer, const char *p
 	return r;
 }
 
+int status_open_in(struct status_file *sf, const char *dir, const char *id, const char *prom,
+		   const char *program)
+{
+	size_t n;
+	char *path;
+	int r;
+
+	if (!dir)
+		dir = ".";
+	n = strlen(dir) + strlen(program) + strlen(id) + sizeof "/.-.status";
+	path = malloc(n);
+	if (!path) {
+		*sf = (struct status_file){0};
+		return -1;
+	}
+	snprintf(path, n, "%s/.%s-%s.status", dir, program, id);
+	r = status_open(sf, path, prom, program);
+	free(path);
+	return r;
+}
+
 void status_close(struct status_file *sf)
 {
 	if (sf->path)

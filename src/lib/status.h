@@ -88,6 +88,14 @@ void status_time(struct status_text *t, const char *key, long long epoch_s);
 int status_open_beside(struct status_file *sf, const char *buffer, const char *prom,
 		       const char *program);
 
+/*
+ * status_open for a program serving ID (the pool: its control port): its
+ * status lives in DIR (NULL: the current directory), a dotfile no buffer
+ * name can be, "DIR/.PROGRAM-ID.status".
+ */
+int status_open_in(struct status_file *sf, const char *dir, const char *id, const char *prom,
+		   const char *program);
+
 /* Remove the files and forget them. */
 void status_close(struct status_file *sf);
 

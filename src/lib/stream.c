@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "io.h"
 #include "mem.h"
 
 /* Confirmed by TCP only: how often to look for acknowledgements while bytes are held. */
@@ -50,6 +51,27 @@ int stream_attach(struct stream *s, int fd, struct channel *ch, const void *pref
 	s->full = s->shut = s->peer_end = s->peer_took = 0;
 	queue_rewind(&s->q);
 	return 0;
+}
+
+int stream_open(struct stream *s, int fd, const unsigned char *psk, const char *prologue)
+{
+	struct channel *ch = NULL;
+	int saved;
+
+	if (psk) {
+		ch = channel_new(fd, 1, psk, prologue, CHANNEL_ACKS, strlen(CHANNEL_ACKS), io_now_ms());
+		if (!ch || channel_handshake_wait(ch) < 0)
+			goto fail;
+	}
+	stream_attach(s, fd, ch, NULL, 0);
+	stream_step(s, 0, io_now_ms()); /* the handshake's outcome: how the receiver confirms */
+	return 0;
+fail:
+	saved = errno;
+	channel_free(ch);
+	close(fd);
+	errno = saved;
+	return -1;
 }
 
 char *stream_tail(struct stream *s, size_t n)

@@ -97,6 +97,16 @@ void stream_init(struct stream *s, unsigned flags, size_t window);
  */
 int stream_attach(struct stream *s, int fd, struct channel *ch, const void *prefix, size_t n);
 
+/*
+ * A connection the sender made, for the stream: with psk (NULL: plain
+ * text) the channel's handshake on fd first, as its initiator with
+ * prologue, asking for counts of what the receiver takes (CHANNEL_ACKS),
+ * waited for (CHANNEL_HS_MS at most); then stream_attach with no prefix,
+ * and a first step, whose outcome says how the receiver confirms.
+ * Returns 0, or -1 with errno (channel_strerror; fd is closed).
+ */
+int stream_open(struct stream *s, int fd, const unsigned char *psk, const char *prologue);
+
 /* Room for n more bytes at the tail (queue_tail); NULL with errno ENOMEM. */
 char *stream_tail(struct stream *s, size_t n);
 void stream_commit(struct stream *s, size_t n);
