@@ -644,7 +644,7 @@ mk_forever() { # NAME...: daemons that record their PID and print a line a secon
 	head -n 1000 <s2 >got
 	seq 1 1000 | cmp - got
 	[ ! -e s2.unread ]
-	grep -q "s2: 3893 byte(s) a previous pool left unread go first" pool.log
+	grep -q "s2: 3893 bytes a previous pool left unread go first" pool.log
 	[ ! -e evil ]
 	grep -q "evil: evil.unread is not a private file of ours; left alone" pool.log
 	[ -L evil.unread ]
