@@ -329,7 +329,7 @@ rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 @test "-A ADDR listens there only: 127.0.0.1 served, 127.0.0.2 refused; a bad ADDR leaves nothing" {
 	start_detached bind-input -A 127.0.0.1 -L log in1 "$PORT"
 	[ "$(ss -Hltn "sport = :$PORT" | awk '{ print $4 }')" = "127.0.0.1:$PORT" ]
-	send "$PORT" $'one\n'
+	send_text "$PORT" $'one\n'
 	read -r -t 5 l <in1
 	[ "$l" = one ]
 	# The loopback covers 127/8: 127.0.0.2 is this machine's, yet nobody listens there.
