@@ -297,8 +297,7 @@ static void preload(struct buffer *buf)
 		free(path);
 		return;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
-	    (st.st_mode & 077)) {
+	if (fstat(fd, &st) < 0 || !io_private_file(&st)) {
 		note(buf->gs, buf->name, 0, "%s is not a private file of ours; left alone", path);
 		goto out;
 	}
@@ -394,8 +393,8 @@ static int recover_one(struct grants *gs, int dirfd, const char *file)
 	name[len - suffix] = '\0';
 	if (!name_ok(name) || name_reserved(name))
 		return 0; /* not a name a master could have pushed: not ours */
-	if (fstatat(dirfd, file, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
-	    st.st_uid != geteuid() || (st.st_mode & 077)) {
+	/* Checked before a buffer (a FIFO, a port) is made for it; preload checks it again, open. */
+	if (fstatat(dirfd, file, &st, AT_SYMLINK_NOFOLLOW) < 0 || !io_private_file(&st)) {
 		note(gs, name, 0, "%s is not a private file of ours; left alone", file);
 		return 0;
 	}

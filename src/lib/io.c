@@ -188,6 +188,11 @@ int io_check_dir(const char *path, int mode, int *not_dir)
 	return mode ? access(path, mode) : 0;
 }
 
+int io_private_file(const struct stat *st)
+{
+	return S_ISREG(st->st_mode) && st->st_uid == geteuid() && !(st->st_mode & 077);
+}
+
 int io_raise_nofile(void)
 {
 	struct rlimit rl;

@@ -49,6 +49,13 @@ void io_close_inherited(int lowfd);
  */
 int io_check_dir(const char *path, int mode, int *not_dir);
 
+struct stat;
+/*
+ * st is a private regular file of our user (no bit for group or others):
+ * one a process of ours wrote, not one planted for us to read. 1 or 0.
+ */
+int io_private_file(const struct stat *st);
+
 /* Raise the soft limit on open descriptors to the hard one. Returns 0, or -1 with errno. */
 int io_raise_nofile(void);
 

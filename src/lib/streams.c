@@ -131,8 +131,7 @@ int streams_load(struct streams *st, const char *path, long long now)
 		return -1;
 	}
 	/* Only what a pool of ours wrote: a private regular file of our user. */
-	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_uid != geteuid() ||
-	    (sb.st_mode & 077)) {
+	if (fstat(fd, &sb) < 0 || !io_private_file(&sb)) {
 		close(fd);
 		free(buf);
 		errno = EPERM;
