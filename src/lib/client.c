@@ -202,10 +202,7 @@ static const char *version_wrong(struct client *c, const struct proto_msg *msg)
  */
 static int channel_early(struct client *c, long long now)
 {
-	char line[PROTO_LINE_MAX];
-
-	snprintf(line, sizeof line, "SOCKETPOOL %d %s", PROTO_VERSION, WIRE_NOISE);
-	if (!(c->ch = wire_control(c->fd, 1, c->cfg->psk, line, now)))
+	if (!(c->ch = wire_control(c->fd, 1, c->cfg->psk, now)))
 		return -1;
 	/* A pool slowing guessers may judge us late: -t is how long we wait, as in version 2. */
 	channel_set_deadline(c->ch, c->reply_by);

@@ -219,7 +219,7 @@ static int over_cap(struct sessions *set, int fd, const char *ip)
 static void greet(struct session *s)
 {
 	if (s->set->cfg.psk) {
-		line_out(s, "SOCKETPOOL %d %s", PROTO_VERSION, WIRE_NOISE);
+		line_out(s, "%s", WIRE_GREETING);
 		s->version = PROTO_VERSION; /* from now on, no line but through the channel */
 		return;
 	}
@@ -372,8 +372,6 @@ static void proof_taken(struct session *s, const struct proto_msg *m)
  */
 static int handshake_begun(struct session *s, short revents, long long now)
 {
-	char greeting[32];
-
 	if (s->channel)
 		return 1;
 	if (revents & (POLLERR | POLLHUP)) {
@@ -389,8 +387,7 @@ static int handshake_begun(struct session *s, short revents, long long now)
 	if (now < s->proof_at)
 		return 0;
 	s->proof_waits = 0;
-	snprintf(greeting, sizeof greeting, "SOCKETPOOL %d %s", PROTO_VERSION, WIRE_NOISE);
-	if (!(s->channel = wire_control(s->fd, 0, s->set->cfg.psk, greeting, now))) {
+	if (!(s->channel = wire_control(s->fd, 0, s->set->cfg.psk, now))) {
 		tell(s, SESSION_EV_FAILED, "no channel", errno);
 		s->closing = 1;
 		return 0;

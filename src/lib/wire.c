@@ -2,25 +2,18 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <string.h>
 
 #include "channel.h"
 #include "io.h"
 #include "queue.h"
 
-struct channel *wire_control(int fd, int initiator, const unsigned char psk[NOISE_PSK],
-			     const char *greeting, long long now)
-{
-	char prologue[sizeof WIRE_CONTROL + PROTO_LINE_MAX];
+_Static_assert(PROTO_VERSION == 3, "WIRE_GREETING names version 3");
 
+struct channel *wire_control(int fd, int initiator, const unsigned char psk[NOISE_PSK],
+			     long long now)
+{
 	/* The greeting is hashed in: whoever rewrites it in flight breaks the handshake. */
-	if (strlen(greeting) >= PROTO_LINE_MAX) {
-		errno = EINVAL;
-		return NULL;
-	}
-	memcpy(prologue, WIRE_CONTROL, sizeof WIRE_CONTROL - 1);
-	strcpy(prologue + sizeof WIRE_CONTROL - 1, greeting);
-	return channel_new(fd, initiator, psk, prologue, NULL, 0, now);
+	return channel_new(fd, initiator, psk, WIRE_CONTROL WIRE_GREETING, NULL, 0, now);
 }
 
 ssize_t wire_fill(struct proto_in *in, int fd, struct channel *ch)

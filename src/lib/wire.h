@@ -21,14 +21,16 @@ struct queue;
 #define WIRE_NOISE "noise"		      /* version 3's greeting word, where 2 has its nonce */
 #define WIRE_CONTROL "socketpool 3 control\n" /* the control prologue, before the greeting */
 #define WIRE_DATA "socketpool 3 data"	      /* the data connections' prologue */
+/* Version 3's greeting line, without its LF: the pool's words, and the master's expectation. */
+#define WIRE_GREETING "SOCKETPOOL 3 " WIRE_NOISE
 
 /*
- * The channel of a control connection on fd whose pool greeted with the
- * line greeting (without its LF): the master is the initiator, the pool
- * the responder. Returns it, or NULL with errno (channel_new_for's).
+ * The channel of a version 3 control connection on fd, under its
+ * greeting (WIRE_GREETING): the master is the initiator, the pool the
+ * responder. Returns it, or NULL with errno (channel_new_for's).
  */
 struct channel *wire_control(int fd, int initiator, const unsigned char psk[NOISE_PSK],
-			     const char *greeting, long long now);
+			     long long now);
 
 /*
  * As proto_fill, through ch when it is not NULL: one read of what the
