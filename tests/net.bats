@@ -132,6 +132,8 @@ start_resuming() {
 	wait_for 60 lines_in got.s1 1000
 	kill -TERM "$POOL"
 	wait_status "$POOL"
+	echo "the first pool: status $RC; its log:"
+	cat pool.log pool.err
 	[ "$RC" -eq 143 ]
 	some_stream_cut
 	pool_in_b -l -L pool.log "$KEY" "$port"

@@ -8,6 +8,8 @@
 
 int lines_hold(struct lines *l, const char *p, size_t n)
 {
+	if (!n)
+		return 0; /* p may be an empty holder's NULL: memcpy must not see it */
 	if (mem_reserve(&l->part, &l->cap, l->len + n, 1, 1024) < 0)
 		return -1;
 	memcpy(l->part + l->len, p, n);
