@@ -130,39 +130,13 @@ static void parse(int argc, char **argv, struct opts *o)
 static void on_event(const struct binding_event *ev, void *arg)
 {
 	struct opts *o = arg;
+	char text[BINDING_TEXT_MAX];
 
-	switch (ev->type) {
-	case BINDING_EV_ACCEPT: err_warn("%s: sender %s connected", o->id, ev->peer); break;
-	case BINDING_EV_CLOSE:
+	if (ev->type == BINDING_EV_CLOSE) {
 		o->closed++;
 		o->closed_bytes += ev->bytes;
-		err_warn("%s: sender %s closed after %llu bytes", o->id, ev->peer, ev->bytes);
-		break;
-	case BINDING_EV_REJECT: err_warn("%s: refused %s: %s", o->id, ev->peer, ev->why); break;
-	case BINDING_EV_ERROR:
-		errno = ev->err;
-		if (*ev->peer && o->chan && (ev->err == EBADMSG || ev->err == EPIPE))
-			err_warn("%s: sender %s: %s; connection ended after %llu bytes", o->id,
-				 ev->peer, channel_strerror(ev->err, 0), ev->bytes);
-		else if (*ev->peer)
-			err_warn("%s: sender %s:", o->id, ev->peer);
-		else
-			err_warn("%s: sender (accept): %s (%llu in the last second; pausing)", o->id,
-				 strerror(ev->err), ev->bytes);
-		break;
-	case BINDING_EV_DONE: err_warn("%s: drained; closing", o->id); break;
-	case BINDING_EV_SAVED:
-		if (ev->err) {
-			errno = ev->err;
-			err_warn("%s: saving unread bytes to %s:", o->id, *ev->why ? ev->why : "a file");
-		} else if (*ev->peer) {
-			err_warn("%s: %s%s %s, not touched; %llu unread bytes saved to %s instead", o->id,
-				 o->path, FIFO_UNREAD, ev->peer, ev->bytes, ev->why);
-		} else {
-			err_warn("%s: %llu unread bytes saved to %s", o->id, ev->bytes, ev->why);
-		}
-		break;
 	}
+	err_warn("%s: %s", o->id, binding_event_text(ev, o->path, o->chan, text, sizeof text));
 }
 
 static struct binding *open_binding(struct opts *o)

@@ -193,52 +193,20 @@ static void parse(int argc, char **argv, struct opts *o)
 static void on_session_event(const struct session_event *ev, void *arg)
 {
 	struct pool *p = arg;
-	const struct grant_request *rq = ev->request;
-	const char *peer = ev->peer;
-	int saved = errno;
+	char text[SESSION_TEXT_MAX];
 
-	errno = ev->err;
-	switch (ev->type) {
-	case SESSION_EV_BUSY:
-		err_warn("%s: refused: %zu connections are proving the key", ev->ip,
-			 (size_t)ev->count);
-		break;
-	case SESSION_EV_NO_ROOM: err_warn("connection dropped:"); break;
-	case SESSION_EV_ACCEPT_FAILED:
-		err_warn("accept: %s (%llu in the last second; pausing)", strerror(ev->err),
-			 ev->count);
-		break;
-	case SESSION_EV_BEGIN: err_warn("%s: master session begins", peer); break;
-	case SESSION_EV_DROPPED: err_warn("%s: %s; dropped", peer, ev->what); break;
-	case SESSION_EV_FAILED: err_warn("%s: %s:", peer, ev->what); break;
-	case SESSION_EV_CLOSED: err_warn("%s: %s", peer, ev->what); break;
-	case SESSION_EV_BROKEN:
-		err_warn("%s: control connection: %s", peer, channel_strerror(ev->err, 0));
-		break;
-	case SESSION_EV_GRANTED:
-		if (rq->cmd == PROTO_CALL)
-			err_warn("%s: service called by %s (port %d)", rq->name, peer, rq->port);
-		else
-			err_warn("%s: granted to %s (port %d, stream %.8s, from byte %s)", rq->name,
-				 peer, rq->port, rq->stream, ev->what);
-		break;
-	case SESSION_EV_END:
-		if (!p->o->lasting && !p->ended) {
-			/* One master's session is the whole job: no new masters. */
-			listener_close(&p->masters);
-			p->ended = 1;
-		}
-		break;
-	case SESSION_EV_GONE:
-		if (ev->state != SESSION_PROVING)
-			err_warn("%s: session ends: %zu grant%s, %zu not finished yet", peer,
-				 (size_t)ev->count, err_plural(ev->count), (size_t)ev->unfinished);
+	if (session_event_text(ev, text, sizeof text))
+		err_warn("%s", text);
+	if (ev->type == SESSION_EV_END && !p->o->lasting && !p->ended) {
+		/* One master's session is the whole job: no new masters. */
+		listener_close(&p->masters);
+		p->ended = 1;
+	}
+	if (ev->type == SESSION_EV_GONE) {
 		/* The grants it got and did not use go with it; a call waiting for it too. */
 		grants_forget(&p->grants, ev->session);
 		calls_forget(&p->calls, ev->session);
-		break;
 	}
-	errno = saved;
 }
 
 static int on_request(struct grant_request *rq, void *arg)
@@ -248,28 +216,13 @@ static int on_request(struct grant_request *rq, void *arg)
 	return rq->cmd == PROTO_CALL ? calls_start(&p->calls, rq) : grants_port(&p->grants, rq);
 }
 
-/* A buffer's binding event, with the buffer's name. */
-static void binding_logged(const char *name, const struct binding_event *ev)
+/* A buffer's binding event, with the buffer's name (its senders' connects are not news). */
+static void binding_logged(const struct pool *p, const char *name, const struct binding_event *ev)
 {
-	errno = ev->err;
-	if (ev->type == BINDING_EV_CLOSE)
-		err_warn("%s: sender %s closed after %llu bytes%s", name, ev->peer, ev->bytes,
-			 ev->err ? " (broken: its stream may resume)" : "");
-	else if (ev->type == BINDING_EV_REJECT)
-		err_warn("%s: refused a connection from %s: %s", name, ev->peer, ev->why);
-	else if (ev->type == BINDING_EV_ERROR && *ev->peer)
-		err_warn("%s: connection from %s:", name, ev->peer);
-	else if (ev->type == BINDING_EV_ERROR)
-		err_warn("%s: accept: %s (%llu in the last second; pausing)", name,
-			 strerror(ev->err), ev->bytes);
-	else if (ev->type == BINDING_EV_SAVED && ev->err)
-		err_warn("%s: saving unread bytes:", name);
-	else if (ev->type == BINDING_EV_SAVED && *ev->peer)
-		err_warn("%s: %s%s %s, not touched; %llu unread byte%s saved to %s instead", name,
-			 name, FIFO_UNREAD, ev->peer, ev->bytes, err_plural(ev->bytes), ev->why);
-	else if (ev->type == BINDING_EV_SAVED)
-		err_warn("%s: %llu unread byte%s saved to %s", name, ev->bytes, err_plural(ev->bytes),
-			 ev->why);
+	char text[BINDING_TEXT_MAX];
+
+	if (ev->type != BINDING_EV_ACCEPT && ev->type != BINDING_EV_DONE)
+		err_warn("%s: %s", name, binding_event_text(ev, name, !p->o->plain, text, sizeof text));
 }
 
 /* Grants report to the log, and their ends to their sessions. */
@@ -277,12 +230,11 @@ static void on_grant_event(const struct grant_event *ev, void *arg)
 {
 	int saved = errno;
 
-	(void)arg;
 	errno = ev->err;
 	if (ev->type == GRANT_EV_ENDED)
 		session_grant_ended(ev->owner);
 	else if (ev->type == GRANT_EV_BINDING)
-		binding_logged(ev->name, ev->binding);
+		binding_logged(arg, ev->name, ev->binding);
 	else if (ev->err)
 		err_warn("%s: %s:", ev->name, ev->what);
 	else

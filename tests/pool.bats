@@ -233,8 +233,8 @@ read_buffer() { # FIFO OUT: read a buffer to its EOF in the background; sets REA
 	# Right token, other address (127.0.0.2 is loopback too): closed.
 	run socat -t 5 - "TCP:127.0.0.1:$gport,bind=127.0.0.2" <<<"$token
 foreign with stolen token"
-	wait_for 5 grep -q "g1: refused a connection from 127.0.0.2" pool.err
-	grep -q "g1: refused a connection from 127.0.0.1" pool.err
+	wait_for 5 grep -q "g1: refused 127.0.0.2" pool.err
+	grep -q "g1: refused 127.0.0.1" pool.err
 	alive "$POOL"
 	# The real sender: token first, then 3000 lines.
 	read_buffer g1 g1.got

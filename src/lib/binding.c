@@ -16,7 +16,9 @@
 #include <unistd.h>
 
 #include "binding_int.h"
+#include "channel.h"
 #include "deadline.h"
+#include "err.h"
 #include "io.h"
 #include "status.h"
 
@@ -365,4 +367,51 @@ void binding_stats(const struct binding *b, struct binding_stats *st)
 int binding_done(const struct binding *b)
 {
 	return b->done;
+}
+
+/* A sender's connection or our accept() failed. */
+static void error_text(const struct binding_event *ev, int chan, char *buf, size_t n)
+{
+	/* The channel's own failures end the connection after what came before them. */
+	if (*ev->peer && chan && (ev->err == EBADMSG || ev->err == EPIPE))
+		snprintf(buf, n, "sender %s: %s; connection ended after %llu bytes", ev->peer,
+			 channel_strerror(ev->err, 0), ev->bytes);
+	else if (*ev->peer)
+		snprintf(buf, n, "sender %s: %s", ev->peer, strerror(ev->err));
+	else
+		snprintf(buf, n, "sender (accept): %s (%llu in the last second; pausing)",
+			 strerror(ev->err), ev->bytes);
+}
+
+/* What a teardown saved, and where. */
+static void saved_text(const struct binding_event *ev, const char *path, char *buf, size_t n)
+{
+	if (ev->err)
+		snprintf(buf, n, "saving unread bytes to %s: %s",
+			 ev->why && *ev->why ? ev->why : "a file",
+			 strerror(ev->err));
+	else if (*ev->peer)
+		snprintf(buf, n, "%s%s %s, not touched; %llu unread byte%s saved to %s instead", path,
+			 FIFO_UNREAD, ev->peer, ev->bytes, err_plural(ev->bytes), ev->why);
+	else
+		snprintf(buf, n, "%llu unread byte%s saved to %s", ev->bytes, err_plural(ev->bytes),
+			 ev->why);
+}
+
+const char *binding_event_text(const struct binding_event *ev, const char *path, int chan,
+			       char *buf, size_t n)
+{
+	switch (ev->type) {
+	case BINDING_EV_ACCEPT: snprintf(buf, n, "sender %s connected", ev->peer); break;
+	case BINDING_EV_CLOSE:
+		/* A broken stream's sender may connect again and go on (bind-output -r, master -r). */
+		snprintf(buf, n, "sender %s closed after %llu bytes%s", ev->peer, ev->bytes,
+			 ev->err ? " (broken: its stream may resume)" : "");
+		break;
+	case BINDING_EV_REJECT: snprintf(buf, n, "refused %s: %s", ev->peer, ev->why); break;
+	case BINDING_EV_ERROR: error_text(ev, chan, buf, n); break;
+	case BINDING_EV_DONE: snprintf(buf, n, "drained; closing"); break;
+	case BINDING_EV_SAVED: saved_text(ev, path, buf, n); break;
+	}
+	return buf;
 }

@@ -63,6 +63,17 @@ struct binding_event {
 	unsigned long long taken; /* CLOSE: of bytes, what went into the buffer or the spill */
 };
 
+/*
+ * An event's log line, without the binding's name (the caller's prefix):
+ * one wording for bind-input and a pool's buffers alike. path names the
+ * buffer in BINDING_EV_SAVED's "not touched" line; chan: the senders speak
+ * the encrypted channel (its errors say what the channel found). Returns
+ * buf (n bytes at most, cut if need be).
+ */
+#define BINDING_TEXT_MAX 512 /* room for binding_event_text's longest line */
+const char *binding_event_text(const struct binding_event *ev, const char *path, int chan,
+			       char *buf, size_t n);
+
 /* What the guard says of a sender it admits. */
 struct binding_admit {
 	void *tag;  /* reported with the sender's events */

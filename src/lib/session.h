@@ -63,6 +63,13 @@ struct session_event {
 	const struct grant_request *request; /* GRANTED */
 };
 
+/*
+ * The event's log line (session_text.c), or NULL for one that has none
+ * (END; GONE of a newcomer that never proved the key). Returns buf.
+ */
+#define SESSION_TEXT_MAX 512
+const char *session_event_text(const struct session_event *ev, char *buf, size_t n);
+
 struct session_config {
 	const char *key; /* version 2's proofs */
 	size_t keylen;
