@@ -98,7 +98,6 @@ struct master {
 	int sent_end;
 	int bye;	    /* the pool said every grant of ours has ended */
 	long long run_by;   /* -T */
-	long long wait_by;  /* -w: the pool may come up until then */
 	struct linger_set linger;
 	unsigned char psk[NOISE_PSK]; /* version 3: the channels' key, from KEY */
 	struct pollfd *pfd;	      /* the poll set, room for every job's */
@@ -398,22 +397,6 @@ static void ctl_lost(struct master *m, const char *why)
 	m->sent_end = 0;
 }
 
-/* Connecting failed a round: before the pool was ever reached that may end the run. */
-static void unreachable(struct master *m, int err)
-{
-	char secs[OPT_SECS_MAX];
-
-	/* -w: the pool may be late at first; -r: once it was reached, it may come back. */
-	if (io_now_ms() >= m->wait_by && !(m->o->resume && m->ready)) {
-		if (m->o->wait_ms)
-			err_warn("the pool at %s %s did not listen within %s s (-w): %s", m->o->host,
-				 m->o->port, opt_secs(m->o->wait_ms, secs), strerror(err));
-		else
-			err_warn("connect to %s %s: %s", m->o->host, m->o->port, strerror(err));
-		finish(m, EXIT_RUNTIME);
-	}
-}
-
 static void on_client(const struct client_event *ev, void *arg)
 {
 	struct master *m = arg;
@@ -424,7 +407,6 @@ static void on_client(const struct client_event *ev, void *arg)
 	case CLIENT_EV_ANSWER: answer(m, ev->tag, ev->msg, now); break;
 	case CLIENT_EV_EXIT: remote_exit(m, ev->msg); break;
 	case CLIENT_EV_BYE: m->bye = 1; break;
-	case CLIENT_EV_UNREACHABLE: unreachable(m, ev->err); break;
 	case CLIENT_EV_NOTE: err_warn("%s", ev->why); break;
 	case CLIENT_EV_LOST: ctl_lost(m, ev->why); break;
 	case CLIENT_EV_FATAL:
@@ -533,7 +515,7 @@ static void configure(struct master *m, const struct opts *o)
 	m->ccfg = (struct client_config){
 		.host = o->host, .port = o->port, .key = o->key, .keylen = o->keylen,
 		.psk = m->psk, .plain = o->plain, .resume = o->resume,
-		.calls = o->kind != JOBS_DAEMONS, .reply_ms = o->reply_ms,
+		.calls = o->kind != JOBS_DAEMONS, .reply_ms = o->reply_ms, .wait_ms = o->wait_ms,
 		.on_event = on_client, .arg = m};
 	/*
 	 * Every daemon's output comes through us: with -r, to keep what the
@@ -598,6 +580,5 @@ int main(int argc, char **argv)
 	if (m.sigfd < 0)
 		err_die(EXIT_RUNTIME, "signals:");
 	m.run_by = o.run_ms ? io_now_ms() + o.run_ms : 0;
-	m.wait_by = io_now_ms() + o.wait_ms;
 	loop(&m);
 }
