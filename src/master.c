@@ -181,19 +181,25 @@ static void skipped(void *arg, const char *name, const char *why)
 	m->failed = 1;
 }
 
-/* One master per DDIR: the first holds a lock on it for as long as it runs. */
-static void lock_ddir(const struct opts *o, int fd)
+/*
+ * DDIR, open and locked: checked before connecting (a typo should not
+ * cost the pool a session); one master per DDIR, the first holding the
+ * lock for as long as it runs.
+ */
+static int open_ddir(const struct opts *o)
 {
+	int fd = open(o->ddir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), err;
+	char why[128];
 	pid_t who;
 
-	if (ddir_lock(fd, o->overlap_wait, &who) == 0)
-		return;
-	if (errno != EWOULDBLOCK)
-		err_die(EXIT_RUNTIME, "%s: locking:", o->ddir);
-	if (who > 0)
-		err_die(EXIT_BUSY, "%s: another master (PID %ld) runs these daemons; not starting",
-			o->ddir, (long)who);
-	err_die(EXIT_BUSY, "%s: another master runs these daemons; not starting", o->ddir);
+	if (fd < 0)
+		err_die(EXIT_RUNTIME, "%s:", o->ddir);
+	if (ddir_lock(fd, o->overlap_wait, &who) < 0) {
+		err = errno;
+		err_die(err == EWOULDBLOCK ? EXIT_BUSY : EXIT_RUNTIME, "%s: %s", o->ddir,
+			ddir_lock_why(err, who, why, sizeof why));
+	}
+	return fd;
 }
 
 /* DDIR's daemons (or client portions), or -c's one service call. */
@@ -550,13 +556,8 @@ int main(int argc, char **argv)
 		err_die(EXIT_RUNTIME, "current directory:");
 	if (noise_psk_from_key(o.key, o.keylen, m.psk) < 0)
 		err_die(EXIT_RUNTIME, "the key:");
-	/* Checked before connecting: a typo should not cost the pool a session. */
-	if (o.kind != JOBS_CALL) {
-		m.ddirfd = open(o.ddir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (m.ddirfd < 0)
-			err_die(EXIT_RUNTIME, "%s:", o.ddir);
-		lock_ddir(&o, m.ddirfd);
-	}
+	if (o.kind != JOBS_CALL)
+		m.ddirfd = open_ddir(&o);
 	/* The daemons write to -L from their start: not to a caller (cron's mail) we leave. */
 	if (o.logfile && (m.errfd = err_open_file(o.logfile)) < 0)
 		err_die(EXIT_RUNTIME, "%s: %s", o.logfile, err_file_why(errno));
