@@ -225,39 +225,25 @@ static void list_jobs(struct master *m)
 	}
 }
 
+/* A job's news, in the engine's words: what fails the run is ours to say. */
 static void on_job(const struct job_event *ev, void *arg)
 {
 	struct master *m = arg;
-	const struct job *j = ev->job;
+	char text[JOB_TEXT_MAX];
 
+	err_warn("%s", job_event_text(ev, text, sizeof text));
 	switch (ev->type) {
 	case JOB_EV_CANNOT_START:
-		err_warn("%s: %s", j->file, ev->why);
-		m->failed = 1;
-		break;
 	case JOB_EV_ENDED:
-		m->failed = 1;
-		if (ev->code > 128)
-			err_warn("%s: killed by signal %d", j->file, ev->code - 128);
-		else
-			err_warn("%s: exited with status %d", j->file, ev->code);
-		break;
+	case JOB_EV_CALL_REFUSED:
+	case JOB_EV_REMOTE_FAILED:
+	case JOB_EV_UNREPORTED: m->failed = 1; break;
+	/* -r: a stream that goes on is no failure yet. */
 	case JOB_EV_CONNECT_FAILED:
-		err_warn("%s: %s", j->name, ev->why);
-		m->failed |= !ev->resend;
-		break;
 	case JOB_EV_LOST:
-		err_warn("%s: data connection lost: %s; %llu byte%s %s", j->name, ev->why, ev->n,
-			 err_plural(ev->n), ev->resend ? "to send again" : "not delivered");
-		m->failed |= !ev->resend;
-		break;
+	case JOB_EV_REFUSED: m->failed |= !ev->resend; break;
 	case JOB_EV_RESUMED:
-		err_warn("%s: resumed at byte %llu of its stream", j->name, ev->n);
-		break;
-	case JOB_EV_LACKS:
-		err_warn("%s: the pool has lost %llu byte%s of this stream", j->name, ev->n,
-			 err_plural(ev->n));
-		break;
+	case JOB_EV_LACKS: break;
 	}
 }
 
@@ -330,41 +316,7 @@ static void ask(struct master *m, long long now)
 /* An answer for a request: its tag is the job's index. */
 static void answer(struct master *m, size_t tag, const struct proto_msg *msg, long long now)
 {
-	struct job *j = &m->js.v[tag];
-	int resuming = job_resuming(j);
-	char text[PROTO_LINE_MAX];
-
-	if (msg->cmd == PROTO_FAIL) {
-		snprintf(text, sizeof text, "%s", msg->text);
-		/* A once buffer still being read: asked again in a while. */
-		if (resuming)
-			err_warn("%s: the pool refused to resume it: %s; asking again", j->name, text);
-		else if (m->o->kind != JOBS_DAEMONS)
-			err_warn("%s: the pool refused the call: %s", j->name, text);
-		else
-			err_warn("%s: the pool refused a port: %s", j->name, text);
-		m->failed |= !resuming;
-	}
-	job_granted(&m->js, j, msg, client_peer_ip(&m->c), client_local_ip(&m->c), now);
-}
-
-/* EXIT: how the pool's side of a call ended; its failure is ours (one line). */
-static void remote_exit(struct master *m, const struct proto_msg *msg)
-{
-	struct job *j = jobs_find(&m->js, msg->arg[0], msg->arg[1]);
-
-	if (!j)
-		return;
-	j->remote = msg->status;
-	if (msg->status == 0)
-		return;
-	m->failed = 1;
-	if (msg->status < 0)
-		err_warn("%s: remote did not run: %s", j->name, msg->text);
-	else if (*msg->text)
-		err_warn("%s: remote exited %d (%s)", j->name, msg->status, msg->text);
-	else
-		err_warn("%s: remote exited %d", j->name, msg->status);
+	job_granted(&m->js, &m->js.v[tag], msg, client_peer_ip(&m->c), client_local_ip(&m->c), now);
 }
 
 /*
@@ -384,15 +336,7 @@ static void ctl_lost(struct master *m, const char *why)
 		client_stop(&m->c); /* the session was over anyway */
 		return;
 	}
-	for (size_t i = 0; m->o->kind != JOBS_DAEMONS && i < m->js.n; i++) {
-		struct job *j = &m->js.v[i];
-
-		if (j->remote == JOB_REMOTE_UNKNOWN && j->state != JOB_WAITING) {
-			err_warn("%s: the pool went away before saying how the service ended", j->name);
-			j->remote = JOB_REMOTE_NONE;
-			m->failed = 1;
-		}
-	}
+	jobs_unreported(&m->js);
 	if (!m->o->resume) {
 		err_warn("the pool closed the connection%s%s%s", *why ? ": " : "", why,
 			 m->js.running ? "; ending the daemons" : "");
@@ -411,7 +355,7 @@ static void on_client(const struct client_event *ev, void *arg)
 	switch (ev->type) {
 	case CLIENT_EV_SESSION: ask(m, now); break;
 	case CLIENT_EV_ANSWER: answer(m, ev->tag, ev->msg, now); break;
-	case CLIENT_EV_EXIT: remote_exit(m, ev->msg); break;
+	case CLIENT_EV_EXIT: jobs_remote_exit(&m->js, ev->msg); break;
 	case CLIENT_EV_BYE: m->bye = 1; break;
 	case CLIENT_EV_NOTE: err_warn("%s", ev->why); break;
 	case CLIENT_EV_LOST: ctl_lost(m, ev->why); break;

@@ -182,6 +182,30 @@ void jobs_unask(struct jobs *js)
 	}
 }
 
+void jobs_remote_exit(struct jobs *js, const struct proto_msg *msg)
+{
+	struct job *j = jobs_find(js, msg->arg[0], msg->arg[1]);
+
+	if (!j)
+		return;
+	j->remote = msg->status;
+	if (msg->status != 0)
+		jobs_emit(js, (struct job_event){.type = JOB_EV_REMOTE_FAILED, .job = j,
+						 .why = msg->text, .code = msg->status});
+}
+
+void jobs_unreported(struct jobs *js)
+{
+	for (size_t i = 0; js->cfg->kind != JOBS_DAEMONS && i < js->n; i++) {
+		struct job *j = &js->v[i];
+
+		if (j->remote == JOB_REMOTE_UNKNOWN && j->state != JOB_WAITING) {
+			j->remote = JOB_REMOTE_NONE;
+			jobs_emit(js, (struct job_event){.type = JOB_EV_UNREPORTED, .job = j});
+		}
+	}
+}
+
 void job_failed(struct job *j)
 {
 	j->state = JOB_DONE;
@@ -295,6 +319,10 @@ int job_granted(struct jobs *js, struct job *j, const struct proto_msg *msg, con
 	j->inflight = 0;
 	j->resuming = job_resuming(j);
 	if (msg->cmd == PROTO_FAIL) {
+		jobs_emit(js, (struct job_event){.type = js->cfg->kind == JOBS_DAEMONS
+								 ? JOB_EV_REFUSED
+								 : JOB_EV_CALL_REFUSED,
+						 .job = j, .why = msg->text, .resend = j->resuming});
 		if (j->resuming) {
 			j->retry_at = now + REFUSED_RETRY_MS; /* a once buffer still being read */
 			return 0;
