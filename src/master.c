@@ -313,12 +313,6 @@ static void ask(struct master *m, long long now)
 	}
 }
 
-/* An answer for a request: its tag is the job's index. */
-static void answer(struct master *m, size_t tag, const struct proto_msg *msg, long long now)
-{
-	job_granted(&m->js, &m->js.v[tag], msg, client_peer_ip(&m->c), client_local_ip(&m->c), now);
-}
-
 /*
  * The control connection is gone. Without -r that ends the run (once the
  * daemons' work is done, it is only the pool saying goodbye); with -r the
@@ -354,7 +348,7 @@ static void on_client(const struct client_event *ev, void *arg)
 
 	switch (ev->type) {
 	case CLIENT_EV_SESSION: ask(m, now); break;
-	case CLIENT_EV_ANSWER: answer(m, ev->tag, ev->msg, now); break;
+	case CLIENT_EV_ANSWER: jobs_answer(&m->js, &m->c, ev->tag, ev->msg, now); break;
 	case CLIENT_EV_EXIT: jobs_remote_exit(&m->js, ev->msg); break;
 	case CLIENT_EV_BYE: m->bye = 1; break;
 	case CLIENT_EV_NOTE: err_warn("%s", ev->why); break;

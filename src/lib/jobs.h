@@ -195,13 +195,13 @@ void jobs_remote_exit(struct jobs *js, const struct proto_msg *msg);
 void jobs_unreported(struct jobs *js);
 
 /*
- * The pool's answer to j's request: GRANT (its data connection is made
- * to peer_ip and the port, from local_ip: the pool's guard takes that
- * address only) or FAIL (told: JOB_EV_REFUSED, JOB_EV_CALL_REFUSED).
- * Returns 0, or -1 when the job has failed (an event said why).
+ * The pool's answer, on c, to the request jobs_ask tagged tag: GRANT (the
+ * job's data connection is made to the pool's address on c and the
+ * port, from ours: the pool's guard takes that address only) or FAIL
+ * (told: JOB_EV_REFUSED, JOB_EV_CALL_REFUSED). A job that fails is told.
  */
-int job_granted(struct jobs *js, struct job *j, const struct proto_msg *msg, const char *peer_ip,
-		const char *local_ip, long long now);
+void jobs_answer(struct jobs *js, const struct client *c, size_t tag, const struct proto_msg *msg,
+		 long long now);
 
 /*
  * Every job's descriptors appended to pfd (room for 3 a job); returns how
