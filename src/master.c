@@ -98,7 +98,6 @@ struct master {
 	int sent_end;
 	int bye;	    /* the pool said every grant of ours has ended */
 	long long run_by;   /* -T */
-	long long wait_by;  /* -w: the pool may come up until then */
 	struct linger_set linger;
 	unsigned char psk[NOISE_PSK]; /* version 3: the channels' key, from KEY */
 	struct pollfd *pfd;	      /* the poll set, room for every job's */
@@ -182,19 +181,25 @@ static void skipped(void *arg, const char *name, const char *why)
 	m->failed = 1;
 }
 
-/* One master per DDIR: the first holds a lock on it for as long as it runs. */
-static void lock_ddir(const struct opts *o, int fd)
+/*
+ * DDIR, open and locked: checked before connecting (a typo should not
+ * cost the pool a session); one master per DDIR, the first holding the
+ * lock for as long as it runs.
+ */
+static int open_ddir(const struct opts *o)
 {
+	int fd = open(o->ddir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), err;
+	char why[128];
 	pid_t who;
 
-	if (ddir_lock(fd, o->overlap_wait, &who) == 0)
-		return;
-	if (errno != EWOULDBLOCK)
-		err_die(EXIT_RUNTIME, "%s: locking:", o->ddir);
-	if (who > 0)
-		err_die(EXIT_BUSY, "%s: another master (PID %ld) runs these daemons; not starting",
-			o->ddir, (long)who);
-	err_die(EXIT_BUSY, "%s: another master runs these daemons; not starting", o->ddir);
+	if (fd < 0)
+		err_die(EXIT_RUNTIME, "%s:", o->ddir);
+	if (ddir_lock(fd, o->overlap_wait, &who) < 0) {
+		err = errno;
+		err_die(err == EWOULDBLOCK ? EXIT_BUSY : EXIT_RUNTIME, "%s: %s", o->ddir,
+			ddir_lock_why(err, who, why, sizeof why));
+	}
+	return fd;
 }
 
 /* DDIR's daemons (or client portions), or -c's one service call. */
@@ -220,39 +225,25 @@ static void list_jobs(struct master *m)
 	}
 }
 
+/* A job's news, in the engine's words: what fails the run is ours to say. */
 static void on_job(const struct job_event *ev, void *arg)
 {
 	struct master *m = arg;
-	const struct job *j = ev->job;
+	char text[JOB_TEXT_MAX];
 
+	err_warn("%s", job_event_text(ev, text, sizeof text));
 	switch (ev->type) {
 	case JOB_EV_CANNOT_START:
-		err_warn("%s: %s", j->file, ev->why);
-		m->failed = 1;
-		break;
 	case JOB_EV_ENDED:
-		m->failed = 1;
-		if (ev->code > 128)
-			err_warn("%s: killed by signal %d", j->file, ev->code - 128);
-		else
-			err_warn("%s: exited with status %d", j->file, ev->code);
-		break;
+	case JOB_EV_CALL_REFUSED:
+	case JOB_EV_REMOTE_FAILED:
+	case JOB_EV_UNREPORTED: m->failed = 1; break;
+	/* -r: a stream that goes on is no failure yet. */
 	case JOB_EV_CONNECT_FAILED:
-		err_warn("%s: %s", j->name, ev->why);
-		m->failed |= !ev->resend;
-		break;
 	case JOB_EV_LOST:
-		err_warn("%s: data connection lost: %s; %llu byte%s %s", j->name, ev->why, ev->n,
-			 err_plural(ev->n), ev->resend ? "to send again" : "not delivered");
-		m->failed |= !ev->resend;
-		break;
+	case JOB_EV_REFUSED: m->failed |= !ev->resend; break;
 	case JOB_EV_RESUMED:
-		err_warn("%s: resumed at byte %llu of its stream", j->name, ev->n);
-		break;
-	case JOB_EV_LACKS:
-		err_warn("%s: the pool has lost %llu byte%s of this stream", j->name, ev->n,
-			 err_plural(ev->n));
-		break;
+	case JOB_EV_LACKS: break;
 	}
 }
 
@@ -322,46 +313,6 @@ static void ask(struct master *m, long long now)
 	}
 }
 
-/* An answer for a request: its tag is the job's index. */
-static void answer(struct master *m, size_t tag, const struct proto_msg *msg, long long now)
-{
-	struct job *j = &m->js.v[tag];
-	int resuming = job_resuming(j);
-	char text[PROTO_LINE_MAX];
-
-	if (msg->cmd == PROTO_FAIL) {
-		snprintf(text, sizeof text, "%s", msg->text);
-		/* A once buffer still being read: asked again in a while. */
-		if (resuming)
-			err_warn("%s: the pool refused to resume it: %s; asking again", j->name, text);
-		else if (m->o->kind != JOBS_DAEMONS)
-			err_warn("%s: the pool refused the call: %s", j->name, text);
-		else
-			err_warn("%s: the pool refused a port: %s", j->name, text);
-		m->failed |= !resuming;
-	}
-	job_granted(&m->js, j, msg, client_peer_ip(&m->c), client_local_ip(&m->c), now);
-}
-
-/* EXIT: how the pool's side of a call ended; its failure is ours (one line). */
-static void remote_exit(struct master *m, const struct proto_msg *msg)
-{
-	struct job *j = jobs_find(&m->js, msg->arg[0], msg->arg[1]);
-
-	if (!j)
-		return;
-	j->remote = msg->status;
-	if (msg->status == 0)
-		return;
-	m->failed = 1;
-	if (msg->status < 0)
-		err_warn("%s: remote did not run: %s", j->name, msg->text);
-	else if (*msg->text)
-		err_warn("%s: remote exited %d (%s)", j->name, msg->status, msg->text);
-	else
-		err_warn("%s: remote exited %d", j->name, msg->status);
-}
-
 /*
  * The control connection is gone. Without -r that ends the run (once the
  * daemons' work is done, it is only the pool saying goodbye); with -r the
@@ -379,15 +330,7 @@ static void ctl_lost(struct master *m, const char *why)
 		client_stop(&m->c); /* the session was over anyway */
 		return;
 	}
-	for (size_t i = 0; m->o->kind != JOBS_DAEMONS && i < m->js.n; i++) {
-		struct job *j = &m->js.v[i];
-
-		if (j->remote == JOB_REMOTE_UNKNOWN && j->state != JOB_WAITING) {
-			err_warn("%s: the pool went away before saying how the service ended", j->name);
-			j->remote = JOB_REMOTE_NONE;
-			m->failed = 1;
-		}
-	}
+	jobs_unreported(&m->js);
 	if (!m->o->resume) {
 		err_warn("the pool closed the connection%s%s%s", *why ? ": " : "", why,
 			 m->js.running ? "; ending the daemons" : "");
@@ -398,22 +341,6 @@ static void ctl_lost(struct master *m, const char *why)
 	m->sent_end = 0;
 }
 
-/* Connecting failed a round: before the pool was ever reached that may end the run. */
-static void unreachable(struct master *m, int err)
-{
-	char secs[OPT_SECS_MAX];
-
-	/* -w: the pool may be late at first; -r: once it was reached, it may come back. */
-	if (io_now_ms() >= m->wait_by && !(m->o->resume && m->ready)) {
-		if (m->o->wait_ms)
-			err_warn("the pool at %s %s did not listen within %s s (-w): %s", m->o->host,
-				 m->o->port, opt_secs(m->o->wait_ms, secs), strerror(err));
-		else
-			err_warn("connect to %s %s: %s", m->o->host, m->o->port, strerror(err));
-		finish(m, EXIT_RUNTIME);
-	}
-}
-
 static void on_client(const struct client_event *ev, void *arg)
 {
 	struct master *m = arg;
@@ -421,10 +348,9 @@ static void on_client(const struct client_event *ev, void *arg)
 
 	switch (ev->type) {
 	case CLIENT_EV_SESSION: ask(m, now); break;
-	case CLIENT_EV_ANSWER: answer(m, ev->tag, ev->msg, now); break;
-	case CLIENT_EV_EXIT: remote_exit(m, ev->msg); break;
+	case CLIENT_EV_ANSWER: jobs_answer(&m->js, &m->c, ev->tag, ev->msg, now); break;
+	case CLIENT_EV_EXIT: jobs_remote_exit(&m->js, ev->msg); break;
 	case CLIENT_EV_BYE: m->bye = 1; break;
-	case CLIENT_EV_UNREACHABLE: unreachable(m, ev->err); break;
 	case CLIENT_EV_NOTE: err_warn("%s", ev->why); break;
 	case CLIENT_EV_LOST: ctl_lost(m, ev->why); break;
 	case CLIENT_EV_FATAL:
@@ -533,7 +459,7 @@ static void configure(struct master *m, const struct opts *o)
 	m->ccfg = (struct client_config){
 		.host = o->host, .port = o->port, .key = o->key, .keylen = o->keylen,
 		.psk = m->psk, .plain = o->plain, .resume = o->resume,
-		.calls = o->kind != JOBS_DAEMONS, .reply_ms = o->reply_ms,
+		.calls = o->kind != JOBS_DAEMONS, .reply_ms = o->reply_ms, .wait_ms = o->wait_ms,
 		.on_event = on_client, .arg = m};
 	/*
 	 * Every daemon's output comes through us: with -r, to keep what the
@@ -568,13 +494,8 @@ int main(int argc, char **argv)
 		err_die(EXIT_RUNTIME, "current directory:");
 	if (noise_psk_from_key(o.key, o.keylen, m.psk) < 0)
 		err_die(EXIT_RUNTIME, "the key:");
-	/* Checked before connecting: a typo should not cost the pool a session. */
-	if (o.kind != JOBS_CALL) {
-		m.ddirfd = open(o.ddir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (m.ddirfd < 0)
-			err_die(EXIT_RUNTIME, "%s:", o.ddir);
-		lock_ddir(&o, m.ddirfd);
-	}
+	if (o.kind != JOBS_CALL)
+		m.ddirfd = open_ddir(&o);
 	/* The daemons write to -L from their start: not to a caller (cron's mail) we leave. */
 	if (o.logfile && (m.errfd = err_open_file(o.logfile)) < 0)
 		err_die(EXIT_RUNTIME, "%s: %s", o.logfile, err_file_why(errno));
@@ -598,6 +519,5 @@ int main(int argc, char **argv)
 	if (m.sigfd < 0)
 		err_die(EXIT_RUNTIME, "signals:");
 	m.run_by = o.run_ms ? io_now_ms() + o.run_ms : 0;
-	m.wait_by = io_now_ms() + o.wait_ms;
 	loop(&m);
 }

@@ -462,14 +462,36 @@ static void connected(struct client *c, int fd, long long now)
 		fatal(c, say(c, "no channel: %s", strerror(errno)));
 }
 
+/*
+ * A round of connecting failed with err: the next comes by itself while
+ * the pool may still come up (-w), or (-r) once it was reached, for it
+ * may come back; else the run cannot go on.
+ */
+static void unreachable(struct client *c, int err, long long now)
+{
+	const struct client_config *cfg = c->cfg;
+	char secs[OPT_SECS_MAX];
+
+	if (now < c->wait_by || (cfg->resume && c->ready))
+		return;
+	if (cfg->wait_ms)
+		fatal(c, say(c, "the pool at %s %s did not listen within %s s (-w): %s", cfg->host,
+			     cfg->port, opt_secs(cfg->wait_ms, secs), strerror(err)));
+	else
+		fatal(c, say(c, "connect to %s %s: %s", cfg->host, cfg->port, strerror(err)));
+}
+
 static void connect_step(struct client *c, short revents, long long now)
 {
-	int r = connector_step(&c->conn, revents, now);
+	int r;
 
+	if (!c->wait_by) /* the first round: -w counts from here */
+		c->wait_by = now + c->cfg->wait_ms;
+	r = connector_step(&c->conn, revents, now);
 	if (r == 1)
 		connected(c, connector_take(&c->conn), now);
 	else if (r < 0)
-		emit(c, (struct client_event){.type = CLIENT_EV_UNREACHABLE, .err = errno});
+		unreachable(c, errno, now);
 }
 
 /* -t ran out while something was awaited. */

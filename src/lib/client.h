@@ -14,8 +14,8 @@
  *	client_end(&c) when nothing more will be asked
  *
  * What the events mean for the run is the caller's to decide, but for the
- * losses that no resumption can mend (a wrong key, another protocol), which
- * are CLIENT_EV_FATAL.
+ * losses that no resumption can mend (a wrong key, another protocol, a
+ * pool that did not come up in time), which are CLIENT_EV_FATAL.
  */
 #ifndef SP_CLIENT_H
 #define SP_CLIENT_H
@@ -46,7 +46,6 @@ enum client_ev {
 	CLIENT_EV_ANSWER,      /* msg is the answer (GRANT, FAIL) to the request tag */
 	CLIENT_EV_EXIT,	       /* msg is an EXIT line (how a service ended) */
 	CLIENT_EV_BYE,	       /* every grant of ours has ended */
-	CLIENT_EV_UNREACHABLE, /* a round of connecting failed: err, gai (the next one comes by itself) */
 	CLIENT_EV_NOTE,	       /* why is a line for the log; nothing else happened yet */
 	CLIENT_EV_LOST,	       /* the connection is gone (why: "" for a plain close); requests in
 				  flight are void; the client connects again when asked to */
@@ -58,7 +57,6 @@ struct client_event {
 	size_t tag;		    /* ANSWER: the request's */
 	const struct proto_msg *msg; /* ANSWER, EXIT */
 	const char *why;	    /* NOTE, LOST, FATAL */
-	int err;		    /* UNREACHABLE */
 	int session_ended;	    /* FATAL: the pool ended the session (its ERR line) */
 };
 
@@ -71,6 +69,7 @@ struct client_config {
 	int resume;		  /* -r: a session that is lost is not the end of the run */
 	int calls;		  /* -x, -c: EXIT lines are news, not a protocol error */
 	long reply_ms;		  /* -t: how long the pool may stay silent on what we wait for */
+	long wait_ms;		  /* -w: how long the pool may take to come up (0: it must be up) */
 	void (*on_event)(const struct client_event *ev, void *arg);
 	void *arg;
 };
@@ -95,6 +94,7 @@ struct client {
 	struct client_request *req; /* in flight, oldest at req_head */
 	size_t req_head, nreq, req_cap;
 	long long reply_by; /* something is awaited from the pool by then, or 0 */
+	long long wait_by;  /* -w: failed connects are retried until then (0: not tried yet) */
 	int ready;	    /* the run is under way (a lost session may be resumed) */
 	int stopped;	    /* client_stop: no connecting again */
 	char why[PROTO_LINE_MAX + 128];

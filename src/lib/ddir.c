@@ -56,6 +56,18 @@ int ddir_lock(int fd, int wait, pid_t *holder)
 	return -1;
 }
 
+const char *ddir_lock_why(int err, pid_t holder, char *buf, size_t len)
+{
+	if (err != EWOULDBLOCK)
+		snprintf(buf, len, "locking: %s", strerror(err));
+	else if (holder > 0)
+		snprintf(buf, len, "another master (PID %ld) runs these daemons; not starting",
+			 (long)holder);
+	else
+		snprintf(buf, len, "another master runs these daemons; not starting");
+	return buf;
+}
+
 /*
  * Why the entry is not a daemon, or NULL when it is one. *quiet is set for
  * an entry never meant to run (a dotfile, anything but a regular file, a

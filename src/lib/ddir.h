@@ -18,6 +18,12 @@
 int ddir_lock(int fd, int wait, pid_t *holder);
 
 /*
+ * Why ddir_lock failed with err (holder: its *holder), as master says it
+ * after the directory's name, into buf (len bytes); returns buf.
+ */
+const char *ddir_lock_why(int err, pid_t holder, char *buf, size_t len);
+
+/*
  * The daemons of the directory open as fd: its executable regular files
  * whose names are valid (name.h) and, with prefix_len, still valid after
  * a prefix of that length and a dot; sorted. Dotfiles, entries that are

@@ -182,6 +182,30 @@ void jobs_unask(struct jobs *js)
 	}
 }
 
+void jobs_remote_exit(struct jobs *js, const struct proto_msg *msg)
+{
+	struct job *j = jobs_find(js, msg->arg[0], msg->arg[1]);
+
+	if (!j)
+		return;
+	j->remote = msg->status;
+	if (msg->status != 0)
+		jobs_emit(js, (struct job_event){.type = JOB_EV_REMOTE_FAILED, .job = j,
+						 .why = msg->text, .code = msg->status});
+}
+
+void jobs_unreported(struct jobs *js)
+{
+	for (size_t i = 0; js->cfg->kind != JOBS_DAEMONS && i < js->n; i++) {
+		struct job *j = &js->v[i];
+
+		if (j->remote == JOB_REMOTE_UNKNOWN && j->state != JOB_WAITING) {
+			j->remote = JOB_REMOTE_NONE;
+			jobs_emit(js, (struct job_event){.type = JOB_EV_UNREPORTED, .job = j});
+		}
+	}
+}
+
 void job_failed(struct job *j)
 {
 	j->state = JOB_DONE;
@@ -285,9 +309,24 @@ static void connect_step(struct jobs *js, struct job *j, short revents, long lon
 	opened(js, j, fd, now);
 }
 
-int job_granted(struct jobs *js, struct job *j, const struct proto_msg *msg, const char *peer_ip,
-		const char *local_ip, long long now)
+/* The pool refused j's request (FAIL, why): a resumption asks again in a while. */
+static void refused(struct jobs *js, struct job *j, const char *why, long long now)
 {
+	enum job_ev type = js->cfg->kind == JOBS_DAEMONS ? JOB_EV_REFUSED : JOB_EV_CALL_REFUSED;
+
+	jobs_emit(js, (struct job_event){.type = type, .job = j, .why = why, .resend = j->resuming});
+	if (j->resuming) {
+		j->retry_at = now + REFUSED_RETRY_MS; /* a once buffer still being read */
+		return;
+	}
+	job_failed(j);
+	j->remote = JOB_REMOTE_NONE;
+}
+
+void jobs_answer(struct jobs *js, const struct client *c, size_t tag, const struct proto_msg *msg,
+		 long long now)
+{
+	struct job *j = &js->v[tag]; /* jobs_ask's tag: the job's index */
 	unsigned long long lacks;
 	int gai = 0;
 
@@ -295,13 +334,8 @@ int job_granted(struct jobs *js, struct job *j, const struct proto_msg *msg, con
 	j->inflight = 0;
 	j->resuming = job_resuming(j);
 	if (msg->cmd == PROTO_FAIL) {
-		if (j->resuming) {
-			j->retry_at = now + REFUSED_RETRY_MS; /* a once buffer still being read */
-			return 0;
-		}
-		job_failed(j);
-		j->remote = JOB_REMOTE_NONE;
-		return -1;
+		refused(js, j, msg->text, now);
+		return;
 	}
 	if (j->resuming && msg->offset >= 0 &&
 	    (lacks = stream_resume_at(&j->st, (unsigned long long)msg->offset)) > 0)
@@ -311,18 +345,17 @@ int job_granted(struct jobs *js, struct job *j, const struct proto_msg *msg, con
 	if (!j->resuming)
 		j->state = JOB_CONNECTING;
 	/* The pool's guard accepts our control connection's address only: use the same pair. */
-	if (connector_init(&j->conn, peer_ip, j->port, local_ip, &gai) < 0) {
+	if (connector_init(&j->conn, client_peer_ip(c), j->port, client_local_ip(c), &gai) < 0) {
 		char why[300];
 
 		snprintf(why, sizeof why, "connect to %s port %s: %s", js->cfg->host, j->port,
 			 net_strerror(gai));
 		connect_failed(js, j, why, now);
-		return j->resuming ? 0 : -1;
+		return;
 	}
 	j->connecting = 1;
 	j->connect_by = now + js->cfg->reply_ms;
 	connect_step(js, j, 0, now);
-	return j->ended ? -1 : 0;
 }
 
 /* ---- the loop's side ---- */

@@ -72,6 +72,11 @@ enum job_ev {
 	JOB_EV_LOST,	       /* why, n bytes held: the data connection broke (resend: -r) */
 	JOB_EV_RESUMED,	       /* n: the stream goes on from this offset on a new connection */
 	JOB_EV_LACKS,	       /* n: bytes the pool says it lacks, which we forgot */
+	JOB_EV_REFUSED,	       /* why: the pool's FAIL of a port (resend: of a resumption,
+				  asked again in a while: a once buffer still being read) */
+	JOB_EV_CALL_REFUSED,   /* why: the pool's FAIL of a service call (-x, -c) */
+	JOB_EV_REMOTE_FAILED,  /* code, why: the pool's EXIT of a call, not 0 (-1: it never ran) */
+	JOB_EV_UNREPORTED,     /* a call's end the pool never told: it went away first */
 };
 
 struct job_event {
@@ -80,8 +85,18 @@ struct job_event {
 	const char *why;
 	unsigned long long n;
 	int code;
-	int resend; /* JOB_EV_LOST: the stream goes on after a new grant */
+	int resend; /* JOB_EV_LOST, JOB_EV_REFUSED: the stream goes on after a new grant */
 };
+
+/* Room for any job_event_text: a diagnostic line's worth (err.c's). */
+#define JOB_TEXT_MAX 1024
+
+/*
+ * The line that says ev, into buf (len bytes), as master logs it; returns
+ * buf. The words are the engine's; what the run makes of the event (a
+ * failure or not) is the caller's.
+ */
+const char *job_event_text(const struct job_event *ev, char *buf, size_t len);
 
 struct pump_fault;
 
@@ -166,13 +181,27 @@ struct job *jobs_find(struct jobs *js, const char *name, const char *stream);
 void jobs_unask(struct jobs *js);
 
 /*
- * The pool's answer to j's request: GRANT (its data connection is made
- * to peer_ip and the port, from local_ip: the pool's guard takes that
- * address only) or FAIL. Returns 0, or -1 when the job has failed (an
- * event said why; FAIL is the caller's to say).
+ * The pool's EXIT for a service call: its job (if any: the pool may speak
+ * of a stream we no longer know) keeps the status; one not 0 is told
+ * (JOB_EV_REMOTE_FAILED).
  */
-int job_granted(struct jobs *js, struct job *j, const struct proto_msg *msg, const char *peer_ip,
-		const char *local_ip, long long now);
+void jobs_remote_exit(struct jobs *js, const struct proto_msg *msg);
+
+/*
+ * The pool went away: every service call it was asked for whose end it
+ * never told is told (JOB_EV_UNREPORTED) and counted as having none, so
+ * that jobs_over need not wait for it.
+ */
+void jobs_unreported(struct jobs *js);
+
+/*
+ * The pool's answer, on c, to the request jobs_ask tagged tag: GRANT (the
+ * job's data connection is made to the pool's address on c and the
+ * port, from ours: the pool's guard takes that address only) or FAIL
+ * (told: JOB_EV_REFUSED, JOB_EV_CALL_REFUSED). A job that fails is told.
+ */
+void jobs_answer(struct jobs *js, const struct client *c, size_t tag, const struct proto_msg *msg,
+		 long long now);
 
 /*
  * Every job's descriptors appended to pfd (room for 3 a job); returns how

@@ -7,6 +7,8 @@
  *			the teardown's drain
  *	jobs_start.c	starting a daemon or a service call, its exec's
  *			outcome, its death
+ *	jobs_text.c	the words for the events (job_event_text; needs
+ *			nothing of this header)
  *
  * The functions below are the few each part needs of the other;
  * everything else stays static in its file.
