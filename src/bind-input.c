@@ -130,13 +130,15 @@ static void parse(int argc, char **argv, struct opts *o)
 static void on_event(const struct binding_event *ev, void *arg)
 {
 	struct opts *o = arg;
+	static const char kinds[BINDING_EV_SAVED + 1]; /* each kind its own share of the log */
 	char text[BINDING_TEXT_MAX];
 
 	if (ev->type == BINDING_EV_CLOSE) {
 		o->closed++;
 		o->closed_bytes += ev->bytes;
 	}
-	err_warn("%s: %s", o->id, binding_event_text(ev, o->path, o->chan, text, sizeof text));
+	err_warn_as(&kinds[ev->type], "%s: %s", o->id,
+		    binding_event_text(ev, o->path, o->chan, text, sizeof text));
 }
 
 static struct binding *open_binding(struct opts *o)

@@ -229,9 +229,10 @@ static void list_jobs(struct master *m)
 static void on_job(const struct job_event *ev, void *arg)
 {
 	struct master *m = arg;
+	static const char kinds[JOB_EV_UNREPORTED + 1]; /* each kind its own share of the log */
 	char text[JOB_TEXT_MAX];
 
-	err_warn("%s", job_event_text(ev, text, sizeof text));
+	err_warn_as(&kinds[ev->type], "%s", job_event_text(ev, text, sizeof text));
 	switch (ev->type) {
 	case JOB_EV_CANNOT_START:
 	case JOB_EV_ENDED:

@@ -193,10 +193,11 @@ static void parse(int argc, char **argv, struct opts *o)
 static void on_session_event(const struct session_event *ev, void *arg)
 {
 	struct pool *p = arg;
+	static const char kinds[SESSION_EV_GONE + 1]; /* each kind its own share of the log */
 	char text[SESSION_TEXT_MAX];
 
 	if (session_event_text(ev, text, sizeof text))
-		err_warn("%s", text);
+		err_warn_as(&kinds[ev->type], "%s", text);
 	if (ev->type == SESSION_EV_END && !p->o->lasting && !p->ended) {
 		/* One master's session is the whole job: no new masters. */
 		listener_close(&p->masters);
@@ -219,10 +220,12 @@ static int on_request(struct grant_request *rq, void *arg)
 /* A buffer's binding event, with the buffer's name (its senders' connects are not news). */
 static void binding_logged(const struct pool *p, const char *name, const struct binding_event *ev)
 {
+	static const char kinds[BINDING_EV_SAVED + 1]; /* each kind its own share of the log */
 	char text[BINDING_TEXT_MAX];
 
 	if (ev->type != BINDING_EV_ACCEPT && ev->type != BINDING_EV_DONE)
-		err_warn("%s: %s", name, binding_event_text(ev, name, !p->o->plain, text, sizeof text));
+		err_warn_as(&kinds[ev->type], "%s: %s", name,
+			    binding_event_text(ev, name, !p->o->plain, text, sizeof text));
 }
 
 /* Grants report to the log, and their ends to their sessions. */

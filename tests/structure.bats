@@ -25,6 +25,19 @@ teardown() { common_teardown; }
 	[ $((written + counted)) -eq 500 ]
 }
 
+@test "log limiter: one call logging two kinds of event (err_warn_as) limits each kind on its own" {
+	run --separate-stderr "$TOOLS/errflood" kinds 200
+	[ "$status" -eq 0 ]
+	refused=$(grep -c '^errflood: sender .*: refused$' <<<"$stderr")
+	closed=$(grep -c '^errflood: sender .*: closed$' <<<"$stderr")
+	echo "written: $refused refused, $closed closed"
+	# Each kind has its own 10 a second: one shared limit would write 10 in all.
+	[ "$refused" -ge 10 ]
+	[ "$closed" -ge 10 ]
+	counted=$(awk '/ more like this within a second, the last: / { n += $2 } END { print n + 0 }' <<<"$stderr")
+	[ $((refused + closed + counted)) -eq 200 ]
+}
+
 @test "log limiter: a repeat after its second is written again, with the count before it" {
 	run --separate-stderr "$TOOLS/errflood" spaced 6 300
 	[ "$status" -eq 0 ]

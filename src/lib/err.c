@@ -23,7 +23,7 @@ enum sink { TO_STDERR, TO_SYSLOG, TO_FILE };
 
 /* One call site's share of the current window. */
 struct site {
-	const char *fmt;
+	const void *fmt; /* its format, or the kind it was given (err_warn_as) */
 	long long start;
 	unsigned written;
 	unsigned long suppressed;
@@ -239,7 +239,7 @@ static void put_suppressed(struct site *s)
 }
 
 /* The call site's slot: its own, a free one, or the one idle longest. */
-static struct site *site_of(const char *fmt)
+static struct site *site_of(const void *fmt)
 {
 	struct site *old = &diag.sites[0];
 
@@ -257,7 +257,7 @@ static struct site *site_of(const char *fmt)
 }
 
 /* The limiter: write msg, count it, or hold it back (see err.h). */
-static void emit(const char *fmt, const char *msg)
+static void emit(const void *fmt, const char *msg)
 {
 	long long now = now_ms();
 	int same = diag.last_at >= 0 && strcmp(msg, diag.last) == 0;
@@ -296,7 +296,8 @@ void err_flush(void)
 	errno = saved;
 }
 
-void err_vwarn(const char *fmt, va_list ap)
+/* The line fmt and ap make (and errno's text after a closing ':'), limited as site. */
+static void vwarn_as(const void *site, const char *fmt, va_list ap)
 {
 	int saved = errno;
 	char msg[MSG_MAX];
@@ -306,8 +307,22 @@ void err_vwarn(const char *fmt, va_list ap)
 	n = strlen(msg);
 	if (flen && fmt[flen - 1] == ':')
 		snprintf(msg + n, sizeof msg - n, " %s", strerror(saved));
-	emit(fmt, msg);
+	emit(site, msg);
 	errno = saved;
+}
+
+void err_vwarn(const char *fmt, va_list ap)
+{
+	vwarn_as(fmt, fmt, ap);
+}
+
+void err_warn_as(const void *kind, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vwarn_as(kind, fmt, ap);
+	va_end(ap);
 }
 
 void err_warn(const char *fmt, ...)

@@ -81,6 +81,13 @@ const char *err_file_path(void);
  */
 void err_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void err_vwarn(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+/*
+ * err_warn limited as the call site kind (any stable address, such as an
+ * element of a table indexed by event type): for one call that logs the
+ * texts of many kinds of event (binding_event_text, job_event_text), so
+ * that a flood of one kind does not hold back the others' lines.
+ */
+void err_warn_as(const void *kind, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* err_warn, then exit(code). */
 _Noreturn void err_die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* "prog: message" plus the usage hint line on stderr, then exit(EXIT_USAGE). */

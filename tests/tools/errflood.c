@@ -3,6 +3,7 @@
  *   errflood same N     N identical lines at once
  *   errflood distinct N N lines from one call site, each different
  *   errflood spaced N MS  N identical lines, MS milliseconds apart
+ *   errflood kinds N    N lines through one call, of two kinds in turn (err_warn_as)
  * Everything goes to stderr, through err_warn, as a daemon's log would.
  */
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 int main(int argc, char **argv)
 {
+	static const char kinds[2];
 	long n, ms = 0;
 
 	err_init("errflood");
@@ -24,6 +26,9 @@ int main(int argc, char **argv)
 	for (long i = 0; i < n; i++) {
 		if (strcmp(argv[1], "same") == 0 || strcmp(argv[1], "spaced") == 0)
 			err_warn("accept: Too many open files");
+		else if (strcmp(argv[1], "kinds") == 0)
+			err_warn_as(&kinds[i % 2], "sender 127.0.0.1 %ld: %s", 40000 + i,
+				    i % 2 ? "closed" : "refused");
 		else
 			err_warn("sender 127.0.0.1 %ld: refused", 40000 + i);
 		if (ms) {
