@@ -297,7 +297,8 @@ void err_flush(void)
 }
 
 /* The line fmt and ap make (and errno's text after a closing ':'), limited as site. */
-static void vwarn_as(const void *site, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void vwarn_as(const void *site, const char *fmt,
+							    va_list ap)
 {
 	int saved = errno;
 	char msg[MSG_MAX];
