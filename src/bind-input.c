@@ -130,7 +130,7 @@ static void parse(int argc, char **argv, struct opts *o)
 static void on_event(const struct binding_event *ev, void *arg)
 {
 	struct opts *o = arg;
-	static const char kinds[BINDING_EV_SAVED + 1]; /* each kind its own share of the log */
+	static const char kinds[BINDING_EV_KINDS]; /* each kind its own share of the log */
 	char text[BINDING_TEXT_MAX];
 
 	if (ev->type == BINDING_EV_CLOSE) {

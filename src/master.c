@@ -229,7 +229,7 @@ static void list_jobs(struct master *m)
 static void on_job(const struct job_event *ev, void *arg)
 {
 	struct master *m = arg;
-	static const char kinds[JOB_EV_UNREPORTED + 1]; /* each kind its own share of the log */
+	static const char kinds[JOB_EV_KINDS]; /* each kind its own share of the log */
 	char text[JOB_TEXT_MAX];
 
 	err_warn_as(&kinds[ev->type], "%s", job_event_text(ev, text, sizeof text));

@@ -193,7 +193,7 @@ static void parse(int argc, char **argv, struct opts *o)
 static void on_session_event(const struct session_event *ev, void *arg)
 {
 	struct pool *p = arg;
-	static const char kinds[SESSION_EV_GONE + 1]; /* each kind its own share of the log */
+	static const char kinds[SESSION_EV_KINDS]; /* each kind its own share of the log */
 	char text[SESSION_TEXT_MAX];
 
 	if (session_event_text(ev, text, sizeof text))
@@ -220,7 +220,7 @@ static int on_request(struct grant_request *rq, void *arg)
 /* A buffer's binding event, with the buffer's name (its senders' connects are not news). */
 static void binding_logged(const struct pool *p, const char *name, const struct binding_event *ev)
 {
-	static const char kinds[BINDING_EV_SAVED + 1]; /* each kind its own share of the log */
+	static const char kinds[BINDING_EV_KINDS]; /* each kind its own share of the log */
 	char text[BINDING_TEXT_MAX];
 
 	if (ev->type != BINDING_EV_ACCEPT && ev->type != BINDING_EV_DONE)

@@ -52,6 +52,8 @@ enum binding_ev {
 	BINDING_EV_SAVED   /* binding_close saved bytes: why is the file, peer why it is
 			      not PATH.unread ("" when it is), bytes how many; err when it failed */
 };
+/* How many kinds of binding_ev there are (a table by kind): keep it after the last. */
+#define BINDING_EV_KINDS (BINDING_EV_SAVED + 1)
 
 struct binding_event {
 	enum binding_ev type;

@@ -78,6 +78,8 @@ enum job_ev {
 	JOB_EV_REMOTE_FAILED,  /* code, why: the pool's EXIT of a call, not 0 (-1: it never ran) */
 	JOB_EV_UNREPORTED,     /* a call's end the pool never told: it went away first */
 };
+/* How many kinds of job_ev there are (a table by kind): keep it after the last. */
+#define JOB_EV_KINDS (JOB_EV_UNREPORTED + 1)
 
 struct job_event {
 	enum job_ev type;

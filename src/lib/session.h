@@ -50,6 +50,8 @@ enum session_ev {
 	SESSION_EV_GONE		  /* freed now: count grants it got, unfinished of them not
 				     ended yet; forget it */
 };
+/* How many kinds of session_ev there are (a table by kind): keep it after the last. */
+#define SESSION_EV_KINDS (SESSION_EV_GONE + 1)
 
 struct session_event {
 	enum session_ev type;
