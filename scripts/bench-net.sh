@@ -31,8 +31,8 @@
 # the maximum is raised to 64 MiB in both namespaces, which covers that
 # product: socat's window then grows to what the path allows, and a row that
 # stays below it shows what the program's own window (bind-output's
-# retention: today a 512 KiB SO_SNDBUF, ~1 MiB) costs, not the host's
-# defaults. Programs that set their buffers themselves are not changed by
+# retention: the autotuned send buffer, at most 32 MiB) costs, not the
+# host's defaults. Programs that set their buffers themselves are not changed by
 # it; the kernel's autotuning of the others is only allowed to go that far.
 #
 # Method as in bench-bind.sh and bench-pool.sh: interleaved rounds, medians,

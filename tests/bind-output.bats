@@ -119,7 +119,7 @@ stuck() {
 @test "connection broken (no -r): unsent bytes saved to ID.unread, in order" {
 	seq 1 3000000 >sent
 	# A receiver that stops reading: the pipe to sleep fills, then TCP holds us.
-	socat -u "TCP-LISTEN:$PORT,bind=127.0.0.1,reuseaddr" SYSTEM:"exec sleep 60" 3>&- &
+	socat -u "TCP-LISTEN:$PORT,bind=127.0.0.1,reuseaddr" EXEC:"sleep 60" 3>&- &
 	sock=$!
 	track "$sock"
 	wait_listening "$PORT"
@@ -141,6 +141,38 @@ stuck() {
 	partial=$(head -n 1 "$u" | wc -c)
 	off=$(($(head -n $((k - 1)) sent | wc -c) - partial))
 	tail -c +$((off + 1)) sent | head -c "$(stat -c %s "$u")" | cmp - "$u"
+}
+
+# held_beyond_kernel FILE: the status FILE says bind-output holds bytes it
+# could not hand to the kernel yet (held > sent - confirmed)
+held_beyond_kernel() {
+	awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } }
+	     END { exit !(v["held"] > v["sent"] - v["confirmed"]) }' "$1" 2>/dev/null
+}
+# kernel_unsent PORT: what our socket to PORT holds not sent yet (ss's notsent:, absent when 0)
+kernel_unsent() {
+	ss -Htni state established "dport = :$1" | grep -o 'notsent:[0-9]*' | cut -d: -f2 | grep . ||
+		echo 0
+}
+
+@test "a receiver that stops reading: the kernel keeps about 64 KiB unsent, not megabytes; the rest waits in bind-output's queue" {
+	seq -w 1 1000000 >sent # 8 MB of numbered records: more than the kernel, the pipe and the queue hold
+	socat -u "TCP-LISTEN:$PORT,bind=127.0.0.1,reuseaddr" EXEC:"sleep 60" 3>&- &
+	sock=$!
+	track "$sock"
+	wait_listening "$PORT"
+	start_detached bind-output out1 127.0.0.1 "$PORT"
+	cat sent >out1 2>/dev/null &
+	track "$!"
+	wait_for 10 any_children "$sock"
+	for c in $(children_of "$sock"); do track "$c"; done
+	wait_for 10 stuck "$PORT"
+	# Once the kernel refuses more, what it holds unsent is at its bound (TCP_NOTSENT_LOWAT).
+	wait_for 20 held_beyond_kernel .out1.status
+	n=$(kernel_unsent "$PORT")
+	echo "unsent in the kernel: $n bytes; status: $(cat .out1.status)"
+	[ "$n" -ge 65536 ]
+	[ "$n" -le 262144 ]
 }
 
 @test "-r: reconnects to a restarted receiver and delivers what was queued, in order" {

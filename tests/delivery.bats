@@ -74,14 +74,15 @@ ns_listening() { [ -n "$(nsx ss -Hltn "sport = :$1")" ]; }
 
 @test "a receiver killed mid-stream (no -r): what it got + ID.unread is exactly what was written" {
 	netns_up
-	head -c 1500000 /dev/urandom >sent
+	head -c 1000000 /dev/urandom >sent
 	ip netns exec "$NS" "$TOOLS/flakyrecv" -k drained "$PORT" got 2>recv.err & # $! is flakyrecv
 	r=$!
 	track "$r"
 	wait_for 5 ns_listening "$PORT"
 	pid=$(nsx "$SP_BIN/bind-output" -L log out1 127.0.0.1 "$PORT")
 	track "$pid"
-	cat sent >out1 # all of it fits in the pipe, the queue and the socket buffers
+	# All of it fits in the pipe (1 MiB) and the queue: the writer does not block.
+	timeout 30 cat sent >out1
 	wait_for 30 exists drained
 	kill -KILL "$r"
 	nsx ip link set lo up
@@ -101,7 +102,11 @@ ns_listening() { [ -n "$(nsx ss -Hltn "sport = :$1")" ]; }
 	wait_for 5 ns_listening "$PORT"
 	pid=$(nsx "$SP_BIN/bind-output" -r -L log out1 127.0.0.1 "$PORT")
 	track "$pid"
-	cat sent >out1
+	# The writer blocks while the receiver stalls: what waits is the pipe's, the queue's
+	# and 64 KiB in the kernel (TCP_NOTSENT_LOWAT), less than it writes.
+	cat sent >out1 &
+	w=$!
+	track "$w"
 	wait_for 30 exists drained
 	kill -KILL "$r"
 	nsx ip link set lo up
@@ -109,6 +114,7 @@ ns_listening() { [ -n "$(nsx ss -Hltn "sport = :$1")" ]; }
 	ip netns exec "$NS" socat -u "TCP-LISTEN:$PORT,bind=127.0.0.1,reuseaddr" CREATE:got2 &
 	track $!
 	wait_for 30 sizes_sum_is "$(stat -c %s sent)" got1 got2
+	wait "$w" # the writer's every write() was taken
 	kill -TERM "$pid"
 	wait_gone "$pid" 10
 	cat got1 got2 | cmp - sent

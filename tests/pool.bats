@@ -135,6 +135,30 @@ read_buffer() { # FIFO OUT: read a buffer to its EOF in the background; sets REA
 
 # ---- the key ----
 
+# in_pipe_write PID: PID sleeps in a write to a full pipe
+in_pipe_write() { grep -q pipe_write "/proc/$1/wchan" 2>/dev/null; }
+# master_unsent: the most any of master's connections holds not sent yet in the kernel (ss's notsent:)
+master_unsent() {
+	ss -Htnpi state established | grep -A1 '"master"' | grep -o 'notsent:[0-9]*' | cut -d: -f2 |
+		sort -n | tail -n 1 | grep . || echo 0
+}
+
+@test "a buffer nobody reads: master's kernel keeps about 64 KiB of the relayed stream unsent, not megabytes; then the daemon blocks" {
+	# 40 MB of numbered records: more than master's 32 MiB, the kernel and the pool hold
+	daemon d big 'echo $$ >../big.pid; exec seq -w 1 5000000'
+	start_pool -d buf "$KEY" "$PORT"
+	start_master "$KEY" 127.0.0.1 "$PORT" d
+	wait_file big.pid
+	track "$(cat big.pid)"
+	# The daemon blocks once master holds all it keeps: the kernel took what it would.
+	wait_for 60 in_pipe_write "$(cat big.pid)"
+	n=$(master_unsent)
+	echo "unsent in master's kernel: $n bytes"
+	ss -Htnpi state established | grep -A1 '"master"'
+	[ "$n" -ge 32768 ]
+	[ "$n" -le 262144 ]
+}
+
 @test "a wrong key is refused, logged with the peer, and the pool goes on to serve the real master" {
 	daemon d x1 'echo payload'
 	start_pool "$KEY" "$PORT"

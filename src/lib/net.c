@@ -209,3 +209,10 @@ int net_nodelay(int fd)
 		return 0;
 	return errno == EOPNOTSUPP || errno == ENOPROTOOPT ? 0 : -1;
 }
+
+int net_unsent_lowat(int fd, int bytes)
+{
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &bytes, sizeof bytes) == 0)
+		return 0;
+	return errno == EOPNOTSUPP || errno == ENOPROTOOPT ? 0 : -1;
+}

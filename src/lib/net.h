@@ -66,4 +66,14 @@ int net_local_port(int fd);
  */
 int net_nodelay(int fd);
 
+/*
+ * The kernel keeps at most about bytes queued and not yet sent
+ * (TCP_NOTSENT_LOWAT): a write beyond it comes back short, and poll says
+ * writable again once the backlog is below it. What is in flight is not
+ * bounded by it: that stays the autotuned send buffer's. A socket that is
+ * not TCP, or a kernel without the option, has nothing to set: 0.
+ * Returns 0, or -1 with errno.
+ */
+int net_unsent_lowat(int fd, int bytes);
+
 #endif

@@ -15,6 +15,7 @@
 #include "channel.h"
 #include "io.h"
 #include "mem.h"
+#include "net.h"
 
 /* Confirmed by TCP only: how often to look for acknowledgements while bytes are held. */
 #define ACK_POLL_MS 50
@@ -34,6 +35,8 @@ int stream_attach(struct stream *s, int fd, struct channel *ch, const void *pref
 		errno = EINVAL;
 		return -1;
 	}
+	/* A hint: without it only speed and the kernel's memory differ. */
+	(void)net_unsent_lowat(fd, STREAM_UNSENT_LOWAT);
 	s->fd = fd;
 	s->ch = ch;
 	s->handshaking = ch != NULL;

@@ -52,6 +52,16 @@ struct channel;
  */
 #define STREAM_WINDOW (32u << 20)
 
+/*
+ * What the kernel may hold not yet sent (net_unsent_lowat). Unbounded, the
+ * send buffer fills with megabytes the path cannot take yet (4 MiB on
+ * loopback to a receiver that stops reading), a second copy of what the
+ * queue keeps anyway, gone cold in the cache by the time it is sent. A
+ * small backlog made bind-output into nc on loopback 1.15-1.2x faster and
+ * changed nothing at a 100 ms round trip (bench-bind.sh, bench-net.sh).
+ */
+#define STREAM_UNSENT_LOWAT (64 << 10)
+
 /* How the receiver on this connection confirms what it took. */
 enum stream_confirm {
 	STREAM_BY_TCP,	  /* its TCP's acknowledgements (on plain TCP, or a channel whose
