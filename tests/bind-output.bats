@@ -150,10 +150,7 @@ held_beyond_kernel() {
 	     END { exit !(v["held"] > v["sent"] - v["confirmed"]) }' "$1" 2>/dev/null
 }
 # kernel_unsent PORT: what our socket to PORT holds not sent yet (ss's notsent:, absent when 0)
-kernel_unsent() {
-	ss -Htni state established "dport = :$1" | grep -o 'notsent:[0-9]*' | cut -d: -f2 | grep . ||
-		echo 0
-}
+kernel_unsent() { ss -Htni state established "dport = :$1" | max_notsent; }
 
 @test "a receiver that stops reading: the kernel keeps about 64 KiB unsent, not megabytes; the rest waits in bind-output's queue" {
 	seq -w 1 1000000 >sent # 8 MB of numbered records: more than the kernel, the pipe and the queue hold

@@ -87,6 +87,9 @@ log_head() { printf '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z %s\
 # the kernel's ephemeral range, so no outgoing connection takes it meanwhile.
 free_port() { "$TOOLS/freeport" "$@"; }
 
+# max_notsent: the most any connection in `ss -i` output (stdin) holds not
+# sent yet in its kernel (ss's notsent:, absent when 0)
+max_notsent() { grep -o 'notsent:[0-9]*' | cut -d: -f2 | sort -n | tail -n 1 | grep . || echo 0; }
 fd_count() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 zombies_of() { ps --ppid "$1" -o stat= 2>/dev/null | grep -c '^Z' || true; }
 children_of() { ps --ppid "$1" -o pid= 2>/dev/null | tr -d ' '; }

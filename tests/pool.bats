@@ -138,10 +138,7 @@ read_buffer() { # FIFO OUT: read a buffer to its EOF in the background; sets REA
 # in_pipe_write PID: PID sleeps in a write to a full pipe
 in_pipe_write() { grep -q pipe_write "/proc/$1/wchan" 2>/dev/null; }
 # master_unsent: the most any of master's connections holds not sent yet in the kernel (ss's notsent:)
-master_unsent() {
-	ss -Htnpi state established | grep -A1 '"master"' | grep -o 'notsent:[0-9]*' | cut -d: -f2 |
-		sort -n | tail -n 1 | grep . || echo 0
-}
+master_unsent() { ss -Htnpi state established | grep -A1 '"master"' | max_notsent; }
 
 @test "a buffer nobody reads: master's kernel keeps about 64 KiB of the relayed stream unsent, not megabytes; then the daemon blocks" {
 	# 40 MB of numbered records: more than master's 32 MiB, the kernel and the pool hold

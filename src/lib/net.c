@@ -201,18 +201,20 @@ int net_local_port(int fd)
 	return atoi(port);
 }
 
-int net_nodelay(int fd)
+/* A TCP option set to v; a socket that is not TCP (or a kernel without it) has none: 0. */
+static int tcp_option(int fd, int opt, int v)
 {
-	int on = 1;
-
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) == 0)
+	if (setsockopt(fd, IPPROTO_TCP, opt, &v, sizeof v) == 0)
 		return 0;
 	return errno == EOPNOTSUPP || errno == ENOPROTOOPT ? 0 : -1;
 }
 
+int net_nodelay(int fd)
+{
+	return tcp_option(fd, TCP_NODELAY, 1);
+}
+
 int net_unsent_lowat(int fd, int bytes)
 {
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &bytes, sizeof bytes) == 0)
-		return 0;
-	return errno == EOPNOTSUPP || errno == ENOPROTOOPT ? 0 : -1;
+	return tcp_option(fd, TCP_NOTSENT_LOWAT, bytes);
 }
